@@ -1,0 +1,550 @@
+"""The chatlab wire protocol, sans-I/O.
+
+This module contains no networking code at all: no sockets, no threads, no
+clocks.  You turn messages into bytes with :func:`encode`, and you turn bytes
+back into messages by feeding them to a :class:`FrameDecoder` in whatever
+pieces the network delivered them, then pulling whole frames out.  Because it
+never touches a socket, it is tested by feeding it bytes (see
+``tests/test_protocol.py``), and the server, the client and the notebooks all
+share it.
+
+Every frame is a 12-byte header packed with :mod:`struct` in network byte
+order (big-endian), followed by ``length`` bytes of payload::
+
+     0        1        2        3        4                 8                 12
+    +--------+--------+--------+--------+--------+--------+--------+--------+--- - -
+    | magic  |version |  type  | flags  |     stream id (u32)  | length (u32)    | payload ...
+    |  0xC4  |  0x01  |        |        |                      |                 |
+    +--------+--------+--------+--------+--------+--------+--------+--------+--- - -
+
+The decoder checks the header before it buffers a single payload byte, so a
+peer that announces a 4 GiB frame gets :class:`~chatlab.errors.FrameTooLarge`
+instead of costing the receiver 4 GiB.
+
+Payloads: control and chat messages carry compact UTF-8 JSON (readable in a
+frame log); the two hot-path transfer messages, :class:`FileChunk` and
+:class:`FileAck`, carry packed binary.  ``docs/PROTOCOL.md`` has the details.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import struct
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, ClassVar, Iterator, NamedTuple, Union
+
+from .errors import FrameTooLarge, LocalProtocolError, RemoteProtocolError
+
+MAGIC = 0xC4
+VERSION = 1
+HEADER = struct.Struct("!BBBBII")  # magic, version, type, flags, stream id, length
+HEADER_SIZE = HEADER.size  # 12
+MAX_PAYLOAD = 256 * 1024  # default cap; a FileChunk of 64 KiB fits with room to spare
+MAX_STREAM_ID = 2**32 - 1
+
+CHUNK_PREFIX = struct.Struct("!Q")  # FileChunk: byte offset of this chunk in the file
+ACK_BODY = struct.Struct("!Q")  # FileAck: bytes safely written so far (cumulative)
+
+
+class FrameType(IntEnum):
+    """What a frame's payload is.  The value is the ``type`` byte of the header."""
+
+    # session
+    HELLO = 0x01
+    WELCOME = 0x02
+    ERROR = 0x03
+    PING = 0x04
+    PONG = 0x05
+    QUIT = 0x06
+    # chat, client -> server
+    SAY = 0x10
+    WHISPER = 0x11
+    JOIN = 0x12
+    LEAVE = 0x13
+    WHO = 0x14
+    # chat, server -> client
+    CHAT = 0x20
+    PRIVATE = 0x21
+    NOTICE = 0x22
+    WHO_REPLY = 0x23
+    # file transfer; the header's stream id says which transfer a frame belongs to
+    FILE_OFFER = 0x30
+    FILE_ACCEPT = 0x31
+    FILE_REJECT = 0x32
+    FILE_CHUNK = 0x33
+    FILE_ACK = 0x34
+    FILE_DONE = 0x35
+    FILE_CANCEL = 0x36
+
+
+class Flags(IntEnum):
+    """Bits of the header's ``flags`` byte.
+
+    Version 1 defines none; receivers ignore bits they do not know, so a
+    later version can add (say) compression without breaking old peers.
+    """
+
+    NONE = 0
+
+
+class FrameHeader(NamedTuple):
+    """The 12 fixed bytes in front of every payload, unpacked."""
+
+    magic: int
+    version: int
+    type: int
+    flags: int
+    stream_id: int
+    length: int
+
+
+class Frame(NamedTuple):
+    """One complete frame: its type, flags, stream id and raw payload bytes."""
+
+    type: FrameType
+    flags: int
+    stream_id: int
+    payload: bytes
+
+
+def pack_header(frame_type: int, length: int, stream_id: int = 0, flags: int = 0) -> bytes:
+    """Pack a frame header.  Raises :class:`LocalProtocolError` on bad values."""
+    if not 0 <= length <= 0xFFFFFFFF:
+        raise LocalProtocolError(f"payload length {length} does not fit in 32 bits")
+    if not 0 <= stream_id <= MAX_STREAM_ID:
+        raise LocalProtocolError(f"stream id {stream_id} does not fit in 32 bits")
+    return HEADER.pack(MAGIC, VERSION, int(frame_type), flags, stream_id, length)
+
+
+def parse_header(data: bytes, max_payload: int = MAX_PAYLOAD) -> FrameHeader:
+    """Unpack and check the first :data:`HEADER_SIZE` bytes of ``data``.
+
+    Raises:
+        RemoteProtocolError: wrong magic byte, unknown version or frame type.
+        FrameTooLarge: the announced payload is bigger than ``max_payload``.
+    """
+    header = FrameHeader(*HEADER.unpack_from(data))
+    if header.magic != MAGIC:
+        shown = chr(header.magic) if 32 <= header.magic < 127 else "?"
+        raise RemoteProtocolError(
+            f"bad magic byte 0x{header.magic:02x} ({shown!r}), expected 0x{MAGIC:02x}: "
+            "this is not a chatlab frame"
+        )
+    if header.version != VERSION:
+        raise RemoteProtocolError(f"unsupported protocol version {header.version} (this is {VERSION})")
+    try:
+        FrameType(header.type)
+    except ValueError:
+        raise RemoteProtocolError(f"unknown frame type 0x{header.type:02x}") from None
+    if header.length > max_payload:
+        raise FrameTooLarge(header.length, max_payload)
+    return header
+
+
+class FrameDecoder:
+    """Turns a byte stream, split anywhere, into whole :class:`Frame` objects.
+
+    TCP delivers a stream of bytes, not messages: one ``recv()`` may hold half
+    a header, or ten frames.  Feed every piece to :meth:`feed` and pull
+    frames with :meth:`next_frame` (``None`` means "need more bytes") or
+    iterate over the decoder.  After a protocol error the decoder stays
+    broken: the stream can no longer be trusted to be in sync.
+
+    Example::
+
+        decoder = FrameDecoder()
+        decoder.feed(sock.recv(65536))
+        for frame in decoder:
+            handle(decode_message(frame))
+    """
+
+    def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
+        self.max_payload = max_payload
+        self._buffer = bytearray()
+        self._start = 0  # frames are consumed from here; compacted lazily
+        self._header: FrameHeader | None = None
+        self._error: RemoteProtocolError | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as part of a frame."""
+        return len(self._buffer) - self._start
+
+    def feed(self, data: bytes) -> None:
+        """Append bytes received from the peer."""
+        if self._error is not None:
+            raise self._error
+        self._buffer += data
+
+    def next_frame(self) -> Frame | None:
+        """Return the next complete frame, or ``None`` if more bytes are needed.
+
+        Raises:
+            RemoteProtocolError, FrameTooLarge: the bytes are not chatlab frames.
+        """
+        if self._error is not None:
+            raise self._error
+        if self._header is None:
+            if self.buffered < HEADER_SIZE:
+                return None
+            try:
+                self._header = parse_header(
+                    memoryview(self._buffer)[self._start : self._start + HEADER_SIZE], self.max_payload
+                )
+            except RemoteProtocolError as exc:
+                self._error = exc
+                raise
+            self._start += HEADER_SIZE
+        header = self._header
+        if self.buffered < header.length:
+            return None
+        payload = bytes(self._buffer[self._start : self._start + header.length])
+        self._start += header.length
+        self._header = None
+        if self._start > 65536 and self._start * 2 > len(self._buffer):
+            del self._buffer[: self._start]  # compact now and then, not on every frame
+            self._start = 0
+        return Frame(FrameType(header.type), header.flags, header.stream_id, payload)
+
+    def __iter__(self) -> Iterator[Frame]:
+        while (frame := self.next_frame()) is not None:
+            yield frame
+
+
+# --------------------------------------------------------------------------
+# Messages: what a frame's payload means.  Small frozen dataclasses, one per
+# frame type.  A ``stream_id`` field travels in the header, every other field
+# in the payload.
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hello:
+    """Client -> server, first frame on a connection: who I am."""
+
+    TYPE: ClassVar[FrameType] = FrameType.HELLO
+    nick: str
+    password: str = ""
+
+
+@dataclass(frozen=True)
+class Welcome:
+    """Server -> client: the nick was accepted (as normalised) and placed in ``room``."""
+
+    TYPE: ClassVar[FrameType] = FrameType.WELCOME
+    nick: str
+    room: str
+    motd: str = ""
+
+
+@dataclass(frozen=True)
+class ErrorMessage:
+    """Server -> client: a request was refused.  ``code`` is one word, e.g. ``nick-taken``."""
+
+    TYPE: ClassVar[FrameType] = FrameType.ERROR
+    code: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Ping:
+    """Keepalive: the receiver answers with a :class:`Pong` carrying the same token."""
+
+    TYPE: ClassVar[FrameType] = FrameType.PING
+    token: int = 0
+
+
+@dataclass(frozen=True)
+class Pong:
+    TYPE: ClassVar[FrameType] = FrameType.PONG
+    token: int = 0
+
+
+@dataclass(frozen=True)
+class Quit:
+    """Client -> server: I am leaving, tell the others why."""
+
+    TYPE: ClassVar[FrameType] = FrameType.QUIT
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Say:
+    """Client -> server: a message to my current room (``action`` for ``/me``)."""
+
+    TYPE: ClassVar[FrameType] = FrameType.SAY
+    text: str
+    action: bool = False
+
+
+@dataclass(frozen=True)
+class Whisper:
+    """Client -> server: a private message to one nick."""
+
+    TYPE: ClassVar[FrameType] = FrameType.WHISPER
+    to: str
+    text: str
+    action: bool = False
+
+
+@dataclass(frozen=True)
+class Join:
+    """Client -> server: move me to ``room`` (created if it does not exist)."""
+
+    TYPE: ClassVar[FrameType] = FrameType.JOIN
+    room: str
+    password: str = ""
+
+
+@dataclass(frozen=True)
+class Leave:
+    """Client -> server: leave my room and go back to the default room."""
+
+    TYPE: ClassVar[FrameType] = FrameType.LEAVE
+
+
+@dataclass(frozen=True)
+class Who:
+    """Client -> server: who is online, and which rooms exist?"""
+
+    TYPE: ClassVar[FrameType] = FrameType.WHO
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """Server -> client: ``sender`` said ``text`` in ``room``."""
+
+    TYPE: ClassVar[FrameType] = FrameType.CHAT
+    room: str
+    sender: str
+    text: str
+    action: bool = False
+
+
+@dataclass(frozen=True)
+class PrivateMessage:
+    """Server -> client: ``sender`` whispered ``text`` to ``to``."""
+
+    TYPE: ClassVar[FrameType] = FrameType.PRIVATE
+    sender: str
+    to: str
+    text: str
+    action: bool = False
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Server -> client: something happened.
+
+    ``kind`` is one of ``join``, ``leave``, ``quit``, ``flood``, ``info``.
+    """
+
+    TYPE: ClassVar[FrameType] = FrameType.NOTICE
+    kind: str
+    text: str
+    nick: str = ""
+    room: str = ""
+
+
+@dataclass(frozen=True)
+class WhoReply:
+    """Server -> client: ``users`` maps each nick online to its room, ``rooms`` each room to its size."""
+
+    TYPE: ClassVar[FrameType] = FrameType.WHO_REPLY
+    users: dict[str, str] = field(default_factory=dict)
+    rooms: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FileOffer:
+    """I would like to send a file.  ``peer`` is the receiver when a client sends
+    it, and the sender when the server forwards it."""
+
+    TYPE: ClassVar[FrameType] = FrameType.FILE_OFFER
+    stream_id: int
+    peer: str
+    name: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class FileAccept:
+    """Receiver: send it, starting at byte ``offset`` (non-zero to resume)."""
+
+    TYPE: ClassVar[FrameType] = FrameType.FILE_ACCEPT
+    stream_id: int
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class FileReject:
+    TYPE: ClassVar[FrameType] = FrameType.FILE_REJECT
+    stream_id: int
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class FileChunk:
+    """``data`` belongs at byte ``offset`` of the file.  Binary payload: u64 offset + data."""
+
+    TYPE: ClassVar[FrameType] = FrameType.FILE_CHUNK
+    stream_id: int
+    offset: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class FileAck:
+    """Receiver: ``received`` bytes are safely written (cumulative, as IRC DCC acks)."""
+
+    TYPE: ClassVar[FrameType] = FrameType.FILE_ACK
+    stream_id: int
+    received: int
+
+
+@dataclass(frozen=True)
+class FileDone:
+    """Sender: every byte was sent.  Receiver: every byte was written and verified."""
+
+    TYPE: ClassVar[FrameType] = FrameType.FILE_DONE
+    stream_id: int
+
+
+@dataclass(frozen=True)
+class FileCancel:
+    """Either side: this transfer is over, and here is why."""
+
+    TYPE: ClassVar[FrameType] = FrameType.FILE_CANCEL
+    stream_id: int
+    reason: str = ""
+
+
+Message = Union[
+    Hello, Welcome, ErrorMessage, Ping, Pong, Quit, Say, Whisper, Join, Leave, Who,
+    ChatMessage, PrivateMessage, Notice, WhoReply,
+    FileOffer, FileAccept, FileReject, FileChunk, FileAck, FileDone, FileCancel,
+]  # fmt: skip
+
+MESSAGE_TYPES: dict[FrameType, type] = {
+    cls.TYPE: cls
+    for cls in (
+        Hello, Welcome, ErrorMessage, Ping, Pong, Quit, Say, Whisper, Join, Leave, Who,
+        ChatMessage, PrivateMessage, Notice, WhoReply,
+        FileOffer, FileAccept, FileReject, FileChunk, FileAck, FileDone, FileCancel,
+    )
+}  # fmt: skip
+
+# Transfer frames are the only ones whose stream id means something.
+TRANSFER_TYPES = frozenset(t for t in FrameType if t >= FrameType.FILE_OFFER)
+
+# The JSON type each annotated field must have on the wire (bool is checked
+# before int, because in Python a bool *is* an int).
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "bool": (bool,),
+    "dict[str, str]": (dict,),
+    "dict[str, int]": (dict,),
+}
+
+
+def encode(message: Message, flags: int = 0) -> bytes:
+    """Encode one message as a complete frame (header + payload)."""
+    stream_id = getattr(message, "stream_id", 0)
+    if isinstance(message, FileChunk):
+        return encode_chunk(stream_id, message.offset, message.data)
+    if isinstance(message, FileAck):
+        payload = ACK_BODY.pack(message.received)
+    else:
+        body = {f.name: getattr(message, f.name) for f in dataclasses.fields(message) if f.name != "stream_id"}
+        payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8") if body else b""
+    return pack_header(message.TYPE, len(payload), stream_id, flags) + payload
+
+
+def encode_chunk(stream_id: int, offset: int, data: bytes) -> bytes:
+    """Encode a :class:`FileChunk` without building the dataclass (the hot path)."""
+    length = CHUNK_PREFIX.size + len(data)
+    return pack_header(FrameType.FILE_CHUNK, length, stream_id) + CHUNK_PREFIX.pack(offset) + data
+
+
+def decode_message(frame: Frame) -> Message:
+    """Turn a frame's payload into its message dataclass.
+
+    Raises:
+        RemoteProtocolError: the payload is not valid for the frame's type
+            (bad UTF-8, bad JSON, a missing field or a field of the wrong type).
+    """
+    cls = MESSAGE_TYPES[frame.type]
+    name = frame.type.name
+    if frame.type is FrameType.FILE_CHUNK:
+        if len(frame.payload) < CHUNK_PREFIX.size:
+            raise RemoteProtocolError(f"{name} payload of {len(frame.payload)} bytes is shorter than its offset")
+        (offset,) = CHUNK_PREFIX.unpack_from(frame.payload)
+        return FileChunk(frame.stream_id, offset, frame.payload[CHUNK_PREFIX.size :])
+    if frame.type is FrameType.FILE_ACK:
+        if len(frame.payload) != ACK_BODY.size:
+            raise RemoteProtocolError(f"{name} payload must be {ACK_BODY.size} bytes, got {len(frame.payload)}")
+        return FileAck(frame.stream_id, ACK_BODY.unpack(frame.payload)[0])
+    body = _parse_json_object(frame.payload, name)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name == "stream_id":
+            kwargs["stream_id"] = frame.stream_id
+            continue
+        if f.name not in body:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise RemoteProtocolError(f"{name} is missing its {f.name!r} field")
+            continue
+        value = body[f.name]
+        expected = _JSON_TYPES[str(f.type)]
+        if not isinstance(value, expected) or (expected == (int,) and isinstance(value, bool)):
+            raise RemoteProtocolError(f"{name} field {f.name!r} must be {str(f.type)}, got {type(value).__name__}")
+        kwargs[f.name] = value
+    return cls(**kwargs)  # type: ignore[no-any-return]
+
+
+def _parse_json_object(payload: bytes, name: str) -> dict[str, Any]:
+    if not payload:
+        return {}
+    try:
+        body = json.loads(payload.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise RemoteProtocolError(f"{name} payload is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except ValueError as exc:
+        raise RemoteProtocolError(f"{name} payload is not valid JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise RemoteProtocolError(f"{name} payload must be a JSON object, got {type(body).__name__}")
+    return body
+
+
+class MessageDecoder:
+    """A :class:`FrameDecoder` that yields decoded messages instead of raw frames."""
+
+    def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
+        self.frames = FrameDecoder(max_payload)
+
+    def feed(self, data: bytes) -> None:
+        self.frames.feed(data)
+
+    def next_message(self) -> Message | None:
+        frame = self.frames.next_frame()
+        return None if frame is None else decode_message(frame)
+
+    def __iter__(self) -> Iterator[Message]:
+        while (message := self.next_message()) is not None:
+            yield message
+
+
+def describe(frame: Frame) -> str:
+    """A one-line, human-readable summary of a frame, for ``-v`` logs and notebooks."""
+    sid = f" sid={frame.stream_id}" if frame.stream_id else ""
+    if frame.type is FrameType.FILE_CHUNK:
+        body = f"{len(frame.payload) - CHUNK_PREFIX.size} bytes of file data"
+    elif frame.type is FrameType.FILE_ACK and len(frame.payload) == ACK_BODY.size:
+        body = f"received={ACK_BODY.unpack(frame.payload)[0]}"
+    else:
+        body = frame.payload[:120].decode("utf-8", "replace")
+    return f"{frame.type.name}{sid} len={len(frame.payload)} {body}".rstrip()
