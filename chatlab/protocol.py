@@ -43,6 +43,9 @@ HEADER = struct.Struct("!BBBBII")  # magic, version, type, flags, stream id, len
 HEADER_SIZE = HEADER.size  # 12
 MAX_PAYLOAD = 256 * 1024  # default cap; a FileChunk of 64 KiB fits with room to spare
 MAX_STREAM_ID = 2**32 - 1
+# A client numbers the transfers it sends 1 .. 2**31-1; the server numbers the
+# ones it forwards *to* a client with this bit set, so the two never collide.
+INCOMING_STREAM_BIT = 0x8000_0000
 
 CHUNK_PREFIX = struct.Struct("!Q")  # FileChunk: byte offset of this chunk in the file
 ACK_BODY = struct.Struct("!Q")  # FileAck: bytes safely written so far (cumulative)
