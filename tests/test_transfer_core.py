@@ -9,16 +9,26 @@ model says.
 
 from __future__ import annotations
 
+import hashlib
+import io
+
 import pytest
 
+from chatlab.errors import RemoteProtocolError, TransferError
+from chatlab.protocol import FileAccept, FileAck, FileCancel, FileChunk, FileDone, FileOffer, FileReject
 from chatlab.transfer import (
     DEFAULT_CHUNK_SIZE,
     MAX_CHUNK_SIZE,
     AdaptiveWindow,
     FixedWindow,
+    OutgoingTransfer,
     SendStrategy,
     SleepPaced,
+    TransferProtocolError,
+    TransferState,
+    file_reader,
     make_strategy,
+    sha256_file,
 )
 
 # --------------------------------------------------------------------------
@@ -198,3 +208,132 @@ def test_adaptive_target_scales_with_base_rtt() -> None:
     s.on_sent(0.0, 0, s.chunk_size)
     s.on_ack(0.2, s.chunk_size)
     assert s.target == pytest.approx(0.05)
+
+
+# --------------------------------------------------------------------------
+# The sender on its own
+# --------------------------------------------------------------------------
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sender_for(data: bytes, strategy: SendStrategy, stream_id: int = 7) -> OutgoingTransfer:
+    return OutgoingTransfer(stream_id, len(data), sha(data), lambda offset, n: data[offset : offset + n], strategy)
+
+
+def test_sender_call_sequence() -> None:
+    data = bytes(range(256)) * 100  # 25600 bytes: 2 full chunks of 10000 and one of 5600
+    t = sender_for(data, FixedWindow(chunks=2, chunk_size=10000))
+    assert t.offer("bob", "x.bin") == FileOffer(7, "bob", "x.bin", 25600, sha(data))
+    assert t.messages_to_send(0.0) == []  # nothing before the receiver accepts
+    out = t.handle(1.0, FileAccept(7, 0))
+    assert [(m.offset, len(m.data)) for m in out if isinstance(m, FileChunk)] == [(0, 10000), (10000, 10000)]
+    assert t.handle(1.1, FileAck(7, 10000)) == [FileChunk(7, 20000, data[20000:])] + [FileDone(7)]
+    assert t.wake_at(1.1) is None
+    assert t.handle(1.2, FileAck(7, 20000)) == []
+    assert t.handle(1.3, FileAck(7, 25600)) == []
+    assert not t.done
+    assert t.handle(1.3, FileDone(7)) == []
+    assert t.done and t.state is TransferState.DONE
+    stats = t.stats()
+    assert (stats.bytes, stats.seconds) == (25600, pytest.approx(0.3))
+    assert stats.mb_per_s == pytest.approx(25600 / 0.3 / 1e6)
+
+
+def test_sender_of_an_empty_file_sends_only_done() -> None:
+    t = sender_for(b"", FixedWindow())
+    assert t.handle(0.0, FileAccept(7, 0)) == [FileDone(7)]
+    t.handle(0.1, FileDone(7))
+    assert t.done and t.stats().bytes == 0
+
+
+def test_sender_resumes_at_the_receivers_offset() -> None:
+    data = b"abcdefghij" * 10
+    t = sender_for(data, FixedWindow(chunks=100, chunk_size=30))
+    out = t.handle(0.0, FileAccept(7, 45))
+    assert [m.offset for m in out if isinstance(m, FileChunk)] == [45, 75]
+    assert b"".join(m.data for m in out if isinstance(m, FileChunk)) == data[45:]
+    t.handle(0.1, FileAck(7, 100))
+    t.handle(0.1, FileDone(7))
+    assert t.stats().bytes == 55  # only this session's bytes
+
+
+def test_sleep_paced_sender_needs_a_wake_up() -> None:
+    t = sender_for(b"x" * 3000, SleepPaced(chunk_size=1000, pause=0.5))
+    assert len(t.handle(0.0, FileAccept(7, 0))) == 1
+    assert t.wake_at(0.0) == 0.5
+    assert t.handle(0.2, FileAck(7, 1000)) == []  # an ack does not speed it up
+    assert t.messages_to_send(0.4) == []
+    assert [type(m) for m in t.messages_to_send(0.5)] == [FileChunk]
+    assert [type(m) for m in t.messages_to_send(1.0)] == [FileChunk, FileDone]
+    assert t.wake_at(1.0) is None  # everything is out
+
+
+@pytest.mark.parametrize(
+    "acks, match",
+    [
+        ([20, 10], "went backwards"),
+        ([40], "only 30 were sent"),
+    ],
+)
+def test_sender_refuses_bad_acks(acks: list[int], match: str) -> None:
+    t = sender_for(b"x" * 100, FixedWindow(chunks=3, chunk_size=10))
+    t.handle(0.0, FileAccept(7, 0))
+    with pytest.raises(TransferProtocolError, match=match) as info:
+        for received in acks:
+            t.handle(0.1, FileAck(7, received))
+    assert isinstance(info.value, RemoteProtocolError) and isinstance(info.value, TransferError)
+    assert t.failed and match in t.reason
+    assert t.handle(0.2, FileAck(7, 30)) == []  # a failed transfer ignores late messages
+    assert t.cancel(str(info.value)) == FileCancel(7, str(info.value))
+
+
+def test_sender_refuses_out_of_order_answers() -> None:
+    t = sender_for(b"x" * 100, FixedWindow())
+    with pytest.raises(TransferProtocolError, match="before FileAccept"):
+        t.handle(0.0, FileAck(7, 0))
+    t = sender_for(b"x" * 100, FixedWindow())
+    with pytest.raises(TransferProtocolError, match="resume at byte 101"):
+        t.handle(0.0, FileAccept(7, 101))
+    t = sender_for(b"x" * 100, FixedWindow(chunks=1, chunk_size=10))
+    t.handle(0.0, FileAccept(7, 0))
+    with pytest.raises(TransferProtocolError, match="after acking 0 of 100"):
+        t.handle(0.0, FileDone(7))
+    with pytest.raises(ValueError, match="stream 8"):
+        sender_for(b"", FixedWindow()).handle(0.0, FileAccept(8, 0))
+
+
+def test_sender_reject_and_cancel() -> None:
+    t = sender_for(b"x" * 100, FixedWindow())
+    assert t.handle(0.0, FileReject(7, "no thanks")) == []
+    assert t.failed and t.reason == "receiver rejected the transfer: no thanks"
+    t = sender_for(b"x" * 100, FixedWindow(chunks=1, chunk_size=10))
+    t.handle(0.0, FileAccept(7, 0))
+    assert t.cancel("user pressed ^C") == FileCancel(7, "user pressed ^C")
+    assert t.failed and t.messages_to_send(1.0) == [] and t.wake_at(1.0) is None
+
+
+def test_sender_notices_a_file_that_shrank() -> None:
+    t = OutgoingTransfer(7, 100, sha(b""), lambda offset, n: b"x" * min(n, 50 - offset), FixedWindow(chunks=10, chunk_size=20))
+    with pytest.raises(TransferError, match="changed while it was being sent"):
+        t.handle(0.0, FileAccept(7, 0))
+    assert t.failed
+
+
+def test_sender_checks_its_arguments() -> None:
+    with pytest.raises(ValueError):
+        OutgoingTransfer(1, -1, sha(b""), lambda o, n: b"")
+    with pytest.raises(ValueError):
+        OutgoingTransfer(1, 0, "not a hash", lambda o, n: b"")
+    assert isinstance(OutgoingTransfer(1, 0, sha(b"").upper(), lambda o, n: b"").strategy, AdaptiveWindow)
+
+
+def test_file_helpers() -> None:
+    data = bytes(range(256)) * 5000
+    f = io.BytesIO(data)
+    assert sha256_file(f, block_size=1000) == sha(data)
+    read = file_reader(f)
+    assert read(1000, 10) == data[1000:1010]
+    assert read(len(data) - 3, 10) == data[-3:]
