@@ -91,7 +91,7 @@ class Connection:
     flood_told: bool = False
     blocked_by: Connection | None = None  # backpressure: the receiver whose queue is full
     blocking: set[Connection] = field(default_factory=set)  # senders waiting on our queue
-    ping_sent: bool = False
+    ping_sent_at: float = 0.0  # 0.0: no ping outstanding
     closing: str | None = None  # reason; close once the outbox is flushed
     sending: dict[int, Relay] = field(default_factory=dict)  # by the sender's stream id
     receiving: dict[int, Relay] = field(default_factory=dict)  # by the receiver's stream id
@@ -137,7 +137,7 @@ class Server:
         max_clients: further connections get a ``server-full`` error.
         max_message: longest chat message, in characters.
         ping_interval, ping_timeout: a client silent for ``ping_interval`` seconds is
-            pinged; one silent for ``ping_timeout`` seconds is dropped.
+            pinged, and dropped if nothing comes back within ``ping_timeout`` seconds.
         hello_timeout: a connection must introduce itself within this many seconds.
         max_payload: the largest frame payload accepted (checked from the header).
         max_queue: a client whose unsent bytes exceed this is not reading: dropped.
@@ -158,7 +158,7 @@ class Server:
         max_rooms: int = 100,
         max_message: int = 2000,
         ping_interval: float = 30.0,
-        ping_timeout: float = 90.0,
+        ping_timeout: float = 60.0,
         hello_timeout: float = 10.0,
         max_payload: int = p.MAX_PAYLOAD,
         max_queue: int = 8 * 1024 * 1024,
@@ -259,7 +259,8 @@ class Server:
     def serve_forever(self) -> None:
         """Run the event loop until :meth:`stop` (or Ctrl-C in the foreground)."""
         log.info("chatlab server listening on %s:%d (%s)", *self.address, self.selector_name)
-        next_tick = time.monotonic() + 1.0
+        tick = min(1.0, self.ping_interval / 4, self.hello_timeout / 4)  # how often timers are checked
+        next_tick = time.monotonic() + tick
         try:
             while not self._stopping.is_set():
                 now = time.monotonic()
@@ -279,7 +280,7 @@ class Server:
                 self._resume_paused(now)
                 if now >= next_tick:
                     self._keepalive(now)
-                    next_tick = now + 1.0
+                    next_tick = now + tick
         except KeyboardInterrupt:
             log.info("interrupted: shutting down")
         finally:
@@ -356,7 +357,7 @@ class Server:
                     return
             conn.held = None
             conn.last_frame_at = time.monotonic()
-            conn.ping_sent = False
+            conn.ping_sent_at = 0.0
             if not self._may_handle(conn, frame):
                 conn.held = frame
                 self._update_events(conn)
@@ -662,13 +663,12 @@ class Server:
 
     def _keepalive(self, now: float) -> None:
         for conn in list(self._connections):
-            silent = now - conn.last_frame_at
             if conn.nick is None and now - conn.connected_at > self.hello_timeout:
                 self._kick(conn, "hello-timeout", f"no HELLO within {self.hello_timeout:g} s")
-            elif silent > self.ping_timeout:
-                self._disconnect(conn, f"ping timeout: silent for {silent:.0f} s")
-            elif silent > self.ping_interval and not conn.ping_sent and conn.nick is not None:
-                conn.ping_sent = True
+            elif conn.ping_sent_at and now - conn.ping_sent_at > self.ping_timeout:
+                self._disconnect(conn, f"ping timeout: no answer for {now - conn.last_frame_at:.1f} s")
+            elif not conn.ping_sent_at and now - conn.last_frame_at > self.ping_interval:
+                conn.ping_sent_at = now
                 self._send(conn, p.Ping(int(now)))
 
     def _disconnect(self, conn: Connection, reason: str, flush: bool = False) -> None:
