@@ -58,12 +58,16 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import os
 import re
+import unicodedata
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
 from typing import BinaryIO, Callable, ClassVar, NamedTuple, Union
 
-from .errors import RemoteProtocolError, TransferError
+from .errors import LocalProtocolError, RemoteProtocolError, TransferError
 from .protocol import (
     CHUNK_PREFIX,
     MAX_PAYLOAD,
@@ -103,7 +107,8 @@ class UnsafeFileName(TransferError):
     """The sender's file name is not safe to create in the download directory."""
 
     def __init__(self, name: str, reason: str) -> None:
-        super().__init__(f"refusing file name {name!r}: {reason}")
+        shown = name if len(name) <= 80 else name[:77] + "..."
+        super().__init__(f"refusing file name {shown!r}: {reason}")
         self.name = name
         self.reason = reason
 
@@ -729,3 +734,432 @@ class OutgoingTransfer:
             f"<OutgoingTransfer sid={self.stream_id} {self.state.value} "
             f"acked={self.acked}/{self.size} strategy={self.strategy.name}>"
         )
+
+
+# --------------------------------------------------------------------------
+# The receiver.  Never trust the sender's file name: it is chosen by a
+# stranger, and "../../.bashrc" or "C:\\Windows\\win.ini" are names too.
+# --------------------------------------------------------------------------
+
+# Reserved by Windows in any directory, with any extension ("nul.txt" is NUL too).
+WINDOWS_DEVICE_NAMES = frozenset(
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"} | {f"{port}{n}" for port in ("COM", "LPT") for n in "123456789\u00b9\u00b2\u00b3"}
+)
+# Not allowed in file names on Windows; ':' would also open an NTFS alternate data stream.
+WINDOWS_FORBIDDEN_CHARS = frozenset('<>:"|?*')
+# Invisible characters that reorder text: "evil\u202egnp.exe" displays as "evilexe.png".
+BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Most file systems allow 255 bytes; keep room for " (99)" and ".part".
+MAX_NAME_BYTES = 200
+PART_SUFFIX = ".part"
+
+
+def safe_filename(name: str) -> str:
+    """The name to save a received file under, or :class:`UnsafeFileName`.
+
+    Directories are stripped, not kept: ``"photos/cat.jpg"`` (or
+    ``"photos\\cat.jpg"``) is saved as ``"cat.jpg"`` in the download
+    directory.  Anything that tries to leave the download directory is
+    refused outright rather than repaired, because a sender that tries is
+    either broken or hostile: a ``..`` component, an absolute path, a drive
+    letter.  So is anything Windows would treat specially (device names such
+    as ``CON`` or ``nul.txt``, the characters ``<>:"|?*``, a trailing dot or
+    space), control and text-direction characters, an empty name or one of
+    only dots, and a name longer than :data:`MAX_NAME_BYTES` bytes of UTF-8.
+    The same rules apply on every OS, so a name is safe everywhere or nowhere.
+
+    Args:
+        name: the name from a :class:`FileOffer`.
+
+    Returns:
+        The last path component of ``name``, unchanged.
+
+    Raises:
+        UnsafeFileName: with the reason in its message.
+    """
+    if not name:
+        raise UnsafeFileName(name, "the name is empty")
+    for ch in name:
+        if unicodedata.category(ch) in ("Cc", "Cs") or ch in BIDI_CONTROLS:
+            raise UnsafeFileName(name, f"it contains the control or text-direction character U+{ord(ch):04X}")
+    if name[0] in "/\\":
+        raise UnsafeFileName(name, "it is an absolute path")
+    if re.match(r"[A-Za-z]:", name):
+        raise UnsafeFileName(name, "it starts with a drive letter")
+    parts = re.split(r"[/\\]", name)
+    if ".." in parts:
+        raise UnsafeFileName(name, "'..' would leave the download directory")
+    base = parts[-1]
+    if not base.strip(". "):
+        raise UnsafeFileName(name, "there is no file name in it" if not base else "it is only dots or spaces")
+    for ch in base:
+        if ch in WINDOWS_FORBIDDEN_CHARS:
+            raise UnsafeFileName(name, f"{ch!r} is not allowed in file names on Windows")
+    if base[-1] in ". ":
+        raise UnsafeFileName(name, "it ends with a dot or a space, which Windows drops")
+    device = base.split(".")[0].rstrip(" ")
+    if device.upper() in WINDOWS_DEVICE_NAMES:
+        raise UnsafeFileName(name, f"{device} is a device name on Windows, with any extension")
+    if len(base.encode("utf-8")) > MAX_NAME_BYTES:
+        raise UnsafeFileName(name, f"it is longer than {MAX_NAME_BYTES} bytes")
+    return base
+
+
+def free_path(directory: Path, name: str) -> Path:
+    """``directory / name`` if nothing is there, else the first free ``name (1).ext``, ``name (2).ext`` ...
+
+    As browsers do: ``report.pdf`` -> ``report (1).pdf``; ``.bashrc`` -> ``.bashrc (1)``.
+    """
+    path = directory / name
+    if not os.path.lexists(path):
+        return path
+    stem, dot, ext = name.rpartition(".") if "." in name.lstrip(".") else (name, "", "")
+    n = 1
+    while os.path.lexists(path := directory / f"{stem} ({n}){dot}{ext}"):
+        n += 1
+    return path
+
+
+class PartFile:
+    """``NAME.part`` in a directory: an append-only writer with a running SHA-256.
+
+    The ``.part`` suffix means "not complete yet": nobody mistakes a broken
+    download for the real file, and the bytes in it can be kept to resume.
+    Only :meth:`commit`, after the SHA-256 matched, gives the file its real
+    name.  The file is written chunk by chunk and never held in memory.
+
+    Args:
+        directory: the download directory (must exist).
+        name: a name already checked by :func:`safe_filename`.
+        size: the size the finished file will have.
+        resume: keep the bytes of an existing ``NAME.part`` (re-reading them
+            once to continue the SHA-256) instead of starting from zero.  A
+            ``.part`` longer than ``size`` cannot belong to this file and is
+            started over.  One from a different file of the same name is not
+            detected here; the SHA-256 check at the end catches it.
+
+    Raises:
+        TransferError: the ``.part`` cannot be opened, or it is a symbolic link.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], name: str, size: int, *, resume: bool = True) -> None:
+        self.directory = Path(directory)
+        self.name = name
+        self.size = size
+        self.path = self.directory / (name + PART_SUFFIX)
+        self.offset = 0  # bytes in the .part so far: what the receiver acks
+        self._digest = hashlib.sha256()
+        if self.path.is_symlink():  # appending through a link could write anywhere
+            raise TransferError(f"{self.path} is a symbolic link; refusing to write through it")
+        try:
+            if resume and self.path.is_file() and self.path.stat().st_size <= size:
+                with open(self.path, "rb") as old:
+                    while block := old.read(1 * MiB):
+                        self._digest.update(block)
+                        self.offset += len(block)
+                self._file = open(self.path, "ab")
+            else:
+                self._file = open(self.path, "wb")
+        except OSError as exc:
+            raise TransferError(f"cannot open {self.path}: {exc}") from exc
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
+    def append(self, data: bytes) -> None:
+        """Write ``data`` at the end and hand it to the OS (so a crash of this program loses nothing).
+
+        Raises:
+            TransferError: the write failed (disk full, ...).
+        """
+        try:
+            self._file.write(data)
+            self._file.flush()
+        except OSError as exc:
+            raise TransferError(f"cannot write {self.path}: {exc}") from exc
+        self._digest.update(data)
+        self.offset += len(data)
+
+    def hexdigest(self) -> str:
+        """The SHA-256 of every byte in the ``.part`` so far."""
+        return self._digest.hexdigest()
+
+    def commit(self, sha256: str, *, overwrite: bool = False) -> Path:
+        """Verify the SHA-256, then give the file its real name.
+
+        Args:
+            sha256: the digest the sender offered.
+            overwrite: replace an existing ``NAME``; otherwise the file is
+                saved as the first free ``NAME (1).ext``, ``NAME (2).ext`` ...
+
+        Returns:
+            Where the finished file is.
+
+        Raises:
+            ChecksumMismatch: the ``.part`` is deleted (its bytes are wrong,
+                and resuming from them could never succeed).
+            TransferError: flushing or renaming failed.
+        """
+        actual = self.hexdigest()
+        if actual != sha256.lower():
+            self.discard()
+            raise ChecksumMismatch(self.name, sha256.lower(), actual)
+        try:
+            # fsync before the rename: otherwise a power cut can leave a
+            # renamed, complete-looking file whose data never reached the disk.
+            os.fsync(self._file.fileno())
+            self._file.close()
+            target = self.directory / self.name if overwrite else free_path(self.directory, self.name)
+            # os.replace is atomic: NAME is either absent or complete.  (Between
+            # free_path and here another program could create NAME; fine for a lab.)
+            os.replace(self.path, target)
+        except OSError as exc:
+            raise TransferError(f"cannot save {self.name}: {exc}") from exc
+        return target
+
+    def close(self) -> None:
+        """Close the file and keep the ``.part`` (to resume later)."""
+        self._file.close()
+
+    def discard(self) -> None:
+        """Close the file and delete the ``.part``."""
+        self._file.close()
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+ToSender = Union[FileAck, FileDone]
+"""What a receiver sends in answer to the sender's chunks."""
+
+
+class IncomingTransfer:
+    """The receiver's side of one file transfer: checks, writes and verifies.
+
+    No sockets: the driver feeds it the sender's messages with :meth:`handle`
+    and sends back what it returns.  Chunks are accepted only at the offset
+    that comes next; each is written to ``NAME.part`` and acked with the
+    total written so far.  When the sender's :class:`FileDone` arrives, the
+    SHA-256 is checked and the file renamed to ``NAME`` (or ``NAME (1).ext``
+    if ``NAME`` exists and ``overwrite`` is false), and a FileDone goes back.
+
+    What happens to ``NAME.part`` when it does not end well: a bad SHA-256
+    deletes it; everything else (the peer cancels, the connection drops,
+    :meth:`close`, :meth:`cancel`, a protocol error) keeps it, so a later
+    offer of the same name resumes from its bytes; ``cancel(keep_part=False)``
+    deletes it.
+
+    Args:
+        offer: the sender's :class:`FileOffer`.
+        directory: the download directory (must exist).
+        overwrite: replace an existing file of the same name.
+        resume: continue from an existing ``NAME.part``.
+
+    Raises:
+        UnsafeFileName: the offered name is hostile (answer with a
+            :class:`FileReject` carrying ``str(exc)``).
+        TransferProtocolError: a negative size or a malformed SHA-256.
+    """
+
+    def __init__(
+        self,
+        offer: FileOffer,
+        directory: str | os.PathLike[str],
+        *,
+        overwrite: bool = False,
+        resume: bool = True,
+    ) -> None:
+        self.stream_id = offer.stream_id
+        self.name = safe_filename(offer.name)
+        if offer.size < 0:
+            raise TransferProtocolError(f"transfer {offer.stream_id}: offered a file of {offer.size} bytes")
+        if not SHA256_HEX.fullmatch(offer.sha256):
+            raise TransferProtocolError(f"transfer {offer.stream_id}: offered SHA-256 {offer.sha256!r} is not 64 hex digits")
+        self.size = offer.size
+        self.sha256 = offer.sha256.lower()
+        self.sender = offer.peer
+        self.directory = Path(directory)
+        self.overwrite = overwrite
+        self.resume = resume
+        self.state = TransferState.OFFERED
+        self.reason = ""  # why it failed
+        self.start_offset = 0  # bytes that were already in the .part
+        self.path: Path | None = None  # the finished file, once done
+        self._part: PartFile | None = None
+
+    @property
+    def done(self) -> bool:
+        """Every byte arrived, the SHA-256 matched and the file has its name: see :attr:`path`."""
+        return self.state is TransferState.DONE
+
+    @property
+    def failed(self) -> bool:
+        """Rejected, cancelled or broken; :attr:`reason` says why."""
+        return self.state is TransferState.FAILED
+
+    @property
+    def received(self) -> int:
+        """Bytes safely written so far (what the last FileAck said)."""
+        if self.done:
+            return self.size
+        return self._part.offset if self._part is not None else 0
+
+    @property
+    def part_path(self) -> Path:
+        """Where the unfinished bytes are."""
+        return self.directory / (self.name + PART_SUFFIX)
+
+    # -- the driving interface ---------------------------------------------
+
+    def accept(self) -> FileAccept:
+        """Open ``NAME.part`` and say where the sender should start.
+
+        Returns:
+            A :class:`FileAccept` whose ``offset`` is the bytes already in an
+            existing ``.part`` (0 for a fresh transfer).
+
+        Raises:
+            TransferError: the ``.part`` cannot be opened.
+            LocalProtocolError: the transfer was already accepted or has ended.
+        """
+        if self.state is not TransferState.OFFERED:
+            raise LocalProtocolError(f"transfer {self.stream_id} is {self.state.value}, it cannot be accepted")
+        try:
+            self._part = PartFile(self.directory, self.name, self.size, resume=self.resume)
+        except TransferError as exc:
+            self._fail(str(exc))
+            raise
+        self.state = TransferState.ACTIVE
+        self.start_offset = self._part.offset
+        return FileAccept(self.stream_id, self._part.offset)
+
+    def reject(self, reason: str = "") -> FileReject:
+        """Say no to the offer; returns the :class:`FileReject` to send."""
+        self._fail(reason or "rejected")
+        return FileReject(self.stream_id, reason)
+
+    def handle(self, message: FileChunk | FileDone | FileCancel) -> list[ToSender]:
+        """Feed one message from the sender; return what to send back.
+
+        Returns:
+            ``[FileAck]`` for a chunk, ``[FileDone]`` once the file is
+            verified and saved, ``[]`` for a cancel or for messages that
+            arrive after the transfer ended.
+
+        Raises:
+            TransferProtocolError: the sender broke the protocol.
+            ChecksumMismatch: the bytes are not the offered file.
+            TransferError: a disk error.  After any of these the transfer is
+                failed: send ``cancel(str(exc))``.
+            ValueError: the message belongs to another stream (a driver bug).
+        """
+        if message.stream_id != self.stream_id:
+            raise ValueError(f"message for stream {message.stream_id} given to transfer {self.stream_id}")
+        if self.state in (TransferState.DONE, TransferState.FAILED):
+            return []  # chunks still in flight when it ended
+        if isinstance(message, FileChunk):
+            return [self.receive(message)]
+        if isinstance(message, FileDone):
+            return [self.finish()]
+        self._end("sender cancelled the transfer" + (f": {message.reason}" if message.reason else ""), keep_part=True)
+        return []
+
+    def receive(self, chunk: FileChunk) -> FileAck:
+        """Write one chunk; it must start exactly where the last one ended.
+
+        Returns:
+            The :class:`FileAck` to send: total bytes written so far.
+
+        Raises:
+            TransferProtocolError: before accept, at the wrong offset, empty,
+                or past the offered size.
+            TransferError: the write failed.
+        """
+        part = self._active_part("FileChunk")
+        if chunk.offset != part.offset:
+            raise self._protocol_error(f"chunk at byte {chunk.offset}, expected byte {part.offset}")
+        if not chunk.data:
+            raise self._protocol_error(f"empty chunk at byte {chunk.offset}")
+        if chunk.offset + len(chunk.data) > self.size:
+            raise self._protocol_error(f"chunk ends at byte {chunk.offset + len(chunk.data)} of a {self.size}-byte file")
+        try:
+            part.append(chunk.data)
+        except TransferError as exc:
+            self._end(str(exc), keep_part=True)
+            raise
+        return FileAck(self.stream_id, part.offset)
+
+    def finish(self) -> FileDone:
+        """The sender says every byte is out: verify the SHA-256 and save the file.
+
+        Returns:
+            The :class:`FileDone` to send back.
+
+        Raises:
+            TransferProtocolError: bytes are missing.
+            ChecksumMismatch: the ``.part`` is deleted; nothing complete-looking is left.
+            TransferError: flushing or renaming failed.
+        """
+        part = self._active_part("FileDone")
+        if part.offset != self.size:
+            raise self._protocol_error(f"sender said done after {part.offset} of {self.size} bytes")
+        try:
+            self.path = part.commit(self.sha256, overwrite=self.overwrite)
+        except TransferError as exc:
+            self._fail(str(exc))  # commit already deleted or closed the .part
+            raise
+        self.state = TransferState.DONE
+        return FileDone(self.stream_id)
+
+    def cancel(self, reason: str = "cancelled by receiver", *, keep_part: bool = True) -> FileCancel:
+        """Give up on this transfer; returns the :class:`FileCancel` to send.
+
+        Args:
+            reason: told to the sender.
+            keep_part: keep ``NAME.part`` to resume later (it never looks complete).
+        """
+        if self.state is not TransferState.DONE:
+            self._end(reason, keep_part=keep_part)
+        return FileCancel(self.stream_id, reason)
+
+    def close(self) -> None:
+        """The connection is gone (or the program stops): close the file, keep the ``.part``."""
+        if self.state in (TransferState.OFFERED, TransferState.ACTIVE):
+            self._end("closed before the transfer finished", keep_part=True)
+
+    def __enter__(self) -> IncomingTransfer:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- internals ---------------------------------------------------------
+
+    def _active_part(self, what: str) -> PartFile:
+        if self.state is not TransferState.ACTIVE or self._part is None:
+            raise self._protocol_error(f"{what} before FileAccept")
+        return self._part
+
+    def _fail(self, reason: str) -> None:
+        if self.state is not TransferState.FAILED:
+            self.state = TransferState.FAILED
+            self.reason = reason
+
+    def _end(self, reason: str, *, keep_part: bool) -> None:
+        self._fail(reason)
+        if self._part is not None:
+            if keep_part:
+                self._part.close()
+            else:
+                self._part.discard()
+
+    def _protocol_error(self, what: str) -> TransferProtocolError:
+        self._end(what, keep_part=True)  # the bytes written so far are still good
+        return TransferProtocolError(f"transfer {self.stream_id}: {what}")
+
+    def __repr__(self) -> str:
+        return f"<IncomingTransfer sid={self.stream_id} {self.name!r} {self.state.value} received={self.received}/{self.size}>"

@@ -10,24 +10,51 @@ model says.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import io
+import itertools
+import os
+import random
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from chatlab.errors import RemoteProtocolError, TransferError
-from chatlab.protocol import FileAccept, FileAck, FileCancel, FileChunk, FileDone, FileOffer, FileReject
+from chatlab.errors import LocalProtocolError, RemoteProtocolError, TransferError
+from chatlab.protocol import (
+    FileAccept,
+    FileAck,
+    FileCancel,
+    FileChunk,
+    FileDone,
+    FileOffer,
+    FileReject,
+    MessageDecoder,
+    encode,
+)
 from chatlab.transfer import (
     DEFAULT_CHUNK_SIZE,
     MAX_CHUNK_SIZE,
+    MiB,
     AdaptiveWindow,
+    ChecksumMismatch,
     FixedWindow,
+    IncomingTransfer,
     OutgoingTransfer,
+    PartFile,
     SendStrategy,
     SleepPaced,
     TransferProtocolError,
     TransferState,
+    UnsafeFileName,
     file_reader,
+    free_path,
     make_strategy,
+    safe_filename,
     sha256_file,
 )
 
@@ -337,3 +364,432 @@ def test_file_helpers() -> None:
     read = file_reader(f)
     assert read(1000, 10) == data[1000:1010]
     assert read(len(data) - 3, 10) == data[-3:]
+
+
+# --------------------------------------------------------------------------
+# File names
+# --------------------------------------------------------------------------
+
+HOSTILE_NAMES = [
+    "../x",
+    "/etc/passwd",
+    "C:\\x",
+    "c:x",
+    "\\\\server\\share\\x",
+    "CON",
+    "nul.txt",
+    "Com1.tar.gz",
+    "lpt9",
+    "",
+    ".",
+    "..",
+    "...",
+    "a/../../b",
+    "a\\..\\b",
+    "x/",
+    "a\x00b",
+    "line\nbreak",
+    "evil\u202egnp.exe",
+    "report.pdf.",
+    "report.pdf ",
+    "file:stream",
+    "what?.txt",
+    "x" * 201,
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_hostile_file_names_are_refused(name: str) -> None:
+    with pytest.raises(UnsafeFileName, match="refusing file name") as info:
+        safe_filename(name)
+    assert isinstance(info.value, TransferError)
+    assert info.value.name == name and info.value.reason
+
+
+@pytest.mark.parametrize(
+    "name, saved_as",
+    [
+        ("report.pdf", "report.pdf"),
+        ("x/y.txt", "y.txt"),  # directories are stripped...
+        ("x\\y.txt", "y.txt"),  # ...either kind of separator
+        ("./notes.md", "notes.md"),
+        (".bashrc", ".bashrc"),
+        ("console.log", "console.log"),  # only the exact device names are reserved
+        ("Ünïcödé 文件.txt", "Ünïcödé 文件.txt"),
+        ("x" * 200, "x" * 200),
+    ],
+)
+def test_fine_file_names_pass(name: str, saved_as: str) -> None:
+    assert safe_filename(name) == saved_as
+
+
+@given(st.text(max_size=40))
+def test_a_safe_name_never_leaves_the_download_directory(name: str) -> None:
+    try:
+        saved = safe_filename(name)
+    except UnsafeFileName:
+        return
+    assert saved and "/" not in saved and "\\" not in saved and saved not in (".", "..")
+    root = Path("/downloads")
+    assert (root / saved).parent == root
+
+
+def test_free_path_picks_a_new_name(tmp_path: Path) -> None:
+    assert free_path(tmp_path, "a.txt") == tmp_path / "a.txt"
+    (tmp_path / "a.txt").touch()
+    (tmp_path / "a (1).txt").touch()
+    assert free_path(tmp_path, "a.txt") == tmp_path / "a (2).txt"
+    (tmp_path / ".rc").touch()
+    assert free_path(tmp_path, ".rc") == tmp_path / ".rc (1)"
+    (tmp_path / "noext").touch()
+    assert free_path(tmp_path, "noext") == tmp_path / "noext (1)"
+
+
+# --------------------------------------------------------------------------
+# The receiver on its own
+# --------------------------------------------------------------------------
+
+
+def offer_for(data: bytes, name: str = "data.bin", stream_id: int = 7) -> FileOffer:
+    return FileOffer(stream_id, "alice", name, len(data), sha(data))
+
+
+def test_receiver_call_sequence(tmp_path: Path) -> None:
+    data = b"hello, world"
+    with IncomingTransfer(offer_for(data), tmp_path) as t:
+        assert t.accept() == FileAccept(7, 0)
+        assert t.part_path == tmp_path / "data.bin.part" and t.part_path.exists()
+        assert t.handle(FileChunk(7, 0, data[:5])) == [FileAck(7, 5)]
+        assert t.handle(FileChunk(7, 5, data[5:])) == [FileAck(7, 12)]
+        assert not (tmp_path / "data.bin").exists()  # not before it is verified
+        assert t.handle(FileDone(7)) == [FileDone(7)]
+        assert t.done and t.path == tmp_path / "data.bin" and t.received == 12
+    assert t.path.read_bytes() == data
+    assert os.listdir(tmp_path) == ["data.bin"]
+    assert t.handle(FileChunk(7, 12, b"late")) == []  # after the end: ignored
+
+
+def test_receiver_of_an_empty_file(tmp_path: Path) -> None:
+    t = IncomingTransfer(offer_for(b"", "empty"), tmp_path)
+    t.accept()
+    assert t.handle(FileDone(7)) == [FileDone(7)]
+    assert (tmp_path / "empty").read_bytes() == b""
+
+
+@pytest.mark.parametrize(
+    "chunks, match",
+    [
+        ([FileChunk(7, 0, b"abc"), FileChunk(7, 2, b"cde")], "chunk at byte 2, expected byte 3"),
+        ([FileChunk(7, 0, b"abc"), FileChunk(7, 6, b"ghi")], "chunk at byte 6, expected byte 3"),
+        ([FileChunk(7, 0, b"abc"), FileChunk(7, 3, b"")], "empty chunk"),
+        ([FileChunk(7, 0, b"abcdefghijk")], "ends at byte 11 of a 10-byte file"),
+        ([FileChunk(7, 0, b"abc"), FileDone(7)], "done after 3 of 10 bytes"),
+    ],
+)
+def test_receiver_refuses_protocol_errors_and_keeps_good_bytes(tmp_path: Path, chunks: list[Any], match: str) -> None:
+    t = IncomingTransfer(offer_for(b"abcdefghij"), tmp_path)
+    t.accept()
+    with pytest.raises(TransferProtocolError, match=match):
+        for chunk in chunks:
+            t.handle(chunk)
+    assert t.failed and match in t.reason
+    assert not (tmp_path / "data.bin").exists()
+    assert t.part_path.read_bytes() == b"abc"[: t.received]  # kept, for a resume
+    assert t.cancel(t.reason) == FileCancel(7, t.reason)
+
+
+def test_receiver_refuses_chunks_before_accept(tmp_path: Path) -> None:
+    t = IncomingTransfer(offer_for(b"abc"), tmp_path)
+    with pytest.raises(TransferProtocolError, match="before FileAccept"):
+        t.handle(FileChunk(7, 0, b"abc"))
+    with pytest.raises(LocalProtocolError):
+        t.accept()  # it has failed
+    assert os.listdir(tmp_path) == []
+
+
+def test_receiver_refuses_a_hostile_offer_before_touching_the_disk(tmp_path: Path) -> None:
+    with pytest.raises(UnsafeFileName):
+        IncomingTransfer(offer_for(b"x", "../../etc/passwd"), tmp_path)
+    with pytest.raises(TransferProtocolError, match="SHA-256"):
+        IncomingTransfer(FileOffer(1, "a", "x", 1, "abc"), tmp_path)
+    with pytest.raises(TransferProtocolError, match="-1 bytes"):
+        IncomingTransfer(FileOffer(1, "a", "x", -1, sha(b"")), tmp_path)
+    assert os.listdir(tmp_path) == []
+
+
+def test_bad_sha256_leaves_no_complete_looking_file(tmp_path: Path) -> None:
+    t = IncomingTransfer(FileOffer(7, "alice", "data.bin", 3, sha(b"xyz")), tmp_path)
+    t.accept()
+    t.handle(FileChunk(7, 0, b"abc"))
+    with pytest.raises(ChecksumMismatch, match="SHA-256 mismatch") as info:
+        t.handle(FileDone(7))
+    assert isinstance(info.value, TransferError)
+    assert t.failed and os.listdir(tmp_path) == []  # neither data.bin nor data.bin.part
+
+
+def test_receiver_never_overwrites_unless_asked(tmp_path: Path) -> None:
+    (tmp_path / "data.bin").write_bytes(b"precious")
+    for overwrite, expected in [(False, "data (1).bin"), (True, "data.bin")]:
+        t = IncomingTransfer(offer_for(b"new"), tmp_path, overwrite=overwrite)
+        t.accept()
+        t.handle(FileChunk(7, 0, b"new"))
+        t.handle(FileDone(7))
+        assert t.path == tmp_path / expected and t.path.read_bytes() == b"new"
+        if not overwrite:
+            assert (tmp_path / "data.bin").read_bytes() == b"precious"
+
+
+def test_cancel_keeps_or_removes_the_part_file(tmp_path: Path) -> None:
+    t = IncomingTransfer(offer_for(b"abcdef"), tmp_path)
+    t.accept()
+    t.handle(FileChunk(7, 0, b"abc"))
+    assert t.handle(FileCancel(7, "sender quit")) == []
+    assert t.failed and t.reason == "sender cancelled the transfer: sender quit"
+    assert t.part_path.read_bytes() == b"abc"
+    t = IncomingTransfer(offer_for(b"abcdef"), tmp_path)
+    assert t.accept() == FileAccept(7, 3)  # resumes from the kept bytes
+    assert t.cancel("no space", keep_part=False) == FileCancel(7, "no space")
+    assert os.listdir(tmp_path) == []
+
+
+def test_resume_from_a_part_file(tmp_path: Path) -> None:
+    data = os.urandom(1000)
+    (tmp_path / "data.bin.part").write_bytes(data[:333])
+    t = IncomingTransfer(offer_for(data), tmp_path)
+    assert t.accept() == FileAccept(7, 333)
+    assert t.handle(FileChunk(7, 333, data[333:])) == [FileAck(7, 1000)]
+    t.handle(FileDone(7))
+    assert t.path is not None and t.path.read_bytes() == data
+
+
+def test_a_part_file_that_cannot_belong_is_started_over(tmp_path: Path) -> None:
+    (tmp_path / "data.bin.part").write_bytes(b"x" * 50)  # longer than the offered file
+    t = IncomingTransfer(offer_for(b"short"), tmp_path)
+    assert t.accept() == FileAccept(7, 0)
+    assert t.part_path.stat().st_size == 0
+    t.close()
+    t = IncomingTransfer(offer_for(b"short"), tmp_path, resume=False)
+    assert t.accept() == FileAccept(7, 0)
+
+
+def test_part_file_refuses_to_write_through_a_symlink(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"")
+    (tmp_path / "data.bin.part").symlink_to(victim)
+    t = IncomingTransfer(offer_for(b"abc"), tmp_path)
+    with pytest.raises(TransferError, match="symbolic link"):
+        t.accept()
+    assert t.failed and victim.read_bytes() == b""
+
+
+def test_part_file_on_its_own(tmp_path: Path) -> None:
+    part = PartFile(tmp_path, "p.txt", 6)
+    part.append(b"abc")
+    part.append(b"def")
+    assert part.offset == 6 and part.hexdigest() == sha(b"abcdef")
+    assert part.commit(sha(b"abcdef").upper()) == tmp_path / "p.txt"
+    assert part.closed and (tmp_path / "p.txt").read_bytes() == b"abcdef"
+
+
+# --------------------------------------------------------------------------
+# Sender and receiver linked in memory, through a simulated link
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class Link:
+    """A one-way path: a bottleneck of ``rate`` bytes/s with a FIFO queue in front, then ``delay`` seconds.
+
+    ``queue_delays`` records how long each message waited in the queue: the
+    delay a chat frame sent at that moment would have waited too.
+    """
+
+    rate: float = float("inf")
+    delay: float = 0.010
+    busy_until: float = 0.0
+    queue_delays: list[float] = field(default_factory=list)
+
+    def arrival(self, now: float, nbytes: int) -> float:
+        start = max(now, self.busy_until)
+        self.queue_delays.append(start - now)
+        self.busy_until = start + nbytes / self.rate
+        return self.busy_until + self.delay
+
+
+def run_loopback(sender: OutgoingTransfer, receiver: IncomingTransfer, link: Link, *, max_events: int = 100_000) -> float:
+    """Run a whole transfer on a fake clock, as a driver on each side would; return when it ended.
+
+    Every message is encoded to bytes and decoded again on the far side, so
+    the transfer objects talk real chatlab frames.  Acks travel back with
+    the same one-way delay but no rate cap.  A TransferError on either side
+    is answered with that side's cancel(), as a driver does.
+    """
+    events: list[tuple[float, int, str, bytes]] = []
+    order = itertools.count()  # keeps messages with equal times in sending order
+    decoders = {"sender": MessageDecoder(), "receiver": MessageDecoder()}
+    woken_for: float | None = None
+
+    def to_receiver(now: float, messages: list[Any]) -> None:
+        for message in messages:
+            data = encode(message)
+            heapq.heappush(events, (link.arrival(now, len(data)), next(order), "receiver", data))
+
+    def to_sender(now: float, messages: list[Any]) -> None:
+        for message in messages:
+            heapq.heappush(events, (now + link.delay, next(order), "sender", encode(message)))
+
+    to_sender(0.0, [receiver.accept()])
+    now = 0.0
+    for _ in range(max_events):
+        if not events:
+            return now
+        now, _, where, data = heapq.heappop(events)
+        if where == "wake":
+            to_receiver(now, sender.messages_to_send(now))
+        else:
+            decoders[where].feed(data)
+            for message in decoders[where]:
+                if where == "receiver":
+                    try:
+                        to_sender(now, receiver.handle(message))
+                    except TransferError as exc:
+                        to_sender(now, [receiver.cancel(str(exc))])
+                else:
+                    try:
+                        to_receiver(now, sender.handle(now, message))
+                    except TransferError as exc:
+                        to_receiver(now, [sender.cancel(str(exc))])
+        wake = sender.wake_at(now)
+        if wake is not None and wake != woken_for:  # one timer per wake-up time
+            woken_for = wake
+            heapq.heappush(events, (max(wake, now), next(order), "wake", b""))
+    raise AssertionError("the transfer did not end")
+
+
+def transfer_file(
+    tmp_path: Path, data: bytes, strategy: SendStrategy, link: Link | None = None, name: str = "file.bin"
+) -> tuple[OutgoingTransfer, IncomingTransfer]:
+    """Send ``data`` from a real file in tmp_path/out to tmp_path/in through ``link``."""
+    (tmp_path / "out").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "in").mkdir(parents=True, exist_ok=True)
+    source = tmp_path / "out" / name
+    source.write_bytes(data)
+    with open(source, "rb") as f:
+        sender = OutgoingTransfer(42, len(data), sha256_file(f), file_reader(f), strategy)
+        receiver = IncomingTransfer(sender.offer("bob", name), tmp_path / "in")
+        run_loopback(sender, receiver, link or Link())
+    return sender, receiver
+
+
+def in_flight(trace: list[Any]) -> list[int]:
+    return [row.bytes_sent - row.bytes_acked for row in trace]
+
+
+@pytest.mark.parametrize("size", [0, 1, 65535, 65536, 65537, 3 * MiB + 17])
+@pytest.mark.parametrize("strategy", ["sleep", "fixed", "adaptive"])
+def test_files_arrive_bit_identical(tmp_path: Path, size: int, strategy: str) -> None:
+    data = random.Random(size).randbytes(size)
+    sender, receiver = transfer_file(tmp_path, data, make_strategy(strategy))
+    assert sender.done and receiver.done, (sender.reason, receiver.reason)
+    assert (tmp_path / "in" / "file.bin").read_bytes() == data
+    assert os.listdir(tmp_path / "in") == ["file.bin"]  # no .part left behind
+    assert sender.stats().bytes == size
+
+
+def test_sleep_paced_sends_one_chunk_per_pause_whatever_the_acks_say(tmp_path: Path) -> None:
+    data = bytes(40 * 1000)
+    sender, _ = transfer_file(tmp_path, data, SleepPaced(chunk_size=1000, pause=0.03), Link(delay=0.2))
+    sends = [row for row, before in zip(sender.trace[1:], sender.trace) if row.bytes_sent > before.bytes_sent]
+    assert len(sends) == 40
+    assert all(b.time - a.time == pytest.approx(0.03) for a, b in zip(sends, sends[1:]))
+    # The RTT is 0.4 s: acks or not, 14 chunks go out before the first ack is back.
+    assert max(in_flight(sender.trace)) == 14000
+
+
+def test_fixed_window_never_exceeds_its_window(tmp_path: Path) -> None:
+    data = bytes(100 * 1000 + 1)
+    sender, _ = transfer_file(tmp_path, data, FixedWindow(chunks=5, chunk_size=1000), Link(rate=1e6, delay=0.01))
+    assert max(in_flight(sender.trace)) == 5000  # full, never over
+
+
+def test_adaptive_window_fills_the_link_without_a_standing_queue(tmp_path: Path) -> None:
+    """The lesson of notebook 06, in numbers: same link, fixed vs adaptive window."""
+    rate, delay = 10e6, 0.020  # 10 MB/s, 40 ms round trip: about 7 chunks in flight fill it
+    data = bytes(12 * MiB)
+    results = {}
+    for name, strategy in [("fixed", FixedWindow(chunks=64)), ("adaptive", AdaptiveWindow())]:
+        link = Link(rate=rate, delay=delay)
+        sender, receiver = transfer_file(tmp_path / name, data, strategy, link)
+        assert sender.done and receiver.done
+        late_queue = link.queue_delays[len(link.queue_delays) // 2 :]  # after start-up
+        results[name] = (sender.stats().mb_per_s, statistics.median(late_queue))
+    fixed_speed, fixed_queue = results["fixed"]
+    adaptive_speed, adaptive_queue = results["adaptive"]
+    assert fixed_speed > 0.9 * rate / 1e6 and adaptive_speed > 0.8 * rate / 1e6  # both fill the link...
+    assert fixed_queue > 0.3  # ...but 64 chunks keep a third of a second of data queued,
+    assert adaptive_queue < 0.03  # while the adaptive window keeps the queue near its target.
+
+
+def test_adaptive_window_trace_grows_then_settles(tmp_path: Path) -> None:
+    sender, _ = transfer_file(tmp_path, bytes(12 * MiB), AdaptiveWindow(), Link(rate=10e6, delay=0.020))
+    strategy = sender.strategy
+    assert isinstance(strategy, AdaptiveWindow)
+    windows = [row.window_bytes for row in sender.trace]
+    assert windows[0] == 2 * DEFAULT_CHUNK_SIZE
+    assert max(windows) >= 8 * DEFAULT_CHUNK_SIZE  # slow start found the link's size...
+    assert not strategy.slow_start  # ...and a queue ended it
+    settled = windows[len(windows) // 2 :]
+    assert 5 * DEFAULT_CHUNK_SIZE < min(settled) and max(settled) < 16 * DEFAULT_CHUNK_SIZE
+    rtts = [row.rtt for row in sender.trace if row.rtt is not None]
+    assert strategy.base_rtt == min(rtts)
+
+
+def test_interrupted_transfer_resumes_from_the_part_file(tmp_path: Path) -> None:
+    data = random.Random(1).randbytes(MiB + 12345)
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    read = lambda offset, n: data[offset : offset + n]  # noqa: E731
+    # First attempt: the connection drops after some chunks.
+    sender = OutgoingTransfer(1, len(data), sha(data), read, FixedWindow(chunks=4))
+    receiver = IncomingTransfer(sender.offer("bob", "big.bin"), inbox)
+    chunks = sender.handle(0.0, receiver.accept())
+    assert len(chunks) == 4
+    for chunk in chunks[:3]:
+        receiver.handle(chunk)
+    receiver.close()  # disconnect: the .part stays
+    assert receiver.failed and (inbox / "big.bin.part").stat().st_size == 3 * DEFAULT_CHUNK_SIZE
+    # Second attempt, new objects and a new stream id: it continues from the .part.
+    sender = OutgoingTransfer(2, len(data), sha(data), read, AdaptiveWindow())
+    receiver = IncomingTransfer(sender.offer("bob", "big.bin"), inbox)
+    run_loopback(sender, receiver, Link())
+    assert sender.done and receiver.done
+    assert sender.start_offset == receiver.start_offset == 3 * DEFAULT_CHUNK_SIZE
+    assert sender.stats().bytes == len(data) - 3 * DEFAULT_CHUNK_SIZE
+    assert sender.trace[0].bytes_sent == 3 * DEFAULT_CHUNK_SIZE
+    assert (inbox / "big.bin").read_bytes() == data and os.listdir(inbox) == ["big.bin"]
+
+
+def test_a_wrong_part_file_fails_the_hash_and_is_removed(tmp_path: Path) -> None:
+    data = b"the real file" * 1000
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (inbox / "file.bin.part").write_bytes(b"something else")  # same name, other content
+    sender = OutgoingTransfer(1, len(data), sha(data), lambda o, n: data[o : o + n], FixedWindow())
+    receiver = IncomingTransfer(sender.offer("bob", "file.bin"), inbox)
+    run_loopback(sender, receiver, Link())
+    assert receiver.failed and "SHA-256 mismatch" in receiver.reason
+    assert sender.failed and "SHA-256 mismatch" in sender.reason  # told by the receiver's FileCancel
+    assert os.listdir(inbox) == []  # a retry starts from zero and succeeds
+    sender = OutgoingTransfer(2, len(data), sha(data), lambda o, n: data[o : o + n], FixedWindow())
+    receiver = IncomingTransfer(sender.offer("bob", "file.bin"), inbox)
+    run_loopback(sender, receiver, Link())
+    assert receiver.done and (inbox / "file.bin").read_bytes() == data
+
+
+def test_a_lying_sender_leaves_nothing_behind(tmp_path: Path) -> None:
+    data = b"x" * 100_000
+    sender = OutgoingTransfer(1, len(data), sha(b"other"), lambda o, n: data[o : o + n], AdaptiveWindow())
+    receiver = IncomingTransfer(sender.offer("bob", "file.bin"), tmp_path)
+    run_loopback(sender, receiver, Link())
+    assert receiver.failed and sender.failed
+    assert os.listdir(tmp_path) == []
