@@ -49,7 +49,12 @@ Receiving::
     # t.path is the finished file once t.done; t.close() on disconnect.
 
 Either side: if ``handle`` raises :class:`TransferError`, the transfer is
-over; send the peer ``t.cancel(str(exc))`` and tell the person why.
+over; send the peer ``t.cancel(str(exc))`` and tell the person why.  (A
+peer that breaks the transfer protocol raises :class:`TransferProtocolError`,
+which is also a :class:`~chatlab.errors.RemoteProtocolError`: catch
+``TransferError`` first if only the one transfer should end, not the
+connection.)  A hostile file name fails already in ``IncomingTransfer(...)``
+with :class:`UnsafeFileName`: answer ``FileReject(offer.stream_id, str(exc))``.
 
 Neither object is thread-safe: drive each from one thread, or hold a lock.
 """
@@ -62,10 +67,11 @@ import os
 import re
 import unicodedata
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Callable, ClassVar, NamedTuple, Union
+from typing import BinaryIO, ClassVar, NamedTuple
 
 from .errors import LocalProtocolError, RemoteProtocolError, TransferError
 from .protocol import (
@@ -78,6 +84,7 @@ from .protocol import (
     FileDone,
     FileOffer,
     FileReject,
+    Message,
 )
 
 KiB = 1024
@@ -450,6 +457,13 @@ def make_strategy(name: str, **kwargs: float) -> SendStrategy:
 # --------------------------------------------------------------------------
 
 
+def _check_stream(message: Message, stream_id: int) -> None:
+    """A driver must route messages by stream id; passing the wrong one is its bug."""
+    got = getattr(message, "stream_id", None)
+    if got != stream_id:
+        raise ValueError(f"{type(message).__name__} for stream {got} given to transfer {stream_id}")
+
+
 class TransferState(enum.Enum):
     """Where a transfer is in its life.  DONE and FAILED are final."""
 
@@ -474,7 +488,7 @@ class TransferStats:
 
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
-ToReceiver = Union[FileChunk, FileDone, FileCancel]
+ToReceiver = FileChunk | FileDone | FileCancel
 """What a sender sends once its offer is out."""
 
 
@@ -591,24 +605,25 @@ class OutgoingTransfer:
         """The :class:`FileOffer` announcing this transfer to ``peer`` as ``name``."""
         return FileOffer(self.stream_id, peer, name, self.size, self.sha256)
 
-    def handle(self, now: float, message: FileAccept | FileAck | FileDone | FileReject | FileCancel) -> list[ToReceiver]:
+    def handle(self, now: float, message: Message) -> list[ToReceiver]:
         """Feed one message from the receiver; return the messages to send next.
 
         Args:
             now: the current time, in seconds.
-            message: a transfer message with this transfer's stream id.
+            message: a FileAccept, FileAck, FileDone, FileReject or FileCancel
+                with this transfer's stream id.
 
         Returns:
             Chunks the strategy allows now, then a :class:`FileDone` once every
             byte is out; empty if nothing may be sent yet.
 
         Raises:
-            TransferProtocolError: the receiver broke the protocol (the transfer
-                is then failed; send ``cancel(str(exc))``).
+            TransferProtocolError: the receiver broke the protocol, or sent a
+                message a sender does not expect (the transfer is then
+                failed; send ``cancel(str(exc))``).
             ValueError: the message belongs to another stream (a driver bug).
         """
-        if message.stream_id != self.stream_id:
-            raise ValueError(f"message for stream {message.stream_id} given to transfer {self.stream_id}")
+        _check_stream(message, self.stream_id)
         if self.state in (TransferState.DONE, TransferState.FAILED):
             return []  # acks and answers still in flight when it ended
         if isinstance(message, FileAccept):
@@ -620,6 +635,8 @@ class OutgoingTransfer:
         elif isinstance(message, (FileReject, FileCancel)):
             verb = "rejected" if isinstance(message, FileReject) else "cancelled"
             self._fail(f"receiver {verb} the transfer" + (f": {message.reason}" if message.reason else ""))
+        else:
+            raise self._protocol_error(f"a sender does not expect {type(message).__name__}")
         return self.messages_to_send(now)
 
     def accept(self, now: float, offset: int = 0) -> None:
@@ -743,7 +760,8 @@ class OutgoingTransfer:
 
 # Reserved by Windows in any directory, with any extension ("nul.txt" is NUL too).
 WINDOWS_DEVICE_NAMES = frozenset(
-    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"} | {f"{port}{n}" for port in ("COM", "LPT") for n in "123456789\u00b9\u00b2\u00b3"}
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+    | {f"{port}{n}" for port in ("COM", "LPT") for n in "123456789\u00b9\u00b2\u00b3"}
 )
 # Not allowed in file names on Windows; ':' would also open an NTFS alternate data stream.
 WINDOWS_FORBIDDEN_CHARS = frozenset('<>:"|?*')
@@ -931,7 +949,7 @@ class PartFile:
             pass
 
 
-ToSender = Union[FileAck, FileDone]
+ToSender = FileAck | FileDone
 """What a receiver sends in answer to the sender's chunks."""
 
 
@@ -976,7 +994,9 @@ class IncomingTransfer:
         if offer.size < 0:
             raise TransferProtocolError(f"transfer {offer.stream_id}: offered a file of {offer.size} bytes")
         if not SHA256_HEX.fullmatch(offer.sha256):
-            raise TransferProtocolError(f"transfer {offer.stream_id}: offered SHA-256 {offer.sha256!r} is not 64 hex digits")
+            raise TransferProtocolError(
+                f"transfer {offer.stream_id}: offered SHA-256 {offer.sha256!r} is not 64 hex digits"
+            )
         self.size = offer.size
         self.sha256 = offer.sha256.lower()
         self.sender = offer.peer
@@ -1037,11 +1057,11 @@ class IncomingTransfer:
 
     def reject(self, reason: str = "") -> FileReject:
         """Say no to the offer; returns the :class:`FileReject` to send."""
-        self._fail(reason or "rejected")
+        self._end(reason or "rejected", keep_part=True)
         return FileReject(self.stream_id, reason)
 
-    def handle(self, message: FileChunk | FileDone | FileCancel) -> list[ToSender]:
-        """Feed one message from the sender; return what to send back.
+    def handle(self, message: Message) -> list[ToSender]:
+        """Feed one message from the sender (FileChunk, FileDone or FileCancel); return what to send back.
 
         Returns:
             ``[FileAck]`` for a chunk, ``[FileDone]`` once the file is
@@ -1049,20 +1069,22 @@ class IncomingTransfer:
             arrive after the transfer ended.
 
         Raises:
-            TransferProtocolError: the sender broke the protocol.
+            TransferProtocolError: the sender broke the protocol, or sent a
+                message a receiver does not expect.
             ChecksumMismatch: the bytes are not the offered file.
             TransferError: a disk error.  After any of these the transfer is
                 failed: send ``cancel(str(exc))``.
             ValueError: the message belongs to another stream (a driver bug).
         """
-        if message.stream_id != self.stream_id:
-            raise ValueError(f"message for stream {message.stream_id} given to transfer {self.stream_id}")
+        _check_stream(message, self.stream_id)
         if self.state in (TransferState.DONE, TransferState.FAILED):
             return []  # chunks still in flight when it ended
         if isinstance(message, FileChunk):
             return [self.receive(message)]
         if isinstance(message, FileDone):
             return [self.finish()]
+        if not isinstance(message, FileCancel):
+            raise self._protocol_error(f"a receiver does not expect {type(message).__name__}")
         self._end("sender cancelled the transfer" + (f": {message.reason}" if message.reason else ""), keep_part=True)
         return []
 
@@ -1083,7 +1105,8 @@ class IncomingTransfer:
         if not chunk.data:
             raise self._protocol_error(f"empty chunk at byte {chunk.offset}")
         if chunk.offset + len(chunk.data) > self.size:
-            raise self._protocol_error(f"chunk ends at byte {chunk.offset + len(chunk.data)} of a {self.size}-byte file")
+            end = chunk.offset + len(chunk.data)
+            raise self._protocol_error(f"chunk ends at byte {end} of a {self.size}-byte file")
         try:
             part.append(chunk.data)
         except TransferError as exc:
@@ -1162,4 +1185,7 @@ class IncomingTransfer:
         return TransferProtocolError(f"transfer {self.stream_id}: {what}")
 
     def __repr__(self) -> str:
-        return f"<IncomingTransfer sid={self.stream_id} {self.name!r} {self.state.value} received={self.received}/{self.size}>"
+        return (
+            f"<IncomingTransfer sid={self.stream_id} {self.name!r} {self.state.value} "
+            f"received={self.received}/{self.size}>"
+        )

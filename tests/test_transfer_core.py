@@ -39,11 +39,11 @@ from chatlab.protocol import (
 from chatlab.transfer import (
     DEFAULT_CHUNK_SIZE,
     MAX_CHUNK_SIZE,
-    MiB,
     AdaptiveWindow,
     ChecksumMismatch,
     FixedWindow,
     IncomingTransfer,
+    MiB,
     OutgoingTransfer,
     PartFile,
     SendStrategy,
@@ -332,6 +332,20 @@ def test_sender_refuses_out_of_order_answers() -> None:
         sender_for(b"", FixedWindow()).handle(0.0, FileAccept(8, 0))
 
 
+def test_each_side_refuses_messages_meant_for_the_other(tmp_path: Path) -> None:
+    t = sender_for(b"abc", FixedWindow())
+    with pytest.raises(TransferProtocolError, match="a sender does not expect FileChunk"):
+        t.handle(0.0, FileChunk(7, 0, b"abc"))
+    assert t.failed
+    r = IncomingTransfer(offer_for(b"abc"), tmp_path)
+    r.accept()
+    with pytest.raises(TransferProtocolError, match="a receiver does not expect FileAck"):
+        r.handle(FileAck(7, 3))
+    assert r.failed
+    with pytest.raises(ValueError, match="FileChunk for stream 8 given to transfer 7"):
+        r.handle(FileChunk(8, 0, b"abc"))
+
+
 def test_sender_reject_and_cancel() -> None:
     t = sender_for(b"x" * 100, FixedWindow())
     assert t.handle(0.0, FileReject(7, "no thanks")) == []
@@ -343,7 +357,10 @@ def test_sender_reject_and_cancel() -> None:
 
 
 def test_sender_notices_a_file_that_shrank() -> None:
-    t = OutgoingTransfer(7, 100, sha(b""), lambda offset, n: b"x" * min(n, 50 - offset), FixedWindow(chunks=10, chunk_size=20))
+    def read(offset: int, n: int) -> bytes:
+        return b"x" * min(n, 50 - offset)  # the file is only 50 bytes now
+
+    t = OutgoingTransfer(7, 100, sha(b""), read, FixedWindow(chunks=10, chunk_size=20))
     with pytest.raises(TransferError, match="changed while it was being sent"):
         t.handle(0.0, FileAccept(7, 0))
     assert t.failed
@@ -616,7 +633,9 @@ class Link:
         return self.busy_until + self.delay
 
 
-def run_loopback(sender: OutgoingTransfer, receiver: IncomingTransfer, link: Link, *, max_events: int = 100_000) -> float:
+def run_loopback(
+    sender: OutgoingTransfer, receiver: IncomingTransfer, link: Link, *, max_events: int = 100_000
+) -> float:
     """Run a whole transfer on a fake clock, as a driver on each side would; return when it ended.
 
     Every message is encoded to bytes and decoded again on the far side, so
