@@ -8,7 +8,7 @@
 
 import logging
 
-from .client import Client, Disconnected
+from .client import Client, Disconnected, FileFailed, FileReceived, Transfer
 from .errors import (
     ChatlabError,
     ConnectionBroken,
@@ -32,6 +32,7 @@ logging.getLogger("chatlab").addHandler(logging.NullHandler())
 __all__ = [
     "Server", "FloodLimit", "Client",
     "ChatMessage", "PrivateMessage", "Notice", "WhoReply", "ErrorMessage", "FileOffer", "Disconnected",
+    "Transfer", "FileReceived", "FileFailed",
     "ChatlabError", "ProtocolError", "LocalProtocolError", "RemoteProtocolError", "FrameTooLarge",
     "ConnectionClosed", "ConnectionBroken", "ServerError", "NickError", "TransferError",
 ]  # fmt: skip

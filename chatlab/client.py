@@ -15,15 +15,28 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import queue
 import socket
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Union
 
 from . import protocol as p
-from .errors import ConnectionBroken, ConnectionClosed, NickError, ProtocolError, ServerError
+from .errors import ChatlabError, ConnectionBroken, ConnectionClosed, NickError, ProtocolError, ServerError, TransferError
+from .transfer import (
+    IncomingTransfer,
+    OutgoingTransfer,
+    SendStrategy,
+    TraceRow,
+    TransferStats,
+    file_reader,
+    make_strategy,
+    sha256_file,
+)
 
 log = logging.getLogger("chatlab.client")
 
@@ -39,6 +52,100 @@ class Disconnected:
     """The connection ended; ``reason`` says how.  Always the last event."""
 
     reason: str
+
+
+@dataclass(frozen=True)
+class FileReceived:
+    """A file arrived complete, its SHA-256 checked, at ``path``."""
+
+    sender: str
+    name: str
+    path: Path
+    size: int
+    sha256: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class FileFailed:
+    """A file we were receiving did not arrive; ``reason`` says why.  Its ``.part`` is kept for a resume."""
+
+    sender: str
+    name: str
+    reason: str
+
+
+Job = Callable[[], None]  # work the writer thread runs for the reader (transfer state is the writer's)
+
+
+class Transfer:
+    """A file being sent, as returned by :meth:`Client.send_file`.
+
+    ``wait()`` blocks until the receiver confirmed the file (SHA-256 checked)
+    and returns its :class:`~chatlab.transfer.TransferStats`; ``acked`` and
+    ``size`` show progress; ``trace`` has one row per chunk and ack for plots.
+    """
+
+    def __init__(self, outgoing: OutgoingTransfer, to: str, name: str, file: Any) -> None:
+        self.outgoing = outgoing
+        self.to = to
+        self.name = name
+        self._file = file
+        self._finished = threading.Event()
+
+    @property
+    def size(self) -> int:
+        return self.outgoing.size
+
+    @property
+    def acked(self) -> int:
+        """Bytes the receiver has confirmed writing so far."""
+        return self.outgoing.acked
+
+    @property
+    def done(self) -> bool:
+        return self.outgoing.done
+
+    @property
+    def failed(self) -> bool:
+        return self.outgoing.failed
+
+    @property
+    def reason(self) -> str:
+        return self.outgoing.reason
+
+    @property
+    def strategy(self) -> SendStrategy:
+        return self.outgoing.strategy
+
+    @property
+    def trace(self) -> list[TraceRow]:
+        return self.outgoing.trace
+
+    @property
+    def stats(self) -> TransferStats:
+        """Bytes sent this session, seconds from accept to the receiver's confirmation, ``mb_per_s``."""
+        return self.outgoing.stats()
+
+    def wait(self, timeout: float | None = None) -> TransferStats:
+        """Block until the file is delivered and verified.
+
+        Raises:
+            TransferError: rejected, cancelled, or the connection failed.
+            TimeoutError: not finished within ``timeout`` seconds.
+        """
+        if not self._finished.wait(timeout):
+            raise TimeoutError(f"sending {self.name} to {self.to}: {self.acked} of {self.size} bytes after {timeout:g} s")
+        if self.failed:
+            raise TransferError(f"sending {self.name} to {self.to} failed: {self.reason}")
+        return self.stats
+
+    def _finish(self) -> None:
+        self._file.close()
+        self._finished.set()
+
+    def __repr__(self) -> str:
+        return f"<chatlab.Transfer {self.name} -> {self.to} {self.outgoing.state.value} {self.acked}/{self.size}>"
 
 
 def parse_address(address: Address) -> tuple[str, int]:
@@ -61,8 +168,18 @@ class Client:
             reply = alice.wait_for(chatlab.ChatMessage, timeout=2)
     """
 
-    def __init__(self, sock: socket.socket, decoder: p.FrameDecoder, welcome: p.Welcome) -> None:
+    def __init__(self, sock: socket.socket, decoder: p.FrameDecoder, welcome: p.Welcome, *,
+                 download_dir: str | os.PathLike[str] | None = None, overwrite: bool = False) -> None:
         self._sock = sock
+        self.download_dir = Path(download_dir) if download_dir is not None else None
+        self.overwrite = overwrite
+        self._outgoing: dict[int, Transfer] = {}  # owned by the writer thread
+        self._incoming: dict[int, IncomingTransfer] = {}  # owned by the reader thread (and accept_file)
+        self._offers: dict[int, p.FileOffer] = {}  # offers waiting for accept_file / reject_file
+        self._incoming_lock = threading.Lock()
+        self._stream_ids = itertools.count(1)
+        # File frames the strategies released, sent only while nothing else waits (writer thread only).
+        self._file_frames: deque[tuple[int, bytes]] = deque()
         self._decoder = decoder
         self.nick = welcome.nick
         self.room = welcome.room
@@ -73,7 +190,7 @@ class Client:
         self._cond = threading.Condition()
         self._closed = False
         self.dropped_events = 0
-        self._outq: queue.PriorityQueue[tuple[int, int, bytes | None]] = queue.PriorityQueue()
+        self._outq: queue.PriorityQueue[tuple[int, int, bytes | Job | None]] = queue.PriorityQueue()
         self._out_seq = itertools.count()
         self._reader = threading.Thread(target=self._read_loop, name=f"chatlab-reader-{self.nick}", daemon=True)
         self._writer = threading.Thread(target=self._write_loop, name=f"chatlab-writer-{self.nick}", daemon=True)
@@ -83,8 +200,13 @@ class Client:
     # ------------------------------------------------------------ connecting
 
     @classmethod
-    def connect(cls, address: Address, nick: str, *, password: str = "", timeout: float = 5.0) -> Client:
+    def connect(cls, address: Address, nick: str, *, password: str = "", timeout: float = 5.0,
+                download_dir: str | os.PathLike[str] | None = None, overwrite: bool = False) -> Client:
         """Connect, introduce ourselves as ``nick`` and wait for the welcome.
+
+        With ``download_dir``, file offers are accepted into that directory at
+        once (a lab default); without it they arrive as :class:`FileOffer`
+        events for :meth:`accept_file` or :meth:`reject_file`.
 
         Raises:
             NickError: the server refused the nickname (taken, reserved, malformed).
@@ -102,7 +224,7 @@ class Client:
             decoder = p.FrameDecoder()
             welcome = cls._await_welcome(sock, decoder, timeout)
             sock.settimeout(None)  # from now on the reader thread blocks in recv()
-            return cls(sock, decoder, welcome)
+            return cls(sock, decoder, welcome, download_dir=download_dir, overwrite=overwrite)
         except BaseException:
             sock.close()
             raise
@@ -178,6 +300,157 @@ class Client:
         """Send bytes exactly as given, framing or not (tests and notebooks use it to misbehave)."""
         self._put(CONTROL, data)
 
+    # ------------------------------------------------------- file transfers
+
+    def send_file(self, path: str | os.PathLike[str], to: str, strategy: str | SendStrategy = "adaptive",
+                  name: str | None = None, **strategy_options: float) -> Transfer:
+        """Offer a file to ``to`` and send it once accepted, while chat goes on.
+
+        Args:
+            path: the file to send.
+            to: the receiver's nickname.
+            strategy: ``"sleep"``, ``"fixed"``, ``"adaptive"`` or a strategy object.
+            name: the name offered to the receiver (default: the file's own name).
+            **strategy_options: passed to the strategy, e.g. ``pause=0.01`` or ``chunks=16``.
+
+        Returns:
+            A :class:`Transfer`; ``transfer.wait(timeout)`` blocks until it is delivered.
+        """
+        if isinstance(strategy, str):
+            strategy = make_strategy(strategy, **strategy_options)
+        file = open(path, "rb")
+        try:
+            sha256 = sha256_file(file)
+            size = file.seek(0, os.SEEK_END)
+        except BaseException:
+            file.close()
+            raise
+        outgoing = OutgoingTransfer(next(self._stream_ids), size, sha256, file_reader(file), strategy)
+        transfer = Transfer(outgoing, to, name or Path(path).name, file)
+        offer = p.encode(outgoing.offer(to, transfer.name))
+
+        def register() -> None:
+            self._outgoing[outgoing.stream_id] = transfer
+            self._sock.sendall(offer)
+
+        self._put(CONTROL, register)
+        return transfer
+
+    def accept_file(self, offer: p.FileOffer, download_dir: str | os.PathLike[str] | None = None) -> None:
+        """Accept an offer into ``download_dir`` (default: the client's own).
+
+        Raises:
+            TransferError: the offer is unknown, its file name is unsafe, or
+                the ``.part`` file cannot be opened (the offer is then rejected).
+        """
+        directory = download_dir if download_dir is not None else self.download_dir
+        if directory is None:
+            raise ValueError("accept_file needs a download_dir (or pass one to Client.connect)")
+        with self._incoming_lock:
+            if self._offers.pop(offer.stream_id, None) is None:
+                raise TransferError(f"no pending offer with stream id {offer.stream_id:#x}")
+        self._start_incoming(offer, Path(directory))
+
+    def reject_file(self, offer: p.FileOffer, reason: str = "declined") -> None:
+        with self._incoming_lock:
+            self._offers.pop(offer.stream_id, None)
+        self._put(CONTROL, p.encode(p.FileReject(offer.stream_id, reason)))
+
+    def _start_incoming(self, offer: p.FileOffer, directory: Path) -> None:
+        try:
+            incoming = IncomingTransfer(offer, directory, overwrite=self.overwrite)
+            accept = incoming.accept()
+        except ChatlabError as exc:
+            self._put(CONTROL, p.encode(p.FileReject(offer.stream_id, str(exc))))
+            self._deliver(FileFailed(offer.peer, offer.name, str(exc)))
+            if isinstance(exc, TransferError):
+                raise
+            raise TransferError(str(exc)) from exc
+        incoming.accepted_at = time.monotonic()  # type: ignore[attr-defined]
+        with self._incoming_lock:
+            self._incoming[offer.stream_id] = incoming
+        self._put(CONTROL, p.encode(accept))
+
+    def _on_incoming(self, message: p.Message) -> None:
+        """Reader thread: a frame of a transfer we receive."""
+        sid = message.stream_id  # type: ignore[union-attr]
+        if isinstance(message, p.FileOffer):
+            if self.download_dir is not None:
+                try:
+                    self._start_incoming(message, self.download_dir)
+                except TransferError:
+                    pass  # rejected, and reported as a FileFailed event
+            else:
+                with self._incoming_lock:
+                    self._offers[sid] = message
+                self._deliver(message)
+            return
+        with self._incoming_lock:
+            incoming = self._incoming.get(sid)
+        if incoming is None:
+            if isinstance(message, p.FileCancel):
+                with self._incoming_lock:
+                    offer = self._offers.pop(sid, None)
+                if offer is not None:
+                    self._deliver(FileFailed(offer.peer, offer.name, message.reason or "cancelled by the sender"))
+            return  # chunks still in flight after we gave up
+        try:
+            replies = incoming.handle(message)
+        except ChatlabError as exc:
+            self._put(CONTROL, p.encode(p.FileCancel(sid, str(exc))))
+            replies = []
+        for reply in replies:
+            self._put(CONTROL, p.encode(reply))
+        if incoming.done or incoming.failed:
+            with self._incoming_lock:
+                del self._incoming[sid]
+            if incoming.done and incoming.path is not None:
+                seconds = time.monotonic() - incoming.accepted_at  # type: ignore[attr-defined]
+                self._deliver(FileReceived(incoming.sender, incoming.name, incoming.path, incoming.size, incoming.sha256, seconds))
+            else:
+                self._deliver(FileFailed(incoming.sender, incoming.name, incoming.reason))
+
+    def _on_outgoing(self, message: p.Message, now: float) -> None:
+        """Writer thread: the receiver answered one of our transfers."""
+        transfer = self._outgoing.get(message.stream_id)  # type: ignore[union-attr]
+        if transfer is None:
+            return
+        try:
+            replies = transfer.outgoing.handle(now, message)
+        except ChatlabError as exc:
+            replies = [transfer.outgoing.cancel(str(exc))]
+        self._queue_file_frames(transfer, replies)
+
+    def _queue_file_frames(self, transfer: Transfer, messages: list[Any]) -> None:
+        sid, pending = transfer.outgoing.stream_id, self._file_frames
+        for message in messages:
+            if isinstance(message, p.FileCancel):  # goes first; drop the chunks it overtakes
+                self._sock.sendall(p.encode(message))
+                pending_for_others = [item for item in pending if item[0] != sid]
+                pending.clear()
+                pending.extend(pending_for_others)
+            else:
+                pending.append((sid, p.encode(message)))
+        if transfer.done or transfer.failed:
+            del self._outgoing[sid]
+            transfer._finish()
+
+    def _pump(self) -> None:
+        """Writer thread: let every transfer send what its strategy allows now."""
+        now = time.monotonic()
+        for transfer in list(self._outgoing.values()):
+            try:
+                messages = transfer.outgoing.messages_to_send(now)
+            except ChatlabError as exc:
+                messages = [transfer.outgoing.cancel(str(exc))]
+            self._queue_file_frames(transfer, messages)
+
+    def _next_wake(self) -> float | None:
+        """Writer thread: seconds until some strategy wants to send again (None: only an ack can help)."""
+        now = time.monotonic()
+        times = [t for tr in self._outgoing.values() if (t := tr.outgoing.wake_at(now)) is not None]
+        return max(0.0, min(times) - now) if times else None
+
     # ---------------------------------------------------------------- events
 
     def wait_for(self, kind: type | tuple[type, ...], timeout: float = 5.0,
@@ -242,21 +515,47 @@ class Client:
     def _send(self, message: p.Message) -> None:
         self._put(CHAT, p.encode(message))
 
-    def _put(self, priority: int, data: bytes | None) -> None:
+    def _put(self, priority: int, data: bytes | Job | None) -> None:
         if self._closed and data is not None:
             raise ConnectionClosed(f"{self.nick}: the connection is closed")
         self._outq.put((priority, next(self._out_seq), data))
 
     def _write_loop(self) -> None:
-        while True:
-            _, _, data = self._outq.get()
-            if data is None:
-                return
-            try:
-                self._sock.sendall(data)
-            except OSError as exc:
-                self._finish(f"send failed: {exc.strerror or exc}")
-                return
+        """The only code that sends on the socket.
+
+        Queued frames (control, then chat) always go first; file chunks that
+        the strategies released wait in ``pending`` and go one at a time
+        only while nothing else is queued, so chat never waits behind them
+        in this process.
+        """
+        pending = self._file_frames
+        reason = ""
+        try:
+            while True:
+                try:
+                    item = self._outq.get_nowait() if pending else self._outq.get(timeout=self._next_wake())
+                except queue.Empty:
+                    if pending:
+                        self._sock.sendall(pending.popleft()[1])
+                    else:
+                        self._pump()  # a strategy's wake-up time came (SleepPaced's pause)
+                    continue
+                data = item[2]
+                if data is None:
+                    return
+                if callable(data):
+                    data()
+                    self._pump()
+                else:
+                    self._sock.sendall(data)
+        except OSError as exc:
+            reason = f"send failed: {exc.strerror or exc}"
+            self._finish(reason)
+        finally:
+            for transfer in list(self._outgoing.values()):
+                transfer.outgoing.cancel(reason or "the connection was closed")
+                transfer._finish()
+            self._outgoing.clear()
 
     def _read_loop(self) -> None:
         reason = "closed by the server"
@@ -277,6 +576,13 @@ class Client:
     def _dispatch(self) -> None:
         for frame in self._decoder:
             message = p.decode_message(frame)
+            if frame.type in p.TRANSFER_TYPES:
+                if frame.stream_id & p.INCOMING_STREAM_BIT:
+                    self._on_incoming(message)
+                else:
+                    now = time.monotonic()  # stamped here, on arrival: the RTT sample must not include our queue
+                    self._put(CONTROL, lambda m=message, t=now: self._on_outgoing(m, t))
+                continue
             if isinstance(message, p.Ping):
                 self._put(CONTROL, p.encode(p.Pong(message.token)))
                 continue
