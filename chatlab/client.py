@@ -326,7 +326,7 @@ class Client:
             file.close()
             raise
         outgoing = OutgoingTransfer(next(self._stream_ids), size, sha256, file_reader(file), strategy)
-        transfer = Transfer(outgoing, to, name or Path(path).name, file)
+        transfer = Transfer(outgoing, to, Path(path).name if name is None else name, file)
         offer = p.encode(outgoing.offer(to, transfer.name))
 
         def register() -> None:
