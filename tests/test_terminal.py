@@ -1,0 +1,434 @@
+"""The terminal client: parsing and formatting without a terminal, then whole sessions.
+
+The end-to-end tests run the client as a subprocess with piped stdin (its
+non-terminal path), talk to it line by line and read what it prints.  Every
+wait has a timeout, so a broken client fails the test instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+import chatlab
+from chatlab import protocol as p
+from chatlab import terminal
+from chatlab.client import Disconnected
+from chatlab.errors import TransferError
+from chatlab.transfer import TransferStats
+from chatlab.terminal import Command, TerminalSession, format_event, parse_command, run_terminal_client
+
+REPO = Path(__file__).resolve().parent.parent
+LAUNCH = "from chatlab.terminal import run_terminal_client; import sys; sys.exit(run_terminal_client(sys.argv[1], sys.argv[2]))"
+TIMEOUT = 10.0  # seconds for any one expected line or exit
+
+
+# ------------------------------------------------------------ parse_command
+
+
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ("hello world", Command("say", ("hello world",))),
+        ("  indented  ", Command("say", ("  indented  ",))),
+        ("//etc/passwd is a path", Command("say", ("/etc/passwd is a path",))),
+        ("/me waves at everyone", Command("me", ("waves at everyone",))),
+        ("/msg bob see you  at 5", Command("msg", ("bob", "see you  at 5"))),
+        ("/w bob hi", Command("msg", ("bob", "hi"))),
+        ("/join team1", Command("join", ("team1",))),
+        ("/join team1 s3cret", Command("join", ("team1", "s3cret"))),
+        ("/JOIN Team1", Command("join", ("Team1",))),
+        ("/leave", Command("leave")),
+        ("/who", Command("who")),
+        ("/quit", Command("quit")),
+        ("/quit gone fishing", Command("quit", ("gone fishing",))),
+        ("/exit", Command("quit")),
+        ("/help", Command("help")),
+        ("/send report.pdf bob", Command("send", ("report.pdf", "bob"))),
+        ("/send my report.pdf bob", Command("send", ("my report.pdf", "bob"))),
+        ('/send "my report.pdf" bob', Command("send", ("my report.pdf", "bob"))),
+        ("", Command("empty")),
+        ("   \n", Command("empty")),
+        ("hello\r\n", Command("say", ("hello",))),
+    ],
+)
+def test_parse_command(line: str, expected: Command) -> None:
+    assert parse_command(line) == expected
+
+
+@pytest.mark.parametrize(
+    "line, usage",
+    [
+        ("/msg", "/msg NICK TEXT"),
+        ("/msg bob", "/msg NICK TEXT"),
+        ("/me", "/me ACTION"),
+        ("/join", "/join ROOM [PASSWORD]"),
+        ("/join my room please", "/join ROOM [PASSWORD]"),
+        ("/leave now", "/leave"),
+        ("/who is there", "/who"),
+        ("/send", "/send FILE NICK"),
+        ("/send file.txt", "/send FILE NICK"),
+    ],
+)
+def test_parse_command_wrong_arguments_give_usage(line: str, usage: str) -> None:
+    command = parse_command(line)
+    assert command.name == "invalid"
+    assert command.error == f"usage: {usage}"
+
+
+@pytest.mark.parametrize("line", ["/frobnicate", "/", "/ msg bob hi", "/nick carol"])
+def test_parse_command_unknown(line: str) -> None:
+    command = parse_command(line)
+    assert command.name == "invalid"
+    assert command.error.startswith("unknown command") and "/help" in command.error
+    assert "\n" not in command.error
+
+
+# ------------------------------------------------------------- format_event
+
+
+@pytest.mark.parametrize(
+    "event, expected",
+    [
+        (p.ChatMessage("lobby", "alice", "hello"), "[lobby] <alice> hello"),
+        (p.ChatMessage("lobby", "alice", "waves", action=True), "* alice waves"),
+        (p.PrivateMessage("alice", "bob", "psst"), "[private] <alice -> bob> psst"),
+        (p.PrivateMessage("alice", "bob", "winks", action=True), "[private] * alice winks (to bob)"),
+        (p.Notice("join", "bob joined team1", "bob", "team1"), "-- bob joined team1"),
+        (p.Notice("quit", "bob quit (bye)", "bob", "lobby"), "-- bob quit (bye)"),
+        (p.ErrorMessage("no-such-nick", "nobody called 'zed' is online"), "!! no-such-nick: nobody called 'zed' is online"),
+        (p.FileOffer(0x80000001, "alice", "report.pdf", 2_500_000, "0" * 64), "-- alice offers you 'report.pdf' (2.5 MB)"),
+        (Disconnected("closed by the server"), "-- disconnected: closed by the server"),
+    ],
+)
+def test_format_event(event: Any, expected: str) -> None:
+    assert format_event(event, "bob") == expected
+
+
+def test_format_who_groups_users_by_room() -> None:
+    reply = p.WhoReply({"carol": "lobby", "bob": "team1", "alice": "lobby"}, {"lobby": 2, "team1": 1})
+    assert format_event(reply, "alice") == "-- 3 online in 2 rooms: lobby (2): alice (you), carol | team1 (1): bob"
+    lonely = p.WhoReply({"alice": "team1"}, {"lobby": 0, "team1": 1})
+    assert format_event(lonely, "alice") == "-- 1 online in 2 rooms: lobby (0): nobody | team1 (1): alice (you)"
+
+
+@pytest.mark.parametrize("event", [p.Ping(1), p.Pong(1), p.FileAck(3, 100), p.FileChunk(3, 0, b"x"), p.FileDone(3)])
+def test_format_event_hides_protocol_internals(event: Any) -> None:
+    assert format_event(event, "bob") is None
+
+
+def test_format_event_shows_unknown_events_rather_than_dropping_them() -> None:
+    line = format_event(ValueError("surprise"), "bob")
+    assert line is not None and "surprise" in line
+
+
+def test_format_event_escapes_terminal_control_characters() -> None:
+    # A peer must not be able to clear our screen, fake a second line or reverse the text.
+    line = format_event(p.ChatMessage("lobby", "mallory", "hi\x1b[2J\n[lobby] <bob> lies\u202e"), "bob")
+    assert line == "[lobby] <mallory> hi\\x1b[2J\\x0a[lobby] <bob> lies\\u202e"
+    assert all(c.isprintable() for c in line)
+
+
+# ---------------------------------------------- file transfer reporting (stubbed)
+
+
+class StubClient:
+    """Just enough of a Client for TerminalSession.send_file."""
+
+    nick = "alice"
+
+    def __init__(self, transfer: Any = None) -> None:
+        self.transfer = transfer
+        self.calls: list[tuple[str, str]] = []
+
+    def send_file(self, path: str, to: str) -> Any:
+        self.calls.append((path, to))
+        return self.transfer
+
+
+class StubTransfer:
+    def __init__(self, size: int, error: Exception | None = None) -> None:
+        self.size, self.sent, self.error = size, 0, error
+
+    def wait(self) -> TransferStats:
+        for _ in range(5):
+            self.sent += self.size // 5
+            time.sleep(0.03)
+        if self.error is not None:
+            raise self.error
+        return TransferStats(self.size, 0.15)
+
+
+def _wait_for_line(lines: list[str], start: str, timeout: float = TIMEOUT) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in list(lines):
+            if line.startswith(start):
+                return line
+        time.sleep(0.01)
+    raise AssertionError(f"no line starting with {start!r} in {lines}")
+
+
+def test_send_without_file_transfer_support() -> None:
+    lines: list[str] = []
+    session = TerminalSession(SimpleNamespace(nick="alice"), lines.append)  # type: ignore[arg-type]  # no send_file
+    assert session.handle_line("/send README.md bob") is True
+    assert lines == ["!! file transfer is not available in this version"]
+
+
+def test_send_reports_progress_and_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(terminal, "PROGRESS_INTERVAL", 0.02)
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"x" * 5_000_000)
+    client = StubClient(StubTransfer(5_000_000))
+    lines: list[str] = []
+    TerminalSession(client, lines.append).handle_line(f"/send {path} bob")  # type: ignore[arg-type]
+    assert client.calls == [(str(path), "bob")]
+    assert lines[0] == "-- offering data.bin (5.0 MB) to bob"
+    assert _wait_for_line(lines, "-- sent") == "-- sent data.bin to bob (5.0 MB in 0.1 s, 33.3 MB/s)"
+    assert any(line.startswith("-- data.bin -> bob: ") and "%" in line for line in lines)
+
+
+def test_send_reports_failure_and_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"x" * 10)
+    lines: list[str] = []
+    session = TerminalSession(StubClient(StubTransfer(10, TransferError("bob rejected it"))), lines.append)  # type: ignore[arg-type]
+    session.handle_line(f"/send {tmp_path / 'missing.bin'} bob")
+    assert lines == [f"!! no such file: {tmp_path / 'missing.bin'}"]
+    session.handle_line(f"/send {path} bob")
+    assert _wait_for_line(lines, "!! sending") == "!! sending data.bin to bob failed: bob rejected it"
+
+
+# ------------------------------------------------------- in-process sessions
+
+
+def test_in_process_session_prints_replies_before_quitting_at_eof() -> None:
+    with chatlab.Server(port=0) as server:
+        out = io.StringIO()
+        # End of input right after /who: the client must still print the answer before it quits.
+        code = run_terminal_client(server.address, "alice", input=io.StringIO("hello\n/who\n/bogus\n"), output=out)
+    lines = out.getvalue().splitlines()
+    assert code == 0
+    assert "[lobby] <alice> hello" in lines
+    assert "-- 1 online in 1 room: lobby (1): alice (you)" in lines
+    assert "!! unknown command '/bogus': type /help for the list" in lines
+
+
+def test_in_process_connection_refused() -> None:
+    out = io.StringIO()
+    code = run_terminal_client(("127.0.0.1", _closed_port()), "alice", input=io.StringIO(""), output=out)
+    assert code == 1
+    assert out.getvalue().startswith("chatlab: could not connect to 127.0.0.1:")
+    assert len(out.getvalue().splitlines()) == 1
+
+
+def test_in_process_bad_address() -> None:
+    out = io.StringIO()
+    assert run_terminal_client("no-port-here", "alice", input=io.StringIO(""), output=out) == 2
+    assert out.getvalue() == "chatlab: expected HOST:PORT, got 'no-port-here'\n"
+
+
+def _closed_port() -> int:
+    """A port nothing listens on (bound once, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# ----------------------------------------------------- subprocess sessions
+
+
+class TerminalProcess:
+    """A terminal client in a subprocess, stdin and stdout piped; stdout is read by a thread."""
+
+    def __init__(self, address: tuple[str, int], nick: str) -> None:
+        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONIOENCODING="utf-8")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", LAUNCH, f"{address[0]}:{address[1]}", nick],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, encoding="utf-8", cwd=REPO, env=env,
+        )  # fmt: skip
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def expect(self, wanted: str, timeout: float = TIMEOUT) -> str:
+        """Wait for a line equal to ``wanted`` (or starting with it, if it ends with '...')."""
+        prefix = wanted[:-3] if wanted.endswith("...") else None
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no {wanted!r} within {timeout} s; output so far: {self.lines}") from None
+            if line is None:
+                raise AssertionError(f"output ended without {wanted!r}; output: {self.lines}; stderr: {self.stderr()}")
+            self.lines.append(line)
+            if line == wanted or (prefix is not None and line.startswith(prefix)):
+                return line
+
+    def finish(self, timeout: float = TIMEOUT) -> tuple[int, str]:
+        """Close stdin (end of input = /quit), wait for the exit; return (exit code, stderr)."""
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        return self.wait(timeout)
+
+    def wait(self, timeout: float = TIMEOUT) -> tuple[int, str]:
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout)
+        while (line := self._queue.get_nowait() if not self._queue.empty() else None) is not None:
+            self.lines.append(line)
+        return code, self.stderr()
+
+    def stderr(self) -> str:
+        if self.proc.poll() is None or self.proc.stderr is None:
+            return "(still running)"
+        return self.proc.stderr.read()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=TIMEOUT)
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def terminals() -> Any:
+    started: list[TerminalProcess] = []
+
+    def start(address: tuple[str, int], nick: str) -> TerminalProcess:
+        process = TerminalProcess(address, nick)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:  # whatever happened, no client outlives its test
+        process.kill()
+
+
+def test_two_terminal_clients_chat(terminals: Any) -> None:
+    with chatlab.Server(port=0) as server:
+        alice = terminals(server.address, "alice")
+        alice.expect("-- connected to 127.0.0.1:...")
+        alice.expect("-- alice joined lobby")
+        bob = terminals(server.address, "bob")
+        bob.expect("-- bob joined lobby")
+        alice.expect("-- bob joined lobby")
+
+        alice.send("hello bob")
+        bob.expect("[lobby] <alice> hello bob")
+        alice.expect("[lobby] <alice> hello bob")  # the server's echo is the sender's confirmation
+
+        alice.send("/me waves")
+        bob.expect("* alice waves")
+
+        bob.send("/msg alice psst, a secret")
+        alice.expect("[private] <bob -> alice> psst, a secret")
+        bob.expect("[private] <bob -> alice> psst, a secret")
+
+        bob.send("/join team1")
+        bob.expect("-- bob joined team1")
+        alice.expect("-- bob left for team1")
+
+        alice.send("/who")
+        alice.expect("-- 2 online in 2 rooms: lobby (1): alice (you) | team1 (1): bob")
+
+        alice.send("only lobby hears this")
+        alice.expect("[lobby] <alice> only lobby hears this")
+        bob.send("/who")
+        bob.expect("-- 2 online in 2 rooms: ...")
+        assert not any("only lobby hears this" in line for line in bob.lines)
+
+        bob.send("/frobnicate now")
+        bob.expect("!! unknown command '/frobnicate': type /help for the list")
+        bob.send("/msg alice")
+        bob.expect("!! usage: /msg NICK TEXT")
+        bob.send("/join no!such!room")
+        bob.expect("!! bad-room: ...")
+        bob.send("/msg zed hello?")
+        bob.expect("!! no-such-nick: nobody called 'zed' is online")
+        bob.send("/send no-such-file.bin alice")
+        if hasattr(chatlab.Client, "send_file"):
+            bob.expect("!! no such file: no-such-file.bin")
+        else:
+            bob.expect("!! file transfer is not available in this version")
+        bob.send("/help")
+        bob.expect("  /quit [REASON] ...")
+
+        bob.send("/leave")
+        bob.expect("-- bob joined lobby")
+        alice.expect("-- bob joined lobby")
+        bob.send("/quit gone fishing")
+        code, err = bob.wait()
+        assert (code, err) == (0, "")
+        alice.expect("-- bob quit (gone fishing)")
+
+        code, err = alice.finish()  # end of input is /quit too
+        assert (code, err) == (0, "")
+        assert not any("Traceback" in line for line in alice.lines + bob.lines)
+
+
+def test_taken_nick_gives_one_clear_line_and_exit_code_2(terminals: Any) -> None:
+    with chatlab.Server(port=0) as server:
+        alice = terminals(server.address, "alice")
+        alice.expect("-- alice joined lobby")
+        impostor = terminals(server.address, "ALICE")  # nicks collide regardless of case
+        code, err = impostor.finish()
+        assert code == 2
+        assert err == "chatlab: the server refused the nickname 'ALICE': the nickname 'ALICE' is already in use (nick-taken)\n"
+        assert impostor.lines == []
+        alice.send("/who")
+        alice.expect("-- 1 online in 1 room: lobby (1): alice (you)")
+
+
+def test_no_server_gives_one_clear_line_and_exit_code_1(terminals: Any) -> None:
+    client = terminals(("127.0.0.1", _closed_port()), "alice")
+    code, err = client.finish()
+    assert code == 1
+    assert err.startswith("chatlab: could not connect to 127.0.0.1:") and err.count("\n") == 1
+
+
+def test_server_going_away_ends_the_client(terminals: Any) -> None:
+    server = chatlab.Server(port=0).start()
+    try:
+        alice = terminals(server.address, "alice")
+        alice.expect("-- alice joined lobby")
+    finally:
+        server.stop()
+    alice.expect("-- disconnected: ...")
+    if sys.platform == "win32":
+        alice.finish()  # nothing can interrupt a blocked read of a pipe there: end the input
+    code, err = alice.wait()  # on POSIX it exits by itself, stdin still open
+    assert (code, err) == (1, "")
