@@ -7,11 +7,14 @@ each event with the clients that received it, so you can see who hears what.
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from . import protocol as p
-from .client import Client
+from .client import Client, FileReceived
 from .server import Server
 
 
@@ -51,14 +54,31 @@ class Transcript:
             print(f"{line:<52} (seen by {', '.join(nicks)})", file=self.out)
 
 
+def send_during_chat(sender: Client, receiver: Client, workdir: Path, out: TextIO) -> None:
+    """Send a 5 MB file while both keep chatting, and show that the chat did not wait."""
+    source = workdir / "outbox" / "lab-data.bin"
+    source.parent.mkdir()
+    source.write_bytes(os.urandom(5_000_000))
+    transfer = sender.send_file(source, to=receiver.nick)
+    sender.say("sending you the lab data now")
+    line = receiver.wait_for(p.ChatMessage, timeout=5)
+    print(f"{describe_event(line):<52} (arrived while {transfer.acked:,} of {transfer.size:,} bytes were delivered)", file=out)
+    stats = transfer.wait(timeout=60)
+    got = receiver.wait_for(FileReceived, timeout=10)
+    print(f"-- {got.name}: {got.size:,} bytes from {got.sender}, SHA-256 verified "
+          f"({stats.mb_per_s:.0f} MB/s, adaptive window)", file=out)
+
+
 def run_demo(selector: str = "select", out: TextIO | None = None) -> int:
     """Run the scripted chat and print its transcript; returns the exit code (0)."""
     out = out or sys.stdout
-    with Server(port=0, selector=selector) as server:
+    with Server(port=0, selector=selector) as server, tempfile.TemporaryDirectory(prefix="chatlab-demo-") as tmp:
         host, port = server.address
+        inbox = Path(tmp) / "inbox"
+        inbox.mkdir()
         print(f"chatlab demo: a server on {host}:{port} ({selector}), three clients", file=out)
         with Client.connect(server.address, nick="alice") as alice, \
-             Client.connect(server.address, nick="bob") as bob, \
+             Client.connect(server.address, nick="bob", download_dir=inbox) as bob, \
              Client.connect(server.address, nick="carol") as carol:  # fmt: skip
             for client in (alice, bob, carol):
                 client.drain()  # the join notices of the connect phase
@@ -72,6 +92,7 @@ def run_demo(selector: str = "select", out: TextIO | None = None) -> int:
                    {"alice": 2, "bob": 2, "carol": 2})
             t.step("a message in team1 stays in team1", lambda: bob.say("just us here"), {"alice": 1, "bob": 1})
             t.step("carol asks who is online", lambda: print(describe_event(carol.who()), file=out), {})
+            t.step("alice sends bob a file while they chat", lambda: send_during_chat(alice, bob, Path(tmp), out), {"alice": 1})
             t.step("alice goes back to the lobby", alice.leave, {"alice": 1, "bob": 1, "carol": 1})
             t.step("carol quits", lambda: carol.close("bye!"), {"alice": 1})
     print("\nThe demo server stopped; every socket is closed.", file=out)
