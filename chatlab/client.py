@@ -169,8 +169,10 @@ class Client:
     """
 
     def __init__(self, sock: socket.socket, decoder: p.FrameDecoder, welcome: p.Welcome, *,
-                 download_dir: str | os.PathLike[str] | None = None, overwrite: bool = False) -> None:
+                 download_dir: str | os.PathLike[str] | None = None, overwrite: bool = False,
+                 priority_writer: bool = True) -> None:
         self._sock = sock
+        self.priority_writer = priority_writer
         self.download_dir = Path(download_dir) if download_dir is not None else None
         self.overwrite = overwrite
         self._outgoing: dict[int, Transfer] = {}  # owned by the writer thread
@@ -201,12 +203,15 @@ class Client:
 
     @classmethod
     def connect(cls, address: Address, nick: str, *, password: str = "", timeout: float = 5.0,
-                download_dir: str | os.PathLike[str] | None = None, overwrite: bool = False) -> Client:
+                download_dir: str | os.PathLike[str] | None = None, overwrite: bool = False,
+                priority_writer: bool = True) -> Client:
         """Connect, introduce ourselves as ``nick`` and wait for the welcome.
 
         With ``download_dir``, file offers are accepted into that directory at
         once (a lab default); without it they arrive as :class:`FileOffer`
         events for :meth:`accept_file` or :meth:`reject_file`.
+        ``priority_writer=False`` sends everything in FIFO order, chat behind
+        file chunks: the naive writer notebook 07 compares against.
 
         Raises:
             NickError: the server refused the nickname (taken, reserved, malformed).
@@ -224,7 +229,7 @@ class Client:
             decoder = p.FrameDecoder()
             welcome = cls._await_welcome(sock, decoder, timeout)
             sock.settimeout(None)  # from now on the reader thread blocks in recv()
-            return cls(sock, decoder, welcome, download_dir=download_dir, overwrite=overwrite)
+            return cls(sock, decoder, welcome, download_dir=download_dir, overwrite=overwrite, priority_writer=priority_writer)
         except BaseException:
             sock.close()
             raise
@@ -546,6 +551,8 @@ class Client:
                 if callable(data):
                     data()
                     self._pump()
+                elif pending and not self.priority_writer:
+                    pending.append((0, data))  # FIFO: chat waits behind the chunks already released
                 else:
                     self._sock.sendall(data)
         except OSError as exc:
