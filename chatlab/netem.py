@@ -1,0 +1,828 @@
+"""A link emulator: a loopback TCP proxy that behaves like a real network path.
+
+On loopback every ``send()`` arrives a few microseconds later, at gigabytes
+per second, usually in one piece.  Real networks are slower, farther away and
+cut your byte stream wherever they like.  Code that "works on my machine" often
+only works because loopback hides all three.  :class:`LinkEmulator` puts them
+back: point a client at ``link.address`` instead of the server, and every byte
+in each direction goes through this pipeline::
+
+    source socket
+        |  recv() only while the queue has room: when it is full we stop
+        v  reading, and TCP flow control pushes back on the sender
+    [ queue ]        bounded bottleneck queue       (LinkProfile.queue_bytes)
+        |  token bucket: at most ``rate`` bytes per second leave the queue
+        v
+    [ wire ]         each chunk arrives ``delay`` seconds after it was sent
+        |
+        v
+    [ splitter ]     optional: write a random-length piece, pause, repeat
+        |
+        v
+    destination socket
+
+A FIN (the source's ``recv()`` returned ``b''``) travels the same path: it is
+queued behind the data, crosses the wire with the same delay, and is passed
+on with ``shutdown(SHUT_WR)`` once everything before it was written.
+
+Example::
+
+    from chatlab.netem import LinkEmulator, LinkProfile
+
+    profile = LinkProfile(delay=0.020, rate=50e6 / 8, split=True, seed=1)
+    with LinkEmulator(target=("127.0.0.1", server_port), profile=profile) as link:
+        sock = socket.create_connection(link.address)   # RTT is now >= 40 ms
+        ...
+        print(link.stats)
+
+One profile applies to both directions.  To make the directions differ, pass
+``upstream=`` (client to target) and/or ``downstream=`` (target to client);
+each one overrides ``profile`` for its direction.
+
+Everything runs on one background thread with a :mod:`selectors` loop over
+non-blocking sockets, so this module is also a worked example of the
+event-loop style that the chat server uses.  Standard library only; works on
+Linux, macOS and Windows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import errno
+import os
+import random
+import selectors
+import socket
+import struct
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+__all__ = ["LinkEmulator", "LinkProfile", "LinkStats", "main"]
+
+Address = tuple[str, int]
+
+RECV_SIZE = 64 * 1024  # most bytes taken from a socket in one recv()
+# Resume reading a source only once its queue has this much room (or is
+# empty, for tiny queues).  Without it, a full queue that drains a few bytes
+# at a time makes the loop spin on "readable, read 100 bytes, full again",
+# the emulator's version of TCP's silly window syndrome.
+READ_LOW_WATER = 16 * 1024
+PACKET = 1448  # a typical TCP segment: the token bucket releases data in units of about this
+BURST_SECONDS = 0.020  # token bucket depth, in seconds of traffic at the configured rate
+MIN_BURST = 16 * 1024  # ... but never less than this many bytes
+# The kernel's own receive buffers on the emulator's sockets.  Kept small so
+# that a sender runs into *our* bounded queue quickly rather than into several
+# megabytes of invisible kernel buffering first.
+KERNEL_RCVBUF = 64 * 1024
+
+# connect_ex() results that mean "connecting, not finished yet".  Windows
+# reports WSAEWOULDBLOCK (10035), which is not errno.EWOULDBLOCK there.
+_IN_PROGRESS = {errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, getattr(errno, "WSAEWOULDBLOCK", 10035)}
+# SO_LINGER on with a zero timeout: close() sends a RST instead of a FIN.
+_LINGER_RESET = struct.pack("ii", 1, 0)
+
+_LISTENER = "listener"  # selector data tags for the two sockets that are not connections
+_WAKER = "waker"
+
+
+@dataclass(frozen=True)
+class LinkProfile:
+    """How the emulated link behaves in one direction (or both).
+
+    The defaults describe a perfect link (no delay, no rate limit, no
+    splitting), so ``LinkProfile()`` is a transparent proxy.
+
+    Attributes:
+        delay: one-way propagation delay in seconds.  With the same profile
+            both ways, a round trip takes at least ``2 * delay``.
+        rate: bottleneck rate in **bytes** per second (50 Mbit/s is
+            ``50e6 / 8``), or ``None`` for unlimited.
+        split: re-split the stream: write whatever has arrived in pieces of
+            random length (1 to ``max_segment`` bytes), pausing
+            ``split_gap`` seconds between pieces, so the receiver sees
+            messages cut in two and glued together.
+        seed: seed for the splitter's random numbers; the same seed gives
+            the same cuts for the same traffic.  ``None``: different every run.
+        max_segment: longest piece the splitter writes at once.
+        split_gap: pause between two pieces when splitting, long enough that
+            the receiver really gets them from separate ``recv()`` calls.
+            It also caps throughput at about ``max_segment / 2 / split_gap``
+            bytes per second while splitting (32 MB/s with the defaults).
+        queue_bytes: capacity of the bottleneck queue.  When it is full the
+            emulator stops reading from the sender.
+        max_in_flight: most bytes on the wire plus arrived-but-not-yet-written
+            at once; transmission pauses above it.  A rate-limited link holds
+            about ``rate * delay`` on the wire anyway; this bounds memory for
+            unlimited links and for receivers that stop reading.
+    """
+
+    delay: float = 0.0
+    rate: float | None = None
+    split: bool = False
+    seed: int | None = None
+    max_segment: int = 64 * 1024
+    split_gap: float = 0.001
+    queue_bytes: int = 256 * 1024
+    max_in_flight: int = 4 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.delay < 0:
+            raise ValueError(f"delay must be >= 0 seconds, not {self.delay!r}")
+        if self.rate is not None and self.rate <= 0:
+            raise ValueError(f"rate must be > 0 bytes/s or None, not {self.rate!r}")
+        if self.max_segment < 1:
+            raise ValueError(f"max_segment must be >= 1 byte, not {self.max_segment!r}")
+        if self.split_gap < 0:
+            raise ValueError(f"split_gap must be >= 0 seconds, not {self.split_gap!r}")
+        if self.queue_bytes < 1 or self.max_in_flight < 1:
+            raise ValueError("queue_bytes and max_in_flight must be >= 1 byte")
+
+    @property
+    def rtt(self) -> float:
+        """Round-trip propagation time, in seconds, if both directions use this profile."""
+        return 2 * self.delay
+
+    @property
+    def bdp(self) -> float | None:
+        """Bandwidth-delay product in bytes: ``rate * rtt``, or ``None`` if the rate is unlimited.
+
+        A sender needs at least this many unacknowledged bytes in flight to
+        keep the link busy; with less it spends part of every round trip idle.
+        """
+        return None if self.rate is None else self.rate * self.rtt
+
+    def describe(self) -> str:
+        """A one-line human summary, e.g. ``'delay 20 ms, rate 50 Mbit/s, split'``.
+
+        Returns:
+            The summary.
+        """
+        rate = "unlimited rate" if self.rate is None else f"rate {self.rate * 8 / 1e6:g} Mbit/s"
+        parts = [f"delay {self.delay * 1000:g} ms", rate]
+        if self.split:
+            seed = "" if self.seed is None else f", seed {self.seed}"
+            parts.append(f"split (max {self.max_segment} B{seed})")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class LinkStats:
+    """A snapshot of what a :class:`LinkEmulator` has done so far.
+
+    Attributes:
+        connections: connections accepted since start.
+        active: connections currently open.
+        bytes_up: bytes delivered client -> target.
+        bytes_down: bytes delivered target -> client.
+        resets: connections torn down abnormally (reset, broken pipe, target
+            refused); every other connection ended with a FIN each way.
+        buffered: bytes currently held inside the emulator (queues, wire, splitter).
+    """
+
+    connections: int = 0
+    active: int = 0
+    bytes_up: int = 0
+    bytes_down: int = 0
+    resets: int = 0
+    buffered: int = 0
+
+
+def _rng(seed: int | None, stream: str) -> random.Random:
+    """A random generator for one direction of one connection.
+
+    Args:
+        seed: the profile's seed, or ``None`` for an unpredictable generator.
+        stream: which connection and direction, e.g. ``"1/up"``.  Every
+            stream gets its own sequence, so the traffic in one direction
+            (or on another connection) does not change the cuts in this one.
+
+    Returns:
+        The generator.
+    """
+    return random.Random() if seed is None else random.Random(f"{seed}/{stream}")
+
+
+class _Direction:
+    """One direction of one proxied connection: ``src`` -> queue -> wire -> splitter -> ``dst``.
+
+    Only the loop thread touches it.  ``pump()`` moves bytes along the
+    pipeline; socket errors propagate as :class:`OSError` and the caller
+    tears the whole connection down.
+    """
+
+    def __init__(self, src: socket.socket, dst: socket.socket, profile: LinkProfile, rng: random.Random, now: float) -> None:
+        self.src = src
+        self.dst = dst
+        self.profile = profile
+        self.rng = rng
+        self.queue = bytearray()  # read from src, waiting for the token bucket
+        self.wire: collections.deque[tuple[float, bytes | None]] = collections.deque()  # (arrival time, data); None is the FIN
+        self.wire_bytes = 0
+        self.outbuf = bytearray()  # arrived at the far end, not yet written to dst
+        self.eof = False  # src sent its FIN
+        self.fin_on_wire = False
+        self.fin_arrived = False
+        self.shut = False  # FIN passed on to dst: this direction is finished
+        self.write_blocked = False  # dst's kernel buffer is full: wait for EVENT_WRITE
+        self.next_write = 0.0  # splitter: no write before this time
+        self.delivered = 0
+        self.burst = 0.0 if profile.rate is None else max(MIN_BURST, profile.rate * BURST_SECONDS)
+        self.tokens = self.burst  # a token bucket starts full
+        self.refilled = now
+
+    @property
+    def held(self) -> int:
+        """Bytes held for this direction: queue + wire + splitter."""
+        return len(self.queue) + self.wire_bytes + len(self.outbuf)
+
+    def wants_read(self) -> bool:
+        """Whether to read from ``src``: not after its FIN, and only while the queue has room."""
+        room = self.profile.queue_bytes - len(self.queue)
+        return not self.eof and room >= min(READ_LOW_WATER, self.profile.queue_bytes)
+
+    def read(self) -> None:
+        """Read what ``src`` has into the queue, never more than the room left in it."""
+        room = self.profile.queue_bytes - len(self.queue)
+        try:
+            data = self.src.recv(min(room, RECV_SIZE))
+        except (BlockingIOError, InterruptedError):
+            return  # spurious wake-up: nothing to read after all
+        if data:
+            self.queue += data
+        else:
+            self.eof = True
+
+    def _in_flight_room(self) -> int:
+        return self.profile.max_in_flight - self.wire_bytes - len(self.outbuf)
+
+    def pump(self, now: float) -> None:
+        """Move bytes along the pipeline as far as the clock and the sockets allow.
+
+        Args:
+            now: the current :func:`time.perf_counter` time.
+        """
+        p = self.profile
+        # 1. Transmit from the queue onto the wire, as fast as the token bucket allows.
+        n = min(len(self.queue), self._in_flight_room())
+        if p.rate is not None:
+            self.tokens = min(self.burst, self.tokens + (now - self.refilled) * p.rate)
+            self.refilled = now
+            n = min(n, int(self.tokens))
+        if n > 0:
+            chunk = bytes(self.queue[:n])
+            del self.queue[:n]
+            if p.rate is not None:
+                self.tokens -= n
+            self.wire.append((now + p.delay, chunk))
+            self.wire_bytes += n
+        if self.eof and not self.queue and not self.fin_on_wire:
+            self.wire.append((now + p.delay, None))  # the FIN queues up behind the data
+            self.fin_on_wire = True
+
+        # 2. Whatever has spent `delay` on the wire has arrived.  The deque is
+        # in sending order and the delay is constant, so order is kept.
+        while self.wire and self.wire[0][0] <= now:
+            _, chunk = self.wire.popleft()
+            if chunk is None:
+                self.fin_arrived = True
+            else:
+                self.outbuf += chunk
+                self.wire_bytes -= len(chunk)
+
+        # 3. Write what arrived to dst: all of it, or one random piece when splitting.
+        if self.outbuf and not self.write_blocked and now >= self.next_write:
+            n = len(self.outbuf)
+            if p.split:
+                n = self.rng.randint(1, min(n, p.max_segment))
+            try:
+                sent = self.dst.send(self.outbuf[:n])
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            del self.outbuf[:sent]
+            self.delivered += sent
+            if sent < n:
+                self.write_blocked = True  # kernel buffer full: resume on EVENT_WRITE
+            if p.split:
+                self.next_write = now + p.split_gap
+
+        # 4. Pass the FIN on once everything sent before it has been written.
+        if self.fin_arrived and not self.outbuf and not self.shut:
+            self.dst.shutdown(socket.SHUT_WR)
+            self.shut = True
+
+    def deadline(self) -> float | None:
+        """When ``pump()`` next has something to do that no socket event will announce.
+
+        Returns:
+            A :func:`time.perf_counter` time, or ``None`` if only I/O can make progress.
+        """
+        times = []
+        if self.wire:
+            times.append(self.wire[0][0])  # next arrival
+        if self.outbuf and not self.write_blocked:
+            times.append(self.next_write)  # splitter pause ends
+        room = self._in_flight_room()
+        if self.profile.rate is not None and self.queue and room > 0:
+            # Tokens for the next packet (or for all that is queued, if less).
+            need = min(len(self.queue), room, PACKET) - self.tokens
+            times.append(self.refilled + max(need, 0.0) / self.profile.rate)
+        return min(times) if times else None
+
+
+class _Connection:
+    """A proxied connection: a client socket, a target socket and a :class:`_Direction` each way."""
+
+    def __init__(self, number: int, client: socket.socket, server: socket.socket, up: LinkProfile, down: LinkProfile, now: float) -> None:
+        self.client = client
+        self.server = server
+        self.connecting = True  # the target connection is not established yet
+        self.up = _Direction(client, server, up, _rng(up.seed, f"{number}/up"), now)
+        self.down = _Direction(server, client, down, _rng(down.seed, f"{number}/down"), now)
+
+    @property
+    def done(self) -> bool:
+        """Both FINs have been passed on: the pair can be closed."""
+        return self.up.shut and self.down.shut
+
+    def interest(self, sock: socket.socket) -> int:
+        """Which selector events to watch on ``sock`` (one of our two sockets).
+
+        Args:
+            sock: ``self.client`` or ``self.server``.
+
+        Returns:
+            A mask of ``selectors.EVENT_READ`` / ``EVENT_WRITE``, possibly 0.
+        """
+        if self.connecting:  # a non-blocking connect() finishes with "writable"
+            return selectors.EVENT_WRITE if sock is self.server else 0
+        reading = self.up if sock is self.client else self.down  # direction that reads sock
+        writing = self.down if sock is self.client else self.up  # direction that writes sock
+        mask = 0
+        if reading.wants_read():
+            mask |= selectors.EVENT_READ
+        if writing.write_blocked:
+            mask |= selectors.EVENT_WRITE
+        return mask
+
+    def on_event(self, sock: socket.socket, mask: int) -> None:
+        """Handle a selector event on one of our sockets.
+
+        Args:
+            sock: the socket the event is for.
+            mask: the events that fired.
+
+        Raises:
+            OSError: the connection failed (refused, reset, ...).
+        """
+        if self.connecting:
+            if sock is self.server and mask & selectors.EVENT_WRITE:
+                err = self.server.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if err:
+                    raise OSError(err, os.strerror(err))
+                self.connecting = False
+            return
+        if mask & selectors.EVENT_READ:
+            (self.up if sock is self.client else self.down).read()
+        if mask & selectors.EVENT_WRITE:
+            (self.down if sock is self.client else self.up).write_blocked = False
+
+    def pump(self, now: float) -> None:
+        """Pump both directions (nothing until the target connection is up).
+
+        Args:
+            now: the current :func:`time.perf_counter` time.
+        """
+        if not self.connecting:
+            self.up.pump(now)
+            self.down.pump(now)
+
+    def deadline(self) -> float | None:
+        """The earlier of the two directions' deadlines, or ``None``."""
+        if self.connecting:
+            return None
+        times = [t for t in (self.up.deadline(), self.down.deadline()) if t is not None]
+        return min(times) if times else None
+
+
+class LinkEmulator:
+    """A TCP proxy on loopback that adds delay, a rate limit and stream splitting.
+
+    Use it as a context manager, or call :meth:`start` and :meth:`close`
+    yourself.  Every connection accepted on :attr:`address` is forwarded to
+    ``target``; each direction goes through its own queue, wire and splitter
+    (see the module docstring).
+
+    Args:
+        target: ``(host, port)`` to forward connections to.
+        profile: applied to both directions; ``None`` means ``LinkProfile()``,
+            a perfect link.
+        upstream: overrides ``profile`` for client -> target.
+        downstream: overrides ``profile`` for target -> client.
+        listen: ``(host, port)`` to listen on.  Port 0 (the default) lets the
+            OS choose a free port; read it back from :attr:`address`.
+    """
+
+    def __init__(
+        self,
+        target: Address,
+        profile: LinkProfile | None = None,
+        *,
+        upstream: LinkProfile | None = None,
+        downstream: LinkProfile | None = None,
+        listen: Address = ("127.0.0.1", 0),
+    ) -> None:
+        profile = profile if profile is not None else LinkProfile()
+        self.target = (target[0], int(target[1]))
+        self.upstream = upstream if upstream is not None else profile
+        self.downstream = downstream if downstream is not None else profile
+        self.listen = (listen[0], int(listen[1]))
+        self.error: BaseException | None = None  # set if the loop thread died of a bug
+        self._address: Address | None = None
+        self._listener: socket.socket | None = None
+        self._waker_r: socket.socket | None = None
+        self._waker_w: socket.socket | None = None
+        self._selector: selectors.BaseSelector | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._closed = False
+        self._connections: set[_Connection] = set()
+        self._target_family = socket.AF_INET
+        self._target_addr: tuple = self.target
+        # Counters; only the loop thread changes them.  Other threads read
+        # self._stats, an immutable snapshot the loop replaces as it goes.
+        self._accepted = 0
+        self._resets = 0
+        self._closed_up = 0
+        self._closed_down = 0
+        self._stats = LinkStats()
+
+    # ----------------------------------------------------------- public API
+
+    @property
+    def address(self) -> Address:
+        """``(host, port)`` the emulator listens on: connect here instead of the target."""
+        if self._address is None:
+            raise RuntimeError("the link emulator is not started")
+        return self._address
+
+    @property
+    def stats(self) -> LinkStats:
+        """A :class:`LinkStats` snapshot, a moment old at most."""
+        return self._stats
+
+    @property
+    def rtt(self) -> float:
+        """Round-trip propagation delay in seconds: upstream delay + downstream delay."""
+        return self.upstream.delay + self.downstream.delay
+
+    @property
+    def running(self) -> bool:
+        """Whether the background thread is running."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> LinkEmulator:
+        """Open the listening socket and start the background thread.
+
+        Returns:
+            ``self``, so that ``link = LinkEmulator(...).start()`` works.
+
+        Raises:
+            RuntimeError: if already started.
+            OSError: if the target cannot be resolved or ``listen`` cannot be bound.
+        """
+        if self._thread is not None or self._stopping:
+            raise RuntimeError("a LinkEmulator can only be started once")
+        try:
+            family, _, _, _, addr = socket.getaddrinfo(self.target[0], self.target[1], type=socket.SOCK_STREAM)[0]
+            self._target_family, self._target_addr = family, addr
+            self._listener = self._open_listener()
+            self._address = self._listener.getsockname()[:2]
+            # Wakes the loop from select() when close() is called.  A
+            # socketpair, not os.pipe(): Windows can only select() sockets.
+            self._waker_r, self._waker_w = socket.socketpair()
+            self._waker_r.setblocking(False)
+            self._waker_w.setblocking(False)
+            self._selector = selectors.DefaultSelector()
+            self._selector.register(self._listener, selectors.EVENT_READ, _LISTENER)
+            self._selector.register(self._waker_r, selectors.EVENT_READ, _WAKER)
+            # A daemon thread: an emulator someone forgot to close must not
+            # keep the interpreter alive at exit.
+            thread = threading.Thread(target=self._run, name=f"chatlab-netem-{self._address[1]}", daemon=True)
+            thread.start()
+            self._thread = thread
+        except BaseException:
+            self._close_everything()
+            raise
+        return self
+
+    def close(self) -> None:
+        """Stop the loop, close every socket and join the thread.  Safe to call twice."""
+        self._stopping = True
+        if self._thread is None:
+            self._close_everything()  # never started, or start() failed half-way
+            return
+        try:
+            self._waker_w.send(b"x")  # type: ignore[union-attr]  # set whenever _thread is
+        except OSError:
+            pass  # already closed (the loop has exited) or full (a wake-up is pending anyway)
+        self._thread.join()
+
+    def __enter__(self) -> LinkEmulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = f"{self._address[0]}:{self._address[1]}" if self._address else "not started"
+        return f"<LinkEmulator {where} -> {self.target[0]}:{self.target[1]}, up: {self.upstream.describe()}; down: {self.downstream.describe()}>"
+
+    # ------------------------------------------------------ the loop thread
+
+    def _open_listener(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.listen[0] else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            # Set before listen(): accepted sockets inherit it, and the TCP
+            # window is negotiated from it during the handshake.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, KERNEL_RCVBUF)
+            sock.bind(self.listen)
+            sock.listen()
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def _run(self) -> None:
+        assert self._selector is not None
+        try:
+            while not self._stopping:
+                for key, mask in self._selector.select(self._timeout()):
+                    if key.data is _LISTENER:
+                        self._accept()
+                    elif key.data is _WAKER:
+                        self._drain_waker()
+                    elif key.data in self._connections:  # an earlier event may have closed it
+                        self._guard(key.data, key.data.on_event, key.fileobj, mask)
+                now = time.perf_counter()
+                for conn in list(self._connections):
+                    if not self._guard(conn, conn.pump, now):
+                        continue
+                    if conn.done:
+                        self._drop(conn, abort=False)
+                    else:
+                        self._update_interest(conn)
+                self._publish_stats()
+        except BaseException as exc:
+            self.error = exc  # a bug: record it, then let threading report it
+            raise
+        finally:
+            self._close_everything()
+
+    def _timeout(self) -> float | None:
+        """Seconds select() may sleep: until the earliest deadline, or forever if there is none."""
+        deadlines = [d for d in (c.deadline() for c in self._connections) if d is not None]
+        if not deadlines:
+            return None  # only a socket event (or the waker) can change anything
+        return max(0.0, min(deadlines) - time.perf_counter())
+
+    def _drain_waker(self) -> None:
+        assert self._waker_r is not None
+        try:
+            while self._waker_r.recv(1024):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def _accept(self) -> None:
+        assert self._listener is not None
+        while True:  # several clients may be waiting
+            try:
+                client, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return  # e.g. the client gave up already (ECONNABORTED): keep serving the others
+            self._open_connection(client)
+
+    def _open_connection(self, client: socket.socket) -> None:
+        """Start forwarding a freshly accepted client: begin a non-blocking connect to the target."""
+        self._accepted += 1
+        try:
+            server = socket.socket(self._target_family, socket.SOCK_STREAM)
+        except OSError:  # e.g. out of file descriptors: turn this client away, keep the others
+            client.close()
+            self._resets += 1
+            return
+        conn = _Connection(self._accepted, client, server, self.upstream, self.downstream, time.perf_counter())
+        self._connections.add(conn)
+        if self._guard(conn, self._start_connect, conn):  # a refusal resets the client
+            self._update_interest(conn)
+
+    def _start_connect(self, conn: _Connection) -> None:
+        """Make both sockets non-blocking and start connecting to the target.
+
+        Raises:
+            OSError: the connection failed at once (e.g. refused).
+        """
+        for sock in (conn.client, conn.server):
+            sock.setblocking(False)
+            # No Nagle: the emulator decides when bytes leave, not the kernel.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, KERNEL_RCVBUF)
+        err = conn.server.connect_ex(self._target_addr)
+        if err == 0:
+            conn.connecting = False  # loopback connects can finish at once
+        elif err not in _IN_PROGRESS:
+            raise OSError(err, os.strerror(err))
+
+    def _guard(self, conn: _Connection, fn: Callable[..., None], *args: object) -> bool:
+        """Call ``fn(*args)``; on a socket error tear down ``conn`` (only that one).
+
+        Returns:
+            True if ``fn`` succeeded, False if ``conn`` was dropped.
+        """
+        try:
+            fn(*args)
+            return True
+        except OSError:
+            self._drop(conn, abort=True)
+            return False
+
+    def _set_interest(self, sock: socket.socket, mask: int, data: object) -> None:
+        assert self._selector is not None
+        try:
+            key = self._selector.get_key(sock)
+        except KeyError:
+            if mask:
+                self._selector.register(sock, mask, data)
+            return
+        if not mask:
+            self._selector.unregister(sock)  # selectors cannot watch "no events"
+        elif key.events != mask:
+            self._selector.modify(sock, mask, data)
+
+    def _update_interest(self, conn: _Connection) -> None:
+        for sock in (conn.client, conn.server):
+            self._set_interest(sock, conn.interest(sock), conn)
+
+    def _drop(self, conn: _Connection, abort: bool) -> None:
+        """Close both sockets of ``conn``.
+
+        Args:
+            conn: the connection.
+            abort: close with a RST (SO_LINGER 0) instead of a FIN, so that a
+                reset on one side shows up as a reset on the other, as it
+                would across a real network path.
+        """
+        self._connections.discard(conn)
+        for sock in (conn.client, conn.server):
+            if self._selector is not None:
+                try:
+                    self._selector.unregister(sock)
+                except (KeyError, ValueError):
+                    pass
+            if abort:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+                except OSError:
+                    pass
+            sock.close()
+        self._closed_up += conn.up.delivered
+        self._closed_down += conn.down.delivered
+        if abort:
+            self._resets += 1
+
+    def _publish_stats(self) -> None:
+        conns = list(self._connections)
+        self._stats = LinkStats(
+            connections=self._accepted,
+            active=len(conns),
+            bytes_up=self._closed_up + sum(c.up.delivered for c in conns),
+            bytes_down=self._closed_down + sum(c.down.delivered for c in conns),
+            resets=self._resets,
+            buffered=sum(c.up.held + c.down.held for c in conns),
+        )
+
+    def _close_everything(self) -> None:
+        """Close every connection and our own sockets.  Runs on the loop thread as it exits."""
+        if self._closed:
+            return
+        self._closed = True
+        for conn in list(self._connections):
+            self._drop(conn, abort=False)
+        for sock in (self._listener, self._waker_r, self._waker_w):
+            if sock is not None:
+                if self._selector is not None:
+                    try:
+                        self._selector.unregister(sock)
+                    except (KeyError, ValueError):
+                        pass
+                sock.close()
+        if self._selector is not None:
+            self._selector.close()
+        self._publish_stats()
+
+
+# --------------------------------------------------------------------- CLI
+
+
+def _host_port(text: str, allow_zero: bool = False) -> Address:
+    """Parse ``HOST:PORT`` (``[::1]:PORT`` for IPv6).
+
+    Args:
+        text: the command-line value.
+        allow_zero: accept port 0 ("any free port").
+
+    Returns:
+        ``(host, port)``.
+
+    Raises:
+        argparse.ArgumentTypeError: if ``text`` is not HOST:PORT.
+    """
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not (0 if allow_zero else 1) <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chatlab netem",
+        description="Forward TCP connections to TARGET through an emulated network link "
+        "(one-way delay, rate limit, random re-splitting of the byte stream). "
+        "Point your client at the address it prints. The same settings apply in both directions.",
+    )
+    parser.add_argument("--target", required=True, type=_host_port, metavar="HOST:PORT", help="where to forward connections")
+    parser.add_argument(
+        "--listen",
+        default=("127.0.0.1", 0),
+        type=lambda s: _host_port(s, allow_zero=True),
+        metavar="HOST:PORT",
+        help="where to listen (default 127.0.0.1:0, any free port)",
+    )
+    parser.add_argument("--delay-ms", type=float, default=20.0, help="one-way delay in milliseconds (default 20; RTT is twice this)")
+    parser.add_argument("--rate-mbit", type=float, default=50.0, help="bottleneck rate in Mbit/s (default 50; 0 = unlimited)")
+    parser.add_argument("--split", action="store_true", help="re-split the byte stream at random points")
+    parser.add_argument("--max-segment", type=int, default=LinkProfile.max_segment, help="longest piece when splitting, in bytes")
+    parser.add_argument("--queue-kb", type=float, default=LinkProfile.queue_bytes / 1024, help="bottleneck queue size in KiB (default 256)")
+    parser.add_argument("--seed", type=int, default=None, help="seed for the splitter (default: random)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a link emulator from the command line until Ctrl-C.
+
+    ``python -m chatlab netem --target HOST:PORT [--listen HOST:PORT]
+    [--delay-ms 20] [--rate-mbit 50] [--split] [--seed N]``
+
+    Args:
+        argv: the arguments after the subcommand; ``None`` means ``sys.argv[1:]``.
+
+    Returns:
+        The exit status: 0 after Ctrl-C, 1 if the emulator could not start or died.
+    """
+    args = _build_parser().parse_args(argv)
+    try:
+        profile = LinkProfile(
+            delay=args.delay_ms / 1000,
+            rate=args.rate_mbit * 1e6 / 8 if args.rate_mbit > 0 else None,
+            split=args.split,
+            seed=args.seed,
+            max_segment=args.max_segment,
+            queue_bytes=max(1, int(args.queue_kb * 1024)),
+        )
+    except ValueError as exc:
+        print(f"netem: {exc}", file=sys.stderr)
+        return 2
+    link = LinkEmulator(args.target, profile, listen=args.listen)
+    try:
+        link.start()
+        host, port = link.address
+        target = f"{args.target[0]}:{args.target[1]}"
+        print(f"netem: listening on {host}:{port}, forwarding to {target}", flush=True)
+        print(f"netem: {profile.describe()} each way, RTT {profile.rtt * 1000:g} ms. Ctrl-C to stop.", flush=True)
+        while link.running:
+            time.sleep(0.2)  # short sleeps: on Windows a blocking join() would not see Ctrl-C
+        print(f"netem: the emulator stopped unexpectedly: {link.error!r}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"netem: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        link.close()
+    s = link.stats
+    print(f"netem: stopped. {s.connections} connection(s), {s.bytes_up} bytes up, {s.bytes_down} bytes down, {s.resets} reset(s).", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
