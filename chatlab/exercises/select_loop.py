@@ -1,0 +1,350 @@
+"""Exercise for notebook 02: one step of a select() chat loop.
+
+The student writes::
+
+    def serve_step(listener, clients, outbox, timeout) -> None:
+        ...
+
+One call makes one ``select()`` call (``select.select`` or a ``selectors``
+selector) with ``timeout`` and handles what it reports:
+
+* ``listener`` readable: ``accept()`` the new connection, make it non-blocking,
+  append it to ``clients`` and give it an empty ``outbox[conn] = bytearray()``;
+* a client readable: ``recv()`` what arrived and append it to the outbox of
+  *every* connected client, the sender included (a chat room shows you your own
+  line); ``b''`` (the peer closed) or a reset means: close it, remove it from
+  ``clients`` and ``outbox``;
+* a client writable: ``send()`` as much of its outbox as the kernel takes and
+  keep the rest for later.  Ask ``select()`` about writability *only* for
+  clients whose outbox is not empty: an idle socket is always writable, so
+  asking anyway turns the loop into a 100%-CPU busy loop.
+
+:func:`check_select_step` drives a student's ``serve_step`` from real loopback
+clients under hostile conditions and prints which cases pass.  Every call runs
+in a worker thread with a deadline, so a ``serve_step`` that blocks (a blocking
+``sendall`` to a client that does not read, say) is reported, not waited for.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+import traceback
+from typing import Any, Callable
+
+from ._report import Report, run_cases
+
+HOST = "127.0.0.1"
+STEP_GRACE = 1.5  # seconds a step may take beyond its own timeout before it counts as blocked
+CASE_DEADLINE = 5.0  # seconds a case may pump steps waiting for data to arrive
+QUICK_DEADLINE = 1.5  # seconds to accept a connection, or to remove a closed client
+
+ServeStep = Callable[[socket.socket, list, dict, float], Any]
+
+
+class StepBlocked(AssertionError):
+    """serve_step did not return in time; the harness must not call it again."""
+
+
+class _Peer:
+    """A checker-side client: a non-blocking socket plus what it has received and still has to send."""
+
+    def __init__(self, port: int, rcvbuf: int | None = None) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:  # a small receive window makes a slow reader back up quickly
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(2.0)
+        self.sock.connect((HOST, port))
+        self.sock.setblocking(False)
+        self.received = bytearray()
+        self.to_send = bytearray()
+        self.reading = True
+        self.eof = False
+
+    def service(self) -> None:
+        if self.to_send:
+            try:
+                sent = self.sock.send(self.to_send[:65536])
+                del self.to_send[:sent]
+            except BlockingIOError:
+                pass
+        while self.reading and not self.eof:
+            try:
+                data = self.sock.recv(65536)
+            except BlockingIOError:
+                break
+            if not data:
+                self.eof = True
+            self.received += data
+
+    def close(self, reset: bool = False) -> None:
+        if reset:  # SO_LINGER on, 0 s: close() sends RST instead of FIN
+            fmt = "hh" if sys.platform == "win32" else "ii"
+            try:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack(fmt, 1, 0))
+            except OSError:
+                pass
+        self.sock.close()
+
+
+class _Harness:
+    """A listener, the student's ``clients``/``outbox``, and checker-side peers."""
+
+    def __init__(self, serve_step: ServeStep) -> None:
+        self.serve_step = serve_step
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # accepted sockets inherit a small send buffer, so data for a slow reader
+        # backs up into the outbox instead of vanishing into megabytes of kernel buffer
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+        self.listener.bind((HOST, 0))
+        self.listener.listen(16)
+        self.listener.setblocking(False)  # a stray accept() raises instead of hanging
+        self.port = self.listener.getsockname()[1]
+        self.clients: list[socket.socket] = []
+        self.outbox: dict[socket.socket, Any] = {}
+        self.peers: list[_Peer] = []
+        self.calls = 0
+
+    # -- driving the student's code -----------------------------------------
+    def step(self, timeout: float = 0.0) -> None:
+        outcome: dict[str, BaseException] = {}
+
+        def run() -> None:
+            try:
+                self.serve_step(self.listener, self.clients, self.outbox, timeout)
+            except BaseException as exc:  # reported in the checker's thread
+                outcome["exc"] = exc
+
+        worker = threading.Thread(target=run, name="serve_step", daemon=True)
+        worker.start()
+        worker.join(timeout + STEP_GRACE)
+        self.calls += 1
+        if worker.is_alive():
+            raise StepBlocked(
+                f"serve_step(timeout={timeout}) did not return within {timeout + STEP_GRACE:.1f} s:"
+                " something blocked (a blocking send/sendall/recv?)"
+            )
+        if "exc" in outcome:
+            exc = outcome["exc"]
+            where = ""
+            code = getattr(self.serve_step, "__code__", None)
+            for frame in traceback.extract_tb(exc.__traceback__):
+                if code is not None and frame.filename == code.co_filename:
+                    where = f" (line {frame.lineno})"
+            raise AssertionError(f"serve_step raised {type(exc).__name__}: {exc}{where}")
+
+    def connect(self, count: int = 1, rcvbuf: int | None = None) -> list[_Peer]:
+        new = [_Peer(self.port, rcvbuf) for _ in range(count)]
+        self.peers += new
+        want = len(self.clients) + count
+        self.pump(lambda: len(self.clients) >= want, f"{count} new connection(s) accepted", deadline=QUICK_DEADLINE)
+        assert len(self.clients) == want, f"expected {want} clients after accepting, found {len(self.clients)}"
+        assert self.listener not in self.clients, "the listening socket ended up in clients"
+        return new
+
+    def pump(self, done: Callable[[], bool], what: str, deadline: float = CASE_DEADLINE) -> None:
+        """Alternate serve_step(timeout=0.01) with the peers' own sends and receives until ``done()``."""
+        end = time.monotonic() + deadline
+        while True:
+            for peer in self.peers:
+                peer.service()
+            if done():
+                return
+            if time.monotonic() > end:
+                raise AssertionError(f"gave up after {deadline:.0f} s waiting for: {what}")
+            self.step(0.01)
+
+    def expect(self, peers: list[_Peer], expected: bytes, what: str) -> None:
+        """Pump until every peer in ``peers`` has received exactly ``expected``.
+
+        Fails at once when a peer receives bytes that ``expected`` does not start
+        with (duplicated, lost or reordered data), instead of waiting out the deadline.
+        """
+
+        def done() -> bool:
+            for peer in peers:
+                got = bytes(peer.received)
+                if not expected.startswith(got):
+                    at = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), len(expected))
+                    raise AssertionError(
+                        f"waiting for {what}: a client received {len(got)} bytes that differ from the"
+                        f" {len(expected)} expected from byte {at} on (duplicated or lost data?)"
+                    )
+            return all(len(peer.received) == len(expected) for peer in peers)
+
+        self.pump(done, what)
+
+    def removed(self, count: int, what: str) -> None:
+        """Pump until ``clients`` is down to ``count`` sockets."""
+        self.pump(lambda: len(self.clients) == count, what, deadline=QUICK_DEADLINE)
+
+    def server_side(self, peer: _Peer) -> socket.socket:
+        """The socket in ``clients`` that is the other end of ``peer``."""
+        mine = peer.sock.getsockname()
+        for conn in self.clients:
+            try:
+                if conn.getpeername() == mine:
+                    return conn
+            except OSError:
+                continue
+        raise AssertionError("no socket in clients is connected to this client")
+
+    def queued(self, sock: socket.socket) -> int:
+        value = self.outbox.get(sock)
+        return len(value) if value is not None else 0
+
+    def close(self) -> None:
+        for peer in self.peers:
+            peer.close()
+        for sock in list(self.clients) + list(self.outbox):
+            try:
+                sock.close()
+            except Exception:
+                pass
+        try:  # wakes a student thread stuck in accept() on Linux
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.listener.close()
+
+
+def _case(serve_step: ServeStep, body: Callable[[_Harness], str | None]) -> Callable[[], str | None]:
+    def run() -> str | None:
+        harness = _Harness(serve_step)
+        try:
+            return body(harness)
+        finally:
+            harness.close()
+
+    return run
+
+
+def _accepts(h: _Harness) -> str:
+    h.connect(1)
+    conn = h.clients[0]
+    assert isinstance(conn, socket.socket), f"clients should hold sockets, found {type(conn).__name__}"
+    assert conn.gettimeout() == 0.0, "make accepted sockets non-blocking: conn.setblocking(False)"
+    return ""
+
+
+def _echoes(h: _Harness) -> str:
+    (peer,) = h.connect(1)
+    peer.to_send += b"hello, room\n"
+    h.expect([peer], b"hello, room\n", "the sender to get its own line back")
+    h.step(0.01)
+    h.step(0.01)
+    peer.service()
+    assert bytes(peer.received) == b"hello, room\n", f"the client received more than it sent: {bytes(peer.received)!r}"
+    assert h.queued(h.clients[0]) == 0, "everything was delivered but the outbox is not empty: delete what send() sent"
+    return ""
+
+
+def _several(h: _Harness) -> str:
+    peers = h.connect(3)  # three clients knock at once; one accept per readable listener is enough
+    lines = [f"line {i} from client {i}\n".encode() for i in range(3)]
+    for i, peer in enumerate(peers):
+        peer.to_send += lines[i]
+        expected = b"".join(lines[: i + 1])
+        h.expect(peers, expected, f"every client to receive line {i}")
+    return ""
+
+
+def _waits_when_idle(h: _Harness) -> str:
+    (peer,) = h.connect(2)[:1]
+    peer.to_send += b"ping\n"
+    h.expect(h.peers, b"ping\n", "the line to reach both clients")
+    window, timeout = 0.3, 0.1
+    calls = 0
+    start = time.monotonic()
+    while time.monotonic() - start < window:
+        h.step(timeout)
+        calls += 1
+    # an honest step sleeps in select() until the timeout: about window/timeout = 3 calls
+    assert calls <= 10, (
+        f"{calls} calls returned within {window} s with nothing to do: a socket with an empty outbox"
+        " must not be in select()'s write list (it is always writable)"
+    )
+    return ""
+
+
+def _closes_mid_stream(h: _Harness) -> str:
+    quitter, stayer = h.connect(2)
+    server_side = h.server_side(quitter)
+    quitter.to_send += b"half a li"  # a line cut off mid-stream ...
+    h.pump(lambda: not quitter.to_send, "the partial line to be sent")
+    quitter.reading = False
+    quitter.close()  # ... then FIN
+    h.peers.remove(quitter)
+    h.expect([stayer], b"half a li", "the closed client's last bytes to reach the other client")
+    h.removed(1, "the closed client to be removed")
+    assert server_side not in h.outbox, "the closed client is still a key of outbox"
+    assert server_side.fileno() == -1, "the closed client was removed but not close()d"
+    return ""
+
+
+def _reset(h: _Harness) -> str:
+    rude, stayer = h.connect(2)
+    rude.to_send += b"bye"
+    h.expect([stayer], b"bye", "the line to reach the other client")
+    rude.reading = False
+    rude.close(reset=True)  # RST: recv() raises ConnectionResetError instead of returning b''
+    h.peers.remove(rude)
+    h.removed(1, "the reset client to be removed")
+    stayer.to_send += b"still here\n"
+    h.expect([stayer], b"byestill here\n", "the remaining client to keep working")
+    return ""
+
+
+def _vanishes_with_queue(h: _Harness) -> str:
+    (sleeper,) = h.connect(1, rcvbuf=4096)
+    (talker,) = h.connect(1)
+    sleeper_conn = h.server_side(sleeper)
+    sleeper.reading = False  # stops reading: its outbox on the server grows
+    payload = os.urandom(512 * 1024)
+    talker.to_send += payload
+    h.expect([talker], payload, "the talker's data to come back to it while the other client sleeps")
+    h.pump(lambda: h.queued(sleeper_conn) > 0, "output to queue up for the sleeping client", deadline=QUICK_DEADLINE)
+    sleeper.close(reset=True)  # gone, with output still queued for it: readable AND writable now
+    h.peers.remove(sleeper)
+    h.removed(1, "the vanished client to be removed")
+    return ""
+
+
+def _slow_reader(h: _Harness) -> str:
+    (slow,) = h.connect(1, rcvbuf=4096)
+    sender, fast = h.connect(2)
+    slow.reading = False
+    payload = os.urandom(1024 * 1024)
+    sender.to_send += payload
+    h.expect([fast, sender], payload, "1 MiB to reach the reading clients while one client does not read")
+    slow.reading = True
+    h.expect([slow], payload, "the slow reader to catch up once it reads")
+    h.pump(lambda: all(h.queued(c) == 0 for c in h.clients), "every outbox to drain")
+    return ""
+
+
+def check_select_step(serve_step: ServeStep, show: bool = True, only: str | None = None) -> Report:
+    """Drive ``serve_step(listener, clients, outbox, timeout)`` through hostile cases.
+
+    Prints one PASS/FAIL line per case (unless ``show=False``) and returns the
+    :class:`~chatlab.exercises.Report`; ``bool(report)`` is True when all pass.
+    ``only="slow reader"`` runs just the cases whose name contains that text.
+    """
+    cases = [
+        ("accepts a new client and makes it non-blocking", _accepts),
+        ("echoes a line back to its sender", _echoes),
+        ("several clients at once: everyone gets every line", _several),
+        ("idle clients: waits for the timeout, no busy loop", _waits_when_idle),
+        ("a client closing mid-stream is removed, its last bytes delivered", _closes_mid_stream),
+        ("a client resetting the connection is removed", _reset),
+        ("a client vanishing with output queued for it", _vanishes_with_queue),
+        ("a slow reader delays no one and catches up later", _slow_reader),
+    ]
+    chosen = [(name, _case(serve_step, body)) for name, body in cases if only is None or only in name]
+    if not chosen:
+        raise ValueError(f"no case name contains {only!r}")
+    return run_cases("check_select_step", chosen, show=show)

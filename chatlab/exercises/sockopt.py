@@ -1,0 +1,129 @@
+"""Exercise for notebook 01: a listening socket that can restart on its own port.
+
+The student writes ``make_listener(port, host="127.0.0.1") -> socket.socket``:
+a TCP socket with ``SO_REUSEADDR`` switched on *before* ``bind()``, bound to
+``(host, port)`` and listening.  :func:`check_make_listener` then restarts it
+on the same port right after a connection was left in TIME_WAIT, which is
+exactly what fails (``EADDRINUSE``) when the option is missing or set too late.
+
+Windows is different: there ``SO_REUSEADDR`` lets a second socket bind a port
+that a live socket is still using, TIME_WAIT does not block a restart anyway,
+and Python's own ``socket.create_server`` leaves the option off.  The checker
+follows that: on Windows it does not require the option, and it fails a
+listener that lets a second one take its live port.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import time
+from typing import Callable
+
+from ._report import Report, run_cases
+
+HOST = "127.0.0.1"
+TIMEOUT = 2.0  # seconds; every blocking call the checker makes has one
+
+MakeListener = Callable[..., socket.socket]
+
+
+def errno_name(exc: OSError) -> str:
+    """``EADDRINUSE`` for an ``OSError`` with that errno (the name, not the number, which differs by OS)."""
+    return errno.errorcode.get(exc.errno or 0, str(exc.errno))
+
+
+def leave_time_wait(listener: socket.socket) -> None:
+    """Make one connection to ``listener`` and leave it in TIME_WAIT on the listener's port.
+
+    The *server* side closes first (the side that closes first goes to
+    TIME_WAIT); the client reads the end of stream and closes too, so the
+    server's socket passes FIN_WAIT_2 and lands in TIME_WAIT.
+    """
+    port = listener.getsockname()[1]
+    listener.settimeout(TIMEOUT)
+    with socket.create_connection((HOST, port), timeout=TIMEOUT) as client:
+        conn, _addr = listener.accept()
+        conn.close()  # the server closes first ...
+        if client.recv(16) != b"":  # ... the client sees end of stream ...
+            raise AssertionError("the client expected end of stream")
+    time.sleep(0.05)  # ... and closes: let the last ACK land, the server side is now in TIME_WAIT
+
+
+def _call(make_listener: MakeListener, port: int) -> socket.socket:
+    sock = make_listener(port)
+    if not isinstance(sock, socket.socket):
+        raise AssertionError(f"make_listener returned {type(sock).__name__}, not a socket")
+    return sock
+
+
+def _bind_fails(make_listener: MakeListener, port: int, when: str) -> socket.socket:
+    try:
+        return _call(make_listener, port)
+    except OSError as exc:
+        raise AssertionError(
+            f"{when}: make_listener({port}) raised {type(exc).__name__} {errno_name(exc)}"
+            " - is SO_REUSEADDR set with setsockopt() before bind()?"
+        ) from None
+
+
+def check_make_listener(make_listener: MakeListener, show: bool = True) -> Report:
+    """Check a student's ``make_listener(port)``; prints one line per case and returns the Report."""
+
+    def listens() -> str:
+        with _call(make_listener, 0) as sock:
+            assert sock.type == socket.SOCK_STREAM, "the socket should be a TCP (SOCK_STREAM) socket"
+            host, port = sock.getsockname()[:2]
+            assert port != 0, "the socket is not bound (port 0 asks the OS for a free port: bind() it)"
+            assert host == HOST, f"bind to {HOST!r} by default, not {host!r}"
+            sock.settimeout(TIMEOUT)
+            try:
+                with socket.create_connection((HOST, port), timeout=TIMEOUT):
+                    conn, _ = sock.accept()
+                    conn.close()
+            except OSError as exc:
+                raise AssertionError(f"could not connect and accept: {type(exc).__name__} {exc} - did you call listen()?") from None
+        return ""
+
+    def option_on() -> str:
+        with _call(make_listener, 0) as sock:
+            reuse = sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR)
+        if os.name == "nt":
+            return ""  # on Windows leaving it off is right (see the module docstring)
+        # BSD/macOS report the option's bit (4) rather than 1: any non-zero value means on
+        assert reuse, "getsockopt(SOL_SOCKET, SO_REUSEADDR) reads 0: the option is off"
+        return ""
+
+    def restart_after_time_wait() -> str:
+        sock = _call(make_listener, 0)
+        port = sock.getsockname()[1]
+        try:
+            for attempt in ("first restart", "second restart"):
+                leave_time_wait(sock)
+                sock.close()
+                sock = _bind_fails(make_listener, port, f"{attempt} with a connection in TIME_WAIT")
+                got = sock.getsockname()[1]
+                assert got == port, f"{attempt}: asked for port {port}, got {got}"
+        finally:
+            sock.close()
+        return ""
+
+    def live_port_refused() -> str:
+        with _call(make_listener, 0) as first:
+            port = first.getsockname()[1]
+            try:
+                second = make_listener(port)
+            except OSError:
+                return ""  # EADDRINUSE (or WSAEACCES under SO_EXCLUSIVEADDRUSE on Windows)
+            second.close()
+            hint = " (on Windows SO_REUSEADDR allows that: leave it off there)" if os.name == "nt" else " (SO_REUSEPORT?)"
+            raise AssertionError("a second listener took a port a live listener still holds" + hint)
+
+    cases = [
+        ("returns a bound, listening TCP socket", listens),
+        ("SO_REUSEADDR is on (POSIX; off is right on Windows)", option_on),
+        ("restarts twice on its port with connections in TIME_WAIT", restart_after_time_wait),
+        ("a port a live listener holds is still refused", live_port_refused),
+    ]
+    return run_cases("check_make_listener", cases, show=show)
