@@ -109,7 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PASS_THROUGH = {"netem": _cmd_netem, "bench": _cmd_bench}  # verbs that parse their own arguments
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verb_at = next((i for i, word in enumerate(argv) if not word.startswith("-")), None)
+    if verb_at is not None and argv[verb_at] in PASS_THROUGH:
+        _configure_logging(sum(word.count("v") for word in argv[:verb_at] if word.startswith("-v")))
+        return PASS_THROUGH[argv[verb_at]](argparse.Namespace(rest=argv[verb_at + 1 :]))
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):

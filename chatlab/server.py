@@ -214,12 +214,10 @@ class Server:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         listener = socket.socket(family, socket.SOCK_STREAM)
         try:
-            if sys.platform == "win32":
-                # On Windows SO_REUSEADDR would let another program steal a port
-                # in use; the exclusive option is the safe one there.
-                listener.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
-            else:
+            if sys.platform != "win32":
                 # Before bind(): rebind at once even while old connections sit in TIME_WAIT.
+                # (Windows rebinds past TIME_WAIT anyway, and there SO_REUSEADDR would let
+                # another program steal a port in use; socket.create_server skips it too.)
                 listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             listener.bind((host, port))
             listener.listen(backlog)
