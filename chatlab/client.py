@@ -301,6 +301,14 @@ class Client:
         reply: p.WhoReply = self._wait(lambda e: isinstance(e, p.WhoReply), timeout, since, what="an answer to WHO")
         return reply
 
+    def send(self, message: p.Message) -> None:
+        """Queue any protocol message in order with chat, without waiting for an answer.
+
+        The terminal client uses it for ``/join`` and ``/who``: their answers
+        are printed as events when they come, instead of being waited for.
+        """
+        self._send(message)
+
     def send_raw(self, data: bytes) -> None:
         """Send bytes exactly as given, framing or not (tests and notebooks use it to misbehave)."""
         self._put(CONTROL, data)

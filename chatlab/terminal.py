@@ -207,14 +207,10 @@ def _request(client: Client, message: p.Message) -> None:
     Why not ``client.join()`` or ``client.who()``: they wait for the reply
     event, and the printer thread, also reading events, could take it first
     (then join() would time out).  In a terminal every answer is simply
-    printed when it comes.  ``_send`` (same package) queues the frame in order
-    with chat lines; ``send_raw`` would jump ahead of a line typed just before.
+    printed when it comes.  ``send`` queues the frame in order with chat
+    lines; ``send_raw`` would jump ahead of a line typed just before.
     """
-    send = getattr(client, "_send", None)
-    if send is not None:
-        send(message)
-    else:
-        client.send_raw(p.encode(message))
+    client.send(message)
 
 
 class TerminalSession:
