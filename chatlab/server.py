@@ -426,7 +426,7 @@ class Server:
         elif isinstance(message, p.Ping):
             self._send(conn, p.Pong(message.token))
         elif isinstance(message, p.Quit):
-            self._disconnect(conn, message.reason or "quit", flush=True)
+            self._disconnect(conn, message.reason, flush=True)
 
     def _hello(self, conn: Connection, hello: p.Hello) -> None:
         if conn.nick is not None:
@@ -513,7 +513,13 @@ class Server:
     def _broadcast(self, room: str, message: p.Message) -> None:
         data = p.encode(message)  # encode once, queue the same bytes for everyone
         for member in list(self._rooms.get(room, ())):
+            self._trace_out(member, data)
             self._queue(member, data)
+
+    def _trace_out(self, conn: Connection, data: bytes) -> None:
+        if self.on_frame is not None:
+            header = p.parse_header(data, len(data))
+            self.on_frame("out", conn.name, p.Frame(p.FrameType(header.type), header.flags, header.stream_id, data[p.HEADER_SIZE :]))
 
     # ------------------------------------------------------- file transfers
 
@@ -588,7 +594,9 @@ class Server:
     # ------------------------------------------------------------- output
 
     def _send(self, conn: Connection, message: p.Message) -> None:
-        self._queue(conn, p.encode(message))
+        data = p.encode(message)
+        self._trace_out(conn, data)
+        self._queue(conn, data)
 
     def _error(self, conn: Connection, code: str, text: str) -> None:
         self._send(conn, p.ErrorMessage(code, text))
@@ -676,12 +684,12 @@ class Server:
         if conn.nick is not None:
             if self._nicks.get(conn.key) is conn:
                 del self._nicks[conn.key]
-            self._leave_room(conn, "quit", f"{conn.nick} quit ({reason})")
+            self._leave_room(conn, "quit", f"{conn.nick} quit ({reason})" if reason else f"{conn.nick} quit")
             for relay in list(conn.sending.values()) + list(conn.receiving.values()):
                 other, other_sid = (relay.receiver, relay.receiver_sid) if relay.sender is conn else (relay.sender, relay.sender_sid)
                 self._send(other, p.FileCancel(other_sid, f"{conn.nick} disconnected: {reason}"))
                 self._end_relay(relay)
-        log.info("%s disconnected: %s", conn.name, reason)
+        log.info("%s disconnected: %s", conn.name, reason or "quit")
         conn.closing = reason
         self._unblock(conn)
         if conn.blocked_by is not None:
