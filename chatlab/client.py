@@ -13,6 +13,7 @@ Two threads per client, each owning one direction of the socket:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -596,7 +597,7 @@ class Client:
                     self._on_incoming(message)
                 else:
                     now = time.monotonic()  # stamped here, on arrival: the RTT sample must not include our queue
-                    self._put(CONTROL, lambda m=message, t=now: self._on_outgoing(m, t))
+                    self._put(CONTROL, functools.partial(self._on_outgoing, message, now))
                 continue
             if isinstance(message, p.Ping):
                 self._put(CONTROL, p.encode(p.Pong(message.token)))

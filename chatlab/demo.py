@@ -88,7 +88,11 @@ def run_demo(selector: str = "select", out: TextIO | None = None) -> int:
             t.step("bob answers with an action (/me)", lambda: bob.action("waves back"), everyone)
             t.step("alice whispers to bob: carol does not see it", lambda: alice.whisper("bob", "psst, team1 in 5?"),
                    {"alice": 1, "bob": 1})
-            t.step("bob and alice move to room team1", lambda: (bob.join("team1"), alice.join("team1")),
+            def both_join() -> None:
+                bob.join("team1")
+                alice.join("team1")
+
+            t.step("bob and alice move to room team1", both_join,
                    {"alice": 2, "bob": 2, "carol": 2})
             t.step("a message in team1 stays in team1", lambda: bob.say("just us here"), {"alice": 1, "bob": 1})
             t.step("carol asks who is online", lambda: print(describe_event(carol.who()), file=out), {})

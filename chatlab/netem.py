@@ -286,12 +286,12 @@ class _Direction:
         # 2. Whatever has spent `delay` on the wire has arrived.  The deque is
         # in sending order and the delay is constant, so order is kept.
         while self.wire and self.wire[0][0] <= now:
-            _, chunk = self.wire.popleft()
-            if chunk is None:
+            _, arrived = self.wire.popleft()
+            if arrived is None:
                 self.fin_arrived = True
             else:
-                self.outbuf += chunk
-                self.wire_bytes -= len(chunk)
+                self.outbuf += arrived
+                self.wire_bytes -= len(arrived)
 
         # 3. Write what arrived to dst: all of it, or one random piece when splitting.
         if self.outbuf and not self.write_blocked and now >= self.next_write:

@@ -121,7 +121,7 @@ def pack_header(frame_type: int, length: int, stream_id: int = 0, flags: int = 0
     return HEADER.pack(MAGIC, VERSION, int(frame_type), flags, stream_id, length)
 
 
-def parse_header(data: bytes, max_payload: int = MAX_PAYLOAD) -> FrameHeader:
+def parse_header(data: bytes | bytearray | memoryview, max_payload: int = MAX_PAYLOAD) -> FrameHeader:
     """Unpack and check the first :data:`HEADER_SIZE` bytes of ``data``.
 
     Raises:
@@ -506,7 +506,7 @@ def decode_message(frame: Frame) -> Message:
         if not isinstance(value, expected) or (expected == (int,) and isinstance(value, bool)):
             raise RemoteProtocolError(f"{name} field {f.name!r} must be {str(f.type)}, got {type(value).__name__}")
         kwargs[f.name] = value
-    return cls(**kwargs)  # type: ignore[no-any-return]
+    return cls(**kwargs)
 
 
 def _parse_json_object(payload: bytes, name: str) -> dict[str, Any]:

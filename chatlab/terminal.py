@@ -481,7 +481,7 @@ def _run_prompt(session: TerminalSession) -> None:
     from prompt_toolkit import PromptSession
     from prompt_toolkit.patch_stdout import patch_stdout
 
-    prompt = PromptSession()
+    prompt: PromptSession[str] = PromptSession()
     app = prompt.app
 
     def end_prompt() -> None:  # runs in the prompt's event loop

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import traceback
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 
 @dataclass
@@ -46,7 +46,7 @@ class Report:
         printer.text(self.summary())
 
 
-def run_cases(title: str, cases: list[tuple[str, Callable[[], str | None]]], show: bool = True) -> Report:
+def run_cases(title: str, cases: Sequence[tuple[str, Callable[[], str | None]]], show: bool = True) -> Report:
     """Run each ``(name, case)``; a case passes when it returns without raising.
 
     A case may return a short string to show next to PASS.  An AssertionError's

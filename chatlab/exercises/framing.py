@@ -185,7 +185,8 @@ def check_framing(
         for f in frames:
             end += HEADER_SIZE + len(f[1])
             expected.append((end, f))
-        buffer, got = bytearray(), []
+        buffer = bytearray()
+        got: list[Any] = []
         for i in range(len(stream)):
             buffer += stream[i : i + 1]
             got.extend((i + 1, f) for f in dec(buffer))
