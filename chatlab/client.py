@@ -587,6 +587,11 @@ class Client:
             reason = f"protocol error from the server: {exc}"
         except OSError as exc:
             reason = "closed" if self._closed else f"connection broken: {exc.strerror or exc}"
+        with self._incoming_lock:
+            unfinished, self._incoming = list(self._incoming.values()), {}
+        for incoming in unfinished:
+            incoming.close()  # keeps NAME.part, so the same file offered again resumes
+            self._deliver(FileFailed(incoming.sender, incoming.name, f"connection ended: {reason}"))
         self._finish(reason)
 
     def _dispatch(self) -> None:

@@ -518,7 +518,34 @@ def file_reader(file: BinaryIO) -> Callable[[int, int], bytes]:
     return read
 
 
-class OutgoingTransfer:
+class _TransferLife:
+    """What both sides of a transfer track: its stream, where it is, and why it failed."""
+
+    def __init__(self, stream_id: int, size: int, sha256: str) -> None:
+        self.stream_id = stream_id
+        self.size = size
+        self.sha256 = sha256.lower()
+        self.state = TransferState.OFFERED
+        self.reason = ""  # why it failed
+        self.start_offset = 0  # bytes the receiver already had (a resume)
+
+    @property
+    def done(self) -> bool:
+        """Every byte arrived and the SHA-256 matched."""
+        return self.state is TransferState.DONE
+
+    @property
+    def failed(self) -> bool:
+        """Rejected, cancelled or broken; :attr:`reason` says why."""
+        return self.state is TransferState.FAILED
+
+    def _fail(self, reason: str) -> None:
+        if self.state is not TransferState.FAILED:
+            self.state = TransferState.FAILED
+            self.reason = reason
+
+
+class OutgoingTransfer(_TransferLife):
     """The sender's side of one file transfer, sans-I/O.
 
     It never touches a socket or a clock: the driver passes ``now`` in,
@@ -551,29 +578,14 @@ class OutgoingTransfer:
             raise ValueError(f"file size must be >= 0, got {size}")
         if not SHA256_HEX.fullmatch(sha256):
             raise ValueError(f"sha256 must be 64 hex digits, got {sha256!r}")
-        self.stream_id = stream_id
-        self.size = size
-        self.sha256 = sha256.lower()
+        super().__init__(stream_id, size, sha256)
         self.strategy = strategy if strategy is not None else AdaptiveWindow()
-        self.state = TransferState.OFFERED
-        self.reason = ""  # why it failed
-        self.start_offset = 0  # where the receiver asked us to start
         self.started_at: float | None = None
         self.finished_at: float | None = None
         self._read = read
         self._done_sent = False
 
     # -- what the driver reads -------------------------------------------
-
-    @property
-    def done(self) -> bool:
-        """The receiver confirmed every byte and the SHA-256."""
-        return self.state is TransferState.DONE
-
-    @property
-    def failed(self) -> bool:
-        """Rejected, cancelled or broken; :attr:`reason` says why."""
-        return self.state is TransferState.FAILED
 
     @property
     def sent(self) -> int:
@@ -736,11 +748,6 @@ class OutgoingTransfer:
         return FileCancel(self.stream_id, reason)
 
     # -- internals ---------------------------------------------------------
-
-    def _fail(self, reason: str) -> None:
-        if self.state is not TransferState.FAILED:
-            self.state = TransferState.FAILED
-            self.reason = reason
 
     def _protocol_error(self, what: str) -> TransferProtocolError:
         self._fail(what)
@@ -953,7 +960,7 @@ ToSender = FileAck | FileDone
 """What a receiver sends in answer to the sender's chunks."""
 
 
-class IncomingTransfer:
+class IncomingTransfer(_TransferLife):
     """The receiver's side of one file transfer: checks, writes and verifies.
 
     No sockets: the driver feeds it the sender's messages with :meth:`handle`
@@ -989,7 +996,6 @@ class IncomingTransfer:
         overwrite: bool = False,
         resume: bool = True,
     ) -> None:
-        self.stream_id = offer.stream_id
         self.name = safe_filename(offer.name)
         if offer.size < 0:
             raise TransferProtocolError(f"transfer {offer.stream_id}: offered a file of {offer.size} bytes")
@@ -997,27 +1003,13 @@ class IncomingTransfer:
             raise TransferProtocolError(
                 f"transfer {offer.stream_id}: offered SHA-256 {offer.sha256!r} is not 64 hex digits"
             )
-        self.size = offer.size
-        self.sha256 = offer.sha256.lower()
+        super().__init__(offer.stream_id, offer.size, offer.sha256)
         self.sender = offer.peer
         self.directory = Path(directory)
         self.overwrite = overwrite
         self.resume = resume
-        self.state = TransferState.OFFERED
-        self.reason = ""  # why it failed
-        self.start_offset = 0  # bytes that were already in the .part
         self.path: Path | None = None  # the finished file, once done
         self._part: PartFile | None = None
-
-    @property
-    def done(self) -> bool:
-        """Every byte arrived, the SHA-256 matched and the file has its name: see :attr:`path`."""
-        return self.state is TransferState.DONE
-
-    @property
-    def failed(self) -> bool:
-        """Rejected, cancelled or broken; :attr:`reason` says why."""
-        return self.state is TransferState.FAILED
 
     @property
     def received(self) -> int:
@@ -1166,11 +1158,6 @@ class IncomingTransfer:
         if self.state is not TransferState.ACTIVE or self._part is None:
             raise self._protocol_error(f"{what} before FileAccept")
         return self._part
-
-    def _fail(self, reason: str) -> None:
-        if self.state is not TransferState.FAILED:
-            self.state = TransferState.FAILED
-            self.reason = reason
 
     def _end(self, reason: str, *, keep_part: bool) -> None:
         self._fail(reason)
