@@ -196,6 +196,13 @@ class Server:
         self._wake_r.setblocking(False)
         self._selector.register(self._listener, selectors.EVENT_READ, None)
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        if selector == "select" and max(self._listener.fileno(), self._wake_r.fileno()) >= FD_SETSIZE:
+            # Without this check the loop's first select() raises in its thread and the server dies silently.
+            self._selector.close()
+            for sock in (self._listener, self._wake_r, self._wake_w):
+                sock.close()
+            raise ValueError(f"select() is limited to descriptors below {FD_SETSIZE} and this process already uses "
+                             "more; use selector='epoll' (or 'poll')")
 
         self._connections: set[Connection] = set()
         self._nicks: dict[str, Connection] = {}  # normalize_name(nick) -> connection
@@ -367,6 +374,11 @@ class Server:
             except RemoteProtocolError as exc:
                 self._kick(conn, "protocol-error", str(exc))
                 return
+            except (ValueError, RecursionError) as exc:
+                # Still the peer's fault, and it must not end the loop: JSON nested
+                # thousands deep (RecursionError), a lone surrogate that cannot be re-encoded.
+                self._kick(conn, "protocol-error", f"malformed {frame.type.name} frame ({type(exc).__name__}: {exc})")
+                return
 
     def _may_handle(self, conn: Connection, frame: p.Frame) -> bool:
         if conn.blocked_by is not None:
@@ -475,7 +487,7 @@ class Server:
 
     def _join(self, conn: Connection, room: str, password: str = "") -> None:
         key = normalize_name(room)
-        if not ROOM_RE.match(room):
+        if not ROOM_RE.fullmatch(room):  # fullmatch: "$" alone would let "class\n" pass
             self._error(conn, "bad-room", f"{room!r} is not a valid room name: 1-32 letters, digits, '_' or '-'")
             return
         if key == conn.room:
@@ -555,7 +567,13 @@ class Server:
             if kind is p.FrameType.FILE_ACCEPT:
                 relay.accepted = True
             other, other_sid = relay.sender, relay.sender_sid
-        # Forward the payload untouched behind a new header: no decode, no copy of the chunk.
+        # Check it, so a malformed frame costs its sender and not the peer's connection...
+        if kind is p.FrameType.FILE_CHUNK:
+            if len(frame.payload) < p.CHUNK_PREFIX.size:
+                raise RemoteProtocolError(f"FILE_CHUNK payload of {len(frame.payload)} bytes is shorter than its offset")
+        else:
+            p.decode_message(frame)  # a few bytes of control
+        # ...then forward the payload untouched behind a new header: no copy of the chunk.
         self._queue(other, p.pack_header(kind, len(frame.payload), other_sid, frame.flags), frame.payload)
         if self.on_frame:
             self.on_frame("out", other.name, frame._replace(stream_id=other_sid))
