@@ -126,6 +126,7 @@ def test_receiver_disconnects_mid_transfer_then_resume_finishes(server, connect,
         assert time.monotonic() < deadline, "the transfer never got going"
         time.sleep(0.01)
     bob.close()
+    assert "connection ended" in bob.wait_for(chatlab.FileFailed, timeout=5).reason  # bob is told too
     with pytest.raises(chatlab.TransferError, match="bob disconnected"):
         transfer.wait(timeout=10)
     assert not (inbox / "movie.bin").exists()  # nothing that looks complete
