@@ -40,7 +40,7 @@ def _cmd_server(args: argparse.Namespace) -> int:
 def _cmd_client(args: argparse.Namespace) -> int:
     from .terminal import run_terminal_client
 
-    return run_terminal_client(args.address, args.nick)
+    return run_terminal_client(args.address, args.nick, download_dir=args.download_dir)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     client = verbs.add_parser("client", help="an interactive terminal chat client")
     client.add_argument("--nick", required=True)
+    client.add_argument("--download-dir", default="downloads", help="where /accept saves files (default ./downloads)")
     client.add_argument("address", metavar="HOST:PORT")
     client.set_defaults(run=_cmd_client)
 

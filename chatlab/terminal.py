@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, TextIO
 
 from . import protocol as p
-from .client import Address, Client, Disconnected
+from .client import Address, Client, Disconnected, FileFailed, FileReceived
 from .errors import ChatlabError, ConnectionBroken, ConnectionClosed, NickError, ServerError
 
 __all__ = ["run_terminal_client", "parse_command", "format_event", "Command", "TerminalSession", "HELP"]
@@ -57,6 +57,8 @@ Commands:
   /leave                 go back to the default room
   /who                   who is online, and in which room
   /send FILE NICK        send a file to NICK
+  /accept [N]            accept file offer N (the latest by default) into the download folder
+  /reject [N]            turn file offer N down
   /quit [REASON]         leave the chat (end of input and Ctrl-D do the same)
   /help                  this list"""
 
@@ -68,6 +70,8 @@ _COMMANDS: dict[str, tuple[str, int, int]] = {
     "leave": ("/leave", 0, 0),
     "who": ("/who", 0, 0),
     "send": ("/send FILE NICK", 2, 2),
+    "accept": ("/accept [N]", 0, 1),
+    "reject": ("/reject [N]", 0, 1),
     "quit": ("/quit [REASON]", 0, 1),
     "help": ("/help", 0, 0),
 }
@@ -180,6 +184,11 @@ def format_event(event: Any, me: str) -> str | None:
         return _format_who(event, me)
     if isinstance(event, p.FileOffer):
         return f"-- {clean(event.peer)} offers you {clean(event.name)!r} ({format_size(event.size)})"
+    if isinstance(event, FileReceived):
+        return (f"-- received {clean(event.name)!r} from {clean(event.sender)} ({format_size(event.size)}, "
+                f"SHA-256 verified): saved as {clean(str(event.path))}")
+    if isinstance(event, FileFailed):
+        return f"!! receiving {clean(event.name)!r} from {clean(event.sender)} failed: {clean(event.reason)}"
     if isinstance(event, Disconnected):
         return f"-- disconnected: {clean(event.reason)}"
     if isinstance(event, _SILENT):
@@ -225,9 +234,12 @@ class TerminalSession:
         write: prints one line; called from several threads, must be thread-safe.
     """
 
-    def __init__(self, client: Client, write: Callable[[str], None]) -> None:
+    def __init__(self, client: Client, write: Callable[[str], None], download_dir: str = "downloads") -> None:
         self.client = client
         self.write = write
+        self.download_dir = download_dir
+        self.offers: dict[int, p.FileOffer] = {}  # numbered as shown, for /accept N and /reject N
+        self._offer_numbers = iter(range(1, 1_000_000))
         self.stopped = threading.Event()  # the printer thread has ended
         self.lost: str | None = None  # why the connection ended, if we did not end it
         self.on_lost: Callable[[], None] | None = None  # lets the front end stop waiting for input
@@ -264,6 +276,10 @@ class TerminalSession:
                         self.write(format_event(event, self.client.nick) or "-- disconnected")
                     return
                 line = format_event(event, self.client.nick)
+                if isinstance(event, p.FileOffer):  # the interactive client asks
+                    number = next(self._offer_numbers)
+                    self.offers[number] = event
+                    line = f"{line}: /accept {number} or /reject {number}"
                 if line is not None:
                     self.write(line)
         finally:
@@ -306,6 +322,8 @@ class TerminalSession:
             _request(client, p.Who())
         elif command.name == "send":
             self.send_file(args[0], args[1])
+        elif command.name in ("accept", "reject"):
+            self.answer_offer(command.name, args[0] if args else None)
         elif command.name == "help":
             for line in HELP.splitlines():
                 self.write(line)
@@ -315,6 +333,24 @@ class TerminalSession:
             self.quit(args[0] if args else "")
             return False
         return True
+
+    def answer_offer(self, verb: str, number: str | None) -> None:
+        """``/accept N`` or ``/reject N``; without N, the latest offer."""
+        if not self.offers:
+            self.write("!! there is no file offer to answer")
+            return
+        key = max(self.offers) if number is None else int(number) if number.isdigit() else -1
+        offer = self.offers.pop(key, None)
+        if offer is None:
+            self.write(f"!! no file offer number {number}; open offers: {', '.join(map(str, sorted(self.offers)))}")
+            return
+        if verb == "reject":
+            self.client.reject_file(offer, "declined")
+            self.write(f"-- you turned down {clean(offer.name)!r} from {clean(offer.peer)}")
+            return
+        os.makedirs(self.download_dir, exist_ok=True)
+        self.client.accept_file(offer, self.download_dir)  # TransferError (e.g. an unsafe name) is printed by handle_line
+        self.write(f"-- receiving {clean(offer.name)!r} from {clean(offer.peer)} into {self.download_dir}/")
 
     def quit(self, reason: str = "", flush: bool = True) -> None:
         """Close the connection (once).  ``flush``: first print the answers to what we sent."""
@@ -529,7 +565,7 @@ def _use_prompt_toolkit() -> bool:
 
 
 def run_terminal_client(address: Address, nick: str, *, input: TextIO | None = None,
-                        output: TextIO | None = None) -> int:
+                        output: TextIO | None = None, download_dir: str = "downloads") -> int:
     """Chat from a terminal until /quit, end of input or Ctrl-C; returns the exit code.
 
     Args:
@@ -538,6 +574,7 @@ def run_terminal_client(address: Address, nick: str, *, input: TextIO | None = N
         input: read commands from this text stream instead of stdin (tests).
         output: print to this text stream instead of stdout (tests); errors go
             there too instead of stderr.
+        download_dir: where ``/accept`` saves files (created when first needed).
 
     Returns:
         0 after /quit, end of input, Ctrl-C or Ctrl-D; 1 if the server could
@@ -570,7 +607,7 @@ def run_terminal_client(address: Address, nick: str, *, input: TextIO | None = N
     except KeyboardInterrupt:
         return EXIT_OK
 
-    session = TerminalSession(client, write)
+    session = TerminalSession(client, write, download_dir)
     try:
         session.start()
         if input is None and output is None and _use_prompt_toolkit():

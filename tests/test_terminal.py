@@ -432,3 +432,34 @@ def test_server_going_away_ends_the_client(terminals: Any) -> None:
         alice.finish()  # nothing can interrupt a blocked read of a pipe there: end the input
     code, err = alice.wait()  # on POSIX it exits by itself, stdin still open
     assert (code, err) == (1, "")
+
+
+# ------------------------------------------------------- answering file offers
+
+
+def test_the_interactive_client_asks_before_accepting_a_file(tmp_path: Path) -> None:
+    source = tmp_path / "notes.txt"
+    source.write_text("lab notes\n" * 1000)
+    downloads = tmp_path / "downloads"
+    with chatlab.Server(port=0) as server, \
+         chatlab.Client.connect(server.address, nick="alice") as alice, \
+         chatlab.Client.connect(server.address, nick="bob") as bob:  # fmt: skip
+        lines: list[str] = []
+        session = TerminalSession(bob, lines.append, download_dir=str(downloads))
+        session.start()
+        try:
+            first = alice.send_file(source, to="bob")
+            assert _wait_for_line(lines, "-- alice offers you").endswith(": /accept 1 or /reject 1")
+            session.handle_line("/reject")
+            with pytest.raises(TransferError, match="declined"):
+                first.wait(timeout=TIMEOUT)
+            second = alice.send_file(source, to="bob")
+            _wait_for_line(lines, "-- alice offers you 'notes.txt' (10.0 KB): /accept 2")
+            session.handle_line("/accept 7")
+            assert lines[-1].startswith("!! no file offer number 7")
+            session.handle_line("/accept 2")
+            second.wait(timeout=TIMEOUT)
+            assert _wait_for_line(lines, "-- received 'notes.txt' from alice").endswith("notes.txt")
+            assert (downloads / "notes.txt").read_text() == source.read_text()
+        finally:
+            session.quit(flush=False)
