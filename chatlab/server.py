@@ -46,6 +46,15 @@ SELECTORS: dict[str, str] = {"select": "SelectSelector", "poll": "PollSelector",
 # select() takes file descriptors below FD_SETSIZE only (1024 on Linux and
 # macOS); Windows counts sockets instead, 512 in CPython's build.
 FD_SETSIZE = 512 if sys.platform == "win32" else 1024
+
+
+def beyond_select(sock: socket.socket, watched: int) -> bool:
+    """Would select() refuse ``sock``, with ``watched`` sockets already in its sets?"""
+    if sys.platform == "win32":
+        return watched >= FD_SETSIZE  # Windows handles are not small numbers; its limit is a count
+    return sock.fileno() >= FD_SETSIZE
+
+
 RESERVED_NICKS = frozenset({"server", "chatlab", "admin", "root", "system", "operator", "nickserv", "everyone"})
 NICK_RE = re.compile(r"^[^\W\d][\w\-]{0,19}$")  # a letter first, then letters, digits, _ and -
 ROOM_RE = re.compile(r"^#?[\w\-]{1,32}$")
@@ -196,7 +205,7 @@ class Server:
         self._wake_r.setblocking(False)
         self._selector.register(self._listener, selectors.EVENT_READ, None)
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
-        if selector == "select" and max(self._listener.fileno(), self._wake_r.fileno()) >= FD_SETSIZE:
+        if selector == "select" and any(beyond_select(sock, 0) for sock in (self._listener, self._wake_r)):
             # Without this check the loop's first select() raises in its thread and the server dies silently.
             self._selector.close()
             for sock in (self._listener, self._wake_r, self._wake_w):
@@ -310,7 +319,7 @@ class Server:
         conn = Connection(sock, f"{addr[0]}:{addr[1]}", p.FrameDecoder(self.max_payload), now, now)
         if self.flood_limit:
             conn.tokens, conn.tokens_at = float(self.flood_limit.burst), now
-        if self.selector_name == "select" and sock.fileno() >= FD_SETSIZE:
+        if self.selector_name == "select" and beyond_select(sock, len(self._connections) + 2):
             # select() cannot watch this descriptor; refuse it rather than crash the loop.
             self._refuse(sock, "server-full", f"select() is limited to {FD_SETSIZE} descriptors; run the server with --selector epoll")
             return
