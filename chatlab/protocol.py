@@ -505,8 +505,19 @@ def decode_message(frame: Frame) -> Message:
         expected = _JSON_TYPES[str(f.type)]
         if not isinstance(value, expected) or (expected == (int,) and isinstance(value, bool)):
             raise RemoteProtocolError(f"{name} field {f.name!r} must be {str(f.type)}, got {type(value).__name__}")
+        if isinstance(value, str) and not _encodable(value):
+            # JSON's "\ud800" escape decodes to a lone surrogate, which no UTF-8 encoder accepts.
+            raise RemoteProtocolError(f"{name} field {f.name!r} holds a lone surrogate, not text")
         kwargs[f.name] = value
     return cls(**kwargs)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _parse_json_object(payload: bytes, name: str) -> dict[str, Any]:
@@ -518,6 +529,8 @@ def _parse_json_object(payload: bytes, name: str) -> dict[str, Any]:
         raise RemoteProtocolError(f"{name} payload is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
     except ValueError as exc:
         raise RemoteProtocolError(f"{name} payload is not valid JSON ({exc})") from None
+    except RecursionError:  # [[[[...]]]] thousands deep
+        raise RemoteProtocolError(f"{name} payload is JSON nested too deeply") from None
     if not isinstance(body, dict):
         raise RemoteProtocolError(f"{name} payload must be a JSON object, got {type(body).__name__}")
     return body

@@ -111,6 +111,8 @@ def test_malformed_headers_are_typed_errors(data, message):
         (p.FrameType.SAY, b'{"text": 5}', "'text' must be str"),
         (p.FrameType.PING, b'{"token": true}', "'token' must be int"),
         (p.FrameType.FILE_ACK, b"\x00", "must be 8 bytes"),
+        (p.FrameType.SAY, b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (p.FrameType.SAY, b'{"text": "\\ud800"}', "lone surrogate"),
         (p.FrameType.FILE_CHUNK, b"\x00\x01", "shorter than its offset"),
     ],
 )
