@@ -51,7 +51,7 @@ from typing import Any, Iterator, Sequence
 
 from .. import protocol as p
 from ..client import Client
-from ..server import FD_SETSIZE, Server
+from ..server import FD_SETSIZE, FloodLimit, Server, normalize_name
 
 CHAT, NOTICE, PING, ERROR, WELCOME = (int(t) for t in (p.FrameType.CHAT, p.FrameType.NOTICE, p.FrameType.PING,
                                                       p.FrameType.ERROR, p.FrameType.WELCOME))
@@ -146,6 +146,8 @@ class ServerProcess:
 def _serve_child() -> None:
     """The child side of :class:`ServerProcess`."""
     options = json.loads(sys.argv[1])
+    if isinstance(options.get("flood_limit"), list):  # JSON has no FloodLimit: [rate, burst]
+        options["flood_limit"] = FloodLimit(*options["flood_limit"])
     raise_nofile_limit(options.get("max_clients", 0) * 2 + 64)
     server = Server(port=0, **options)
     print(json.dumps({"address": list(server.address)}), flush=True)
@@ -561,10 +563,13 @@ class NeverReader:
         self.sock.settimeout(5)
         self.sock.connect(address)
         decoder = p.MessageDecoder()
-        self.sock.sendall(p.encode(p.Hello(nick)) + p.encode(p.Join(room)))
-        while True:  # read until our own join notice, then never again
+        self.sock.sendall(p.encode(p.Hello(nick)))
+        welcome = _read_message(self.sock, decoder, p.Welcome)
+        if normalize_name(welcome.room) != normalize_name(room):  # type: ignore[union-attr]
+            self.sock.sendall(p.encode(p.Join(room)))
+        while True:  # read until we are in the room, then never again
             notice = _read_message(self.sock, decoder, p.Notice)
-            if notice.kind == "join" and notice.nick == nick:  # type: ignore[union-attr]
+            if notice.kind == "join" and notice.nick == nick and normalize_name(notice.room) == normalize_name(room):  # type: ignore[union-attr]
                 break
         self.started = time.monotonic()
         self.talker = Client.connect(address, nick=f"{nick}_friend")
