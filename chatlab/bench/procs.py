@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import json
 import os
-import selectors
 import socket
 import sys
 import threading
