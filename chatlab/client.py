@@ -192,6 +192,7 @@ class Client:
         self._event_seq = itertools.count()
         self._cond = threading.Condition()
         self._closed = False
+        self._end_reason = ""  # why the connection ended, once it did (the Disconnected event's reason)
         self.dropped_events = 0
         self._outq: queue.PriorityQueue[tuple[int, int, bytes | Job | None]] = queue.PriorityQueue()
         self._out_seq = itertools.count()
@@ -568,8 +569,9 @@ class Client:
             reason = f"send failed: {exc.strerror or exc}"
             self._finish(reason)
         finally:
+            ended = reason or (f"the connection ended: {self._end_reason}" if self._end_reason else "the connection was closed")
             for transfer in list(self._outgoing.values()):
-                transfer.outgoing.cancel(reason or "the connection was closed")
+                transfer.outgoing.cancel(ended)
                 transfer._finish()
             self._outgoing.clear()
 
@@ -616,6 +618,7 @@ class Client:
             if self._closed:
                 return
             self._closed = True
+            self._end_reason = reason
         self._deliver(Disconnected(reason))
         self._outq.put((CONTROL, -1, None))  # wake the writer so it exits
 
