@@ -61,6 +61,7 @@ ROOM_RE = re.compile(r"^#?[\w\-]{1,32}$")
 # Fairness: frames handled for one client before the loop serves the others.  Without a
 # budget, one recv() of 64 KiB of tiny frames (5,000 PINGs) held everyone up for ~20 ms.
 FRAMES_PER_TURN = 64
+MAX_TRANSFERS = 32  # transfers offered or going at once, per sender and per receiver: the relay tables stay bounded
 CHAT_TYPES = frozenset(
     {p.FrameType.SAY, p.FrameType.WHISPER, p.FrameType.JOIN, p.FrameType.LEAVE, p.FrameType.WHO, p.FrameType.FILE_OFFER}
 )
@@ -617,6 +618,11 @@ class Server:
             raise RemoteProtocolError(f"FILE_OFFER needs a new stream id from 1 to 2**31-1 (got {offer.stream_id})")
         if target is None or target is conn:
             self._queue(conn, p.encode(p.FileReject(offer.stream_id, f"nobody else called {offer.peer!r} is online")))
+            return
+        if len(conn.sending) >= MAX_TRANSFERS or len(target.receiving) >= MAX_TRANSFERS:
+            who = "you have" if len(conn.sending) >= MAX_TRANSFERS else f"{target.nick} has"
+            self._queue(conn, p.encode(p.FileReject(offer.stream_id, f"{who} {MAX_TRANSFERS} transfers going already; "
+                                                                     "try again when one has ended")))
             return
         relay = Relay(conn, offer.stream_id, target, p.INCOMING_STREAM_BIT | next(target.next_sid))
         conn.sending[relay.sender_sid] = relay
