@@ -302,6 +302,28 @@ def test_select_refuses_what_it_cannot_watch_with_a_clear_error_and_epoll_does_n
             assert bob.who().users == {"bob": "lobby"}
 
 
+def test_offers_nobody_answers_cannot_pile_up_in_the_server(server, raw):
+    victim, mallory = raw("victim"), raw("mallory")  # the victim never answers an offer
+    offers = 200
+    mallory.sock.sendall(b"".join(p.encode(p.FileOffer(i, "victim", f"f{i}.bin", 10**12, "ab" * 32))
+                                  for i in range(1, offers + 1)))
+    mallory.send(p.Ping(5))
+    replies: list[p.Message] = []
+    while not any(isinstance(m, p.Pong) for m in replies):
+        mallory.decoder.feed(mallory.sock.recv(65536))
+        replies.extend(mallory.decoder)
+    rejects = [m for m in replies if isinstance(m, p.FileReject)]
+    assert len(rejects) == offers - chatlab.server.MAX_TRANSFERS
+    assert f"you have {chatlab.server.MAX_TRANSFERS} transfers going already" in rejects[0].reason
+    held = {c.nick: (len(c.sending), len(c.receiving)) for c in list(server._connections)}
+    assert held == {"mallory": (chatlab.server.MAX_TRANSFERS, 0), "victim": (0, chatlab.server.MAX_TRANSFERS)}
+    mallory.close()
+    deadline = time.monotonic() + 5
+    while any(c.receiving for c in list(server._connections)):  # mallory gone: her relays went with her
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
 def test_every_kind_of_request_counts_against_the_flood_limit_and_none_is_lost():
     with chatlab.Server(port=0, flood_limit=chatlab.FloodLimit(rate=100, burst=5)) as srv, \
          chatlab.Client.connect(srv.address, nick="alice") as alice, \
