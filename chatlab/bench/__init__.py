@@ -51,9 +51,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m chatlab bench", description=__doc__.split("\n\n")[0].split(": ", 1)[1],
+    parser = argparse.ArgumentParser(prog="python -m chatlab bench", description=(__doc__ or "").replace("``", "'"),
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="Run 'python -m chatlab bench SCENARIO --help' for a scenario's own options.")
+                                     epilog="Run 'python -m chatlab bench SCENARIO --help' for a scenario's own options.\n")
     sub = parser.add_subparsers(dest="scenario", metavar="SCENARIO")
     everything = sub.add_parser("all", help="every scenario (the default)")
     _common(everything)
@@ -191,16 +191,17 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["all", *argv]
+    raise_nofile_limit()
+    if argv[0] == "load":  # its own options, parsed by chatlab.bench.load
+        return run_load(argv[1:])
+    if argv[0] == "sweep":
+        sweep = argparse.ArgumentParser(prog="python -m chatlab bench sweep",
+                                        description="chatlab.experiments.run_all: the sweeps of notebooks 06/07")
+        _common(sweep)
+        sargs = sweep.parse_args(argv[1:])
+        return run_sweep(sargs.out, sargs.quick)
     parser = build_parser()
     args = parser.parse_args(argv)
-    raise_nofile_limit()
-    if args.scenario == "load":
-        return run_load(args.rest)
-    if args.scenario == "sweep":
-        sweep = argparse.ArgumentParser(prog="python -m chatlab bench sweep")
-        _common(sweep)
-        sargs = sweep.parse_args(args.rest)
-        return run_sweep(sargs.out, sargs.quick)
     if args.scenario == "all":
         return run_everything(args)
     run_scenario(args.scenario, args)
