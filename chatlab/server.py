@@ -55,6 +55,7 @@ def beyond_select(sock: socket.socket, watched: int) -> bool:
     return sock.fileno() >= FD_SETSIZE
 
 
+HAVE_SENDMSG = hasattr(socket.socket, "sendmsg")
 RESERVED_NICKS = frozenset({"server", "chatlab", "admin", "root", "system", "operator", "nickserv", "everyone"})
 NICK_RE = re.compile(r"^[^\W\d][\w\-]{0,19}$")  # a letter first, then letters, digits, _ and -
 ROOM_RE = re.compile(r"^#?[\w\-]{1,32}$")
@@ -222,6 +223,7 @@ class Server:
         self._rooms: dict[str, set[Connection]] = {}  # normalize_name(room) -> members
         self._room_names: dict[str, str] = {}  # normalize_name(room) -> name as first written
         self._flooded: set[Connection] = set()  # paused by flood control
+        self._dirty: set[Connection] = set()  # queued to this turn: flushed at its end
         self._busy: set[Connection] = set()  # frames left over after a turn's budget: handled next turn
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -298,6 +300,7 @@ class Server:
                 now = time.monotonic()
                 self._resume_paused(now)
                 self._resume_busy()
+                self._flush_dirty()
                 if now >= next_tick:
                     self._keepalive(now)
                     next_tick = now + tick
@@ -658,9 +661,10 @@ class Server:
         self._disconnect(conn, text, flush=True)
 
     def _queue(self, conn: Connection, *parts: bytes) -> None:
+        """Append to a connection's queue; the loop sends it at the end of this turn."""
         if conn.closing is not None or conn not in self._connections:
             return
-        was_empty = not conn.outbox
+        self._dirty.add(conn)
         for part in parts:
             if part:
                 conn.outbox.append(part)
@@ -670,25 +674,38 @@ class Server:
             conn.outbox.clear()
             conn.queued = 0
             self._disconnect(conn, f"not reading: more than {self.max_queue} bytes were waiting for it")
-            return
-        if was_empty:
-            self._update_events(conn)
+
+    def _flush_dirty(self) -> None:
+        """End of a turn: send what this turn queued.  Only what the kernel would not take
+        waits for select() to say the socket is writable again."""
+        while self._dirty:
+            self._flush(self._dirty.pop())
 
     def _flush(self, conn: Connection) -> None:
+        self._dirty.discard(conn)
         while conn.outbox:
-            chunk = conn.outbox[0]
+            # Many frames, one system call: sendmsg() gathers them (Windows has no
+            # sendmsg, so there they are joined into one buffer first).
+            batch = list(itertools.islice(conn.outbox, 256))
+            wanted = sum(len(part) for part in batch)
             try:
-                sent = conn.sock.send(chunk)
+                sent = conn.sock.sendmsg(batch) if HAVE_SENDMSG else conn.sock.send(b"".join(batch))
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:
                 self._disconnect(conn, f"connection broken ({exc.strerror or exc})")
                 return
             conn.queued -= sent
-            if sent < len(chunk):
-                conn.outbox[0] = memoryview(chunk)[sent:]
-                break
-            conn.outbox.popleft()
+            unaccounted = sent
+            while unaccounted:
+                head = conn.outbox[0]
+                if unaccounted < len(head):
+                    conn.outbox[0] = memoryview(head)[unaccounted:]
+                    break
+                unaccounted -= len(head)
+                conn.outbox.popleft()
+            if sent < wanted:
+                break  # the kernel's buffer is full: wait for EVENT_WRITE
         if conn.blocking and conn.queued <= self.relay_high_water // 2:
             self._unblock(conn)
         if not conn.outbox and conn.closing is not None:
@@ -754,6 +771,7 @@ class Server:
         self._connections.discard(conn)
         self._flooded.discard(conn)
         self._busy.discard(conn)
+        self._dirty.discard(conn)
         if conn.events:
             self._selector.unregister(conn.sock)
             conn.events = 0
