@@ -10,8 +10,10 @@ How the loop works (the theory, once):
   and for *writing* only while its outgoing queue holds something.  A socket
   with an empty send buffer is always writable, so asking about it anyway
   would make ``select()`` return at once, forever: a 100%-CPU busy loop.
-* Sending never blocks: it appends bytes to the connection's queue, and the
-  loop flushes the queue when the socket says it can take more.
+* Sending never blocks: it appends bytes to the connection's queue.  At the
+  end of each turn of the loop, every queue that grew is flushed, many frames
+  per ``sendmsg()`` call; only what the kernel would not take waits for
+  ``select()`` to report the socket writable again.
 * Reading is how we apply pressure back.  A client over its flood rate, or a
   file sender whose receiver is not keeping up, is simply not read for a
   while: its bytes wait in the kernel, TCP's own flow control slows it down,
