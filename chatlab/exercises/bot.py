@@ -1,0 +1,248 @@
+"""Exercise for notebook 05: a chat bot written with chatlab's client API.
+
+The student writes::
+
+    def run_bot(bot: chatlab.Client, stop: threading.Event) -> None:
+        ...
+
+``bot`` is already connected (as ``timebot``, in the room ``lobby``).  The
+function runs until ``stop`` is set or the connection closes, and then
+returns (it never raises for either).  While it runs:
+
+* someone says ``!time`` in the bot's room: the bot says
+  ``the time is HH:MM:SS`` (local time, ``time.strftime("%H:%M:%S")``) in
+  that room;
+* someone whispers ``!time`` to the bot: the bot whispers the same answer
+  back, to that person only;
+* anything else gets no answer: other lines, lines that merely contain
+  ``!time`` (``"what's the !time?"``, ``"!timer"``), and above all the bot's
+  own lines -- the server sends every SAY back to its sender too, and a copy
+  of every whisper to the one who whispered it.
+
+The command is the whole message, spaces around it ignored
+(``message.text.strip() == "!time"``).  Check ``stop`` at least twice a
+second: wait for events with ``bot.wait_for(..., timeout=0.2)`` and carry on
+after a ``TimeoutError``; a ``chatlab.ConnectionClosed`` means the server is
+gone: return.
+
+:func:`check_bot` starts a fresh server for each case, connects the bot and a
+few people, runs ``run_bot`` in a thread and prints which cases pass.  A
+reference solution is in :mod:`chatlab.exercises.solutions_bot`.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..client import Client
+from ..protocol import ChatMessage, PrivateMessage
+from ..server import Server
+from ._report import Report, run_cases
+
+BOT = "timebot"
+ANSWER = re.compile(r"the time is (\d\d):(\d\d):(\d\d)")
+REPLY_TIMEOUT = 2.0  # seconds an answer may take
+QUIET = 0.6  # seconds of silence that count as "no answer"
+STOP_GRACE = 1.5  # seconds run_bot may take to return after stop is set or the server goes away
+CLOCK_SLACK = 5  # seconds the answer may differ from the checker's clock
+
+RunBot = Callable[[Client, threading.Event], Any]
+
+
+@dataclass
+class _Harness:
+    server: Server
+    bot: Client
+    people: dict[str, Client]
+    stop: threading.Event
+    thread: threading.Thread
+    errors: list[BaseException] = field(default_factory=list)
+
+    def say(self, nick: str, text: str) -> None:
+        self.people[nick].say(text)
+
+    def answers(self, nick: str, within: float, kind: type = ChatMessage) -> list[Any]:
+        """Every message from the bot that ``nick`` receives in the next ``within`` seconds."""
+        got = []
+        deadline = time.monotonic() + within
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                got.append(self.people[nick].wait_for(kind, timeout=left, predicate=lambda m: m.sender == BOT))
+            except TimeoutError:
+                break
+        return got
+
+    def first_answer(self, nick: str, kind: type = ChatMessage) -> Any:
+        self.check_alive()
+        try:
+            return self.people[nick].wait_for(kind, timeout=REPLY_TIMEOUT, predicate=lambda m: m.sender == BOT)
+        except TimeoutError:
+            self.check_alive()
+            where = "in the room" if kind is ChatMessage else "as a whisper"
+            raise AssertionError(f"no answer {where} within {REPLY_TIMEOUT:g} s") from None
+
+    def check_alive(self) -> None:
+        if self.errors:
+            exc = self.errors[0]
+            raise AssertionError(f"run_bot raised {type(exc).__name__}: {exc}")
+        if not self.thread.is_alive():
+            raise AssertionError("run_bot returned while it should still be running")
+
+
+@contextmanager
+def _harness(run_bot: RunBot, people: tuple[str, ...] = ("alice", "carol")) -> Iterator[_Harness]:
+    with ExitStack() as stack:
+        server = stack.enter_context(Server(port=0))
+        bot = stack.enter_context(Client.connect(server.address, nick=BOT))
+        clients = {nick: stack.enter_context(Client.connect(server.address, nick=nick)) for nick in people}
+        stop = threading.Event()
+        errors: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                run_bot(bot, stop)
+            except BaseException as exc:  # reported by the case, never raised in the checker's thread
+                errors.append(exc)
+
+        thread = threading.Thread(target=target, name="chatlab-student-bot", daemon=True)
+        harness = _Harness(server, bot, clients, stop, thread, errors)
+        thread.start()
+        try:
+            time.sleep(0.05)  # let the bot reach its first wait_for
+            yield harness
+        finally:
+            stop.set()
+            thread.join(STOP_GRACE)
+
+
+def _check_answer(message: Any) -> str:
+    match = ANSWER.fullmatch(message.text)
+    assert match, f"the answer should read 'the time is HH:MM:SS', got {message.text!r}"
+    h, m, s = (int(g) for g in match.groups())
+    now = time.localtime()
+    diff = abs((h * 3600 + m * 60 + s) - (now.tm_hour * 3600 + now.tm_min * 60 + now.tm_sec)) % 86400
+    diff = min(diff, 86400 - diff)
+    local = time.strftime("%H:%M:%S", now)
+    assert diff <= CLOCK_SLACK, f"the answer says {message.text[-8:]}, but the local time is {local}"
+    return str(message.text)
+
+
+def _answers_time(run_bot: RunBot) -> str:
+    with _harness(run_bot) as h:
+        h.say("alice", "!time")
+        _check_answer(h.first_answer("alice"))
+        return ""
+
+
+def _answers_once(run_bot: RunBot) -> str:
+    with _harness(run_bot) as h:
+        h.say("alice", "!time")
+        h.first_answer("alice")
+        more = h.answers("alice", QUIET)
+        assert not more, f"one !time got {1 + len(more)} answers: {[m.text for m in more][:3]}"
+        h.check_alive()
+        return ""
+
+
+def _ignores_other_lines(run_bot: RunBot) -> str:
+    lines = ["hello", "what's the !time?", "!timer", "!time please", "time"]
+    with _harness(run_bot) as h:
+        for line in lines:
+            h.say("alice", line)
+        got = h.answers("alice", QUIET)
+        assert not got, f"answered ordinary lines: {[m.text for m in got][:3]} (the command is the whole message)"
+        h.say("alice", "  !time  ")
+        _check_answer(h.first_answer("alice"))
+        return ""
+
+
+def _never_answers_itself(run_bot: RunBot) -> str:
+    with _harness(run_bot) as h:
+        h.bot.say("!time")  # the bot's own line, echoed back to it by the server
+        got = [m for m in h.answers("alice", QUIET) if m.text != "!time"]
+        assert not got, f"the bot answered its own '!time': {got[0].text!r} (skip messages whose sender is bot.nick)"
+        h.check_alive()
+        return ""
+
+
+def _answers_whisper(run_bot: RunBot) -> str:
+    with _harness(run_bot) as h:
+        h.people["alice"].whisper(BOT, "!time")
+        reply = h.first_answer("alice", PrivateMessage)
+        assert reply.to == "alice", f"the whisper went to {reply.to!r}, not alice"
+        _check_answer(reply)
+        leaked = h.answers("carol", QUIET) + h.answers("carol", 0.05, PrivateMessage)
+        assert not leaked, f"carol saw the answer to alice's whisper: {leaked[0].text!r}"
+        return ""
+
+
+def _several_people(run_bot: RunBot) -> str:
+    with _harness(run_bot) as h:
+        h.say("alice", "!time")
+        h.say("carol", "!time")
+        got = [h.first_answer("alice")] + h.answers("alice", QUIET)
+        assert len(got) == 2, f"two people asked, {len(got)} answer(s) came"
+        for message in got:
+            _check_answer(message)
+        return ""
+
+
+def _stops_when_asked(run_bot: RunBot) -> str:
+    with _harness(run_bot) as h:
+        h.check_alive()
+        h.stop.set()
+        h.thread.join(STOP_GRACE)
+        assert not h.thread.is_alive(), (
+            f"run_bot was still running {STOP_GRACE:g} s after stop was set"
+            " (wait_for with a short timeout, then check stop)"
+        )
+        assert not h.errors, f"run_bot raised {type(h.errors[0]).__name__}: {h.errors[0]}"
+        return ""
+
+
+def _returns_when_server_goes(run_bot: RunBot) -> str:
+    with _harness(run_bot) as h:
+        h.check_alive()
+        h.server.stop()
+        h.thread.join(STOP_GRACE + 1.0)
+        assert not h.thread.is_alive(), (
+            "run_bot kept running after the server went away (catch chatlab.ConnectionClosed and return)"
+        )
+        assert not h.errors, (
+            f"run_bot raised {type(h.errors[0]).__name__} when the server went away: return instead"
+        )
+        return ""
+
+
+CASES: list[tuple[str, Callable[[RunBot], str]]] = [
+    ("answers !time in its room", _answers_time),
+    ("answers exactly once", _answers_once),
+    ("ignores other lines, even ones containing !time", _ignores_other_lines),
+    ("never answers itself", _never_answers_itself),
+    ("answers a whisper with a whisper, to that person only", _answers_whisper),
+    ("answers each of two people", _several_people),
+    ("returns soon after stop is set", _stops_when_asked),
+    ("returns when the server goes away", _returns_when_server_goes),
+]
+
+
+def check_bot(run_bot: RunBot, show: bool = True, only: str | None = None) -> Report:
+    """Run ``run_bot(bot, stop)`` against a real server, one fresh server per case.
+
+    Prints one PASS/FAIL line per case (unless ``show=False``) and returns the
+    :class:`~chatlab.exercises.Report`; ``bool(report)`` is True when all pass.
+    ``only="whisper"`` runs just the cases whose name contains that text.
+    """
+    chosen = [(name, (lambda body=body: body(run_bot))) for name, body in CASES if only is None or only in name]
+    if not chosen:
+        raise ValueError(f"no case name contains {only!r}")
+    return run_cases("check_bot", chosen, show=show)
+
+
+__all__ = ["check_bot", "BOT", "CASES"]

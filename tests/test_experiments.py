@@ -1,0 +1,253 @@
+"""Fast tests of chatlab.experiments (tiny files, short runs) and of the notebook 05 bot checker."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import chatlab
+from chatlab import experiments as ex
+from chatlab.exercises.bot import check_bot
+from chatlab.exercises.solutions_bot import run_bot as reference_bot
+from chatlab.transfer import AdaptiveWindow, FixedWindow, SleepPaced
+
+KiB = 1024
+TINY = 256 * KiB
+
+
+# ------------------------------------------------------------------ links
+
+
+def test_links_by_name_and_parsed() -> None:
+    assert ex.get_link("loopback").mbit is None
+    assert ex.get_link("loopback").profile() is None
+    link = ex.get_link("50mbit-40ms")
+    assert link.mb_per_s == pytest.approx(6.25)
+    assert link.bdp_bytes == pytest.approx(250_000)
+    profile = link.profile()
+    assert profile is not None and profile.delay == pytest.approx(0.020)  # one way: half the RTT
+    custom = ex.get_link("12.5mbit-8ms")
+    assert (custom.mbit, custom.rtt_ms, custom.label) == (12.5, 8.0, "12.5 Mbit/s, 8 ms RTT")
+    assert ex.get_link(custom) is custom
+    with pytest.raises(ValueError):
+        ex.get_link("fast-wifi")
+    for name in ex.FULL_LINKS + ex.QUICK_LINKS + (ex.CHAT_LINK,):
+        assert name in ex.LINKS
+
+
+def test_file_sizes_follow_the_link() -> None:
+    assert ex.get_link("10mbit-5ms").file_bytes(1.0) == 1_250_000
+    assert ex.get_link("10mbit-5ms").file_bytes(0.001) == ex.MIN_FILE
+    assert ex.get_link("loopback").file_bytes(100.0, max_bytes=2_000_000) == 2_000_000
+
+
+# --------------------------------------------------------------- transfers
+
+
+def _sane(row: ex.TransferRow, file_bytes: int) -> None:
+    assert row.file_bytes == file_bytes
+    assert row.completed
+    assert row.bytes_acked == file_bytes
+    assert row.seconds > 0 and row.mb_per_s > 0
+    assert row.mb_per_s == pytest.approx(row.bytes_acked / row.seconds / 1e6, rel=1e-4)  # rows keep 6 digits
+    assert row.rtt_min_ms is not None and row.rtt_p50_ms is not None and row.rtt_max_ms is not None
+    assert 0 <= row.rtt_min_ms <= row.rtt_p50_ms <= row.rtt_max_ms
+    assert 0 < row.max_in_flight <= file_bytes
+
+
+def test_measure_each_strategy_on_loopback() -> None:
+    sleep = ex.measure_transfer("sleep", "loopback", file_bytes=TINY, pause=0.001, chunk_size=16 * KiB).row
+    _sane(sleep, TINY)
+    assert (sleep.strategy, sleep.pause_ms, sleep.window_chunks, sleep.chunk_size) == ("sleep", 1.0, None, 16 * KiB)
+    assert sleep.setting == "16 KiB / 1 ms"
+
+    fixed = ex.measure_transfer(FixedWindow(4, 16 * KiB), "loopback", file_bytes=TINY, experiment="window").row
+    _sane(fixed, TINY)
+    assert (fixed.experiment, fixed.strategy, fixed.window_chunks, fixed.pause_ms) == ("window", "fixed", 4, None)
+    assert fixed.max_in_flight <= 4 * 16 * KiB
+
+    result = ex.measure_transfer(AdaptiveWindow(16 * KiB), "loopback", file_bytes=TINY)
+    _sane(result.row, TINY)
+    assert result.row.mean_window is not None and result.row.mean_window >= 16 * KiB
+    assert result.trace and result.trace[-1].bytes_acked == TINY
+
+
+def test_measure_through_the_link_emulator() -> None:
+    row = ex.measure_transfer(FixedWindow(8, 16 * KiB), "50mbit-5ms", file_bytes=TINY).row
+    _sane(row, TINY)
+    assert (row.link, row.link_mbit, row.link_rtt_ms, row.link_mb_per_s) == ("50mbit-5ms", 50, 5, 6.25)
+    assert row.rtt_min_ms is not None and row.rtt_min_ms >= 5 * 0.9  # no ack comes back before the link's round trip
+
+
+def test_time_limit_stops_a_slow_transfer_and_reports_so_far() -> None:
+    start = time.monotonic()
+    row = ex.measure_transfer(SleepPaced(16 * KiB, 0.1), "loopback", file_bytes=TINY, time_limit=0.35).row
+    assert time.monotonic() - start < 5
+    assert not row.completed
+    assert 0 < row.bytes_acked < TINY
+    assert row.mb_per_s == pytest.approx(row.bytes_acked / row.seconds / 1e6, rel=1e-4)  # rows keep 6 digits
+
+
+def test_sweeps_return_one_row_per_setting() -> None:
+    sleep = ex.sleep_sweep(["loopback"], [0, 2], [16 * KiB], seconds=0.001, time_limit=5)
+    assert [(r.experiment, r.pause_ms) for r in sleep] == [("sleep", 0.0), ("sleep", 2.0)]
+    window = ex.window_sweep(["loopback"], [1, 4], seconds=0.001, time_limit=5)
+    assert [(r.experiment, r.window_chunks, r.chunk_size) for r in window] == [
+        ("window", 1, ex.CHUNK),
+        ("window", 4, ex.CHUNK),
+    ]
+    adaptive, points = ex.adaptive_runs(["loopback"], seconds=0.001, time_limit=5)
+    assert [r.experiment for r in adaptive] == ["adaptive"]
+    assert points[0].time == 0 and points[0].link == "loopback"
+    assert all(a.time <= b.time and a.bytes_acked <= b.bytes_acked for a, b in zip(points, points[1:]))
+    assert points[-1].bytes_acked == adaptive[0].file_bytes
+    for row in sleep + window + adaptive:
+        assert row.completed and row.bytes_acked == row.file_bytes == ex.MIN_FILE
+    summary = ex.summary_rows(
+        sleep + [dataclasses.replace(sleep[0], pause_ms=ex.SUMMARY_SLEEP["pause_ms"])],
+        window + [dataclasses.replace(window[0], window_chunks=ex.SUMMARY_WINDOW["window_chunks"])],
+        adaptive,
+    )
+    assert [r.strategy for r in summary] == ["sleep", "fixed", "adaptive"]
+
+
+# -------------------------------------------------------------------- chat
+
+
+def test_chat_latency_rows() -> None:
+    configs = [c for c in ex.CHAT_CONFIGS if c.name in ("idle", "fifo", "priority-small-buffer", "second-connection")]
+    summaries, samples = ex.chat_latency("50mbit-5ms", configs, file_bytes=512 * KiB, interval=0.02, idle_seconds=0.2)
+    assert [s.config for s in summaries] == ["idle", "fifo", "priority-small-buffer", "second-connection"]
+    for s in summaries:
+        assert s.pings > 0 and s.lost == 0
+        assert s.link == "50mbit-5ms" and s.link_rtt_ms == 5
+        assert s.p50_ms is not None and s.p99_ms is not None and s.max_ms is not None
+        assert 5 * 0.9 <= s.p50_ms <= s.p99_ms <= s.max_ms
+    idle, fifo, small, second = summaries
+    assert idle.file_bytes == 0 and idle.mb_per_s is None
+    assert fifo.writer == "fifo" and fifo.file_bytes == 512 * KiB and (fifo.mb_per_s or 0) > 0
+    assert small.small_send_buffer and second.second_connection
+    assert {s.config for s in samples} == {c.name for c in configs}
+    assert sum(s.config == "fifo" for s in samples) == fifo.pings
+
+
+def test_shrink_send_buffer() -> None:
+    with chatlab.Server(port=0) as server, chatlab.Client.connect(server.address, nick="alice") as alice:
+        size = ex.shrink_send_buffer(alice, 32 * KiB)
+        assert 0 < size <= 4 * 32 * KiB  # Linux doubles the value it is given
+
+
+# --------------------------------------------------------------------- CSV
+
+
+def test_csv_round_trip(tmp_path: Path) -> None:
+    row = ex.TransferRow(
+        "sleep", "loopback", None, 0.0, "sleep", 16384, 0.0, None, 1000, 1000, 0.5, 0.002, True,
+        None, 1.25, 3.0, 16384, None, 0,
+    )  # fmt: skip
+    other = dataclasses.replace(
+        row, link="10mbit-5ms", link_mbit=10.0, link_rtt_ms=5.0, completed=False, rtt_min_ms=5.5
+    )
+    rows = [row, other]
+    path = ex.write_csv(rows, tmp_path / "sub" / "rows.csv")
+    assert path.read_text().splitlines()[0].split(",") == [f.name for f in dataclasses.fields(ex.TransferRow)]
+    back = ex.read_csv(path, ex.TransferRow)
+    assert back == rows
+    assert back[0].link_mbit is None and back[1].completed is False
+    assert ex.read_csv(path)[0]["link_mbit"] == ""  # without a class: strings
+
+    points = [ex.TracePoint("x", 0.0, 0, 0, 32768, None), ex.TracePoint("x", 0.1, 16384, 0, 32768, 12.5)]
+    assert ex.read_csv(ex.write_csv(points, tmp_path / "t.csv"), ex.TracePoint) == points
+    empty = ex.write_csv([], tmp_path / "empty.csv", ex.ChatSample)
+    assert ex.read_csv(empty, ex.ChatSample) == []
+    assert empty.read_text().strip() == "config,time,rtt_ms"
+
+
+def test_run_all_writes_and_reloads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tiny = ex.Settings(("loopback", "50mbit-5ms"), (0, 5), (16 * KiB,), (1, 8), 0.001, 5.0, "50mbit-5ms", 256 * KiB)
+    monkeypatch.setattr(ex, "QUICK", tiny)
+    monkeypatch.setattr(ex, "CHAT_CONFIGS", tuple(c for c in ex.CHAT_CONFIGS if c.name in ("fifo", "adaptive")))
+    lines: list[str] = []
+    results = ex.run_all(tmp_path, quick=True, progress=lines.append)
+    assert lines and lines[-1].startswith("wrote ")
+    for key, name in ex.CSV_FILES.items():
+        assert (tmp_path / name).is_file(), name
+        assert results.files[key] == tmp_path / name
+    for name in ex.FIGURE_FILES.values():
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    loaded = ex.load_results(tmp_path)
+    assert loaded.sleep == results.sleep and loaded.window == results.window and loaded.adaptive == results.adaptive
+    assert len(loaded.trace) == len(results.trace)
+    assert [c.config for c in loaded.chat] == ["fifo", "adaptive"]
+    assert len(loaded.sleep) == 4 and len(loaded.window) == 4 and len(loaded.adaptive) == 2
+    summary = ex.read_csv(tmp_path / ex.CSV_FILES["summary"], ex.TransferRow)
+    assert [r.strategy for r in summary] == ["sleep", "sleep", "fixed", "fixed", "adaptive", "adaptive"]
+    assert all(math.isfinite(r.mb_per_s) and r.mb_per_s > 0 for r in summary)
+
+
+def test_load_results_of_an_empty_directory(tmp_path: Path) -> None:
+    results = ex.load_results(tmp_path)
+    assert results.sleep == [] and results.chat == [] and results.summary == []
+
+
+# --------------------------------------------------------------- the bot
+
+
+def test_bot_checker_passes_the_reference() -> None:
+    report = check_bot(reference_bot, show=False)
+    assert report, report.summary()
+    assert report.passed == 8
+
+
+def _naive_bot(bot: chatlab.Client, stop: threading.Event) -> None:
+    # Answers any line containing !time, its own included, and answers whispers in the room.
+    while not stop.is_set():
+        try:
+            message = bot.wait_for((chatlab.ChatMessage, chatlab.PrivateMessage), timeout=0.2)
+        except TimeoutError:
+            continue
+        except chatlab.ConnectionClosed:
+            return
+        if "!time" in message.text:
+            bot.say(time.strftime("the time is %H:%M:%S"))
+
+
+def test_bot_checker_fails_a_naive_bot() -> None:
+    report = check_bot(_naive_bot, show=False)
+    failed = {r.name for r in report.results if not r.passed}
+    assert failed == {
+        "ignores other lines, even ones containing !time",
+        "never answers itself",
+        "answers a whisper with a whisper, to that person only",
+    }
+    assert not report
+
+
+def _deaf_bot(bot: chatlab.Client, stop: threading.Event) -> None:
+    # Blocks forever in wait_for and lets ConnectionClosed escape.
+    while True:
+        message = bot.wait_for(chatlab.ChatMessage, timeout=1e9)
+        if message.sender != bot.nick and message.text.strip() == "!time":
+            bot.say(time.strftime("the time is %H:%M:%S"))
+
+
+def test_bot_checker_fails_a_bot_that_never_stops() -> None:
+    report = check_bot(_deaf_bot, show=False, only="returns")
+    assert [r.passed for r in report.results] == [False, False]
+    assert "still running" in report.results[0].detail
+    assert "ConnectionClosed" in report.results[1].detail
+
+
+def test_bot_checker_reports_a_crash_and_unknown_filters() -> None:
+    def crashing(bot: chatlab.Client, stop: threading.Event) -> None:
+        raise RuntimeError("boom")
+
+    report = check_bot(crashing, show=False, only="in its room")
+    assert not report and "RuntimeError: boom" in report.results[0].detail
+    with pytest.raises(ValueError):
+        check_bot(reference_bot, show=False, only="no such case")
