@@ -325,9 +325,11 @@ class AdaptiveWindow(SendStrategy):
     (a socket buffer, the server's queue), and RTT grows by the time a byte
     waits in it: the *queueing delay*, RTT - base RTT.  So:
 
-    * slow start: grow W by every acked byte (W doubles each round trip)
-      until the queueing delay passes ``target``; then cut W by base/RTT,
-      which removes the queue slow start just built (Vegas' estimate);
+    * slow start: grow W by half of every acked byte (W grows by half each
+      round trip; TCP doubles, but a delay-based sender should not overshoot
+      by a whole window) until the queueing delay passes half the target;
+      then cut W by base/RTT, which removes the queue slow start just built
+      (Vegas' estimate);
     * then, on every ack, move W towards the target like LEDBAT::
 
           off_target = (target - queueing_delay) / target    # 1 .. 0 .. negative
@@ -339,7 +341,10 @@ class AdaptiveWindow(SendStrategy):
     * W stays between ``min_chunks`` and ``max_chunks`` chunks.
 
     The target is ``max(target_delay, target_fraction * base_rtt)``: a few
-    milliseconds on a fast link, a fraction of the RTT on a slow one.  The
+    milliseconds on a fast link, a fraction of the RTT on a slow one.  Chunks
+    are 32 KiB by default, half the other strategies' size: a chat line may
+    have to wait behind one chunk per hop, and finer steps let the window
+    settle closer to the target.  The
     current RTT is the lowest of the last ``filter_samples`` samples, so one
     late ack (a disk hiccup at the receiver) does not count as a queue.  The
     base RTT is the lowest sample of the whole transfer (LEDBAT forgets old
@@ -354,6 +359,7 @@ class AdaptiveWindow(SendStrategy):
         target_delay: queueing delay aimed at, in seconds.
         target_fraction: or this fraction of the base RTT, if larger.
         gain: chunks of growth per round trip when there is no queue.
+        slow_start_growth: in slow start, W grows by this fraction of each acked byte.
         filter_samples: how many recent RTT samples the current RTT is the minimum of.
     """
 
@@ -361,15 +367,16 @@ class AdaptiveWindow(SendStrategy):
 
     def __init__(
         self,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        chunk_size: int = DEFAULT_CHUNK_SIZE // 2,
         *,
-        initial_chunks: float = 2,
-        min_chunks: float = 1,
-        max_chunks: float = 64,
-        target_delay: float = 0.010,
-        target_fraction: float = 0.25,
+        initial_chunks: float = 4,
+        min_chunks: float = 2,
+        max_chunks: float = 128,
+        target_delay: float = 0.005,
+        target_fraction: float = 0.1,
         gain: float = 1.0,
         filter_samples: int = 4,
+        slow_start_growth: float = 0.5,
     ) -> None:
         super().__init__(chunk_size)
         if not 1 <= min_chunks <= initial_chunks <= max_chunks:
@@ -381,6 +388,7 @@ class AdaptiveWindow(SendStrategy):
         self.target_delay = target_delay
         self.target_fraction = target_fraction
         self.gain = gain
+        self.slow_start_growth = slow_start_growth
         self.slow_start = True
         self._window = float(initial_chunks * chunk_size)
         self._recent: deque[float] = deque(maxlen=filter_samples)
@@ -409,13 +417,13 @@ class AdaptiveWindow(SendStrategy):
         assert queueing is not None and self.base_rtt is not None
         target = self.target
         if self.slow_start:
-            if queueing > target:
+            if queueing > target / 2:
                 # A queue has built up: leave slow start and shrink the window
                 # by base/current, which drains about what slow start queued.
                 self.slow_start = False
                 self._window *= self.base_rtt / min(self._recent)
             else:
-                self._window += newly_acked
+                self._window += self.slow_start_growth * newly_acked
         else:
             off_target = (target - queueing) / target
             # Summed over one round trip this changes W by gain*off_target chunks;

@@ -162,8 +162,20 @@ def test_start_at_an_offset_counts_those_bytes_as_acked() -> None:
     assert s.trace == [(3.0, 5000, 5000, 2000, None)]
 
 
-def test_adaptive_window_doubles_per_rtt_while_rtt_is_flat() -> None:
+def test_adaptive_window_grows_by_half_per_rtt_while_rtt_is_flat() -> None:
     s = AdaptiveWindow(chunk_size=1000, initial_chunks=2, max_chunks=1000)
+    s.start(0.0)
+    windows = [s.window_bytes]
+    now = 0.0
+    for _ in range(4):
+        now = round_trip(s, now, 0.05)
+        windows.append(s.window_bytes)
+    assert windows == [2000, 3000, 4500, 6500, 9500]  # only whole chunks go: a 4500-byte window sends 4
+    assert s.slow_start
+
+
+def test_adaptive_window_doubles_per_rtt_with_tcp_like_growth() -> None:
+    s = AdaptiveWindow(chunk_size=1000, initial_chunks=2, max_chunks=1000, slow_start_growth=1.0)
     s.start(0.0)
     windows = [s.window_bytes]
     now = 0.0
@@ -185,11 +197,12 @@ def test_adaptive_window_is_bounded() -> None:
     assert max(row.window_bytes for row in s.trace) == 10000
     for _ in range(50):  # a huge queue for a long time: never below the minimum
         now = round_trip(s, now, 5.0)
-    assert s.window_bytes == s.min_window == 1000
+    assert s.window_bytes == s.min_window == 2000  # two chunks by default
 
 
 def test_adaptive_window_shrinks_when_queueing_delay_builds_and_grows_again() -> None:
-    s = AdaptiveWindow(chunk_size=1000, initial_chunks=2, max_chunks=1000, target_delay=0.01, target_fraction=0)
+    s = AdaptiveWindow(chunk_size=1000, initial_chunks=2, max_chunks=1000, target_delay=0.01, target_fraction=0,
+                       slow_start_growth=1.0)
     s.start(0.0)
     now = 0.0
     for _ in range(4):  # slow start, flat RTT of 50 ms: 2 -> 32 chunks
@@ -755,7 +768,7 @@ def test_adaptive_window_trace_grows_then_settles(tmp_path: Path) -> None:
     assert isinstance(strategy, AdaptiveWindow)
     windows = [row.window_bytes for row in sender.trace]
     assert windows[0] == 2 * DEFAULT_CHUNK_SIZE
-    assert max(windows) >= 8 * DEFAULT_CHUNK_SIZE  # slow start found the link's size...
+    assert max(windows) >= 400_000  # slow start found the link's size (10 MB/s x 40 ms)...
     assert not strategy.slow_start  # ...and a queue ended it
     settled = windows[len(windows) // 2 :]
     assert 5 * DEFAULT_CHUNK_SIZE < min(settled) and max(settled) < 16 * DEFAULT_CHUNK_SIZE

@@ -56,8 +56,8 @@ class Poller:
 
     def poll(self, timeout: float) -> list[tuple[int, int]]:
         if self.epoll:
-            return self._p.poll(timeout)  # type: ignore[no-any-return]
-        return self._p.poll(timeout * 1000)  # type: ignore[no-any-return]
+            return self._p.poll(timeout)
+        return self._p.poll(timeout * 1000)
 
     def unregister(self, fd: int) -> None:
         self._p.unregister(fd)

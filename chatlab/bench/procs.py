@@ -134,7 +134,7 @@ def run_asyncio(args: argparse.Namespace) -> int:
 
         def reader() -> None:
             _stdin_lines(lambda c: loop.call_soon_threadsafe(handle, c))
-            loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+            loop.call_soon_threadsafe(lambda: None if done.done() else done.set_result(None))
 
         threading.Thread(target=reader, daemon=True).start()
         say({"port": port, "pid": os.getpid(), "selector": "asyncio"})

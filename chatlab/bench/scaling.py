@@ -43,7 +43,7 @@ class Idle:
 
     def grow(self, target: int, batch: int = 50) -> None:
         while len(self.socks) < target and self.refused is None:
-            pending = []
+            pending: list[tuple[int, socket.socket]] = []
             for _ in range(min(batch, target - len(self.socks) - len(pending))):
                 i = len(self.socks) + len(pending)
                 try:

@@ -425,7 +425,7 @@ def _verdicts(sc: Scenario, by: dict[str, dict[str, Any]], nc_rate: float | None
     if nc_rate is None:
         sc.verdict("adaptive through the server >= nc (loopback, file to file)", None, f"adaptive {rate:.0f} MB/s",
                    "nc is not installed (apt-get install netcat-openbsd), so there is nothing to compare with")
-    else:
+    elif rate is not None:
         ratio = rate / nc_rate
         sc.verdict("adaptive through the server >= nc (loopback, file to file)", ratio >= 1.0,
                    f"{rate:.0f} MB/s vs nc {nc_rate:.0f} MB/s = {ratio:.2f}x",
