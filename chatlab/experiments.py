@@ -29,8 +29,9 @@ Sweeps (each returns a list of :class:`TransferRow`; defaults: the ``QUICK`` gri
 Chat while sending
     ``chat_latency(link, configs, file_bytes, interval) -> (summaries, samples)``:
     chat round-trip time during a transfer for each :class:`ChatConfig` in
-    ``CHAT_CONFIGS`` (FIFO writer, priority writer, a small kernel send buffer,
-    the adaptive window, a second connection for the file, no transfer).
+    ``CHAT_CONFIGS`` (no transfer; FIFO writer; priority writer with the OS's
+    unbounded kernel queue and with chatlab's unsent limit; the adaptive window;
+    a second connection for the file).
 Summaries, files, figures
     ``summary_rows(sleep, window, adaptive)`` picks the settings of the summary figure;
     ``write_csv(rows, path)``, ``read_csv(path, RowClass)``, ``CSV_FILES``;
@@ -75,7 +76,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .client import Client
+from .client import UNSENT_LIMIT, Client
 from .errors import ChatlabError, TransferError
 from .netem import LinkEmulator, LinkProfile
 from .protocol import ChatMessage
@@ -90,7 +91,7 @@ __all__ = [
     "write_csv", "read_csv", "CSV_FILES", "FIGURE_FILES", "Results", "load_results",
     "plot_sleep_sweep", "plot_window_sweep", "plot_adaptive_trace", "plot_summary",
     "plot_chat_latency", "plot_chat_timeline", "save_figures", "run_all", "main",
-    "SUMMARY_SLEEP", "SUMMARY_WINDOW", "SMALL_SEND_BUFFER", "shrink_send_buffer", "CHUNK",
+    "SUMMARY_SLEEP", "SUMMARY_WINDOW", "UNSENT_LIMIT", "HAS_UNSENT_LIMIT", "CHUNK",
     "Settings", "QUICK", "FULL",
 ]  # fmt: skip
 
@@ -287,23 +288,10 @@ def _ms(seconds: float | None) -> float | None:
 # Running one transfer
 # --------------------------------------------------------------------------
 
-# Kernel send buffer used by ChatConfig(small_send_buffer=True): roughly one
-# chunk.  Linux doubles what it is given; by default it grows the buffer to
-# megabytes ("autotuning"), which is a queue like any other.
-SMALL_SEND_BUFFER = 64 * KiB
-
-
-def shrink_send_buffer(client: Client, size: int = SMALL_SEND_BUFFER) -> int:
-    """Make the kernel's send buffer of ``client``'s socket small; returns the size the OS reports.
-
-    ``Client`` has no option for this, so this reaches for its socket.  A
-    program of your own would call ``sock.setsockopt(SOL_SOCKET, SO_SNDBUF,
-    size)`` (or, on Linux and macOS, ``TCP_NOTSENT_LOWAT``, which bounds only
-    the bytes not sent yet) on the socket it owns.
-    """
-    sock: socket.socket = client._sock  # no public accessor in chatlab.Client
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
-    return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF))
+# Whether this OS can bound the unsent bytes in the kernel (Linux, macOS: yes;
+# Windows: no).  Without it ``Client.connect(unsent_limit=...)`` changes nothing,
+# and the kernel's send buffer (megabytes, autotuned) is a queue no writer can reorder.
+HAS_UNSENT_LIMIT = hasattr(socket, "TCP_NOTSENT_LOWAT")
 
 
 class _Workspace:
@@ -357,10 +345,13 @@ def _chat_setup(
     *,
     priority_writer: bool = True,
     second_connection: bool = False,
-    small_send_buffer: bool = False,
+    unsent_limit: int | None = UNSENT_LIMIT,
     on_frame: Callable[..., None] | None = None,
 ) -> Iterator[_Setup]:
-    """Server, optional link emulator on alice's side, alice (and alice-files), bob.  Everything closes on exit."""
+    """Server, optional link emulator on alice's side, alice (and alice-files), bob.  Everything closes on exit.
+
+    ``priority_writer`` and ``unsent_limit`` go to ``Client.connect`` for alice (and alice-files).
+    """
     with contextlib.ExitStack() as stack:
         server = stack.enter_context(Server(port=0, flood_limit=None, on_frame=on_frame))
         address = server.address
@@ -368,13 +359,11 @@ def _chat_setup(
         if profile is not None:
             address = stack.enter_context(LinkEmulator(server.address, profile)).address
         bob = stack.enter_context(Client.connect(server.address, nick="bob", download_dir=workspace.download_dir()))
-        alice = stack.enter_context(Client.connect(address, nick="alice", priority_writer=priority_writer))
+        options: dict[str, Any] = {"priority_writer": priority_writer, "unsent_limit": unsent_limit}
+        alice = stack.enter_context(Client.connect(address, nick="alice", **options))
         sender = alice
         if second_connection:
-            sender = stack.enter_context(Client.connect(address, nick="alice-files", priority_writer=priority_writer))
-        if small_send_buffer:
-            for client in {alice, sender}:
-                shrink_send_buffer(client)
+            sender = stack.enter_context(Client.connect(address, nick="alice-files", **options))
         yield _Setup(server, alice, sender, bob)
 
 
@@ -429,6 +418,7 @@ def measure_transfer(
     time_limit: float | None = None,
     experiment: str = "transfer",
     priority_writer: bool = True,
+    unsent_limit: int | None = UNSENT_LIMIT,
     workspace: _Workspace | None = None,
     **strategy_options: float,
 ) -> TransferResult:
@@ -443,6 +433,8 @@ def measure_transfer(
             the row then says ``completed=False`` and reports what was acked so far.
         experiment: the ``experiment`` column of the row.
         priority_writer: alice's writer: priority (chat first) or FIFO.
+        unsent_limit: the most bytes alice's kernel holds unsent (``Client.connect``'s
+            option: 128 KiB by default, ``None`` for the OS default of megabytes).
         **strategy_options: e.g. ``pause=0.01``, ``chunks=8``, ``chunk_size=16384``.
 
     Returns:
@@ -457,7 +449,7 @@ def measure_transfer(
     limit = time_limit if time_limit is not None else 2 * seconds + 1.0
     with _workspace(workspace) as ws:
         source = ws.file(size)
-        with _chat_setup(link, ws, priority_writer=priority_writer) as setup:
+        with _chat_setup(link, ws, priority_writer=priority_writer, unsent_limit=unsent_limit) as setup:
             transfer = setup.sender.send_file(source, to="bob", strategy=strat)
             try:
                 transfer.wait(timeout=limit)
@@ -476,10 +468,11 @@ SLEEP_PAUSES_MS_QUICK = (0, 1, 5, 20)
 SLEEP_CHUNKS = (16 * KiB, 64 * KiB)
 WINDOWS = (1, 2, 4, 8, 16, 32, 64)
 WINDOWS_QUICK = (1, 2, 4, 8, 16, 64)
-CHUNK = 16 * KiB  # the chunk size of the window sweep and the adaptive runs (the client's default is 64 KiB)
+CHUNK = 16 * KiB  # the chunk size of the window sweep (SleepPaced and FixedWindow default to 64 KiB)
 WINDOW_CHUNK = CHUNK
-# The settings the summary figure compares, all with 16 KiB chunks: the seed's
-# way (a chunk, then a fixed pause), a window guessed once, the adaptive window.
+# The settings the summary figure compares: the seed's way (a 16 KiB chunk, then
+# a fixed pause), a window of 16 KiB chunks guessed once, and the adaptive window
+# with AdaptiveWindow's defaults (32 KiB chunks).
 SUMMARY_SLEEP = {"chunk_size": CHUNK, "pause_ms": 5.0}
 SUMMARY_WINDOW = {"chunk_size": CHUNK, "window_chunks": 8}
 
@@ -560,19 +553,22 @@ def adaptive_runs(
     *,
     seconds: float = QUICK.seconds,
     time_limit: float | None = QUICK.time_limit,
-    chunk_size: int = CHUNK,
+    chunk_size: int | None = None,
     progress: Progress = _quiet,
     **options: float,
 ) -> tuple[list[TransferRow], list[TracePoint]]:
     """One AdaptiveWindow transfer per link: its rows and its whole trace (times from the accept).
 
-    ``options`` go to :class:`AdaptiveWindow` (``max_chunks=``, ``target_delay=`` ...).
+    ``chunk_size`` (default: AdaptiveWindow's own, 32 KiB) and ``options`` go to
+    :class:`AdaptiveWindow` (``max_chunks=``, ``target_delay=`` ...).
     """
     rows: list[TransferRow] = []
     points: list[TracePoint] = []
     with _workspace(None) as ws:
         for link in map(get_link, links):
-            strategy = AdaptiveWindow(chunk_size, **options)  # type: ignore[arg-type]
+            if chunk_size is not None:
+                options["chunk_size"] = chunk_size
+            strategy = AdaptiveWindow(**options)  # type: ignore[arg-type]
             result = measure_transfer(
                 strategy, link, seconds=seconds, time_limit=time_limit, experiment="adaptive", workspace=ws
             )
@@ -623,7 +619,9 @@ class ChatConfig:
         strategy: ``"fixed"``, ``"adaptive"``, ``"sleep"``, or ``"none"`` (no transfer: the baseline).
         options: strategy options as ``(name, value)`` pairs.
         second_connection: the file goes over a second connection, ``alice-files``.
-        small_send_buffer: shrink the kernel's send buffer (:data:`SMALL_SEND_BUFFER`).
+        unsent_limit: ``Client.connect(unsent_limit=...)`` for alice's connection(s): the
+            most bytes her kernel holds unsent (``TCP_NOTSENT_LOWAT``); ``None``: the OS
+            default, which lets the kernel queue megabytes.
     """
 
     name: str
@@ -632,18 +630,17 @@ class ChatConfig:
     strategy: str = "fixed"
     options: tuple[tuple[str, float], ...] = ()
     second_connection: bool = False
-    small_send_buffer: bool = False
+    unsent_limit: int | None = UNSENT_LIMIT
 
 
 BIG_WINDOW = (("chunks", 64),)  # 64 x 64 KiB = 4 MiB: the whole file released at once
 CHAT_CONFIGS: tuple[ChatConfig, ...] = (
     ChatConfig("idle", "no transfer", strategy="none"),
     ChatConfig("fifo", "FIFO writer, big window", writer="fifo", options=BIG_WINDOW),
-    ChatConfig("priority", "priority writer, big window", options=BIG_WINDOW),
-    ChatConfig("fifo-small-buffer", "FIFO writer, big window, small kernel buffer", writer="fifo",
-               options=BIG_WINDOW, small_send_buffer=True),
-    ChatConfig("priority-small-buffer", "priority writer, big window, small kernel buffer",
-               options=BIG_WINDOW, small_send_buffer=True),
+    ChatConfig("priority-no-limit", "priority writer, big window, OS default kernel queue",
+               options=BIG_WINDOW, unsent_limit=None),
+    ChatConfig("priority", f"priority writer, big window, {UNSENT_LIMIT // KiB} KiB unsent limit",
+               options=BIG_WINDOW),
     ChatConfig("adaptive", "priority writer, adaptive window", strategy="adaptive"),
     ChatConfig("second-connection", "file on a second connection, big window", options=BIG_WINDOW,
                second_connection=True),
@@ -661,7 +658,7 @@ class ChatSummary:
     writer: str
     strategy: str
     second_connection: bool
-    small_send_buffer: bool
+    unsent_limit: int | None  # in effect: None where the OS default applied (asked for, or no TCP_NOTSENT_LOWAT)
     pings: int
     lost: int  # no echo within the deadline
     p50_ms: float | None
@@ -723,7 +720,7 @@ def _measure_chat(
 ) -> tuple[ChatSummary, list[ChatSample]]:
     with _chat_setup(
         link, ws, priority_writer=config.writer != "fifo", second_connection=config.second_connection,
-        small_send_buffer=config.small_send_buffer,
+        unsent_limit=config.unsent_limit,
     ) as setup:
         pinger = _Pinger(setup.alice)
         try:
@@ -765,7 +762,7 @@ def _measure_chat(
         writer=config.writer,
         strategy=config.strategy,
         second_connection=config.second_connection,
-        small_send_buffer=config.small_send_buffer,
+        unsent_limit=config.unsent_limit if HAS_UNSENT_LIMIT else None,
         pings=len(samples),
         lost=len(samples) - len(rtts),
         p50_ms=_sig_or_none(_percentile(rtts, 0.5)),
@@ -1094,7 +1091,8 @@ def plot_summary(rows: Sequence[TransferRow]) -> Any:
     for col, link in enumerate(links):
         ax = axes[0][col]
         chosen = sorted((r for r in rows if r.link == link.name), key=lambda r: order.index(r.strategy))
-        names = [r.strategy if r.strategy == "adaptive" else f"{r.strategy}\n{r.setting}" for r in chosen]
+        names = [f"adaptive\n{r.chunk_size // KiB} KiB chunks" if r.strategy == "adaptive"
+                 else f"{r.strategy}\n{r.setting}" for r in chosen]
         bars = ax.bar(range(len(chosen)), [r.mb_per_s for r in chosen], color=[COLORS[r.strategy] for r in chosen])
         top = max([r.mb_per_s for r in chosen] + [link.mb_per_s or 0]) * 1.3
         for bar, r in zip(bars, chosen):
@@ -1145,7 +1143,7 @@ def plot_chat_latency(summaries: Sequence[ChatSummary]) -> Any:
     return fig
 
 
-TIMELINE_CONFIGS = ("fifo", "priority-small-buffer", "adaptive", "second-connection")
+TIMELINE_CONFIGS = ("fifo", "priority-no-limit", "priority", "adaptive", "second-connection")
 
 
 def plot_chat_timeline(

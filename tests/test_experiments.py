@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import socket
 import threading
 import time
 from pathlib import Path
@@ -120,26 +121,46 @@ def test_sweeps_return_one_row_per_setting() -> None:
 
 
 def test_chat_latency_rows() -> None:
-    configs = [c for c in ex.CHAT_CONFIGS if c.name in ("idle", "fifo", "priority-small-buffer", "second-connection")]
+    configs = [c for c in ex.CHAT_CONFIGS if c.name in ("idle", "fifo", "priority-no-limit", "second-connection")]
     summaries, samples = ex.chat_latency("50mbit-5ms", configs, file_bytes=512 * KiB, interval=0.02, idle_seconds=0.2)
-    assert [s.config for s in summaries] == ["idle", "fifo", "priority-small-buffer", "second-connection"]
+    assert [s.config for s in summaries] == ["idle", "fifo", "priority-no-limit", "second-connection"]
     for s in summaries:
         assert s.pings > 0 and s.lost == 0
         assert s.link == "50mbit-5ms" and s.link_rtt_ms == 5
         assert s.p50_ms is not None and s.p99_ms is not None and s.max_ms is not None
         assert 5 * 0.9 <= s.p50_ms <= s.p99_ms <= s.max_ms
-    idle, fifo, small, second = summaries
+    idle, fifo, no_limit, second = summaries
     assert idle.file_bytes == 0 and idle.mb_per_s is None
     assert fifo.writer == "fifo" and fifo.file_bytes == 512 * KiB and (fifo.mb_per_s or 0) > 0
-    assert small.small_send_buffer and second.second_connection
+    assert fifo.unsent_limit == (ex.UNSENT_LIMIT if ex.HAS_UNSENT_LIMIT else None)  # chatlab's default
+    assert no_limit.writer == "priority" and no_limit.unsent_limit is None
+    assert second.second_connection
     assert {s.config for s in samples} == {c.name for c in configs}
     assert sum(s.config == "fifo" for s in samples) == fifo.pings
 
 
-def test_shrink_send_buffer() -> None:
-    with chatlab.Server(port=0) as server, chatlab.Client.connect(server.address, nick="alice") as alice:
-        size = ex.shrink_send_buffer(alice, 32 * KiB)
-        assert 0 < size <= 4 * 32 * KiB  # Linux doubles the value it is given
+def test_chat_configs() -> None:
+    names = [c.name for c in ex.CHAT_CONFIGS]
+    assert len(set(names)) == len(names)
+    assert set(ex.TIMELINE_CONFIGS) <= set(names)
+    by_name = {c.name: c for c in ex.CHAT_CONFIGS}
+    assert by_name["priority-no-limit"].unsent_limit is None
+    assert by_name["priority"].unsent_limit == ex.UNSENT_LIMIT == chatlab.client.UNSENT_LIMIT
+    assert by_name["priority"].options == by_name["priority-no-limit"].options == by_name["fifo"].options
+
+
+@pytest.mark.skipif(not ex.HAS_UNSENT_LIMIT, reason="no TCP_NOTSENT_LOWAT on this OS")
+def test_unsent_limit_reaches_the_sockets(tmp_path: Path) -> None:
+    def lowat(client: chatlab.Client) -> int:
+        return int(client._sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT))
+
+    ws = ex._Workspace(str(tmp_path))
+    with ex._chat_setup(ex.get_link("loopback"), ws, second_connection=True) as setup:
+        assert lowat(setup.alice) == lowat(setup.sender) == ex.UNSENT_LIMIT
+    with ex._chat_setup(ex.get_link("loopback"), ws, unsent_limit=32 * KiB) as setup:
+        assert lowat(setup.alice) == 32 * KiB
+    with ex._chat_setup(ex.get_link("loopback"), ws, unsent_limit=None) as setup:
+        assert lowat(setup.alice) != ex.UNSENT_LIMIT  # the OS default (Linux: unlimited)
 
 
 # --------------------------------------------------------------------- CSV
