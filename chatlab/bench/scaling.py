@@ -188,7 +188,8 @@ def run(args: argparse.Namespace, out_dir: Path) -> Scenario:
                     f"{hi['kib_per_connection']:.1f} KiB RSS per connection")
     sc.notes += [
         "CPU per loop iteration = the loop thread's CPU time / loop iterations while one client plays ping-pong "
-        "and the rest are idle (about two iterations per ping: read the PING, then write the PONG).",
+        "and the rest are idle (about one iteration per ping: the PING is read and the PONG sent at the end of the same "
+        "turn; servers before the end-of-turn flush took two).",
         "select() and poll() hand the kernel every descriptor on every call, so their cost grows with the number of "
         "connections even when only one is active; epoll's does not.",
         "Memory per connection is the growth of the server's resident set (Python objects, buffers) divided by the "
