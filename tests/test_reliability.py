@@ -303,7 +303,8 @@ def test_select_refuses_what_it_cannot_watch_with_a_clear_error_and_epoll_does_n
 
 
 def test_offers_nobody_answers_cannot_pile_up_in_the_server(server, raw):
-    victim, mallory = raw("victim"), raw("mallory")  # the victim never answers an offer
+    raw("victim")  # online, but never answers an offer
+    mallory = raw("mallory")
     offers = 200
     mallory.sock.sendall(b"".join(p.encode(p.FileOffer(i, "victim", f"f{i}.bin", 10**12, "ab" * 32))
                                   for i in range(1, offers + 1)))

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..client import Client
 from ..protocol import ChatMessage
-from .common import MiB, Child, Scenario, iter_progress, make_file, median, parse_size, percentile, pyplot, table, write_csv
+from .common import MiB, Child, Scenario, iter_progress, make_file, median, parse_size, percentile, pyplot, table, write_csv, save_figure
 from .transfer import ChatProbe, sha256_path
 
 
@@ -125,7 +125,4 @@ def plot(samples: dict[str, list[float]], args: argparse.Namespace, path: Path) 
     ax.set_ylabel("fraction of probes")
     ax.set_title(f"chat during a transfer, {args.rate_mbit:g} Mbit/s, {args.rtt_ms:g} ms")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

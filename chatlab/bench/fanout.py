@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .common import Child, Scenario, cpu_count, iter_progress, percentile, pin, pyplot, table, write_csv
+from .common import Child, Scenario, cpu_count, iter_progress, percentile, pin, pyplot, table, write_csv, save_figure
 from .loadgen import Crowd
 
 SERVERS = ("select", "poll", "epoll", "asyncio")
@@ -139,7 +139,4 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path:
     a2.set_ylabel("p99 latency, ms (log)")
     a2.set_title("send -> delivery, p99 (saturated)")
     a2.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -38,6 +38,7 @@ from .common import (
     pyplot,
     table,
     write_csv,
+    save_figure,
 )
 
 HIGH_WATER = 1024 * 1024  # the server's default relay_high_water
@@ -242,7 +243,4 @@ def plot(timelines: dict[str, list[tuple[float, float]]], rows: list[dict[str, A
     a2.set_ylabel("peak bytes queued to the receiver, MiB")
     a2.set_title("server queue peak vs bound")
     a2.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -22,7 +22,7 @@ from typing import Any
 
 from .. import protocol as p
 from ..server import FD_SETSIZE
-from .common import Child, Scenario, iter_progress, percentile, pyplot, raise_nofile_limit, table, write_csv
+from .common import Child, Scenario, iter_progress, percentile, pyplot, raise_nofile_limit, table, write_csv, save_figure
 
 SELECTORS = ("select", "poll", "epoll")
 
@@ -218,7 +218,4 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path:
     a1.set_title("cost of one loop iteration")
     a2.set_ylabel("server RSS growth per connection, KiB")
     a2.set_title("memory per connection")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

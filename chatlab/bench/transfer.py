@@ -55,6 +55,7 @@ from .common import (
     table,
     wait_listening,
     write_csv,
+    save_figure,
 )
 
 STRATEGIES = ("sleep", "fixed", "adaptive")
@@ -499,7 +500,4 @@ def plot(rows: list[dict[str, Any]], netem_rows: list[dict[str, Any]], traces: d
         ax.set_ylabel("MiB acknowledged")
         ax.set_title("progress through the emulated link")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
