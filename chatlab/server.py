@@ -311,7 +311,6 @@ class Server:
         finally:
             self._close_all()
 
-
     def _drain_wakeups(self) -> None:
         try:
             while self._wake_r.recv(512):
@@ -556,8 +555,11 @@ class Server:
 
     def _broadcast(self, room: str, message: p.Message) -> None:
         data = p.encode(message)  # encode once, queue the same bytes for everyone
-        for member in list(self._rooms.get(room, ())):
-            self._trace_out(member, data)
+        members = list(self._rooms.get(room, ()))
+        if self.on_frame is not None:
+            for member in members:
+                self._trace_out(member, data)
+        for member in members:
             self._queue(member, data)
 
     def _trace_out(self, conn: Connection, data: bytes) -> None:
