@@ -217,3 +217,12 @@ def test_every_strategy_through_the_link_emulator_with_resplitting(server, tmp_p
         assert bob.wait_for(chatlab.ChatMessage, timeout=10).text == "over the emulated link"
         transfer.wait(timeout=60)
         assert sha256(bob.wait_for(chatlab.FileReceived, timeout=10).path) == sha256(source)
+
+
+def test_the_readme_example_with_the_shipped_sample(connect, inbox):
+    sample = Path(__file__).resolve().parent.parent / "data" / "sample.bin"
+    alice, bob = connect("alice"), connect("bob", download_dir=inbox)
+    t = alice.send_file(sample, to="bob", strategy="adaptive")
+    stats = t.wait(timeout=60)
+    got = bob.wait_for(chatlab.FileReceived, timeout=60)
+    assert (got.size, got.sha256, stats.bytes) == (sample.stat().st_size, sha256(sample), sample.stat().st_size)
