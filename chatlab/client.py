@@ -185,6 +185,7 @@ class Client:
         self._offers: dict[int, p.FileOffer] = {}  # offers waiting for accept_file / reject_file
         self._incoming_lock = threading.Lock()
         self._stream_ids = itertools.count(1)
+        self._unsent_acks: dict[int, p.FileAck] = {}  # reader thread: the latest ack per incoming stream
         # File frames the strategies released, sent only while nothing else waits (writer thread only).
         self._file_frames: deque[tuple[int, bytes]] = deque()
         self._decoder = decoder
@@ -423,7 +424,13 @@ class Client:
             self._put(CONTROL, p.encode(p.FileCancel(sid, str(exc))))
             replies = []
         for reply in replies:
-            self._put(CONTROL, p.encode(reply))
+            if isinstance(reply, p.FileAck):
+                # Acks are cumulative: keep the latest and send it once this recv()'s frames are
+                # handled, so a batch of chunks costs one ack and one hand-off to the writer.
+                self._unsent_acks[sid] = reply
+            else:
+                self._send_ack(sid)  # the ack goes before the FileDone it leads to
+                self._put(CONTROL, p.encode(reply))
         if incoming.done or incoming.failed:
             with self._incoming_lock:
                 del self._incoming[sid]
@@ -604,7 +611,19 @@ class Client:
             self._deliver(FileFailed(incoming.sender, incoming.name, f"connection ended: {reason}"))
         self._finish(reason)
 
+    def _send_ack(self, sid: int) -> None:
+        ack = self._unsent_acks.pop(sid, None)
+        if ack is not None:
+            self._put(CONTROL, p.encode(ack))
+
     def _dispatch(self) -> None:
+        try:
+            self._dispatch_frames()
+        finally:
+            for sid in list(self._unsent_acks):
+                self._send_ack(sid)
+
+    def _dispatch_frames(self) -> None:
         for frame in self._decoder:
             message = p.decode_message(frame)
             if frame.type in p.TRANSFER_TYPES:
