@@ -36,7 +36,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..client import Client
 from ..protocol import ChatMessage
@@ -262,6 +262,17 @@ def run(args: argparse.Namespace, out_dir: Path) -> Scenario:
     def tick() -> None:
         next(step, None)
 
+    def file_copies(method: str, copy: Callable[[Path], float]) -> None:
+        """Time ``reps`` copies of the big file to a target, each checked by SHA-256 and removed."""
+        times, ok = [], True
+        for _ in range(reps):
+            target = work / "copy.out"
+            times.append(copy(target))
+            ok &= sha256_path(target) == digests[big]
+            target.unlink()
+            tick()
+        row(method, "loopback", size, times, "sha256 after" if ok else "MISMATCH")
+
     try:
         # -- raw and sendfile ------------------------------------------
         with Child("sink") as sink:
@@ -270,15 +281,7 @@ def run(args: argparse.Namespace, out_dir: Path) -> Scenario:
                 times.append(time_raw(sink, size))
                 tick()
             row("raw sendall (memory -> discard)", "loopback", size, times, "n/a (no file)")
-            times = []
-            ok = True
-            for _ in range(reps):
-                target = work / "sendfile.out"
-                times.append(time_sendfile(sink, big, target))
-                ok &= sha256_path(target) == digests[big]
-                target.unlink()
-                tick()
-            row("socket.sendfile (file -> file)", "loopback", size, times, "sha256 after" if ok else "MISMATCH")
+            file_copies("socket.sendfile (file -> file)", lambda target: time_sendfile(sink, big, target))
 
         # -- nc --------------------------------------------------------
         nc = nc_path()
@@ -287,15 +290,7 @@ def run(args: argparse.Namespace, out_dir: Path) -> Scenario:
             rows.append({"method": "nc (file -> file)", "path": "loopback", "bytes": size, "reps": 0,
                          "verified": "skipped: nc not installed"})
         else:
-            times = []
-            ok = True
-            for _ in range(reps):
-                target = work / "nc.out"
-                times.append(time_nc(nc, big, target))
-                ok &= sha256_path(target) == digests[big]
-                target.unlink()
-                tick()
-            row("nc (file -> file)", "loopback", size, times, "sha256 after" if ok else "MISMATCH")
+            file_copies("nc (file -> file)", lambda target: time_nc(nc, big, target))
 
         # -- chatlab direct and via the server -------------------------
         for where in ("direct", "via server"):
