@@ -183,6 +183,7 @@ class Client:
         self._outgoing: dict[int, Transfer] = {}  # owned by the writer thread
         self._incoming: dict[int, IncomingTransfer] = {}  # owned by the reader thread (and accept_file)
         self._offers: dict[int, p.FileOffer] = {}  # offers waiting for accept_file / reject_file
+        self._accepted_at: dict[int, float] = {}  # incoming stream id -> when we accepted (for FileReceived.seconds)
         self._incoming_lock = threading.Lock()
         self._stream_ids = itertools.count(1)
         self._unsent_acks: dict[int, p.FileAck] = {}  # reader thread: the latest ack per incoming stream
@@ -390,9 +391,9 @@ class Client:
             if isinstance(exc, TransferError):
                 raise
             raise TransferError(str(exc)) from exc
-        incoming.accepted_at = time.monotonic()  # type: ignore[attr-defined]
         with self._incoming_lock:
             self._incoming[offer.stream_id] = incoming
+            self._accepted_at[offer.stream_id] = time.monotonic()
         self._put(CONTROL, p.encode(accept))
 
     def _on_incoming(self, message: p.Message) -> None:
@@ -434,8 +435,9 @@ class Client:
         if incoming.done or incoming.failed:
             with self._incoming_lock:
                 del self._incoming[sid]
+                accepted_at = self._accepted_at.pop(sid)
             if incoming.done and incoming.path is not None:
-                seconds = time.monotonic() - incoming.accepted_at  # type: ignore[attr-defined]
+                seconds = time.monotonic() - accepted_at
                 self._deliver(FileReceived(incoming.sender, incoming.name, incoming.path, incoming.size, incoming.sha256, seconds))
             else:
                 self._deliver(FileFailed(incoming.sender, incoming.name, incoming.reason))
@@ -606,6 +608,7 @@ class Client:
             reason = "closed" if self._closed else f"connection broken: {exc.strerror or exc}"
         with self._incoming_lock:
             unfinished, self._incoming = list(self._incoming.values()), {}
+            self._accepted_at.clear()
         for incoming in unfinished:
             incoming.close()  # keeps NAME.part, so the same file offered again resumes
             self._deliver(FileFailed(incoming.sender, incoming.name, f"connection ended: {reason}"))
