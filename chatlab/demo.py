@@ -81,7 +81,9 @@ def run_demo(selector: str = "select", out: TextIO | None = None) -> int:
              Client.connect(server.address, nick="bob", download_dir=inbox) as bob, \
              Client.connect(server.address, nick="carol") as carol:  # fmt: skip
             for client in (alice, bob, carol):
-                client.drain()  # the join notices of the connect phase
+                # carol joined last: once her join notice is here, the connect phase is over for everyone
+                client.wait_for(p.Notice, timeout=5, predicate=lambda n: n.kind == "join" and n.nick == "carol")
+                client.drain()
             t = Transcript({"alice": alice, "bob": bob, "carol": carol}, out)
             everyone = {"alice": 1, "bob": 1, "carol": 1}
             t.step("alice greets the lobby", lambda: alice.say("hello, everyone!"), everyone)
