@@ -20,7 +20,7 @@ from chatlab.exercises.recv import (
     tcp_pair,
     wait_until_buffered,
 )
-from chatlab.exercises.solutions_framing_recv import decode_frames, encode_frame, read_frame, recv_exact
+from solutions.framing_recv import decode_frames, encode_frame, read_frame, recv_exact
 from chatlab.protocol import FrameType, Say, encode, pack_header
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from chatlab.exercises.select_loop import check_select_step
 from chatlab.exercises.sockopt import check_make_listener
-from chatlab.exercises.solutions_sockopt_select import make_listener, serve_step
+from solutions.sockopt_select import make_listener, serve_step
 
 POSIX = os.name == "posix"
 

@@ -14,7 +14,7 @@ import pytest
 import chatlab
 from chatlab import experiments as ex
 from chatlab.exercises.bot import check_bot
-from chatlab.exercises.solutions_bot import run_bot as reference_bot
+from solutions.bot import run_bot as reference_bot
 from chatlab.transfer import AdaptiveWindow, FixedWindow, SleepPaced
 
 KiB = 1024

@@ -26,8 +26,7 @@ after a ``TimeoutError``; a ``chatlab.ConnectionClosed`` means the server is
 gone: return.
 
 :func:`check_bot` starts a fresh server for each case, connects the bot and a
-few people, runs ``run_bot`` in a thread and prints which cases pass.  A
-reference solution is in :mod:`chatlab.exercises.solutions_bot`.
+few people, runs ``run_bot`` in a thread and prints which cases pass.
 """
 
 from __future__ import annotations
