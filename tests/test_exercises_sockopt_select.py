@@ -28,6 +28,10 @@ def test_reference_make_listener_passes():
     assert report, report.summary()
 
 
+# The classic wrong answers to notebook 01's exercise.  Each must fail the
+# checker, in the cases named, with a hint that names the idea it misses.
+
+
 def listener_without_option(port, host="127.0.0.1"):
     sock = socket.socket()
     sock.bind((host, port))
@@ -59,31 +63,92 @@ def listener_reuseport(port, host="127.0.0.1"):
     return sock
 
 
-@pytest.mark.skipif(not POSIX, reason="TIME_WAIT blocks a plain rebind on POSIX only")
-def test_missing_option_fails():
-    report = check_make_listener(listener_without_option, show=False)
-    assert failed(report) == {
-        "SO_REUSEADDR is on (POSIX; off is right on Windows)",
-        "restarts twice on its port with connections in TIME_WAIT",
-    }
+def listener_reuseport_instead(port, host="127.0.0.1"):
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # the wrong option of the two
+    sock.bind((host, port))
+    sock.listen()
+    return sock
+
+
+def listener_on_every_interface(port, host="127.0.0.1"):
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("", port))  # ignores host: reachable from the whole network
+    sock.listen()
+    return sock
+
+
+def listener_on_any_port(port, host="127.0.0.1"):
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))  # ignores port
+    sock.listen()
+    return sock
+
+
+def listener_closed_by_with(port, host="127.0.0.1"):
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen()
+        return sock  # the with block closes it on the way out
+
+
+def listener_forgets_return(port, host="127.0.0.1"):
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen()
+
+
+def listener_udp(port, host="127.0.0.1"):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen()
+    return sock
+
+
+LISTENS = "returns a bound, listening TCP socket"
+OPTION_ON = "SO_REUSEADDR is on (POSIX; off is right on Windows)"
+RESTARTS = "restarts twice on its port with connections in TIME_WAIT"
+REFUSED = "a port a live listener holds is still refused"
+LINUX = sys.platform.startswith("linux")
+
+LISTENER_WRONG_ANSWERS = [
+    # (name, make_listener, cases that must fail, words the hint must hold, runs here)
+    ("no SO_REUSEADDR", listener_without_option, {OPTION_ON, RESTARTS}, "TIME_WAIT", POSIX),
+    ("SO_REUSEADDR after bind()", listener_option_after_bind, {RESTARTS}, "before bind()", POSIX),
+    ("never listens", listener_not_listening, {LISTENS}, "only once it listens", True),
+    ("SO_REUSEPORT as well", listener_reuseport, {REFUSED}, "share one port", LINUX),
+    ("SO_REUSEPORT instead", listener_reuseport_instead, {OPTION_ON, REFUSED}, "the option is off", LINUX),
+    ("binds every interface", listener_on_every_interface, {LISTENS}, "every network", True),
+    ("ignores the port", listener_on_any_port, {LISTENS}, "use the port it is given", True),
+    ("returns from inside a with block", listener_closed_by_with, {LISTENS, OPTION_ON, RESTARTS, REFUSED},
+     "already closed", True),
+    ("forgets to return", listener_forgets_return, {LISTENS, OPTION_ON, RESTARTS}, "forget to `return`", True),
+    ("a UDP socket", listener_udp, {LISTENS, OPTION_ON, RESTARTS}, "only a stream (TCP)", POSIX),
+]
+
+
+@pytest.mark.parametrize("name, make_listener_, must_fail, hint, runs_here", LISTENER_WRONG_ANSWERS,
+                         ids=[row[0] for row in LISTENER_WRONG_ANSWERS])
+def test_check_make_listener_fails_a_classic_wrong_answer(name, make_listener_, must_fail, hint, runs_here):
+    if not runs_here:
+        pytest.skip("this mistake behaves differently on this platform")
+    report = check_make_listener(make_listener_, show=False)
+    assert not report
+    assert failed(report) >= must_fail, report.summary()
+    details = " | ".join(r.detail for r in report.results if r.name in must_fail)
+    assert hint in details, report.summary()
 
 
 @pytest.mark.skipif(not POSIX, reason="TIME_WAIT blocks a plain rebind on POSIX only")
-def test_option_after_bind_fails():
+def test_option_after_bind_fails_only_the_restart():
     report = check_make_listener(listener_option_after_bind, show=False)
-    assert failed(report) == {"restarts twice on its port with connections in TIME_WAIT"}
+    assert failed(report) == {RESTARTS}
     assert "EADDRINUSE" in report.summary()
-
-
-def test_not_listening_fails():
-    report = check_make_listener(listener_not_listening, show=False)
-    assert "returns a bound, listening TCP socket" in failed(report)
-
-
-@pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT") or not sys.platform.startswith("linux"), reason="Linux SO_REUSEPORT")
-def test_port_sharing_fails():
-    report = check_make_listener(listener_reuseport, show=False)
-    assert failed(report) == {"a port a live listener holds is still refused"}
 
 
 # -- notebook 02: serve_step -------------------------------------------------
