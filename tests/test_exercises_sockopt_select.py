@@ -159,27 +159,40 @@ def test_reference_serve_step_passes():
     assert report, report.summary()
 
 
-def make_buggy(*, always_writable=False, keep_eof=False, sendall=False, no_reset=False, write_dropped=False, no_trim=False):
-    """The reference serve_step with one classic bug switched on."""
+# The classic wrong answers to notebook 02's exercise: the reference serve_step
+# with one classic bug switched on.  Each must fail the checker, in the case
+# named, with a hint that names the idea it misses.
+
+BUGS = (
+    "always_writable", "keep_eof", "blocking_sendall", "no_reset", "write_dropped", "no_trim", "blocking_accept",
+    "no_echo", "close_not_removed", "no_outbox_entry", "nonblocking_sendall",
+)
+
+
+def make_buggy(bug):
+    """The reference serve_step with the bug named ``bug`` switched on."""
+    assert bug in BUGS
 
     def drop(sock, clients, outbox):
-        clients.remove(sock)
-        outbox.pop(sock, None)
+        if bug != "close_not_removed":
+            clients.remove(sock)
+            outbox.pop(sock, None)
         sock.close()
 
     def step(listener, clients, outbox, timeout):
-        want_write = list(clients) if always_writable else [c for c in clients if outbox.get(c)]
+        want_write = list(clients) if bug == "always_writable" else [c for c in clients if outbox.get(c)]
         readable, writable, _ = select.select([listener, *clients], want_write, [], timeout)
         for sock in readable:
             if sock is listener:
                 conn, _ = listener.accept()
-                conn.setblocking(sendall)  # the blocking version blocks for real
+                conn.setblocking(bug in ("blocking_sendall", "blocking_accept"))  # the blocking version blocks for real
                 clients.append(conn)
-                outbox[conn] = bytearray()
+                if bug != "no_outbox_entry":
+                    outbox[conn] = bytearray()
                 continue
             if sock not in clients:
                 continue
-            if no_reset:
+            if bug == "no_reset":
                 data = sock.recv(4096)
             else:
                 try:
@@ -187,15 +200,17 @@ def make_buggy(*, always_writable=False, keep_eof=False, sendall=False, no_reset
                 except OSError:
                     data = b""
             if not data:
-                if not keep_eof:
+                if bug != "keep_eof":
                     drop(sock, clients, outbox)
                 continue
             for client in clients:
+                if client is sock and bug == "no_echo":
+                    continue
                 outbox[client] += data
         for sock in writable:
-            if sock not in clients and not write_dropped:
+            if sock not in clients and bug != "write_dropped":
                 continue
-            if sendall:
+            if bug in ("blocking_sendall", "nonblocking_sendall"):
                 sock.sendall(outbox[sock])
                 outbox[sock].clear()
                 continue
@@ -204,33 +219,44 @@ def make_buggy(*, always_writable=False, keep_eof=False, sendall=False, no_reset
             except BlockingIOError:
                 continue
             except OSError:
-                if write_dropped and sock not in clients:
+                if bug == "write_dropped" and sock not in clients:
                     raise
                 drop(sock, clients, outbox)
                 continue
-            if not no_trim:
+            if bug != "no_trim":
                 del outbox[sock][:sent]
 
     return step
 
 
-@pytest.mark.parametrize(
-    "bug, must_fail, says",
-    [
-        ("always_writable", "idle clients: waits for the timeout, no busy loop", "write list"),
-        ("keep_eof", "a client closing mid-stream is removed, its last bytes delivered", "to be removed"),
-        # a blocking sendall to a client that does not read: reported after a deadline, not waited for
-        ("sendall", "a slow reader delays no one and catches up later", "did not return within"),
-        ("no_reset", "a client resetting the connection is removed", "ConnectionResetError"),
-        ("write_dropped", "a client vanishing with output queued for it", "serve_step raised"),
-        ("no_trim", "echoes a line back to its sender", "received more than it sent"),
-    ],
-)
-def test_buggy_serve_step_fails(bug, must_fail, says):
-    report = check_select_step(make_buggy(**{bug: True}), show=False, only=must_fail)
+SELECT_WRONG_ANSWERS = [
+    # (bug, the case that must fail, words the hint must hold)
+    ("always_writable", "idle clients: waits for the timeout, no busy loop", "always writable"),
+    ("keep_eof", "a client closing mid-stream is removed, its last bytes delivered", "b'' is how a peer says"),
+    # a blocking sendall to a client that does not read: reported after a deadline, not waited for
+    ("blocking_sendall", "a slow reader delays no one and catches up later", "did not return within"),
+    ("no_reset", "a client resetting the connection is removed", "ConnectionResetError"),
+    ("write_dropped", "a client vanishing with output queued for it", "closed earlier in this same step"),
+    ("no_trim", "echoes a line back to its sender", "received more than it sent"),
+    ("blocking_accept", "accepts a new client and makes it non-blocking", "would stop the whole loop"),
+    ("no_echo", "echoes a line back to its sender", "shows a line to everyone in it"),
+    ("close_not_removed", "a client closing mid-stream is removed, its last bytes delivered", "must leave clients"),
+    ("no_outbox_entry", "echoes a line back to its sender", "every client in clients needs one"),
+    ("nonblocking_sendall", "a slow reader delays no one and catches up later", "BlockingIOError"),
+]
+
+
+@pytest.mark.parametrize("bug, must_fail, says", SELECT_WRONG_ANSWERS, ids=[row[0] for row in SELECT_WRONG_ANSWERS])
+def test_check_select_step_fails_a_classic_wrong_answer(bug, must_fail, says):
+    report = check_select_step(make_buggy(bug), show=False, only=must_fail)
     assert failed(report) == {must_fail}, report.summary()
     (result,) = [r for r in report.results if r.name == must_fail]
-    assert says in result.detail
+    assert says in result.detail, report.summary()
+
+
+def test_check_select_step_gives_up_after_the_real_limit():
+    report = check_select_step(make_buggy("keep_eof"), show=False, only="mid-stream")
+    assert "gave up after 1.5 s" in report.results[0].detail
 
 
 def test_only_selects_cases():
