@@ -173,9 +173,10 @@ def check_framing(
             raise
         except Exception as exc:  # ValueError is best; struct.error from pack() will do
             return f"raised {_exc_name(exc)}"
-        length = len(data) if isinstance(data, (bytes, bytearray)) else type(data).__name__
+        if not isinstance(data, (bytes, bytearray)):
+            raise AssertionError(returned(data, "an exception", "encode_frame") + f" (for a {MAX_PAYLOAD + 1}-byte payload)")
         raise AssertionError(
-            f"encode_frame accepted a {MAX_PAYLOAD + 1}-byte payload and returned {length} bytes: "
+            f"encode_frame accepted a {MAX_PAYLOAD + 1}-byte payload and returned {len(data)} bytes: "
             "the 16-bit length field cannot say how long it is, so refuse it"
         )
 
