@@ -1,8 +1,7 @@
 """Exercise for notebook 04: ``recv_exact(sock, n)``, checked on real sockets.
 
 ``sock.recv(n)`` returns *at most* ``n`` bytes: whatever the kernel had
-buffered when it was called (see the seed README's "About recv()").  The
-student writes ``recv_exact(sock, n)``, which returns exactly ``n`` bytes or
+buffered when it was called, up to ``n``.  The student writes ``recv_exact(sock, n)``, which returns exactly ``n`` bytes or
 raises if the peer closes the connection first, and checks it with::
 
     from chatlab.exercises.recv import check_recv_exact
@@ -10,7 +9,8 @@ raises if the peer closes the connection first, and checks it with::
 
 The checker runs it on a real TCP connection over loopback (port 0, so never a
 fixed port) under hostile conditions: a 1-byte trickle, more bytes buffered
-than asked for, a peer closing mid-message, ``n = 0`` and a message much
+than asked for, a message arriving in two parts with the next message glued
+to the second, a peer closing mid-message, ``n = 0`` and a message much
 bigger than the socket buffers.  Every socket has a timeout and the student's
 function runs under a deadline, so a broken solution fails a case instead of
 hanging the notebook.
