@@ -338,7 +338,7 @@ def test_bot_checker_hints_do_not_write_the_bot() -> None:
     # Issue 11: the checker points at the idea, never at the code that answers the exercise.
     source = Path(check_bot.__code__.co_filename).read_text(encoding="utf-8")
     messages = source[source.index("class _Harness"):]
-    for giveaway in ("bot.nick", ".strip()", "wait_for(", "timeout=0.2", "except ConnectionClosed", "catch "):
+    for giveaway in ("bot.nick", ".strip()", "wait_for", "timeout=0.2", "except ConnectionClosed", "catch "):
         for line in messages.splitlines():
             if '"' in line and giveaway in line.split('"', 1)[1]:
                 raise AssertionError(f"a message of check_bot gives away {giveaway!r}: {line.strip()}")
