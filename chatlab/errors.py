@@ -54,7 +54,8 @@ class MessageTooLong(LocalProtocolError):
     """
 
     def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"a chat line may be at most {limit:,} bytes long (UTF-8); this one is {size:,} bytes, so it was not sent")
+        super().__init__(f"line not sent: it is {size:,} bytes long (UTF-8) and a line may be at most {limit:,} bytes "
+                         "(the server may allow fewer characters)")
         self.size = size
         self.limit = limit
 
