@@ -25,7 +25,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any, Callable, NamedTuple, Union
 
 from . import protocol as p
 from .errors import (
@@ -56,7 +56,7 @@ log = logging.getLogger("chatlab.client")
 
 Address = Union[tuple[str, int], str]
 
-__all__ = ["Client", "Transfer", "parse_address", "Disconnected", "FileStarted", "FileReceived", "FileFailed", "MAX_BACKLOG"]
+__all__ = ["Client", "Transfer", "Receiving", "parse_address", "Disconnected", "FileStarted", "FileReceived", "FileFailed", "MAX_BACKLOG"]
 
 # Writer priorities: lower goes first.
 CONTROL, CHAT, FILE = 0, 1, 2
@@ -71,6 +71,16 @@ DEFAULT_ADDRESS = f"127.0.0.1:{DEFAULT_PORT}"
 # The reasons the connection ended, as the Disconnected event, FileFailed and TransferError say them.
 CLOSED_BY_US = "you closed the connection"
 CLOSED_BY_SERVER = "closed by the server"
+
+class Receiving(NamedTuple):
+    """A file arriving now, as :meth:`Client.receiving` reports it (for progress displays)."""
+
+    sender: str
+    name: str
+    size: int
+    received: int  # bytes written so far, resumed ones included
+    resumed_from: int  # bytes an earlier transfer had left in the .part
+
 
 Job = Callable[[], None]  # work the writer thread runs for the reader (transfer state is the writer's)
 
@@ -110,6 +120,11 @@ class Transfer:
     @property
     def reason(self) -> str:
         return self.outgoing.reason
+
+    @property
+    def accepted(self) -> bool:
+        """The receiver accepted the offer (the transfer may have ended since)."""
+        return self.outgoing.started_at is not None
 
     @property
     def answered(self) -> bool:
@@ -425,6 +440,11 @@ class Client:
         with self._incoming_lock:
             self._offers.pop(offer.stream_id, None)
         self._put(CONTROL, p.encode(p.FileReject(offer.stream_id, reason)))
+
+    def receiving(self) -> list[Receiving]:
+        """The files arriving now, with how much of each is here (safe from any thread)."""
+        with self._incoming_lock:
+            return [Receiving(i.sender, i.name, i.size, i.received, i.start_offset) for i in self._incoming.values()]
 
     def _start_incoming(self, offer: p.FileOffer, directory: Path) -> None:
         try:
