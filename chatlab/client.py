@@ -65,8 +65,8 @@ CONTROL, CHAT, FILE = 0, 1, 2
 # chunks; without it the kernel queues megabytes, and chat waits behind all of them.
 UNSENT_LIMIT = 128 * 1024
 JOIN_TIMEOUT = 5.0  # seconds close() waits for each thread; they end at once unless a disk write is slow
-DEFAULT_PORT = 7777  # the server's default port (``chatlab server``)
-DEFAULT_ADDRESS = f"127.0.0.1:{DEFAULT_PORT}"
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 7777  # where ``chatlab server`` listens unless told otherwise
+DEFAULT_ADDRESS = f"{DEFAULT_HOST}:{DEFAULT_PORT}"
 
 # The reasons the connection ended, as the Disconnected event, FileFailed and TransferError say them.
 CLOSED_BY_US = "you closed the connection"

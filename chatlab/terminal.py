@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, TextIO
 
 from . import protocol as p
-from .client import DEFAULT_ADDRESS, Address, Client, Disconnected, FileFailed, FileReceived, FileStarted
+from .client import Address, Client, Disconnected, FileFailed, FileReceived, FileStarted
 from .errors import ChatlabError, ConnectionBroken, ConnectionClosed, NickError, ServerError
 from .units import format_rate, format_size
 
@@ -634,12 +634,29 @@ def _use_prompt_toolkit() -> bool:
     return True
 
 
+def ask_nick(stream: TextIO | None = None, output: TextIO | None = None) -> str | None:
+    """Ask for a nickname on the terminal until one is typed; ``None`` after Ctrl-D or Ctrl-C."""
+    stream, output = stream or sys.stdin, output or sys.stdout
+    while True:
+        print("nickname: ", end="", file=output, flush=True)
+        try:
+            line = stream.readline()
+        except KeyboardInterrupt:
+            line = ""
+        if not line:  # end of input
+            print(file=output)
+            return None
+        if line.strip():
+            return line.strip()
+
+
 def run_terminal_client(address: Address, nick: str, *, input: TextIO | None = None,
                         output: TextIO | None = None, download_dir: str = "downloads") -> int:
     """Chat from a terminal until /quit, end of input or Ctrl-C; returns the exit code.
 
     Args:
-        address: ``"host:port"`` or ``("host", port)``.
+        address: ``"host:port"`` or ``("host", port)``; ``chatlab client`` passes
+            :data:`~chatlab.client.DEFAULT_ADDRESS` when none is given.
         nick: the nickname to ask for.
         input: read commands from this text stream instead of stdin (tests).
         output: print to this text stream instead of stdout (tests); errors go
@@ -669,7 +686,8 @@ def run_terminal_client(address: Address, nick: str, *, input: TextIO | None = N
         error(str(exc))
         return EXIT_REFUSED
     except (ConnectionBroken, ConnectionClosed) as exc:
-        error(str(exc))
+        refused = isinstance(exc.__cause__, ConnectionRefusedError)
+        error(f"{exc}; is a chatlab server running there? (start one with: python -m chatlab server)" if refused else str(exc))
         return EXIT_CONNECTION
     except (ChatlabError, OSError) as exc:  # e.g. something that is not a chatlab server answered
         error(f"could not connect to {address}: {exc}")
