@@ -22,8 +22,32 @@ def test_demo_transcript_shows_who_saw_what():
     assert "[lobby] <alice> hello, everyone!" in text and "(seen by alice, bob, carol)" in text
     assert "[private] <alice -> bob> psst, team1 in 5?           (seen by alice, bob)" in text
     assert "[team1] <bob> just us here                           (seen by alice, bob)" in text
-    assert "lab-data.bin: 5,000,000 bytes from alice, SHA-256 verified" in text
+    assert "lab-data.bin: 5.0 MB from alice, SHA-256 verified" in text
     assert "carol quit (bye!)" in text
+
+
+def test_demo_transcript_tells_the_truth_in_order():
+    """Issue 10, item 6: no "0 of 5,000,000 bytes", each line once, notices in the order they happened."""
+    out = io.StringIO()
+    run_demo(out=out)
+    lines = out.getvalue().splitlines()
+    said = [line for line in lines if "<alice> sending you the lab data now" in line]
+    assert len(said) == 1 and "(seen by alice, bob; it arrived " in said[0]
+    assert " 0 bytes of " not in said[0] and "0 of 5" not in said[0]
+    assert said[0].endswith("after the whole file)") or " of 5.0 MB)" in said[0]
+    saved = next(line for line in lines if line.startswith("-- saved as "))
+    assert saved.split()[3].endswith(os.path.join("inbox", "lab-data.bin"))
+    notices = [line.split("  ")[0] for line in lines if line.startswith("-- ") and (" left for " in line or " joined " in line)]
+    assert notices == ["-- bob left for team1", "-- bob joined team1", "-- alice left for team1", "-- alice joined team1",
+                       "-- alice left for lobby", "-- alice joined lobby"]
+
+
+def test_demo_merges_what_each_client_saw_in_order():
+    from chatlab.demo import in_order
+
+    received = {"alice": ["-- alice joined team1"], "bob": ["-- alice joined team1"], "carol": ["-- alice left for team1"]}
+    assert in_order(received) == ["-- alice left for team1", "-- alice joined team1"]
+    assert in_order({"a": ["x", "y"], "b": ["y", "z"], "c": ["x", "z"]}) == ["x", "y", "z"]
 
 
 @pytest.mark.parametrize("backend", ["poll"] if hasattr(__import__("selectors"), "PollSelector") else [])
