@@ -64,7 +64,8 @@ CONTROL, CHAT, FILE = 0, 1, 2
 # them sendall() waits in our writer thread, where a chat line can still overtake file
 # chunks; without it the kernel queues megabytes, and chat waits behind all of them.
 UNSENT_LIMIT = 128 * 1024
-JOIN_TIMEOUT = 5.0  # seconds close() waits for each thread; they end at once unless a disk write is slow
+FLUSH_TIMEOUT = 2.0  # seconds close() lets the writer send what was queued before QUIT
+JOIN_TIMEOUT = 5.0  # seconds close() then waits for each thread; they end at once unless a disk write is slow
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 7777  # where ``chatlab server`` listens unless told otherwise
 DEFAULT_ADDRESS = f"{DEFAULT_HOST}:{DEFAULT_PORT}"
 
@@ -716,8 +717,10 @@ class Client:
             reason = f"protocol error from the server: {exc}"
         except ConnectionBroken as exc:
             reason = str(exc)
-        except ChatlabError:  # ConnectionClosed: close() shut the socket under us
+        except ConnectionClosed:  # close() shut the socket under us
             reason = CLOSED_BY_US
+        except ChatlabError as exc:  # any other chatlab error still ends the connection with a reason
+            reason = f"{type(exc).__name__}: {exc}"
         finally:
             if self._closing:  # the server's answer to our QUIT, or our own shutdown
                 reason = CLOSED_BY_US
@@ -791,7 +794,7 @@ class Client:
                 self._enqueue(FILE + 1, None)  # stop the writer once everything before it is sent
             except ConnectionClosed:
                 pass  # the writer has stopped already
-            self._writer.join(JOIN_TIMEOUT)
+            self._writer.join(FLUSH_TIMEOUT)
         self._closing = True
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
