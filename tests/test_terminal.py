@@ -568,3 +568,24 @@ def test_a_line_too_long_is_refused_with_the_limit_and_the_session_goes_on() -> 
             _wait_for_line(lines, "[lobby] <alice> still here")
         finally:
             session.quit(flush=False)
+
+
+# ------------------------------------------------------------------ room passwords (item 4)
+
+
+def test_join_with_a_key_prints_the_servers_answer() -> None:
+    with chatlab.Server(port=0, room_passwords={"secret": "pw123"}) as server, \
+         chatlab.Client.connect(server.address, nick="alice") as alice:  # fmt: skip
+        lines: list[str] = []
+        session = TerminalSession(alice, lines.append)
+        session.start()
+        try:
+            session.handle_line("/join secret")
+            assert "needs the right password" in _wait_for_line(lines, "!! bad-password: ")
+            session.handle_line("/join my room")  # never sent: room "my" with password "room" is not what was meant
+            assert lines[-1].startswith("!! room names have no spaces")
+            session.handle_line("/join secret key=pw123")
+            _wait_for_line(lines, "-- alice joined secret")
+            assert alice.room == "secret"
+        finally:
+            session.quit(flush=False)
