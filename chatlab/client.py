@@ -9,6 +9,14 @@ Two threads per client, each owning one direction of the socket:
   then file chunks.  One writer per socket is why no lock is needed around
   ``sendall`` (the seed wondered whether one was), and the priority is why a
   chat line never waits behind megabytes of file data queued in this process.
+
+However the connection ends (``close()`` from any thread at any moment, the
+server going away, a reset), both threads end the same way: every transfer
+fails with a reason, every file is closed (a ``.part`` is kept for a resume),
+and :class:`Disconnected` is the last event.  The reader's own replies (acks,
+pongs) never raise, so nothing interrupts that clean-up.  Socket errors become
+chatlab errors in one place, :func:`chatlab.errors.translate_socket_errors`.
+The events and their queue live in :mod:`chatlab.events`.
 """
 
 from __future__ import annotations
