@@ -40,6 +40,7 @@ from .errors import (
     ChatlabError,
     ConnectionBroken,
     ConnectionClosed,
+    LocalProtocolError,
     MessageTooLong,
     NickError,
     ProtocolError,
@@ -386,9 +387,13 @@ class Client:
     def _encode_checked(self, message: p.Message) -> bytes:
         """``message`` as a frame, or :class:`MessageTooLong` if the server would drop us for its size."""
         frame = p.encode(message)
-        if len(frame) - p.HEADER_SIZE > self.max_payload:
-            text = getattr(message, "text", "")
-            raise MessageTooLong(len(json.dumps(text, ensure_ascii=False).encode("utf-8")) - 2, self.max_text_length(message))
+        size = len(frame) - p.HEADER_SIZE
+        if size > self.max_payload:
+            if not hasattr(message, "text"):  # e.g. a JOIN with a 300 kB room name: no "line" to speak of
+                raise LocalProtocolError(f"{type(message).__name__} of {size:,} bytes is over the frame limit of "
+                                         f"{self.max_payload:,} bytes; it was not sent")
+            text_size = len(json.dumps(getattr(message, "text"), ensure_ascii=False).encode("utf-8")) - 2  # minus the quotes
+            raise MessageTooLong(text_size, self.max_text_length(message))
         return frame
 
     # ------------------------------------------------------- file transfers

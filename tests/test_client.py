@@ -44,6 +44,13 @@ def test_the_limit_is_exact(connect):
     assert alice.wait_for(chatlab.ChatMessage, timeout=5).text == "ok"
 
 
+def test_any_message_over_the_frame_limit_is_refused_locally(connect):
+    alice = connect("alice")
+    with pytest.raises(chatlab.LocalProtocolError, match="Join of .* bytes is over the frame limit"):
+        alice.send(p.Join("r" * 300_000))
+    assert alice.who().users == {"alice": "lobby"}  # still connected
+
+
 # ------------------------------------------------------------------ addresses (items 8, 10)
 
 
