@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 
 from .client import DEFAULT_ADDRESS, DEFAULT_HOST, DEFAULT_PORT
 from .errors import ChatlabError
+from .i18n import _
 
 
 def _configure_logging(verbose: int) -> None:
@@ -30,7 +31,9 @@ def _error(verb: str, text: str) -> None:
 def port_number(text: str) -> int:
     """argparse type for ``--port``: 0 to 65535, or an error that says "invalid port"."""
     if not text.isdigit() or not 0 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"invalid port {text!r}: a port is a number from 1 to 65535 (0 lets the OS choose)")
+        raise argparse.ArgumentTypeError(
+            _("invalid port {text!r}: a port is a number from 1 to 65535 (0 lets the OS choose)").format(text=text)
+        )
     return int(text)
 
 
@@ -38,9 +41,9 @@ def room_password(text: str) -> tuple[str, str]:
     """argparse type for ``--room-password ROOM=PASSWORD``."""
     room, sep, password = text.partition("=")
     if not sep or not room or not password:
-        raise argparse.ArgumentTypeError(f"expected ROOM=PASSWORD, got {text!r}")
+        raise argparse.ArgumentTypeError(_("expected ROOM=PASSWORD, got {text!r}").format(text=text))
     if room != room.strip() or " " in room:
-        raise argparse.ArgumentTypeError(f"room names have no spaces: {room!r}")
+        raise argparse.ArgumentTypeError(_("room names have no spaces: {room!r}").format(room=room))
     return room, password
 
 
@@ -54,7 +57,7 @@ def server_options(args: argparse.Namespace) -> dict[str, object]:
     passwords: dict[str, str] = {}
     for room, password in args.room_password or []:
         if room.casefold() in (known.casefold() for known in passwords):
-            raise ValueError(f"--room-password gives room {room!r} twice")
+            raise ValueError(_("--room-password gives room {room!r} twice").format(room=room))
         passwords[room] = password
     if passwords:
         options["room_passwords"] = passwords
@@ -84,13 +87,16 @@ def _cmd_server(args: argparse.Namespace) -> int:
 def _listen_error(host: str, port: int, exc: OSError) -> str:
     """Why ``host:port`` cannot be listened on, and what to try instead."""
     if exc.errno == errno.EADDRINUSE:
-        return (f"port {port} on {host} is already in use (another chatlab server?): stop that program, "
-                f"or choose another port with --port {port + 1 if port < 65535 else 7778}, or --port 0 to let the OS pick a free one")
+        return _("port {port} on {host} is already in use (another chatlab server?): stop that program,"
+                 " or choose another port with --port {other}, or --port 0 to let the OS pick a free one").format(
+            port=port, host=host, other=port + 1 if port < 65535 else 7778)
     if exc.errno == errno.EACCES:
-        return f"not allowed to listen on port {port} (ports below 1024 need administrator rights): choose one above 1023, e.g. --port {DEFAULT_PORT}"
+        return _("not allowed to listen on port {port} (ports below 1024 need administrator rights):"
+                 " choose one above 1023, e.g. --port {default}").format(port=port, default=DEFAULT_PORT)
     if exc.errno == errno.EADDRNOTAVAIL:
-        return f"cannot listen on {host}: it is not an address of this machine (try --host 127.0.0.1, or 0.0.0.0 for every interface)"
-    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        return _("cannot listen on {host}: it is not an address of this machine"
+                 " (try --host 127.0.0.1, or 0.0.0.0 for every interface)").format(host=host)
+    return _("cannot listen on {host}:{port}: {error}").format(host=host, port=port, error=exc.strerror or exc)
 
 
 def _cmd_client(args: argparse.Namespace) -> int:
@@ -99,7 +105,7 @@ def _cmd_client(args: argparse.Namespace) -> int:
     nick = args.nick
     if nick is None:
         if not sys.stdin.isatty():
-            _error("client", "--nick is missing, and stdin is not a terminal to ask for one: add --nick NAME")
+            _error("client", _("--nick is missing, and stdin is not a terminal to ask for one: add --nick NAME"))
             return EXIT_REFUSED
         nick = ask_nick()
         if nick is None:
@@ -132,46 +138,49 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m chatlab", description="chatlab: a socket-programming lab kit built around a chat room.")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v: log connections and each frame; -vv: debug")
+    parser = argparse.ArgumentParser(prog="python -m chatlab", description=_("chatlab: a socket-programming lab kit built around a chat room."))
+    parser.add_argument("-v", "--verbose", action="count", default=0, help=_("-v: log connections and each frame; -vv: debug"))
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
 
-    demo = verbs.add_parser("demo", help="start an embedded server, let a few scripted clients chat, print the transcript")
+    demo = verbs.add_parser("demo", help=_("start an embedded server, let a few scripted clients chat, print the transcript"))
     demo.add_argument("--selector", default="select", choices=["select", "poll", "epoll"])
     demo.set_defaults(run=_cmd_demo)
 
-    server = verbs.add_parser("server", help="run a chat server until Ctrl-C")
-    server.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on; 0.0.0.0 for a whole class (default {DEFAULT_HOST})")
-    server.add_argument("--port", type=port_number, default=DEFAULT_PORT, help=f"port to listen on; 0 lets the OS choose (default {DEFAULT_PORT})")
-    server.add_argument("--selector", default="select", choices=["select", "poll", "epoll"], help="the event loop's backend")
+    server = verbs.add_parser("server", help=_("run a chat server until Ctrl-C"))
+    server.add_argument("--host", default=DEFAULT_HOST,
+                        help=_("address to listen on; 0.0.0.0 for a whole class (default {host})").format(host=DEFAULT_HOST))
+    server.add_argument("--port", type=port_number, default=DEFAULT_PORT,
+                        help=_("port to listen on; 0 lets the OS choose (default {port})").format(port=DEFAULT_PORT))
+    server.add_argument("--selector", default="select", choices=["select", "poll", "epoll"], help=_("the event loop's backend"))
     server.add_argument("--max-clients", type=int, default=200)
-    server.add_argument("--flood-rate", type=float, default=5.0, help="chat messages per second per client before it is slowed")
-    server.add_argument("--no-flood-limit", action="store_true", help="turn flood control off (load tests)")
+    server.add_argument("--flood-rate", type=float, default=5.0, help=_("chat messages per second per client before it is slowed"))
+    server.add_argument("--no-flood-limit", action="store_true", help=_("turn flood control off (load tests)"))
     server.add_argument("--room-password", action="append", type=room_password, metavar="ROOM=PASSWORD",
-                        help="ROOM needs PASSWORD to join (repeat for more rooms); other rooms get the password their creator gives")
+                        help=_("ROOM needs PASSWORD to join (repeat for more rooms); other rooms get the password their creator gives"))
     server.set_defaults(run=_cmd_server)
 
-    client = verbs.add_parser("client", help="an interactive terminal chat client")
-    client.add_argument("--nick", default=None, help="your nickname (asked for when missing)")
-    client.add_argument("--download-dir", default="downloads", help="where /accept saves files (default ./downloads)")
+    client = verbs.add_parser("client", help=_("an interactive terminal chat client"))
+    client.add_argument("--nick", default=None, help=_("your nickname (asked for when missing)"))
+    client.add_argument("--download-dir", default="downloads", help=_("where /accept saves files (default ./downloads)"))
     client.add_argument("address", metavar="HOST:PORT", nargs="?", default=DEFAULT_ADDRESS,
-                        help=f"the server (default {DEFAULT_ADDRESS}, where `chatlab server` listens)")
+                        help=_("the server (default {address}, where `chatlab server` listens)").format(address=DEFAULT_ADDRESS))
     client.set_defaults(run=_cmd_client)
 
-    send = verbs.add_parser("send", help="send a file to another user, with a progress bar")
+    send = verbs.add_parser("send", help=_("send a file to another user, with a progress bar"))
     send.add_argument("file")
     send.add_argument("--to", required=True, metavar="NICK")
-    send.add_argument("--nick", default=None, help="your nickname (default: a generated one)")
+    send.add_argument("--nick", default=None, help=_("your nickname (default: a generated one)"))
     send.add_argument("--strategy", default="adaptive", choices=["sleep", "fixed", "adaptive"])
-    send.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds")
-    send.add_argument("address", metavar="HOST:PORT", help=f"the server (`chatlab server` listens on {DEFAULT_ADDRESS})")
+    send.add_argument("--timeout", type=float, default=600.0, help=_("give up after this many seconds"))
+    send.add_argument("address", metavar="HOST:PORT",
+                      help=_("the server (`chatlab server` listens on {address})").format(address=DEFAULT_ADDRESS))
     send.set_defaults(run=_cmd_send)
 
-    netem = verbs.add_parser("netem", help="a link emulator: a TCP proxy adding delay, a rate cap and re-splitting", add_help=False)
+    netem = verbs.add_parser("netem", help=_("a link emulator: a TCP proxy adding delay, a rate cap and re-splitting"), add_help=False)
     netem.add_argument("rest", nargs=argparse.REMAINDER)
     netem.set_defaults(run=_cmd_netem)
 
-    bench = verbs.add_parser("bench", help="measure the kit against the alternatives (see README, Performance)", add_help=False)
+    bench = verbs.add_parser("bench", help=_("measure the kit against the alternatives (see README, Performance)"), add_help=False)
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     bench.set_defaults(run=_cmd_bench)
     return parser

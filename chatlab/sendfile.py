@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from .client import Client, Transfer
 from .errors import TransferError
+from .i18n import _
 from .units import format_rate, format_size
 
 
@@ -23,7 +24,7 @@ def follow(transfer: Transfer, timeout: float, poll: float = 0.1) -> None:
     deadline = time.monotonic() + timeout
     while not transfer.answered:  # no bar for an offer that is refused (e.g. nobody by that name is online)
         if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up after {timeout:g} s: {transfer.to} did not answer the offer")
+            raise TimeoutError(_("gave up after {seconds:g} s: {nick} did not answer the offer").format(seconds=timeout, nick=transfer.to))
         time.sleep(poll)
     if transfer.failed:
         transfer.wait(timeout=max(0.0, deadline - time.monotonic()))  # raises the TransferError that says why
@@ -37,13 +38,16 @@ def follow(transfer: Transfer, timeout: float, poll: float = 0.1) -> None:
             except TimeoutError:
                 bar.update(transfer.acked - bar.n)
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"gave up after {timeout:g} s with {transfer.acked} of {transfer.size} bytes delivered") from None
+                    raise TimeoutError(
+                        _("gave up after {seconds:g} s with {done} of {size} bytes delivered").format(
+                            seconds=timeout, done=transfer.acked, size=transfer.size)
+                    ) from None
 
 
 def run_send(args: argparse.Namespace) -> int:
     """``chatlab send``: errors go to stderr, one line each, with exit code 1."""
     if not os.path.isfile(args.file):
-        print(f"chatlab send: no such file: {args.file}", file=sys.stderr)
+        print("chatlab send: " + _("no such file: {path}").format(path=args.file), file=sys.stderr)
         return 1
     nick = args.nick or f"sender{os.getpid() % 10000}"
     with Client.connect(args.address, nick=nick) as client:
@@ -54,7 +58,10 @@ def run_send(args: argparse.Namespace) -> int:
             print(f"chatlab send: {exc}", file=sys.stderr)
             return 1
         stats = transfer.stats
-        resumed = f", resuming after the {format_size(transfer.resumed_from)} already there" if transfer.resumed_from else ""
-        print(f"sent {args.file} ({format_size(transfer.size)}) to {args.to}{resumed}: {format_size(stats.bytes)} in "
-              f"{stats.seconds:.2f} s ({format_rate(stats.bytes, stats.seconds)}, {args.strategy}); the receiver verified its SHA-256")
+        resumed = _(", resuming after the {size} already there").format(
+            size=format_size(transfer.resumed_from)) if transfer.resumed_from else ""
+        print(_("sent {file} ({size}) to {nick}{resumed}: {sent} in {seconds:.2f} s ({rate}, {strategy});"
+                " the receiver verified its SHA-256").format(
+            file=args.file, size=format_size(transfer.size), nick=args.to, resumed=resumed, sent=format_size(stats.bytes),
+            seconds=stats.seconds, rate=format_rate(stats.bytes, stats.seconds), strategy=args.strategy))
     return 0

@@ -37,6 +37,7 @@ from typing import Any, Callable, TextIO
 from . import protocol as p
 from .client import Address, Client, Disconnected, FileFailed, FileReceived, FileStarted
 from .errors import ChatlabError, ConnectionBroken, ConnectionClosed, NickError, ServerError
+from .i18n import N_, _, ngettext
 from .units import format_rate, format_size
 
 __all__ = ["run_terminal_client", "parse_command", "format_event", "format_size", "Command", "TerminalSession", "HELP"]
@@ -52,7 +53,8 @@ PROGRESS_INTERVAL = 2.0  # seconds between two progress lines of a file transfer
 OFFER_ANSWER_WAIT = 1.0  # seconds to wait for a quick answer (e.g. "nobody by that name") before saying "offering"
 WATCH_POLL = 0.05  # seconds; how often a transfer's watcher thread looks at it
 
-HELP = """\
+# The English text; the client prints _(HELP), the help in the current language.
+HELP = N_("""\
 Commands:
   TEXT                   say TEXT to everyone in your room (start with // to say a line beginning with /)
   /me ACTION             an action: * alice waves
@@ -65,7 +67,7 @@ Commands:
   /accept [N]            accept file offer N (the latest by default) into the download folder
   /reject [N]            turn file offer N down
   /quit [REASON]         leave the chat (end of input and Ctrl-D do the same)
-  /help                  this list"""
+  /help                  this list""")
 
 # name -> (usage, minimum args, maximum args)
 _COMMANDS: dict[str, tuple[str, int, int]] = {
@@ -114,16 +116,16 @@ def parse_command(line: str) -> Command:
         return Command("say", (line[1:],))
     if not line.startswith("/"):
         return Command("say", (line,))
-    word, _, rest = line[1:].partition(" ")
+    word, _space, rest = line[1:].partition(" ")
     name = _ALIASES.get(word.lower(), word.lower())
     if name not in _COMMANDS:
         shown = "/" + word if word else "/"
-        return Command("invalid", error=f"unknown command {shown!r}: type /help for the list")
+        return Command("invalid", error=_("unknown command {command!r}: type /help for the list").format(command=shown))
     usage, least, most = _COMMANDS[name]
     rest = rest.strip()
     if name == "send":
         # The nick is the last word, the file is everything before it: paths may contain spaces.
-        path, _, nick = rest.rpartition(" ")
+        path, _space, nick = rest.rpartition(" ")
         args = [_unquote(path.strip()), nick] if path.strip() and nick else []
     elif name == "join":
         return _parse_join(rest, usage)
@@ -132,7 +134,7 @@ def parse_command(line: str) -> Command:
     else:
         args = rest.split()
     if not least <= len(args) <= most:
-        return Command("invalid", error=f"usage: {usage}")
+        return Command("invalid", error=_("usage: {usage}").format(usage=usage))
     return Command(name, tuple(args))
 
 
@@ -145,14 +147,15 @@ def _parse_join(rest: str, usage: str) -> Command:
     """
     words = rest.split()
     if not words:
-        return Command("invalid", error=f"usage: {usage}")
+        return Command("invalid", error=_("usage: {usage}").format(usage=usage))
     room, extra = words[0], words[1:]
     keys = [word[len("key="):] for word in extra if word.startswith("key=")]
     if len(keys) < len(extra):
-        return Command("invalid", error=f"room names have no spaces: {rest!r} is not a room name "
-                                        f"(to give room {room!r} a password, type /join {room} key=PASSWORD)")
+        return Command("invalid", error=_("room names have no spaces: {text!r} is not a room name"
+                                          " (to give room {room!r} a password, type /join {room} key=PASSWORD)").format(
+            text=rest, room=room))
     if len(keys) > 1 or (keys and not keys[0]):
-        return Command("invalid", error=f"usage: {usage} (one key=, with a password after the =)")
+        return Command("invalid", error=_("usage: {usage} (one key=, with a password after the =)").format(usage=usage))
     return Command("join", (room, *keys))
 
 
@@ -191,8 +194,10 @@ def format_event(event: Any, me: str) -> str | None:
         return f"[{clean(event.room)}] <{clean(event.sender)}> {clean(event.text)}"
     if isinstance(event, p.PrivateMessage):
         if event.action:
-            return f"[private] * {clean(event.sender)} {clean(event.text)} (to {clean(event.to)})"
-        return f"[private] <{clean(event.sender)} -> {clean(event.to)}> {clean(event.text)}"
+            return _("[private] * {sender} {text} (to {to})").format(
+                sender=clean(event.sender), text=clean(event.text), to=clean(event.to))
+        return _("[private] <{sender} -> {to}> {text}").format(
+            sender=clean(event.sender), to=clean(event.to), text=clean(event.text))
     if isinstance(event, p.Notice):
         return f"-- {clean(event.text)}"
     if isinstance(event, p.ErrorMessage):
@@ -200,18 +205,22 @@ def format_event(event: Any, me: str) -> str | None:
     if isinstance(event, p.WhoReply):
         return _format_who(event, me)
     if isinstance(event, p.FileOffer):
-        return f"-- {clean(event.peer)} offers you {clean(event.name)!r} ({format_size(event.size)})"
+        return "-- " + _("{peer} offers you {name!r} ({size})").format(
+            peer=clean(event.peer), name=clean(event.name), size=format_size(event.size))
     if isinstance(event, FileStarted):
-        resumed = f"; resuming at {format_size(event.resumed_from)}, where an earlier transfer stopped" if event.resumed_from else ""
-        return (f"-- receiving {clean(event.name)!r} from {clean(event.sender)} ({format_size(event.size)}) "
-                f"into {clean(str(event.path))}{resumed}")
+        resumed = _("; resuming at {size}, where an earlier transfer stopped").format(
+            size=format_size(event.resumed_from)) if event.resumed_from else ""
+        return "-- " + _("receiving {name!r} from {sender} ({size}) into {path}{resumed}").format(
+            name=clean(event.name), sender=clean(event.sender), size=format_size(event.size),
+            path=clean(str(event.path)), resumed=resumed)
     if isinstance(event, FileReceived):
-        return (f"-- received {clean(event.name)!r} from {clean(event.sender)} ({format_size(event.size)}, "
-                f"SHA-256 verified): saved as {clean(str(event.path))}")
+        return "-- " + _("received {name!r} from {sender} ({size}, SHA-256 verified): saved as {path}").format(
+            name=clean(event.name), sender=clean(event.sender), size=format_size(event.size), path=clean(str(event.path)))
     if isinstance(event, FileFailed):
-        return f"!! receiving {clean(event.name)!r} from {clean(event.sender)} failed: {clean(event.reason)}"
+        return "!! " + _("receiving {name!r} from {sender} failed: {reason}").format(
+            name=clean(event.name), sender=clean(event.sender), reason=clean(event.reason))
     if isinstance(event, Disconnected):
-        return f"-- disconnected: {clean(event.reason)}"
+        return "-- " + _("disconnected: {reason}").format(reason=clean(event.reason))
     if isinstance(event, _SILENT):
         return None
     return f"-- {clean(repr(event))}"  # an event this version does not know: show it rather than lose it
@@ -225,10 +234,11 @@ def _format_who(reply: p.WhoReply, me: str) -> str:
     parts = []
     for room in sorted(members, key=str.casefold):
         nicks = sorted(members[room], key=str.casefold)
-        shown = ", ".join(clean(n) + (" (you)" if n == me else "") for n in nicks) or "nobody"
+        shown = ", ".join(clean(n) + (_(" (you)") if n == me else "") for n in nicks) or _("nobody")
         parts.append(f"{clean(room)} ({len(nicks)}): {shown}")
     rooms = len(members)
-    return f"-- {len(reply.users)} online in {rooms} room{'s' if rooms != 1 else ''}: " + " | ".join(parts)
+    online = ngettext("{users} online in {rooms} room: ", "{users} online in {rooms} rooms: ", rooms)
+    return "-- " + online.format(users=len(reply.users), rooms=rooms) + " | ".join(parts)
 
 
 def _request(client: Client, message: p.Message) -> None:
@@ -273,7 +283,8 @@ class TerminalSession:
     def start(self) -> None:
         """Greet the user and start the event printer thread."""
         host, port = self.client.address
-        self.write(f"-- connected to {host}:{port} as {self.client.nick}; /help lists the commands")
+        self.write("-- " + _("connected to {host}:{port} as {nick}; /help lists the commands").format(
+            host=host, port=port, nick=self.client.nick))
         if self.client.motd:
             self.write(f"-- {clean(self.client.motd)}")
         self._printer.start()
@@ -299,13 +310,13 @@ class TerminalSession:
                 if isinstance(event, Disconnected):
                     if not self._quitting:
                         self.lost = event.reason
-                        self.write(format_event(event, self.client.nick) or "-- disconnected")
+                        self.write(format_event(event, self.client.nick) or "-- " + _("disconnected"))
                     return
                 line = format_event(event, self.client.nick)
                 if isinstance(event, p.FileOffer):  # the interactive client asks
                     number = next(self._offer_numbers)
                     self.offers[number] = event
-                    line = f"{line}: /accept {number} or /reject {number}"
+                    line = _("{offer}: /accept {number} or /reject {number}").format(offer=line, number=number)
                 if line is not None:
                     self.write(line)
         finally:
@@ -335,8 +346,8 @@ class TerminalSession:
         try:
             return self.execute(command)
         except ConnectionClosed:
-            self.lost = self.lost or "the connection is closed"  # the printer may not have seen it yet
-            self.write("!! not connected any more")
+            self.lost = self.lost or _("the connection is closed")  # the printer may not have seen it yet
+            self.write("!! " + _("not connected any more"))
             return False
         except (ChatlabError, OSError, TimeoutError) as exc:
             self.write(f"!! {clean(str(exc))}")
@@ -362,7 +373,7 @@ class TerminalSession:
         elif command.name in ("accept", "reject"):
             self.answer_offer(command.name, args[0] if args else None)
         elif command.name == "help":
-            for line in HELP.splitlines():
+            for line in _(HELP).splitlines():
                 self.write(line)
         elif command.name == "invalid":
             self.write(f"!! {command.error}")
@@ -374,16 +385,17 @@ class TerminalSession:
     def answer_offer(self, verb: str, number: str | None) -> None:
         """``/accept N`` or ``/reject N``; without N, the latest offer."""
         if not self.offers:
-            self.write("!! there is no file offer to answer")
+            self.write("!! " + _("there is no file offer to answer"))
             return
         key = max(self.offers) if number is None else int(number) if number.isdigit() else -1
         offer = self.offers.pop(key, None)
         if offer is None:
-            self.write(f"!! no file offer number {number}; open offers: {', '.join(map(str, sorted(self.offers)))}")
+            self.write("!! " + _("no file offer number {number}; open offers: {offers}").format(
+                number=number, offers=", ".join(map(str, sorted(self.offers)))))
             return
         if verb == "reject":
             self.client.reject_file(offer, "declined")
-            self.write(f"-- you turned down {clean(offer.name)!r} from {clean(offer.peer)}")
+            self.write("-- " + _("you turned down {name!r} from {peer}").format(name=clean(offer.name), peer=clean(offer.peer)))
             return
         os.makedirs(self.download_dir, exist_ok=True)
         # A FileStarted event follows ("receiving ... into ..."); a TransferError (e.g. an unsafe name) is printed by handle_line.
@@ -423,16 +435,16 @@ class TerminalSession:
         """Offer ``path`` to ``nick`` and report the transfer from a background thread."""
         send_file = getattr(self.client, "send_file", None)
         if send_file is None:
-            self.write("!! file transfer is not available in this version")
+            self.write("!! " + _("file transfer is not available in this version"))
             return
         if not os.path.isfile(path):
-            self.write(f"!! no such file: {clean(path)}")
+            self.write("!! " + _("no such file: {path}").format(path=clean(path)))
             return
         name = os.path.basename(path)
         try:
             transfer = send_file(path, to=nick)
         except (ChatlabError, OSError, ValueError) as exc:
-            self.write(f"!! could not send {clean(name)}: {clean(str(exc))}")
+            self.write("!! " + _("could not send {name}: {error}").format(name=clean(name), error=clean(str(exc))))
             return
         threading.Thread(target=self._watch_transfer, args=(transfer, name, nick),
                          name=f"chatlab-transfer-{name}", daemon=True).start()
@@ -454,7 +466,7 @@ class TerminalSession:
 
         waiter = threading.Thread(target=wait, daemon=True)
         waiter.start()
-        label, size = f"{clean(name)} to {clean(nick)}", transfer.size
+        label, size = _("{name} to {nick}").format(name=clean(name), nick=clean(nick)), transfer.size
         offered_at = time.monotonic()
         offer_shown = accept_shown = False
         progress_at, progress_shown = 0.0, None
@@ -463,15 +475,18 @@ class TerminalSession:
             finished, now = not waiter.is_alive(), time.monotonic()
             accepted = getattr(transfer, "accepted", True)  # (an object without the attribute: assume it was)
             if not (offer_shown or accepted or finished) and now - offered_at >= OFFER_ANSWER_WAIT:
-                self.write(f"-- offering {label} ({format_size(size)}); waiting for {clean(nick)} to accept")
+                self.write("-- " + _("offering {file} ({size}); waiting for {nick} to accept").format(
+                    file=label, size=format_size(size), nick=clean(nick)))
                 offer_shown = True
             if accepted and not accept_shown and hasattr(transfer, "accepted"):
                 resumed = getattr(transfer, "resumed_from", 0)
                 if resumed:
-                    self.write(f"-- {clean(nick)} accepted {clean(name)}; resuming: {format_size(resumed)} of "
-                               f"{format_size(size)} were already there from an interrupted transfer")
+                    self.write("-- " + _("{nick} accepted {name}; resuming: {done} of {size} were already there"
+                                         " from an interrupted transfer").format(
+                        nick=clean(nick), name=clean(name), done=format_size(resumed), size=format_size(size)))
                 else:
-                    self.write(f"-- {clean(nick)} accepted {clean(name)}; sending {format_size(size)}")
+                    self.write("-- " + _("{nick} accepted {name}; sending {size}").format(
+                        nick=clean(nick), name=clean(name), size=format_size(size)))
                 accept_shown = True
             if finished:
                 break
@@ -484,14 +499,18 @@ class TerminalSession:
             # The transfer's own reason: the error's text repeats "sending X to Y failed", which we say already.
             reason = getattr(transfer, "reason", "") or str(outcome.get("error", ""))
             accepted = getattr(transfer, "accepted", True)
-            self.write(f"!! sending {label} failed: {clean(reason)}" if accepted else f"!! cannot send {label}: {clean(reason)}")
+            if accepted:
+                self.write("!! " + _("sending {file} failed: {reason}").format(file=label, reason=clean(reason)))
+            else:
+                self.write("!! " + _("cannot send {file}: {reason}").format(file=label, reason=clean(reason)))
         else:
-            self.write(f"-- sent {label}{_summary(transfer, outcome.get('result'))}")
+            self.write("-- " + _("sent {file}{summary}").format(file=label, summary=_summary(transfer, outcome.get("result"))))
 
 
 def _percent(done: int, size: int) -> str:
     """``"42% (4.2 MB of 10.0 MB)"``."""
-    return f"{100 * done // size if size else 100}% ({format_size(done)} of {format_size(size)})"
+    return _("{percent}% ({done} of {size})").format(
+        percent=100 * done // size if size else 100, done=format_size(done), size=format_size(size))
 
 
 def _progress(transfer: Any) -> str | None:
@@ -515,9 +534,11 @@ def _summary(transfer: Any, result: Any) -> str:
         return ""
     resumed = getattr(transfer, "resumed_from", 0)
     if isinstance(resumed, int) and resumed > 0:
-        return (f" ({format_size(resumed + sent)}: {format_size(resumed)} were already there, "
-                f"{format_size(sent)} sent in {seconds:.1f} s, {format_rate(sent, seconds)})")
-    return f" ({format_size(sent)} in {seconds:.1f} s, {format_rate(sent, seconds)})"
+        return _(" ({total}: {resumed} were already there, {sent} sent in {seconds:.1f} s, {rate})").format(
+            total=format_size(resumed + sent), resumed=format_size(resumed), sent=format_size(sent),
+            seconds=seconds, rate=format_rate(sent, seconds))
+    return _(" ({sent} in {seconds:.1f} s, {rate})").format(
+        sent=format_size(sent), seconds=seconds, rate=format_rate(sent, seconds))
 
 
 # ----------------------------------------------------------------- front ends
@@ -561,7 +582,7 @@ def _run_plain(session: TerminalSession, stream: TextIO, real_stdin: bool) -> No
         if reading.is_set() and can_signal:
             signal.pthread_kill(main, signal.SIGINT)
         elif reading.is_set():
-            session.write("-- press Enter to exit")
+            session.write("-- " + _("press Enter to exit"))
 
     session.on_lost = wake
     try:
@@ -638,7 +659,7 @@ def ask_nick(stream: TextIO | None = None, output: TextIO | None = None) -> str 
     """Ask for a nickname on the terminal until one is typed; ``None`` after Ctrl-D or Ctrl-C."""
     stream, output = stream or sys.stdin, output or sys.stdout
     while True:
-        print("nickname: ", end="", file=output, flush=True)
+        print(_("nickname: "), end="", file=output, flush=True)
         try:
             line = stream.readline()
         except KeyboardInterrupt:
@@ -677,20 +698,21 @@ def run_terminal_client(address: Address, nick: str, *, input: TextIO | None = N
     try:
         client = Client.connect(address, nick)
     except NickError as exc:
-        error(f"the server refused the nickname {nick!r}: {exc.text} ({exc.code})")
+        error(_("the server refused the nickname {nick!r}: {text} ({code})").format(nick=nick, text=exc.text, code=exc.code))
         return EXIT_REFUSED
     except ServerError as exc:
-        error(f"the server refused the connection: {exc.text} ({exc.code})")
+        error(_("the server refused the connection: {text} ({code})").format(text=exc.text, code=exc.code))
         return EXIT_REFUSED
     except ValueError as exc:  # from parse_address
         error(str(exc))
         return EXIT_REFUSED
     except (ConnectionBroken, ConnectionClosed) as exc:
         refused = isinstance(exc.__cause__, ConnectionRefusedError)
-        error(f"{exc}; is a chatlab server running there? (start one with: python -m chatlab server)" if refused else str(exc))
+        error(_("{error}; is a chatlab server running there? (start one with: python -m chatlab server)").format(error=exc)
+              if refused else str(exc))
         return EXIT_CONNECTION
     except (ChatlabError, OSError) as exc:  # e.g. something that is not a chatlab server answered
-        error(f"could not connect to {address}: {exc}")
+        error(_("could not connect to {address}: {error}").format(address=address, error=exc))
         return EXIT_CONNECTION
     except KeyboardInterrupt:
         return EXIT_OK

@@ -20,6 +20,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
+from ..i18n import _
+
 __all__ = [
     "CaseResult",
     "Report",
@@ -55,9 +57,10 @@ class Report:
         return sum(r.passed for r in self.results)
 
     def summary(self) -> str:
-        lines = [f"{self.title}: {self.passed}/{len(self.results)} cases pass"]
+        lines = [_("{title}: {passed}/{total} cases pass").format(title=self.title, passed=self.passed, total=len(self.results))]
         for r in self.results:
-            mark = "PASS" if r.passed else "FAIL"
+            # TRANSLATORS: the mark of a case that passed, printed as [PASS]
+            mark = _("PASS") if r.passed else _("FAIL")
             lines.append(f"  [{mark}] {r.name}" + (f" - {r.detail}" if r.detail else ""))
         return "\n".join(lines)
 
@@ -86,7 +89,9 @@ class NotWrittenYet(BaseException):
         self.name = name
 
     def __str__(self) -> str:
-        return f"not written yet: {self.name}() still raises NotImplementedError (write its body, then run this again)"
+        return _("not written yet: {name}() still raises NotImplementedError (write its body, then run this again)").format(
+            name=self.name
+        )
 
 
 def student(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -134,7 +139,7 @@ def where(exc: BaseException, fns: Iterable[Callable[..., Any]] = ()) -> str:
     for pick in (lambda f: f.filename in files, lambda f: not _not_the_students(f.filename)):
         for frame in reversed(frames):
             if pick(frame):
-                return f" (line {frame.lineno}, in {frame.name})"
+                return _(" (line {line}, in {function})").format(line=frame.lineno, function=frame.name)
     return ""
 
 
@@ -153,13 +158,20 @@ def describe_error(exc: BaseException, fns: Iterable[Callable[..., Any]] = ()) -
 
 def returned(value: Any, expected: str, who: str = "") -> str:
     """``returned None: did you forget `return`?`` or ``returned str 'abc', expected bytes``."""
-    prefix = f"{who} returned" if who else "returned"
-    if value is None:
-        return f"{prefix} None, expected {expected}: did you forget to `return` the result?"
     text = repr(value)
     if len(text) > 40:
         text = text[:37] + "..."
-    return f"{prefix} {type(value).__name__} {text}, expected {expected}"
+    if value is None:
+        if who:
+            return _("{who} returned None, expected {expected}: did you forget to `return` the result?").format(
+                who=who, expected=expected
+            )
+        return _("returned None, expected {expected}: did you forget to `return` the result?").format(expected=expected)
+    if who:
+        return _("{who} returned {type} {value}, expected {expected}").format(
+            who=who, type=type(value).__name__, value=text, expected=expected
+        )
+    return _("returned {type} {value}, expected {expected}").format(type=type(value).__name__, value=text, expected=expected)
 
 
 def _shape(value: Any) -> str:
@@ -168,7 +180,7 @@ def _shape(value: Any) -> str:
         inner = ", ".join(_shape(v) for v in value[:4]) + (", ..." if len(value) > 4 else "")
         return f"{type(value).__name__}({inner})"
     if isinstance(value, (bytes, bytearray, memoryview, str)):
-        return f"{type(value).__name__} of length {len(value)}"
+        return _("{type} of length {length}").format(type=type(value).__name__, length=len(value))
     return type(value).__name__
 
 
@@ -176,8 +188,10 @@ def differ(got: Any, want: Any) -> str:
     """``got X, expected Y``, with the types spelled out when the two reprs read the same."""
     g, w = repr(got), repr(want)
     if g == w:
-        return f"got {g} [{_shape(got)}], expected {w} [{_shape(want)}]"
-    return f"got {g}, expected {w}"
+        return _("got {got} [{got_shape}], expected {want} [{want_shape}]").format(
+            got=g, got_shape=_shape(got), want=w, want_shape=_shape(want)
+        )
+    return _("got {got}, expected {want}").format(got=g, want=w)
 
 
 # --------------------------------------------------------------------------
@@ -207,7 +221,7 @@ def run_cases(
         except NotWrittenYet as exc:
             report.results.append(CaseResult(name, False, str(exc)))
         except AssertionError as exc:
-            report.results.append(CaseResult(name, False, str(exc) or "assertion failed"))
+            report.results.append(CaseResult(name, False, str(exc) or _("assertion failed")))
         except Exception as exc:  # the student's code may raise anything; report it, don't crash
             report.results.append(CaseResult(name, False, describe_error(exc, student_fns)))
     if show:

@@ -39,6 +39,7 @@ from typing import Any
 from ..client import Client
 from ..protocol import ChatMessage, PrivateMessage
 from ..server import Server
+from ..i18n import N_, _
 from ._report import NotWrittenYet, Report, describe_error, run_cases, student
 
 BOT = "timebot"
@@ -49,6 +50,10 @@ STOP_GRACE = 1.5  # seconds run_bot may take to return after stop is set or the 
 CLOCK_SLACK = 5  # seconds the answer may differ from the checker's clock
 
 RunBot = Callable[[Client, threading.Event], Any]
+
+
+class _NoAnswer(AssertionError):
+    """The bot said nothing within REPLY_TIMEOUT (a case may explain that better)."""
 
 
 @dataclass
@@ -81,15 +86,18 @@ class _Harness:
             return self.people[nick].wait_for(kind, timeout=REPLY_TIMEOUT, predicate=lambda m: m.sender == BOT)
         except TimeoutError:
             self.check_alive()
-            where = "in the room" if kind is ChatMessage else "as a whisper"
-            raise AssertionError(f"no answer {where} within {REPLY_TIMEOUT:g} s") from None
+            if kind is ChatMessage:
+                raise _NoAnswer(_("no answer in the room within {seconds:g} s").format(seconds=REPLY_TIMEOUT)) from None
+            raise _NoAnswer(_("no answer as a whisper within {seconds:g} s").format(seconds=REPLY_TIMEOUT)) from None
 
     def check_alive(self) -> None:
         self.check_errors()
         if not self.thread.is_alive():
             raise AssertionError(
-                "run_bot returned while it should still be running: a bot runs until it is told to stop or"
-                " its connection closes, through any stretch of silence"
+                _(
+                    "run_bot returned while it should still be running: a bot runs until it is told to stop or"
+                    " its connection closes, through any stretch of silence"
+                )
             )
 
     def check_errors(self, when: str = "") -> None:
@@ -97,7 +105,7 @@ class _Harness:
             exc = self.errors[0]
             if isinstance(exc, NotWrittenYet):
                 raise exc
-            raise AssertionError(f"run_bot raised {describe_error(exc, [self.run_bot])}{when}")
+            raise AssertionError(_("run_bot raised {error}{when}").format(error=describe_error(exc, [self.run_bot]), when=when))
 
 
 @contextmanager
@@ -129,13 +137,15 @@ def _harness(run_bot: RunBot, people: tuple[str, ...] = ("alice", "carol")) -> I
 
 def _check_answer(message: Any) -> str:
     match = ANSWER.fullmatch(message.text)
-    assert match, f"the answer should read 'the time is HH:MM:SS', got {message.text!r}"
+    assert match, _("the answer should read 'the time is HH:MM:SS', got {text!r}").format(text=message.text)
     h, m, s = (int(g) for g in match.groups())
     now = time.localtime()
     diff = abs((h * 3600 + m * 60 + s) - (now.tm_hour * 3600 + now.tm_min * 60 + now.tm_sec)) % 86400
     diff = min(diff, 86400 - diff)
     local = time.strftime("%H:%M:%S", now)
-    assert diff <= CLOCK_SLACK, f"the answer says {message.text[-8:]}, but the local time is {local}"
+    assert diff <= CLOCK_SLACK, _("the answer says {said}, but the local time is {local}").format(
+        said=message.text[-8:], local=local
+    )
     return str(message.text)
 
 
@@ -153,7 +163,7 @@ def _answers_once(run_bot: RunBot) -> str:
         h.say("alice", "!time")
         h.first_answer("alice")
         more = h.answers("alice", QUIET)
-        assert not more, f"one !time got {1 + len(more)} answers: {[m.text for m in more][:3]}"
+        assert not more, _("one !time got {n} answers: {texts}").format(n=1 + len(more), texts=[m.text for m in more][:3])
         h.check_alive()
         return ""
 
@@ -164,17 +174,16 @@ def _ignores_other_lines(run_bot: RunBot) -> str:
         for line in lines:
             h.say("alice", line)
         got = h.answers("alice", QUIET)
-        assert not got, (
-            f"answered ordinary lines: {[m.text for m in got][:3]}: a line that merely contains !time"
-            " is not the command, the whole message is"
-        )
+        assert not got, _(
+            "answered ordinary lines: {texts}: a line that merely contains !time is not the command, the whole message is"
+        ).format(texts=[m.text for m in got][:3])
         h.say("alice", "  !time  ")
         try:
             _check_answer(h.first_answer("alice"))
-        except AssertionError as exc:
-            if "no answer" not in str(exc):
-                raise
-            raise AssertionError(f"'  !time  ' got {exc}: people type spaces around a command by accident") from None
+        except _NoAnswer as exc:
+            raise AssertionError(
+                _("'  !time  ' got {error}: people type spaces around a command by accident").format(error=exc)
+            ) from None
         return ""
 
 
@@ -182,10 +191,10 @@ def _never_answers_itself(run_bot: RunBot) -> str:
     with _harness(run_bot) as h:
         h.bot.say("!time")  # the bot's own line, echoed back to it by the server
         got = [m for m in h.answers("alice", QUIET) if m.text != "!time"]
-        assert not got, (
-            f"the bot answered its own '!time' with {got[0].text!r}: the server sends every line back to its"
+        assert not got, _(
+            "the bot answered its own '!time' with {text!r}: the server sends every line back to its"
             " sender, the bot's own lines included"
-        )
+        ).format(text=got[0].text)
         h.check_alive()
         return ""
 
@@ -199,16 +208,20 @@ def _answers_whisper(run_bot: RunBot) -> str:
             in_room = h.answers("alice", 0.05)
             if in_room:
                 raise AssertionError(
-                    f"the answer to a whisper went to the whole room ({in_room[0].text!r}): a private question"
-                    " gets a private answer"
+                    _(
+                        "the answer to a whisper went to the whole room ({text!r}): a private question"
+                        " gets a private answer"
+                    ).format(text=in_room[0].text)
                 ) from None
-            if "no answer" not in str(exc):
+            if not isinstance(exc, _NoAnswer):
                 raise
-            raise AssertionError(f"{exc}: a whisper arrives as a different kind of message than a room line") from None
-        assert reply.to == "alice", f"the whisper went to {reply.to!r}, not alice"
+            raise AssertionError(
+                _("{error}: a whisper arrives as a different kind of message than a room line").format(error=exc)
+            ) from None
+        assert reply.to == "alice", _("the whisper went to {to!r}, not alice").format(to=reply.to)
         _check_answer(reply)
         leaked = h.answers("carol", QUIET) + h.answers("carol", 0.05, PrivateMessage)
-        assert not leaked, f"carol saw the answer to alice's whisper: {leaked[0].text!r}"
+        assert not leaked, _("carol saw the answer to alice's whisper: {text!r}").format(text=leaked[0].text)
         return ""
 
 
@@ -217,7 +230,7 @@ def _several_people(run_bot: RunBot) -> str:
         h.say("alice", "!time")
         h.say("carol", "!time")
         got = [h.first_answer("alice")] + h.answers("alice", QUIET)
-        assert len(got) == 2, f"two people asked, {len(got)} answer(s) came"
+        assert len(got) == 2, _("two people asked, {n} answer(s) came").format(n=len(got))
         for message in got:
             _check_answer(message)
         return ""
@@ -228,10 +241,10 @@ def _stops_when_asked(run_bot: RunBot) -> str:
         h.check_alive()
         h.stop.set()
         h.thread.join(STOP_GRACE)
-        assert not h.thread.is_alive(), (
-            f"run_bot was still running {STOP_GRACE:g} s after stop was set: it has to notice stop"
+        assert not h.thread.is_alive(), _(
+            "run_bot was still running {seconds:g} s after stop was set: it has to notice stop"
             " even while nobody says anything"
-        )
+        ).format(seconds=STOP_GRACE)
         h.check_errors()
         return ""
 
@@ -241,23 +254,24 @@ def _returns_when_server_goes(run_bot: RunBot) -> str:
         h.check_alive()
         h.server.stop()
         h.thread.join(STOP_GRACE + 1.0)
-        assert not h.thread.is_alive(), (
-            f"run_bot kept running {STOP_GRACE + 1.0:g} s after the server went away: a closed connection"
+        assert not h.thread.is_alive(), _(
+            "run_bot kept running {seconds:g} s after the server went away: a closed connection"
             " is the end of the bot's work"
-        )
-        h.check_errors(" when the server went away: a closed connection is a normal end for a bot, not an error")
+        ).format(seconds=STOP_GRACE + 1.0)
+        h.check_errors(_(" when the server went away: a closed connection is a normal end for a bot, not an error"))
         return ""
 
 
 CASES: list[tuple[str, Callable[[RunBot], str]]] = [
-    ("answers !time in its room", _answers_time),
-    ("answers exactly once", _answers_once),
-    ("ignores other lines, even ones containing !time", _ignores_other_lines),
-    ("never answers itself", _never_answers_itself),
-    ("answers a whisper with a whisper, to that person only", _answers_whisper),
-    ("answers each of two people", _several_people),
-    ("returns soon after stop is set", _stops_when_asked),
-    ("returns when the server goes away", _returns_when_server_goes),
+    # Names in English here (``only=`` matches them); printed in the current language.
+    (N_("answers !time in its room"), _answers_time),
+    (N_("answers exactly once"), _answers_once),
+    (N_("ignores other lines, even ones containing !time"), _ignores_other_lines),
+    (N_("never answers itself"), _never_answers_itself),
+    (N_("answers a whisper with a whisper, to that person only"), _answers_whisper),
+    (N_("answers each of two people"), _several_people),
+    (N_("returns soon after stop is set"), _stops_when_asked),
+    (N_("returns when the server goes away"), _returns_when_server_goes),
 ]
 
 
@@ -266,11 +280,16 @@ def check_bot(run_bot: RunBot, show: bool = True, only: str | None = None) -> Re
 
     Prints one PASS/FAIL line per case (unless ``show=False``) and returns the
     :class:`~chatlab.exercises.Report`; ``bool(report)`` is True when all pass.
-    ``only="whisper"`` runs just the cases whose name contains that text.
+    ``only="whisper"`` runs just the cases whose name contains that text
+    (the English name, or the name in the current language).
     """
-    chosen = [(name, (lambda body=body: body(run_bot))) for name, body in CASES if only is None or only in name]
+    chosen = [
+        (_(name), (lambda body=body: body(run_bot)))
+        for name, body in CASES
+        if only is None or only in name or only in _(name)
+    ]
     if not chosen:
-        raise ValueError(f"no case name contains {only!r}")
+        raise ValueError(_("no case name contains {only!r}").format(only=only))
     return run_cases("check_bot", chosen, show=show, student_fns=[run_bot])
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Callable
 
+from ..i18n import _
 from ._report import Report, differ, returned, run_cases, student, where
 from .recv import DeadlineExceeded, call_with_deadline
 
@@ -50,7 +51,7 @@ def _spec(kind: int, payload: bytes) -> bytes:
 def _show(frame: Any, limit: int = 24) -> str:
     """A short repr of a frame: long payloads are cut, so failure details stay one line."""
     if isinstance(frame, tuple) and len(frame) == 2 and isinstance(frame[1], bytes) and len(frame[1]) > limit:
-        return f"({frame[0]!r}, {frame[1][:limit]!r}... {len(frame[1])} bytes)"
+        return _("({kind!r}, {start!r}... {n} bytes)").format(kind=frame[0], start=frame[1][:limit], n=len(frame[1]))
     return repr(frame)
 
 
@@ -65,19 +66,21 @@ def _exc_name(exc: BaseException) -> str:
 
 
 def _left_over(buffer: bytearray, where: str = "") -> str:
-    return (
-        f"{where}{len(buffer)} bytes were left in the buffer after the last whole frame: the bytes of a frame"
+    return _(
+        "{where}{n} bytes were left in the buffer after the last whole frame: the bytes of a frame"
         " that was returned must leave the buffer, or the next call returns it again"
-    )
+    ).format(where=where, n=len(buffer))
 
 
 def _normalise(result: Any) -> list[Frame]:
     if not isinstance(result, (list, tuple)):
-        raise AssertionError(returned(result, "a list of (kind, payload) pairs, empty when no frame is complete", "decode_frames"))
+        raise AssertionError(
+            returned(result, _("a list of (kind, payload) pairs, empty when no frame is complete"), "decode_frames")
+        )
     frames = []
     for item in result:
         ok = isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[1], (bytes, bytearray, memoryview))
-        assert ok, f"decode_frames must return (kind, payload) pairs, got {item!r}"
+        assert ok, _("decode_frames must return (kind, payload) pairs, got {item!r}").format(item=item)
         frames.append((int(item[0]), bytes(item[1])))
     return frames
 
@@ -110,16 +113,16 @@ def check_framing(
             return _normalise(call_with_deadline(timeout, decode_frames, buffer))
         except DeadlineExceeded as exc:
             raise AssertionError(
-                f"decode_frames {exc}: a loop that never removes bytes from the buffer runs forever"
+                _("decode_frames {error}: a loop that never removes bytes from the buffer runs forever").format(error=exc)
             ) from None
 
     def wire_format() -> str:
         want = b"\x01\x00\x02hi"
         got = enc(1, b"hi")
-        assert got == want, (
-            f"encode_frame(1, b'hi'): {differ(got, want)}"
+        assert got == want, _(
+            "encode_frame(1, b'hi'): {difference}"
             " (kind as 1 byte, then the payload's length as 2 bytes in network byte order, big-endian)"
-        )
+        ).format(difference=differ(got, want))
         return repr(got)
 
     def round_trip() -> str:
@@ -128,24 +131,24 @@ def check_framing(
             buffer = bytearray(enc(kind, payload))
             got = dec(buffer)
             assert got == [(kind, payload)], (
-                f"decode_frames(encode_frame{_show((kind, payload))}) gave {_show_all(got)}"
+                _("decode_frames(encode_frame{frame}) gave {got}").format(frame=_show((kind, payload)), got=_show_all(got))
                 + (f" [{differ(got, [(kind, payload)])}]" if _show_all(got) == _show_all([(kind, payload)]) else "")
             )
             assert not buffer, _left_over(buffer)
-        return f"{len(frames)} frames, kinds 0 to 255"
+        return _("{n} frames, kinds 0 to 255").format(n=len(frames))
 
     def empty_payload() -> str:
         data = enc(7, b"")
         header_only = b"\x07\x00\x00"
-        assert data == header_only, f"encode_frame(7, b''): {differ(data, header_only)}"
+        assert data == header_only, _("encode_frame(7, b''): {difference}").format(difference=differ(data, header_only))
         buffer = bytearray(data)
         got = dec(buffer)
         assert got == [(7, b"")], (
-            f"decoding {data!r}: {differ(got, [(7, b'')])}"
-            + (" (a frame with an empty payload is complete as soon as its 3-byte header is there)" if not got else "")
+            _("decoding {data!r}: {difference}").format(data=data, difference=differ(got, [(7, b"")]))
+            + (_(" (a frame with an empty payload is complete as soon as its 3-byte header is there)") if not got else "")
         )
         assert not buffer, _left_over(buffer)
-        return "3 bytes, header only"
+        return _("3 bytes, header only")
 
     def max_size_payload() -> str:
         payload = bytes(i % 251 for i in range(MAX_PAYLOAD))
@@ -153,18 +156,20 @@ def check_framing(
             data = enc(9, payload)
         except struct.error as exc:
             raise AssertionError(
-                f"struct.error: {exc}{where(exc, [encode_frame])}: {MAX_PAYLOAD} is the largest length,"
-                " and a 16-bit field holds it only as an unsigned number"
+                _(
+                    "struct.error: {message}{where}: {max} is the largest length,"
+                    " and a 16-bit field holds it only as an unsigned number"
+                ).format(message=exc, where=where(exc, [encode_frame]), max=MAX_PAYLOAD)
             ) from None
-        assert data == _spec(9, payload), (
-            f"encode_frame(9, <{MAX_PAYLOAD} bytes>) gave {len(data)} bytes starting {data[:3]!r}, "
-            f"expected {HEADER_SIZE + MAX_PAYLOAD} bytes starting {_spec(9, payload)[:3]!r}"
-        )
+        assert data == _spec(9, payload), _(
+            "encode_frame(9, <{max} bytes>) gave {n} bytes starting {start!r},"
+            " expected {want} bytes starting {want_start!r}"
+        ).format(max=MAX_PAYLOAD, n=len(data), start=data[:3], want=HEADER_SIZE + MAX_PAYLOAD, want_start=_spec(9, payload)[:3])
         buffer = bytearray(_spec(9, payload))
         got = dec(buffer)
-        assert got == [(9, payload)], f"decoding a {MAX_PAYLOAD}-byte payload gave {_show_all(got)}"
+        assert got == [(9, payload)], _("decoding a {max}-byte payload gave {got}").format(max=MAX_PAYLOAD, got=_show_all(got))
         assert not buffer, _left_over(buffer)
-        return f"{MAX_PAYLOAD} bytes"
+        return _("{n} bytes").format(n=MAX_PAYLOAD)
 
     def oversized_payload() -> str:
         try:
@@ -172,12 +177,17 @@ def check_framing(
         except DeadlineExceeded:
             raise
         except Exception as exc:  # ValueError is best; struct.error from pack() will do
-            return f"raised {_exc_name(exc)}"
+            return _("raised {error}").format(error=_exc_name(exc))
         if not isinstance(data, (bytes, bytearray)):
-            raise AssertionError(returned(data, "an exception", "encode_frame") + f" (for a {MAX_PAYLOAD + 1}-byte payload)")
+            raise AssertionError(
+                returned(data, _("an exception"), "encode_frame")
+                + _(" (for a {n}-byte payload)").format(n=MAX_PAYLOAD + 1)
+            )
         raise AssertionError(
-            f"encode_frame accepted a {MAX_PAYLOAD + 1}-byte payload and returned {len(data)} bytes: "
-            "the 16-bit length field cannot say how long it is, so refuse it"
+            _(
+                "encode_frame accepted a {n}-byte payload and returned {got} bytes:"
+                " the 16-bit length field cannot say how long it is, so refuse it"
+            ).format(n=MAX_PAYLOAD + 1, got=len(data))
         )
 
     def half_then_rest() -> str:
@@ -185,21 +195,20 @@ def check_framing(
         for cut in (1, 2, 3, 8):  # inside the header, header only, header + part of the payload
             buffer = bytearray(frame[:cut])
             first = dec(buffer)
-            assert first == [], (
-                f"after {cut} of {len(frame)} bytes it returned {_show_all(first)}: "
-                "a frame is complete only when all `length` payload bytes are there"
-            )
-            assert bytes(buffer) == frame[:cut], (
-                f"after {cut} of {len(frame)} bytes the buffer holds {bytes(buffer)!r}: "
-                "keep the bytes of an unfinished frame for the next call"
-            )
+            assert first == [], _(
+                "after {cut} of {n} bytes it returned {got}:"
+                " a frame is complete only when all `length` payload bytes are there"
+            ).format(cut=cut, n=len(frame), got=_show_all(first))
+            assert bytes(buffer) == frame[:cut], _(
+                "after {cut} of {n} bytes the buffer holds {held!r}: keep the bytes of an unfinished frame for the next call"
+            ).format(cut=cut, n=len(frame), held=bytes(buffer))
             buffer += frame[cut:]
             second = dec(buffer)
-            assert second == [(5, b"half and half")], (
-                f"cut after byte {cut}: once the rest arrived it returned {_show_all(second)}"
-            )
-            assert not buffer, _left_over(buffer, f"cut after byte {cut}: ")
-        return "cut after bytes 1, 2, 3 and 8"
+            assert second == [(5, b"half and half")], _(
+                "cut after byte {cut}: once the rest arrived it returned {got}"
+            ).format(cut=cut, got=_show_all(second))
+            assert not buffer, _left_over(buffer, _("cut after byte {cut}: ").format(cut=cut))
+        return _("cut after bytes 1, 2, 3 and 8")
 
     def one_byte_trickle() -> str:
         frames = [(1, b"hi"), (2, b""), (3, b"three")]
@@ -215,29 +224,36 @@ def check_framing(
             got.extend((i + 1, f) for f in dec(buffer))
         for k, (at, frame) in enumerate(got):
             if k >= len(expected):
-                raise AssertionError(f"after byte {at} of {len(stream)} it returned an extra frame {_show(frame)}")
-            want_at, want = expected[k]
-            if frame in [f for _, f in got[:k]] and frame != want:
                 raise AssertionError(
-                    f"after byte {at} of {len(stream)} it returned {_show(frame)} a second time: the bytes of a"
-                    " frame that was returned must leave the buffer"
+                    _("after byte {at} of {n} it returned an extra frame {frame}").format(at=at, n=len(stream), frame=_show(frame))
+                )
+            want_at, want = expected[k]
+            if frame in [f for _at, f in got[:k]] and frame != want:
+                raise AssertionError(
+                    _(
+                        "after byte {at} of {n} it returned {frame} a second time: the bytes of a"
+                        " frame that was returned must leave the buffer"
+                    ).format(at=at, n=len(stream), frame=_show(frame))
                 )
             if frame == want and at > want_at:
-                empty = " (its payload is empty: the header alone completes it)" if not want[1] else ""
+                empty = _(" (its payload is empty: the header alone completes it)") if not want[1] else ""
                 raise AssertionError(
-                    f"{_show(frame)} came out only after byte {at} of {len(stream)}, but it was complete after"
-                    f" byte {want_at}{empty}: return a frame as soon as its last byte is in the buffer"
+                    _(
+                        "{frame} came out only after byte {at} of {n}, but it was complete after"
+                        " byte {complete_at}{empty}: return a frame as soon as its last byte is in the buffer"
+                    ).format(frame=_show(frame), at=at, n=len(stream), complete_at=want_at, empty=empty)
                 )
             assert (at, frame) == (want_at, want), (
-                f"after byte {at} of {len(stream)} it returned {_show(frame)}; "
-                f"expected {_show(want)}, complete after byte {want_at}"
+                _("after byte {at} of {n} it returned {frame}; expected {want}, complete after byte {complete_at}").format(
+                    at=at, n=len(stream), frame=_show(frame), want=_show(want), complete_at=want_at
+                )
                 + (f" [{differ(frame, want)}]" if _show(frame) == _show(want) else "")
             )
-        assert len(got) == len(expected), (
-            f"only {len(got)} of {len(expected)} frames came out; missing {_show(expected[len(got)][1])}"
+        assert len(got) == len(expected), _("only {got} of {n} frames came out; missing {frame}").format(
+            got=len(got), n=len(expected), frame=_show(expected[len(got)][1])
         )
         assert not buffer, _left_over(buffer)
-        return f"{len(frames)} frames from {len(stream)} one-byte pieces"
+        return _("{frames} frames from {n} one-byte pieces").format(frames=len(frames), n=len(stream))
 
     def ten_stuck_together() -> str:
         frames = [(k, f"message {k}".encode()) for k in range(10)]
@@ -247,24 +263,24 @@ def check_framing(
         got = dec(buffer)
         if len(got) == 1 and got[0] == frames[0]:
             raise AssertionError(
-                "got only the first of 10 frames from one call: return every complete frame in the buffer"
+                _("got only the first of 10 frames from one call: return every complete frame in the buffer")
             )
         assert got == frames, (
-            f"got {len(got)} frame(s) instead of 10"
-            + (f", the first {_show(got[0])}" if got else "")
-            + (f"; expected {_show(frames[0])}" if got and got[0] != frames[0] else "")
+            _("got {n} frame(s) instead of 10").format(n=len(got))
+            + (_(", the first {frame}").format(frame=_show(got[0])) if got else "")
+            + (_("; expected {frame}").format(frame=_show(frames[0])) if got and got[0] != frames[0] else "")
         )
         assert not buffer, _left_over(buffer)
-        return "10 frames from one call"
+        return _("10 frames from one call")
 
     cases = [
-        ("wire format", wire_format),
-        ("round trip", round_trip),
-        ("empty payload", empty_payload),
-        ("max-size payload", max_size_payload),
-        ("oversized payload refused", oversized_payload),
-        ("half a frame, then the rest", half_then_rest),
-        ("1-byte trickle", one_byte_trickle),
-        ("ten frames stuck together", ten_stuck_together),
+        (_("wire format"), wire_format),
+        (_("round trip"), round_trip),
+        (_("empty payload"), empty_payload),
+        (_("max-size payload"), max_size_payload),
+        (_("oversized payload refused"), oversized_payload),
+        (_("half a frame, then the rest"), half_then_rest),
+        (_("1-byte trickle"), one_byte_trickle),
+        (_("ten frames stuck together"), ten_stuck_together),
     ]
     return run_cases("check_framing", cases, show=show, student_fns=[encode_frame, decode_frames])

@@ -30,6 +30,7 @@ import threading
 import time
 from typing import Any, Callable, Iterator
 
+from ..i18n import _
 from ._report import Report, returned, run_cases, student, where
 
 __all__ = [
@@ -68,7 +69,7 @@ def tcp_pair(timeout: float = 2.0, rcvbuf: int | None = None) -> Iterator[tuple[
         listener.settimeout(timeout)
         client = socket.create_connection(listener.getsockname(), timeout=timeout)
         try:
-            server, _ = listener.accept()
+            server, _address = listener.accept()
         except BaseException:
             client.close()
             raise
@@ -93,13 +94,15 @@ def wait_until_buffered(sock: socket.socket, n: int, timeout: float = 2.0) -> No
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"fewer than {n} bytes arrived within {timeout} s")
+                raise TimeoutError(_("fewer than {n} bytes arrived within {timeout} s").format(n=n, timeout=timeout))
             sock.settimeout(left)
             peeked = sock.recv(n, socket.MSG_PEEK)
             if len(peeked) >= n:
                 return
             if not peeked:  # the peer closed: no more bytes will come
-                raise EOFError(f"the peer closed the connection with {len(peeked)} of {n} bytes buffered")
+                raise EOFError(
+                    _("the peer closed the connection with {got} of {n} bytes buffered").format(got=len(peeked), n=n)
+                )
             time.sleep(0.001)
     finally:
         sock.settimeout(old_timeout)
@@ -193,7 +196,7 @@ def call_with_deadline(seconds: float, fn: Callable[..., Any], *args: Any) -> An
     worker.start()
     worker.join(seconds + 1.0)
     if worker.is_alive() or outcome.get("stopped"):
-        raise DeadlineExceeded(f"did not return within {seconds:g} s")
+        raise DeadlineExceeded(_("did not return within {seconds:g} s").format(seconds=seconds))
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
@@ -216,7 +219,7 @@ def _when_read(sock: socket.socket, then: Callable[[], None], timeout: float) ->
         deadline = time.monotonic() + timeout
         with contextlib.suppress(OSError, ValueError):
             while time.monotonic() < deadline:
-                readable, _, _ = select.select([sock], [], [], 0)
+                readable, _writable, _errors = select.select([sock], [], [], 0)
                 if not readable:
                     then()
                     return
@@ -255,8 +258,9 @@ def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeo
             return _as_bytes(call_with_deadline(timeout + 1.0, recv_exact, sock, n))
         except TimeoutError as exc:
             raise AssertionError(
-                f"recv() timed out{where(exc, [recv_exact])}: it waited for bytes that were never sent"
-                f" (socket timeout {timeout:g} s)"
+                _("recv() timed out{where}: it waited for bytes that were never sent (socket timeout {timeout:g} s)").format(
+                    where=where(exc, [recv_exact]), timeout=timeout
+                )
             ) from None
 
     def exactly_n_in_one_send() -> str:
@@ -265,19 +269,19 @@ def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeo
             client.sendall(data)
             wait_until_buffered(server, len(data), timeout)
             got = call(server, len(data))
-        assert got == data, f"asked for {len(data)} bytes, got {len(got)}: {got!r}"
-        return f"{len(data)} bytes"
+        assert got == data, _("asked for {n} bytes, got {got}: {data!r}").format(n=len(data), got=len(got), data=got)
+        return _("{n} bytes").format(n=len(data))
 
     def one_byte_trickle() -> str:
         data = b"a message sent one byte at a time"
         with tcp_pair(timeout) as (client, server), sending_in_background(client, data, piece=1, delay=0.003):
             got = call(server, len(data))
-        assert len(got) == len(data), (
-            f"returned {len(got)} of {len(data)} bytes: one recv() returns what has arrived so far, "
+        assert len(got) == len(data), _(
+            "returned {got} of {n} bytes: one recv() returns what has arrived so far, "
             "so keep calling it until you have n bytes"
-        )
-        assert got == data, f"wrong bytes: {got!r}"
-        return f"{len(data)} one-byte sends"
+        ).format(got=len(got), n=len(data))
+        assert got == data, _("wrong bytes: {data!r}").format(data=got)
+        return _("{n} one-byte sends").format(n=len(data))
 
     def more_than_n_buffered() -> str:
         first, second = b"FIRST-10by", b"the next message"
@@ -286,16 +290,15 @@ def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeo
             wait_until_buffered(server, len(first + second), timeout)
             got = call(server, len(first))
             rest = _read_rest(server, len(second))
-        assert len(got) <= len(first), (
-            f"returned {len(got)} bytes but only {len(first)} were asked for: "
-            "the extra bytes belong to the next message"
-        )
-        assert got == first, f"asked for {len(first)} bytes, got {len(got)}: {got!r}"
-        assert rest == second, (
-            f"returned the right {len(first)} bytes, but {len(second) - len(rest)} of the {len(second)} bytes "
-            "after them were consumed and lost: never recv() more than you still need"
-        )
-        return f"took {len(first)}, left {len(second)} for the next read"
+        assert len(got) <= len(first), _(
+            "returned {got} bytes but only {n} were asked for: the extra bytes belong to the next message"
+        ).format(got=len(got), n=len(first))
+        assert got == first, _("asked for {n} bytes, got {got}: {data!r}").format(n=len(first), got=len(got), data=got)
+        assert rest == second, _(
+            "returned the right {n} bytes, but {lost} of the {after} bytes after them were consumed and lost:"
+            " never recv() more than you still need"
+        ).format(n=len(first), lost=len(second) - len(rest), after=len(second))
+        return _("took {n}, left {rest} for the next read").format(n=len(first), rest=len(second))
 
     def next_message_right_behind() -> str:
         # The message arrives in two parts, and the next message comes glued to
@@ -311,17 +314,17 @@ def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeo
             finally:
                 sender.join(timeout)
             rest = _read_rest(server, len(second))
-        assert len(got) <= len(first), (
-            f"returned {len(got)} bytes for n = {len(first)}: the first recv() brought {part} bytes, and the"
+        assert len(got) <= len(first), _(
+            "returned {got} bytes for n = {n}: the first recv() brought {part} bytes, and the"
             " next one took the rest of the message plus the start of the next message;"
             " a later recv() may only ask for the bytes still missing"
-        )
-        assert got == first, f"asked for {len(first)} bytes, got {len(got)}: {got!r}"
-        assert rest == second, (
-            f"returned the right {len(first)} bytes, but {len(second) - len(rest)} bytes of the next message"
+        ).format(got=len(got), n=len(first), part=part)
+        assert got == first, _("asked for {n} bytes, got {got}: {data!r}").format(n=len(first), got=len(got), data=got)
+        assert rest == second, _(
+            "returned the right {n} bytes, but {lost} bytes of the next message"
             " were consumed and lost: never recv() more than you still need"
-        )
-        return f"{part} + {len(first) - part} bytes, the next message left in place"
+        ).format(n=len(first), lost=len(second) - len(rest))
+        return _("{part} + {rest} bytes, the next message left in place").format(part=part, rest=len(first) - part)
 
     def peer_closes_mid_message() -> str:
         sent, n = b"01234", 10
@@ -333,26 +336,32 @@ def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeo
                 returned_value = call_with_deadline(timeout + 1.0, recv_exact, server, n)
             except DeadlineExceeded as exc:
                 raise AssertionError(
-                    f"{exc}: after the peer closes, recv() returns b'' at once, every time; "
-                    "a loop that does not check for b'' never ends"
+                    _(
+                        "{error}: after the peer closes, recv() returns b'' at once, every time;"
+                        " a loop that does not check for b'' never ends"
+                    ).format(error=exc)
                 ) from None
             except TimeoutError as exc:
                 raise AssertionError(
-                    f"recv() timed out{where(exc, [recv_exact])}: after the peer closes, recv() returns b''"
-                    " at once; waiting for more bytes means b'' was not noticed"
+                    _(
+                        "recv() timed out{where}: after the peer closes, recv() returns b''"
+                        " at once; waiting for more bytes means b'' was not noticed"
+                    ).format(where=where(exc, [recv_exact]))
                 ) from None
             except Exception as exc:  # any clear error will do; EOFError is the usual choice
-                return f"raised {type(exc).__qualname__}"
+                return _("raised {error}").format(error=type(exc).__qualname__)
         got = _as_bytes(returned_value)
         raise AssertionError(
-            f"returned {len(got)} of {n} bytes ({got!r}) instead of raising: "
-            "the caller would take half a message for a whole one"
+            _(
+                "returned {got} of {n} bytes ({data!r}) instead of raising:"
+                " the caller would take half a message for a whole one"
+            ).format(got=len(got), n=n, data=got)
         )
 
     def n_is_zero() -> str:
         with tcp_pair(timeout) as (client, server):
             got = call(server, 0)
-        assert got == b"", f"returned {got!r} for n = 0"
+        assert got == b"", _("returned {data!r} for n = 0").format(data=got)
         return "b''"
 
     def big_message() -> str:
@@ -365,21 +374,25 @@ def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeo
                 got = call(server, len(data))
             except DeadlineExceeded as exc:
                 raise AssertionError(
-                    f"{exc}: an endless loop, or recv() with a tiny size (ask for everything still missing)"
+                    _("{error}: an endless loop, or recv() with a tiny size (ask for everything still missing)").format(
+                        error=exc
+                    )
                 ) from None
         assert len(got) == len(data), (
-            f"returned {'fewer' if len(got) < len(data) else 'more'} than the {len(data)} bytes asked for"
+            _("returned fewer than the {n} bytes asked for").format(n=len(data))
+            if len(got) < len(data)
+            else _("returned more than the {n} bytes asked for").format(n=len(data))
         )
-        assert got == data, "the bytes came back in the wrong order or corrupted"
-        return f"{len(data)} bytes"
+        assert got == data, _("the bytes came back in the wrong order or corrupted")
+        return _("{n} bytes").format(n=len(data))
 
     cases = [
-        ("exactly n in one send", exactly_n_in_one_send),
-        ("1-byte trickle", one_byte_trickle),
-        ("more than n buffered", more_than_n_buffered),
-        ("message in two parts, the next one right behind", next_message_right_behind),
-        ("peer closes mid-message", peer_closes_mid_message),
-        ("n = 0", n_is_zero),
-        ("1 MiB message", big_message),
+        (_("exactly n in one send"), exactly_n_in_one_send),
+        (_("1-byte trickle"), one_byte_trickle),
+        (_("more than n buffered"), more_than_n_buffered),
+        (_("message in two parts, the next one right behind"), next_message_right_behind),
+        (_("peer closes mid-message"), peer_closes_mid_message),
+        (_("n = 0"), n_is_zero),
+        (_("1 MiB message"), big_message),
     ]
     return run_cases("check_recv_exact", cases, show=show, student_fns=[recv_exact])

@@ -36,6 +36,7 @@ import threading
 import time
 from typing import Any, Callable
 
+from ..i18n import N_, _
 from ._report import NotWrittenYet, Report, describe_error, run_cases, student
 
 HOST = "127.0.0.1"
@@ -50,24 +51,28 @@ class StepBlocked(AssertionError):
     """serve_step did not return in time; the harness must not call it again."""
 
 
+class _GaveUp(AssertionError):
+    """What a case waited for did not happen before its deadline (a case may say why)."""
+
+
 def _hint(exc: BaseException) -> str:
     """What an exception from serve_step usually means, in terms of the idea it misses."""
     if isinstance(exc, BlockingIOError):
-        return (
+        return _(
             "a non-blocking socket raises BlockingIOError instead of waiting: the kernel had no bytes to give"
             " or no room to take more right now, which is normal; try again at a later step"
         )
     if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
-        return "the peer is gone without a goodbye: that is an end of the connection, like b''"
+        return _("the peer is gone without a goodbye: that is an end of the connection, like b''")
     if isinstance(exc, ValueError) and "-1" in str(exc) or isinstance(exc, OSError) and exc.errno == errno.EBADF:
-        return "a closed socket is still in a list handed to select(): a client you close must leave clients too"
+        return _("a closed socket is still in a list handed to select(): a client you close must leave clients too")
     if isinstance(exc, KeyError) and exc.args and getattr(exc.args[0], "fileno", lambda: 0)() == -1:
-        return (
+        return _(
             "outbox has no entry for a socket closed earlier in this same step: select() made its lists"
             " before that, so they can still hold a client you have dropped"
         )
     if isinstance(exc, KeyError):
-        return "outbox has no entry for that socket: every client in clients needs one, from accept() on"
+        return _("outbox has no entry for that socket: every client in clients needs one, from accept() on")
     return ""
 
 
@@ -146,23 +151,34 @@ class _Harness:
         self.calls += 1
         if worker.is_alive():
             raise StepBlocked(
-                f"serve_step(timeout={timeout}) did not return within {timeout + STEP_GRACE:g} s: something"
-                " blocked; a call on a blocking socket waits for a peer that may never read or write"
+                _(
+                    "serve_step(timeout={timeout}) did not return within {seconds:g} s: something"
+                    " blocked; a call on a blocking socket waits for a peer that may never read or write"
+                ).format(timeout=timeout, seconds=timeout + STEP_GRACE)
             )
         if "exc" in outcome:
             exc = outcome["exc"]
             if isinstance(exc, NotWrittenYet):
                 raise exc
             hint = _hint(exc)
-            raise AssertionError(f"serve_step raised {describe_error(exc, [self.serve_step])}" + (f": {hint}" if hint else ""))
+            raise AssertionError(
+                _("serve_step raised {error}").format(error=describe_error(exc, [self.serve_step]))
+                + (_(": {hint}").format(hint=hint) if hint else "")
+            )
 
     def connect(self, count: int = 1, rcvbuf: int | None = None) -> list[_Peer]:
-        new = [_Peer(self.port, rcvbuf) for _ in range(count)]
+        new = [_Peer(self.port, rcvbuf) for _number in range(count)]
         self.peers += new
         want = len(self.clients) + count
-        self.pump(lambda: len(self.clients) >= want, f"{count} new connection(s) accepted", deadline=QUICK_DEADLINE)
-        assert len(self.clients) == want, f"expected {want} clients after accepting, found {len(self.clients)}"
-        assert self.listener not in self.clients, "the listening socket ended up in clients"
+        self.pump(
+            lambda: len(self.clients) >= want,
+            _("{count} new connection(s) accepted").format(count=count),
+            deadline=QUICK_DEADLINE,
+        )
+        assert len(self.clients) == want, _("expected {want} clients after accepting, found {found}").format(
+            want=want, found=len(self.clients)
+        )
+        assert self.listener not in self.clients, _("the listening socket ended up in clients")
         return new
 
     def pump(self, done: Callable[[], bool], what: str, deadline: float = CASE_DEADLINE) -> None:
@@ -174,7 +190,7 @@ class _Harness:
             if done():
                 return
             if time.monotonic() > end:
-                raise AssertionError(f"gave up after {deadline:g} s waiting for: {what}")
+                raise _GaveUp(_("gave up after {seconds:g} s waiting for: {what}").format(seconds=deadline, what=what))
             self.step(0.01)
 
     def expect(self, peers: list[_Peer], expected: bytes, what: str) -> None:
@@ -190,8 +206,10 @@ class _Harness:
                 if not expected.startswith(got):
                     at = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), len(expected))
                     raise AssertionError(
-                        f"waiting for {what}: a client received {len(got)} bytes that differ from the"
-                        f" {len(expected)} expected from byte {at} on (duplicated or lost data?)"
+                        _(
+                            "waiting for {what}: a client received {got} bytes that differ from the"
+                            " {n} expected from byte {at} on (duplicated or lost data?)"
+                        ).format(what=what, got=len(got), n=len(expected), at=at)
                     )
             return all(len(peer.received) == len(expected) for peer in peers)
 
@@ -201,12 +219,8 @@ class _Harness:
         """Pump until ``clients`` is down to ``count`` sockets; ``why`` says how serve_step can tell."""
         try:
             self.pump(lambda: len(self.clients) == count, what, deadline=QUICK_DEADLINE)
-        except StepBlocked:
-            raise
-        except AssertionError as exc:
-            if str(exc).startswith("gave up"):
-                raise AssertionError(f"{exc}: {why}") from None
-            raise
+        except _GaveUp as exc:
+            raise AssertionError(_("{error}: {why}").format(error=exc, why=why)) from None
 
     def server_side(self, peer: _Peer) -> socket.socket:
         """The socket in ``clients`` that is the other end of ``peer``."""
@@ -217,7 +231,7 @@ class _Harness:
                     return conn
             except OSError:
                 continue
-        raise AssertionError("no socket in clients is connected to this client")
+        raise AssertionError(_("no socket in clients is connected to this client"))
 
     def queued(self, sock: socket.socket) -> int:
         value = self.outbox.get(sock)
@@ -252,8 +266,8 @@ def _case(serve_step: ServeStep, body: Callable[[_Harness], str | None]) -> Call
 def _accepts(h: _Harness) -> str:
     h.connect(1)
     conn = h.clients[0]
-    assert isinstance(conn, socket.socket), f"clients should hold sockets, found {type(conn).__name__}"
-    assert conn.gettimeout() == 0.0, (
+    assert isinstance(conn, socket.socket), _("clients should hold sockets, found {type}").format(type=type(conn).__name__)
+    assert conn.gettimeout() == 0.0, _(
         "the accepted socket is blocking: one call on it that has to wait (a client that does not read)"
         " would stop the whole loop, and every other client with it"
     )
@@ -263,15 +277,15 @@ def _accepts(h: _Harness) -> str:
 def _echoes(h: _Harness) -> str:
     (peer,) = h.connect(1)
     peer.to_send += b"hello, room\n"
-    h.expect([peer], b"hello, room\n", "the sender to get its own line back (a chat room shows a line to everyone in it)")
+    h.expect([peer], b"hello, room\n", _("the sender to get its own line back (a chat room shows a line to everyone in it)"))
     h.step(0.01)
     h.step(0.01)
     peer.service()
-    assert bytes(peer.received) == b"hello, room\n", (
-        f"the client received more than it sent: {bytes(peer.received)!r}; the bytes send() took must leave"
+    assert bytes(peer.received) == b"hello, room\n", _(
+        "the client received more than it sent: {data!r}; the bytes send() took must leave"
         " the outbox, or the next step sends them again"
-    )
-    assert h.queued(h.clients[0]) == 0, (
+    ).format(data=bytes(peer.received))
+    assert h.queued(h.clients[0]) == 0, _(
         "everything was delivered but the outbox is not empty: the bytes send() reports as sent must leave it"
     )
     return ""
@@ -283,14 +297,14 @@ def _several(h: _Harness) -> str:
     for i, peer in enumerate(peers):
         peer.to_send += lines[i]
         expected = b"".join(lines[: i + 1])
-        h.expect(peers, expected, f"every client to receive line {i}")
+        h.expect(peers, expected, _("every client to receive line {i}").format(i=i))
     return ""
 
 
 def _waits_when_idle(h: _Harness) -> str:
     (peer,) = h.connect(2)[:1]
     peer.to_send += b"ping\n"
-    h.expect(h.peers, b"ping\n", "the line to reach both clients")
+    h.expect(h.peers, b"ping\n", _("the line to reach both clients"))
     window, timeout = 0.3, 0.1
     calls = 0
     start = time.monotonic()
@@ -298,10 +312,10 @@ def _waits_when_idle(h: _Harness) -> str:
         h.step(timeout)
         calls += 1
     # an honest step sleeps in select() until the timeout: about window/timeout = 3 calls
-    assert calls <= 10, (
-        f"{calls} calls returned within {window} s with nothing to do, a busy loop: an idle socket is"
+    assert calls <= 10, _(
+        "{calls} calls returned within {window} s with nothing to do, a busy loop: an idle socket is"
         " always writable, so asking select() whether it is makes select() return at once, every time"
-    )
+    ).format(calls=calls, window=window)
     return ""
 
 
@@ -309,30 +323,30 @@ def _closes_mid_stream(h: _Harness) -> str:
     quitter, stayer = h.connect(2)
     server_side = h.server_side(quitter)
     quitter.to_send += b"half a li"  # a line cut off mid-stream ...
-    h.pump(lambda: not quitter.to_send, "the partial line to be sent")
+    h.pump(lambda: not quitter.to_send, _("the partial line to be sent"))
     quitter.reading = False
     quitter.close()  # ... then FIN
     h.peers.remove(quitter)
-    h.expect([stayer], b"half a li", "the closed client's last bytes to reach the other client")
-    h.removed(1, "the closed client to be removed",
-              "a client that closed stays readable, and recv() returns b'' for it every time: b'' is how a peer says"
-              " it closed, and the end of that client")
-    assert server_side not in h.outbox, "the closed client is still a key of outbox (its queue would grow forever)"
-    assert server_side.fileno() == -1, "the closed client was removed but its socket is still open (a file descriptor leaks)"
+    h.expect([stayer], b"half a li", _("the closed client's last bytes to reach the other client"))
+    h.removed(1, _("the closed client to be removed"),
+              _("a client that closed stays readable, and recv() returns b'' for it every time: b'' is how a peer says"
+                " it closed, and the end of that client"))
+    assert server_side not in h.outbox, _("the closed client is still a key of outbox (its queue would grow forever)")
+    assert server_side.fileno() == -1, _("the closed client was removed but its socket is still open (a file descriptor leaks)")
     return ""
 
 
 def _reset(h: _Harness) -> str:
     rude, stayer = h.connect(2)
     rude.to_send += b"bye"
-    h.expect([stayer], b"bye", "the line to reach the other client")
+    h.expect([stayer], b"bye", _("the line to reach the other client"))
     rude.reading = False
     rude.close(reset=True)  # RST: recv() raises ConnectionResetError instead of returning b''
     h.peers.remove(rude)
-    h.removed(1, "the reset client to be removed",
-              "recv() on a connection the peer reset raises ConnectionResetError: that is an end too, like b''")
+    h.removed(1, _("the reset client to be removed"),
+              _("recv() on a connection the peer reset raises ConnectionResetError: that is an end too, like b''"))
     stayer.to_send += b"still here\n"
-    h.expect([stayer], b"byestill here\n", "the remaining client to keep working")
+    h.expect([stayer], b"byestill here\n", _("the remaining client to keep working"))
     return ""
 
 
@@ -343,12 +357,12 @@ def _vanishes_with_queue(h: _Harness) -> str:
     sleeper.reading = False  # stops reading: its outbox on the server grows
     payload = os.urandom(512 * 1024)
     talker.to_send += payload
-    h.expect([talker], payload, "the talker's data to come back to it while the other client sleeps")
-    h.pump(lambda: h.queued(sleeper_conn) > 0, "output to queue up for the sleeping client", deadline=QUICK_DEADLINE)
+    h.expect([talker], payload, _("the talker's data to come back to it while the other client sleeps"))
+    h.pump(lambda: h.queued(sleeper_conn) > 0, _("output to queue up for the sleeping client"), deadline=QUICK_DEADLINE)
     sleeper.close(reset=True)  # gone, with output still queued for it: readable AND writable now
     h.peers.remove(sleeper)
-    h.removed(1, "the vanished client to be removed",
-              "a client that vanished makes send() and recv() fail: either one is the end of that client")
+    h.removed(1, _("the vanished client to be removed"),
+              _("a client that vanished makes send() and recv() fail: either one is the end of that client"))
     return ""
 
 
@@ -358,10 +372,10 @@ def _slow_reader(h: _Harness) -> str:
     slow.reading = False
     payload = os.urandom(1024 * 1024)
     sender.to_send += payload
-    h.expect([fast, sender], payload, "1 MiB to reach the reading clients while one client does not read")
+    h.expect([fast, sender], payload, _("1 MiB to reach the reading clients while one client does not read"))
     slow.reading = True
-    h.expect([slow], payload, "the slow reader to catch up once it reads")
-    h.pump(lambda: all(h.queued(c) == 0 for c in h.clients), "every outbox to drain")
+    h.expect([slow], payload, _("the slow reader to catch up once it reads"))
+    h.pump(lambda: all(h.queued(c) == 0 for c in h.clients), _("every outbox to drain"))
     return ""
 
 
@@ -370,19 +384,22 @@ def check_select_step(serve_step: ServeStep, show: bool = True, only: str | None
 
     Prints one PASS/FAIL line per case (unless ``show=False``) and returns the
     :class:`~chatlab.exercises.Report`; ``bool(report)`` is True when all pass.
-    ``only="slow reader"`` runs just the cases whose name contains that text.
+    ``only="slow reader"`` runs just the cases whose name contains that text
+    (the English name, or the name in the current language).
     """
     cases = [
-        ("accepts a new client and makes it non-blocking", _accepts),
-        ("echoes a line back to its sender", _echoes),
-        ("several clients at once: everyone gets every line", _several),
-        ("idle clients: waits for the timeout, no busy loop", _waits_when_idle),
-        ("a client closing mid-stream is removed, its last bytes delivered", _closes_mid_stream),
-        ("a client resetting the connection is removed", _reset),
-        ("a client vanishing with output queued for it", _vanishes_with_queue),
-        ("a slow reader delays no one and catches up later", _slow_reader),
+        (N_("accepts a new client and makes it non-blocking"), _accepts),
+        (N_("echoes a line back to its sender"), _echoes),
+        (N_("several clients at once: everyone gets every line"), _several),
+        (N_("idle clients: waits for the timeout, no busy loop"), _waits_when_idle),
+        (N_("a client closing mid-stream is removed, its last bytes delivered"), _closes_mid_stream),
+        (N_("a client resetting the connection is removed"), _reset),
+        (N_("a client vanishing with output queued for it"), _vanishes_with_queue),
+        (N_("a slow reader delays no one and catches up later"), _slow_reader),
     ]
-    chosen = [(name, _case(serve_step, body)) for name, body in cases if only is None or only in name]
+    chosen = [
+        (_(name), _case(serve_step, body)) for name, body in cases if only is None or only in name or only in _(name)
+    ]
     if not chosen:
-        raise ValueError(f"no case name contains {only!r}")
+        raise ValueError(_("no case name contains {only!r}").format(only=only))
     return run_cases("check_select_step", chosen, show=show, student_fns=[serve_step])

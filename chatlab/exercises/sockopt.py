@@ -21,6 +21,7 @@ import socket
 import time
 from typing import Callable
 
+from ..i18n import _
 from ._report import Report, returned, run_cases, student, where
 
 HOST = "127.0.0.1"
@@ -47,7 +48,7 @@ def leave_time_wait(listener: socket.socket) -> None:
         conn, _addr = listener.accept()
         conn.close()  # the server closes first ...
         if client.recv(16) != b"":  # ... the client sees end of stream ...
-            raise AssertionError("the client expected end of stream")
+            raise AssertionError(_("the client expected end of stream"))
     time.sleep(0.05)  # ... and closes: let the last ACK land, the server side is now in TIME_WAIT
 
 
@@ -57,16 +58,20 @@ def _call(make_listener: MakeListener, port: int) -> socket.socket:
     except OSError as exc:
         if exc.errno in (errno.EOPNOTSUPP, getattr(errno, "WSAEOPNOTSUPP", -1)):
             raise AssertionError(
-                f"{type(exc).__name__} {errno_name(exc)}{where(exc, [make_listener])}: only a stream (TCP)"
-                " socket can listen() for connections; a datagram (UDP) socket has no connections"
+                _(
+                    "{error} {errno}{where}: only a stream (TCP) socket can listen() for connections;"
+                    " a datagram (UDP) socket has no connections"
+                ).format(error=type(exc).__name__, errno=errno_name(exc), where=where(exc, [make_listener]))
             ) from None
         raise
     if not isinstance(sock, socket.socket):
-        raise AssertionError(returned(sock, "a listening socket", "make_listener"))
+        raise AssertionError(returned(sock, _("a listening socket"), "make_listener"))
     if sock.fileno() == -1:
         raise AssertionError(
-            "make_listener returned a socket that is already closed"
-            " (a `with` block closes its socket when the function returns from inside it)"
+            _(
+                "make_listener returned a socket that is already closed"
+                " (a `with` block closes its socket when the function returns from inside it)"
+            )
         )
     accepting = getattr(socket, "SO_ACCEPTCONN", None)
     if accepting is not None and sock.type == socket.SOCK_STREAM:
@@ -77,8 +82,10 @@ def _call(make_listener: MakeListener, port: int) -> socket.socket:
         if not listening:
             sock.close()
             raise AssertionError(
-                "make_listener returned a socket that does not listen: a bound socket accepts connections"
-                " only once it listens"
+                _(
+                    "make_listener returned a socket that does not listen: a bound socket accepts connections"
+                    " only once it listens"
+                )
             )
     return sock
 
@@ -95,9 +102,11 @@ def _bind_fails(make_listener: MakeListener, port: int, when: str) -> socket.soc
         return _call(make_listener, port)
     except OSError as exc:
         raise AssertionError(
-            f"{when}: make_listener({port}) raised {type(exc).__name__} {errno_name(exc)}{where(exc, [make_listener])}:"
-            " bind() refuses a port that a connection in TIME_WAIT still uses, unless the socket was"
-            " told, before bind(), that reusing such an address is fine"
+            _(
+                "{when}: make_listener({port}) raised {error} {errno}{where}: bind() refuses a port that a"
+                " connection in TIME_WAIT still uses, unless the socket was told, before bind(), that reusing"
+                " such an address is fine"
+            ).format(when=when, port=port, error=type(exc).__name__, errno=errno_name(exc), where=where(exc, [make_listener]))
         ) from None
 
 
@@ -109,25 +118,31 @@ def check_make_listener(make_listener: MakeListener, show: bool = True) -> Repor
     def listens() -> str:
         wanted = _free_port()
         with _call(make_listener, wanted) as sock:
-            assert sock.type == socket.SOCK_STREAM, "the socket should be a TCP (SOCK_STREAM) socket"
+            assert sock.type == socket.SOCK_STREAM, _("the socket should be a TCP (SOCK_STREAM) socket")
             host, port = sock.getsockname()[:2]
-            assert port != 0, "the socket is not bound to a port: a listener needs an address (bind) first"
-            assert port == wanted, f"make_listener({wanted}) listens on port {port}: use the port it is given"
+            assert port != 0, _("the socket is not bound to a port: a listener needs an address (bind) first")
+            assert port == wanted, _("make_listener({wanted}) listens on port {port}: use the port it is given").format(
+                wanted=wanted, port=port
+            )
             assert host == HOST, (
-                f"bound to {host!r}, not the host given ({HOST!r}):"
-                f" {host!r} accepts connections from every network this machine is on"
+                _(
+                    "bound to {host!r}, not the host given ({given!r}):"
+                    " {host!r} accepts connections from every network this machine is on"
+                ).format(host=host, given=HOST)
                 if host in ("0.0.0.0", "::")
-                else f"bound to {host!r}, not the host given ({HOST!r})"
+                else _("bound to {host!r}, not the host given ({given!r})").format(host=host, given=HOST)
             )
             sock.settimeout(TIMEOUT)
             try:
                 with socket.create_connection((HOST, port), timeout=TIMEOUT):
-                    conn, _ = sock.accept()
+                    conn, _address = sock.accept()
                     conn.close()
             except OSError as exc:
                 raise AssertionError(
-                    f"could not connect and accept: {type(exc).__name__} {exc}: a bound socket accepts"
-                    " connections only once it listens"
+                    _(
+                        "could not connect and accept: {error} {message}: a bound socket accepts"
+                        " connections only once it listens"
+                    ).format(error=type(exc).__name__, message=exc)
                 ) from None
         return ""
 
@@ -137,19 +152,23 @@ def check_make_listener(make_listener: MakeListener, show: bool = True) -> Repor
         if os.name == "nt":
             return ""  # on Windows leaving it off is right (see the module docstring)
         # BSD/macOS report the option's bit (4) rather than 1: any non-zero value means on
-        assert reuse, "getsockopt(SOL_SOCKET, SO_REUSEADDR) reads 0: the option is off"
+        assert reuse, _("getsockopt(SOL_SOCKET, SO_REUSEADDR) reads 0: the option is off")
         return ""
 
     def restart_after_time_wait() -> str:
         sock = _call(make_listener, 0)
         port = sock.getsockname()[1]
         try:
-            for attempt in ("first restart", "second restart"):
+            for attempt in (_("first restart"), _("second restart")):
                 leave_time_wait(sock)
                 sock.close()
-                sock = _bind_fails(make_listener, port, f"{attempt} with a connection in TIME_WAIT")
+                sock = _bind_fails(
+                    make_listener, port, _("{attempt} with a connection in TIME_WAIT").format(attempt=attempt)
+                )
                 got = sock.getsockname()[1]
-                assert got == port, f"{attempt}: asked for port {port}, got {got}"
+                assert got == port, _("{attempt}: asked for port {port}, got {got}").format(
+                    attempt=attempt, port=port, got=got
+                )
         finally:
             sock.close()
         return ""
@@ -162,13 +181,17 @@ def check_make_listener(make_listener: MakeListener, show: bool = True) -> Repor
             except OSError:
                 return ""  # EADDRINUSE (or WSAEACCES under SO_EXCLUSIVEADDRUSE on Windows)
             second.close()
-            hint = " (on Windows SO_REUSEADDR allows that: leave it off there)" if os.name == "nt" else " (an option that lets several sockets share one port is on)"
-            raise AssertionError("a second listener took a port a live listener still holds" + hint)
+            hint = (
+                _(" (on Windows SO_REUSEADDR allows that: leave it off there)")
+                if os.name == "nt"
+                else _(" (an option that lets several sockets share one port is on)")
+            )
+            raise AssertionError(_("a second listener took a port a live listener still holds") + hint)
 
     cases = [
-        ("returns a bound, listening TCP socket", listens),
-        ("SO_REUSEADDR is on (POSIX; off is right on Windows)", option_on),
-        ("restarts twice on its port with connections in TIME_WAIT", restart_after_time_wait),
-        ("a port a live listener holds is still refused", live_port_refused),
+        (_("returns a bound, listening TCP socket"), listens),
+        (_("SO_REUSEADDR is on (POSIX; off is right on Windows)"), option_on),
+        (_("restarts twice on its port with connections in TIME_WAIT"), restart_after_time_wait),
+        (_("a port a live listener holds is still refused"), live_port_refused),
     ]
     return run_cases("check_make_listener", cases, show=show, student_fns=[make_listener])
