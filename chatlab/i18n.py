@@ -65,7 +65,7 @@ def _windows_ui_language() -> str | None:
     try:
         import ctypes
 
-        lang_id = ctypes.windll.kernel32.GetUserDefaultUILanguage()  # type: ignore[attr-defined]
+        lang_id = ctypes.windll.kernel32.GetUserDefaultUILanguage()
     except (AttributeError, OSError):
         return None
     return locale.windows_locale.get(lang_id)
