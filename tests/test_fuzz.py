@@ -123,7 +123,7 @@ def test_corpus_entry_gets_its_answer_and_the_others_chat_on(server, connect, en
             assert not closed and not [m for m in replies if isinstance(m, p.ErrorMessage)], f"{entry.name}: {replies}"
     finally:
         peer.close()
-    assert server._thread is not None and server._thread.is_alive(), "the server's loop died"
+    assert server.running, "the server's loop died"
     alice.say(f"after {entry.name}")
     assert bob.wait_for(chatlab.ChatMessage, predicate=lambda m: m.text == f"after {entry.name}").sender == "alice"
     if entry.name == "say-with-a-forged-sender":
@@ -149,7 +149,7 @@ def test_the_decoder_never_holds_more_than_one_frame_of_any_corpus_entry():
 
 
 def connection_buffers(server: chatlab.Server) -> list[int]:
-    return [conn.decoder.buffered for conn in list(server._connections)]
+    return server.buffered_bytes
 
 
 def test_a_frame_at_the_cap_is_buffered_up_to_the_cap_and_no_further():
@@ -274,7 +274,7 @@ def test_fuzz_every_request_the_decoder_accepts_can_be_encoded_again(kind, paylo
 
 def connections_settle(server: chatlab.Server, count: int, timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
-    while len(server._connections) != count:
+    while server.connection_count != count:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.002)
@@ -334,7 +334,7 @@ def test_fuzz_the_server_stays_up_speaks_only_valid_frames_and_the_others_chat_o
                 assert all(type(m).TYPE in SERVER_FRAMES for m in replies), replies
             finally:
                 sock.close()
-            assert srv._thread is not None and srv._thread.is_alive(), "the server's loop died"
+            assert srv.running, "the server's loop died"
             assert connections_settle(srv, 2), "the fuzzing connection was never cleaned up"
             n = next(count)
             alice.say(f"line {n}")
