@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import chatlab
+from chatlab import codecs
 from chatlab import protocol as p
 from chatlab.errors import RemoteProtocolError
 from conftest import RawPeer
@@ -361,3 +362,29 @@ def test_the_server_survives_what_used_to_kill_it_with_a_reason_for_the_sender(s
         assert closed and error.code == "protocol-error" and error.text.startswith("SAY ")
         bystander.say(f"after {name}")
         assert bystander.wait_for(chatlab.ChatMessage, predicate=lambda m: m.text == f"after {name}")
+
+
+# ------------------------------------- the same corpus through the core, no socket
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e.name for e in ENTRIES])
+def test_corpus_entry_gets_its_answer_from_the_sans_io_core(entry):
+    """The core alone (codec -> ChatRoom -> relay) gives every entry the answer the live server gives."""
+    from test_chatroom import Harness
+
+    harness = Harness(flood_limit=None)
+    alice, bob = harness.join("alice"), harness.join("bob")
+    mallory = harness.connect()
+    data = (p.encode(p.Hello("mallory")) if entry.after == "hello" else b"") + entry.data
+    codec = codecs.sniff(data[: codecs.SNIFF_BYTES])
+    assert codec is not None
+    harness.feed_bytes(mallory, codec, data)
+    codes = [m.code for m in harness.take(mallory) if isinstance(m, p.ErrorMessage)]
+    if entry.outcome == "kicked":
+        assert mallory in harness.closed and codes[-1:] == [entry.code], (entry.name, codes)
+    else:
+        assert mallory not in harness.closed, (entry.name, harness.closed.get(mallory))
+        assert codes == ([entry.code] if entry.outcome == "error" else []), (entry.name, codes)
+    assert alice not in harness.closed and bob not in harness.closed
+    harness.feed(alice, p.Say("still here"))
+    assert p.ChatMessage("lobby", "alice", "still here") in harness.take(bob)
