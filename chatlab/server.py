@@ -105,14 +105,10 @@ class Server:
         host, port: where to listen; port 0 lets the OS choose (read ``address``).
         on_frame: called as ``on_frame("in"|"out", nick_or_address, frame)`` for each
             frame, from the server's thread; the frame log of notebook 05 uses it.
-        text_codec: the codec for connections that do not start with chatlab's magic.
-        settings: any field of :class:`chatlab.chatroom.Settings`, e.g. ``selector="epoll"``,
-            ``flood_limit=None``, ``max_clients``, ``max_message``, ``ping_interval``,
-            ``ping_timeout``, ``hello_timeout``, ``max_payload``, ``max_queue`` (a client with
-            more unsent bytes is not reading: dropped), ``relay_high_water`` (stop reading a
-            file sender while its receiver's queue is above this), ``room_passwords``
-            (preset, e.g. ``{"class": "secret"}``), ``default_room``, ``motd``.  Or pass a
-            whole ``config=Settings(...)``.  The result is :attr:`config`, frozen.
+        text_codec: the codec for clients that do not start with chatlab's magic bytes.
+        settings: fields of :class:`chatlab.chatroom.Settings` (``selector="epoll"``,
+            ``flood_limit=None``, ``room_passwords={"class": "secret"}``...), or a whole
+            ``config=Settings(...)``; the result is :attr:`config`, frozen.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, config: Settings | None = None,
@@ -124,17 +120,17 @@ class Server:
         self.on_frame = on_frame
         self.text_codec = text_codec
         self.room = ChatRoom(config)  # the rules; everything below is sockets
-        self.selector: selectors.BaseSelector = getattr(selectors, SELECTORS[config.selector])()
+        self._selector: selectors.BaseSelector = getattr(selectors, SELECTORS[config.selector])()
         self._listener = self._open_listener(host, port, config.backlog)
         self.address: tuple[str, int] = self._listener.getsockname()[:2]
         # A socket pair lets another thread wake the loop (select() takes sockets only on Windows).
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
-        self.selector.register(self._listener, selectors.EVENT_READ, None)
-        self.selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._selector.register(self._listener, selectors.EVENT_READ, None)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         if config.selector == "select" and any(beyond_select(sock, 0) for sock in (self._listener, self._wake_r)):
             # Without this check the loop's first select() raises in its thread and the server dies silently.
-            self.selector.close()
+            self._selector.close()
             for sock in (self._listener, self._wake_r, self._wake_w):
                 sock.close()
             raise ValueError(f"select() is limited to descriptors below {FD_SETSIZE} and this process already uses "
@@ -207,7 +203,7 @@ class Server:
             while not self._stopping.is_set():
                 now = time.monotonic()
                 timeout = 0.0 if self._busy else max(0.0, min([next_tick] + [c.paused_until for c in self._paused]) - now)
-                for key, mask in self.selector.select(timeout):
+                for key, mask in self._selector.select(timeout):
                     if key.fileobj is self._listener:
                         self._accept()
                     elif key.fileobj is self._wake_r:
@@ -256,7 +252,7 @@ class Server:
         self._connections.add(conn)
         self.room.connect(conn, conn.connected_at)
         conn.events = selectors.EVENT_READ
-        self.selector.register(sock, conn.events, conn)
+        self._selector.register(sock, conn.events, conn)
         log.debug("%s connected", conn.peer)
 
     @staticmethod
@@ -480,11 +476,11 @@ class Server:
         if events == conn.events:
             return
         if conn.events and events:
-            self.selector.modify(conn.sock, events, conn)
+            self._selector.modify(conn.sock, events, conn)
         elif events:
-            self.selector.register(conn.sock, events, conn)
+            self._selector.register(conn.sock, events, conn)
         else:
-            self.selector.unregister(conn.sock)
+            self._selector.unregister(conn.sock)
         conn.events = events
 
     # --------------------------------------------------------- disconnects
@@ -511,7 +507,7 @@ class Server:
         self._dirty.discard(conn)
         self.room.disconnect(conn, conn.closing or "closed")  # no-op if the chat already knows
         if conn.events:
-            self.selector.unregister(conn.sock)
+            self._selector.unregister(conn.sock)
             conn.events = 0
         conn.sock.close()
 
@@ -527,7 +523,7 @@ class Server:
             except OSError:
                 pass
             self._close(conn)
-        self.selector.close()
+        self._selector.close()
         for sock in (self._listener, self._wake_r, self._wake_w):
             sock.close()
         log.info("chatlab server on %s:%d stopped", *self.address)
@@ -568,14 +564,15 @@ class Server:
         return self.config.max_queue
 
     @property
-    def selector_name(self) -> str:
-        return self.config.selector
+    def selector(self) -> selectors.BaseSelector:
+        """The selector the loop waits in (public for instrumentation, e.g. the scaling bench)."""
+        return self._selector
 
 
 def serve(host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
     """Run a server in the foreground until Ctrl-C (the CLI's ``server`` verb)."""
     server = Server(host, port, **options)
-    print(f"chatlab server listening on {server.address[0]}:{server.address[1]} ({server.selector_name}); Ctrl-C stops it",
+    print(f"chatlab server listening on {server.address[0]}:{server.address[1]} ({server.config.selector}); Ctrl-C stops it",
           flush=True)
     server.serve_forever()
 
