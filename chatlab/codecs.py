@@ -16,7 +16,13 @@ chatlab's magic byte followed by the protocol version is the binary framing of
 well send ``0xC4`` first, which is why the version byte is checked too.
 
 Plugging in another text codec is one line: ``TEXT_CODEC = MyTextCodec`` (or
-pass ``text_codec=`` to :func:`sniff` / ``chatlab.Server``).  Until chatlab has
+pass ``text_codec=`` to :func:`sniff` / ``chatlab.Server``).  Besides the
+:class:`Codec` protocol a codec class may set two optional attributes, read
+with ``getattr`` by the server: ``shared_encoding = True`` when ``encode()``
+does not depend on the connection (a broadcast is then encoded once and the
+same bytes queued for every member using that codec), and ``nick_retries =
+True`` when a bad or taken nickname should leave the client connected and
+unregistered, so it can try again (IRC's ``433``, then another ``NICK``).  Until chatlab has
 a text protocol, :class:`RefuseText` answers text clients the way the server
 always did: with a binary ``protocol-error`` frame, then the connection closes.
 """
