@@ -361,17 +361,19 @@ class Server:
                 self._disconnect(out.session, out.reason, flush=out.flush)
 
     def _broadcast(self, members: list[Connection], message: p.Message) -> None:
-        shared: dict[type, bytes] = {}  # encode once per framing, queue the same bytes for everyone
+        encoded: dict[type, bytes] = {}  # encode once per framing, queue the same bytes for everyone
+        queue = self._queue
         for member in members:
             codec = member.codec or self._binary
-            data = shared.get(type(codec))
+            data = encoded.get(type(codec))
             if data is None:
                 data = codec.encode(message)
                 if getattr(codec, "shared_encoding", False):
-                    shared[type(codec)] = data
-            if self.on_frame is not None:
+                    encoded[type(codec)] = data
+            queue(member, data)
+        if self.on_frame is not None:
+            for member in members:
                 self._trace("out", member, message)
-            self._queue(member, data)
 
     def _send(self, conn: Connection, message: p.Message) -> None:
         if self.on_frame is not None:
