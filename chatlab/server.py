@@ -362,7 +362,6 @@ class Server:
 
     def _broadcast(self, members: list[Connection], message: p.Message) -> None:
         encoded: dict[type, bytes] = {}  # encode once per framing, queue the same bytes for everyone
-        queue = self._queue
         for member in members:
             codec = member.codec or self._binary
             data = encoded.get(type(codec))
@@ -370,7 +369,7 @@ class Server:
                 data = codec.encode(message)
                 if getattr(codec, "shared_encoding", False):
                     encoded[type(codec)] = data
-            queue(member, data)
+            self._queue(member, data)
         if self.on_frame is not None:
             for member in members:
                 self._trace("out", member, message)
