@@ -48,7 +48,7 @@ from . import protocol as p
 from .chatroom import (RESERVED_NICKS, Broadcast, ChatRoom, Close, FloodLimit, Output, Pause, Send, Session,
                        Settings, normalize_name)
 from .codecs import BinaryCodec, Codec, CodecFactory, Event, sniff
-from .errors import ChatlabError, ProtocolError, RemoteProtocolError
+from .errors import ChatlabError, RemoteProtocolError
 from .relay import MAX_TRANSFERS, Forward
 
 log = logging.getLogger("chatlab.server")
@@ -285,8 +285,9 @@ class Server:
             conn.nick_retries = getattr(conn.codec, "nick_retries", False)
         try:
             conn.codec.feed(data)
-        except ProtocolError:
-            return  # already reported when the codec first failed; the connection is closing
+        except (ChatlabError, ValueError) as exc:  # a codec may refuse bytes at once (a line past its limit)
+            self._apply(conn, self.room.kick(conn, "protocol-error", str(exc)))
+            return
         self._process(conn)
 
     def _process(self, conn: Connection) -> None:
