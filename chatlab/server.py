@@ -315,7 +315,7 @@ class Server:
             if isinstance(event, bytes):  # the codec's own reply (a text client's error, say)
                 self._queue(conn, event)
                 continue
-            now = time.monotonic()
+            now, who = time.monotonic(), conn.name  # who: as the trace names it before a HELLO is handled
             if isinstance(event, p.Frame):
                 outputs = self.room.receive_transfer(conn, event, now)
             else:
@@ -325,7 +325,7 @@ class Server:
                 self._apply(conn, outputs)
                 return
             if self.on_frame is not None:
-                self._trace("in", conn, event)
+                self._trace("in", who, event)
             self._apply(conn, outputs)
 
     def _resume_busy(self) -> None:
@@ -373,11 +373,11 @@ class Server:
             self._queue(member, data)
         if self.on_frame is not None:
             for member in members:
-                self._trace("out", member, message)
+                self._trace("out", member.name, message)
 
     def _send(self, conn: Connection, message: p.Message) -> None:
         if self.on_frame is not None:
-            self._trace("out", conn, message)
+            self._trace("out", conn.name, message)
         self._queue(conn, (conn.codec or self._binary).encode(message))
 
     def _forward(self, sender: Connection, out: Forward) -> None:
@@ -385,13 +385,13 @@ class Server:
         receiver: Connection = out.to
         self._queue(receiver, p.pack_header(out.kind, len(out.payload), out.stream_id, out.flags), out.payload)
         if self.on_frame is not None:
-            self._trace("out", receiver, p.Frame(out.kind, out.flags, out.stream_id, out.payload))
+            self._trace("out", receiver.name, p.Frame(out.kind, out.flags, out.stream_id, out.payload))
         if out.chunk and self.room.relay.should_pause(receiver.queued) and receiver.closing is None:
             sender.blocked_by = receiver  # backpressure: stop reading the sender until the receiver drains
             receiver.blocking.add(sender)
             self._update_events(sender)
 
-    def _trace(self, direction: str, conn: Connection, item: p.Message | p.Frame) -> None:
+    def _trace(self, direction: str, who: str, item: p.Message | p.Frame) -> None:
         """The one place frames are reported to ``on_frame`` (notebook 05's frame log)."""
         if self.on_frame is None:
             return
@@ -399,7 +399,7 @@ class Server:
             data = p.encode(item)
             header = p.parse_header(data, len(data))
             item = p.Frame(p.FrameType(header.type), header.flags, header.stream_id, data[p.HEADER_SIZE :])
-        self.on_frame(direction, conn.name, item)
+        self.on_frame(direction, who, item)
 
     # ------------------------------------------------------------- output
 
