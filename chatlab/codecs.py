@@ -16,13 +16,7 @@ chatlab's magic byte followed by the protocol version is the binary framing of
 well send ``0xC4`` first, which is why the version byte is checked too.
 
 Plugging in another text codec is one line: ``TEXT_CODEC = MyTextCodec`` (or
-pass ``text_codec=`` to :func:`sniff` / ``chatlab.Server``).  Besides the
-:class:`Codec` protocol a codec class may set two optional attributes, read
-with ``getattr`` by the server: ``shared_encoding = True`` when ``encode()``
-does not depend on the connection (a broadcast is then encoded once and the
-same bytes queued for every member using that codec), and ``nick_retries =
-True`` when a bad or taken nickname should leave the client connected and
-unregistered, so it can try again (IRC's ``433``, then another ``NICK``).  Until chatlab has
+pass ``text_codec=`` to :func:`sniff` / ``chatlab.Server``).  Until chatlab has
 a text protocol, :class:`RefuseText` answers text clients the way the server
 always did: with a binary ``protocol-error`` frame, then the connection closes.
 """
@@ -38,7 +32,15 @@ Event = Union[p.Message, p.Frame, bytes]  # what next_event() returns, besides N
 
 
 class Codec(Protocol):
-    """What the server needs from one connection's framing."""
+    """What the server needs from one connection's framing.
+
+    A codec class may also set two optional attributes, which the server reads
+    with ``getattr``: ``shared_encoding = True`` when ``encode()`` does not depend
+    on the connection (a broadcast is then encoded once, and the same bytes are
+    queued for every member using that codec), and ``nick_retries = True`` when a
+    bad or taken nickname should leave the client connected and unregistered, so
+    it can try again (IRC's ``433``, then another ``NICK``).
+    """
 
     accepts_files: bool  # False for text (IRC) clients: file offers to them are refused
 
