@@ -353,7 +353,7 @@ class ChatRoom:
         key = normalize_name(room)
         if " " in room.strip():
             return [self._error(session, "bad-room", f"{room!r} is not a valid room name: spaces are not allowed in "
-                                                     "room names (to give a password, send it apart: /join ROOM PASSWORD)")]
+                                                     "room names (in the terminal client a password is given as /join ROOM key=PASSWORD)")]
         if not ROOM_RE.fullmatch(room):  # fullmatch: "$" alone would let "class\n" pass
             return [self._error(session, "bad-room", f"{room!r} is not a valid room name: 1-32 letters, digits, '_' or '-'")]
         if key == session.room_key:

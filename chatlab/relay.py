@@ -171,7 +171,7 @@ class FileRelay:
         for transfer in transfers:
             self.end(transfer)
             other, other_sid = transfer.other_side(peer)
-            outputs.append(Send(other, p.FileCancel(other_sid, f"{peer.nick} disconnected: {reason}")))
+            outputs.append(Send(other, p.FileCancel(other_sid, f"{peer.nick} disconnected" + (f": {reason}" if reason else ""))))
         return outputs
 
     # ------------------------------------------------------- backpressure

@@ -142,3 +142,13 @@ def test_outputs_are_plain_values():
     alice = h.join("alice")
     outputs = h.feed(alice, offer(7, to="nobody"))
     assert outputs == [Send(alice, p.FileReject(7, "nobody else called 'nobody' is online"))]
+
+
+def test_a_disconnect_without_a_reason_says_so_without_an_empty_reason():
+    h = Harness()
+    alice, bob = h.join("alice"), h.join("bob")
+    h.feed(alice, offer(7))
+    h.take(bob)
+    h.feed(bob, p.Quit(""))
+    (cancel,) = h.take(alice, p.FileCancel)
+    assert cancel.reason == "bob disconnected"

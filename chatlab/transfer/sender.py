@@ -207,8 +207,10 @@ class OutgoingTransfer(_TransferLife):
         elif isinstance(message, FileDone):
             self.on_done(now)
         elif isinstance(message, (FileReject, FileCancel)):
+            # The reason already says who refused and why ("bob declined", "nobody else called
+            # 'bob' is online", "bob disconnected: ..."): the server and the receiver both send one.
             verb = "rejected" if isinstance(message, FileReject) else "cancelled"
-            self._fail(f"receiver {verb} the transfer" + (f": {message.reason}" if message.reason else ""))
+            self._fail(message.reason or f"the receiver {verb} the transfer")
         else:
             raise self._protocol_error(f"a sender does not expect {type(message).__name__}")
         return self.messages_to_send(now)
