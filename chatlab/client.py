@@ -450,7 +450,8 @@ class Client:
                 raise TransferError(f"no pending offer with stream id {offer.stream_id:#x}")
         self._start_incoming(offer, Path(directory))
 
-    def reject_file(self, offer: p.FileOffer, reason: str = "declined") -> None:
+    def reject_file(self, offer: p.FileOffer, reason: str = "") -> None:
+        reason = reason or f"{self.nick} declined"  # the sender is told this, word for word
         with self._incoming_lock:
             self._offers.pop(offer.stream_id, None)
         self._put(CONTROL, p.encode(p.FileReject(offer.stream_id, reason)))
