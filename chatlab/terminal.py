@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, TextIO
 
 from . import protocol as p
-from .client import Address, Client, Disconnected, FileFailed, FileReceived, FileStarted
+from .client import CLOSED_BY_SERVER, CLOSED_BY_US, Address, Client, Disconnected, FileFailed, FileReceived, FileStarted
 from .errors import ChatlabError, ConnectionBroken, ConnectionClosed, NickError, ServerError
 from .i18n import N_, _, ngettext
 from .units import format_rate, format_size
@@ -182,6 +182,23 @@ def clean(text: str) -> str:
 _SILENT = (p.Ping, p.Pong, p.Welcome, p.FileAccept, p.FileReject, p.FileChunk, p.FileAck, p.FileDone, p.FileCancel)
 
 
+# The client library's fixed phrases for why something ended, shown in the current language.
+_REASONS = {CLOSED_BY_SERVER: N_("closed by the server"), CLOSED_BY_US: N_("you closed the connection")}
+_REASON_PREFIXES = {"connection broken: ": N_("connection broken: {error}"), "connection ended: ": N_("connection ended: {reason}")}
+
+
+def shown_reason(reason: str) -> str:
+    """``reason`` from the client library, translated where it is one of its fixed phrases."""
+    english = _REASONS.get(reason)
+    if english is not None:
+        return _(english)
+    for prefix, template in _REASON_PREFIXES.items():
+        if reason.startswith(prefix):
+            rest = shown_reason(reason[len(prefix):])
+            return _(template).format(error=rest, reason=rest)
+    return reason
+
+
 def format_event(event: Any, me: str) -> str | None:
     """The line to print for one event from :meth:`Client.next_event`, or ``None`` to print nothing.
 
@@ -218,9 +235,9 @@ def format_event(event: Any, me: str) -> str | None:
             name=clean(event.name), sender=clean(event.sender), size=format_size(event.size), path=clean(str(event.path)))
     if isinstance(event, FileFailed):
         return "!! " + _("receiving {name!r} from {sender} failed: {reason}").format(
-            name=clean(event.name), sender=clean(event.sender), reason=clean(event.reason))
+            name=clean(event.name), sender=clean(event.sender), reason=clean(shown_reason(event.reason)))
     if isinstance(event, Disconnected):
-        return "-- " + _("disconnected: {reason}").format(reason=clean(event.reason))
+        return "-- " + _("disconnected: {reason}").format(reason=clean(shown_reason(event.reason)))
     if isinstance(event, _SILENT):
         return None
     return f"-- {clean(repr(event))}"  # an event this version does not know: show it rather than lose it

@@ -302,7 +302,7 @@ def test_a_checker_prints_chinese_under_chatlab_lang_zh():
     assert result.returncode == 0, result.stderr
     assert lines[0] == "check_framing：0/8 个测试用例通过"
     assert all(_has_chinese(line) for line in lines), result.stdout
-    assert "[未通过] 线上格式 - 还没写：encode_frame() 仍然抛出 NotImplementedError" in result.stdout
+    assert "[未通过] 帧的字节格式 - 还没写：encode_frame() 仍然抛出 NotImplementedError" in result.stdout
 
 
 def test_a_checker_prints_english_by_default():
@@ -325,7 +325,7 @@ def test_a_failing_case_explains_in_chinese(lang):
 
     report = check_framing(encode_frame, decode_frames, show=False)
     wire = report.results[0]
-    assert wire.name == "线上格式" and not wire.passed
+    assert wire.name == "帧的字节格式" and not wire.passed
     assert "网络字节序，即大端序" in wire.detail
 
 
@@ -371,3 +371,14 @@ def test_cli_errors_are_chinese():
 def test_cli_errors_are_english_by_default():
     result = _cli("server", "--port", "99999", LANG="C.UTF-8")
     assert "invalid port '99999'" in result.stderr
+
+
+def test_the_terminal_shows_the_client_libraries_reasons_in_chinese(lang):
+    from chatlab.client import CLOSED_BY_SERVER
+
+    lang("zh")
+    assert chatlab.terminal.format_event(chatlab.Disconnected(CLOSED_BY_SERVER), "me") == "-- 连接已断开：服务器关闭了连接"
+    broken = chatlab.terminal.shown_reason("connection broken: Connection reset by peer")
+    assert broken == "连接中断：Connection reset by peer"  # the OS's own words stay as the OS said them
+    lang("en")
+    assert chatlab.terminal.shown_reason(CLOSED_BY_SERVER) == CLOSED_BY_SERVER
