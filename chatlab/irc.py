@@ -49,7 +49,7 @@ import functools
 import re
 import unicodedata
 from collections import deque
-from typing import Callable, Iterator, Union
+from typing import Callable, ClassVar, Iterator, Union
 
 from . import protocol as p
 
@@ -198,8 +198,12 @@ class IrcCodec:
     """One IRC connection's codec: bytes in any split -> core messages; core messages -> lines."""
 
     accepts_files = False  # no DCC: file offers to an IRC user are refused by the server
+    # encode() depends on who receives it (our own echo is dropped), so the server asks each
+    # IRC connection; a room line is still formatted once per message (_chat_lines' cache).
+    shared_encoding: ClassVar[bool] = False
 
-    def __init__(self) -> None:
+    def __init__(self, max_payload: int = p.MAX_PAYLOAD) -> None:
+        """``max_payload`` is the binary framing's limit, taken for the seam's sake: a line's is MAX_LINE."""
         self.nick: str | None = None  # set by the core's Welcome: registered
         self.channel = ""  # the channel we are in, e.g. "#lobby"
         self.home = ""  # the default room's channel, where PART takes us

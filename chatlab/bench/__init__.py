@@ -15,6 +15,8 @@ Scenarios (each writes ``NAME.csv``, ``NAME.png`` and ``NAME-targets.csv`` to
 * ``memory``: the server's peak RSS and queue while relaying a file to a
   receiver that reads a few MB/s, per strategy, against the promised bound.
 * ``chat``: chat round trips during a transfer, priority writer vs FIFO writer.
+* ``irc``: IRC fan-out, N IRC clients in one channel: chatlab's text mode against
+  ngircd (a C IRC server, if installed), driven by the same IRC load generator.
 * ``load``: the reliability load test (``chatlab.bench.load``), if installed.
 * ``sweep``: the throughput sweeps of notebooks 06/07 (``chatlab.experiments``), if installed.
 * ``all`` (the default): every scenario above, one after the other.
@@ -36,12 +38,13 @@ from typing import Any, Callable
 from .common import Scenario, Verdict, machine_summary, raise_nofile_limit, write_csv
 
 DEFAULT_OUT = Path("data") / "bench"
-SCENARIOS = ("transfer", "fanout", "scaling", "memory", "chat")
+SCENARIOS = ("transfer", "fanout", "scaling", "memory", "chat", "irc")
+MODULES = {"chat": "chat_latency", "irc": "irc_fanout"}  # scenario -> module, where the names differ
 EXTRA = ("load", "sweep")
 
 
 def _module(name: str) -> Any:
-    return importlib.import_module(f"{__name__}.{'chat_latency' if name == 'chat' else name}")
+    return importlib.import_module(f"{__name__}.{MODULES.get(name, name)}")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
