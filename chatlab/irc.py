@@ -52,6 +52,7 @@ from collections import deque
 from typing import Callable, ClassVar, Iterator, Union
 
 from . import protocol as p
+from .errors import RemoteProtocolError
 
 SERVER = "chatlab"  # the server's name in every line it sends, and every user's host
 MAX_LINE = 512  # bytes, CR LF included (RFC 1459 2.3; ngircd's COMMAND_LEN is the same)
@@ -94,6 +95,8 @@ NICK_CODES = frozenset({"nick-taken", "bad-nick", "nick-reserved"})
 # Errors after which the server closes the connection: IRC says ERROR, then hangs up.
 CLOSING_CODES = frozenset({"protocol-error", "hello-timeout", "server-full"})
 _LINE_END = re.compile(r"\r\n|\r|\n")
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "CONNECT", "PATCH"})
+TLS_HANDSHAKE = b"\x16\x03"  # a TLS record (handshake, version 3.x): an IRC client set to use TLS
 
 
 def channel_of(room: str) -> str:
@@ -201,6 +204,7 @@ class IrcCodec:
     # encode() depends on who receives it (our own echo is dropped), so the server asks each
     # IRC connection; a room line is still formatted once per message (_chat_lines' cache).
     shared_encoding: ClassVar[bool] = False
+    nick_retries = True  # a taken nick is a 433 and the client sends another NICK, not a disconnect
 
     def __init__(self, max_payload: int = p.MAX_PAYLOAD) -> None:
         """``max_payload`` is the binary framing's limit, taken for the seam's sake: a line's is MAX_LINE."""
@@ -218,6 +222,8 @@ class IrcCodec:
         self._pending: deque[Event] = deque()  # events a line produced, handed out one per call
         self._who_for: deque[tuple[str, str]] = deque()  # why each Who was sent: ("names", "#lobby")...
         self._last_request: p.Message | None = None  # what a core error answers (401 needs the nick)
+        self._ping_tokens: deque[str] = deque()  # a client's PING tokens, for the core's Pong to echo
+        self._first_bytes = b""  # the start of the stream: is it TLS?
 
     # ------------------------------------------------------------- bytes in
 
@@ -230,6 +236,8 @@ class IrcCodec:
         """Bytes from the client, split anywhere."""
         if not data:
             return
+        if len(self._first_bytes) < 2:
+            self._first_bytes += data[: 2 - len(self._first_bytes)]
         pieces = data.replace(b"\r", b"\n").split(b"\n")  # CR LF, LF and a lone CR all end a line
         pieces[0] = self._partial + pieces[0]
         self._partial = pieces.pop()  # after the last line end: unfinished
@@ -249,6 +257,8 @@ class IrcCodec:
     def next_event(self) -> Event | None:
         """The next event for the server: a message for the core, bytes for this client, or None."""
         if not self._pending:
+            if self._first_bytes.startswith(TLS_HANDSHAKE):
+                raise RemoteProtocolError("this server does not speak TLS: connect without it (plain IRC or chatlab frames)")
             if not self._lines:
                 return None
             self._handle_line(self._lines.popleft())
@@ -276,6 +286,9 @@ class IrcCodec:
         if parsed is None:
             return
         command, params = parsed
+        if self.nick is None and command in HTTP_METHODS and params[-1:] and params[-1].startswith("HTTP/"):
+            # A browser or curl: close, as IRC servers do (a web page must not make a browser talk IRC)
+            raise RemoteProtocolError("this is a chat server (IRC or chatlab frames), not a web server")
         word = line.lstrip(" ").split(" ", 1)[0] if not line.startswith((":", "@")) else command
         if command not in COMMANDS:
             hint = "Unknown command" if self.nick else f"Unknown command; {REGISTER_HINT}"
@@ -351,8 +364,9 @@ class IrcCodec:
     def _on_ping(self, params: list[str]) -> None:
         if not params:
             self._numeric("409", text="No origin specified")
-        else:
-            self._reply(format_line(SERVER, "PONG", SERVER, text=params[-1]))
+        else:  # the core answers (it hears from the client, as from a binary PING); the token waits here
+            self._ping_tokens.append(params[-1])
+            self._request(p.Ping(0))
 
     def _on_pong(self, params: list[str]) -> None:
         token = params[-1] if params else ""
@@ -493,7 +507,8 @@ class IrcCodec:
         if isinstance(message, p.Ping):
             return f"PING :{message.token}\r\n".encode()
         if isinstance(message, p.Pong):
-            return format_line(SERVER, "PONG", SERVER, text=str(message.token))
+            token = self._ping_tokens.popleft() if self._ping_tokens else str(message.token)
+            return format_line(SERVER, "PONG", SERVER, text=token)
         if isinstance(message, p.FileOffer):  # the server refuses these; should one get here, say what it was
             return format_line(SERVER, "NOTICE", self.nick or "*",
                                text=f"{message.peer} offered you a file ({message.name}); IRC clients cannot receive "

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatlab import protocol as p
+from chatlab.errors import RemoteProtocolError
 from chatlab.irc import COMMANDS, MAX_LINE, IrcCodec, format_line, parse_line, privmsg_lines
 
 HINT = "Unknown command; register with NICK yourname and USER yourname 0 * :Your Name"
@@ -206,13 +207,25 @@ def test_quit_says_error_then_quits():
     assert messages(got) == [p.Quit("gone fishing")]
 
 
-def test_ping_is_answered_by_the_codec_and_pong_goes_to_the_core():
+def test_ping_goes_to_the_core_and_its_pong_carries_the_clients_token():
     codec = registered()
     codec.feed(b"PING :abc 123\r\nPONG chatlab :1700000000\r\nPONG :x\r\n")
-    got = events(codec)
-    assert lines(got) == [":chatlab PONG chatlab :abc 123"]
-    assert messages(got) == [p.Pong(1700000000), p.Pong(0)]
-    assert codec.encode(p.Ping(42)) == b"PING :42\r\n"
+    assert events(codec) == [p.Ping(0), p.Pong(1700000000), p.Pong(0)]  # the core hears from the client
+    assert codec.encode(p.Pong(0)) == b":chatlab PONG chatlab :abc 123\r\n"
+    assert codec.encode(p.Ping(42)) == b"PING :42\r\n"  # keepalive, from the core
+
+
+def test_an_http_request_or_a_tls_handshake_ends_the_connection_with_a_reason():
+    codec = IrcCodec()
+    codec.feed(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    with pytest.raises(RemoteProtocolError, match="not a web server"):
+        events(codec)
+    codec = IrcCodec()
+    codec.feed(bytes.fromhex("16030100a5010000a10303") + b"\x00" * 20)
+    with pytest.raises(RemoteProtocolError, match="TLS"):
+        events(codec)
+    assert lines(codec.encode(p.ErrorMessage("protocol-error", "no TLS here"))) == [
+        ":chatlab ERROR :Closing link: * (no TLS here)"]
 
 
 def test_names_list_who_whois_topic_mode():
@@ -352,14 +365,15 @@ def test_ten_thousand_pings_one_line_per_call():
     calls = 0
     while (event := codec.next_event()) is not None:
         calls += 1
-        assert event == b":chatlab PONG chatlab :x\r\n"
+        assert event == p.Ping(0)
+        assert codec.encode(p.Pong(0)) == b":chatlab PONG chatlab :x\r\n"  # the core answers each at once
     assert calls == 10_000
 
 
 def test_registration_never_finished_asks_the_core_for_nothing():
     codec = IrcCodec()
     codec.feed(b"NICK lurker\r\n" + b"PING :1\r\n" * 3)
-    assert messages(events(codec)) == []  # no Hello: the server's hello timeout ends it
+    assert messages(events(codec)) == [p.Ping(0)] * 3  # no Hello: the server's hello timeout ends it
     assert codec.nick is None
 
 
@@ -384,8 +398,12 @@ def test_fuzz_any_bytes_bounded_buffer_typed_events_and_valid_lines(chunks, regi
     codec = registered() if register else IrcCodec()
     for chunk in chunks:
         codec.feed(chunk)
-        assert len(codec._partial) <= MAX_LINE - 2
-        for event in events(codec):
+        try:
+            got = events(codec)
+        except RemoteProtocolError:  # a TLS handshake or an HTTP request line: the connection ends, by design
+            return
+        assert codec.buffered <= MAX_LINE - 2  # lines handled: at most the start of one is left
+        for event in got:
             if isinstance(event, bytes):
                 lines(event)  # whole lines of at most 512 bytes
             else:
