@@ -45,7 +45,6 @@ so the server's per-turn budget applies to text clients as it does to frames.
 
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
 from collections import deque
@@ -188,10 +187,23 @@ def privmsg_lines(sender: str, target: str, text: str, action: bool = False, com
     return b"".join(out)
 
 
-@functools.lru_cache(maxsize=256)
+_last_chat: tuple[p.ChatMessage | None, bytes] = (None, b"")
+
+
 def _chat_lines(message: p.ChatMessage) -> bytes:
-    # A room's line is the same for every IRC member: format it once per message, not once per member.
-    return privmsg_lines(message.sender, channel_of(message.room), message.text, message.action)
+    """A room's line is the same for every IRC member: format it once per message, not once per member.
+
+    The server encodes one broadcast for its members one after the other, so remembering the
+    last message (by identity: no hashing of its text) is enough.  The tuple is read and
+    replaced whole, so servers in several threads do not mix their lines up.
+    """
+    global _last_chat
+    cached = _last_chat
+    if cached[0] is message:
+        return cached[1]
+    data = privmsg_lines(message.sender, channel_of(message.room), message.text, message.action)
+    _last_chat = (message, data)
+    return data
 
 
 # ------------------------------------------------------------------ the codec
@@ -230,7 +242,7 @@ class IrcCodec:
     @property
     def buffered(self) -> int:
         """Bytes received and not yet handled (at most one partial line of 510 bytes, plus whole lines)."""
-        return len(self._partial) + sum(len(line) for line in self._lines)
+        return len(self._partial) + sum(len(line) for line in self._lines if line is not _TOO_LONG)
 
     def feed(self, data: bytes) -> None:
         """Bytes from the client, split anywhere."""
