@@ -175,12 +175,13 @@ class IrcCrowd:
             for k in range(senders):
                 if pending_out[k]:
                     flush(k)
-            for _ in range(senders):  # the next sender whose last line went out, while the window allows
-                if in_flight() >= window:
-                    break
+            skipped = 0  # senders in a row whose last line is still not out
+            while in_flight() < window and skipped < senders:  # fill the window, senders taking turns
                 k, turn = turn, (turn + 1) % senders
                 if pending_out[k]:
+                    skipped += 1
                     continue
+                skipped = 0
                 sent += 1
                 sent_by[k] += 1
                 pending_out[k] = f"PRIVMSG {CHANNEL} :{sent:010d} {perf_ns():020d}\r\n".encode()
