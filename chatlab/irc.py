@@ -576,7 +576,8 @@ class IrcCodec:
 
     def _encode_error(self, error: p.ErrorMessage) -> bytes:
         if error.code in CLOSING_CODES:
-            return format_line(SERVER, "ERROR", text=f"Closing link: {self.nick or '*'} ({error.text})")
+            text = error.text.replace("no HELLO", "no NICK and USER")  # say it in the client's terms
+            return format_line(SERVER, "ERROR", text=f"Closing link: {self.nick or '*'} ({text})")
         me = self.nick or "*"
         last = self._last_request
         if error.code not in ERROR_NUMERICS:

@@ -296,7 +296,7 @@ def test_registration_never_finished_ends_with_an_error_line():
         try:
             lurker.send("NICK lurker")
             got = lurker.lines(lambda line: "ERROR" in line, timeout=5)
-            assert got[-1] == ":chatlab ERROR :Closing link: * (no HELLO within 0.4 s)"
+            assert got[-1] == ":chatlab ERROR :Closing link: * (no NICK and USER within 0.4 s)"
             lurker.until_closed()
             assert lurker.closed
         finally:

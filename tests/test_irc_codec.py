@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chatlab import codecs
 from chatlab import protocol as p
 from chatlab.errors import RemoteProtocolError
 from chatlab.irc import COMMANDS, MAX_LINE, IrcCodec, format_line, parse_line, privmsg_lines
@@ -307,7 +308,7 @@ def test_join_leave_quit_notices_of_others():
 def test_errors_that_close_the_connection_are_irc_error_lines():
     codec = IrcCodec()
     assert lines(codec.encode(p.ErrorMessage("hello-timeout", "no HELLO within 10 s"))) == [
-        ":chatlab ERROR :Closing link: * (no HELLO within 10 s)"]
+        ":chatlab ERROR :Closing link: * (no NICK and USER within 10 s)"]
     assert lines(registered().encode(p.ErrorMessage("made-up", "something"))) == [
         ":chatlab NOTICE alice :made-up: something"]
 
@@ -409,3 +410,16 @@ def test_fuzz_any_bytes_bounded_buffer_typed_events_and_valid_lines(chunks, regi
             else:
                 assert type(event) in (p.Hello, p.Say, p.Whisper, p.Join, p.Leave, p.Who, p.Ping, p.Pong, p.Quit)
                 p.encode(event)  # the core could relay it
+
+
+@pytest.mark.parametrize("first, binary", [
+    (b"\xc4\x01", True),  # chatlab frames, version 1
+    (b"\xc4\x02", True),  # chatlab frames of another version: answered in frames that it is not supported
+    ("\u0109iao".encode("utf-8"), False),  # UTF-8 text may start with 0xC4 (then a byte 0x80-0xBF)
+    ("\u54ea".encode("gbk"), False),  # so may GBK (0xC4 then 0x40-0xFE)
+    (b"NICK", False),
+    (b"\x16\x03", False),  # a TLS handshake: the text codec says it does not speak TLS
+])
+def test_the_first_two_bytes_choose_frames_or_irc(first, binary):
+    codec = codecs.sniff(first)
+    assert isinstance(codec, codecs.BinaryCodec if binary else IrcCodec)
