@@ -41,7 +41,7 @@ import hmac
 import logging
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, NamedTuple, Union
 
 from . import protocol as p
@@ -88,7 +88,7 @@ class Settings:
     ping_timeout: float = 60.0
     hello_timeout: float = 10.0
     default_room: str = "lobby"
-    room_passwords: dict[str, str] = field(default_factory=dict)  # preset: {"class": "secret"}
+    room_passwords: dict[str, str] | None = None  # preset: {"class": "secret"}; they stay when the room empties
     motd: str = "Welcome to chatlab. Type /help for commands."
 
     relay_high_water: int = RELAY_HIGH_WATER
@@ -201,7 +201,7 @@ class ChatRoom:
         self.nicks: dict[str, Session] = {}  # normalize_name(nick) -> session
         self.rooms: dict[str, list[Session]] = {}  # normalize_name(room) -> members, in joining order
         self.room_names: dict[str, str] = {}  # normalize_name(room) -> the name as first written
-        self.preset_passwords = {normalize_name(k): v for k, v in settings.room_passwords.items()}
+        self.preset_passwords = {normalize_name(k): v for k, v in (settings.room_passwords or {}).items()}
         self.passwords = dict(self.preset_passwords)  # preset ones, plus those set by a room's creator
         self.default_key = normalize_name(settings.default_room)
         self.relay = FileRelay(settings.relay_high_water, settings.max_transfers)

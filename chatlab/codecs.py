@@ -35,7 +35,15 @@ Event = Union[p.Message, p.Frame, bytes]  # what next_event() returns, besides N
 
 
 class Codec(Protocol):
-    """What the server needs from one connection's framing."""
+    """What the server needs from one connection's framing.
+
+    A codec class may also set two optional attributes, which the server reads
+    with ``getattr``: ``shared_encoding = True`` when ``encode()`` does not depend
+    on the connection (a broadcast is then encoded once, and the same bytes are
+    queued for every member using that codec), and ``nick_retries = True`` when a
+    bad or taken nickname should leave the client connected and unregistered, so
+    it can try again (IRC's ``433``, then another ``NICK``).
+    """
 
     accepts_files: bool  # False for text (IRC) clients: file offers to them are refused
 

@@ -48,7 +48,7 @@ from . import protocol as p
 from .chatroom import (RESERVED_NICKS, Broadcast, ChatRoom, Close, FloodLimit, Output, Pause, Send, Session,
                        Settings, normalize_name)
 from .codecs import BinaryCodec, Codec, CodecFactory, Event, sniff
-from .errors import ChatlabError, ProtocolError, RemoteProtocolError
+from .errors import ChatlabError, RemoteProtocolError
 from .relay import MAX_TRANSFERS, Forward
 
 log = logging.getLogger("chatlab.server")
@@ -105,14 +105,10 @@ class Server:
         host, port: where to listen; port 0 lets the OS choose (read ``address``).
         on_frame: called as ``on_frame("in"|"out", nick_or_address, frame)`` for each
             frame, from the server's thread; the frame log of notebook 05 uses it.
-        text_codec: the codec for connections that do not start with chatlab's magic.
-        settings: any field of :class:`chatlab.chatroom.Settings`, e.g. ``selector="epoll"``,
-            ``flood_limit=None``, ``max_clients``, ``max_message``, ``ping_interval``,
-            ``ping_timeout``, ``hello_timeout``, ``max_payload``, ``max_queue`` (a client with
-            more unsent bytes is not reading: dropped), ``relay_high_water`` (stop reading a
-            file sender while its receiver's queue is above this), ``room_passwords``
-            (preset, e.g. ``{"class": "secret"}``), ``default_room``, ``motd``.  Or pass a
-            whole ``config=Settings(...)``.  The result is :attr:`config`, frozen.
+        text_codec: the codec for clients that do not start with chatlab's magic bytes.
+        settings: fields of :class:`chatlab.chatroom.Settings` (``selector="epoll"``,
+            ``flood_limit=None``, ``room_passwords={"class": "secret"}``...), or a whole
+            ``config=Settings(...)``; the result is :attr:`config`, frozen.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, config: Settings | None = None,
@@ -124,17 +120,17 @@ class Server:
         self.on_frame = on_frame
         self.text_codec = text_codec
         self.room = ChatRoom(config)  # the rules; everything below is sockets
-        self.selector: selectors.BaseSelector = getattr(selectors, SELECTORS[config.selector])()
+        self._selector: selectors.BaseSelector = getattr(selectors, SELECTORS[config.selector])()
         self._listener = self._open_listener(host, port, config.backlog)
         self.address: tuple[str, int] = self._listener.getsockname()[:2]
         # A socket pair lets another thread wake the loop (select() takes sockets only on Windows).
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
-        self.selector.register(self._listener, selectors.EVENT_READ, None)
-        self.selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._selector.register(self._listener, selectors.EVENT_READ, None)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         if config.selector == "select" and any(beyond_select(sock, 0) for sock in (self._listener, self._wake_r)):
             # Without this check the loop's first select() raises in its thread and the server dies silently.
-            self.selector.close()
+            self._selector.close()
             for sock in (self._listener, self._wake_r, self._wake_w):
                 sock.close()
             raise ValueError(f"select() is limited to descriptors below {FD_SETSIZE} and this process already uses "
@@ -207,7 +203,7 @@ class Server:
             while not self._stopping.is_set():
                 now = time.monotonic()
                 timeout = 0.0 if self._busy else max(0.0, min([next_tick] + [c.paused_until for c in self._paused]) - now)
-                for key, mask in self.selector.select(timeout):
+                for key, mask in self._selector.select(timeout):
                     if key.fileobj is self._listener:
                         self._accept()
                     elif key.fileobj is self._wake_r:
@@ -256,7 +252,7 @@ class Server:
         self._connections.add(conn)
         self.room.connect(conn, conn.connected_at)
         conn.events = selectors.EVENT_READ
-        self.selector.register(sock, conn.events, conn)
+        self._selector.register(sock, conn.events, conn)
         log.debug("%s connected", conn.peer)
 
     @staticmethod
@@ -289,8 +285,9 @@ class Server:
             conn.nick_retries = getattr(conn.codec, "nick_retries", False)
         try:
             conn.codec.feed(data)
-        except ProtocolError:
-            return  # already reported when the codec first failed; the connection is closing
+        except (ChatlabError, ValueError) as exc:  # a codec may refuse bytes at once (a line past its limit)
+            self._apply(conn, self.room.kick(conn, "protocol-error", str(exc)))
+            return
         self._process(conn)
 
     def _process(self, conn: Connection) -> None:
@@ -318,7 +315,7 @@ class Server:
             if isinstance(event, bytes):  # the codec's own reply (a text client's error, say)
                 self._queue(conn, event)
                 continue
-            now = time.monotonic()
+            now, who = time.monotonic(), conn.name  # who: as the trace names it before a HELLO is handled
             if isinstance(event, p.Frame):
                 outputs = self.room.receive_transfer(conn, event, now)
             else:
@@ -328,7 +325,7 @@ class Server:
                 self._apply(conn, outputs)
                 return
             if self.on_frame is not None:
-                self._trace("in", conn, event)
+                self._trace("in", who, event)
             self._apply(conn, outputs)
 
     def _resume_busy(self) -> None:
@@ -365,21 +362,22 @@ class Server:
                 self._disconnect(out.session, out.reason, flush=out.flush)
 
     def _broadcast(self, members: list[Connection], message: p.Message) -> None:
-        shared: dict[type, bytes] = {}  # encode once per framing, queue the same bytes for everyone
+        encoded: dict[type, bytes] = {}  # encode once per framing, queue the same bytes for everyone
         for member in members:
             codec = member.codec or self._binary
-            data = shared.get(type(codec))
+            data = encoded.get(type(codec))
             if data is None:
                 data = codec.encode(message)
                 if getattr(codec, "shared_encoding", False):
-                    shared[type(codec)] = data
-            if self.on_frame is not None:
-                self._trace("out", member, message)
+                    encoded[type(codec)] = data
             self._queue(member, data)
+        if self.on_frame is not None:
+            for member in members:
+                self._trace("out", member.name, message)
 
     def _send(self, conn: Connection, message: p.Message) -> None:
         if self.on_frame is not None:
-            self._trace("out", conn, message)
+            self._trace("out", conn.name, message)
         self._queue(conn, (conn.codec or self._binary).encode(message))
 
     def _forward(self, sender: Connection, out: Forward) -> None:
@@ -387,13 +385,13 @@ class Server:
         receiver: Connection = out.to
         self._queue(receiver, p.pack_header(out.kind, len(out.payload), out.stream_id, out.flags), out.payload)
         if self.on_frame is not None:
-            self._trace("out", receiver, p.Frame(out.kind, out.flags, out.stream_id, out.payload))
+            self._trace("out", receiver.name, p.Frame(out.kind, out.flags, out.stream_id, out.payload))
         if out.chunk and self.room.relay.should_pause(receiver.queued) and receiver.closing is None:
             sender.blocked_by = receiver  # backpressure: stop reading the sender until the receiver drains
             receiver.blocking.add(sender)
             self._update_events(sender)
 
-    def _trace(self, direction: str, conn: Connection, item: p.Message | p.Frame) -> None:
+    def _trace(self, direction: str, who: str, item: p.Message | p.Frame) -> None:
         """The one place frames are reported to ``on_frame`` (notebook 05's frame log)."""
         if self.on_frame is None:
             return
@@ -401,7 +399,7 @@ class Server:
             data = p.encode(item)
             header = p.parse_header(data, len(data))
             item = p.Frame(p.FrameType(header.type), header.flags, header.stream_id, data[p.HEADER_SIZE :])
-        self.on_frame(direction, conn.name, item)
+        self.on_frame(direction, who, item)
 
     # ------------------------------------------------------------- output
 
@@ -480,11 +478,11 @@ class Server:
         if events == conn.events:
             return
         if conn.events and events:
-            self.selector.modify(conn.sock, events, conn)
+            self._selector.modify(conn.sock, events, conn)
         elif events:
-            self.selector.register(conn.sock, events, conn)
+            self._selector.register(conn.sock, events, conn)
         else:
-            self.selector.unregister(conn.sock)
+            self._selector.unregister(conn.sock)
         conn.events = events
 
     # --------------------------------------------------------- disconnects
@@ -511,7 +509,7 @@ class Server:
         self._dirty.discard(conn)
         self.room.disconnect(conn, conn.closing or "closed")  # no-op if the chat already knows
         if conn.events:
-            self.selector.unregister(conn.sock)
+            self._selector.unregister(conn.sock)
             conn.events = 0
         conn.sock.close()
 
@@ -527,7 +525,7 @@ class Server:
             except OSError:
                 pass
             self._close(conn)
-        self.selector.close()
+        self._selector.close()
         for sock in (self._listener, self._wake_r, self._wake_w):
             sock.close()
         log.info("chatlab server on %s:%d stopped", *self.address)
@@ -568,14 +566,15 @@ class Server:
         return self.config.max_queue
 
     @property
-    def selector_name(self) -> str:
-        return self.config.selector
+    def selector(self) -> selectors.BaseSelector:
+        """The selector the loop waits in (public for instrumentation, e.g. the scaling bench)."""
+        return self._selector
 
 
 def serve(host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
     """Run a server in the foreground until Ctrl-C (the CLI's ``server`` verb)."""
     server = Server(host, port, **options)
-    print(f"chatlab server listening on {server.address[0]}:{server.address[1]} ({server.selector_name}); Ctrl-C stops it",
+    print(f"chatlab server listening on {server.address[0]}:{server.address[1]} ({server.config.selector}); Ctrl-C stops it",
           flush=True)
     server.serve_forever()
 

