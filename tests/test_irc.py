@@ -400,3 +400,40 @@ def irc_lines_until_closed(sock: socket.socket, timeout: float = 5.0) -> bool:
         assert len(line) + 2 <= MAX_LINE and b"\r" not in line and b"\n" not in line, line
         line.decode("utf-8")  # the server sends UTF-8 only
     return closed
+
+
+# ------------------------------------------------- the benchmark, at a tiny size
+
+
+def test_bench_irc_runs_both_servers_and_loses_nothing(tmp_path, capsys):
+    """``python -m chatlab bench irc`` at a tiny size: every line reaches every member (no timing asserted)."""
+    from chatlab.bench import irc_fanout, main
+
+    assert main(["irc", "--out", str(tmp_path), "--no-progress", "--clients", "8", "--seconds", "0.3",
+                 "--senders", "2", "--window", "4"]) == 0
+    rows = bench_rows(tmp_path / "irc.csv")
+    have_ngircd = irc_fanout.ngircd_path() is not None
+    assert [r["kind"] for r in rows] == (["chatlab", "ngircd"] if have_ngircd else ["chatlab"])
+    for r in rows:
+        assert int(r["lost"]) == 0 and r["errors"] == "", r
+        assert float(r["deliveries_per_s"]) > 0
+    out = capsys.readouterr().out
+    assert "delivered/s" in out
+    assert ("x ngircd" in out) if have_ngircd else ("ngircd is not installed" in out)
+
+
+def test_bench_irc_without_ngircd_skips_it_with_a_note(tmp_path, capsys, monkeypatch):
+    from chatlab.bench import irc_fanout, main
+
+    monkeypatch.setattr(irc_fanout, "ngircd_path", lambda: None)
+    assert main(["irc", "--out", str(tmp_path), "--no-progress", "--clients", "5", "--seconds", "0.2"]) == 0
+    assert [r["kind"] for r in bench_rows(tmp_path / "irc.csv")] == ["chatlab"]
+    out = capsys.readouterr().out
+    assert "ngircd is not installed" in out and "[SKIPPED] chatlab text mode >= ngircd at 5 clients" in out
+
+
+def bench_rows(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))

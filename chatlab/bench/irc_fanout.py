@@ -268,11 +268,16 @@ NGIRCD_CONF = """\
 """
 
 
+def ngircd_path() -> str | None:
+    """Where ngircd is installed (Debian puts it in /usr/sbin, often not on a user's PATH), or None."""
+    return shutil.which("ngircd") or ("/usr/sbin/ngircd" if os.path.exists("/usr/sbin/ngircd") else None)
+
+
 class Ngircd:
     """ngircd in the foreground on a free port, its configuration in a temporary folder."""
 
     def __init__(self, cpus: set[int] | None = None) -> None:
-        path = shutil.which("ngircd") or ("/usr/sbin/ngircd" if os.path.exists("/usr/sbin/ngircd") else None)
+        path = ngircd_path()
         if path is None:
             raise FileNotFoundError("ngircd is not installed (Debian/Ubuntu: apt-get install ngircd)")
         self.folder = tempfile.TemporaryDirectory(prefix="chatlab-ngircd-")
@@ -317,8 +322,7 @@ def run(args: argparse.Namespace, out_dir: Path) -> Scenario:
     seconds = args.seconds if args.seconds is not None else (1.0 if args.quick else 3.0)
     warmup = 0.3 if args.quick else 0.5
     sc = Scenario("irc", "IRC fan-out: chatlab's text mode against ngircd")
-    have_ngircd = shutil.which("ngircd") is not None or os.path.exists("/usr/sbin/ngircd")
-    if "ngircd" in servers and not have_ngircd:
+    if "ngircd" in servers and ngircd_path() is None:
         servers.remove("ngircd")
         sc.notes.append("ngircd is not installed (apt-get install ngircd): its runs were skipped, so there is no ratio")
     pinned = cpu_count() >= 2
