@@ -546,6 +546,7 @@ class IrcCodec:
             return format_line(SERVER, "422", self.nick or "*", text="MOTD File is missing")
         me = self.nick or "*"
         body = [format_line(SERVER, "372", me, text=f"- {line}") for line in self.motd.splitlines()]
+        body.append(format_line(SERVER, "372", me, text="- IRC users: HELP (in irssi /quote HELP) lists what this server understands"))
         return (format_line(SERVER, "375", me, text=f"- {SERVER} Message of the day -") + b"".join(body)
                 + format_line(SERVER, "376", me, text="End of /MOTD command."))
 

@@ -91,7 +91,7 @@ def test_welcome_is_001_to_005_then_the_motd_and_the_join_brings_names():
     codec.feed(b"NICK alice\r\nUSER alice 0 * :Alice\r\n")
     events(codec)
     welcome = lines(codec.encode(p.Welcome("alice", "lobby", "line one\nline two")))
-    assert [line.split()[1] for line in welcome] == ["001", "002", "003", "004", "005", "375", "372", "372", "376"]
+    assert [line.split()[1] for line in welcome] == ["001", "002", "003", "004", "005", "375", "372", "372", "372", "376"]
     assert welcome[0] == ":chatlab 001 alice :Welcome to chatlab, alice!alice@chatlab"
     assert welcome[6:8] == [":chatlab 372 alice :- line one", ":chatlab 372 alice :- line two"]
     assert lines(codec.encode(p.Notice("join", "alice joined lobby", "alice", "lobby"))) == [":alice!alice@chatlab JOIN #lobby"]
