@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chatlab import codecs
 from chatlab import protocol as p
@@ -431,3 +433,41 @@ def frame(message: p.Message) -> p.Frame:
     result = decoder.next_frame()
     assert result is not None
     return result
+
+
+# ---------------------------------------------------------------- invariants under any sequence
+
+NAMES = st.sampled_from(["alice", "ALICE", "ａｌｉｃｅ", "bob", "admin", "", "x y", "team", "Team", "my room", "lobby"])
+MESSAGES = st.one_of(
+    st.builds(p.Hello, NAMES), st.builds(p.Say, st.sampled_from(["hi", " ", "x" * 3000])),
+    st.builds(p.Whisper, NAMES, st.just("psst")), st.builds(p.Join, NAMES, st.sampled_from(["", "pw", "other"])),
+    st.builds(p.Leave), st.builds(p.Who), st.builds(p.Ping, st.integers(0, 9)), st.builds(p.Pong),
+    st.builds(p.Quit, st.just("bye")), st.builds(p.ChatMessage, NAMES, NAMES, st.just("forged")),
+)
+TRANSFERS = st.builds(lambda sid, peer: frame(p.FileOffer(sid, peer, "f.txt", 10, SHA)), st.integers(1, 3), NAMES) | \
+    st.builds(lambda kind, sid: frame(kind(sid)), st.sampled_from([p.FileAccept, p.FileDone, p.FileCancel]),
+              st.sampled_from([1, 2, p.INCOMING_STREAM_BIT | 1, p.INCOMING_STREAM_BIT | 2]))
+SHA = "0" * 64
+STEPS = st.lists(st.tuples(st.integers(0, 3), st.one_of(MESSAGES, TRANSFERS), st.floats(0, 40)), max_size=60)
+
+
+@settings(max_examples=200, deadline=None)
+@given(STEPS, st.booleans())
+def test_any_sequence_keeps_the_tables_consistent(steps, flood):
+    h = Harness(flood_limit=FloodLimit(rate=5, burst=3) if flood else None)
+    sessions = [h.connect(nick_retries=(i == 3), accepts_files=(i != 3)) for i in range(4)]
+    for who, message, wait in steps:
+        h.now += wait
+        h.apply(h.room.tick(h.now))
+        if sessions[who] not in h.closed:
+            h.feed(sessions[who], message)
+        room = h.room
+        live = [s for s in sessions if s not in h.closed]
+        assert {s for s in live if s.nick} == set(room.nicks.values())
+        for key, members in room.rooms.items():
+            assert len(members) == len(set(members)) and all(s.room_key == key and s.nick for s in members)
+        assert all(s.room_key in room.rooms for s in live if s.nick)
+        assert all(s.gone for s in sessions if s in h.closed)
+        assert set(room.relay.sending) | set(room.relay.receiving) <= set(live) | {s for s in sessions if not s.nick}
+        for transfers in list(room.relay.sending.values()) + list(room.relay.receiving.values()):
+            assert all(t.sender in live and t.receiver in live and t.receiver.accepts_files for t in transfers.values())
