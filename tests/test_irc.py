@@ -259,6 +259,49 @@ def test_crlf_lines_split_anywhere_and_one_byte_at_a_time(server, connect, line_
     assert bob.wait_for(chatlab.ChatMessage, predicate=lambda m: m.sender == "dora").text == "one byte at a time"
 
 
+def test_binary_users_comings_and_goings_are_join_part_and_quit_lines(server, connect, line_peer):
+    nc = line_peer()
+    nc.send("NICK carol\nUSER carol 0 * :Carol")
+    nc.lines(lambda line: " 366 " in line)
+    bob = connect("bob")
+    assert nc.lines(lambda line: "JOIN" in line)[-1] == ":bob!bob@chatlab JOIN #lobby"
+    bob.join("team")
+    assert nc.lines(lambda line: "PART" in line)[-1] == ":bob!bob@chatlab PART #lobby :bob left for team"
+    nc.send("JOIN #team")
+    got = nc.lines(lambda line: " 366 " in line)
+    assert got[:2] == [":carol!carol@chatlab PART #lobby :moved to #team", ":carol!carol@chatlab JOIN #team"]
+    assert ":chatlab 353 carol = #team :bob carol" in got
+    bob.close("lunch")
+    assert nc.lines(lambda line: "QUIT" in line)[-1] == ":bob!bob@chatlab QUIT :lunch"
+
+
+def test_nick_collisions_with_binary_users_fold_case_and_look_alikes(server, connect, line_peer):
+    connect("alice")
+    nc = line_peer()
+    nc.sock.sendall("NICK ＡＬＩＣＥ\r\nUSER a 0 * :A\r\n".encode())
+    assert numeric(nc.lines(lambda line: " 433 " in line)[-1]) == "433"
+    nc.send("NICK admin")
+    assert numeric(nc.lines(lambda line: " 432 " in line)[-1]) == "432"  # reserved
+    nc.send("NICK 9lives")
+    assert numeric(nc.lines(lambda line: " 432 " in line)[-1]) == "432"  # not a valid nick
+    nc.send("NICK alice2")
+    assert nc.lines(lambda line: " 001 " in line)[-1].startswith(":chatlab 001 alice2 ")
+
+
+def test_a_room_password_is_an_irc_channel_key():
+    with chatlab.Server(port=0, room_passwords={"staff": "sesame"}) as srv:
+        nc = LinePeer(srv.address)
+        try:
+            nc.send("NICK dana\nUSER dana 0 * :Dana")
+            nc.lines(lambda line: " 366 " in line)
+            nc.send("JOIN #staff wrong")
+            assert nc.lines(lambda line: " 475 " in line)[-1].startswith(":chatlab 475 dana #staff :")
+            nc.send("JOIN #staff sesame")
+            assert ":dana!dana@chatlab JOIN #staff" in nc.lines(lambda line: " 366 " in line)
+        finally:
+            nc.close()
+
+
 # ------------------------------------- the server's guarantees, for text too
 
 
