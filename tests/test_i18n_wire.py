@@ -1,11 +1,12 @@
 """Chinese text on the wire: nicknames, rooms, messages and file names arrive intact.
 
-The protocol is UTF-8 end to end (docs/PROTOCOL.md), so "小明" in a nickname
-is 6 bytes on the wire and comes out as "小明" at the other end, with every
-split TCP may make of it.  An old Windows console (code page 936) sends GBK
-instead: "你好" is b"\\xc4\\xe3\\xba\\xc3" there, which is not UTF-8.  The
-server must say so in a clear error, never pass the bytes on as mojibake
-("���") to the others.
+The protocol is UTF-8 end to end (docs/PROTOCOL.md), and so is the IRC text
+mode (docs/IRC.md), so "小明" in a nickname is 6 bytes on the wire and comes
+out as "小明" at the other end, between binary and text clients alike, with
+every split TCP may make of it.  An old Windows console (code page 936) sends
+GBK instead: "你好" is b"\\xc4\\xe3\\xba\\xc3" there, which is not UTF-8.  The
+server must say so clearly (an ERROR frame to a binary client, a NOTICE to a
+text client), and never pass the bytes on as mojibake ("���") to the others.
 """
 
 from __future__ import annotations
@@ -113,3 +114,83 @@ def test_a_gbk_nick_is_refused_clearly(server):
         messages = _read_frames(old_console, p.ErrorMessage)
     assert messages and isinstance(messages[-1], p.ErrorMessage)
     assert "UTF-8" in messages[-1].text
+
+
+# --------------------------------------------------------------------------
+# Text (IRC) clients: nc, telnet, irssi... share the rooms in UTF-8
+# --------------------------------------------------------------------------
+
+
+
+class _TextClient:
+    """A raw IRC-speaking socket, as nc or an IRC client would be."""
+
+    def __init__(self, address: tuple[str, int], nick: str) -> None:
+        self.sock = socket.create_connection(address, timeout=5)
+        self.buffer = b""
+        self.send(f"NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n".encode())
+        self.until(b" 001 ")
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def until(self, marker: bytes) -> bytes:
+        """Every line up to and including the first one that holds ``marker``."""
+        while marker not in self.buffer:
+            data = self.sock.recv(65536)
+            assert data, f"the server closed the connection before {marker!r}; got {self.buffer!r}"
+            self.buffer += data
+        end = self.buffer.index(b"\n", self.buffer.index(marker)) + 1
+        lines, self.buffer = self.buffer[:end], self.buffer[end:]
+        return lines
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_chinese_between_a_text_client_and_a_binary_client(server):
+    text_client = _TextClient(server.address, "小明")
+    try:
+        with chatlab.Client.connect(server.address, nick="李华") as hua:
+            hua.join(ROOM)
+            text_client.send(f"JOIN #{ROOM}\r\n".encode())
+            text_client.until(f"JOIN #{ROOM}".encode())
+            text_client.send(f"PRIVMSG #{ROOM} :{LINE}\r\n".encode())
+            got = hua.wait_for(chatlab.ChatMessage, timeout=5, predicate=lambda m: m.sender == "小明")
+            assert (got.room, got.text) == (ROOM, LINE)
+            hua.say("收到，谢谢！")
+            line = text_client.until("收到".encode()).decode("utf-8").splitlines()[-1]
+            assert line == f":李华!李华@chatlab PRIVMSG #{ROOM} :收到，谢谢！"
+            hua.whisper("小明", WHISPER)
+            line = text_client.until("悄悄话".encode()).decode("utf-8").splitlines()[-1]
+            assert line == f":李华!李华@chatlab PRIVMSG 小明 :{WHISPER}"
+    finally:
+        text_client.close()
+
+
+def test_a_gbk_line_from_a_text_client_gets_a_notice_not_mojibake(server):
+    """An old Windows console (code page 936) sends GBK: the line is refused with a NOTICE that says why."""
+    text_client = _TextClient(server.address, "老电脑")
+    try:
+        with chatlab.Client.connect(server.address, nick="李华") as hua:
+            text_client.send(b"PRIVMSG #lobby :" + GBK_HELLO + b"\r\n")
+            notice = text_client.until(b"NOTICE").decode("utf-8").splitlines()[-1]
+            assert "not valid UTF-8" in notice and "UTF-8" in notice.split("not valid UTF-8", 1)[1]
+            text_client.send("PRIVMSG #lobby :现在用 UTF-8 了\r\n".encode())  # the connection goes on
+            got = hua.wait_for(chatlab.ChatMessage, timeout=5, predicate=lambda m: m.sender == "老电脑")
+            assert got.text == "现在用 UTF-8 了"  # the GBK line never reached the room, as mojibake or at all
+            assert not [e for e in hua.drain() if isinstance(e, chatlab.ChatMessage) and "\ufffd" in e.text]
+    finally:
+        text_client.close()
+
+
+def test_a_gbk_first_line_is_text_not_a_chatlab_frame(server):
+    """GBK "你" is c4 e3: chatlab's magic byte first. The server still takes it for text and answers as IRC."""
+    with socket.create_connection(server.address, timeout=5) as old_console:
+        old_console.sendall(GBK_HELLO + b"\r\n")
+        data = b""
+        while b"\n" not in data:
+            chunk = old_console.recv(4096)
+            assert chunk, f"closed without an answer; got {data!r}"
+            data += chunk
+    assert data.startswith(b":chatlab NOTICE") and b"UTF-8" in data
