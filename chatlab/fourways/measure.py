@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, cast
 
 from .. import protocol as p
 
@@ -154,17 +154,17 @@ def rounds(kind: str, clients: int, n_rounds: int = 10, round_timeout: float = 1
                 deadline = time.perf_counter() + round_timeout
                 while waiting and time.perf_counter() < deadline:
                     for key, _ in sel.select(timeout=max(0.0, deadline - time.perf_counter())):
-                        sock = key.fileobj
-                        data = sock.recv(65536)  # type: ignore[union-attr]
+                        sock = cast(socket.socket, key.fileobj)
+                        data = sock.recv(65536)
                         if not data:
                             raise ConnectionError("the server closed a client")
                         now = time.perf_counter()
-                        decoders[sock].feed(data)  # type: ignore[index]
-                        for frame in decoders[sock]:  # type: ignore[index]
+                        decoders[sock].feed(data)
+                        for frame in decoders[sock]:
                             said = p.decode_message(frame)
                             if not isinstance(said, p.Say) or not said.text.startswith(f"{round_no} "):
                                 continue  # a late warm-up ping
-                            sender = int(said.text.split()[1])  # type: ignore[union-attr]
+                            sender = int(said.text.split()[1])
                             latencies.append(now - sent_at[sender])
                             waiting -= 1
                 if waiting:
