@@ -12,9 +12,12 @@ notebooks, so a student sees them only on purpose.
 """
 
 from ._report import Report, run_cases
+from .broadcast import check_broadcast_handler
 from .framing import check_framing
+from .reconnect import check_upload_lines
 from .recv import check_recv_exact
 from .select_loop import check_select_step
 from .sockopt import check_make_listener
 
-__all__ = ["Report", "run_cases", "check_make_listener", "check_select_step", "check_framing", "check_recv_exact"]
+__all__ = ["Report", "run_cases", "check_make_listener", "check_select_step", "check_framing", "check_recv_exact",
+           "check_broadcast_handler", "check_upload_lines"]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 import threading
 from typing import Callable, Iterator
 
@@ -42,7 +43,18 @@ SERVERS: dict[str, Serve] = {
     "asyncio": asyncio_server.serve,
 }
 
-__all__ = ["SERVERS", "running", "open_listener"]
+__all__ = ["SERVERS", "running", "open_listener", "source"]
+
+
+def source(kind: str) -> str:
+    """The code of one server module, without its docstring, for reading in a notebook."""
+    import inspect
+
+    module = SERVERS[kind].__module__
+    text = inspect.getsource(sys.modules[module])
+    body = text.split('"""', 2)[2] if text.startswith('"""') else text
+    lines = [line for line in body.strip("\n").splitlines() if line != "from __future__ import annotations"]
+    return "\n".join(lines).strip("\n")
 
 
 def open_listener(host: str = "127.0.0.1", port: int = 0, backlog: int = 512) -> socket.socket:

@@ -20,7 +20,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     listener = open_listener(args.host, args.port)
     stop = threading.Event()
-    thread = threading.Thread(target=SERVERS[args.kind], args=(listener, stop), daemon=True)
+    def run() -> None:
+        try:
+            SERVERS[args.kind](listener, stop)
+        except Exception as exc:  # one line, not a thread traceback
+            print(f"chatlab.fourways {args.kind} failed: {exc!r}", file=sys.stderr)
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     print(listener.getsockname()[1], flush=True)
     try:

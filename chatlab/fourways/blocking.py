@@ -36,7 +36,6 @@ def serve_one(conn: socket.socket, stop: threading.Event) -> None:
         try:
             header = recv_exact(conn, p.HEADER_SIZE, stop)
             length = p.parse_header(header).length
-            frame = header + recv_exact(conn, length, stop)
-        except (EOFError, ConnectionError, ProtocolError):
+            conn.sendall(header + recv_exact(conn, length, stop))
+        except (EOFError, OSError, ProtocolError):
             return  # the client left (or spoke garbage): serve the next one
-        conn.sendall(frame)
