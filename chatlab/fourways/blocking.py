@@ -25,13 +25,16 @@ def serve(listener: socket.socket, stop: threading.Event) -> None:
         except TimeoutError:
             continue
         with conn:
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a chat line must not wait for Nagle
             serve_one(conn, stop)
 
 
 def serve_one(conn: socket.socket, stop: threading.Event) -> None:
     """Read whole frames from one client and send each one back."""
-    conn.settimeout(0.1)
+    try:
+        conn.settimeout(0.1)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a chat line must not wait for Nagle
+    except OSError:
+        return  # already gone before we got to it
     while not stop.is_set():
         try:
             header = recv_exact(conn, p.HEADER_SIZE, stop)
