@@ -105,6 +105,7 @@ class _Direction:
         self.next_seq = isn + 1
         self.decoder = p.FrameDecoder()
         self.broken = False
+        self.partial = 0  # bytes of a frame not yet complete (header included)
 
     def take(self, seq: int, payload: bytes) -> tuple[list[str], str]:
         if self.broken or not payload:
@@ -114,18 +115,21 @@ class _Direction:
             return [], "(retransmission)"
         payload = payload[max(0, skip):]
         self.next_seq = seq + max(0, skip) + len(payload)
-        continuing = self.decoder.buffered > 0
+        continuing = self.partial > 0
         self.decoder.feed(payload)
+        self.partial += len(payload)
         try:
-            found = [_describe(f) for f in self.decoder]
+            complete = list(self.decoder)
         except ProtocolError as exc:
             self.broken = True
             return [], f"not chatlab: {exc}"
+        self.partial -= sum(p.HEADER_SIZE + len(f.payload) for f in complete)
+        found = [_describe(f) for f in complete]
         if continuing and found:
             found[0] = "...end of " + found[0]
         note = ""
-        if self.decoder.buffered:
-            note = f"+{self.decoder.buffered} bytes of a frame that continues in a later segment"
+        if self.partial:
+            note = f"+{self.partial} bytes of a frame that continues in a later segment"
         return found, note
 
 
