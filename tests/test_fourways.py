@@ -13,6 +13,7 @@ from chatlab import protocol as p
 from chatlab.errors import ProtocolError
 from chatlab.exercises.broadcast import check_broadcast_handler
 from chatlab.fourways import SERVERS, measure, running
+from chatlab.fourways.asyncio_server import handle_client as package_handler
 from solutions.broadcast import handle_client as reference_handler
 
 CONCURRENT = ["threaded", "selector", "asyncio"]
@@ -226,6 +227,22 @@ async def blocking_recv_inside(reader, writer, room):  # type: ignore[no-untyped
         writer.close()
 
 
+async def awaits_every_drain(reader, writer, room):  # type: ignore[no-untyped-def]
+    room.add(writer)
+    try:
+        while True:
+            header = await reader.readexactly(p.HEADER_SIZE)
+            payload = await reader.readexactly(p.parse_header(header).length)
+            for member in list(room):
+                member.write(header + payload)
+                await member.drain()  # the sender now waits for the slowest member
+    except (asyncio.IncompleteReadError, ConnectionError, ProtocolError):
+        pass
+    finally:
+        room.discard(writer)
+        writer.close()
+
+
 @pytest.mark.parametrize(
     "wrong, failing_case, hint",
     [
@@ -236,6 +253,8 @@ async def blocking_recv_inside(reader, writer, room):  # type: ignore[no-untyped
         (never_leaves_the_room, "leaves mid-frame", "IncompleteReadError"),
         (trusts_the_length, "garbage", "parse_header"),
         (blocking_recv_inside, "two senders trickling at once", "blocking"),
+        (package_handler, "never reads", "grows without bound"),  # chatlab.fourways' server has no limit
+        (awaits_every_drain, "never reads", "drain()"),
     ],
 )
 def test_checker_fails_classic_wrong_answers(wrong, failing_case: str, hint: str, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -13,6 +13,13 @@ to every writer in the room, its own included.  When the client leaves (even
 in the middle of a frame) or sends something that is not a chatlab frame, it
 takes its writer out of the room and closes it.
 
+``writer.write()`` never blocks: what the kernel does not take waits in the
+transport's buffer.  A member that never reads would make that buffer grow
+without bound, and ``await member.drain()`` would make the *sender* wait for
+the slowest member.  So a member with more than :data:`MAX_QUEUED` bytes
+waiting (``member.transport.get_write_buffer_size()``) is dropped instead:
+taken out of the room and closed.
+
 :func:`check_broadcast_handler` serves real loopback clients with it (an
 event loop in a background thread, ``asyncio.start_server``) and prints one
 line per case.
@@ -33,6 +40,8 @@ from ._report import Report, run_cases
 
 HOST = "127.0.0.1"
 WAIT = 1.0  # seconds to wait for something that should arrive
+MAX_QUEUED = 256 * 1024  # bytes waiting for one member beyond which it is dropped
+SERVER_SNDBUF = 32 * 1024  # small kernel send buffers, so that a member that never reads backs up quickly
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, set], Awaitable[None]]
 
@@ -48,6 +57,9 @@ class _Room:
         # Anything the loop would print (an exception in a callback) is recorded instead.
         self.loop.set_exception_handler(lambda loop, ctx: self.errors.append(ctx.get("exception") or RuntimeError(ctx["message"])))
         self.listener = socket.socket()
+        # Accepted sockets inherit this (and a fixed size stops the kernel's autotuning), so a client
+        # that never reads fills its kernel buffers after tens of KiB, not megabytes.
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SERVER_SNDBUF)
         self.listener.bind((HOST, 0))
         self.listener.listen(16)
         self.address = self.listener.getsockname()[:2]
@@ -87,8 +99,12 @@ class _Room:
             raise AssertionError("the event loop did not answer for 2 s: something in your coroutine blocks "
                                  "(a plain socket call or time.sleep() instead of an await)") from None
 
-    def client(self) -> socket.socket:
-        sock = socket.create_connection(self.address, timeout=2)
+    def client(self, rcvbuf: int | None = None) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:  # before connect(): the window is agreed in the handshake
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.settimeout(2)
+        sock.connect(self.address)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sockets.append(sock)
         return sock
@@ -272,6 +288,55 @@ def _garbage(room: _Room) -> None:
     _expect(bob, ["after the garbage"], "bob", room)
 
 
+def _never_reads(room: _Room) -> str:
+    alice, bob = room.client(), room.client()
+    mallory = room.client(rcvbuf=4096)  # connects, never reads
+    room.settle(3)
+    frame = _say("x" * 8000)
+    count = 4 * MAX_QUEUED // len(frame)  # four times the limit, for every member
+    alice_in, bob_in = p.FrameDecoder(), p.FrameDecoder()
+    # Lockstep: alice sends a frame, then bob and alice each read it before the next one, so the two
+    # members that keep up never have more than a frame waiting; only mallory's backlog grows.
+    for sent in range(count):
+        alice.sendall(frame)
+        for sock, decoder, who in ((bob, bob_in, "bob"), (alice, alice_in, "alice")):
+            if not _one_frame(sock, decoder):
+                raise AssertionError(
+                    f"{who} got {sent} of {count} frames while mallory read nothing: a member that never reads "
+                    "held up everyone else (await member.drain() makes the sender wait for the slowest member)"
+                    + room.blame()
+                )
+    deadline = time.monotonic() + WAIT
+    while room.room_size() > 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if room.room_size() > 2:
+        raise AssertionError(
+            f"mallory never read, {count * len(frame) // 1024} KiB were sent to her, and she is still in the room: "
+            f"drop a member with more than MAX_QUEUED = {MAX_QUEUED // 1024} KiB waiting "
+            "(member.transport.get_write_buffer_size()), or its buffer grows without bound" + room.blame()
+        )
+    if room.room_size() < 2:
+        raise AssertionError("alice or bob was dropped too, though both read everything" + room.blame())
+    return f"{count} frames to bob, mallory dropped"
+
+
+def _one_frame(sock: socket.socket, decoder: p.FrameDecoder) -> bool:
+    """Read until ``decoder`` yields one frame; False if none comes within WAIT seconds."""
+    deadline = time.monotonic() + WAIT
+    while (frame := decoder.next_frame()) is None:
+        if time.monotonic() > deadline:
+            return False
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            data = sock.recv(65536)
+        except (TimeoutError, ConnectionError):
+            return False
+        if not data:
+            return False
+        decoder.feed(data)
+    return True
+
+
 def check_broadcast_handler(handle_client: Handler, show: bool = True) -> Report:
     """Serve real loopback clients with ``handle_client(reader, writer, room)``.
 
@@ -287,5 +352,6 @@ def check_broadcast_handler(handle_client: Handler, show: bool = True) -> Report
         ("a client that leaves is taken out of the room", _leaves),
         ("a client that leaves mid-frame is taken out of the room", _leaves_mid_frame),
         ("a client speaking garbage is disconnected", _garbage),
+        ("a client that never reads is dropped; the others get everything", _never_reads),
     ]
     return run_cases("check_broadcast_handler", [(name, _case(handle_client, body)) for name, body in cases], show=show)

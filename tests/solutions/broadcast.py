@@ -6,6 +6,7 @@ import asyncio
 
 from chatlab import protocol as p
 from chatlab.errors import ProtocolError
+from chatlab.exercises.broadcast import MAX_QUEUED
 
 
 async def handle_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, room: set) -> None:
@@ -15,8 +16,12 @@ async def handle_client(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
             header = await reader.readexactly(p.HEADER_SIZE)
             length = p.parse_header(header).length  # raises on a bad magic byte, version, type or size
             payload = await reader.readexactly(length)
-            for member in room:
-                member.write(header + payload)
+            for member in list(room):
+                if member.transport.get_write_buffer_size() > MAX_QUEUED:
+                    room.discard(member)  # never reads: drop it rather than buffer without bound
+                    member.close()
+                else:
+                    member.write(header + payload)
     except (asyncio.IncompleteReadError, ConnectionError, ProtocolError):
         pass
     finally:
