@@ -116,6 +116,8 @@ class _Room:
             if self.room_size() >= members:
                 return
             time.sleep(0.01)
+        if self.errors and isinstance(self.errors[0], NotImplementedError):
+            raise AssertionError("not written yet (your handler raised NotImplementedError)")
         raise AssertionError(
             f"{members} client(s) connected but the room holds {self.room_size()} writer(s): "
             "does your coroutine add its own writer to the room before it starts reading?"
