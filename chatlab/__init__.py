@@ -8,13 +8,14 @@
 
 import logging
 
-from .client import Client, Disconnected, FileFailed, FileReceived, Transfer
+from .client import Client, Disconnected, FileFailed, FileReceived, FileStarted, Transfer
 from .errors import (
     ChatlabError,
     ConnectionBroken,
     ConnectionClosed,
     FrameTooLarge,
     LocalProtocolError,
+    MessageTooLong,
     NickError,
     ProtocolError,
     RemoteProtocolError,
@@ -32,7 +33,7 @@ logging.getLogger("chatlab").addHandler(logging.NullHandler())
 __all__ = [
     "Server", "FloodLimit", "Client",
     "ChatMessage", "PrivateMessage", "Notice", "WhoReply", "ErrorMessage", "FileOffer", "Disconnected",
-    "Transfer", "FileReceived", "FileFailed",
-    "ChatlabError", "ProtocolError", "LocalProtocolError", "RemoteProtocolError", "FrameTooLarge",
+    "Transfer", "FileStarted", "FileReceived", "FileFailed",
+    "ChatlabError", "ProtocolError", "LocalProtocolError", "RemoteProtocolError", "FrameTooLarge", "MessageTooLong",
     "ConnectionClosed", "ConnectionBroken", "ServerError", "NickError", "TransferError",
 ]  # fmt: skip

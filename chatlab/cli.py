@@ -8,10 +8,12 @@ only parses arguments and turns chatlab's typed errors into one clear line.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from typing import Callable, Sequence
 
+from .client import DEFAULT_ADDRESS, DEFAULT_HOST, DEFAULT_PORT
 from .errors import ChatlabError
 
 
@@ -20,27 +22,89 @@ def _configure_logging(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
 
 
-def _cmd_server(args: argparse.Namespace) -> int:
+def _error(verb: str, text: str) -> None:
+    """One line on stderr, naming the verb: what was wrong and what to try."""
+    print(f"chatlab {verb}: {text}", file=sys.stderr, flush=True)
+
+
+def port_number(text: str) -> int:
+    """argparse type for ``--port``: 0 to 65535, or an error that says "invalid port"."""
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: a port is a number from 1 to 65535 (0 lets the OS choose)")
+    return int(text)
+
+
+def room_password(text: str) -> tuple[str, str]:
+    """argparse type for ``--room-password ROOM=PASSWORD``."""
+    room, sep, password = text.partition("=")
+    if not sep or not room or not password:
+        raise argparse.ArgumentTypeError(f"expected ROOM=PASSWORD, got {text!r}")
+    if room != room.strip() or " " in room:
+        raise argparse.ArgumentTypeError(f"room names have no spaces: {room!r}")
+    return room, password
+
+
+def server_options(args: argparse.Namespace) -> dict[str, object]:
+    """The ``Server(...)`` keyword arguments that ``chatlab server``'s options ask for."""
     from .protocol import describe
-    from .server import FloodLimit, serve
+    from .server import FloodLimit
 
     options: dict[str, object] = {"selector": args.selector, "max_clients": args.max_clients}
-    if args.no_flood_limit:
-        options["flood_limit"] = None
-    else:
-        options["flood_limit"] = FloodLimit(rate=args.flood_rate)
+    options["flood_limit"] = None if args.no_flood_limit else FloodLimit(rate=args.flood_rate)
+    passwords: dict[str, str] = {}
+    for room, password in args.room_password or []:
+        if room.casefold() in (known.casefold() for known in passwords):
+            raise ValueError(f"--room-password gives room {room!r} twice")
+        passwords[room] = password
+    if passwords:
+        options["room_passwords"] = passwords
     if args.verbose >= 1:
         frames = logging.getLogger("chatlab.frames")
         options["on_frame"] = lambda direction, who, frame: frames.info(
             "%s %-10s %s", "->" if direction == "in" else "<-", who, describe(frame))
-    serve(args.host, args.port, **options)
+    return options
+
+
+def _cmd_server(args: argparse.Namespace) -> int:
+    from .server import serve
+
+    try:
+        options = server_options(args)
+    except ValueError as exc:
+        _error("server", str(exc))
+        return 2
+    try:
+        serve(args.host, args.port, **options)
+    except OSError as exc:
+        _error("server", _listen_error(args.host, args.port, exc))
+        return 1
     return 0
 
 
-def _cmd_client(args: argparse.Namespace) -> int:
-    from .terminal import run_terminal_client
+def _listen_error(host: str, port: int, exc: OSError) -> str:
+    """Why ``host:port`` cannot be listened on, and what to try instead."""
+    if exc.errno == errno.EADDRINUSE:
+        return (f"port {port} on {host} is already in use (another chatlab server?): stop that program, "
+                f"or choose another port with --port {port + 1 if port < 65535 else 7778}, or --port 0 to let the OS pick a free one")
+    if exc.errno == errno.EACCES:
+        return f"not allowed to listen on port {port} (ports below 1024 need administrator rights): choose one above 1023, e.g. --port {DEFAULT_PORT}"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {host}: it is not an address of this machine (try --host 127.0.0.1, or 0.0.0.0 for every interface)"
+    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
 
-    return run_terminal_client(args.address, args.nick, download_dir=args.download_dir)
+
+def _cmd_client(args: argparse.Namespace) -> int:
+    from .terminal import EXIT_REFUSED, ask_nick, run_terminal_client
+
+    nick = args.nick
+    if nick is None:
+        if not sys.stdin.isatty():
+            _error("client", "--nick is missing, and stdin is not a terminal to ask for one: add --nick NAME")
+            return EXIT_REFUSED
+        nick = ask_nick()
+        if nick is None:
+            return EXIT_REFUSED
+    return run_terminal_client(args.address, nick, download_dir=args.download_dir)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -77,18 +141,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_cmd_demo)
 
     server = verbs.add_parser("server", help="run a chat server until Ctrl-C")
-    server.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 for a whole class (default 127.0.0.1)")
-    server.add_argument("--port", type=int, default=7777, help="port to listen on; 0 lets the OS choose (default 7777)")
+    server.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on; 0.0.0.0 for a whole class (default {DEFAULT_HOST})")
+    server.add_argument("--port", type=port_number, default=DEFAULT_PORT, help=f"port to listen on; 0 lets the OS choose (default {DEFAULT_PORT})")
     server.add_argument("--selector", default="select", choices=["select", "poll", "epoll"], help="the event loop's backend")
     server.add_argument("--max-clients", type=int, default=200)
     server.add_argument("--flood-rate", type=float, default=5.0, help="chat messages per second per client before it is slowed")
     server.add_argument("--no-flood-limit", action="store_true", help="turn flood control off (load tests)")
+    server.add_argument("--room-password", action="append", type=room_password, metavar="ROOM=PASSWORD",
+                        help="ROOM needs PASSWORD to join (repeat for more rooms); other rooms get the password their creator gives")
     server.set_defaults(run=_cmd_server)
 
     client = verbs.add_parser("client", help="an interactive terminal chat client")
-    client.add_argument("--nick", required=True)
+    client.add_argument("--nick", default=None, help="your nickname (asked for when missing)")
     client.add_argument("--download-dir", default="downloads", help="where /accept saves files (default ./downloads)")
-    client.add_argument("address", metavar="HOST:PORT")
+    client.add_argument("address", metavar="HOST:PORT", nargs="?", default=DEFAULT_ADDRESS,
+                        help=f"the server (default {DEFAULT_ADDRESS}, where `chatlab server` listens)")
     client.set_defaults(run=_cmd_client)
 
     send = verbs.add_parser("send", help="send a file to another user, with a progress bar")
@@ -97,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--nick", default=None, help="your nickname (default: a generated one)")
     send.add_argument("--strategy", default="adaptive", choices=["sleep", "fixed", "adaptive"])
     send.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds")
-    send.add_argument("address", metavar="HOST:PORT")
+    send.add_argument("address", metavar="HOST:PORT", help=f"the server (`chatlab server` listens on {DEFAULT_ADDRESS})")
     send.set_defaults(run=_cmd_send)
 
     netem = verbs.add_parser("netem", help="a link emulator: a TCP proxy adding delay, a rate cap and re-splitting", add_help=False)
@@ -131,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     except (ChatlabError, OSError, ValueError) as exc:
-        print(f"chatlab {args.verb}: {exc}", file=sys.stderr)
+        _error(args.verb, str(exc))
         return 1
 
 

@@ -9,12 +9,22 @@ Two threads per client, each owning one direction of the socket:
   then file chunks.  One writer per socket is why no lock is needed around
   ``sendall`` (the seed wondered whether one was), and the priority is why a
   chat line never waits behind megabytes of file data queued in this process.
+
+However the connection ends (``close()`` from any thread at any moment, the
+server going away, a reset), both threads end the same way: every transfer
+fails with a reason, every file is closed (a ``.part`` is kept for a resume),
+and :class:`Disconnected` is the last event.  The reader's own replies (acks,
+pongs) never raise, so nothing interrupts that clean-up.  Socket errors become
+chatlab errors in one place, :func:`chatlab.errors.translate_socket_errors`.
+The events and their queue live in :mod:`chatlab.events`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
+import json
 import logging
 import os
 import queue
@@ -22,12 +32,23 @@ import socket
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any, Callable, NamedTuple, Union
 
 from . import protocol as p
-from .errors import ChatlabError, ConnectionBroken, ConnectionClosed, NickError, ProtocolError, ServerError, TransferError
+from .errors import (
+    ChatlabError,
+    ConnectionBroken,
+    ConnectionClosed,
+    LocalProtocolError,
+    MessageTooLong,
+    NickError,
+    ProtocolError,
+    ServerError,
+    TransferError,
+    translate_socket_errors,
+)
+from .events import MAX_BACKLOG, Disconnected, EventQueue, FileFailed, FileReceived, FileStarted
 from .transfer import (
     IncomingTransfer,
     OutgoingTransfer,
@@ -35,6 +56,7 @@ from .transfer import (
     TraceRow,
     TransferStats,
     file_reader,
+    TransferState,
     make_strategy,
     sha256_file,
 )
@@ -43,41 +65,31 @@ log = logging.getLogger("chatlab.client")
 
 Address = Union[tuple[str, int], str]
 
+__all__ = ["Client", "Transfer", "Receiving", "parse_address", "Disconnected", "FileStarted", "FileReceived", "FileFailed", "MAX_BACKLOG"]
+
 # Writer priorities: lower goes first.
 CONTROL, CHAT, FILE = 0, 1, 2
-MAX_BACKLOG = 100_000  # events kept for wait_for before the oldest are dropped
 # Unsent bytes the kernel may hold for us (TCP_NOTSENT_LOWAT, Linux and macOS).  Beyond
 # them sendall() waits in our writer thread, where a chat line can still overtake file
 # chunks; without it the kernel queues megabytes, and chat waits behind all of them.
 UNSENT_LIMIT = 128 * 1024
+FLUSH_TIMEOUT = 2.0  # seconds close() lets the writer send what was queued before QUIT
+JOIN_TIMEOUT = 5.0  # seconds close() then waits for each thread; they end at once unless a disk write is slow
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 7777  # where ``chatlab server`` listens unless told otherwise
+DEFAULT_ADDRESS = f"{DEFAULT_HOST}:{DEFAULT_PORT}"
 
+# The reasons the connection ended, as the Disconnected event, FileFailed and TransferError say them.
+CLOSED_BY_US = "you closed the connection"
+CLOSED_BY_SERVER = "closed by the server"
 
-@dataclass(frozen=True)
-class Disconnected:
-    """The connection ended; ``reason`` says how.  Always the last event."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class FileReceived:
-    """A file arrived complete, its SHA-256 checked, at ``path``."""
+class Receiving(NamedTuple):
+    """A file arriving now, as :meth:`Client.receiving` reports it (for progress displays)."""
 
     sender: str
     name: str
-    path: Path
     size: int
-    sha256: str
-    seconds: float
-
-
-@dataclass(frozen=True)
-class FileFailed:
-    """A file we were receiving did not arrive; ``reason`` says why.  Its ``.part`` is kept for a resume."""
-
-    sender: str
-    name: str
-    reason: str
+    received: int  # bytes written so far, resumed ones included
+    resumed_from: int  # bytes an earlier transfer had left in the .part
 
 
 Job = Callable[[], None]  # work the writer thread runs for the reader (transfer state is the writer's)
@@ -120,6 +132,21 @@ class Transfer:
         return self.outgoing.reason
 
     @property
+    def accepted(self) -> bool:
+        """The receiver accepted the offer (the transfer may have ended since)."""
+        return self.outgoing.started_at is not None
+
+    @property
+    def answered(self) -> bool:
+        """The receiver (or the server for it) has answered the offer: accepted, rejected, or it ended."""
+        return self.outgoing.state is not TransferState.OFFERED
+
+    @property
+    def resumed_from(self) -> int:
+        """Bytes the receiver already had from an interrupted transfer (only the rest is sent)."""
+        return self.outgoing.start_offset
+
+    @property
     def strategy(self) -> SendStrategy:
         return self.outgoing.strategy
 
@@ -154,13 +181,21 @@ class Transfer:
 
 
 def parse_address(address: Address) -> tuple[str, int]:
-    """Accept ``("host", port)`` or ``"host:port"`` (``"[::1]:port"`` for IPv6)."""
+    """Accept ``("host", port)`` or ``"host:port"`` (``"[::1]:port"`` for IPv6).
+
+    Raises:
+        ValueError: not HOST:PORT, or the port is not between 1 and 65535.
+    """
     if isinstance(address, str):
-        host, sep, port = address.rpartition(":")
-        if not sep or not port.isdigit():
+        host, sep, port_text = address.rpartition(":")
+        if not sep or not port_text.isdigit():
             raise ValueError(f"expected HOST:PORT, got {address!r}")
-        return host.strip("[]") or "127.0.0.1", int(port)
-    return address[0], int(address[1])
+        host, port = host.strip("[]") or "127.0.0.1", int(port_text)
+    else:
+        host, port = address[0], int(address[1])
+    if not 1 <= port <= 65535:
+        raise ValueError(f"invalid port {port}: a port is a number from 1 to 65535")
+    return host, port
 
 
 class Client:
@@ -180,8 +215,10 @@ class Client:
         self.priority_writer = priority_writer
         self.download_dir = Path(download_dir) if download_dir is not None else None
         self.overwrite = overwrite
+        self.max_payload = p.MAX_PAYLOAD  # the server's frame limit; a longer chat line is refused before sending
         self._outgoing: dict[int, Transfer] = {}  # owned by the writer thread
         self._incoming: dict[int, IncomingTransfer] = {}  # owned by the reader thread (and accept_file)
+        self._incoming_ended = False  # the reader has closed every incoming file: accept nothing more
         self._offers: dict[int, p.FileOffer] = {}  # offers waiting for accept_file / reject_file
         self._accepted_at: dict[int, float] = {}  # incoming stream id -> when we accepted (for FileReceived.seconds)
         self._incoming_lock = threading.Lock()
@@ -194,14 +231,14 @@ class Client:
         self.room = welcome.room
         self.motd = welcome.motd
         self.address: tuple[str, int] = sock.getpeername()[:2]
-        self._events: list[tuple[int, Any]] = []  # (sequence number, event)
-        self._event_seq = itertools.count()
-        self._cond = threading.Condition()
-        self._closed = False
+        self._events = EventQueue(owner=self.nick)
+        self._closing = False  # close() was called: from now on, whatever fails, we did it
         self._end_reason = ""  # why the connection ended, once it did (the Disconnected event's reason)
-        self.dropped_events = 0
-        self._outq: queue.PriorityQueue[tuple[int, int, bytes | Job | None]] = queue.PriorityQueue()
+        self._end_lock = threading.Lock()
+        self._outq: queue.PriorityQueue[tuple[int, int, bytes | Job | Transfer | None]] = queue.PriorityQueue()
         self._out_seq = itertools.count()
+        self._out_lock = threading.Lock()  # makes "the writer has stopped" and "queue this" one step
+        self._writer_stopped = False
         self._reader = threading.Thread(target=self._read_loop, name=f"chatlab-reader-{self.nick}", daemon=True)
         self._writer = threading.Thread(target=self._write_loop, name=f"chatlab-writer-{self.nick}", daemon=True)
         self._reader.start()
@@ -215,6 +252,8 @@ class Client:
                 priority_writer: bool = True, unsent_limit: int | None = UNSENT_LIMIT) -> Client:
         """Connect, introduce ourselves as ``nick`` and wait for the welcome.
 
+        ``address`` is ``("host", port)`` or ``"host:port"``; ``chatlab server``
+        listens on :data:`DEFAULT_ADDRESS` (127.0.0.1:7777) unless told otherwise.
         With ``download_dir``, file offers are accepted into that directory at
         once (a lab default); without it they arrive as :class:`FileOffer`
         events for :meth:`accept_file` or :meth:`reject_file`.
@@ -224,23 +263,23 @@ class Client:
         (``TCP_NOTSENT_LOWAT``, where the OS has it); ``None`` leaves the OS default.
 
         Raises:
+            ValueError: ``address`` is not HOST:PORT, or the port is invalid.
             NickError: the server refused the nickname (taken, reserved, malformed).
             ServerError: the server refused the connection (e.g. it is full).
             ConnectionBroken: nothing answered at ``address``, or not in time.
         """
         host, port = parse_address(address)
-        try:
+        with translate_socket_errors(f"could not connect to {host}:{port}"):
             sock = socket.create_connection((host, port), timeout=timeout)
-        except OSError as exc:
-            raise ConnectionBroken(f"could not connect to {host}:{port}: {exc.strerror or exc}") from exc
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if unsent_limit and hasattr(socket, "TCP_NOTSENT_LOWAT"):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, unsent_limit)
-            sock.sendall(p.encode(p.Hello(nick, password)))
-            decoder = p.FrameDecoder()
-            welcome = cls._await_welcome(sock, decoder, timeout)
-            sock.settimeout(None)  # from now on the reader thread blocks in recv()
+            with translate_socket_errors("connection failed during the handshake"):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if unsent_limit and hasattr(socket, "TCP_NOTSENT_LOWAT"):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, unsent_limit)
+                sock.sendall(p.encode(p.Hello(nick, password)))
+                decoder = p.FrameDecoder()
+                welcome = cls._await_welcome(sock, decoder, timeout)
+                sock.settimeout(None)  # from now on the reader thread blocks in recv()
             return cls(sock, decoder, welcome, download_dir=download_dir, overwrite=overwrite, priority_writer=priority_writer)
         except BaseException:
             sock.close()
@@ -262,16 +301,28 @@ class Client:
                 data = sock.recv(65536)
             except socket.timeout:
                 raise ConnectionBroken(f"no welcome from the server within {timeout:g} s") from None
-            except OSError as exc:
-                raise ConnectionBroken(f"connection failed during the handshake: {exc}") from exc
             if not data:
-                raise ConnectionClosed("the server closed the connection during the handshake")
+                raise ConnectionBroken("the server closed the connection during the handshake")
             decoder.feed(data)
+
+    @property
+    def unsent_limit(self) -> int | None:
+        """The kernel's ``TCP_NOTSENT_LOWAT`` for this socket, or ``None`` where the OS has no such option."""
+        if not hasattr(socket, "TCP_NOTSENT_LOWAT"):
+            return None
+        with self._socket_errors("reading TCP_NOTSENT_LOWAT"):
+            return int(self._sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT))
 
     # ------------------------------------------------------------- chatting
 
     def say(self, text: str) -> None:
-        """Send ``text`` to everyone in my current room."""
+        """Send ``text`` to everyone in my current room.
+
+        Raises:
+            MessageTooLong: the line does not fit in one frame (nothing is sent;
+                the connection stays up).  ``exc.limit`` is the most a line may have.
+            ConnectionClosed: the connection is closed.
+        """
         self._send(p.Say(text))
 
     def action(self, text: str) -> None:
@@ -279,38 +330,40 @@ class Client:
         self._send(p.Say(text, action=True))
 
     def whisper(self, to: str, text: str) -> None:
-        """A private message that only ``to`` (and I) receive."""
+        """A private message that only ``to`` (and I) receive.  Raises :class:`MessageTooLong` as :meth:`say` does."""
         self._send(p.Whisper(to, text))
 
     def join(self, room: str, password: str = "", timeout: float = 5.0) -> None:
         """Move to ``room`` and return once the server confirms it.
 
+        Whoever creates a room with a password sets it; later joiners need it.
+
         Raises:
             ServerError: the server refused (bad name, wrong password, too many rooms...).
             TimeoutError: no answer within ``timeout`` seconds.
         """
-        since = self._mark()
+        since = self._events.mark()
         self._send(p.Join(room, password))
-        answer = self._wait(
+        answer = self._events.take(
             lambda e: (isinstance(e, p.Notice) and e.kind == "join" and e.nick == self.nick) or isinstance(e, p.ErrorMessage),
-            timeout, since, consume=False, what=f"confirmation of joining {room!r}",
+            timeout, since=since, consume=False, what=f"confirmation of joining {room!r}",
         )
         if isinstance(answer, p.ErrorMessage):
-            self._consume(answer)
+            self._events.remove(answer)
             raise ServerError(answer.code, answer.text)
 
     def leave(self, timeout: float = 5.0) -> None:
         """Leave my room for the server's default room."""
-        since = self._mark()
+        since = self._events.mark()
         self._send(p.Leave())
-        self._wait(lambda e: isinstance(e, p.Notice) and e.kind == "join" and e.nick == self.nick,
-                   timeout, since, consume=False, what="confirmation of leaving")
+        self._events.take(lambda e: isinstance(e, p.Notice) and e.kind == "join" and e.nick == self.nick,
+                          timeout, since=since, consume=False, what="confirmation of leaving")
 
     def who(self, timeout: float = 5.0) -> p.WhoReply:
         """Ask who is online; returns a :class:`WhoReply` (``users``: nick -> room, ``rooms``: room -> size)."""
-        since = self._mark()
+        since = self._events.mark()
         self._send(p.Who())
-        reply: p.WhoReply = self._wait(lambda e: isinstance(e, p.WhoReply), timeout, since, what="an answer to WHO")
+        reply: p.WhoReply = self._events.take(lambda e: isinstance(e, p.WhoReply), timeout, since=since, what="an answer to WHO")
         return reply
 
     def send(self, message: p.Message) -> None:
@@ -324,6 +377,24 @@ class Client:
     def send_raw(self, data: bytes) -> None:
         """Send bytes exactly as given, framing or not (tests and notebooks use it to misbehave)."""
         self._put(CONTROL, data)
+
+    def max_text_length(self, message: p.Message | None = None) -> int:
+        """The most bytes of text (UTF-8, as JSON) that fit in one frame of ``message``'s kind (default: a SAY)."""
+        message = message if message is not None else p.Say("")
+        empty = _with_text(message, "")
+        return self.max_payload - (len(p.encode(empty)) - p.HEADER_SIZE)
+
+    def _encode_checked(self, message: p.Message) -> bytes:
+        """``message`` as a frame, or :class:`MessageTooLong` if the server would drop us for its size."""
+        frame = p.encode(message)
+        size = len(frame) - p.HEADER_SIZE
+        if size > self.max_payload:
+            if not hasattr(message, "text"):  # e.g. a JOIN with a 300 kB room name: no "line" to speak of
+                raise LocalProtocolError(f"{type(message).__name__} of {size:,} bytes is over the frame limit of "
+                                         f"{self.max_payload:,} bytes; it was not sent")
+            text_size = len(json.dumps(getattr(message, "text"), ensure_ascii=False).encode("utf-8")) - 2  # minus the quotes
+            raise MessageTooLong(text_size, self.max_text_length(message))
+        return frame
 
     # ------------------------------------------------------- file transfers
 
@@ -340,61 +411,74 @@ class Client:
 
         Returns:
             A :class:`Transfer`; ``transfer.wait(timeout)`` blocks until it is delivered.
+
+        Raises:
+            ConnectionClosed: the connection is closed (the file is not opened).
         """
+        self._check_open()
         if isinstance(strategy, str):
             strategy = make_strategy(strategy, **strategy_options)
         file = open(path, "rb")
         try:
             sha256 = sha256_file(file)
             size = file.seek(0, os.SEEK_END)
+            outgoing = OutgoingTransfer(next(self._stream_ids), size, sha256, file_reader(file), strategy)
+            transfer = Transfer(outgoing, to, Path(path).name if name is None else name, file)
+            self._put(CONTROL, transfer)  # the writer registers it and sends its offer
         except BaseException:
             file.close()
             raise
-        outgoing = OutgoingTransfer(next(self._stream_ids), size, sha256, file_reader(file), strategy)
-        transfer = Transfer(outgoing, to, Path(path).name if name is None else name, file)
-        offer = p.encode(outgoing.offer(to, transfer.name))
-
-        def register() -> None:
-            self._outgoing[outgoing.stream_id] = transfer
-            self._sock.sendall(offer)
-
-        self._put(CONTROL, register)
         return transfer
 
     def accept_file(self, offer: p.FileOffer, download_dir: str | os.PathLike[str] | None = None) -> None:
         """Accept an offer into ``download_dir`` (default: the client's own).
 
+        A :class:`FileStarted` event follows (it says whether an earlier
+        ``.part`` is resumed), then :class:`FileReceived` or :class:`FileFailed`.
+
         Raises:
             TransferError: the offer is unknown, its file name is unsafe, or
                 the ``.part`` file cannot be opened (the offer is then rejected).
+            ConnectionClosed: the connection is closed.
         """
         directory = download_dir if download_dir is not None else self.download_dir
         if directory is None:
             raise ValueError("accept_file needs a download_dir (or pass one to Client.connect)")
+        self._check_open()
         with self._incoming_lock:
             if self._offers.pop(offer.stream_id, None) is None:
                 raise TransferError(f"no pending offer with stream id {offer.stream_id:#x}")
         self._start_incoming(offer, Path(directory))
 
-    def reject_file(self, offer: p.FileOffer, reason: str = "declined") -> None:
+    def reject_file(self, offer: p.FileOffer, reason: str = "") -> None:
+        reason = reason or f"{self.nick} declined"  # the sender is told this, word for word
         with self._incoming_lock:
             self._offers.pop(offer.stream_id, None)
         self._put(CONTROL, p.encode(p.FileReject(offer.stream_id, reason)))
+
+    def receiving(self) -> list[Receiving]:
+        """The files arriving now, with how much of each is here (safe from any thread)."""
+        with self._incoming_lock:
+            return [Receiving(i.sender, i.name, i.size, i.received, i.start_offset) for i in self._incoming.values()]
 
     def _start_incoming(self, offer: p.FileOffer, directory: Path) -> None:
         try:
             incoming = IncomingTransfer(offer, directory, overwrite=self.overwrite)
             accept = incoming.accept()
         except ChatlabError as exc:
-            self._put(CONTROL, p.encode(p.FileReject(offer.stream_id, str(exc))))
-            self._deliver(FileFailed(offer.peer, offer.name, str(exc)))
+            self._reply(p.encode(p.FileReject(offer.stream_id, str(exc))))
+            self._events.put(FileFailed(offer.peer, offer.name, str(exc)))
             if isinstance(exc, TransferError):
                 raise
             raise TransferError(str(exc)) from exc
         with self._incoming_lock:
+            if self._incoming_ended:  # the connection ended while we opened the .part
+                incoming.close()
+                raise ConnectionClosed(f"{self.nick}: the connection is closed; {offer.name!r} cannot be received")
             self._incoming[offer.stream_id] = incoming
             self._accepted_at[offer.stream_id] = time.monotonic()
-        self._put(CONTROL, p.encode(accept))
+        self._reply(p.encode(accept))
+        self._events.put(FileStarted(incoming.sender, incoming.name, incoming.part_path, incoming.size, accept.offset))
 
     def _on_incoming(self, message: p.Message) -> None:
         """Reader thread: a frame of a transfer we receive."""
@@ -408,7 +492,7 @@ class Client:
             else:
                 with self._incoming_lock:
                     self._offers[sid] = message
-                self._deliver(message)
+                self._events.put(message)
             return
         with self._incoming_lock:
             incoming = self._incoming.get(sid)
@@ -417,12 +501,12 @@ class Client:
                 with self._incoming_lock:
                     offer = self._offers.pop(sid, None)
                 if offer is not None:
-                    self._deliver(FileFailed(offer.peer, offer.name, message.reason or "cancelled by the sender"))
+                    self._events.put(FileFailed(offer.peer, offer.name, message.reason or "cancelled by the sender"))
             return  # chunks still in flight after we gave up
         try:
             replies = incoming.handle(message)
         except ChatlabError as exc:
-            self._put(CONTROL, p.encode(p.FileCancel(sid, str(exc))))
+            self._reply(p.encode(p.FileCancel(sid, str(exc))))
             replies = []
         for reply in replies:
             if isinstance(reply, p.FileAck):
@@ -431,16 +515,31 @@ class Client:
                 self._unsent_acks[sid] = reply
             else:
                 self._send_ack(sid)  # the ack goes before the FileDone it leads to
-                self._put(CONTROL, p.encode(reply))
+                self._reply(p.encode(reply))
         if incoming.done or incoming.failed:
             with self._incoming_lock:
                 del self._incoming[sid]
                 accepted_at = self._accepted_at.pop(sid)
             if incoming.done and incoming.path is not None:
                 seconds = time.monotonic() - accepted_at
-                self._deliver(FileReceived(incoming.sender, incoming.name, incoming.path, incoming.size, incoming.sha256, seconds))
+                self._events.put(FileReceived(incoming.sender, incoming.name, incoming.path, incoming.size, incoming.sha256, seconds))
             else:
-                self._deliver(FileFailed(incoming.sender, incoming.name, incoming.reason))
+                self._events.put(FileFailed(incoming.sender, incoming.name, incoming.reason))
+
+    def _end_incoming(self, reason: str) -> None:
+        """Reader thread, last thing it does: close every file still arriving and say why it failed."""
+        with self._incoming_lock:
+            unfinished, self._incoming = list(self._incoming.values()), {}
+            self._accepted_at.clear()
+            self._incoming_ended = True
+        for incoming in unfinished:
+            incoming.close()  # keeps NAME.part, so the same file offered again resumes
+            self._events.put(FileFailed(incoming.sender, incoming.name, f"connection ended: {reason}"))
+
+    def _register(self, transfer: Transfer) -> None:
+        """Writer thread: a new outgoing transfer; its offer goes out now."""
+        self._outgoing[transfer.outgoing.stream_id] = transfer
+        self._sock.sendall(p.encode(transfer.outgoing.offer(transfer.to, transfer.name)))
 
     def _on_outgoing(self, message: p.Message, now: float) -> None:
         """Writer thread: the receiver answered one of our transfers."""
@@ -483,7 +582,33 @@ class Client:
         times = [t for tr in self._outgoing.values() if (t := tr.outgoing.wake_at(now)) is not None]
         return max(0.0, min(times) - now) if times else None
 
+    def _end_outgoing(self, reason: str) -> None:
+        """Writer thread, last thing it does: fail every transfer we send, and close its file."""
+        with self._out_lock:
+            self._writer_stopped = True  # _put raises from now on: nothing queued later would be sent
+        leftovers = []
+        while True:
+            try:
+                leftovers.append(self._outq.get_nowait()[2])
+            except queue.Empty:
+                break
+        unregistered = [item for item in leftovers if isinstance(item, Transfer)]  # offers never sent
+        for transfer in list(self._outgoing.values()) + unregistered:
+            transfer.outgoing.cancel(reason)
+            transfer._finish()
+        self._outgoing.clear()
+
     # ---------------------------------------------------------------- events
+
+    @property
+    def events(self) -> EventQueue:
+        """Everything received, in order, waiting to be taken (``wait_for`` and friends read it)."""
+        return self._events
+
+    @property
+    def dropped_events(self) -> int:
+        """Events lost because nobody took them and more than :data:`MAX_BACKLOG` were waiting."""
+        return self._events.dropped
 
     def wait_for(self, kind: type | tuple[type, ...], timeout: float = 5.0,
                  predicate: Callable[[Any], bool] | None = None) -> Any:
@@ -496,61 +621,51 @@ class Client:
             ConnectionClosed: the connection ended and nothing matching is left.
         """
         name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        return self._wait(lambda e: isinstance(e, kind) and (predicate is None or predicate(e)), timeout, what=name)
+        return self._events.take(lambda e: isinstance(e, kind) and (predicate is None or predicate(e)), timeout, what=name)
 
     def next_event(self, timeout: float = 5.0) -> Any:
         """Return (and remove) the oldest event of any type."""
-        return self._wait(lambda e: True, timeout, what="any event")
+        return self._events.take(lambda e: True, timeout, what="any event")
 
     def drain(self) -> list[Any]:
         """Return and remove every event received so far."""
-        with self._cond:
-            events = [e for _, e in self._events]
-            self._events.clear()
-        return events
-
-    def _mark(self) -> int:
-        with self._cond:
-            return next(self._event_seq)
-
-    def _consume(self, event: Any) -> None:
-        with self._cond:
-            self._events = [(s, e) for s, e in self._events if e is not event]
-
-    def _wait(self, match: Callable[[Any], bool], timeout: float, since: int = -1,
-              consume: bool = True, what: str = "an event") -> Any:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for index, (seq, event) in enumerate(self._events):
-                    if seq > since and match(event):
-                        if consume:
-                            del self._events[index]
-                        return event
-                if self._closed:
-                    raise ConnectionClosed(f"{self.nick}: the connection is closed; no {what} will come")
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"{self.nick}: no {what} within {timeout:g} s")
-                self._cond.wait(remaining)
-
-    def _deliver(self, event: Any) -> None:
-        with self._cond:
-            self._events.append((next(self._event_seq), event))
-            if len(self._events) > MAX_BACKLOG:
-                del self._events[0]
-                self.dropped_events += 1
-            self._cond.notify_all()
+        return self._events.drain()
 
     # ------------------------------------------------------ the two threads
 
-    def _send(self, message: p.Message) -> None:
-        self._put(CHAT, p.encode(message))
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ConnectionClosed(f"{self.nick}: the connection is closed" + (f" ({self._end_reason})" if self._end_reason else ""))
 
-    def _put(self, priority: int, data: bytes | Job | None) -> None:
-        if self._closed and data is not None:
-            raise ConnectionClosed(f"{self.nick}: the connection is closed")
-        self._outq.put((priority, next(self._out_seq), data))
+    def _send(self, message: p.Message) -> None:
+        self._put(CHAT, self._encode_checked(message))
+
+    def _put(self, priority: int, data: bytes | Job | Transfer) -> None:
+        """Hand something to the writer on behalf of the user: :class:`ConnectionClosed` once closed."""
+        self._check_open()
+        self._enqueue(priority, data)
+
+    def _enqueue(self, priority: int, data: bytes | Job | Transfer | None) -> None:
+        with self._out_lock:
+            if self._writer_stopped:
+                raise ConnectionClosed(f"{self.nick}: the connection is closed")
+            self._outq.put((priority, next(self._out_seq), data))
+
+    def _reply(self, data: bytes | Job, priority: int = CONTROL) -> None:
+        """Reader thread: queue what the protocol answers by itself (an ack, a pong, an accept).
+
+        Unlike the user's calls it never raises: once the connection is over
+        nobody would read the answer, and the reader must go on to its
+        clean-up (closing the files) rather than die with an exception.
+        """
+        try:
+            self._enqueue(priority, data)
+        except ConnectionClosed:
+            pass
+
+    def _socket_errors(self, what: str) -> Any:
+        """Socket errors in this client become ConnectionClosed (after close()) or ConnectionBroken."""
+        return translate_socket_errors(what, lambda: self._closing)
 
     def _write_loop(self) -> None:
         """The only code that sends on the socket.
@@ -563,61 +678,73 @@ class Client:
         pending = self._file_frames
         reason = ""
         try:
-            while True:
-                try:
-                    item = self._outq.get_nowait() if pending else self._outq.get(timeout=self._next_wake())
-                except queue.Empty:
-                    if pending:
-                        self._sock.sendall(pending.popleft()[1])
+            with self._socket_errors("send failed"):
+                while True:
+                    try:
+                        item = self._outq.get_nowait() if pending else self._outq.get(timeout=self._next_wake())
+                    except queue.Empty:
+                        if pending:
+                            self._sock.sendall(pending.popleft()[1])
+                        else:
+                            self._pump()  # a strategy's wake-up time came (SleepPaced's pause)
+                        continue
+                    data = item[2]
+                    if data is None:
+                        return
+                    if isinstance(data, Transfer):
+                        self._register(data)
+                        self._pump()
+                    elif callable(data):
+                        data()
+                        self._pump()
+                    elif pending and not self.priority_writer:
+                        pending.append((0, data))  # FIFO: chat waits behind the chunks already released
                     else:
-                        self._pump()  # a strategy's wake-up time came (SleepPaced's pause)
-                    continue
-                data = item[2]
-                if data is None:
-                    return
-                if callable(data):
-                    data()
-                    self._pump()
-                elif pending and not self.priority_writer:
-                    pending.append((0, data))  # FIFO: chat waits behind the chunks already released
-                else:
-                    self._sock.sendall(data)
-        except OSError as exc:
-            reason = f"send failed: {exc.strerror or exc}"
+                        self._sock.sendall(data)
+        except ConnectionBroken as exc:
+            reason = str(exc)
             self._finish(reason)
+        except ConnectionClosed:
+            reason = CLOSED_BY_US
         finally:
-            ended = reason or (f"the connection ended: {self._end_reason}" if self._end_reason else "the connection was closed")
-            for transfer in list(self._outgoing.values()):
-                transfer.outgoing.cancel(ended)
-                transfer._finish()
-            self._outgoing.clear()
+            if self._closing:
+                reason = CLOSED_BY_US
+            self._end_outgoing(f"connection ended: {reason or self._end_reason or CLOSED_BY_US}")
 
     def _read_loop(self) -> None:
-        reason = "closed by the server"
+        """Bytes -> frames -> events until the connection ends, however it ends.
+
+        Never raises: the clean-up (closing the files being received, the
+        FileFailed events, the final Disconnected) runs in every case.
+        """
+        reason = CLOSED_BY_SERVER
         try:
             self._dispatch()  # frames that came with the welcome
             while True:
-                data = self._sock.recv(65536)
+                with self._socket_errors("connection broken"):
+                    data = self._sock.recv(65536)
                 if not data:
                     break
                 self._decoder.feed(data)
                 self._dispatch()
         except ProtocolError as exc:
             reason = f"protocol error from the server: {exc}"
-        except OSError as exc:
-            reason = "closed" if self._closed else f"connection broken: {exc.strerror or exc}"
-        with self._incoming_lock:
-            unfinished, self._incoming = list(self._incoming.values()), {}
-            self._accepted_at.clear()
-        for incoming in unfinished:
-            incoming.close()  # keeps NAME.part, so the same file offered again resumes
-            self._deliver(FileFailed(incoming.sender, incoming.name, f"connection ended: {reason}"))
-        self._finish(reason)
+        except ConnectionBroken as exc:
+            reason = str(exc)
+        except ConnectionClosed:  # close() shut the socket under us
+            reason = CLOSED_BY_US
+        except ChatlabError as exc:  # any other chatlab error still ends the connection with a reason
+            reason = f"{type(exc).__name__}: {exc}"
+        finally:
+            if self._closing:  # the server's answer to our QUIT, or our own shutdown
+                reason = CLOSED_BY_US
+            self._end_incoming(reason)
+            self._finish(reason)
 
     def _send_ack(self, sid: int) -> None:
         ack = self._unsent_acks.pop(sid, None)
         if ack is not None:
-            self._put(CONTROL, p.encode(ack))
+            self._reply(p.encode(ack))
 
     def _dispatch(self) -> None:
         try:
@@ -634,46 +761,63 @@ class Client:
                     self._on_incoming(message)
                 else:
                     now = time.monotonic()  # stamped here, on arrival: the RTT sample must not include our queue
-                    self._put(CONTROL, functools.partial(self._on_outgoing, message, now))
+                    self._reply(functools.partial(self._on_outgoing, message, now))
                 continue
             if isinstance(message, p.Ping):
-                self._put(CONTROL, p.encode(p.Pong(message.token)))
+                self._reply(p.encode(p.Pong(message.token)))
                 continue
             if isinstance(message, p.Notice) and message.kind == "join" and message.nick == self.nick:
                 self.room = message.room
-            self._deliver(message)
+            self._events.put(message)
 
     def _finish(self, reason: str) -> None:
-        with self._cond:
-            if self._closed:
+        """The connection is over: say why (once), and wake the writer so it exits."""
+        with self._end_lock:
+            if self._end_reason:
                 return
-            self._closed = True
             self._end_reason = reason
-        self._deliver(Disconnected(reason))
-        self._outq.put((CONTROL, -1, None))  # wake the writer so it exits
+        self._events.put(Disconnected(reason))
+        self._events.close()
+        with self._out_lock:
+            if not self._writer_stopped:
+                self._outq.put((CONTROL, -1, None))  # ahead of everything still queued
 
     # -------------------------------------------------------------- closing
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        """``close()`` was called, or the connection ended by itself."""
+        return self._closing or self._events.closed
+
+    @property
+    def end_reason(self) -> str:
+        """Why the connection ended (the :class:`Disconnected` event's reason); ``""`` while it is up."""
+        return self._end_reason
 
     def close(self, reason: str = "") -> None:
-        """Say goodbye, stop both threads and close the socket.  Safe to call twice."""
-        if not self._closed:
-            self._put(CHAT, p.encode(p.Quit(reason)))  # after any chat already queued
-            self._put(FILE + 1, None)  # stop the writer once everything before it is sent
-            self._writer.join(2.0)
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
+        """Say goodbye, stop both threads and close the socket.  Safe to call twice, at any moment.
+
+        Transfers still running end at once: an outgoing one's ``wait()``
+        raises :class:`TransferError`, an incoming one ends with a
+        :class:`FileFailed` event and its ``.part`` closed (kept for a resume).
+        """
+        if not self.closed:
+            self._closing = True  # set first: the server's answer to QUIT must not read as "closed by the server"
+            try:
+                self._enqueue(CHAT, p.encode(p.Quit(reason)))  # after any chat already queued
+                self._enqueue(FILE + 1, None)  # stop the writer once everything before it is sent
+            except ConnectionClosed:
+                pass  # the writer has stopped already
+            self._writer.join(FLUSH_TIMEOUT)
+        self._closing = True
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
-            pass
+            pass  # not connected any more: nothing to shut down
         self._sock.close()
-        self._reader.join(2.0)
-        self._writer.join(2.0)
+        self._reader.join(JOIN_TIMEOUT)
+        self._writer.join(JOIN_TIMEOUT)
+        self._finish(CLOSED_BY_US)
 
     def __enter__(self) -> Client:
         return self
@@ -682,5 +826,12 @@ class Client:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"in {self.room}"
+        state = "closed" if self.closed else f"in {self.room}"
         return f"<chatlab.Client {self.nick} {state}>"
+
+
+def _with_text(message: p.Message, text: str) -> p.Message:
+    """``message`` with its ``text`` field replaced (messages without text are returned as they are)."""
+    if hasattr(message, "text"):
+        return dataclasses.replace(message, text=text)  # type: ignore[arg-type]
+    return message

@@ -469,7 +469,6 @@ SLEEP_CHUNKS = (16 * KiB, 64 * KiB)
 WINDOWS = (1, 2, 4, 8, 16, 32, 64)
 WINDOWS_QUICK = (1, 2, 4, 8, 16, 64)
 CHUNK = 16 * KiB  # the chunk size of the window sweep (SleepPaced and FixedWindow default to 64 KiB)
-WINDOW_CHUNK = CHUNK
 # The settings the summary figure compares: the seed's way (a 16 KiB chunk, then
 # a fixed pause), a window of 16 KiB chunks guessed once, and the adaptive window
 # with AdaptiveWindow's defaults (32 KiB chunks).
@@ -933,7 +932,6 @@ def load_results(directory: str | os.PathLike[str]) -> Results:
 # --------------------------------------------------------------------------
 
 COLORS = {"sleep": "tab:red", "fixed": "tab:blue", "adaptive": "tab:green"}
-NAMES = {"sleep": "SleepPaced", "fixed": "FixedWindow", "adaptive": "AdaptiveWindow"}
 
 
 def _links_in(rows: Iterable[Any]) -> list[Link]:

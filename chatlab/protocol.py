@@ -40,6 +40,8 @@ from .errors import FrameTooLarge, LocalProtocolError, RemoteProtocolError
 MAGIC = 0xC4
 VERSION = 1
 HEADER = struct.Struct("!BBBBII")  # magic, version, type, flags, stream id, length
+# flags: version 1 defines no bits; receivers ignore bits they do not know, so a later
+# version can add one (say, compression) without breaking old peers.
 HEADER_SIZE = HEADER.size  # 12
 MAX_PAYLOAD = 256 * 1024  # default cap; a FileChunk of 64 KiB fits with room to spare
 MAX_STREAM_ID = 2**32 - 1
@@ -80,16 +82,6 @@ class FrameType(IntEnum):
     FILE_ACK = 0x34
     FILE_DONE = 0x35
     FILE_CANCEL = 0x36
-
-
-class Flags(IntEnum):
-    """Bits of the header's ``flags`` byte.
-
-    Version 1 defines none; receivers ignore bits they do not know, so a
-    later version can add (say) compression without breaking old peers.
-    """
-
-    NONE = 0
 
 
 class FrameHeader(NamedTuple):

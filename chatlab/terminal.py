@@ -30,14 +30,16 @@ import random
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, TextIO
 
 from . import protocol as p
-from .client import Address, Client, Disconnected, FileFailed, FileReceived
+from .client import Address, Client, Disconnected, FileFailed, FileReceived, FileStarted
 from .errors import ChatlabError, ConnectionBroken, ConnectionClosed, NickError, ServerError
+from .units import format_rate, format_size
 
-__all__ = ["run_terminal_client", "parse_command", "format_event", "Command", "TerminalSession", "HELP"]
+__all__ = ["run_terminal_client", "parse_command", "format_event", "format_size", "Command", "TerminalSession", "HELP"]
 
 # Exit codes of run_terminal_client.
 EXIT_OK = 0  # /quit, end of input, Ctrl-C, Ctrl-D
@@ -47,16 +49,19 @@ EXIT_REFUSED = 2  # the server refused us (nick taken, server full) or the addre
 EVENT_POLL = 0.5  # seconds; the printer thread wakes this often even when nothing arrives
 FLUSH_TIMEOUT = 2.0  # seconds to wait, on /quit, for replies to what we sent before
 PROGRESS_INTERVAL = 2.0  # seconds between two progress lines of a file transfer
+OFFER_ANSWER_WAIT = 1.0  # seconds to wait for a quick answer (e.g. "nobody by that name") before saying "offering"
+WATCH_POLL = 0.05  # seconds; how often a transfer's watcher thread looks at it
 
 HELP = """\
 Commands:
   TEXT                   say TEXT to everyone in your room (start with // to say a line beginning with /)
   /me ACTION             an action: * alice waves
   /msg NICK TEXT         a private message to NICK only
-  /join ROOM [PASSWORD]  move to ROOM (it is created if it does not exist)
+  /join ROOM [key=PW]    move to ROOM (created if it does not exist); key=PW gives its password,
+                         or sets it if you create the room.  Room names have no spaces
   /leave                 go back to the default room
   /who                   who is online, and in which room
-  /send FILE NICK        send a file to NICK
+  /send FILE NICK        send a file to NICK (sizes are decimal: 1 MB = 1,000,000 bytes)
   /accept [N]            accept file offer N (the latest by default) into the download folder
   /reject [N]            turn file offer N down
   /quit [REASON]         leave the chat (end of input and Ctrl-D do the same)
@@ -66,7 +71,7 @@ Commands:
 _COMMANDS: dict[str, tuple[str, int, int]] = {
     "me": ("/me ACTION", 1, 1),
     "msg": ("/msg NICK TEXT", 2, 2),
-    "join": ("/join ROOM [PASSWORD]", 1, 2),
+    "join": ("/join ROOM [key=PASSWORD]", 1, 2),
     "leave": ("/leave", 0, 0),
     "who": ("/who", 0, 0),
     "send": ("/send FILE NICK", 2, 2),
@@ -120,13 +125,35 @@ def parse_command(line: str) -> Command:
         # The nick is the last word, the file is everything before it: paths may contain spaces.
         path, _, nick = rest.rpartition(" ")
         args = [_unquote(path.strip()), nick] if path.strip() and nick else []
+    elif name == "join":
+        return _parse_join(rest, usage)
     elif name in _REST_OF_LINE:
         args = rest.split(None, most - 1) if rest else []
-    else:  # "/join my room" is a mistake (room names have no spaces), not room "my" with password "room"
+    else:
         args = rest.split()
     if not least <= len(args) <= most:
         return Command("invalid", error=f"usage: {usage}")
     return Command(name, tuple(args))
+
+
+def _parse_join(rest: str, usage: str) -> Command:
+    """``/join ROOM [key=PASSWORD]``.
+
+    The password is marked with ``key=`` (IRC calls a room's password its
+    key) so that ``/join my room`` cannot be read as room "my" with password
+    "room": it is an error that says room names have no spaces.
+    """
+    words = rest.split()
+    if not words:
+        return Command("invalid", error=f"usage: {usage}")
+    room, extra = words[0], words[1:]
+    keys = [word[len("key="):] for word in extra if word.startswith("key=")]
+    if len(keys) < len(extra):
+        return Command("invalid", error=f"room names have no spaces: {rest!r} is not a room name "
+                                        f"(to give room {room!r} a password, type /join {room} key=PASSWORD)")
+    if len(keys) > 1 or (keys and not keys[0]):
+        return Command("invalid", error=f"usage: {usage} (one key=, with a password after the =)")
+    return Command("join", (room, *keys))
 
 
 def _unquote(text: str) -> str:
@@ -145,16 +172,6 @@ _UNSAFE.update({c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066
 def clean(text: str) -> str:
     """``text`` with control characters shown escaped (``\\x1b``), safe to print on a terminal."""
     return text.translate(_UNSAFE)
-
-
-def format_size(size: int) -> str:
-    """``1536`` -> ``1.5 KB``: sizes for humans (decimal units)."""
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
 
 
 # Protocol messages the client handles itself (keepalive, the inner frames of a
@@ -184,6 +201,10 @@ def format_event(event: Any, me: str) -> str | None:
         return _format_who(event, me)
     if isinstance(event, p.FileOffer):
         return f"-- {clean(event.peer)} offers you {clean(event.name)!r} ({format_size(event.size)})"
+    if isinstance(event, FileStarted):
+        resumed = f"; resuming at {format_size(event.resumed_from)}, where an earlier transfer stopped" if event.resumed_from else ""
+        return (f"-- receiving {clean(event.name)!r} from {clean(event.sender)} ({format_size(event.size)}) "
+                f"into {clean(str(event.path))}{resumed}")
     if isinstance(event, FileReceived):
         return (f"-- received {clean(event.name)!r} from {clean(event.sender)} ({format_size(event.size)}, "
                 f"SHA-256 verified): saved as {clean(str(event.path))}")
@@ -246,6 +267,7 @@ class TerminalSession:
         self._quitting = False
         self._barrier = threading.Event()
         self._barrier_token = -1
+        self._progress_shown: dict[tuple[str, str], int] = {}  # (sender, file) -> bytes in the last progress line
         self._printer = threading.Thread(target=self._print_events, name=f"chatlab-printer-{client.nick}", daemon=True)
 
     def start(self) -> None:
@@ -259,8 +281,12 @@ class TerminalSession:
     # ----------------------------------------------------------- the printer
 
     def _print_events(self) -> None:
+        next_progress = time.monotonic() + PROGRESS_INTERVAL
         try:
             while True:
+                if time.monotonic() >= next_progress:
+                    self._print_receiving_progress()
+                    next_progress = time.monotonic() + PROGRESS_INTERVAL
                 try:
                     event = self.client.next_event(timeout=EVENT_POLL)
                 except TimeoutError:
@@ -287,6 +313,17 @@ class TerminalSession:
             self._barrier.set()
             if self.lost is not None and self.on_lost is not None:
                 self.on_lost()
+
+    def _print_receiving_progress(self) -> None:
+        """A progress line for each file arriving, if it moved since the last one (printer thread)."""
+        receiving = getattr(self.client, "receiving", None)
+        if receiving is None:
+            return
+        for file in receiving():
+            key = (file.sender, file.name)
+            if 0 < file.received < file.size and file.received != self._progress_shown.get(key):
+                self._progress_shown[key] = file.received
+                self.write(f"-- {clean(file.name)} <- {clean(file.sender)}: {_percent(file.received, file.size)}")
 
     # ----------------------------------------------------------- commands
 
@@ -349,8 +386,8 @@ class TerminalSession:
             self.write(f"-- you turned down {clean(offer.name)!r} from {clean(offer.peer)}")
             return
         os.makedirs(self.download_dir, exist_ok=True)
-        self.client.accept_file(offer, self.download_dir)  # TransferError (e.g. an unsafe name) is printed by handle_line
-        self.write(f"-- receiving {clean(offer.name)!r} from {clean(offer.peer)} into {self.download_dir}/")
+        # A FileStarted event follows ("receiving ... into ..."); a TransferError (e.g. an unsafe name) is printed by handle_line.
+        self.client.accept_file(offer, self.download_dir)
 
     def quit(self, reason: str = "", flush: bool = True) -> None:
         """Close the connection (once).  ``flush``: first print the answers to what we sent."""
@@ -397,12 +434,16 @@ class TerminalSession:
         except (ChatlabError, OSError, ValueError) as exc:
             self.write(f"!! could not send {clean(name)}: {clean(str(exc))}")
             return
-        self.write(f"-- offering {clean(name)} ({format_size(os.path.getsize(path))}) to {clean(nick)}")
         threading.Thread(target=self._watch_transfer, args=(transfer, name, nick),
                          name=f"chatlab-transfer-{name}", daemon=True).start()
 
     def _watch_transfer(self, transfer: Any, name: str, nick: str) -> None:
-        """Wait for the transfer in one more thread and print its progress meanwhile."""
+        """Report one outgoing transfer until it ends: its answer, its progress, its outcome.
+
+        "offering" is printed only if no answer came within OFFER_ANSWER_WAIT:
+        an offer to a nick nobody has is refused by the server within a round
+        trip, and then the one line to print is that refusal.
+        """
         outcome: dict[str, Any] = {}
 
         def wait() -> None:
@@ -413,22 +454,44 @@ class TerminalSession:
 
         waiter = threading.Thread(target=wait, daemon=True)
         waiter.start()
-        shown = None
+        label, size = f"{clean(name)} to {clean(nick)}", transfer.size
+        offered_at = time.monotonic()
+        offer_shown = accept_shown = False
+        progress_at, progress_shown = 0.0, None
         while True:
-            waiter.join(PROGRESS_INTERVAL)
-            if not waiter.is_alive():
+            waiter.join(WATCH_POLL)
+            finished, now = not waiter.is_alive(), time.monotonic()
+            accepted = getattr(transfer, "accepted", True)  # (an object without the attribute: assume it was)
+            if not (offer_shown or accepted or finished) and now - offered_at >= OFFER_ANSWER_WAIT:
+                self.write(f"-- offering {label} ({format_size(size)}); waiting for {clean(nick)} to accept")
+                offer_shown = True
+            if accepted and not accept_shown and hasattr(transfer, "accepted"):
+                resumed = getattr(transfer, "resumed_from", 0)
+                if resumed:
+                    self.write(f"-- {clean(nick)} accepted {clean(name)}; resuming: {format_size(resumed)} of "
+                               f"{format_size(size)} were already there from an interrupted transfer")
+                else:
+                    self.write(f"-- {clean(nick)} accepted {clean(name)}; sending {format_size(size)}")
+                accept_shown = True
+            if finished:
                 break
             progress = _progress(transfer)
-            if progress is not None and progress != shown:
-                self.write(f"-- {clean(name)} -> {clean(nick)}: {progress}")
-                shown = progress
-        label = f"{clean(name)} to {clean(nick)}"
-        if "error" in outcome:
-            self.write(f"!! sending {label} failed: {clean(str(outcome['error']))}")
-        elif getattr(transfer, "failed", False):
-            self.write(f"!! sending {label} failed: {clean(str(getattr(transfer, 'reason', '')))}")
+            if accepted and now - progress_at >= PROGRESS_INTERVAL and progress is not None and progress != progress_shown:
+                if progress_at:  # not at the very start: "0%" says nothing
+                    self.write(f"-- {clean(name)} -> {clean(nick)}: {progress}")
+                progress_at, progress_shown = now, progress
+        if getattr(transfer, "failed", False) or "error" in outcome:
+            # The transfer's own reason: the error's text repeats "sending X to Y failed", which we say already.
+            reason = getattr(transfer, "reason", "") or str(outcome.get("error", ""))
+            accepted = getattr(transfer, "accepted", True)
+            self.write(f"!! sending {label} failed: {clean(reason)}" if accepted else f"!! cannot send {label}: {clean(reason)}")
         else:
-            self.write(f"-- sent {label}{_stats(outcome.get('result'))}")
+            self.write(f"-- sent {label}{_summary(transfer, outcome.get('result'))}")
+
+
+def _percent(done: int, size: int) -> str:
+    """``"42% (4.2 MB of 10.0 MB)"``."""
+    return f"{100 * done // size if size else 100}% ({format_size(done)} of {format_size(size)})"
 
 
 def _progress(transfer: Any) -> str | None:
@@ -437,17 +500,24 @@ def _progress(transfer: Any) -> str | None:
     done = next((getattr(transfer, a) for a in ("acked", "sent", "transferred") if isinstance(getattr(transfer, a, None), int)), None)
     if not isinstance(size, int) or done is None or size <= 0:
         return None
-    return f"{100 * done // size}% ({format_size(done)} of {format_size(size)})"
+    return _percent(done, size)
 
 
-def _stats(result: Any) -> str:
-    """`` (10.0 MB in 1.2 s, 8.3 MB/s)`` when ``wait()`` returned something like TransferStats."""
+def _summary(transfer: Any, result: Any) -> str:
+    """`` (10.0 MB in 1.2 s, 8.3 MB/s)``; after a resume the whole file, then what this session sent.
+
+    ``result`` is what ``wait()`` returned (a TransferStats: ``bytes`` sent this
+    session and ``seconds``); anything else gives an empty string.
+    """
     stats = result.stats() if callable(getattr(result, "stats", None)) else result
-    size, seconds = getattr(stats, "bytes", None), getattr(stats, "seconds", None)
-    if isinstance(size, int) and isinstance(seconds, (int, float)):
-        rate = size / seconds / 1e6 if seconds > 0 else 0.0
-        return f" ({format_size(size)} in {seconds:.1f} s, {rate:.1f} MB/s)"
-    return ""
+    sent, seconds = getattr(stats, "bytes", None), getattr(stats, "seconds", None)
+    if not isinstance(sent, int) or not isinstance(seconds, (int, float)):
+        return ""
+    resumed = getattr(transfer, "resumed_from", 0)
+    if isinstance(resumed, int) and resumed > 0:
+        return (f" ({format_size(resumed + sent)}: {format_size(resumed)} were already there, "
+                f"{format_size(sent)} sent in {seconds:.1f} s, {format_rate(sent, seconds)})")
+    return f" ({format_size(sent)} in {seconds:.1f} s, {format_rate(sent, seconds)})"
 
 
 # ----------------------------------------------------------------- front ends
@@ -564,12 +634,29 @@ def _use_prompt_toolkit() -> bool:
     return True
 
 
+def ask_nick(stream: TextIO | None = None, output: TextIO | None = None) -> str | None:
+    """Ask for a nickname on the terminal until one is typed; ``None`` after Ctrl-D or Ctrl-C."""
+    stream, output = stream or sys.stdin, output or sys.stdout
+    while True:
+        print("nickname: ", end="", file=output, flush=True)
+        try:
+            line = stream.readline()
+        except KeyboardInterrupt:
+            line = ""
+        if not line:  # end of input
+            print(file=output)
+            return None
+        if line.strip():
+            return line.strip()
+
+
 def run_terminal_client(address: Address, nick: str, *, input: TextIO | None = None,
                         output: TextIO | None = None, download_dir: str = "downloads") -> int:
     """Chat from a terminal until /quit, end of input or Ctrl-C; returns the exit code.
 
     Args:
-        address: ``"host:port"`` or ``("host", port)``.
+        address: ``"host:port"`` or ``("host", port)``; ``chatlab client`` passes
+            :data:`~chatlab.client.DEFAULT_ADDRESS` when none is given.
         nick: the nickname to ask for.
         input: read commands from this text stream instead of stdin (tests).
         output: print to this text stream instead of stdout (tests); errors go
@@ -599,7 +686,8 @@ def run_terminal_client(address: Address, nick: str, *, input: TextIO | None = N
         error(str(exc))
         return EXIT_REFUSED
     except (ConnectionBroken, ConnectionClosed) as exc:
-        error(str(exc))
+        refused = isinstance(exc.__cause__, ConnectionRefusedError)
+        error(f"{exc}; is a chatlab server running there? (start one with: python -m chatlab server)" if refused else str(exc))
         return EXIT_CONNECTION
     except (ChatlabError, OSError) as exc:  # e.g. something that is not a chatlab server answered
         error(f"could not connect to {address}: {exc}")

@@ -6,12 +6,23 @@ No timing assertions: the numbers only have to be sane (positive, verified).
 from __future__ import annotations
 
 import csv
+import logging
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from chatlab.bench import main
-from chatlab.bench.common import PASS, NOT_MET, SKIPPED, fmt, parse_rate, parse_size, percentile, table
+from chatlab.bench import build_parser, main
+from chatlab.bench import load as bench_load
+from chatlab.bench.common import (
+    NOT_MET, PASS, SKIPPED, bench_logging, expected_warnings, fmt, iter_progress, parse_rate, parse_size, percentile,
+    table,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def rows_of(path: Path) -> list[dict[str, str]]:
@@ -121,3 +132,86 @@ def test_usage_errors(capsys):
     with pytest.raises(SystemExit):
         main(["nonsense"])
     assert main(["all", "--skip", "nonsense"]) == 2
+
+
+# -- where results go: never over tracked files unless --out says so (issue 10, item 3)
+
+
+def _git_status() -> str | None:
+    if shutil.which("git") is None:
+        return None
+    done = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=all"],
+                          capture_output=True, text=True)
+    return done.stdout if done.returncode == 0 else None
+
+
+def test_a_run_without_out_leaves_the_repository_as_it_was(monkeypatch, capsys):
+    before = _git_status()
+    if before is None:
+        pytest.skip("not a git checkout")
+    monkeypatch.chdir(ROOT)  # where a teacher types the README's command
+    assert main(["scaling", "--quick", "--no-progress", "--counts", "5", "--selectors", "select", "--pings", "5"]) == 0
+    printed = capsys.readouterr().out
+    match = re.search(r"results go to (\S+) \(choose with --out DIR", printed)
+    assert match, printed
+    out = Path(match.group(1))
+    try:
+        assert (out / "scaling.csv").is_file() and (out / "scaling.png").is_file()
+        assert ROOT not in out.resolve().parents
+        assert _git_status() == before
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def test_every_command_defaults_to_a_fresh_folder():
+    parser = build_parser()
+    for argv in (["all"], ["transfer"], ["scaling"], ["memory"], ["chat"], ["fanout"]):
+        assert parser.parse_args(argv).out is None, argv
+    assert bench_load.build_parser().parse_args([]).out is None
+
+
+def test_help_is_written_for_users(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "issue" not in text.lower()
+    assert "--out data/bench" in text and "temporary folder" in text
+
+
+# -- what a run prints (issue 10, item 11)
+
+
+def test_log_lines_go_through_tqdm_while_bars_run(capsys):
+    from tqdm.contrib.logging import _TqdmLoggingHandler
+
+    with bench_logging():
+        assert any(isinstance(h, _TqdmLoggingHandler) for h in logging.getLogger().handlers)
+        for _ in iter_progress(range(3), "demo"):
+            logging.getLogger("chatlab.server").warning("dropping somebody: a test")
+    assert not any(isinstance(h, _TqdmLoggingHandler) for h in logging.getLogger().handlers)
+    err = capsys.readouterr().err
+    assert "dropping somebody: a test" in err
+
+
+def test_the_slow_peer_scenarios_mark_their_drops_as_expected(caplog):
+    caplog.set_level(logging.INFO, logger="chatlab.server")
+    with expected_warnings("chatlab.server", ("dropping ",), "on purpose") as expected:
+        logging.getLogger("chatlab.server").warning("dropping %s: %s", "loris", "no HELLO in time")
+        logging.getLogger("chatlab.server").warning("refusing a connection: full")
+    logging.getLogger("chatlab.server").warning("dropping %s: %s", "later", "not expected")
+    levels = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert levels == [
+        ("INFO", "dropping loris: no HELLO in time (expected: on purpose)"),
+        ("WARNING", "refusing a connection: full"),
+        ("WARNING", "dropping later: not expected"),
+    ]
+    assert expected.seen == 1
+
+
+def test_run_slow_peers_logs_no_warning(caplog):
+    caplog.set_level(logging.INFO, logger="chatlab")
+    results = bench_load.run_slow_peers(("slowloris",), hello_timeout=0.5, ping_interval=0.5, ping_timeout=0.5,
+                                        trickle_interval=0.2, samples=5)
+    assert results and all(r.dropped for r in results)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    assert any("expected" in r.getMessage() for r in caplog.records), caplog.text

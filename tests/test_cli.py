@@ -22,8 +22,32 @@ def test_demo_transcript_shows_who_saw_what():
     assert "[lobby] <alice> hello, everyone!" in text and "(seen by alice, bob, carol)" in text
     assert "[private] <alice -> bob> psst, team1 in 5?           (seen by alice, bob)" in text
     assert "[team1] <bob> just us here                           (seen by alice, bob)" in text
-    assert "lab-data.bin: 5,000,000 bytes from alice, SHA-256 verified" in text
+    assert "lab-data.bin: 5.0 MB from alice, SHA-256 verified" in text
     assert "carol quit (bye!)" in text
+
+
+def test_demo_transcript_tells_the_truth_in_order():
+    """Issue 10, item 6: no "0 of 5,000,000 bytes", each line once, notices in the order they happened."""
+    out = io.StringIO()
+    run_demo(out=out)
+    lines = out.getvalue().splitlines()
+    said = [line for line in lines if "<alice> sending you the lab data now" in line]
+    assert len(said) == 1 and "(seen by alice, bob; it arrived " in said[0]
+    assert " 0 bytes of " not in said[0] and "0 of 5" not in said[0]
+    assert said[0].endswith("after the whole file)") or " of 5.0 MB)" in said[0]
+    saved = next(line for line in lines if line.startswith("-- saved as "))
+    assert saved.split()[3].endswith(os.path.join("inbox", "lab-data.bin"))
+    notices = [line.split("  ")[0] for line in lines if line.startswith("-- ") and (" left for " in line or " joined " in line)]
+    assert notices == ["-- bob left for team1", "-- bob joined team1", "-- alice left for team1", "-- alice joined team1",
+                       "-- alice left for lobby", "-- alice joined lobby"]
+
+
+def test_demo_merges_what_each_client_saw_in_order():
+    from chatlab.demo import in_order
+
+    received = {"alice": ["-- alice joined team1"], "bob": ["-- alice joined team1"], "carol": ["-- alice left for team1"]}
+    assert in_order(received) == ["-- alice left for team1", "-- alice joined team1"]
+    assert in_order({"a": ["x", "y"], "b": ["y", "z"], "c": ["x", "z"]}) == ["x", "y", "z"]
 
 
 @pytest.mark.parametrize("backend", ["poll"] if hasattr(__import__("selectors"), "PollSelector") else [])
@@ -45,7 +69,8 @@ def test_no_verb_prints_help_and_fails(capsys):
 def test_send_reports_a_missing_file(capsys, server):
     host, port = server.address
     assert main(["send", "no-such-file.bin", "--to", "bob", f"{host}:{port}"]) == 1
-    assert "no such file" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "chatlab send: no such file: no-such-file.bin" in err and "no such file" not in out
 
 
 def test_send_to_an_absent_nick_fails_with_the_reason(capsys, server, tmp_path):
@@ -53,7 +78,8 @@ def test_send_to_an_absent_nick_fails_with_the_reason(capsys, server, tmp_path):
     path.write_text("hi")
     host, port = server.address
     assert main(["send", str(path), "--to", "ghost", f"{host}:{port}"]) == 1
-    assert "ghost" in capsys.readouterr().out
+    err = capsys.readouterr().err
+    assert err.startswith("chatlab send: ") and "nobody else called 'ghost' is online" in err
 
 
 def test_send_delivers_with_the_cli(server, connect, tmp_path, capsys):
@@ -64,7 +90,8 @@ def test_send_delivers_with_the_cli(server, connect, tmp_path, capsys):
     host, port = server.address
     assert main(["send", str(path), "--to", "bob", "--strategy", "fixed", f"{host}:{port}"]) == 0
     assert bob.wait_for(chatlab.FileReceived, timeout=10).path.read_bytes() == path.read_bytes()
-    assert "verified its SHA-256" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "(300.0 KB) to bob" in out and "verified its SHA-256" in out
 
 
 def test_client_to_nothing_is_one_clear_line(capsys):
@@ -97,3 +124,95 @@ def test_server_verb_stops_cleanly_on_ctrl_c():
         if proc.poll() is None:
             proc.kill()
         proc.stdout.close()
+
+
+# ------------------------------------------------------------ errors that say what to try (item 10)
+
+
+def test_a_busy_port_names_the_port_and_what_to_try(capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["server", "--port", str(port)]) == 1
+    out, err = capsys.readouterr()
+    assert f"chatlab server: port {port} on 127.0.0.1 is already in use" in err and "--port 0" in err
+    assert "Errno" not in err and out == ""
+
+
+@pytest.mark.parametrize("verb", [["server", "--port", "99999"], ["server", "--port", "-1"]])
+def test_an_impossible_server_port_says_invalid_port(verb, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(verb)
+    assert exited.value.code == 2
+    assert "invalid port" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("verb", ["client", "send"])
+def test_an_impossible_client_port_says_invalid_port(verb, capsys, monkeypatch):
+    args = ["client", "--nick", "alice", "127.0.0.1:99999"] if verb == "client" else ["send", __file__, "--to", "bob", "127.0.0.1:99999"]
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert main(args) != 0
+    err = capsys.readouterr().err
+    assert "invalid port 99999" in err and "refused" not in err
+
+
+# --------------------------------------------------------- client defaults (item 8)
+
+
+def test_client_defaults_to_the_servers_address():
+    from chatlab.cli import build_parser
+
+    parser = build_parser()
+    server = parser.parse_args(["server"])
+    assert parser.parse_args(["client", "--nick", "alice"]).address == f"{server.host}:{server.port}" == "127.0.0.1:7777"
+
+
+def test_client_without_nick_and_without_a_terminal_fails_clearly(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("/quit\n"))
+    assert main(["client", "127.0.0.1:1"]) == 2
+    assert "--nick is missing, and stdin is not a terminal" in capsys.readouterr().err
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_client_without_nick_asks_for_one(server, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", FakeTerminal("\nalice\n/quit\n"))  # an empty answer is asked again
+    host, port = server.address
+    assert main(["client", f"{host}:{port}"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("nickname: ") == 2 and f"connected to {host}:{port} as alice" in out
+
+
+# ------------------------------------------------------------ room passwords (item 4)
+
+
+def test_room_password_options_preset_the_servers_passwords():
+    from chatlab.cli import build_parser, server_options
+
+    args = build_parser().parse_args(["server", "--port", "0", "--room-password", "secret=pw123", "--room-password", "team=a=b"])
+    options = server_options(args)
+    assert options["room_passwords"] == {"secret": "pw123", "team": "a=b"}
+    with chatlab.Server(port=0, **options) as srv, chatlab.Client.connect(srv.address, nick="alice") as alice:  # type: ignore[arg-type]
+        with pytest.raises(chatlab.ServerError, match="bad-password"):
+            alice.join("secret")
+        alice.join("secret", "pw123")
+        assert alice.room == "secret"
+
+
+@pytest.mark.parametrize("value, message", [("secret", "expected ROOM=PASSWORD"), ("=pw", "expected ROOM=PASSWORD"),
+                                            ("my room=pw", "room names have no spaces")])
+def test_a_malformed_room_password_is_refused(value, message, capsys):
+    with pytest.raises(SystemExit):
+        main(["server", "--room-password", value])
+    assert message in capsys.readouterr().err
+
+
+def test_a_room_given_twice_is_refused(capsys):
+    assert main(["server", "--port", "0", "--room-password", "a=1", "--room-password", "A=2"]) == 2
+    assert "gives room 'A' twice" in capsys.readouterr().err

@@ -11,7 +11,7 @@ import pytest
 
 from chatlab.exercises.select_loop import check_select_step
 from chatlab.exercises.sockopt import check_make_listener
-from chatlab.exercises.solutions_sockopt_select import make_listener, serve_step
+from solutions.sockopt_select import make_listener, serve_step
 
 POSIX = os.name == "posix"
 
@@ -26,6 +26,10 @@ def failed(report) -> set[str]:
 def test_reference_make_listener_passes():
     report = check_make_listener(make_listener, show=False)
     assert report, report.summary()
+
+
+# The classic wrong answers to notebook 01's exercise.  Each must fail the
+# checker, in the cases named, with a hint that names the idea it misses.
 
 
 def listener_without_option(port, host="127.0.0.1"):
@@ -59,31 +63,92 @@ def listener_reuseport(port, host="127.0.0.1"):
     return sock
 
 
-@pytest.mark.skipif(not POSIX, reason="TIME_WAIT blocks a plain rebind on POSIX only")
-def test_missing_option_fails():
-    report = check_make_listener(listener_without_option, show=False)
-    assert failed(report) == {
-        "SO_REUSEADDR is on (POSIX; off is right on Windows)",
-        "restarts twice on its port with connections in TIME_WAIT",
-    }
+def listener_reuseport_instead(port, host="127.0.0.1"):
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # the wrong option of the two
+    sock.bind((host, port))
+    sock.listen()
+    return sock
+
+
+def listener_on_every_interface(port, host="127.0.0.1"):
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("", port))  # ignores host: reachable from the whole network
+    sock.listen()
+    return sock
+
+
+def listener_on_any_port(port, host="127.0.0.1"):
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))  # ignores port
+    sock.listen()
+    return sock
+
+
+def listener_closed_by_with(port, host="127.0.0.1"):
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen()
+        return sock  # the with block closes it on the way out
+
+
+def listener_forgets_return(port, host="127.0.0.1"):
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen()
+
+
+def listener_udp(port, host="127.0.0.1"):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen()
+    return sock
+
+
+LISTENS = "returns a bound, listening TCP socket"
+OPTION_ON = "SO_REUSEADDR is on (POSIX; off is right on Windows)"
+RESTARTS = "restarts twice on its port with connections in TIME_WAIT"
+REFUSED = "a port a live listener holds is still refused"
+LINUX = sys.platform.startswith("linux")
+
+LISTENER_WRONG_ANSWERS = [
+    # (name, make_listener, cases that must fail, words the hint must hold, runs here)
+    ("no SO_REUSEADDR", listener_without_option, {OPTION_ON, RESTARTS}, "TIME_WAIT", POSIX),
+    ("SO_REUSEADDR after bind()", listener_option_after_bind, {RESTARTS}, "before bind()", POSIX),
+    ("never listens", listener_not_listening, {LISTENS}, "only once it listens", True),
+    ("SO_REUSEPORT as well", listener_reuseport, {REFUSED}, "share one port", LINUX),
+    ("SO_REUSEPORT instead", listener_reuseport_instead, {OPTION_ON, REFUSED}, "the option is off", LINUX),
+    ("binds every interface", listener_on_every_interface, {LISTENS}, "every network", True),
+    ("ignores the port", listener_on_any_port, {LISTENS}, "use the port it is given", True),
+    ("returns from inside a with block", listener_closed_by_with, {LISTENS, OPTION_ON, RESTARTS, REFUSED},
+     "already closed", True),
+    ("forgets to return", listener_forgets_return, {LISTENS, OPTION_ON, RESTARTS}, "forget to `return`", True),
+    ("a UDP socket", listener_udp, {LISTENS, OPTION_ON, RESTARTS}, "only a stream (TCP)", POSIX),
+]
+
+
+@pytest.mark.parametrize("name, make_listener_, must_fail, hint, runs_here", LISTENER_WRONG_ANSWERS,
+                         ids=[row[0] for row in LISTENER_WRONG_ANSWERS])
+def test_check_make_listener_fails_a_classic_wrong_answer(name, make_listener_, must_fail, hint, runs_here):
+    if not runs_here:
+        pytest.skip("this mistake behaves differently on this platform")
+    report = check_make_listener(make_listener_, show=False)
+    assert not report
+    assert failed(report) >= must_fail, report.summary()
+    details = " | ".join(r.detail for r in report.results if r.name in must_fail)
+    assert hint in details, report.summary()
 
 
 @pytest.mark.skipif(not POSIX, reason="TIME_WAIT blocks a plain rebind on POSIX only")
-def test_option_after_bind_fails():
+def test_option_after_bind_fails_only_the_restart():
     report = check_make_listener(listener_option_after_bind, show=False)
-    assert failed(report) == {"restarts twice on its port with connections in TIME_WAIT"}
+    assert failed(report) == {RESTARTS}
     assert "EADDRINUSE" in report.summary()
-
-
-def test_not_listening_fails():
-    report = check_make_listener(listener_not_listening, show=False)
-    assert "returns a bound, listening TCP socket" in failed(report)
-
-
-@pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT") or not sys.platform.startswith("linux"), reason="Linux SO_REUSEPORT")
-def test_port_sharing_fails():
-    report = check_make_listener(listener_reuseport, show=False)
-    assert failed(report) == {"a port a live listener holds is still refused"}
 
 
 # -- notebook 02: serve_step -------------------------------------------------
@@ -94,27 +159,40 @@ def test_reference_serve_step_passes():
     assert report, report.summary()
 
 
-def make_buggy(*, always_writable=False, keep_eof=False, sendall=False, no_reset=False, write_dropped=False, no_trim=False):
-    """The reference serve_step with one classic bug switched on."""
+# The classic wrong answers to notebook 02's exercise: the reference serve_step
+# with one classic bug switched on.  Each must fail the checker, in the case
+# named, with a hint that names the idea it misses.
+
+BUGS = (
+    "always_writable", "keep_eof", "blocking_sendall", "no_reset", "write_dropped", "no_trim", "blocking_accept",
+    "no_echo", "close_not_removed", "no_outbox_entry", "nonblocking_sendall",
+)
+
+
+def make_buggy(bug):
+    """The reference serve_step with the bug named ``bug`` switched on."""
+    assert bug in BUGS
 
     def drop(sock, clients, outbox):
-        clients.remove(sock)
-        outbox.pop(sock, None)
+        if bug != "close_not_removed":
+            clients.remove(sock)
+            outbox.pop(sock, None)
         sock.close()
 
     def step(listener, clients, outbox, timeout):
-        want_write = list(clients) if always_writable else [c for c in clients if outbox.get(c)]
+        want_write = list(clients) if bug == "always_writable" else [c for c in clients if outbox.get(c)]
         readable, writable, _ = select.select([listener, *clients], want_write, [], timeout)
         for sock in readable:
             if sock is listener:
                 conn, _ = listener.accept()
-                conn.setblocking(sendall)  # the blocking version blocks for real
+                conn.setblocking(bug in ("blocking_sendall", "blocking_accept"))  # the blocking version blocks for real
                 clients.append(conn)
-                outbox[conn] = bytearray()
+                if bug != "no_outbox_entry":
+                    outbox[conn] = bytearray()
                 continue
             if sock not in clients:
                 continue
-            if no_reset:
+            if bug == "no_reset":
                 data = sock.recv(4096)
             else:
                 try:
@@ -122,15 +200,17 @@ def make_buggy(*, always_writable=False, keep_eof=False, sendall=False, no_reset
                 except OSError:
                     data = b""
             if not data:
-                if not keep_eof:
+                if bug != "keep_eof":
                     drop(sock, clients, outbox)
                 continue
             for client in clients:
+                if client is sock and bug == "no_echo":
+                    continue
                 outbox[client] += data
         for sock in writable:
-            if sock not in clients and not write_dropped:
+            if sock not in clients and bug != "write_dropped":
                 continue
-            if sendall:
+            if bug in ("blocking_sendall", "nonblocking_sendall"):
                 sock.sendall(outbox[sock])
                 outbox[sock].clear()
                 continue
@@ -139,33 +219,44 @@ def make_buggy(*, always_writable=False, keep_eof=False, sendall=False, no_reset
             except BlockingIOError:
                 continue
             except OSError:
-                if write_dropped and sock not in clients:
+                if bug == "write_dropped" and sock not in clients:
                     raise
                 drop(sock, clients, outbox)
                 continue
-            if not no_trim:
+            if bug != "no_trim":
                 del outbox[sock][:sent]
 
     return step
 
 
-@pytest.mark.parametrize(
-    "bug, must_fail, says",
-    [
-        ("always_writable", "idle clients: waits for the timeout, no busy loop", "write list"),
-        ("keep_eof", "a client closing mid-stream is removed, its last bytes delivered", "to be removed"),
-        # a blocking sendall to a client that does not read: reported after a deadline, not waited for
-        ("sendall", "a slow reader delays no one and catches up later", "did not return within"),
-        ("no_reset", "a client resetting the connection is removed", "ConnectionResetError"),
-        ("write_dropped", "a client vanishing with output queued for it", "serve_step raised"),
-        ("no_trim", "echoes a line back to its sender", "received more than it sent"),
-    ],
-)
-def test_buggy_serve_step_fails(bug, must_fail, says):
-    report = check_select_step(make_buggy(**{bug: True}), show=False, only=must_fail)
+SELECT_WRONG_ANSWERS = [
+    # (bug, the case that must fail, words the hint must hold)
+    ("always_writable", "idle clients: waits for the timeout, no busy loop", "always writable"),
+    ("keep_eof", "a client closing mid-stream is removed, its last bytes delivered", "b'' is how a peer says"),
+    # a blocking sendall to a client that does not read: reported after a deadline, not waited for
+    ("blocking_sendall", "a slow reader delays no one and catches up later", "did not return within"),
+    ("no_reset", "a client resetting the connection is removed", "ConnectionResetError"),
+    ("write_dropped", "a client vanishing with output queued for it", "closed earlier in this same step"),
+    ("no_trim", "echoes a line back to its sender", "received more than it sent"),
+    ("blocking_accept", "accepts a new client and makes it non-blocking", "would stop the whole loop"),
+    ("no_echo", "echoes a line back to its sender", "shows a line to everyone in it"),
+    ("close_not_removed", "a client closing mid-stream is removed, its last bytes delivered", "must leave clients"),
+    ("no_outbox_entry", "echoes a line back to its sender", "every client in clients needs one"),
+    ("nonblocking_sendall", "a slow reader delays no one and catches up later", "BlockingIOError"),
+]
+
+
+@pytest.mark.parametrize("bug, must_fail, says", SELECT_WRONG_ANSWERS, ids=[row[0] for row in SELECT_WRONG_ANSWERS])
+def test_check_select_step_fails_a_classic_wrong_answer(bug, must_fail, says):
+    report = check_select_step(make_buggy(bug), show=False, only=must_fail)
     assert failed(report) == {must_fail}, report.summary()
     (result,) = [r for r in report.results if r.name == must_fail]
-    assert says in result.detail
+    assert says in result.detail, report.summary()
+
+
+def test_check_select_step_gives_up_after_the_real_limit():
+    report = check_select_step(make_buggy("keep_eof"), show=False, only="mid-stream")
+    assert "gave up after 1.5 s" in report.results[0].detail
 
 
 def test_only_selects_cases():

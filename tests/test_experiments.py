@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
 import chatlab
 from chatlab import experiments as ex
 from chatlab.exercises.bot import check_bot
-from chatlab.exercises.solutions_bot import run_bot as reference_bot
+from solutions.bot import run_bot as reference_bot
 from chatlab.transfer import AdaptiveWindow, FixedWindow, SleepPaced
 
 KiB = 1024
@@ -151,8 +151,8 @@ def test_chat_configs() -> None:
 
 @pytest.mark.skipif(not ex.HAS_UNSENT_LIMIT, reason="no TCP_NOTSENT_LOWAT on this OS")
 def test_unsent_limit_reaches_the_sockets(tmp_path: Path) -> None:
-    def lowat(client: chatlab.Client) -> int:
-        return int(client._sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT))
+    def lowat(client: chatlab.Client) -> int | None:
+        return client.unsent_limit  # the kernel's TCP_NOTSENT_LOWAT, read back from the socket
 
     ws = ex._Workspace(str(tmp_path))
     with ex._chat_setup(ex.get_link("loopback"), ws, second_connection=True) as setup:
@@ -225,6 +225,11 @@ def test_bot_checker_passes_the_reference() -> None:
     assert report.passed == 8
 
 
+# The classic wrong answers to notebook 05's exercise.  Each must fail the
+# checker, in the cases named, with a hint that names the idea it misses
+# without writing the bot for the student.
+
+
 def _naive_bot(bot: chatlab.Client, stop: threading.Event) -> None:
     # Answers any line containing !time, its own included, and answers whispers in the room.
     while not stop.is_set():
@@ -238,15 +243,35 @@ def _naive_bot(bot: chatlab.Client, stop: threading.Event) -> None:
             bot.say(time.strftime("the time is %H:%M:%S"))
 
 
-def test_bot_checker_fails_a_naive_bot() -> None:
-    report = check_bot(_naive_bot, show=False)
-    failed = {r.name for r in report.results if not r.passed}
-    assert failed == {
-        "ignores other lines, even ones containing !time",
-        "never answers itself",
-        "answers a whisper with a whisper, to that person only",
-    }
-    assert not report
+def _bot(*, whispers: bool = True, own_lines: bool = False, strip: bool = True, stop_checked: bool = True,
+         closed_returns: bool = True, timeout_returns: bool = False, whisper_in_room: bool = False,
+         text: str = "the time is %H:%M:%S") -> Callable[[chatlab.Client, threading.Event], None]:
+    """The reference bot with one classic mistake switched on."""
+    kinds = (chatlab.ChatMessage, chatlab.PrivateMessage) if whispers else chatlab.ChatMessage
+
+    def run_bot(bot: chatlab.Client, stop: threading.Event) -> None:
+        while not stop_checked or not stop.is_set():
+            try:
+                message = bot.wait_for(kinds, timeout=0.2)
+            except TimeoutError:
+                if timeout_returns:
+                    return
+                continue
+            except chatlab.ConnectionClosed:
+                if closed_returns:
+                    return
+                raise
+            if message.sender == bot.nick and not own_lines:
+                continue
+            if (message.text.strip() if strip else message.text) != "!time":
+                continue
+            answer = time.strftime(text)
+            if isinstance(message, chatlab.PrivateMessage) and not whisper_in_room:
+                bot.whisper(message.sender, answer)
+            else:
+                bot.say(answer)
+
+    return run_bot
 
 
 def _deaf_bot(bot: chatlab.Client, stop: threading.Event) -> None:
@@ -257,11 +282,65 @@ def _deaf_bot(bot: chatlab.Client, stop: threading.Event) -> None:
             bot.say(time.strftime("the time is %H:%M:%S"))
 
 
-def test_bot_checker_fails_a_bot_that_never_stops() -> None:
-    report = check_bot(_deaf_bot, show=False, only="returns")
-    assert [r.passed for r in report.results] == [False, False]
-    assert "still running" in report.results[0].detail
-    assert "ConnectionClosed" in report.results[1].detail
+def _crashes_on_whispers(bot: chatlab.Client, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            message = bot.wait_for((chatlab.ChatMessage, chatlab.PrivateMessage), timeout=0.2)
+        except TimeoutError:
+            continue
+        except chatlab.ConnectionClosed:
+            return
+        if message.sender != bot.nick and message.text.strip() == "!time":
+            print(f"asked in {message.room}")  # a whisper has no room: AttributeError
+            bot.say(time.strftime("the time is %H:%M:%S"))
+
+
+BOT_WRONG_ANSWERS = [
+    # (name, run_bot, the cases that must fail, words the hint must hold)
+    ("answers anything containing !time, itself included", _naive_bot,
+     ("ignores other lines", "never answers itself", "whisper"), "merely contains"),
+    ("answers its own lines", _bot(own_lines=True), ("never answers itself",), "sends every line back to its sender"),
+    ("no spaces allowed around the command", _bot(strip=False), ("ignores other lines",), "spaces around"),
+    ("waits for room lines only", _bot(whispers=False), ("whisper",), "different kind of message"),
+    ("answers a whisper in the room", _bot(whisper_in_room=True), ("whisper",), "went to the whole room"),
+    ("never looks at stop", _bot(stop_checked=False), ("stop is set",), "notice stop"),
+    ("lets ConnectionClosed escape", _bot(closed_returns=False), ("server goes away",), "normal end"),
+    ("blocks in wait_for forever", _deaf_bot, ("stop is set", "server goes away"), "even while nobody says"),
+    ("returns at the first silence", _bot(timeout_returns=True), ("in its room",), "through any stretch of silence"),
+    ("a wrong answer format", _bot(text="It is %H:%M"), ("in its room",), "should read 'the time is HH:MM:SS'"),
+    ("crashes on a whisper", _crashes_on_whispers, ("whisper",), "AttributeError"),
+]
+
+
+@pytest.mark.parametrize("name, run_bot, must_fail, hint", BOT_WRONG_ANSWERS, ids=[row[0] for row in BOT_WRONG_ANSWERS])
+def test_bot_checker_fails_a_classic_wrong_answer(name: str, run_bot: Any, must_fail: tuple[str, ...], hint: str) -> None:
+    results = []
+    for case in must_fail:
+        report = check_bot(run_bot, show=False, only=case)
+        assert report.results and not report, report.summary()
+        results += report.results
+    assert hint in " | ".join(r.detail for r in results), "\n".join(f"{r.name}: {r.detail}" for r in results)
+
+
+def test_bot_checker_fails_a_naive_bot_in_exactly_three_cases() -> None:
+    report = check_bot(_naive_bot, show=False)
+    failed = {r.name for r in report.results if not r.passed}
+    assert failed == {
+        "ignores other lines, even ones containing !time",
+        "never answers itself",
+        "answers a whisper with a whisper, to that person only",
+    }
+    assert not report
+
+
+def test_bot_checker_hints_do_not_write_the_bot() -> None:
+    # Issue 11: the checker points at the idea, never at the code that answers the exercise.
+    source = Path(check_bot.__code__.co_filename).read_text(encoding="utf-8")
+    messages = source[source.index("class _Harness"):]
+    for giveaway in ("bot.nick", ".strip()", "wait_for", "timeout=0.2", "except ConnectionClosed", "catch "):
+        for line in messages.splitlines():
+            if '"' in line and giveaway in line.split('"', 1)[1]:
+                raise AssertionError(f"a message of check_bot gives away {giveaway!r}: {line.strip()}")
 
 
 def test_bot_checker_reports_a_crash_and_unknown_filters() -> None:

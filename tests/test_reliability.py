@@ -26,6 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import chatlab
+import chatlab.chatroom
 import chatlab.server
 from chatlab import protocol as p
 from chatlab.bench.load import FreezableProxy, NeverReader, Probe, ServerProcess, Slowloris, raise_nofile_limit, run_slow_peers
@@ -205,13 +206,13 @@ def test_look_alike_room_names_are_one_room_behind_one_password():
 
 def test_room_passwords_are_compared_in_constant_time(monkeypatch):
     calls: list[tuple[bytes, bytes]] = []
-    real = chatlab.server.hmac.compare_digest
+    real = chatlab.chatroom.hmac.compare_digest
 
     def spy(a: bytes, b: bytes) -> bool:
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(chatlab.server.hmac, "compare_digest", spy)
+    monkeypatch.setattr(chatlab.chatroom.hmac, "compare_digest", spy)
     with chatlab.Server(port=0, room_passwords={"class": "s3cret"}) as srv, \
          chatlab.Client.connect(srv.address, nick="alice") as alice:  # fmt: skip
         with pytest.raises(chatlab.ServerError):
@@ -254,7 +255,7 @@ def test_a_full_server_refuses_at_once_even_when_full_of_silent_connections():
         silent = [socket.create_connection(srv.address) for _ in range(5)]  # never say HELLO
         try:
             deadline = time.monotonic() + 5
-            while len(srv._connections) < 5:
+            while srv.connection_count < 5:
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
             started = time.monotonic()
@@ -263,7 +264,7 @@ def test_a_full_server_refuses_at_once_even_when_full_of_silent_connections():
             assert info.value.code == "server-full" and "5 clients" in info.value.text
             assert time.monotonic() - started < 2.0  # a clear refusal, not a hang until a timeout
             silent.pop().close()
-            while len(srv._connections) > 4:
+            while srv.connection_count > 4:
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
             with chatlab.Client.connect(srv.address, nick="late") as late:
@@ -316,11 +317,11 @@ def test_offers_nobody_answers_cannot_pile_up_in_the_server(server, raw):
     rejects = [m for m in replies if isinstance(m, p.FileReject)]
     assert len(rejects) == offers - chatlab.server.MAX_TRANSFERS
     assert f"you have {chatlab.server.MAX_TRANSFERS} transfers going already" in rejects[0].reason
-    held = {c.nick: (len(c.sending), len(c.receiving)) for c in list(server._connections)}
+    held = server.transfers()
     assert held == {"mallory": (chatlab.server.MAX_TRANSFERS, 0), "victim": (0, chatlab.server.MAX_TRANSFERS)}
     mallory.close()
     deadline = time.monotonic() + 5
-    while any(c.receiving for c in list(server._connections)):  # mallory gone: her relays went with her
+    while any(receiving for _, receiving in server.transfers().values()):  # mallory gone: her relays went with her
         assert time.monotonic() < deadline
         time.sleep(0.01)
 

@@ -128,6 +128,23 @@ def test_room_password_is_checked(server):
         assert alice.room == "class"
 
 
+def test_whoever_creates_a_room_with_a_password_sets_it(connect):
+    alice, bob = connect("alice"), connect("bob")
+    alice.join("secret", "pw123")
+    with pytest.raises(chatlab.ServerError) as info:
+        bob.join("secret")
+    assert info.value.code == "bad-password"
+    bob.join("secret", "pw123")
+    assert bob.room == "secret"
+
+
+def test_a_room_name_with_a_space_is_an_error_that_says_so(connect):
+    alice = connect("alice")
+    alice.send(p.Join("my room"))  # the raw request: a client may well check this itself first
+    error = alice.wait_for(chatlab.ErrorMessage)
+    assert error.code == "bad-room" and "spaces are not allowed in room names" in error.text
+
+
 @pytest.mark.parametrize(
     "garbage",
     [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", bytes(range(256)), p.pack_header(p.FrameType.SAY, 2**32 - 1),

@@ -24,7 +24,7 @@ import pytest
 import chatlab
 from chatlab import protocol as p
 from chatlab import terminal
-from chatlab.client import Disconnected
+from chatlab.client import Disconnected, FileStarted
 from chatlab.errors import TransferError
 from chatlab.transfer import TransferStats
 from chatlab.terminal import Command, TerminalSession, format_event, parse_command, run_terminal_client
@@ -47,7 +47,8 @@ TIMEOUT = 10.0  # seconds for any one expected line or exit
         ("/msg bob see you  at 5", Command("msg", ("bob", "see you  at 5"))),
         ("/w bob hi", Command("msg", ("bob", "hi"))),
         ("/join team1", Command("join", ("team1",))),
-        ("/join team1 s3cret", Command("join", ("team1", "s3cret"))),
+        ("/join team1 key=s3cret", Command("join", ("team1", "s3cret"))),
+        ("/join team1 key=s3cr=t", Command("join", ("team1", "s3cr=t"))),
         ("/JOIN Team1", Command("join", ("Team1",))),
         ("/leave", Command("leave")),
         ("/who", Command("who")),
@@ -73,8 +74,7 @@ def test_parse_command(line: str, expected: Command) -> None:
         ("/msg", "/msg NICK TEXT"),
         ("/msg bob", "/msg NICK TEXT"),
         ("/me", "/me ACTION"),
-        ("/join", "/join ROOM [PASSWORD]"),
-        ("/join my room please", "/join ROOM [PASSWORD]"),
+        ("/join", "/join ROOM [key=PASSWORD]"),
         ("/leave now", "/leave"),
         ("/who is there", "/who"),
         ("/send", "/send FILE NICK"),
@@ -85,6 +85,21 @@ def test_parse_command_wrong_arguments_give_usage(line: str, usage: str) -> None
     command = parse_command(line)
     assert command.name == "invalid"
     assert command.error == f"usage: {usage}"
+
+
+@pytest.mark.parametrize("line", ["/join my room", "/join my room please", "/join my key=pw room", "/join secret pw123"])
+def test_a_room_name_with_a_space_is_an_error_that_says_so(line: str) -> None:
+    """Not room "my" with password "room" (issue 10, item 4): a password is marked key=."""
+    command = parse_command(line)
+    assert command.name == "invalid"
+    assert command.error.startswith("room names have no spaces")
+    assert "key=PASSWORD" in command.error
+
+
+@pytest.mark.parametrize("line", ["/join team1 key=", "/join team1 key=a key=b"])
+def test_join_takes_one_non_empty_key(line: str) -> None:
+    command = parse_command(line)
+    assert command.name == "invalid" and command.error.startswith("usage: /join ROOM [key=PASSWORD]")
 
 
 @pytest.mark.parametrize("line", ["/frobnicate", "/", "/ msg bob hi", "/nick carol"])
@@ -110,6 +125,11 @@ def test_parse_command_unknown(line: str) -> None:
         (p.ErrorMessage("no-such-nick", "nobody called 'zed' is online"), "!! no-such-nick: nobody called 'zed' is online"),
         (p.FileOffer(0x80000001, "alice", "report.pdf", 2_500_000, "0" * 64), "-- alice offers you 'report.pdf' (2.5 MB)"),
         (Disconnected("closed by the server"), "-- disconnected: closed by the server"),
+        (FileStarted("alice", "a.bin", Path("in/a.bin.part"), 20_000_000, 0),
+         "-- receiving 'a.bin' from alice (20.0 MB) into " + str(Path("in/a.bin.part"))),
+        (FileStarted("alice", "a.bin", Path("in/a.bin.part"), 20_000_000, 8_000_000),
+         "-- receiving 'a.bin' from alice (20.0 MB) into " + str(Path("in/a.bin.part"))
+         + "; resuming at 8.0 MB, where an earlier transfer stopped"),
     ],
 )
 def test_format_event(event: Any, expected: str) -> None:
@@ -158,16 +178,27 @@ class StubClient:
 
 
 class StubTransfer:
-    def __init__(self, size: int, error: Exception | None = None) -> None:
+    """A transfer that is accepted after ``accept_after`` seconds (never, if None), then sends in five steps."""
+
+    def __init__(self, size: int, error: Exception | None = None, *, accept_after: float | None = 0.0,
+                 resumed_from: int = 0, reason: str = "") -> None:
         self.size, self.sent, self.error = size, 0, error
+        self.accept_after, self.resumed_from, self.failed, self.reason = accept_after, resumed_from, False, reason
+        self.accepted = False
 
     def wait(self) -> TransferStats:
+        if self.accept_after is None:  # refused at once: nobody to accept it
+            self.failed = True
+            raise self.error or TransferError("refused")
+        time.sleep(self.accept_after)
+        self.accepted, self.sent = True, self.resumed_from
         for _ in range(5):
-            self.sent += self.size // 5
+            self.sent += (self.size - self.resumed_from) // 5
             time.sleep(0.03)
         if self.error is not None:
+            self.failed = True
             raise self.error
-        return TransferStats(self.size, 0.15)
+        return TransferStats(self.size - self.resumed_from, 0.15)
 
 
 def _wait_for_line(lines: list[str], start: str, timeout: float = TIMEOUT) -> str:
@@ -180,6 +211,12 @@ def _wait_for_line(lines: list[str], start: str, timeout: float = TIMEOUT) -> st
     raise AssertionError(f"no line starting with {start!r} in {lines}")
 
 
+@pytest.fixture
+def quick(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(terminal, "PROGRESS_INTERVAL", 0.02)
+    monkeypatch.setattr(terminal, "OFFER_ANSWER_WAIT", 0.05)
+
+
 def test_send_without_file_transfer_support() -> None:
     lines: list[str] = []
     session = TerminalSession(SimpleNamespace(nick="alice"), lines.append)  # type: ignore[arg-type]  # no send_file
@@ -187,28 +224,78 @@ def test_send_without_file_transfer_support() -> None:
     assert lines == ["!! file transfer is not available in this version"]
 
 
-def test_send_reports_progress_and_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(terminal, "PROGRESS_INTERVAL", 0.02)
+def test_send_reports_the_offer_progress_and_result(tmp_path: Path, quick: None) -> None:
     path = tmp_path / "data.bin"
     path.write_bytes(b"x" * 5_000_000)
-    client = StubClient(StubTransfer(5_000_000))
+    client = StubClient(StubTransfer(5_000_000, accept_after=0.3))
     lines: list[str] = []
     TerminalSession(client, lines.append).handle_line(f"/send {path} bob")  # type: ignore[arg-type]
     assert client.calls == [(str(path), "bob")]
-    assert lines[0] == "-- offering data.bin (5.0 MB) to bob"
     assert _wait_for_line(lines, "-- sent") == "-- sent data.bin to bob (5.0 MB in 0.1 s, 33.3 MB/s)"
+    assert lines[0] == "-- offering data.bin to bob (5.0 MB); waiting for bob to accept"  # no answer came at once
+    assert lines[1] == "-- bob accepted data.bin; sending 5.0 MB"
     assert any(line.startswith("-- data.bin -> bob: ") and "%" in line for line in lines)
 
 
-def test_send_reports_failure_and_missing_file(tmp_path: Path) -> None:
+def test_a_resume_is_announced_and_the_summary_counts_the_whole_file(tmp_path: Path, quick: None) -> None:
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"x" * 5_000_000)
+    lines: list[str] = []
+    TerminalSession(StubClient(StubTransfer(5_000_000, resumed_from=2_000_000)), lines.append).handle_line(f"/send {path} bob")  # type: ignore[arg-type]
+    assert _wait_for_line(lines, "-- sent") == ("-- sent data.bin to bob (5.0 MB: 2.0 MB were already there, "
+                                                "3.0 MB sent in 0.1 s, 20.0 MB/s)")
+    assert "-- bob accepted data.bin; resuming: 2.0 MB of 5.0 MB were already there from an interrupted transfer" in lines
+
+
+def test_send_failure_is_said_once_and_a_missing_file_is_named(tmp_path: Path, quick: None) -> None:
     path = tmp_path / "data.bin"
     path.write_bytes(b"x" * 10)
     lines: list[str] = []
-    session = TerminalSession(StubClient(StubTransfer(10, TransferError("bob rejected it"))), lines.append)  # type: ignore[arg-type]
+    # The client's TransferError already says "sending ... failed": the terminal must not say it twice.
+    error = TransferError("sending data.bin to bob failed: bob disconnected: gone")
+    session = TerminalSession(StubClient(StubTransfer(10, error, reason="bob disconnected: gone")), lines.append)  # type: ignore[arg-type]
     session.handle_line(f"/send {tmp_path / 'missing.bin'} bob")
     assert lines == [f"!! no such file: {tmp_path / 'missing.bin'}"]
     session.handle_line(f"/send {path} bob")
-    assert _wait_for_line(lines, "!! sending") == "!! sending data.bin to bob failed: bob rejected it"
+    assert _wait_for_line(lines, "!! sending") == "!! sending data.bin to bob failed: bob disconnected: gone"
+
+
+def test_send_to_nobody_says_so_without_offering_first(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("notes")
+    with chatlab.Server(port=0) as server, chatlab.Client.connect(server.address, nick="alice") as alice:
+        lines: list[str] = []
+        TerminalSession(alice, lines.append).handle_line(f"/send {path} nobody")
+        line = _wait_for_line(lines, "!!")
+        time.sleep(terminal.OFFER_ANSWER_WAIT)  # an "offering" line would have come by now
+    assert line == "!! cannot send notes.txt to nobody: nobody else called 'nobody' is online"
+    assert lines == [line]
+
+
+def test_the_receiver_sees_progress_and_its_own_ctrl_c_is_not_blamed_on_the_server(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(terminal, "PROGRESS_INTERVAL", 0.05)
+    source = tmp_path / "movie.bin"
+    source.write_bytes(os.urandom(3_000_000))
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    with chatlab.Server(port=0) as server, \
+         chatlab.Client.connect(server.address, nick="alice") as alice, \
+         chatlab.Client.connect(server.address, nick="bob", download_dir=downloads) as bob:  # fmt: skip
+        lines: list[str] = []
+        session = TerminalSession(bob, lines.append, download_dir=str(downloads))
+        session.start()
+        try:
+            transfer = alice.send_file(source, to="bob", strategy="sleep", pause=0.02)  # about 1 s in all
+            assert _wait_for_line(lines, "-- receiving 'movie.bin' from alice (3.0 MB) into ").endswith("movie.bin.part")
+            assert "% (" in _wait_for_line(lines, "-- movie.bin <- alice: ")
+        finally:
+            session.quit(flush=False)  # what Ctrl-C does
+        with pytest.raises(TransferError, match="bob disconnected"):
+            transfer.wait(timeout=TIMEOUT)
+    failed = _wait_for_line(lines, "!! receiving 'movie.bin' from alice failed: ")
+    assert failed.endswith("connection ended: you closed the connection")
+    assert not [line for line in lines if "closed by the server" in line]
 
 
 # ------------------------------------------------------- in-process sessions
@@ -461,5 +548,43 @@ def test_the_interactive_client_asks_before_accepting_a_file(tmp_path: Path) -> 
             second.wait(timeout=TIMEOUT)
             assert _wait_for_line(lines, "-- received 'notes.txt' from alice").endswith("notes.txt")
             assert (downloads / "notes.txt").read_text() == source.read_text()
+        finally:
+            session.quit(flush=False)
+
+
+# ------------------------------------------------------- a line too long (issue 10, item 5)
+
+
+def test_a_line_too_long_is_refused_with_the_limit_and_the_session_goes_on() -> None:
+    with chatlab.Server(port=0) as server, chatlab.Client.connect(server.address, nick="alice") as alice:
+        lines: list[str] = []
+        session = TerminalSession(alice, lines.append)
+        session.start()
+        try:
+            assert session.handle_line("x" * 300_000) is True
+            assert lines[-1].startswith("!! line not sent: it is 300,000 bytes long (UTF-8) and a line may be at most ")
+            session.handle_line("still here")
+            _wait_for_line(lines, "[lobby] <alice> still here")
+        finally:
+            session.quit(flush=False)
+
+
+# ------------------------------------------------------------------ room passwords (item 4)
+
+
+def test_join_with_a_key_prints_the_servers_answer() -> None:
+    with chatlab.Server(port=0, room_passwords={"secret": "pw123"}) as server, \
+         chatlab.Client.connect(server.address, nick="alice") as alice:  # fmt: skip
+        lines: list[str] = []
+        session = TerminalSession(alice, lines.append)
+        session.start()
+        try:
+            session.handle_line("/join secret")
+            assert "needs the right password" in _wait_for_line(lines, "!! bad-password: ")
+            session.handle_line("/join my room")  # never sent: room "my" with password "room" is not what was meant
+            assert lines[-1].startswith("!! room names have no spaces")
+            session.handle_line("/join secret key=pw123")
+            _wait_for_line(lines, "-- alice joined secret")
+            assert alice.room == "secret"
         finally:
             session.quit(flush=False)

@@ -1,15 +1,19 @@
 """Shared pieces of the benchmarks: results, verdicts, tables, CSV, plots, child processes.
 
 Every scenario returns a :class:`Scenario`: rows (one dict per measurement,
-written as CSV), verdicts (one per target the issue sets, PASS / NOT MET /
+written as CSV), verdicts (one per target the kit promises, PASS / NOT MET /
 SKIPPED with a one-line reason) and notes (what limits the figures).  The
-printing, CSV and PNG writing are the same for all of them.
+printing, CSV and PNG writing are the same for all of them, and so are the
+output folder (a fresh one unless ``--out`` names one) and the logging (log
+lines printed above the progress bars, never through them).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import logging
 import math
 import os
 import re
@@ -22,7 +26,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterable, Sequence
+from typing import IO, Any, Iterable, Iterator, Sequence
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -36,7 +40,7 @@ PASS, NOT_MET, SKIPPED, INFO = "PASS", "NOT MET", "SKIPPED", "INFO"
 
 @dataclass
 class Verdict:
-    """One target of the issue, checked against this run's numbers."""
+    """One target the kit promises (docs/PERFORMANCE.md), checked against this run's numbers."""
 
     target: str
     status: str  # PASS, NOT MET, SKIPPED (INFO for comparisons that set no target)
@@ -421,3 +425,83 @@ def iter_progress(iterable: Iterable[Any], desc: str, total: int | None = None, 
     from tqdm import tqdm
 
     return tqdm(iterable, desc=desc, total=total, leave=False, file=sys.stderr, dynamic_ncols=True)
+
+
+# ----------------------------------------------------------------- output and logging
+
+
+def fresh_out_dir() -> Path:
+    """A new, empty folder for one run's files, in the system's temporary folder.
+
+    The default output of every scenario: a run never overwrites the results
+    of an earlier one, nor the figures committed in ``data/bench/``, which
+    change only when ``--out data/bench`` says so.
+    """
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(tempfile.mkdtemp(prefix=f"chatlab-bench-{stamp}-"))
+
+
+def resolve_out(out: Path | None) -> Path:
+    """``out``, or a fresh folder (announced) when the user named none."""
+    if out is not None:
+        return out
+    chosen = fresh_out_dir()
+    print(f"bench: results go to {chosen} (choose with --out DIR; --out data/bench refreshes the committed figures)",
+          flush=True)
+    return chosen
+
+
+@contextlib.contextmanager
+def bench_logging() -> Iterator[None]:
+    """Print log records on stderr above the progress bars, not through them.
+
+    The servers a benchmark starts in this process log through ``logging``
+    (warnings only, unless the caller configured more); tqdm's
+    ``logging_redirect_tqdm`` writes each record with ``tqdm.write``, which
+    clears the bars, prints the line and draws the bars again.
+    """
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    root = logging.getLogger()
+    handler: logging.Handler | None = None
+    if not root.handlers:  # nobody configured logging: do it for this run only
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    try:
+        with logging_redirect_tqdm():
+            yield
+    finally:
+        if handler is not None:
+            root.removeHandler(handler)
+
+
+class _Expected(logging.Filter):
+    """Turns matching WARNING records into INFO records that say they were expected."""
+
+    def __init__(self, prefixes: tuple[str, ...], why: str) -> None:
+        super().__init__()
+        self.prefixes, self.why, self.seen = prefixes, why, 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and record.getMessage().startswith(self.prefixes):
+            record.msg, record.args = f"{record.getMessage()} (expected: {self.why})", None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            self.seen += 1
+        return True
+
+
+@contextlib.contextmanager
+def expected_warnings(logger: str, prefixes: tuple[str, ...], why: str) -> Iterator[_Expected]:
+    """While the block runs, ``logger``'s warnings starting with one of ``prefixes`` are expected.
+
+    A scenario that makes the server drop misbehaving peers on purpose would
+    otherwise print warnings that read like failures of the run.
+    """
+    expected = _Expected(prefixes, why)
+    target = logging.getLogger(logger)
+    target.addFilter(expected)
+    try:
+        yield expected
+    finally:
+        target.removeFilter(expected)

@@ -2,16 +2,22 @@
 
 Each checker takes the student's function, runs it against hostile conditions
 (1-byte trickles, frames stuck together, a peer closing mid-message) and prints
-which cases pass::
+one PASS or FAIL line per case, with a hint about the idea a failure misses::
 
     from chatlab.exercises import check_recv_exact
     check_recv_exact(my_recv_exact)
 
-Reference solutions live in :mod:`chatlab.exercises.solutions`, outside the
-notebooks, so a student sees them only on purpose.
+Run against an unsolved exercise (a body that raises ``NotImplementedError``),
+a checker prints FAIL lines saying so and never raises, so a notebook runs top
+to bottom before anything is solved.
+
+The package holds the checkers only: the reference solutions are in the
+instructor's notebooks (between ``### BEGIN SOLUTION`` and ``### END SOLUTION``)
+and, for the test suite, in the repository's ``tests/solutions/``.
 """
 
 from ._report import Report, run_cases
+from .bot import check_bot
 from .broadcast import check_broadcast_handler
 from .framing import check_framing
 from .reconnect import check_upload_lines
@@ -19,5 +25,14 @@ from .recv import check_recv_exact
 from .select_loop import check_select_step
 from .sockopt import check_make_listener
 
-__all__ = ["Report", "run_cases", "check_make_listener", "check_select_step", "check_framing", "check_recv_exact",
-           "check_broadcast_handler", "check_upload_lines"]
+__all__ = [
+    "Report",
+    "run_cases",
+    "check_make_listener",
+    "check_select_step",
+    "check_framing",
+    "check_recv_exact",
+    "check_bot",
+    "check_broadcast_handler",  # notebook 08
+    "check_upload_lines",  # notebook 09
+]

@@ -30,7 +30,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Callable
 
-from ._report import Report, run_cases
+from ._report import Report, differ, returned, run_cases, student, where
 from .recv import DeadlineExceeded, call_with_deadline
 
 __all__ = ["HEADER", "HEADER_SIZE", "MAX_PAYLOAD", "check_framing"]
@@ -64,9 +64,16 @@ def _exc_name(exc: BaseException) -> str:
     return cls.__name__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__name__}"
 
 
+def _left_over(buffer: bytearray, where: str = "") -> str:
+    return (
+        f"{where}{len(buffer)} bytes were left in the buffer after the last whole frame: the bytes of a frame"
+        " that was returned must leave the buffer, or the next call returns it again"
+    )
+
+
 def _normalise(result: Any) -> list[Frame]:
-    if result is None:
-        raise AssertionError("decode_frames returned None: return a list (empty when no frame is complete)")
+    if not isinstance(result, (list, tuple)):
+        raise AssertionError(returned(result, "a list of (kind, payload) pairs, empty when no frame is complete", "decode_frames"))
     frames = []
     for item in result:
         ok = isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[1], (bytes, bytearray, memoryview))
@@ -90,14 +97,17 @@ def check_framing(
     :class:`Report`, true when every case passes.
     """
 
+    encode_frame = student(encode_frame)
+    decode_frames = student(decode_frames)
+
     def enc(kind: int, payload: bytes) -> bytes:
         got = call_with_deadline(timeout, encode_frame, kind, payload)
-        assert isinstance(got, (bytes, bytearray)), f"encode_frame returned {type(got).__name__}, expected bytes"
+        assert isinstance(got, (bytes, bytearray)), returned(got, "bytes", "encode_frame")
         return bytes(got)
 
     def dec(buffer: bytearray) -> list[Frame]:
         try:
-            return call_with_deadline(timeout, lambda: _normalise(decode_frames(buffer)))
+            return _normalise(call_with_deadline(timeout, decode_frames, buffer))
         except DeadlineExceeded as exc:
             raise AssertionError(
                 f"decode_frames {exc}: a loop that never removes bytes from the buffer runs forever"
@@ -107,8 +117,8 @@ def check_framing(
         want = b"\x01\x00\x02hi"
         got = enc(1, b"hi")
         assert got == want, (
-            f"encode_frame(1, b'hi') gave {got!r}, expected {want!r} "
-            "(kind as 1 byte, then the length as a big-endian u16: '!BH')"
+            f"encode_frame(1, b'hi'): {differ(got, want)}"
+            " (kind as 1 byte, then the payload's length as 2 bytes in network byte order, big-endian)"
         )
         return repr(got)
 
@@ -119,22 +129,33 @@ def check_framing(
             got = dec(buffer)
             assert got == [(kind, payload)], (
                 f"decode_frames(encode_frame{_show((kind, payload))}) gave {_show_all(got)}"
+                + (f" [{differ(got, [(kind, payload)])}]" if _show_all(got) == _show_all([(kind, payload)]) else "")
             )
-            assert not buffer, f"{len(buffer)} bytes were left in the buffer after a whole frame"
+            assert not buffer, _left_over(buffer)
         return f"{len(frames)} frames, kinds 0 to 255"
 
     def empty_payload() -> str:
         data = enc(7, b"")
-        assert data == b"\x07\x00\x00", f"encode_frame(7, b'') gave {data!r}, expected b'\\x07\\x00\\x00'"
+        header_only = b"\x07\x00\x00"
+        assert data == header_only, f"encode_frame(7, b''): {differ(data, header_only)}"
         buffer = bytearray(data)
         got = dec(buffer)
-        assert got == [(7, b"")], f"decoding {data!r} gave {got!r}, expected [(7, b'')]"
-        assert not buffer, f"{len(buffer)} bytes were left in the buffer"
+        assert got == [(7, b"")], (
+            f"decoding {data!r}: {differ(got, [(7, b'')])}"
+            + (" (a frame with an empty payload is complete as soon as its 3-byte header is there)" if not got else "")
+        )
+        assert not buffer, _left_over(buffer)
         return "3 bytes, header only"
 
     def max_size_payload() -> str:
         payload = bytes(i % 251 for i in range(MAX_PAYLOAD))
-        data = enc(9, payload)
+        try:
+            data = enc(9, payload)
+        except struct.error as exc:
+            raise AssertionError(
+                f"struct.error: {exc}{where(exc, [encode_frame])}: {MAX_PAYLOAD} is the largest length,"
+                " and a 16-bit field holds it only as an unsigned number"
+            ) from None
         assert data == _spec(9, payload), (
             f"encode_frame(9, <{MAX_PAYLOAD} bytes>) gave {len(data)} bytes starting {data[:3]!r}, "
             f"expected {HEADER_SIZE + MAX_PAYLOAD} bytes starting {_spec(9, payload)[:3]!r}"
@@ -142,6 +163,7 @@ def check_framing(
         buffer = bytearray(_spec(9, payload))
         got = dec(buffer)
         assert got == [(9, payload)], f"decoding a {MAX_PAYLOAD}-byte payload gave {_show_all(got)}"
+        assert not buffer, _left_over(buffer)
         return f"{MAX_PAYLOAD} bytes"
 
     def oversized_payload() -> str:
@@ -151,9 +173,10 @@ def check_framing(
             raise
         except Exception as exc:  # ValueError is best; struct.error from pack() will do
             return f"raised {_exc_name(exc)}"
-        length = len(data) if isinstance(data, (bytes, bytearray)) else type(data).__name__
+        if not isinstance(data, (bytes, bytearray)):
+            raise AssertionError(returned(data, "an exception", "encode_frame") + f" (for a {MAX_PAYLOAD + 1}-byte payload)")
         raise AssertionError(
-            f"encode_frame accepted a {MAX_PAYLOAD + 1}-byte payload and returned {length} bytes: "
+            f"encode_frame accepted a {MAX_PAYLOAD + 1}-byte payload and returned {len(data)} bytes: "
             "the 16-bit length field cannot say how long it is, so refuse it"
         )
 
@@ -175,7 +198,7 @@ def check_framing(
             assert second == [(5, b"half and half")], (
                 f"cut after byte {cut}: once the rest arrived it returned {_show_all(second)}"
             )
-            assert not buffer, f"cut after byte {cut}: {len(buffer)} bytes were left in the buffer"
+            assert not buffer, _left_over(buffer, f"cut after byte {cut}: ")
         return "cut after bytes 1, 2, 3 and 8"
 
     def one_byte_trickle() -> str:
@@ -194,14 +217,26 @@ def check_framing(
             if k >= len(expected):
                 raise AssertionError(f"after byte {at} of {len(stream)} it returned an extra frame {_show(frame)}")
             want_at, want = expected[k]
+            if frame in [f for _, f in got[:k]] and frame != want:
+                raise AssertionError(
+                    f"after byte {at} of {len(stream)} it returned {_show(frame)} a second time: the bytes of a"
+                    " frame that was returned must leave the buffer"
+                )
+            if frame == want and at > want_at:
+                empty = " (its payload is empty: the header alone completes it)" if not want[1] else ""
+                raise AssertionError(
+                    f"{_show(frame)} came out only after byte {at} of {len(stream)}, but it was complete after"
+                    f" byte {want_at}{empty}: return a frame as soon as its last byte is in the buffer"
+                )
             assert (at, frame) == (want_at, want), (
                 f"after byte {at} of {len(stream)} it returned {_show(frame)}; "
                 f"expected {_show(want)}, complete after byte {want_at}"
+                + (f" [{differ(frame, want)}]" if _show(frame) == _show(want) else "")
             )
         assert len(got) == len(expected), (
             f"only {len(got)} of {len(expected)} frames came out; missing {_show(expected[len(got)][1])}"
         )
-        assert not buffer, f"{len(buffer)} bytes were left in the buffer"
+        assert not buffer, _left_over(buffer)
         return f"{len(frames)} frames from {len(stream)} one-byte pieces"
 
     def ten_stuck_together() -> str:
@@ -219,7 +254,7 @@ def check_framing(
             + (f", the first {_show(got[0])}" if got else "")
             + (f"; expected {_show(frames[0])}" if got and got[0] != frames[0] else "")
         )
-        assert not buffer, f"{len(buffer)} bytes were left in the buffer"
+        assert not buffer, _left_over(buffer)
         return "10 frames from one call"
 
     cases = [
@@ -232,4 +267,4 @@ def check_framing(
         ("1-byte trickle", one_byte_trickle),
         ("ten frames stuck together", ten_stuck_together),
     ]
-    return run_cases("check_framing", cases, show=show)
+    return run_cases("check_framing", cases, show=show, student_fns=[encode_frame, decode_frames])

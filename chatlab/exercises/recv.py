@@ -1,8 +1,7 @@
 """Exercise for notebook 04: ``recv_exact(sock, n)``, checked on real sockets.
 
 ``sock.recv(n)`` returns *at most* ``n`` bytes: whatever the kernel had
-buffered when it was called (see the seed README's "About recv()").  The
-student writes ``recv_exact(sock, n)``, which returns exactly ``n`` bytes or
+buffered when it was called, up to ``n``.  The student writes ``recv_exact(sock, n)``, which returns exactly ``n`` bytes or
 raises if the peer closes the connection first, and checks it with::
 
     from chatlab.exercises.recv import check_recv_exact
@@ -10,7 +9,8 @@ raises if the peer closes the connection first, and checks it with::
 
 The checker runs it on a real TCP connection over loopback (port 0, so never a
 fixed port) under hostile conditions: a 1-byte trickle, more bytes buffered
-than asked for, a peer closing mid-message, ``n = 0`` and a message much
+than asked for, a message arriving in two parts with the next message glued
+to the second, a peer closing mid-message, ``n = 0`` and a message much
 bigger than the socket buffers.  Every socket has a timeout and the student's
 function runs under a deadline, so a broken solution fails a case instead of
 hanging the notebook.
@@ -23,13 +23,14 @@ and 04 use to make byte-stream behaviour happen the same way on every run.
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import sys
 import threading
 import time
 from typing import Any, Callable, Iterator
 
-from ._report import Report, run_cases
+from ._report import Report, returned, run_cases, student, where
 
 __all__ = [
     "check_recv_exact",
@@ -204,8 +205,26 @@ def call_with_deadline(seconds: float, fn: Callable[..., Any], *args: Any) -> An
 
 
 def _as_bytes(got: Any) -> bytes:
-    assert isinstance(got, (bytes, bytearray, memoryview)), f"returned {type(got).__name__}, expected bytes"
+    assert isinstance(got, (bytes, bytearray, memoryview)), returned(got, "bytes")
     return bytes(got)
+
+
+def _when_read(sock: socket.socket, then: Callable[[], None], timeout: float) -> threading.Thread:
+    """Call ``then()`` from a thread as soon as ``sock``'s receive buffer is empty (someone read it all)."""
+
+    def run() -> None:
+        deadline = time.monotonic() + timeout
+        with contextlib.suppress(OSError, ValueError):
+            while time.monotonic() < deadline:
+                readable, _, _ = select.select([sock], [], [], 0)
+                if not readable:
+                    then()
+                    return
+                time.sleep(0.002)
+
+    thread = threading.Thread(target=run, name="chatlab-sender", daemon=True)
+    thread.start()
+    return thread
 
 
 def _read_rest(sock: socket.socket, n: int) -> bytes:
@@ -229,12 +248,15 @@ def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeo
     case passes.
     """
 
+    recv_exact = student(recv_exact)
+
     def call(sock: socket.socket, n: int) -> bytes:
         try:
             return _as_bytes(call_with_deadline(timeout + 1.0, recv_exact, sock, n))
-        except TimeoutError:
+        except TimeoutError as exc:
             raise AssertionError(
-                f"recv() timed out: it waited for bytes that were never sent (socket timeout {timeout:g} s)"
+                f"recv() timed out{where(exc, [recv_exact])}: it waited for bytes that were never sent"
+                f" (socket timeout {timeout:g} s)"
             ) from None
 
     def exactly_n_in_one_send() -> str:
@@ -275,6 +297,32 @@ def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeo
         )
         return f"took {len(first)}, left {len(second)} for the next read"
 
+    def next_message_right_behind() -> str:
+        # The message arrives in two parts, and the next message comes glued to
+        # the second part: the second recv() must ask only for what is missing.
+        first, second = b"FIRST-10by", b"the next message"
+        part = 4
+        with tcp_pair(timeout) as (client, server):
+            client.sendall(first[:part])
+            wait_until_buffered(server, part, timeout)
+            sender = _when_read(server, lambda: client.sendall(first[part:] + second), timeout)
+            try:
+                got = call(server, len(first))
+            finally:
+                sender.join(timeout)
+            rest = _read_rest(server, len(second))
+        assert len(got) <= len(first), (
+            f"returned {len(got)} bytes for n = {len(first)}: the first recv() brought {part} bytes, and the"
+            " next one took the rest of the message plus the start of the next message;"
+            " a later recv() may only ask for the bytes still missing"
+        )
+        assert got == first, f"asked for {len(first)} bytes, got {len(got)}: {got!r}"
+        assert rest == second, (
+            f"returned the right {len(first)} bytes, but {len(second) - len(rest)} bytes of the next message"
+            " were consumed and lost: never recv() more than you still need"
+        )
+        return f"{part} + {len(first) - part} bytes, the next message left in place"
+
     def peer_closes_mid_message() -> str:
         sent, n = b"01234", 10
         with tcp_pair(timeout) as (client, server):
@@ -282,17 +330,20 @@ def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeo
             wait_until_buffered(server, len(sent), timeout)
             client.close()  # orderly close (FIN) after half the message
             try:
-                returned = call_with_deadline(timeout + 1.0, recv_exact, server, n)
+                returned_value = call_with_deadline(timeout + 1.0, recv_exact, server, n)
             except DeadlineExceeded as exc:
                 raise AssertionError(
                     f"{exc}: after the peer closes, recv() returns b'' at once, every time; "
                     "a loop that does not check for b'' never ends"
                 ) from None
-            except TimeoutError:
-                raise AssertionError("recv() timed out: it did not notice that the peer had closed") from None
+            except TimeoutError as exc:
+                raise AssertionError(
+                    f"recv() timed out{where(exc, [recv_exact])}: after the peer closes, recv() returns b''"
+                    " at once; waiting for more bytes means b'' was not noticed"
+                ) from None
             except Exception as exc:  # any clear error will do; EOFError is the usual choice
                 return f"raised {type(exc).__qualname__}"
-        got = _as_bytes(returned)
+        got = _as_bytes(returned_value)
         raise AssertionError(
             f"returned {len(got)} of {n} bytes ({got!r}) instead of raising: "
             "the caller would take half a message for a whole one"
@@ -326,8 +377,9 @@ def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeo
         ("exactly n in one send", exactly_n_in_one_send),
         ("1-byte trickle", one_byte_trickle),
         ("more than n buffered", more_than_n_buffered),
+        ("message in two parts, the next one right behind", next_message_right_behind),
         ("peer closes mid-message", peer_closes_mid_message),
         ("n = 0", n_is_zero),
         ("1 MiB message", big_message),
     ]
-    return run_cases("check_recv_exact", cases, show=show)
+    return run_cases("check_recv_exact", cases, show=show, student_fns=[recv_exact])

@@ -27,16 +27,16 @@ in a worker thread with a deadline, so a ``serve_step`` that blocks (a blocking
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import struct
 import sys
 import threading
 import time
-import traceback
 from typing import Any, Callable
 
-from ._report import Report, run_cases
+from ._report import NotWrittenYet, Report, describe_error, run_cases, student
 
 HOST = "127.0.0.1"
 STEP_GRACE = 1.5  # seconds a step may take beyond its own timeout before it counts as blocked
@@ -48,6 +48,27 @@ ServeStep = Callable[[socket.socket, list, dict, float], Any]
 
 class StepBlocked(AssertionError):
     """serve_step did not return in time; the harness must not call it again."""
+
+
+def _hint(exc: BaseException) -> str:
+    """What an exception from serve_step usually means, in terms of the idea it misses."""
+    if isinstance(exc, BlockingIOError):
+        return (
+            "a non-blocking socket raises BlockingIOError instead of waiting: the kernel had no bytes to give"
+            " or no room to take more right now, which is normal; try again at a later step"
+        )
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+        return "the peer is gone without a goodbye: that is an end of the connection, like b''"
+    if isinstance(exc, ValueError) and "-1" in str(exc) or isinstance(exc, OSError) and exc.errno == errno.EBADF:
+        return "a closed socket is still in a list handed to select(): a client you close must leave clients too"
+    if isinstance(exc, KeyError) and exc.args and getattr(exc.args[0], "fileno", lambda: 0)() == -1:
+        return (
+            "outbox has no entry for a socket closed earlier in this same step: select() made its lists"
+            " before that, so they can still hold a client you have dropped"
+        )
+    if isinstance(exc, KeyError):
+        return "outbox has no entry for that socket: every client in clients needs one, from accept() on"
+    return ""
 
 
 class _Peer:
@@ -95,7 +116,7 @@ class _Harness:
     """A listener, the student's ``clients``/``outbox``, and checker-side peers."""
 
     def __init__(self, serve_step: ServeStep) -> None:
-        self.serve_step = serve_step
+        self.serve_step = student(serve_step)
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         # accepted sockets inherit a small send buffer, so data for a slow reader
         # backs up into the outbox instead of vanishing into megabytes of kernel buffer
@@ -125,17 +146,15 @@ class _Harness:
         self.calls += 1
         if worker.is_alive():
             raise StepBlocked(
-                f"serve_step(timeout={timeout}) did not return within {timeout + STEP_GRACE:.1f} s:"
-                " something blocked (a blocking send/sendall/recv?)"
+                f"serve_step(timeout={timeout}) did not return within {timeout + STEP_GRACE:g} s: something"
+                " blocked; a call on a blocking socket waits for a peer that may never read or write"
             )
         if "exc" in outcome:
             exc = outcome["exc"]
-            where = ""
-            code = getattr(self.serve_step, "__code__", None)
-            for frame in traceback.extract_tb(exc.__traceback__):
-                if code is not None and frame.filename == code.co_filename:
-                    where = f" (line {frame.lineno})"
-            raise AssertionError(f"serve_step raised {type(exc).__name__}: {exc}{where}")
+            if isinstance(exc, NotWrittenYet):
+                raise exc
+            hint = _hint(exc)
+            raise AssertionError(f"serve_step raised {describe_error(exc, [self.serve_step])}" + (f": {hint}" if hint else ""))
 
     def connect(self, count: int = 1, rcvbuf: int | None = None) -> list[_Peer]:
         new = [_Peer(self.port, rcvbuf) for _ in range(count)]
@@ -155,7 +174,7 @@ class _Harness:
             if done():
                 return
             if time.monotonic() > end:
-                raise AssertionError(f"gave up after {deadline:.0f} s waiting for: {what}")
+                raise AssertionError(f"gave up after {deadline:g} s waiting for: {what}")
             self.step(0.01)
 
     def expect(self, peers: list[_Peer], expected: bytes, what: str) -> None:
@@ -178,9 +197,16 @@ class _Harness:
 
         self.pump(done, what)
 
-    def removed(self, count: int, what: str) -> None:
-        """Pump until ``clients`` is down to ``count`` sockets."""
-        self.pump(lambda: len(self.clients) == count, what, deadline=QUICK_DEADLINE)
+    def removed(self, count: int, what: str, why: str) -> None:
+        """Pump until ``clients`` is down to ``count`` sockets; ``why`` says how serve_step can tell."""
+        try:
+            self.pump(lambda: len(self.clients) == count, what, deadline=QUICK_DEADLINE)
+        except StepBlocked:
+            raise
+        except AssertionError as exc:
+            if str(exc).startswith("gave up"):
+                raise AssertionError(f"{exc}: {why}") from None
+            raise
 
     def server_side(self, peer: _Peer) -> socket.socket:
         """The socket in ``clients`` that is the other end of ``peer``."""
@@ -227,19 +253,27 @@ def _accepts(h: _Harness) -> str:
     h.connect(1)
     conn = h.clients[0]
     assert isinstance(conn, socket.socket), f"clients should hold sockets, found {type(conn).__name__}"
-    assert conn.gettimeout() == 0.0, "make accepted sockets non-blocking: conn.setblocking(False)"
+    assert conn.gettimeout() == 0.0, (
+        "the accepted socket is blocking: one call on it that has to wait (a client that does not read)"
+        " would stop the whole loop, and every other client with it"
+    )
     return ""
 
 
 def _echoes(h: _Harness) -> str:
     (peer,) = h.connect(1)
     peer.to_send += b"hello, room\n"
-    h.expect([peer], b"hello, room\n", "the sender to get its own line back")
+    h.expect([peer], b"hello, room\n", "the sender to get its own line back (a chat room shows a line to everyone in it)")
     h.step(0.01)
     h.step(0.01)
     peer.service()
-    assert bytes(peer.received) == b"hello, room\n", f"the client received more than it sent: {bytes(peer.received)!r}"
-    assert h.queued(h.clients[0]) == 0, "everything was delivered but the outbox is not empty: delete what send() sent"
+    assert bytes(peer.received) == b"hello, room\n", (
+        f"the client received more than it sent: {bytes(peer.received)!r}; the bytes send() took must leave"
+        " the outbox, or the next step sends them again"
+    )
+    assert h.queued(h.clients[0]) == 0, (
+        "everything was delivered but the outbox is not empty: the bytes send() reports as sent must leave it"
+    )
     return ""
 
 
@@ -265,8 +299,8 @@ def _waits_when_idle(h: _Harness) -> str:
         calls += 1
     # an honest step sleeps in select() until the timeout: about window/timeout = 3 calls
     assert calls <= 10, (
-        f"{calls} calls returned within {window} s with nothing to do: a socket with an empty outbox"
-        " must not be in select()'s write list (it is always writable)"
+        f"{calls} calls returned within {window} s with nothing to do, a busy loop: an idle socket is"
+        " always writable, so asking select() whether it is makes select() return at once, every time"
     )
     return ""
 
@@ -280,9 +314,11 @@ def _closes_mid_stream(h: _Harness) -> str:
     quitter.close()  # ... then FIN
     h.peers.remove(quitter)
     h.expect([stayer], b"half a li", "the closed client's last bytes to reach the other client")
-    h.removed(1, "the closed client to be removed")
-    assert server_side not in h.outbox, "the closed client is still a key of outbox"
-    assert server_side.fileno() == -1, "the closed client was removed but not close()d"
+    h.removed(1, "the closed client to be removed",
+              "a client that closed stays readable, and recv() returns b'' for it every time: b'' is how a peer says"
+              " it closed, and the end of that client")
+    assert server_side not in h.outbox, "the closed client is still a key of outbox (its queue would grow forever)"
+    assert server_side.fileno() == -1, "the closed client was removed but its socket is still open (a file descriptor leaks)"
     return ""
 
 
@@ -293,7 +329,8 @@ def _reset(h: _Harness) -> str:
     rude.reading = False
     rude.close(reset=True)  # RST: recv() raises ConnectionResetError instead of returning b''
     h.peers.remove(rude)
-    h.removed(1, "the reset client to be removed")
+    h.removed(1, "the reset client to be removed",
+              "recv() on a connection the peer reset raises ConnectionResetError: that is an end too, like b''")
     stayer.to_send += b"still here\n"
     h.expect([stayer], b"byestill here\n", "the remaining client to keep working")
     return ""
@@ -310,7 +347,8 @@ def _vanishes_with_queue(h: _Harness) -> str:
     h.pump(lambda: h.queued(sleeper_conn) > 0, "output to queue up for the sleeping client", deadline=QUICK_DEADLINE)
     sleeper.close(reset=True)  # gone, with output still queued for it: readable AND writable now
     h.peers.remove(sleeper)
-    h.removed(1, "the vanished client to be removed")
+    h.removed(1, "the vanished client to be removed",
+              "a client that vanished makes send() and recv() fail: either one is the end of that client")
     return ""
 
 
@@ -347,4 +385,4 @@ def check_select_step(serve_step: ServeStep, show: bool = True, only: str | None
     chosen = [(name, _case(serve_step, body)) for name, body in cases if only is None or only in name]
     if not chosen:
         raise ValueError(f"no case name contains {only!r}")
-    return run_cases("check_select_step", chosen, show=show)
+    return run_cases("check_select_step", chosen, show=show, student_fns=[serve_step])

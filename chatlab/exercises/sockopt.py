@@ -21,7 +21,7 @@ import socket
 import time
 from typing import Callable
 
-from ._report import Report, run_cases
+from ._report import Report, returned, run_cases, student, where
 
 HOST = "127.0.0.1"
 TIMEOUT = 2.0  # seconds; every blocking call the checker makes has one
@@ -52,10 +52,42 @@ def leave_time_wait(listener: socket.socket) -> None:
 
 
 def _call(make_listener: MakeListener, port: int) -> socket.socket:
-    sock = make_listener(port)
+    try:
+        sock = make_listener(port)
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, getattr(errno, "WSAEOPNOTSUPP", -1)):
+            raise AssertionError(
+                f"{type(exc).__name__} {errno_name(exc)}{where(exc, [make_listener])}: only a stream (TCP)"
+                " socket can listen() for connections; a datagram (UDP) socket has no connections"
+            ) from None
+        raise
     if not isinstance(sock, socket.socket):
-        raise AssertionError(f"make_listener returned {type(sock).__name__}, not a socket")
+        raise AssertionError(returned(sock, "a listening socket", "make_listener"))
+    if sock.fileno() == -1:
+        raise AssertionError(
+            "make_listener returned a socket that is already closed"
+            " (a `with` block closes its socket when the function returns from inside it)"
+        )
+    accepting = getattr(socket, "SO_ACCEPTCONN", None)
+    if accepting is not None and sock.type == socket.SOCK_STREAM:
+        try:
+            listening = sock.getsockopt(socket.SOL_SOCKET, accepting)
+        except OSError:  # not every OS answers this question
+            listening = 1
+        if not listening:
+            sock.close()
+            raise AssertionError(
+                "make_listener returned a socket that does not listen: a bound socket accepts connections"
+                " only once it listens"
+            )
     return sock
+
+
+def _free_port() -> int:
+    """A port nobody listens on right now (the OS picks it; it is free again once closed)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
 
 
 def _bind_fails(make_listener: MakeListener, port: int, when: str) -> socket.socket:
@@ -63,27 +95,40 @@ def _bind_fails(make_listener: MakeListener, port: int, when: str) -> socket.soc
         return _call(make_listener, port)
     except OSError as exc:
         raise AssertionError(
-            f"{when}: make_listener({port}) raised {type(exc).__name__} {errno_name(exc)}"
-            " - is SO_REUSEADDR set with setsockopt() before bind()?"
+            f"{when}: make_listener({port}) raised {type(exc).__name__} {errno_name(exc)}{where(exc, [make_listener])}:"
+            " bind() refuses a port that a connection in TIME_WAIT still uses, unless the socket was"
+            " told, before bind(), that reusing such an address is fine"
         ) from None
 
 
 def check_make_listener(make_listener: MakeListener, show: bool = True) -> Report:
     """Check a student's ``make_listener(port)``; prints one line per case and returns the Report."""
 
+    make_listener = student(make_listener)
+
     def listens() -> str:
-        with _call(make_listener, 0) as sock:
+        wanted = _free_port()
+        with _call(make_listener, wanted) as sock:
             assert sock.type == socket.SOCK_STREAM, "the socket should be a TCP (SOCK_STREAM) socket"
             host, port = sock.getsockname()[:2]
-            assert port != 0, "the socket is not bound (port 0 asks the OS for a free port: bind() it)"
-            assert host == HOST, f"bind to {HOST!r} by default, not {host!r}"
+            assert port != 0, "the socket is not bound to a port: a listener needs an address (bind) first"
+            assert port == wanted, f"make_listener({wanted}) listens on port {port}: use the port it is given"
+            assert host == HOST, (
+                f"bound to {host!r}, not the host given ({HOST!r}):"
+                f" {host!r} accepts connections from every network this machine is on"
+                if host in ("0.0.0.0", "::")
+                else f"bound to {host!r}, not the host given ({HOST!r})"
+            )
             sock.settimeout(TIMEOUT)
             try:
                 with socket.create_connection((HOST, port), timeout=TIMEOUT):
                     conn, _ = sock.accept()
                     conn.close()
             except OSError as exc:
-                raise AssertionError(f"could not connect and accept: {type(exc).__name__} {exc} - did you call listen()?") from None
+                raise AssertionError(
+                    f"could not connect and accept: {type(exc).__name__} {exc}: a bound socket accepts"
+                    " connections only once it listens"
+                ) from None
         return ""
 
     def option_on() -> str:
@@ -113,11 +158,11 @@ def check_make_listener(make_listener: MakeListener, show: bool = True) -> Repor
         with _call(make_listener, 0) as first:
             port = first.getsockname()[1]
             try:
-                second = make_listener(port)
+                second = _call(make_listener, port)
             except OSError:
                 return ""  # EADDRINUSE (or WSAEACCES under SO_EXCLUSIVEADDRUSE on Windows)
             second.close()
-            hint = " (on Windows SO_REUSEADDR allows that: leave it off there)" if os.name == "nt" else " (SO_REUSEPORT?)"
+            hint = " (on Windows SO_REUSEADDR allows that: leave it off there)" if os.name == "nt" else " (an option that lets several sockets share one port is on)"
             raise AssertionError("a second listener took a port a live listener still holds" + hint)
 
     cases = [
@@ -126,4 +171,4 @@ def check_make_listener(make_listener: MakeListener, show: bool = True) -> Repor
         ("restarts twice on its port with connections in TIME_WAIT", restart_after_time_wait),
         ("a port a live listener holds is still refused", live_port_refused),
     ]
-    return run_cases("check_make_listener", cases, show=show)
+    return run_cases("check_make_listener", cases, show=show, student_fns=[make_listener])

@@ -8,9 +8,9 @@ from __future__ import annotations
 import threading
 import time
 
-from ..client import Client
-from ..errors import ConnectionClosed
-from ..protocol import ChatMessage, PrivateMessage
+from chatlab.client import Client
+from chatlab.errors import ConnectionClosed
+from chatlab.protocol import ChatMessage, PrivateMessage
 
 __all__ = ["run_bot", "answer"]
 

@@ -1,0 +1,208 @@
+"""Files on the receiving side: a stranger's file name made safe, and the NAME.part being written."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import unicodedata
+from pathlib import Path
+
+from ..errors import TransferError
+from .errors import ChecksumMismatch, UnsafeFileName
+from .strategies import MiB
+
+# --------------------------------------------------------------------------
+# The receiver.  Never trust the sender's file name: it is chosen by a
+# stranger, and "../../.bashrc" or "C:\\Windows\\win.ini" are names too.
+# --------------------------------------------------------------------------
+
+# Reserved by Windows in any directory, with any extension ("nul.txt" is NUL too).
+WINDOWS_DEVICE_NAMES = frozenset(
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+    | {f"{port}{n}" for port in ("COM", "LPT") for n in "123456789\u00b9\u00b2\u00b3"}
+)
+# Not allowed in file names on Windows; ':' would also open an NTFS alternate data stream.
+WINDOWS_FORBIDDEN_CHARS = frozenset('<>:"|?*')
+# Invisible characters that reorder text: "evil\u202egnp.exe" displays as "evilexe.png".
+BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Most file systems allow 255 bytes; keep room for " (99)" and ".part".
+MAX_NAME_BYTES = 200
+PART_SUFFIX = ".part"
+
+
+def safe_filename(name: str) -> str:
+    """The name to save a received file under, or :class:`UnsafeFileName`.
+
+    Directories are stripped, not kept: ``"photos/cat.jpg"`` (or
+    ``"photos\\cat.jpg"``) is saved as ``"cat.jpg"`` in the download
+    directory.  Anything that tries to leave the download directory is
+    refused outright rather than repaired, because a sender that tries is
+    either broken or hostile: a ``..`` component, an absolute path, a drive
+    letter.  So is anything Windows would treat specially (device names such
+    as ``CON`` or ``nul.txt``, the characters ``<>:"|?*``, a trailing dot or
+    space), control and text-direction characters, an empty name or one of
+    only dots, and a name longer than :data:`MAX_NAME_BYTES` bytes of UTF-8.
+    The same rules apply on every OS, so a name is safe everywhere or nowhere.
+
+    Args:
+        name: the name from a :class:`FileOffer`.
+
+    Returns:
+        The last path component of ``name``, unchanged.
+
+    Raises:
+        UnsafeFileName: with the reason in its message.
+    """
+    if not name:
+        raise UnsafeFileName(name, "the name is empty")
+    for ch in name:
+        if unicodedata.category(ch) in ("Cc", "Cs") or ch in BIDI_CONTROLS:
+            raise UnsafeFileName(name, f"it contains the control or text-direction character U+{ord(ch):04X}")
+    if name[0] in "/\\":
+        raise UnsafeFileName(name, "it is an absolute path")
+    if re.match(r"[A-Za-z]:", name):
+        raise UnsafeFileName(name, "it starts with a drive letter")
+    parts = re.split(r"[/\\]", name)
+    if ".." in parts:
+        raise UnsafeFileName(name, "'..' would leave the download directory")
+    base = parts[-1]
+    if not base.strip(". "):
+        raise UnsafeFileName(name, "there is no file name in it" if not base else "it is only dots or spaces")
+    for ch in base:
+        if ch in WINDOWS_FORBIDDEN_CHARS:
+            raise UnsafeFileName(name, f"{ch!r} is not allowed in file names on Windows")
+    if base[-1] in ". ":
+        raise UnsafeFileName(name, "it ends with a dot or a space, which Windows drops")
+    device = base.split(".")[0].rstrip(" ")
+    if device.upper() in WINDOWS_DEVICE_NAMES:
+        raise UnsafeFileName(name, f"{device} is a device name on Windows, with any extension")
+    if len(base.encode("utf-8")) > MAX_NAME_BYTES:
+        raise UnsafeFileName(name, f"it is longer than {MAX_NAME_BYTES} bytes")
+    return base
+
+
+def free_path(directory: Path, name: str) -> Path:
+    """``directory / name`` if nothing is there, else the first free ``name (1).ext``, ``name (2).ext`` ...
+
+    As browsers do: ``report.pdf`` -> ``report (1).pdf``; ``.bashrc`` -> ``.bashrc (1)``.
+    """
+    path = directory / name
+    if not os.path.lexists(path):
+        return path
+    stem, dot, ext = name.rpartition(".") if "." in name.lstrip(".") else (name, "", "")
+    n = 1
+    while os.path.lexists(path := directory / f"{stem} ({n}){dot}{ext}"):
+        n += 1
+    return path
+
+
+class PartFile:
+    """``NAME.part`` in a directory: an append-only writer with a running SHA-256.
+
+    The ``.part`` suffix means "not complete yet": nobody mistakes a broken
+    download for the real file, and the bytes in it can be kept to resume.
+    Only :meth:`commit`, after the SHA-256 matched, gives the file its real
+    name.  The file is written chunk by chunk and never held in memory.
+
+    Args:
+        directory: the download directory (must exist).
+        name: a name already checked by :func:`safe_filename`.
+        size: the size the finished file will have.
+        resume: keep the bytes of an existing ``NAME.part`` (re-reading them
+            once to continue the SHA-256) instead of starting from zero.  A
+            ``.part`` longer than ``size`` cannot belong to this file and is
+            started over.  One from a different file of the same name is not
+            detected here; the SHA-256 check at the end catches it.
+
+    Raises:
+        TransferError: the ``.part`` cannot be opened, or it is a symbolic link.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], name: str, size: int, *, resume: bool = True) -> None:
+        self.directory = Path(directory)
+        self.name = name
+        self.size = size
+        self.path = self.directory / (name + PART_SUFFIX)
+        self.offset = 0  # bytes in the .part so far: what the receiver acks
+        self._digest = hashlib.sha256()
+        if self.path.is_symlink():  # appending through a link could write anywhere
+            raise TransferError(f"{self.path} is a symbolic link; refusing to write through it")
+        try:
+            if resume and self.path.is_file() and self.path.stat().st_size <= size:
+                with open(self.path, "rb") as old:
+                    while block := old.read(1 * MiB):
+                        self._digest.update(block)
+                        self.offset += len(block)
+                self._file = open(self.path, "ab")
+            else:
+                self._file = open(self.path, "wb")
+        except OSError as exc:
+            raise TransferError(f"cannot open {self.path}: {exc}") from exc
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
+    def append(self, data: bytes) -> None:
+        """Write ``data`` at the end and hand it to the OS (so a crash of this program loses nothing).
+
+        Raises:
+            TransferError: the write failed (disk full, ...).
+        """
+        try:
+            self._file.write(data)
+            self._file.flush()
+        except OSError as exc:
+            raise TransferError(f"cannot write {self.path}: {exc}") from exc
+        self._digest.update(data)
+        self.offset += len(data)
+
+    def hexdigest(self) -> str:
+        """The SHA-256 of every byte in the ``.part`` so far."""
+        return self._digest.hexdigest()
+
+    def commit(self, sha256: str, *, overwrite: bool = False) -> Path:
+        """Verify the SHA-256, then give the file its real name.
+
+        Args:
+            sha256: the digest the sender offered.
+            overwrite: replace an existing ``NAME``; otherwise the file is
+                saved as the first free ``NAME (1).ext``, ``NAME (2).ext`` ...
+
+        Returns:
+            Where the finished file is.
+
+        Raises:
+            ChecksumMismatch: the ``.part`` is deleted (its bytes are wrong,
+                and resuming from them could never succeed).
+            TransferError: flushing or renaming failed.
+        """
+        actual = self.hexdigest()
+        if actual != sha256.lower():
+            self.discard()
+            raise ChecksumMismatch(self.name, sha256.lower(), actual)
+        try:
+            # fsync before the rename: otherwise a power cut can leave a
+            # renamed, complete-looking file whose data never reached the disk.
+            os.fsync(self._file.fileno())
+            self._file.close()
+            target = self.directory / self.name if overwrite else free_path(self.directory, self.name)
+            # os.replace is atomic: NAME is either absent or complete.  (Between
+            # free_path and here another program could create NAME; fine for a lab.)
+            os.replace(self.path, target)
+        except OSError as exc:
+            raise TransferError(f"cannot save {self.name}: {exc}") from exc
+        return target
+
+    def close(self) -> None:
+        """Close the file and keep the ``.part`` (to resume later)."""
+        self._file.close()
+
+    def discard(self) -> None:
+        """Close the file and delete the ``.part``."""
+        self._file.close()
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
