@@ -36,7 +36,7 @@ from typing import Any, Awaitable, Callable
 
 from .. import protocol as p
 from ..errors import ProtocolError
-from ._report import Report, run_cases
+from ._report import NotWrittenYet, Report, run_cases
 
 HOST = "127.0.0.1"
 WAIT = 1.0  # seconds to wait for something that should arrive
@@ -71,6 +71,10 @@ class _Room:
             raise RuntimeError("the checker's event loop did not start")
 
     async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:  # small kernel buffers on every OS (not all copy the listener's to accepted sockets)
+            writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SERVER_SNDBUF)
+        except OSError:
+            pass
         try:
             await self.handle_client(reader, writer, self.room)
         except Exception as exc:  # the student's bug, shown in the hints; never a traceback
@@ -117,7 +121,7 @@ class _Room:
                 return
             time.sleep(0.01)
         if self.errors and isinstance(self.errors[0], NotImplementedError):
-            raise AssertionError("not written yet (your handler raised NotImplementedError)")
+            raise NotWrittenYet(getattr(self.handle_client, "__name__", "handle_client"))
         raise AssertionError(
             f"{members} client(s) connected but the room holds {self.room_size()} writer(s): "
             "does your coroutine add its own writer to the room before it starts reading?"

@@ -33,7 +33,7 @@ from typing import Callable
 from .. import protocol as p
 from ..errors import ProtocolError
 from ..failures import abort, full_backlog_listener
-from ._report import Report, run_cases
+from ._report import NotWrittenYet, Report, run_cases
 
 CONNECT_TIMEOUT = 0.5  # what connect() waits for an answer to its SYN
 CASE_DEADLINE = 6.0  # seconds the student's function gets per case
@@ -137,7 +137,6 @@ _HINTS = {
     "BrokenPipeError": "you wrote to a connection the server had closed (EPIPE): reconnect and resume",
     "ConnectionAbortedError": "the connection was aborted: reconnect and resume",
     "EOFError": "the server closed the connection (FIN): reconnect and resume",
-    "NotImplementedError": "not written yet",
 }
 
 
@@ -187,6 +186,8 @@ def _case(upload: Upload, scripts: list[str], connect_plan: list[str]) -> Callab
             sock.close()
         with server.lock:
             held = list(server.held)
+        if outcome and isinstance(outcome[0], NotImplementedError):
+            raise NotWrittenYet(getattr(upload, "__name__", "upload_lines"))
         if outcome and not (hung and isinstance(outcome[0], (CheckerFinished, OSError))):
             exc = outcome[0]
             name = type(exc).__name__
