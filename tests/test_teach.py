@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 
@@ -66,3 +67,44 @@ def test_a_bad_class_server_address_says_what_is_expected(monkeypatch: pytest.Mo
     with pytest.raises(ValueError, match="expected host:port"):
         with teach.lab_server():
             pass
+
+
+def test_the_connection_table_parser_reads_ss_and_every_netstat() -> None:
+    table = """\
+State     Recv-Q Send-Q Local Address:Port  Peer Address:Port Process
+TIME-WAIT 0      0          127.0.0.1:37727    127.0.0.1:43742
+LISTEN    0      128             [::]:22            [::]:*
+  TCP    127.0.0.1:49690        127.0.0.1:7777         TIME_WAIT
+tcp4       0      0  127.0.0.1.7777         127.0.0.1.49690        FIN_WAIT_2
+tcp4       0      0  *.7777                 *.*                    LISTEN
+Active Internet connections (including servers)
+"""
+    assert teach.parse_connection_table(table) == [
+        teach.TcpEntry(37727, 43742, "TIME_WAIT"),  # ss, Linux
+        teach.TcpEntry(22, None, "LISTEN"),
+        teach.TcpEntry(49690, 7777, "TIME_WAIT"),  # netstat, Windows
+        teach.TcpEntry(7777, 49690, "FIN_WAIT2"),  # netstat, macOS: address.port
+        teach.TcpEntry(7777, None, "LISTEN"),
+    ]
+
+
+def test_connection_states_sees_the_active_closer_in_time_wait() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        server_port = listener.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", server_port), timeout=5)
+        conn, _ = listener.accept()
+        client_port = client.getsockname()[1]
+        client.close()  # the client closes first ...
+        conn.settimeout(5)
+        assert conn.recv(10) == b""
+        conn.close()  # ... the server answers with its own FIN
+        deadline = time.monotonic() + 5
+        while True:
+            states = teach.connection_states(server_port, client_port)
+            if states is None:
+                pytest.skip("no psutil, ss or netstat here")
+            if teach.TcpEntry(client_port, server_port, "TIME_WAIT") in states or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert teach.TcpEntry(client_port, server_port, "TIME_WAIT") in states, states
+        assert teach.TcpEntry(server_port, None, "LISTEN") in states
