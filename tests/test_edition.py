@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip("nbgrader", reason='the student edition needs nbgrader: pip install -e ".[test]"')
 nbclient = pytest.importorskip("nbclient")
 
-from chatlab.edition import exercise_cell_indices, is_solution_cell  # noqa: E402
+from chatlab.edition import exercise_cell_indices, is_solution_cell, student_notebook, write_student_edition  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -48,6 +48,45 @@ def kernel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "display_name": "chatlab tests", "language": "python",
     }))
     return kernels
+
+
+def solution_cell(source: str, metadata: bool = True) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell(source)
+    if metadata:
+        cell.metadata["nbgrader"] = {"solution": True, "grade": False, "locked": False, "grade_id": "x", "schema_version": 3}
+    return cell
+
+
+def small_notebook(metadata: bool = True) -> nbformat.NotebookNode:
+    taught = nbformat.v4.new_code_cell("print('taught')", outputs=[nbformat.v4.new_output("stream", text="taught\n")])
+    exercise = solution_cell("def f():\n    ### BEGIN SOLUTION\n    return 42\n    ### END SOLUTION", metadata)
+    checker = nbformat.v4.new_code_cell("check_f(f)", outputs=[nbformat.v4.new_output("stream", text="1/1 cases pass\n")])
+    after = nbformat.v4.new_code_cell("print('after')", outputs=[nbformat.v4.new_output("stream", text="after\n")])
+    nb = nbformat.v4.new_notebook(cells=[taught, exercise, nbformat.v4.new_markdown_cell("check it:"), checker, after])
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    return nb
+
+
+def test_the_preprocessors_clear_the_answer_and_the_checker_output_only() -> None:
+    nb = small_notebook()
+    assert exercise_cell_indices(nb) == [1, 3]  # the solution cell and the next code cell
+    student = student_notebook(nb)
+    assert student.cells[1].source == "def f():\n    # YOUR CODE HERE\n    raise NotImplementedError()"
+    assert student.cells[3].outputs == [] and student.cells[3].source == "check_f(f)"
+    assert student.cells[0].outputs[0]["text"] == "taught\n" and student.cells[4].outputs[0]["text"] == "after\n"
+    assert "return 42" in nb.cells[1].source  # the instructor's notebook is left as it was
+
+
+def test_a_solution_region_outside_a_solution_cell_is_refused() -> None:
+    with pytest.raises(RuntimeError, match="non-solution cell"):  # nbgrader's own check (enforce_metadata)
+        student_notebook(small_notebook(metadata=False))
+
+
+def test_the_edition_never_overwrites_the_instructor_notebooks(tmp_path: Path) -> None:
+    nbformat.write(small_notebook(), tmp_path / "00_x.ipynb")
+    with pytest.raises(SystemExit, match="must not overwrite"):
+        write_student_edition(tmp_path, source=tmp_path)
+    assert "return 42" in (tmp_path / "00_x.ipynb").read_text()
 
 
 def test_every_notebook_is_written(edition: Path) -> None:
