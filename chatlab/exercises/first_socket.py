@@ -124,7 +124,9 @@ def _session(serve: ServeOneEcho, script: Sender) -> Session:
     try:
         return Session(serve, script)
     except NotImplementedError:
-        raise AssertionError("not written yet: replace `raise NotImplementedError()` with your code") from None
+        name = getattr(serve, "__name__", "serve_one_echo")
+        raise AssertionError(f"not written yet: {name}() still raises NotImplementedError "
+                             "(write its body, then run this again)") from None
     except DeadlineExceeded:
         raise _TookTooLong(
             "still running long after the client closed its side: recv() returning b'' means "
