@@ -16,7 +16,7 @@ nbconvert, not by code of ours that imitates them:
   answer passing).  Every other output stays, so students read the teaching
   outputs before they run anything.
 
-nbgrader is an optional dependency: ``pip install "chatlab[instructor]"``.
+nbgrader is an optional dependency: ``python -m pip install -e ".[instructor]"``.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-import nbformat
+if TYPE_CHECKING:  # imported when used: a plain install of chatlab has no Jupyter tools
+    import nbformat
 
 STUDENT_README = """\
 # chatlab notebooks: student edition
@@ -45,7 +46,7 @@ def _require_nbgrader() -> Any:
     try:
         from nbgrader import preprocessors
     except ImportError:  # an optional extra: say how to get it
-        raise SystemExit('the student edition needs nbgrader: python -m pip install "chatlab[instructor]"') from None
+        raise SystemExit("the student edition needs nbgrader: python -m pip install -e \".[instructor]\" (in the chatlab repository) or python -m pip install nbgrader") from None
     return preprocessors
 
 
@@ -85,6 +86,7 @@ def _preprocessors(enforce_metadata: bool) -> list[Any]:
 
 def student_notebook(nb: nbformat.NotebookNode, enforce_metadata: bool = True) -> nbformat.NotebookNode:
     """Return the student edition of one instructor notebook (``nb`` itself is left as it was)."""
+    import nbformat
     from nbconvert.exporters import NotebookExporter
 
     exporter = NotebookExporter()
@@ -104,6 +106,9 @@ def default_source() -> Path:
 
 def write_student_edition(out_dir: Path, source: Path | None = None, enforce_metadata: bool = True) -> list[Path]:
     """Write the student edition of every ``NN_*.ipynb`` in ``source`` into ``out_dir``; return the paths."""
+    import nbformat
+
+    _require_nbgrader()  # before anything is written: say how to install it
     source = source or default_source()
     notebooks = sorted(source.glob("[0-9][0-9]_*.ipynb"))
     if not notebooks:
