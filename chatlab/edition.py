@@ -46,7 +46,8 @@ def _require_nbgrader() -> Any:
     try:
         from nbgrader import preprocessors
     except ImportError:  # an optional extra: say how to get it
-        raise SystemExit("the student edition needs nbgrader: python -m pip install -e \".[instructor]\" (in the chatlab repository) or python -m pip install nbgrader") from None
+        raise SystemExit('the student edition needs nbgrader: python -m pip install -e ".[instructor]" '
+                         "in the chatlab repository (or python -m pip install nbgrader)") from None
     return preprocessors
 
 
