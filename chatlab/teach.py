@@ -99,7 +99,8 @@ TCP_STATES = frozenset({
     "LISTEN", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "CLOSE_WAIT",
     "CLOSING", "LAST_ACK", "TIME_WAIT", "CLOSED", "NONE",
 })  # fmt: skip
-_SPELLINGS = {"SYN_RECEIVED": "SYN_RECV", "FIN_WAIT_1": "FIN_WAIT1", "FIN_WAIT_2": "FIN_WAIT2", "UNCONN": "CLOSED"}
+_SPELLINGS = {"SYN_RECEIVED": "SYN_RECV", "FIN_WAIT_1": "FIN_WAIT1", "FIN_WAIT_2": "FIN_WAIT2", "UNCONN": "CLOSED",
+              "LISTENING": "LISTEN"}  # Windows' netstat says LISTENING
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,8 @@ def parse_connection_table(text: str) -> list[TcpEntry]:
         ports = [_port(w) for w in words if _port(w) is not None or w.endswith(("*", ":*", ".*"))]
         if len(states) != 1 or len(ports) < 2 or ports[0] is None:
             continue
-        entries.append(TcpEntry(ports[0], ports[1], states[0]))
+        remote = ports[1] or None  # a listener's peer: *, 0.0.0.0:*, or 0.0.0.0:0 on Windows
+        entries.append(TcpEntry(ports[0], remote, states[0]))
     return entries
 
 

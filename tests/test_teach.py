@@ -75,6 +75,7 @@ State     Recv-Q Send-Q Local Address:Port  Peer Address:Port Process
 TIME-WAIT 0      0          127.0.0.1:37727    127.0.0.1:43742
 LISTEN    0      128             [::]:22            [::]:*
   TCP    127.0.0.1:49690        127.0.0.1:7777         TIME_WAIT
+  TCP    127.0.0.1:7777         0.0.0.0:0              LISTENING
 tcp4       0      0  127.0.0.1.7777         127.0.0.1.49690        FIN_WAIT_2
 tcp4       0      0  *.7777                 *.*                    LISTEN
 Active Internet connections (including servers)
@@ -83,6 +84,7 @@ Active Internet connections (including servers)
         teach.TcpEntry(37727, 43742, "TIME_WAIT"),  # ss, Linux
         teach.TcpEntry(22, None, "LISTEN"),
         teach.TcpEntry(49690, 7777, "TIME_WAIT"),  # netstat, Windows
+        teach.TcpEntry(7777, None, "LISTEN"),
         teach.TcpEntry(7777, 49690, "FIN_WAIT2"),  # netstat, macOS: address.port
         teach.TcpEntry(7777, None, "LISTEN"),
     ]
