@@ -75,8 +75,12 @@ def show_source_calls(source: str) -> list[tuple[list[object], dict[str, object]
         name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
         if name != "show_source":
             continue
-        args = [ast.literal_eval(a) for a in node.args]
-        kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg}
+        try:
+            args = [ast.literal_eval(a) for a in node.args]
+            kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg}
+        except ValueError:
+            raise AssertionError(f"show_source({ast.unparse(node)[12:-1]}): pass literal strings and numbers, "
+                                 "so this test can recompute what it prints") from None
         calls.append((args, kwargs))
     return calls
 
