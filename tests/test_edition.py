@@ -135,6 +135,8 @@ def test_the_student_edition_runs_to_the_end_and_every_checker_fails(edition: Pa
     for index, cell in enumerate(nb.cells):
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
         assert not errors, f"cell {index} raised {errors[0].get('ename')}"
+        streams = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+        assert "Traceback (most recent call last)" not in streams, f"cell {index} printed a traceback:\n{streams}"
     for index in exercise_cell_indices(nb):
         cell = nb.cells[index]
         if is_solution_cell(cell):
