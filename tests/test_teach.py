@@ -18,7 +18,8 @@ def test_lab_server_starts_a_local_server_and_stops_it(monkeypatch: pytest.Monke
         assert not lab.shared
         assert lab.address == lab.server.address
         assert lab.address[1] != 0  # a free port chosen by the OS, read back
-        assert lab.server.flood_limit is None and lab.server.motd == "hi class"  # options passed through
+        settings = getattr(lab.server, "config", lab.server)  # the options, wherever the server keeps them
+        assert settings.flood_limit is None and settings.motd == "hi class"  # passed through
         with chatlab.Client.connect(lab.address, nick="alice") as alice:
             assert alice.nick == "alice"
     with pytest.raises(OSError):  # the listener is closed: nobody answers any more
