@@ -70,26 +70,36 @@ def lab_server(**server_options: Any) -> Iterator[LabServer]:
         server.stop()
 
 
+def _shown_path(path: Path) -> str:
+    """``chatlab/server.py`` or ``chatlab/transfer/strategies.py``: relative to the package, never absolute."""
+    parts = path.resolve().parts
+    return "/".join(parts[len(parts) - 1 - parts[::-1].index("chatlab"):])
+
+
 def show_source(module: str | ModuleType, pattern: str, context: int = 0) -> list[int]:
     """Print the lines of a chatlab module that match ``pattern`` (a regex).
 
     Prints each hit as ``chatlab/server.py:LINE: text`` (a path relative to the
     package, never this machine's absolute path) and returns the line numbers,
     so a notebook can point at "the line that does it" and stay right when the
-    code moves.
+    code moves.  A package (``"transfer"`` once it is ``chatlab/transfer/``) is
+    searched file by file, so a call keeps working when a module is split.
     """
     if isinstance(module, str):
         module = importlib.import_module(module if module.startswith("chatlab") else f"chatlab.{module}")
     path = Path(inspect.getfile(module))
-    shown = f"chatlab/{path.name}" if path.parent.name == "chatlab" else f"chatlab/{path.parent.name}/{path.name}"
-    lines = path.read_text(encoding="utf-8").splitlines()
-    hits = [i for i, line in enumerate(lines) if re.search(pattern, line)]
-    for i in hits:
-        for j in range(max(0, i - context), min(len(lines), i + context + 1)):
-            print(f"{shown}:{j + 1}: {lines[j]}")
-    if not hits:
-        print(f"{shown}: no line matches {pattern!r}")
-    return [i + 1 for i in hits]
+    files = sorted(path.parent.rglob("*.py")) if path.name == "__init__.py" else [path]
+    found: list[int] = []
+    for file in files:
+        lines = file.read_text(encoding="utf-8").splitlines()
+        hits = [i for i, line in enumerate(lines) if re.search(pattern, line)]
+        for i in hits:
+            for j in range(max(0, i - context), min(len(lines), i + context + 1)):
+                print(f"{_shown_path(file)}:{j + 1}: {lines[j]}")
+        found += [i + 1 for i in hits]
+    if not found:
+        print(f"{_shown_path(path if len(files) == 1 else path.parent)}: no line matches {pattern!r}")
+    return found
 
 
 # ------------------------------------------------- the OS's connection table

@@ -111,3 +111,13 @@ def test_connection_states_sees_the_active_closer_in_time_wait() -> None:
             time.sleep(0.05)
         assert teach.TcpEntry(client_port, server_port, "TIME_WAIT") in states, states
         assert teach.TcpEntry(server_port, None, "LISTEN") in states
+
+
+def test_show_source_prints_package_relative_paths_and_searches_a_package(capsys: pytest.CaptureFixture[str]) -> None:
+    lines = teach.show_source("server", r"^class Server\b")
+    out = capsys.readouterr().out
+    assert out.startswith("chatlab/server.py:") and len(lines) == 1 and f":{lines[0]}: class Server" in out
+    teach.show_source("exercises", r"^def check_echo_server\(")  # a package: every file in it is searched
+    assert capsys.readouterr().out.startswith("chatlab/exercises/first_socket.py:")
+    assert teach.show_source("exercises", r"no such line, anywhere") == []
+    assert capsys.readouterr().out == "chatlab/exercises: no line matches 'no such line, anywhere'\n"
