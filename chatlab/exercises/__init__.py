@@ -19,6 +19,7 @@ and, for the test suite, in the repository's ``tests/solutions/``.
 from ._report import Report, run_cases
 from .bot import check_bot
 from .broadcast import check_broadcast_handler
+from .first_socket import check_echo_server
 from .framing import check_framing
 from .reconnect import check_upload_lines
 from .recv import check_recv_exact
@@ -28,6 +29,7 @@ from .sockopt import check_make_listener
 __all__ = [
     "Report",
     "run_cases",
+    "check_echo_server",  # notebook 00
     "check_make_listener",
     "check_select_step",
     "check_framing",
