@@ -17,5 +17,6 @@ from .recv import check_recv_exact
 from .select_loop import check_select_step
 from .sockopt import check_make_listener
 from .strategy import check_send_strategy
+from .writer import check_priority_writer
 
-__all__ = ["Report", "run_cases", "check_make_listener", "check_select_step", "check_framing", "check_recv_exact", "check_send_strategy"]
+__all__ = ["Report", "run_cases", "check_make_listener", "check_select_step", "check_framing", "check_recv_exact", "check_send_strategy", "check_priority_writer"]
