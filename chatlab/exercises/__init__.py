@@ -12,6 +12,7 @@ notebooks, so a student sees them only on purpose.
 """
 
 from ._report import Report, run_cases
+from .first_socket import check_echo_server
 from .framing import check_framing
 from .recv import check_recv_exact
 from .select_loop import check_select_step
@@ -19,4 +20,4 @@ from .sockopt import check_make_listener
 from .strategy import check_send_strategy
 from .writer import check_priority_writer
 
-__all__ = ["Report", "run_cases", "check_make_listener", "check_select_step", "check_framing", "check_recv_exact", "check_send_strategy", "check_priority_writer"]
+__all__ = ["Report", "run_cases", "check_echo_server", "check_make_listener", "check_select_step", "check_framing", "check_recv_exact", "check_send_strategy", "check_priority_writer"]
