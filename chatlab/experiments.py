@@ -92,7 +92,7 @@ __all__ = [
     "plot_sleep_sweep", "plot_window_sweep", "plot_adaptive_trace", "plot_summary",
     "plot_chat_latency", "plot_chat_timeline", "save_figures", "run_all", "main",
     "SUMMARY_SLEEP", "SUMMARY_WINDOW", "UNSENT_LIMIT", "HAS_UNSENT_LIMIT", "CHUNK",
-    "Settings", "QUICK", "FULL", "SimulatedRun", "simulate_transfer",
+    "Settings", "QUICK", "FULL", "SimulatedRun", "simulate_transfer", "SendallResult", "measure_sendall",
 ]  # fmt: skip
 
 KiB = 1024
@@ -807,6 +807,75 @@ def chat_latency(
             p50, p99 = summary.p50_ms or 0, summary.p99_ms or 0
             progress(f"{config.name:22s} chat RTT p50 {p50:6.0f} ms, p99 {p99:6.0f} ms{rate}")
     return summaries, samples
+
+
+# --------------------------------------------------------------------------
+# TCP alone: one sendall() on its own connection (notebook 06's baseline)
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class SendallResult:
+    """One ``sendall()`` of a whole file on a plain TCP connection of its own, through the link emulator.
+
+    Attributes:
+        link: the link's name.
+        file_bytes: the file size.
+        returned_s: seconds until ``sendall()`` returned: the kernel had taken the last byte.
+        delivered_s: seconds until the receiver had read the last byte.
+    """
+
+    link: str
+    file_bytes: int
+    returned_s: float
+    delivered_s: float
+
+    @property
+    def mb_per_s(self) -> float:
+        """Throughput as the receiver saw it, in MB/s."""
+        return self.file_bytes / self.delivered_s / 1e6 if self.delivered_s > 0 else 0.0
+
+
+def measure_sendall(link: str | Link, file_bytes: int, *, timeout: float = 30.0) -> SendallResult:
+    """Send ``file_bytes`` random bytes with one ``sendall()`` to a receiver that reads and discards them.
+
+    No chatlab, no strategy, no framing: TCP's own flow control (the
+    receiver's window) and the emulator's bounded queue are all that pace the
+    sender.  The receiver runs in a thread of this process, so both times come
+    from the same clock.
+    """
+    link = get_link(link)
+    arrived: dict[str, float] = {}
+    data = os.urandom(file_bytes)
+    with contextlib.ExitStack() as stack:
+        listener = stack.enter_context(socket.create_server(("127.0.0.1", 0)))
+        listener.settimeout(timeout)
+
+        def receive() -> None:
+            with contextlib.suppress(OSError):
+                conn, _ = listener.accept()
+                with conn:
+                    conn.settimeout(timeout)
+                    while conn.recv(1 << 16):
+                        arrived["last"] = time.monotonic()
+                    conn.sendall(b"ok")  # after the sender's FIN: everything was read
+
+        receiver = threading.Thread(target=receive, name="chatlab-sendall-receiver", daemon=True)
+        receiver.start()
+        address = listener.getsockname()[:2]
+        profile = link.profile()
+        if profile is not None:
+            address = stack.enter_context(LinkEmulator(address, profile)).address
+        with socket.create_connection(address, timeout=timeout) as sock:
+            start = time.monotonic()
+            sock.sendall(data)
+            returned = time.monotonic() - start
+            sock.shutdown(socket.SHUT_WR)
+            sock.recv(2)  # the receiver's "ok": it has read everything
+        receiver.join(timeout)
+    if "last" not in arrived:
+        raise ChatlabError("the receiver got nothing")
+    return SendallResult(link.name, file_bytes, _sig(returned), _sig(arrived["last"] - start))
 
 
 # --------------------------------------------------------------------------

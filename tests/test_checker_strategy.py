@@ -13,7 +13,7 @@ import pytest
 from solutions.send_strategy import AIMDWindow
 
 from chatlab import experiments as ex
-from chatlab.exercises import check_send_strategy
+from chatlab.exercises import check_chat_delay_prediction, check_send_strategy
 from chatlab.transfer import AdaptiveWindow, FixedWindow, SendStrategy, SleepPaced
 
 KiB = 1024
@@ -157,3 +157,57 @@ def test_the_simulated_link_is_deterministic_and_matches_the_link_model() -> Non
 def test_a_strategy_that_allows_nothing_is_reported_as_stalled() -> None:
     run = ex.simulate_transfer(WindowInChunks(), "20mbit-20ms", 1_000_000)
     assert run.stalled and not run.completed and run.bytes_acked == 0
+
+
+# ------------------------------------------------ predict, then measure
+
+
+def predicted_ms(chunks: int, chunk_size: int, link: ex.Link) -> float:
+    """The reference: the round trip, plus the window beyond the BDP drained at the link rate."""
+    assert link.rate is not None and link.bdp_bytes is not None
+    return link.rtt_ms + max(0.0, chunks * chunk_size - link.bdp_bytes) / link.rate * 1000
+
+
+def whole_window_queues(chunks: int, chunk_size: int, link: ex.Link) -> float:
+    assert link.rate is not None
+    return link.rtt_ms + chunks * chunk_size / link.rate * 1000
+
+
+def forgets_the_round_trip(chunks: int, chunk_size: int, link: ex.Link) -> float:
+    assert link.rate is not None and link.bdp_bytes is not None
+    return max(0.0, chunks * chunk_size - link.bdp_bytes) / link.rate * 1000
+
+
+def megabits_as_bytes(chunks: int, chunk_size: int, link: ex.Link) -> float:
+    assert link.mbit is not None and link.bdp_bytes is not None
+    return link.rtt_ms + max(0.0, chunks * chunk_size - link.bdp_bytes) / (link.mbit * 1e6) * 1000
+
+
+def window_in_chunks(chunks: int, chunk_size: int, link: ex.Link) -> float:
+    assert link.rate is not None and link.bdp_bytes is not None
+    return link.rtt_ms + max(0.0, chunks - link.bdp_bytes) / link.rate * 1000
+
+
+def unsolved_prediction(chunks: int, chunk_size: int, link: ex.Link) -> float:
+    raise NotImplementedError()
+
+
+PREDICTION_WRONG_ANSWERS = [
+    (whole_window_queues, "only the part of the window beyond the bandwidth-delay product"),
+    (forgets_the_round_trip, "needs the round trip"),
+    (megabits_as_bytes, "1 Mbit/s is 125,000 bytes/s"),
+    (window_in_chunks, "waits in the queue"),
+    (unsolved_prediction, "not written yet"),
+]
+
+
+def test_the_reference_prediction_passes() -> None:
+    report = check_chat_delay_prediction(predicted_ms, show=False)
+    assert report, report.summary()
+
+
+@pytest.mark.parametrize(("predict", "hint"), PREDICTION_WRONG_ANSWERS, ids=[f.__name__ for f, _ in PREDICTION_WRONG_ANSWERS])
+def test_a_wrong_prediction_fails_with_a_hint(predict: Callable[[int, int, ex.Link], float], hint: str) -> None:
+    report = check_chat_delay_prediction(predict, show=False)
+    assert not report
+    assert any(hint in r.detail for r in report.results if not r.passed), report.summary()

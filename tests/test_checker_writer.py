@@ -176,7 +176,8 @@ def test_an_unsolved_stub_prints_fail_lines_leaves_no_thread_and_never_raises(ca
     threading.excepthook = crashes.append
     try:
         before = threading.active_count()
-        for stub in (Unsolved, StubbedRun, WaitsWithoutTimeout):
+        stubs: list[type] = [Unsolved, StubbedRun, WaitsWithoutTimeout]
+        for stub in stubs:
             report = check_priority_writer(stub)
             assert not report
         out = capsys.readouterr().out

@@ -17,7 +17,7 @@ from .framing import check_framing
 from .recv import check_recv_exact
 from .select_loop import check_select_step
 from .sockopt import check_make_listener
-from .strategy import check_send_strategy
+from .strategy import check_chat_delay_prediction, check_send_strategy
 from .writer import check_priority_writer
 
-__all__ = ["Report", "run_cases", "check_echo_server", "check_make_listener", "check_select_step", "check_framing", "check_recv_exact", "check_send_strategy", "check_priority_writer"]
+__all__ = ["Report", "run_cases", "check_echo_server", "check_make_listener", "check_select_step", "check_framing", "check_recv_exact", "check_send_strategy", "check_chat_delay_prediction", "check_priority_writer"]

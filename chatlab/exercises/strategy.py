@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..experiments import SimulatedRun, get_link, simulate_transfer
-from ..transfer import SendStrategy
+from ..experiments import Link, SimulatedRun, get_link, simulate_transfer
+from ..transfer import FixedWindow, SendStrategy
 from ._report import Report, run_cases
 
-__all__ = ["check_send_strategy", "LINKS", "MIN_LINK_SHARE", "MAX_QUEUE_MS"]
+__all__ = ["check_send_strategy", "check_chat_delay_prediction", "LINKS", "MIN_LINK_SHARE", "MAX_QUEUE_MS"]
 
 # The links of the checker: one chunk of 16 KiB crosses each in under 7 ms, so a
 # queueing target of 10 ms is never smaller than one chunk.
@@ -185,3 +185,75 @@ def check_send_strategy(make_strategy: MakeStrategy, *, show: bool = True) -> Re
         cases.append((f"fills the link ({label})", fills(name)))
         cases.append((f"keeps the queue short ({label})", short_queue(name)))
     return run_cases("check_send_strategy", cases, show=show)
+
+
+# --------------------------------------------------------------------------
+# Predict, then measure: the chat delay behind a fixed window
+# --------------------------------------------------------------------------
+
+# (chunks, chunk size, link): a window far above the BDP, one about equal to it, one below it
+PREDICTIONS = (
+    (8, 16 * 1024, "10mbit-5ms"),
+    (64, 16 * 1024, "20mbit-20ms"),
+    (16, 16 * 1024, "50mbit-40ms"),
+    (2, 16 * 1024, "50mbit-40ms"),
+)
+PREDICTION_TOLERANCE = 0.2  # within 20% (or 3 ms) of the simulated link
+
+
+def simulated_chat_delay_ms(chunks: int, chunk_size: int, link: str | Link) -> float:
+    """What a chat line sent behind a running FixedWindow transfer waits on the simulated link, in ms:
+    the link's RTT plus the median queueing delay once the transfer has started."""
+    link = get_link(link)
+    assert link.rate is not None
+    run = simulate_transfer(FixedWindow(chunks, chunk_size), link, int(link.rate * 2))
+    return link.rtt_ms + (run.queue_ms(0.5) or 0.0)
+
+
+def check_chat_delay_prediction(
+    predict_chat_delay_ms: Callable[[int, int, Link], float], *, show: bool = True
+) -> Report:
+    """Compare ``predict_chat_delay_ms(chunks, chunk_size, link)`` with the simulated link.
+
+    ``link`` is a :class:`chatlab.experiments.Link` (``.rate`` in bytes/s,
+    ``.rtt_ms``, ``.bdp_bytes``).  A prediction passes within 20% (or 3 ms) of
+    what a chat line waits behind a :class:`~chatlab.transfer.FixedWindow`
+    transfer on the simulated link of the same rate and RTT.
+    """
+
+    def case(chunks: int, chunk_size: int, link_name: str) -> Callable[[], str]:
+        def run() -> str:
+            link = get_link(link_name)
+            assert link.bdp_bytes is not None
+            try:
+                predicted = predict_chat_delay_ms(chunks, chunk_size, link)
+            except NotImplementedError:
+                raise AssertionError("not written yet: predict_chat_delay_ms raised NotImplementedError") from None
+            assert isinstance(predicted, (int, float)), f"returned {predicted!r}, not a number of milliseconds"
+            simulated = simulated_chat_delay_ms(chunks, chunk_size, link)
+            window = chunks * chunk_size
+            detail = f"predicted {predicted:.0f} ms, the simulated link says {simulated:.0f} ms"
+            if abs(predicted - simulated) > max(3.0, PREDICTION_TOLERANCE * simulated):
+                if predicted < link.rtt_ms:
+                    hint = "even with no queue at all a chat line needs the round trip"
+                elif window <= link.bdp_bytes:
+                    hint = (
+                        f"this window ({window // 1024} KiB) is no bigger than the bandwidth-delay product "
+                        f"({link.bdp_bytes / 1024:.0f} KiB): the path holds it all in flight, nothing waits in a queue"
+                    )
+                else:
+                    hint = (
+                        "only the part of the window beyond the bandwidth-delay product waits in the queue, and "
+                        "it drains at the link rate (bytes per second: 1 Mbit/s is 125,000 bytes/s)"
+                    )
+                raise AssertionError(f"{detail}: {hint}")
+            return detail
+
+        return run
+
+    cases: list[tuple[str, Callable[[], str | None]]] = []
+    for chunks, chunk_size, link_name in PREDICTIONS:
+        window = chunks * chunk_size
+        label = f"{chunks} x {chunk_size // 1024} KiB = {window // 1024} KiB on {get_link(link_name).label}"
+        cases.append((label, case(chunks, chunk_size, link_name)))
+    return run_cases("check_chat_delay_prediction", cases, show=show)
