@@ -144,7 +144,7 @@ def test_checkers_pass_only_on_the_students_own_functions(path: Path) -> None:
     defined_in_solutions: set[str] = set()
     for cell in cells:
         if is_solution(cell):
-            defined_in_solutions |= {n.name for n in ast.walk(ast.parse(cell.source)) if isinstance(n, ast.FunctionDef)}
+            defined_in_solutions |= {n.name for n in ast.walk(ast.parse(cell.source)) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
     for index, cell in enumerate(cells):
         if cell.cell_type != "code":
             continue
