@@ -32,7 +32,7 @@ STUDENT_README = """\
 # chatlab notebooks: student edition
 
 Open these notebooks with `jupyter lab` in an environment where chatlab is installed
-(`python -m pip install chatlab` or, from the kit's repository, `python -m pip install -e .`).
+(from a copy of the kit's repository: `python -m pip install -e ".[notebooks]"`).
 
 Each notebook ends with an exercise: a cell with `# YOUR CODE HERE` and
 `raise NotImplementedError()` where your code goes, and a checker cell right after it.

@@ -139,12 +139,13 @@ ALL_PASS = re.compile(r"^(check_\w+): (\d+)/\2 cases pass$", re.MULTILINE)
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_checkers_pass_only_on_the_students_own_functions(path: Path) -> None:
-    """A checker that passes in full ran on a function defined in a solution cell, never on an import."""
+    """A checker that passes in full ran on a function (or class) defined in a solution cell, never on an import."""
     cells = read(path).cells
     defined_in_solutions: set[str] = set()
     for cell in cells:
         if is_solution(cell):
-            defined_in_solutions |= {n.name for n in ast.walk(ast.parse(cell.source)) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+            defined_in_solutions |= {n.name for n in ast.walk(ast.parse(cell.source))
+                                     if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
     for index, cell in enumerate(cells):
         if cell.cell_type != "code":
             continue

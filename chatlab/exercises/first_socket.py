@@ -123,6 +123,10 @@ def _session(serve: ServeOneEcho, script: Sender) -> Session:
     """Run one session; a server that gives up, raises or loops forever fails with a hint."""
     try:
         return Session(serve, script)
+    except NotImplementedError:
+        name = getattr(serve, "__name__", "serve_one_echo")
+        raise AssertionError(f"not written yet: {name}() still raises NotImplementedError "
+                             "(write its body, then run this again)") from None
     except DeadlineExceeded:
         raise _TookTooLong(
             "still running long after the client closed its side: recv() returning b'' means "
