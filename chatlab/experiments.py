@@ -32,6 +32,13 @@ Chat while sending
     ``CHAT_CONFIGS`` (no transfer; FIFO writer; priority writer with the OS's
     unbounded kernel queue and with chatlab's unsent limit; the adaptive window;
     a second connection for the file).
+TCP alone and a simulated link (notebook 06)
+    ``measure_sendall(link, file_bytes) -> SendallResult``: one ``sendall()`` of a file on a
+    plain TCP connection of its own through the emulator (the baseline: TCP's own flow control).
+    ``simulate_transfer(strategy, link, file_bytes) -> SimulatedRun``: any
+    :class:`~chatlab.transfer.SendStrategy` on a simulated bottleneck (a FIFO queue, a rate, a
+    round-trip delay) on a fake clock: milliseconds per run, the same numbers everywhere; the
+    exercise checkers of notebook 06 use it.
 Summaries, files, figures
     ``summary_rows(sleep, window, adaptive)`` picks the settings of the summary figure;
     ``write_csv(rows, path)``, ``read_csv(path, RowClass)``, ``CSV_FILES``;
