@@ -41,7 +41,7 @@ def _fresh(make: MakeStrategy) -> SendStrategy:
     try:
         strategy = make()
     except NotImplementedError:
-        raise AssertionError("not written yet: creating the strategy raised NotImplementedError") from None
+        raise AssertionError("not written yet: creating the strategy still raises NotImplementedError (write the missing code, then run this again)") from None
     if not isinstance(strategy, SendStrategy):
         raise AssertionError(
             f"got a {type(strategy).__name__}, not a SendStrategy: subclass chatlab.transfer.SendStrategy"
@@ -63,7 +63,7 @@ def _check_run(run: SimulatedRun, chunk_size: int) -> None:
     """Fail with a hint when the run broke, stalled or ran out of time."""
     if run.error is not None:
         if isinstance(run.error, NotImplementedError):
-            raise AssertionError("not written yet: the strategy raised NotImplementedError")
+            raise AssertionError("not written yet: the strategy still raises NotImplementedError (write the missing code, then run this again)")
         raise AssertionError(f"the strategy raised {type(run.error).__name__}: {run.error}")
     if run.stalled:
         kib = run.bytes_acked / 1024
@@ -112,7 +112,7 @@ def check_send_strategy(make_strategy: MakeStrategy, *, show: bool = True) -> Re
             window = strategy.window_bytes
             allowance = strategy.allowance(0.0)
         except NotImplementedError:
-            raise AssertionError("not written yet: window_bytes raised NotImplementedError") from None
+            raise AssertionError("not written yet: window_bytes still raises NotImplementedError (write the missing code, then run this again)") from None
         assert isinstance(window, int), f"window_bytes is a {type(window).__name__}: make it an int (bytes)"
         assert allowance >= strategy.chunk_size, (
             f"at the start the strategy allows {allowance} bytes, less than one chunk of {strategy.chunk_size}: "
@@ -228,7 +228,7 @@ def check_chat_delay_prediction(
             try:
                 predicted = predict_chat_delay_ms(chunks, chunk_size, link)
             except NotImplementedError:
-                raise AssertionError("not written yet: predict_chat_delay_ms raised NotImplementedError") from None
+                raise AssertionError("not written yet: predict_chat_delay_ms still raises NotImplementedError (write the missing code, then run this again)") from None
             assert isinstance(predicted, (int, float)), f"returned {predicted!r}, not a number of milliseconds"
             simulated = simulated_chat_delay_ms(chunks, chunk_size, link)
             window = chunks * chunk_size

@@ -161,7 +161,7 @@ class _Rig:
         try:
             self.writer = writer_class(self.watched)  # type: ignore[arg-type]
         except NotImplementedError:
-            raise AssertionError("not written yet: creating the writer raised NotImplementedError") from None
+            raise AssertionError("not written yet: creating the writer still raises NotImplementedError (write the missing code, then run this again)") from None
         self.stop = threading.Event()
         self.crash: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="chatlab-checker-writer", daemon=True)
@@ -180,7 +180,7 @@ class _Rig:
         try:
             getattr(self.writer, method)(frame)
         except NotImplementedError:
-            raise AssertionError(f"not written yet: {method}() raised NotImplementedError") from None
+            raise AssertionError(f"not written yet: {method}() still raises NotImplementedError (write the missing code, then run this again)") from None
 
     def wait_for(self, count: int, timeout: float = TIMEOUT) -> None:
         """Wait until the reader has ``count`` frames, or the writer has died, or ``timeout`` passed."""
@@ -200,7 +200,7 @@ class _Rig:
             )
         if self.crash is not None:
             if isinstance(self.crash, NotImplementedError):
-                raise AssertionError("not written yet: run() raised NotImplementedError")
+                raise AssertionError("not written yet: run() still raises NotImplementedError (write the missing code, then run this again)")
             raise AssertionError(f"run() raised {type(self.crash).__name__}: {self.crash}")
         if self.reader.error is not None:
             raise AssertionError(
