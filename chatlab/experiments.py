@@ -83,7 +83,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .client import UNSENT_LIMIT, Client
+from .client import UNSENT_LIMIT, Client, FileFailed
 from .errors import ChatlabError, TransferError
 from .netem import LinkEmulator, LinkProfile
 from .protocol import ChatMessage
@@ -374,6 +374,18 @@ def _chat_setup(
         yield _Setup(server, alice, sender, bob)
 
 
+def _stop_sender_first(setup: _Setup) -> None:
+    """End an unfinished transfer from the sender's side and let bob hear of it before anyone else closes.
+
+    Closing bob while chunks are still arriving races his reader thread; once
+    the sender is gone the server cancels the stream, bob reports a
+    :class:`~chatlab.client.FileFailed`, and nothing more arrives for him.
+    """
+    setup.sender.close()
+    with contextlib.suppress(TimeoutError, ChatlabError):
+        setup.bob.wait_for(FileFailed, timeout=2.0)
+
+
 def _strategy(strategy: str | SendStrategy, options: dict[str, float]) -> SendStrategy:
     return make_strategy(strategy, **options) if isinstance(strategy, str) else strategy
 
@@ -463,6 +475,7 @@ def measure_transfer(
                 completed = True
             except TimeoutError:
                 completed = False
+                _stop_sender_first(setup)
             return _row_from_transfer(experiment, link, strat, size, transfer, completed, setup.server.peak_queued)
 
 
