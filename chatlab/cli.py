@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     bench.set_defaults(run=_cmd_bench)
 
-    edition = verbs.add_parser("student-edition", help="write the student notebooks (solutions removed) into OUT_DIR", add_help=False)
+    edition = verbs.add_parser("student-edition", help=_("write the student notebooks (solutions removed) into OUT_DIR"), add_help=False)
     edition.add_argument("rest", nargs=argparse.REMAINDER)
     edition.set_defaults(run=_cmd_student_edition)
     return parser

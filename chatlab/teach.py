@@ -12,6 +12,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterator
 
+from .i18n import _
 from .server import Server
 
 # Set by the teacher (e.g. CHATLAB_SERVER=192.168.1.10:7777) so every student's
@@ -42,8 +43,8 @@ def parse_address(text: str) -> tuple[str, int]:
     host, sep, port_text = text.strip().rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"{SERVER_ENV}={text!r}: expected host:port, e.g. 192.168.1.10:7777 "
-                         "(a port from 1 to 65535)")
+        raise ValueError(_("{variable}={text!r}: expected host:port, e.g. 192.168.1.10:7777 (a port from 1 to 65535)").format(
+            variable=SERVER_ENV, text=text))
     return host, int(port_text)
 
 
@@ -98,7 +99,8 @@ def show_source(module: str | ModuleType, pattern: str, context: int = 0) -> lis
                 print(f"{_shown_path(file)}:{j + 1}: {lines[j]}")
         found += [i + 1 for i in hits]
     if not found:
-        print(f"{_shown_path(path if len(files) == 1 else path.parent)}: no line matches {pattern!r}")
+        print(_("{path}: no line matches {pattern!r}").format(
+            path=_shown_path(path if len(files) == 1 else path.parent), pattern=pattern))
     return found
 
 

@@ -36,6 +36,7 @@ from typing import Any, Awaitable, Callable
 
 from .. import protocol as p
 from ..errors import ProtocolError
+from ..i18n import _
 from ._report import NotWrittenYet, Report, run_cases
 
 HOST = "127.0.0.1"
@@ -100,8 +101,8 @@ class _Room:
         try:
             return asyncio.run_coroutine_threadsafe(size(), self.loop).result(2)
         except concurrent.futures.TimeoutError:
-            raise AssertionError("the event loop did not answer for 2 s: something in your coroutine blocks "
-                                 "(a plain socket call or time.sleep() instead of an await)") from None
+            raise AssertionError(_("the event loop did not answer for 2 s: something in your coroutine blocks"
+                                   " (a plain socket call or time.sleep() instead of an await)")) from None
 
     def client(self, rcvbuf: int | None = None) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -123,8 +124,10 @@ class _Room:
         if self.errors and isinstance(self.errors[0], NotImplementedError):
             raise NotWrittenYet(getattr(self.handle_client, "__name__", "handle_client"))
         raise AssertionError(
-            f"{members} client(s) connected but the room holds {self.room_size()} writer(s): "
-            "does your coroutine add its own writer to the room before it starts reading?"
+            _(
+                "{members} client(s) connected but the room holds {writers} writer(s):"
+                " does your coroutine add its own writer to the room before it starts reading?"
+            ).format(members=members, writers=self.room_size())
             + self.blame()
         )
 
@@ -134,8 +137,8 @@ class _Room:
         exc = self.errors[0]
         why = ""
         if isinstance(exc, (TimeoutError, BlockingIOError)):
-            why = "; a blocking socket call inside a coroutine stalls every client: await reader.readexactly()"
-        return f" (your handler raised {type(exc).__name__}: {exc}{why})"
+            why = _("; a blocking socket call inside a coroutine stalls every client: await reader.readexactly()")
+        return _(" (your handler raised {error}: {message}{why})").format(error=type(exc).__name__, message=exc, why=why)
 
     def close(self) -> None:
         for sock in self.sockets:
@@ -164,8 +167,10 @@ def _frames(sock: socket.socket, count: int, wait: float = WAIT) -> list[p.Frame
             frames.extend(decoder)
         except ProtocolError as exc:
             raise AssertionError(
-                f"a client received bytes that are not chatlab frames ({exc}): pieces of frames were "
-                "forwarded and got interleaved; forward a frame only once it is whole"
+                _(
+                    "a client received bytes that are not chatlab frames ({error}): pieces of frames were"
+                    " forwarded and got interleaved; forward a frame only once it is whole"
+                ).format(error=exc)
             ) from None
     return frames
 
@@ -178,7 +183,12 @@ def _expect(sock: socket.socket, texts: list[str], who: str, room: _Room) -> Non
     got = [p.decode_message(f) for f in _frames(sock, len(texts))]
     want = [p.Say(text=t) for t in texts]
     if got != want:
-        raise AssertionError(f"{who} should have received {[t for t in texts]}, got {[getattr(m, 'text', m) for m in got]}" + room.blame())
+        raise AssertionError(
+            _("{who} should have received {want}, got {got}").format(
+                who=who, want=[t for t in texts], got=[getattr(m, "text", m) for m in got]
+            )
+            + room.blame()
+        )
 
 
 def _case(handle_client: Handler, body: Callable[[_Room], str | None]) -> Callable[[], str | None]:
@@ -195,7 +205,7 @@ def _hears_itself(room: _Room) -> None:
     alice = room.client()
     room.settle(1)
     alice.sendall(_say("hello"))
-    _expect(alice, ["hello"], "the sender (a room shows you your own line)", room)
+    _expect(alice, ["hello"], _("the sender (a room shows you your own line)"), room)
 
 
 def _two_hear_each_other(room: _Room) -> None:
@@ -213,7 +223,7 @@ def _trickle(room: _Room) -> None:
     for byte in _say("one byte at a time"):
         alice.send(bytes([byte]))
         time.sleep(0.002)
-    _expect(bob, ["one byte at a time"], "bob (a frame arrives in as many pieces as TCP likes: read whole frames)", room)
+    _expect(bob, ["one byte at a time"], _("bob (a frame arrives in as many pieces as TCP likes: read whole frames)"), room)
 
 
 def _interleaved(room: _Room) -> None:
@@ -233,8 +243,11 @@ def _interleaved(room: _Room) -> None:
         texts = []
     if texts != sorted(["alice " * 6, "bob " * 8]):
         raise AssertionError(
-            f"carol should have two whole frames, one per sender, and got {len(got)} readable one(s): pieces "
-            "of frames forwarded as they came get interleaved; forward a frame only once it is whole" + room.blame()
+            _(
+                "carol should have two whole frames, one per sender, and got {n} readable one(s): pieces"
+                " of frames forwarded as they came get interleaved; forward a frame only once it is whole"
+            ).format(n=len(got))
+            + room.blame()
         )
 
 
@@ -244,7 +257,10 @@ def _glued(room: _Room) -> None:
     alice.sendall(_say("first") + _say("second") + p.encode(p.Who()))
     got = [p.decode_message(f) for f in _frames(bob, 3)]
     if got != [p.Say(text="first"), p.Say(text="second"), p.Who()]:
-        raise AssertionError(f"three frames in one send() (one with an empty payload) should reach bob as three, got {got}" + room.blame())
+        raise AssertionError(
+            _("three frames in one send() (one with an empty payload) should reach bob as three, got {got}").format(got=got)
+            + room.blame()
+        )
 
 
 def _leaves(room: _Room) -> None:
@@ -255,9 +271,15 @@ def _leaves(room: _Room) -> None:
     while room.room_size() > 1 and time.monotonic() < deadline:
         time.sleep(0.01)
     if room.room_size() != 1:
-        raise AssertionError("alice closed her connection but her writer is still in the room: take it out when reading ends (b'' / IncompleteReadError)" + room.blame())
+        raise AssertionError(
+            _(
+                "alice closed her connection but her writer is still in the room:"
+                " take it out when reading ends (b'' / IncompleteReadError)"
+            )
+            + room.blame()
+        )
     bob.sendall(_say("still here"))
-    _expect(bob, ["still here"], "bob, after alice left,", room)
+    _expect(bob, ["still here"], _("bob, after alice left,"), room)
 
 
 def _leaves_mid_frame(room: _Room) -> None:
@@ -270,10 +292,15 @@ def _leaves_mid_frame(room: _Room) -> None:
     while room.room_size() > 1 and time.monotonic() < deadline:
         time.sleep(0.01)
     if room.room_size() != 1:
-        raise AssertionError("alice left in the middle of a frame and is still in the room: readexactly() raises "
-                             "IncompleteReadError then, and the writer must leave the room all the same (try/finally)" + room.blame())
+        raise AssertionError(
+            _(
+                "alice left in the middle of a frame and is still in the room: readexactly() raises"
+                " IncompleteReadError then, and the writer must leave the room all the same (try/finally)"
+            )
+            + room.blame()
+        )
     bob.sendall(_say("still here"))
-    _expect(bob, ["still here"], "bob, after alice left mid-frame,", room)
+    _expect(bob, ["still here"], _("bob, after alice left mid-frame,"), room)
 
 
 def _garbage(room: _Room) -> None:
@@ -288,8 +315,13 @@ def _garbage(room: _Room) -> None:
     except ConnectionError:
         closed = True
     if not closed:
-        raise AssertionError("a client that sent an HTTP request is still connected: check each header with "
-                             "protocol.parse_header (bad magic byte) instead of trusting its length field" + room.blame())
+        raise AssertionError(
+            _(
+                "a client that sent an HTTP request is still connected: check each header with"
+                " protocol.parse_header (bad magic byte) instead of trusting its length field"
+            )
+            + room.blame()
+        )
     bob.sendall(_say("after the garbage"))
     _expect(bob, ["after the garbage"], "bob", room)
 
@@ -308,8 +340,10 @@ def _never_reads(room: _Room) -> str:
         for sock, decoder, who in ((bob, bob_in, "bob"), (alice, alice_in, "alice")):
             if not _one_frame(sock, decoder):
                 raise AssertionError(
-                    f"{who} got {sent} of {count} frames while mallory read nothing: a member that never reads "
-                    "held up everyone else (await member.drain() makes the sender wait for the slowest member)"
+                    _(
+                        "{who} got {sent} of {count} frames while mallory read nothing: a member that never reads"
+                        " held up everyone else (await member.drain() makes the sender wait for the slowest member)"
+                    ).format(who=who, sent=sent, count=count)
                     + room.blame()
                 )
     deadline = time.monotonic() + WAIT
@@ -317,13 +351,16 @@ def _never_reads(room: _Room) -> str:
         time.sleep(0.01)
     if room.room_size() > 2:
         raise AssertionError(
-            f"mallory never read, {count * len(frame) // 1024} KiB were sent to her, and she is still in the room: "
-            f"drop a member with more than MAX_QUEUED = {MAX_QUEUED // 1024} KiB waiting "
-            "(member.transport.get_write_buffer_size()), or its buffer grows without bound" + room.blame()
+            _(
+                "mallory never read, {kib} KiB were sent to her, and she is still in the room:"
+                " drop a member with more than MAX_QUEUED = {limit} KiB waiting"
+                " (member.transport.get_write_buffer_size()), or its buffer grows without bound"
+            ).format(kib=count * len(frame) // 1024, limit=MAX_QUEUED // 1024)
+            + room.blame()
         )
     if room.room_size() < 2:
-        raise AssertionError("alice or bob was dropped too, though both read everything" + room.blame())
-    return f"{count} frames to bob, mallory dropped"
+        raise AssertionError(_("alice or bob was dropped too, though both read everything") + room.blame())
+    return _("{count} frames to bob, mallory dropped").format(count=count)
 
 
 def _one_frame(sock: socket.socket, decoder: p.FrameDecoder) -> bool:
@@ -350,14 +387,14 @@ def check_broadcast_handler(handle_client: Handler, show: bool = True) -> Report
     :class:`~chatlab.exercises.Report`; ``bool(report)`` is True when all pass.
     """
     cases = [
-        ("the sender hears its own line", _hears_itself),
-        ("two clients hear each other", _two_hear_each_other),
-        ("a frame trickled one byte at a time arrives whole", _trickle),
-        ("two senders trickling at once: frames never interleave", _interleaved),
-        ("three frames glued in one send() arrive as three", _glued),
-        ("a client that leaves is taken out of the room", _leaves),
-        ("a client that leaves mid-frame is taken out of the room", _leaves_mid_frame),
-        ("a client speaking garbage is disconnected", _garbage),
-        ("a client that never reads is dropped; the others get everything", _never_reads),
+        (_("the sender hears its own line"), _hears_itself),
+        (_("two clients hear each other"), _two_hear_each_other),
+        (_("a frame trickled one byte at a time arrives whole"), _trickle),
+        (_("two senders trickling at once: frames never interleave"), _interleaved),
+        (_("three frames glued in one send() arrive as three"), _glued),
+        (_("a client that leaves is taken out of the room"), _leaves),
+        (_("a client that leaves mid-frame is taken out of the room"), _leaves_mid_frame),
+        (_("a client speaking garbage is disconnected"), _garbage),
+        (_("a client that never reads is dropped; the others get everything"), _never_reads),
     ]
     return run_cases("check_broadcast_handler", [(name, _case(handle_client, body)) for name, body in cases], show=show)

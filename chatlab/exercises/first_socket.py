@@ -21,6 +21,7 @@ import time
 import warnings
 from typing import Any, Callable
 
+from ..i18n import _
 from ._report import Report, run_cases
 from .recv import DeadlineExceeded, call_with_deadline
 
@@ -125,15 +126,18 @@ def _session(serve: ServeOneEcho, script: Sender) -> Session:
         return Session(serve, script)
     except NotImplementedError:
         name = getattr(serve, "__name__", "serve_one_echo")
-        raise AssertionError(f"not written yet: {name}() still raises NotImplementedError "
-                             "(write its body, then run this again)") from None
+        raise AssertionError(
+            _("not written yet: {name}() still raises NotImplementedError (write its body, then run this again)").format(
+                name=name
+            )
+        ) from None
     except DeadlineExceeded:
         raise _TookTooLong(
-            "still running long after the client closed its side: recv() returning b'' means "
-            "the peer will send nothing more, so the echo loop must end there") from None
+            _("still running long after the client closed its side: recv() returning b'' means "
+              "the peer will send nothing more, so the echo loop must end there")) from None
     except socket.timeout:
-        raise _TookTooLong("accept() waited for a client that never came: each client is accepted once, "
-                           "then the conversation goes on over the socket accept() returned") from None
+        raise _TookTooLong(_("accept() waited for a client that never came: each client is accepted once, "
+                             "then the conversation goes on over the socket accept() returned")) from None
 
 
 def _expect_echo(session: Session, sent: bytes) -> None:
@@ -141,24 +145,26 @@ def _expect_echo(session: Session, sent: bytes) -> None:
         error = session.client_error
         if isinstance(error, socket.timeout):
             raise _TookTooLong(
-                "the client waited for the end of the echo and it never came: close the connection "
-                "when the client has closed its side")
-        raise AssertionError(f"the client's connection failed: {type(error).__name__}: {error}")
+                _("the client waited for the end of the echo and it never came: close the connection "
+                  "when the client has closed its side"))
+        raise AssertionError(
+            _("the client's connection failed: {error}: {message}").format(error=type(error).__name__, message=error)
+        )
     got = bytes(session.received)
     if got != sent:
-        raise AssertionError(f"sent {_show(sent)}, got back {_show(got)}" + _why(sent, got))
+        raise AssertionError(_("sent {sent}, got back {got}").format(sent=_show(sent), got=_show(got)) + _why(sent, got))
 
 
 def _show(data: bytes) -> str:
-    return repr(data) if len(data) <= 40 else f"{len(data):,} bytes"
+    return repr(data) if len(data) <= 40 else _("{n:,} bytes").format(n=len(data))
 
 
 def _why(sent: bytes, got: bytes) -> str:
     if got and sent.startswith(got):
-        return (": only the beginning came back. One recv() returns whatever has arrived so far, "
-                "not the whole message: keep reading until recv() returns b''")
-    return (": not the same bytes. An echo server sends back exactly the bytes it received, unchanged "
-            "(bytes are not text: no decoding, no encoding)")
+        return _(": only the beginning came back. One recv() returns whatever has arrived so far, "
+                 "not the whole message: keep reading until recv() returns b''")
+    return _(": not the same bytes. An echo server sends back exactly the bytes it received, unchanged "
+             "(bytes are not text: no decoding, no encoding)")
 
 
 def check_echo_server(serve_one_echo: ServeOneEcho, show: bool = True) -> Report:
@@ -168,21 +174,21 @@ def check_echo_server(serve_one_echo: ServeOneEcho, show: bool = True) -> Report
         session = _session(serve_one_echo, send_pieces(b"hello\n"))
         session.close()
         _expect_echo(session, b"hello\n")
-        return "b'hello\\n' came back"
+        return _("b'hello\\n' came back")
 
     def in_pieces() -> str:
         pieces = [b"one ", b"two ", b"three"]
         session = _session(serve_one_echo, send_pieces(*pieces, pause=0.1))
         session.close()
         _expect_echo(session, b"".join(pieces))
-        return "3 pieces, 0.1 s apart"
+        return _("3 pieces, 0.1 s apart")
 
     def a_megabyte() -> str:
         data = os.urandom(1 << 20)  # binary, not text: most of it is not valid UTF-8
         session = _session(serve_one_echo, send_pieces(data))
         session.close()
         _expect_echo(session, data)
-        return "1 MiB of random bytes, intact and in order"
+        return _("1 MiB of random bytes, intact and in order")
 
     def nothing_sent() -> str:
         session = _session(serve_one_echo, send_pieces())  # connects, closes its side at once
@@ -194,14 +200,14 @@ def check_echo_server(serve_one_echo: ServeOneEcho, show: bool = True) -> Report
         session = _session(serve_one_echo, send_pieces(b"12345", b"6789", pause=0.05))
         session.close()
         _expect_echo(session, b"123456789")
-        assert session.returned == 9, (
-            f"returned {session.returned!r}: return how many bytes were echoed, in all (9 here)")
-        return "returned 9"
+        assert session.returned == 9, _(
+            "returned {value!r}: return how many bytes were echoed, in all (9 here)").format(value=session.returned)
+        return _("returned 9")
 
     def closes_connection() -> str:
         session = _session(serve_one_echo, send_pieces(b"bye\n"))
         session.close()
-        assert not session.left_connection_open(), (
+        assert not session.left_connection_open(), _(
             "the accepted connection was never closed (Python closed it only when it was garbage-"
             "collected): close it when the client is done, e.g. with `with conn:`")
         return ""
@@ -209,7 +215,7 @@ def check_echo_server(serve_one_echo: ServeOneEcho, show: bool = True) -> Report
     def listener_stays_open() -> str:
         session = _session(serve_one_echo, send_pieces(b"next, please"))
         try:
-            assert session.listener.fileno() != -1, (
+            assert session.listener.fileno() != -1, _(
                 "the listening socket was closed: it belongs to the caller, who may want to serve "
                 "the next client with it")
             with socket.create_connection((HOST, session.port), timeout=TIMEOUT):
@@ -217,14 +223,16 @@ def check_echo_server(serve_one_echo: ServeOneEcho, show: bool = True) -> Report
                 conn.close()
         finally:
             session.close()
-        return "the next client can still connect"
+        return _("the next client can still connect")
 
     first_too_long: list[str] = []
 
     def unless_stuck(name: str, case: Callable[[], str]) -> Callable[[], str]:
         def run() -> str:
             if first_too_long:
-                raise AssertionError(f"not run: fix {first_too_long[0]!r} first (it waited for its whole time limit)")
+                raise AssertionError(
+                    _("not run: fix {case!r} first (it waited for its whole time limit)").format(case=first_too_long[0])
+                )
             try:
                 return case()
             except _TookTooLong:
@@ -234,12 +242,12 @@ def check_echo_server(serve_one_echo: ServeOneEcho, show: bool = True) -> Report
         return run
 
     cases = [
-        ("echoes one line", one_line),
-        ("a message that arrives in pieces", in_pieces),
-        ("1 MiB of binary data", a_megabyte),
-        ("a client that sends nothing", nothing_sent),
-        ("returns how many bytes it echoed", returns_count),
-        ("closes the connection it accepted", closes_connection),
-        ("leaves the listening socket open", listener_stays_open),
+        (_("echoes one line"), one_line),
+        (_("a message that arrives in pieces"), in_pieces),
+        (_("1 MiB of binary data"), a_megabyte),
+        (_("a client that sends nothing"), nothing_sent),
+        (_("returns how many bytes it echoed"), returns_count),
+        (_("closes the connection it accepted"), closes_connection),
+        (_("leaves the listening socket open"), listener_stays_open),
     ]
     return run_cases("check_echo_server", [(name, unless_stuck(name, case)) for name, case in cases], show=show)

@@ -33,6 +33,7 @@ from typing import Callable
 from .. import protocol as p
 from ..errors import ProtocolError
 from ..failures import abort, full_backlog_listener
+from ..i18n import N_, _
 from ._report import NotWrittenYet, Report, run_cases
 
 CONNECT_TIMEOUT = 0.5  # what connect() waits for an answer to its SYN
@@ -74,7 +75,7 @@ class _Server:
     def _accept_loop(self) -> None:
         while not self.stop.is_set():
             try:
-                conn, _ = self.listener.accept()
+                conn, _address = self.listener.accept()
             except (TimeoutError, OSError):
                 continue
             script = self.scripts[self.connections] if self.connections < len(self.scripts) else "ok"
@@ -130,14 +131,17 @@ class _Server:
         self.listener.close()
 
 
-_HINTS = {
-    "ConnectionRefusedError": "nothing listened yet (ECONNREFUSED): wait a moment and call connect() again",
-    "TimeoutError": "a connect() or recv() timed out: that is a failure to recover from by reconnecting, not a reason to give up",
-    "ConnectionResetError": "the server reset the connection (RST): reconnect and resume",
-    "BrokenPipeError": "you wrote to a connection the server had closed (EPIPE): reconnect and resume",
-    "ConnectionAbortedError": "the connection was aborted: reconnect and resume",
-    "EOFError": "the server closed the connection (FIN): reconnect and resume",
+_HINTS = {  # translated when shown: _(_HINTS[name])
+    "ConnectionRefusedError": N_("nothing listened yet (ECONNREFUSED): wait a moment and call connect() again"),
+    "TimeoutError": N_(
+        "a connect() or recv() timed out: that is a failure to recover from by reconnecting, not a reason to give up"
+    ),
+    "ConnectionResetError": N_("the server reset the connection (RST): reconnect and resume"),
+    "BrokenPipeError": N_("you wrote to a connection the server had closed (EPIPE): reconnect and resume"),
+    "ConnectionAbortedError": N_("the connection was aborted: reconnect and resume"),
+    "EOFError": N_("the server closed the connection (FIN): reconnect and resume"),
 }
+_OTHER_ERRORS = N_("catch it, reconnect and resume")
 
 
 def _case(upload: Upload, scripts: list[str], connect_plan: list[str]) -> Callable[[], str]:
@@ -191,24 +195,37 @@ def _case(upload: Upload, scripts: list[str], connect_plan: list[str]) -> Callab
         if outcome and not (hung and isinstance(outcome[0], (CheckerFinished, OSError))):
             exc = outcome[0]
             name = type(exc).__name__
-            raise AssertionError(f"your function raised {name}: {exc} ({_HINTS.get(name, 'catch it, reconnect and resume')})")
+            hint = _HINTS.get(name, _OTHER_ERRORS)
+            raise AssertionError(
+                _("your function raised {error}: {message} ({hint})").format(error=name, message=exc, hint=_(hint))
+            )
         if hung:
             raise AssertionError(
-                f"did not finish in {CASE_DEADLINE:.0f} s (server holds {len(held)} of {len(LINES)} lines): a recv() "
-                "without a timeout waits forever for a peer that went silent, and a loop that reads b'' (the "
-                "peer's FIN) as 'nothing yet' never ends"
+                _(
+                    "did not finish in {seconds:.0f} s (server holds {held} of {n} lines): a recv()"
+                    " without a timeout waits forever for a peer that went silent, and a loop that reads b'' (the"
+                    " peer's FIN) as 'nothing yet' never ends"
+                ).format(seconds=CASE_DEADLINE, held=len(held), n=len(LINES))
             )
         if held != LINES:
             dupes = sorted({line for line in held if held.count(line) > 1})
             missing = [line for line in LINES if line not in held]
             if dupes:
-                raise AssertionError(f"the server holds {dupes} more than once: resume from the count the server "
-                                     "announces when you connect, not from what you sent or saw acknowledged")
+                raise AssertionError(
+                    _(
+                        "the server holds {lines} more than once: resume from the count the server"
+                        " announces when you connect, not from what you sent or saw acknowledged"
+                    ).format(lines=dupes)
+                )
             if missing:
-                raise AssertionError(f"the server never got {missing}: a line is safe only once the server's count "
-                                     "says so; returned too early, or skipped what was lost with the connection")
-            raise AssertionError(f"lines out of order: {held}")
-        return f"{attempts} connection attempt(s), {took:.1f} s"
+                raise AssertionError(
+                    _(
+                        "the server never got {lines}: a line is safe only once the server's count"
+                        " says so; returned too early, or skipped what was lost with the connection"
+                    ).format(lines=missing)
+                )
+            raise AssertionError(_("lines out of order: {lines}").format(lines=held))
+        return _("{attempts} connection attempt(s), {seconds:.1f} s").format(attempts=attempts, seconds=took)
     return run
 
 
@@ -217,19 +234,20 @@ def check_upload_lines(upload_lines: Upload, show: bool = True, only: str | None
 
     Prints one PASS/FAIL line per case (unless ``show=False``) and returns the
     :class:`~chatlab.exercises.Report`; ``bool(report)`` is True when all pass.
-    ``only="FIN"`` runs just the cases whose name contains that text.
+    ``only="FIN"`` runs just the cases whose name contains that text
+    (the English name, or the name in the current language).
     """
     cases = [
-        ("no failure: every line once, in order", _case(upload_lines, [], [])),
-        ("ECONNREFUSED twice: the server is not up yet", _case(upload_lines, [], ["refuse", "refuse"])),
-        ("connect times out once: no answer to the SYN", _case(upload_lines, [], ["timeout"])),
-        ("FIN: the server stores a line and closes before acknowledging it", _case(upload_lines, ["fin"], [])),
-        ("RST: the server resets on a line before storing it", _case(upload_lines, ["rst"], [])),
-        ("half-open: the server goes silent (no ack, no FIN, no RST)", _case(upload_lines, ["silent"], [])),
-        ("all of the above, one after another",
+        (N_("no failure: every line once, in order"), _case(upload_lines, [], [])),
+        (N_("ECONNREFUSED twice: the server is not up yet"), _case(upload_lines, [], ["refuse", "refuse"])),
+        (N_("connect times out once: no answer to the SYN"), _case(upload_lines, [], ["timeout"])),
+        (N_("FIN: the server stores a line and closes before acknowledging it"), _case(upload_lines, ["fin"], [])),
+        (N_("RST: the server resets on a line before storing it"), _case(upload_lines, ["rst"], [])),
+        (N_("half-open: the server goes silent (no ack, no FIN, no RST)"), _case(upload_lines, ["silent"], [])),
+        (N_("all of the above, one after another"),
          _case(upload_lines, ["silent", "fin", "rst"], ["refuse", "timeout", "ok", "refuse", "ok", "ok"])),
     ]
-    chosen = [(name, case) for name, case in cases if only is None or only in name]
+    chosen = [(_(name), case) for name, case in cases if only is None or only in name or only in _(name)]
     if not chosen:
-        raise ValueError(f"no case name contains {only!r}")
+        raise ValueError(_("no case name contains {only!r}").format(only=only))
     return run_cases("check_upload_lines", chosen, show=show)

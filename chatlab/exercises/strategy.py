@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from ..experiments import Link, SimulatedRun, get_link, simulate_transfer
 from ..transfer import FixedWindow, SendStrategy
+from ..i18n import _
 from ._report import Report, run_cases
 
 __all__ = ["check_send_strategy", "check_chat_delay_prediction", "LINKS", "MIN_LINK_SHARE", "MAX_QUEUE_MS"]
@@ -41,10 +42,10 @@ def _fresh(make: MakeStrategy) -> SendStrategy:
     try:
         strategy = make()
     except NotImplementedError:
-        raise AssertionError("not written yet: creating the strategy still raises NotImplementedError (write the missing code, then run this again)") from None
+        raise AssertionError(_("not written yet: creating the strategy still raises NotImplementedError (write the missing code, then run this again)")) from None
     if not isinstance(strategy, SendStrategy):
         raise AssertionError(
-            f"got a {type(strategy).__name__}, not a SendStrategy: subclass chatlab.transfer.SendStrategy"
+            _("got a {type}, not a SendStrategy: subclass chatlab.transfer.SendStrategy").format(type=type(strategy).__name__)
         )
     return strategy
 
@@ -63,24 +64,32 @@ def _check_run(run: SimulatedRun, chunk_size: int) -> None:
     """Fail with a hint when the run broke, stalled or ran out of time."""
     if run.error is not None:
         if isinstance(run.error, NotImplementedError):
-            raise AssertionError("not written yet: the strategy still raises NotImplementedError (write the missing code, then run this again)")
-        raise AssertionError(f"the strategy raised {type(run.error).__name__}: {run.error}")
+            raise AssertionError(_("not written yet: the strategy still raises NotImplementedError (write the missing code, then run this again)"))
+        raise AssertionError(
+            _("the strategy raised {error}: {message}").format(error=type(run.error).__name__, message=run.error)
+        )
     if run.stalled:
         kib = run.bytes_acked / 1024
         window = run.trace[-1].window_bytes if run.trace else 0
         hint = (
-            f"the window is {window} bytes, less than one chunk of {chunk_size}: only full chunks are sent, "
-            "so nothing is in flight and no ack will ever come to grow it (window_bytes is in bytes; keep it "
-            "at least one chunk)"
+            _(
+                "the window is {window} bytes, less than one chunk of {chunk_size}: only full chunks are sent,"
+                " so nothing is in flight and no ack will ever come to grow it (window_bytes is in bytes; keep it"
+                " at least one chunk)"
+            ).format(window=window, chunk_size=chunk_size)
             if window < chunk_size
-            else "the window has room but the bytes in flight never go down: acks must reach "
-            "SendStrategy.on_ack (it keeps acked, rtt and base_rtt up to date)"
+            else _(
+                "the window has room but the bytes in flight never go down: acks must reach"
+                " SendStrategy.on_ack (it keeps acked, rtt and base_rtt up to date)"
+            )
         )
-        raise AssertionError(f"stalled after {kib:.0f} KiB: {hint}")
+        raise AssertionError(_("stalled after {kib:.0f} KiB: {hint}").format(kib=kib, hint=hint))
     if run.timed_out:
         raise AssertionError(
-            f"only {run.bytes_acked / run.file_bytes:.0%} of the file was acknowledged after {run.seconds:.0f} s "
-            "of simulated time: the strategy lets too little go at a time"
+            _(
+                "only {share:.0%} of the file was acknowledged after {seconds:.0f} s"
+                " of simulated time: the strategy lets too little go at a time"
+            ).format(share=run.bytes_acked / run.file_bytes, seconds=run.seconds)
         )
 
 
@@ -112,18 +121,18 @@ def check_send_strategy(make_strategy: MakeStrategy, *, show: bool = True) -> Re
             window = strategy.window_bytes
             allowance = strategy.allowance(0.0)
         except NotImplementedError:
-            raise AssertionError("not written yet: window_bytes still raises NotImplementedError (write the missing code, then run this again)") from None
-        assert isinstance(window, int), f"window_bytes is a {type(window).__name__}: make it an int (bytes)"
-        assert allowance >= strategy.chunk_size, (
-            f"at the start the strategy allows {allowance} bytes, less than one chunk of {strategy.chunk_size}: "
-            "only full chunks are sent, so the transfer could never begin"
-        )
-        return f"{window // 1024} KiB ({window / strategy.chunk_size:g} chunks)"
+            raise AssertionError(_("not written yet: window_bytes still raises NotImplementedError (write the missing code, then run this again)")) from None
+        assert isinstance(window, int), _("window_bytes is a {type}: make it an int (bytes)").format(type=type(window).__name__)
+        assert allowance >= strategy.chunk_size, _(
+            "at the start the strategy allows {allowance} bytes, less than one chunk of {chunk_size}:"
+            " only full chunks are sent, so the transfer could never begin"
+        ).format(allowance=allowance, chunk_size=strategy.chunk_size)
+        return _("{kib} KiB ({chunks:g} chunks)").format(kib=window // 1024, chunks=window / strategy.chunk_size)
 
     def delivers_the_file() -> str:
         run, chunk_size = run_on(LINKS[0])
         _check_run(run, chunk_size)
-        return f"{run.file_bytes / 1e6:.0f} MB in {run.seconds:.1f} s of simulated time"
+        return _("{mb:.0f} MB in {seconds:.1f} s of simulated time").format(mb=run.file_bytes / 1e6, seconds=run.seconds)
 
     def fills(link_name: str) -> Callable[[], str]:
         def case() -> str:
@@ -133,22 +142,26 @@ def check_send_strategy(make_strategy: MakeStrategy, *, show: bool = True) -> Re
             assert link.rate is not None and link.bdp_bytes is not None
             share = run.steady_mb_per_s() * 1e6 / link.rate
             window = _mean_window(run)
-            detail = f"{share:.0%} of the link, mean window {window / 1024:.0f} KiB (BDP {link.bdp_bytes / 1024:.0f} KiB)"
+            detail = _("{share:.0%} of the link, mean window {window:.0f} KiB (BDP {bdp:.0f} KiB)").format(
+                share=share, window=window / 1024, bdp=link.bdp_bytes / 1024
+            )
             if share < MIN_LINK_SHARE:
                 if window < 0.9 * link.bdp_bytes:
-                    hint = (
-                        "the window stays below the bandwidth-delay product, so the link idles part of every "
-                        "round trip. It should grow while the queueing delay is under the target: the queueing "
-                        "delay is RTT minus base RTT (the RTT alone includes the link's own delay). And all the "
-                        "acks of one window report the same queue: shrink at most once per round trip"
+                    hint = _(
+                        "the window stays below the bandwidth-delay product, so the link idles part of every"
+                        " round trip. It should grow while the queueing delay is under the target: the queueing"
+                        " delay is RTT minus base RTT (the RTT alone includes the link's own delay). And all the"
+                        " acks of one window report the same queue: shrink at most once per round trip"
                     )
                 else:
-                    hint = (
-                        "the window is as large as the link needs on average, but it swings too far: after a cut "
-                        "the link idles. All the acks of one window report the same queue: shrink at most once "
-                        "per round trip"
+                    hint = _(
+                        "the window is as large as the link needs on average, but it swings too far: after a cut"
+                        " the link idles. All the acks of one window report the same queue: shrink at most once"
+                        " per round trip"
                     )
-                raise AssertionError(f"{detail}, need {MIN_LINK_SHARE:.0%}: {hint}")
+                raise AssertionError(
+                    _("{detail}, need {need:.0%}: {hint}").format(detail=detail, need=MIN_LINK_SHARE, hint=hint)
+                )
             return detail
 
         return case
@@ -160,30 +173,36 @@ def check_send_strategy(make_strategy: MakeStrategy, *, show: bool = True) -> Re
             link = get_link(link_name)
             assert link.bdp_bytes is not None
             p90 = run.queue_ms(0.9) or 0.0
-            detail = f"queueing delay p90 {p90:.0f} ms"
+            detail = _("queueing delay p90 {p90:.0f} ms").format(p90=p90)
             if p90 > MAX_QUEUE_MS:
                 biggest = max(row.window_bytes for row in run.trace)
                 grows = biggest > 3 * link.bdp_bytes
                 hint = (
-                    f"the window reached {biggest / 1024:.0f} KiB, {biggest / link.bdp_bytes:.0f} times the "
-                    "bandwidth-delay product: everything beyond it waits in the queue. It must shrink when "
-                    "the queueing delay (RTT minus base RTT) passes the target"
+                    _(
+                        "the window reached {kib:.0f} KiB, {times:.0f} times the"
+                        " bandwidth-delay product: everything beyond it waits in the queue. It must shrink when"
+                        " the queueing delay (RTT minus base RTT) passes the target"
+                    ).format(kib=biggest / 1024, times=biggest / link.bdp_bytes)
                     if grows
-                    else "more is in flight than the link carries: the extra waits in the queue"
+                    else _("more is in flight than the link carries: the extra waits in the queue")
                 )
-                raise AssertionError(f"{detail}, allowed {MAX_QUEUE_MS:.0f} ms: a chat line would wait as long; {hint}")
+                raise AssertionError(
+                    _("{detail}, allowed {allowed:.0f} ms: a chat line would wait as long; {hint}").format(
+                        detail=detail, allowed=MAX_QUEUE_MS, hint=hint
+                    )
+                )
             return detail
 
         return case
 
     cases: list[tuple[str, Callable[[], str | None]]] = [
-        ("the first window holds a chunk", first_window),
-        (f"delivers a whole file ({get_link(LINKS[0]).label})", delivers_the_file),
+        (_("the first window holds a chunk"), first_window),
+        (_("delivers a whole file ({link})").format(link=get_link(LINKS[0]).label), delivers_the_file),
     ]
     for name in LINKS:
         label = get_link(name).label
-        cases.append((f"fills the link ({label})", fills(name)))
-        cases.append((f"keeps the queue short ({label})", short_queue(name)))
+        cases.append((_("fills the link ({link})").format(link=label), fills(name)))
+        cases.append((_("keeps the queue short ({link})").format(link=label), short_queue(name)))
     return run_cases("check_send_strategy", cases, show=show)
 
 
@@ -228,25 +247,29 @@ def check_chat_delay_prediction(
             try:
                 predicted = predict_chat_delay_ms(chunks, chunk_size, link)
             except NotImplementedError:
-                raise AssertionError("not written yet: predict_chat_delay_ms still raises NotImplementedError (write the missing code, then run this again)") from None
-            assert isinstance(predicted, (int, float)), f"returned {predicted!r}, not a number of milliseconds"
+                raise AssertionError(_("not written yet: predict_chat_delay_ms still raises NotImplementedError (write the missing code, then run this again)")) from None
+            assert isinstance(predicted, (int, float)), _("returned {value!r}, not a number of milliseconds").format(
+                value=predicted
+            )
             simulated = simulated_chat_delay_ms(chunks, chunk_size, link)
             window = chunks * chunk_size
-            detail = f"predicted {predicted:.0f} ms, the simulated link says {simulated:.0f} ms"
+            detail = _("predicted {predicted:.0f} ms, the simulated link says {simulated:.0f} ms").format(
+                predicted=predicted, simulated=simulated
+            )
             if abs(predicted - simulated) > max(3.0, PREDICTION_TOLERANCE * simulated):
                 if predicted < link.rtt_ms:
-                    hint = "even with no queue at all a chat line needs the round trip"
+                    hint = _("even with no queue at all a chat line needs the round trip")
                 elif window <= link.bdp_bytes:
-                    hint = (
-                        f"this window ({window // 1024} KiB) is no bigger than the bandwidth-delay product "
-                        f"({link.bdp_bytes / 1024:.0f} KiB): the path holds it all in flight, nothing waits in a queue"
-                    )
+                    hint = _(
+                        "this window ({window} KiB) is no bigger than the bandwidth-delay product"
+                        " ({bdp:.0f} KiB): the path holds it all in flight, nothing waits in a queue"
+                    ).format(window=window // 1024, bdp=link.bdp_bytes / 1024)
                 else:
-                    hint = (
-                        "only the part of the window beyond the bandwidth-delay product waits in the queue, and "
-                        "it drains at the link rate (bytes per second: 1 Mbit/s is 125,000 bytes/s)"
+                    hint = _(
+                        "only the part of the window beyond the bandwidth-delay product waits in the queue, and"
+                        " it drains at the link rate (bytes per second: 1 Mbit/s is 125,000 bytes/s)"
                     )
-                raise AssertionError(f"{detail}: {hint}")
+                raise AssertionError(_("{detail}: {hint}").format(detail=detail, hint=hint))
             return detail
 
         return run
@@ -254,6 +277,8 @@ def check_chat_delay_prediction(
     cases: list[tuple[str, Callable[[], str | None]]] = []
     for chunks, chunk_size, link_name in PREDICTIONS:
         window = chunks * chunk_size
-        label = f"{chunks} x {chunk_size // 1024} KiB = {window // 1024} KiB on {get_link(link_name).label}"
+        label = _("{chunks} x {chunk} KiB = {window} KiB on {link}").format(
+            chunks=chunks, chunk=chunk_size // 1024, window=window // 1024, link=get_link(link_name).label
+        )
         cases.append((label, case(chunks, chunk_size, link_name)))
     return run_cases("check_chat_delay_prediction", cases, show=show)

@@ -40,6 +40,7 @@ from typing import Any, Protocol
 
 from .. import protocol as p
 from ..errors import ProtocolError
+from ..i18n import N_, _
 from ._report import Report, run_cases
 from .recv import tcp_pair
 
@@ -118,10 +119,10 @@ class _Reader(threading.Thread):
         self.join(TIMEOUT)
 
     def texts(self) -> list[str]:
-        return [p.decode_message(f).text for _, _, f in self.frames if f.type == p.FrameType.SAY]  # type: ignore[union-attr]
+        return [p.decode_message(f).text for _at, _chunks, f in self.frames if f.type == p.FrameType.SAY]  # type: ignore[union-attr]
 
     def offsets(self) -> list[int]:
-        return [p.decode_message(f).offset for _, _, f in self.frames if f.type == p.FrameType.FILE_CHUNK]  # type: ignore[union-attr]
+        return [p.decode_message(f).offset for _at, _chunks, f in self.frames if f.type == p.FrameType.FILE_CHUNK]  # type: ignore[union-attr]
 
 
 class _WatchedSocket:
@@ -161,7 +162,7 @@ class _Rig:
         try:
             self.writer = writer_class(self.watched)  # type: ignore[arg-type]
         except NotImplementedError:
-            raise AssertionError("not written yet: creating the writer still raises NotImplementedError (write the missing code, then run this again)") from None
+            raise AssertionError(_("not written yet: creating the writer still raises NotImplementedError (write the missing code, then run this again)")) from None
         self.stop = threading.Event()
         self.crash: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="chatlab-checker-writer", daemon=True)
@@ -180,7 +181,7 @@ class _Rig:
         try:
             getattr(self.writer, method)(frame)
         except NotImplementedError:
-            raise AssertionError(f"not written yet: {method}() still raises NotImplementedError (write the missing code, then run this again)") from None
+            raise AssertionError(_("not written yet: {method}() still raises NotImplementedError (write the missing code, then run this again)").format(method=method)) from None
 
     def wait_for(self, count: int, timeout: float = TIMEOUT) -> None:
         """Wait until the reader has ``count`` frames, or the writer has died, or ``timeout`` passed."""
@@ -194,19 +195,25 @@ class _Rig:
         others = self.watched.senders - {self.thread.ident}
         if others:
             raise AssertionError(
-                "frames were sent from another thread than the one in run() (the one that called send_chat or "
-                "send_chunk): two threads sending on one socket can cut each other's frames. Queue the frame; "
-                "only the writer thread sends"
+                _(
+                    "frames were sent from another thread than the one in run() (the one that called send_chat or"
+                    " send_chunk): two threads sending on one socket can cut each other's frames. Queue the frame;"
+                    " only the writer thread sends"
+                )
             )
         if self.crash is not None:
             if isinstance(self.crash, NotImplementedError):
-                raise AssertionError("not written yet: run() still raises NotImplementedError (write the missing code, then run this again)")
-            raise AssertionError(f"run() raised {type(self.crash).__name__}: {self.crash}")
+                raise AssertionError(_("not written yet: run() still raises NotImplementedError (write the missing code, then run this again)"))
+            raise AssertionError(
+                _("run() raised {error}: {message}").format(error=type(self.crash).__name__, message=self.crash)
+            )
         if self.reader.error is not None:
             raise AssertionError(
-                f"the receiver could not decode the stream ({self.reader.error}): a frame was cut. Either part "
-                "of it never went out (send() may take fewer bytes than it is given; sendall() loops until every "
-                "byte is sent), or another frame's bytes landed inside it (only one thread may send)"
+                _(
+                    "the receiver could not decode the stream ({error}): a frame was cut. Either part"
+                    " of it never went out (send() may take fewer bytes than it is given; sendall() loops until every"
+                    " byte is sent), or another frame's bytes landed inside it (only one thread may send)"
+                ).format(error=self.reader.error)
             )
 
     def close(self) -> None:
@@ -242,11 +249,10 @@ def check_priority_writer(writer_class: WriterClass, *, only: str | None = None,
             rig.call("send_chat", chat_frame("hello"))
             rig.wait_for(1)
             rig.check_alive()
-            assert rig.reader.texts() == ["hello"], (
-                f"the receiver got {rig.reader.texts()!r}, not ['hello']: run() must take each queued "
-                "frame and send all of its bytes"
-            )
-        return "arrived whole"
+            assert rig.reader.texts() == ["hello"], _(
+                "the receiver got {got!r}, not ['hello']: run() must take each queued frame and send all of its bytes"
+            ).format(got=rig.reader.texts())
+        return _("arrived whole")
 
     def chat_keeps_its_order() -> str:
         lines = _scrambled(40)
@@ -257,13 +263,13 @@ def check_priority_writer(writer_class: WriterClass, *, only: str | None = None,
             rig.wait_for(len(lines))
             rig.check_alive()
             got = rig.reader.texts()
-        assert len(got) == len(lines), f"{len(got)} of {len(lines)} chat lines arrived"
-        assert got == lines, (
-            f"chat lines arrived out of order (sent {lines[:3]}..., got {got[:3]}...): frames of the same "
-            "priority must leave in the order they were queued (a priority queue that compares the frames "
-            "themselves sorts them by their bytes)"
-        )
-        return f"{len(lines)} lines in order"
+        assert len(got) == len(lines), _("{got} of {n} chat lines arrived").format(got=len(got), n=len(lines))
+        assert got == lines, _(
+            "chat lines arrived out of order (sent {sent}..., got {got}...): frames of the same"
+            " priority must leave in the order they were queued (a priority queue that compares the frames"
+            " themselves sorts them by their bytes)"
+        ).format(sent=lines[:3], got=got[:3])
+        return _("{n} lines in order").format(n=len(lines))
 
     def chunks_keep_their_order() -> str:
         with contextlib.ExitStack() as stack:
@@ -274,9 +280,9 @@ def check_priority_writer(writer_class: WriterClass, *, only: str | None = None,
             rig.check_alive()
             got = rig.reader.offsets()
         expected = [i * 1024 for i in range(40)]
-        assert len(got) == len(expected), f"{len(got)} of {len(expected)} chunks arrived"
-        assert got == expected, "file chunks arrived out of order: chunks must leave in the order they were queued"
-        return f"{len(got)} chunks in order"
+        assert len(got) == len(expected), _("{got} of {n} chunks arrived").format(got=len(got), n=len(expected))
+        assert got == expected, _("file chunks arrived out of order: chunks must leave in the order they were queued")
+        return _("{n} chunks in order").format(n=len(got))
 
     def frames_arrive_whole() -> str:
         # Big chat frames from two threads while chunks flow, to a reader that takes 4 KiB at a time: the
@@ -303,11 +309,11 @@ def check_priority_writer(writer_class: WriterClass, *, only: str | None = None,
             got = rig.reader.texts()
             offsets = rig.reader.offsets()
         sent = big_lines["x"] + big_lines["y"]
-        assert sorted(got) == sorted(sent), (
-            f"{len(got)} of {len(sent)} big chat lines arrived intact: every frame queued must be sent, whole"
-        )
-        assert offsets == [i * CHUNK for i in range(32)], f"{len(offsets)} of 32 chunks arrived intact"
-        return f"{len(got)} chat frames of 50 kB from two threads and 32 chunks, all intact"
+        assert sorted(got) == sorted(sent), _(
+            "{got} of {n} big chat lines arrived intact: every frame queued must be sent, whole"
+        ).format(got=len(got), n=len(sent))
+        assert offsets == [i * CHUNK for i in range(32)], _("{got} of 32 chunks arrived intact").format(got=len(offsets))
+        return _("{n} chat frames of 50 kB from two threads and 32 chunks, all intact").format(n=len(got))
 
     def chat_overtakes_a_running_transfer() -> str:
         with contextlib.ExitStack() as stack:
@@ -332,22 +338,23 @@ def check_priority_writer(writer_class: WriterClass, *, only: str | None = None,
                         if frame.type == p.FrameType.SAY and p.decode_message(frame).text == text:  # type: ignore[union-attr]
                             arrived = (at, chunks_before)
                     time.sleep(0.002)
-                assert arrived is not None, f"chat line {n} did not arrive within {TIMEOUT * 2:g} s"
+                assert arrived is not None, _("chat line {n} did not arrive within {seconds:g} s").format(
+                    n=n, seconds=TIMEOUT * 2
+                )
                 ahead.append(arrived[1] - before)
                 delays.append(arrived[0] - sent_at)
-                for _ in range(ahead[-1]):  # keep the transfer running: refill what was delivered
+                for _refill in range(ahead[-1]):  # keep the transfer running: refill what was delivered
                     rig.call("send_chunk", chunk_frame(queued))
                     queued += 1
             rig.check_alive()
         typical = statistics.median(ahead)
-        detail = (
-            f"a chat line waited behind {typical:.0f} chunks (median; {QUEUED_CHUNKS} were queued), "
-            f"{statistics.median(delays) * 1000:.0f} ms"
+        detail = _("a chat line waited behind {chunks:.0f} chunks (median; {queued} were queued), {ms:.0f} ms").format(
+            chunks=typical, queued=QUEUED_CHUNKS, ms=statistics.median(delays) * 1000
         )
-        assert typical <= MAX_CHUNKS_AHEAD, (
-            f"{detail}: it waited for the chunks queued before it. A chat frame that is waiting must go "
-            "before every chunk that is waiting: look at the chat queue before taking each chunk"
-        )
+        assert typical <= MAX_CHUNKS_AHEAD, _(
+            "{detail}: it waited for the chunks queued before it. A chat frame that is waiting must go"
+            " before every chunk that is waiting: look at the chat queue before taking each chunk"
+        ).format(detail=detail)
         return detail
 
     def returns_after_stop() -> str:
@@ -360,21 +367,21 @@ def check_priority_writer(writer_class: WriterClass, *, only: str | None = None,
             rig.stop.set()
             rig.thread.join(STOP_GRACE)
             took = time.monotonic() - started
-            assert not rig.thread.is_alive(), (
-                f"run() still running {STOP_GRACE:g} s after stop was set: wait for frames with a timeout "
-                "and check stop in between"
-            )
+            assert not rig.thread.is_alive(), _(
+                "run() still running {seconds:g} s after stop was set: wait for frames with a timeout"
+                " and check stop in between"
+            ).format(seconds=STOP_GRACE)
             rig.check_alive()
-        return f"returned after {took * 1000:.0f} ms"
+        return _("returned after {ms:.0f} ms").format(ms=took * 1000)
 
     cases: list[tuple[str, Callable[[], Any]]] = [
-        ("one chat frame", one_chat_line),
-        ("chat lines keep their order", chat_keeps_its_order),
-        ("file chunks keep their order", chunks_keep_their_order),
-        ("frames arrive whole (chat from two threads during a transfer)", frames_arrive_whole),
-        ("chat overtakes a running transfer", chat_overtakes_a_running_transfer),
-        ("returns soon after stop is set", returns_after_stop),
+        (N_("one chat frame"), one_chat_line),
+        (N_("chat lines keep their order"), chat_keeps_its_order),
+        (N_("file chunks keep their order"), chunks_keep_their_order),
+        (N_("frames arrive whole (chat from two threads during a transfer)"), frames_arrive_whole),
+        (N_("chat overtakes a running transfer"), chat_overtakes_a_running_transfer),
+        (N_("returns soon after stop is set"), returns_after_stop),
     ]
-    if only is not None:
-        cases = [(name, case) for name, case in cases if only in name]
-    return run_cases("check_priority_writer", cases, show=show)
+    if only is not None:  # the English name, or the name in the current language
+        cases = [(name, case) for name, case in cases if only in name or only in _(name)]
+    return run_cases("check_priority_writer", [(_(name), case) for name, case in cases], show=show)
