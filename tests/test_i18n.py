@@ -382,3 +382,48 @@ def test_the_terminal_shows_the_client_libraries_reasons_in_chinese(lang):
     assert broken == "连接中断：Connection reset by peer"  # the OS's own words stay as the OS said them
     lang("en")
     assert chatlab.terminal.shown_reason(CLOSED_BY_SERVER) == CLOSED_BY_SERVER
+
+
+def _unsolved(*args, **kwargs):
+    raise NotImplementedError()
+
+
+async def _unsolved_handler(reader, writer, room):
+    raise NotImplementedError()
+
+
+class _UnsolvedClass:
+    def __init__(self, *args):
+        raise NotImplementedError()
+
+
+def _every_checker_on_an_unsolved_exercise():
+    from chatlab import exercises as ex
+
+    yield "check_echo_server", lambda: ex.check_echo_server(_unsolved, show=False)
+    yield "check_make_listener", lambda: ex.check_make_listener(_unsolved, show=False)
+    yield "check_select_step", lambda: ex.check_select_step(_unsolved, show=False)
+    yield "check_framing", lambda: ex.check_framing(_unsolved, _unsolved, show=False)
+    yield "check_recv_exact", lambda: ex.check_recv_exact(_unsolved, show=False)
+    yield "check_bot", lambda: ex.check_bot(_unsolved, show=False)
+    yield "check_send_strategy", lambda: ex.check_send_strategy(_UnsolvedClass, show=False)
+    yield "check_chat_delay_prediction", lambda: ex.check_chat_delay_prediction(_unsolved, show=False)
+    yield "check_priority_writer", lambda: ex.check_priority_writer(_UnsolvedClass, show=False)
+    yield "check_broadcast_handler", lambda: ex.check_broadcast_handler(_unsolved_handler, show=False)
+    yield "check_upload_lines", lambda: ex.check_upload_lines(_unsolved, show=False)
+
+
+def test_every_checker_speaks_chinese_on_an_unsolved_exercise(lang):
+    """Every exported checker, every line of its report: a case name and a hint in Chinese."""
+    from chatlab import exercises
+
+    lang("zh")
+    runs = dict(_every_checker_on_an_unsolved_exercise())
+    checkers = {name for name in exercises.__all__ if name.startswith("check_")}
+    assert set(runs) == checkers, f"a checker this test does not run: {sorted(checkers - set(runs))}"
+    english = []
+    for name, run in runs.items():
+        report = run()
+        assert report.results and not report, name
+        english += [f"{name}: {line}" for line in report.summary().splitlines() if not _has_chinese(line)]
+    assert not english, "\n".join(english)
