@@ -16,7 +16,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .common import Child, Scenario, cpu_count, iter_progress, percentile, pin, pyplot, table, write_csv, save_figure
+from .common import (Child, Scenario, add_ratio, cpu_count, delivery_row, iter_progress, pin, pyplot, table,
+                     write_csv, save_figure)
 from .loadgen import Crowd
 
 SERVERS = ("select", "poll", "epoll", "asyncio")
@@ -65,19 +66,13 @@ def run(args: argparse.Namespace, out_dir: Path) -> Scenario:
                     crowd.close()
             rows.append({
                 "clients": n, "server": "chatlab " + kind if kind != "asyncio" else "asyncio reference",
-                "selector": kind, "deliveries_per_s": result.deliveries_per_s,
-                "messages_sent_per_s": result.sent / result.seconds if result.seconds else None,
-                "latency_p50_ms": percentile(result.latencies_ms, 50), "latency_p99_ms": percentile(result.latencies_ms, 99),
-                "latency_samples": len(result.latencies_ms), "server_cpu": server_cpu, "driver_cpu": result.driver_cpu,
-                "server_cpu_us_per_delivery": server_cpu * 1e6 / result.deliveries_per_s if result.deliveries_per_s else None,
-                "server_rss_mib": rss / 1024, "setup_seconds": result.setup_seconds, "errors": "; ".join(result.errors),
+                "selector": kind, "messages_sent_per_s": result.sent / result.seconds if result.seconds else None,
+                **delivery_row(result, server_cpu, rss),
             })
     finally:
         if my_cpus is not None:
             pin(0, my_cpus)
-    for r in rows:
-        ref = next((x for x in rows if x["clients"] == r["clients"] and x["selector"] == "asyncio"), None)
-        r["ratio_to_asyncio"] = r["deliveries_per_s"] / ref["deliveries_per_s"] if ref and ref["deliveries_per_s"] else None
+    add_ratio(rows, "ratio_to_asyncio", lambda r: r["selector"] == "asyncio")
     sc.rows = rows
     print()
     table(rows, [("clients", "clients"), ("server", "server"), ("deliveries_per_s", "delivered/s"),
