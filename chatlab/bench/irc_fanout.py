@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from .common import (Child, Scenario, add_ratio, cpu_count, delivery_row, free_port, iter_progress, pin,
-                     proc_cpu_seconds, proc_status, pyplot, save_figure, table, wait_listening, write_csv)
+                     proc_cpu_seconds, proc_status, table, wait_listening, write_csv)
+from .fanout import plot
 from .loadgen import FanoutResult
 
 SERVERS = ("chatlab", "ngircd")
@@ -374,7 +375,8 @@ def run(args: argparse.Namespace, out_dir: Path) -> Scenario:
         "the figure is partly its limit: 'server us/delivery' (server CPU per delivery) is the fairer comparison.",
     ]
     sc.files.append(write_csv(out_dir / "irc.csv", rows))
-    sc.files.append(plot(rows, out_dir / "irc.png"))
+    sc.files.append(plot(rows, out_dir / "irc.png", reference="ngircd", what="lines",
+                         room="IRC clients in #lobby", title="IRC fan-out throughput"))
     return sc
 
 
@@ -383,24 +385,3 @@ def _why_slower(mine: dict[str, Any], ref: dict[str, Any]) -> str:
         return (f"chatlab spends {mine['server_cpu_us_per_delivery']:.2f} us of CPU per delivery vs ngircd's "
                 f"{ref['server_cpu_us_per_delivery']:.2f}: Python bytecode per line and per member where ngircd runs C")
     return "see the table"
-
-
-def plot(rows: list[dict[str, Any]], path: Path) -> Path:
-    plt = pyplot()
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for server in dict.fromkeys(r["server"] for r in rows):
-        mine = [r for r in rows if r["server"] == server]
-        style = "--" if server == "ngircd" else "-"
-        a1.plot([r["clients"] for r in mine], [r["deliveries_per_s"] for r in mine], style, marker="o", label=server)
-        a2.plot([r["clients"] for r in mine], [r["latency_p99_ms"] or 0 for r in mine], style, marker="o", label=server)
-    a1.set_xlabel("IRC clients in #lobby")
-    a1.set_ylabel("lines delivered per second")
-    a1.set_title("IRC fan-out throughput")
-    a1.set_ylim(bottom=0)
-    a1.legend(fontsize=8)
-    a2.set_xlabel("IRC clients in #lobby")
-    a2.set_ylabel("p99 latency, ms")
-    a2.set_title("send -> delivery, p99")
-    a2.set_ylim(bottom=0)
-    a2.legend(fontsize=8)
-    return save_figure(fig, path)
