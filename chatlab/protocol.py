@@ -352,10 +352,22 @@ class WhoReply:
     rooms: dict[str, int] = field(default_factory=dict)
 
 
+# Fields added after version 1's first release: written only when they are not at their
+# default, so a frame that does not use them is byte for byte what older peers sent
+# (and older peers, which ignore keys they do not know, can read the ones that do).
+LATER = {"omit_default": True}
+
+
 @dataclass(frozen=True)
 class FileOffer:
     """I would like to send a file.  ``peer`` is the receiver when a client sends
-    it, and the sender when the server forwards it."""
+    it, and the sender when the server forwards it.
+
+    ``sha256`` is the whole file's digest, or ``""`` when it comes at the end, in
+    the sender's :class:`FileDone` (the sender hashes while it reads).  ``token``,
+    when not empty, offers a direct connection: 32 hex digits the sender will
+    present on it (see docs/PROTOCOL.md, "The direct path").
+    """
 
     TYPE: ClassVar[FrameType] = FrameType.FILE_OFFER
     stream_id: int
@@ -363,15 +375,21 @@ class FileOffer:
     name: str
     size: int
     sha256: str
+    token: str = field(default="", metadata=LATER)
 
 
 @dataclass(frozen=True)
 class FileAccept:
-    """Receiver: send it, starting at byte ``offset`` (non-zero to resume)."""
+    """Receiver: send it, starting at byte ``offset`` (non-zero to resume).
+
+    ``direct``, when not empty, is the ``host:port`` the receiver listens on for
+    the direct connection (only in answer to an offer with a ``token``).
+    """
 
     TYPE: ClassVar[FrameType] = FrameType.FILE_ACCEPT
     stream_id: int
     offset: int = 0
+    direct: str = field(default="", metadata=LATER)
 
 
 @dataclass(frozen=True)
@@ -402,10 +420,12 @@ class FileAck:
 
 @dataclass(frozen=True)
 class FileDone:
-    """Sender: every byte was sent.  Receiver: every byte was written and verified."""
+    """Sender: every byte was sent (``sha256``: the file's digest, if the offer had none).
+    Receiver: every byte was written and verified."""
 
     TYPE: ClassVar[FrameType] = FrameType.FILE_DONE
     stream_id: int
+    sha256: str = field(default="", metadata=LATER)
 
 
 @dataclass(frozen=True)
@@ -454,7 +474,8 @@ def encode(message: Message, flags: int = 0) -> bytes:
     if isinstance(message, FileAck):
         payload = ACK_BODY.pack(message.received)
     else:
-        body = {f.name: getattr(message, f.name) for f in dataclasses.fields(message) if f.name != "stream_id"}
+        body = {f.name: getattr(message, f.name) for f in dataclasses.fields(message)
+                if f.name != "stream_id" and not (f.metadata.get("omit_default") and getattr(message, f.name) == f.default)}
         payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8") if body else b""
     return pack_header(message.TYPE, len(payload), stream_id, flags) + payload
 
