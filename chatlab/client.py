@@ -258,6 +258,7 @@ class Client:
         # Where a receiver tells senders to connect: the listening address, unless this maps it
         # elsewhere (a port forward, or a link emulator in the tests).
         self.advertise_direct: Callable[[tuple[str, int]], tuple[str, int]] | None = None
+        self.accept_direct = True  # False: answer every offer without an address (a firewall that allows nothing in)
         self._stream_ids = itertools.count(1)
         self._unsent_acks: dict[int, p.FileAck] = {}  # reader thread: the latest ack per incoming stream
         # File frames the strategies released, sent only while nothing else waits (writer thread only).
@@ -517,7 +518,7 @@ class Client:
             if isinstance(exc, TransferError):
                 raise
             raise TransferError(str(exc)) from exc
-        path = self._listen_direct(offer, incoming) if direct.valid_token(offer.token) else None
+        path = self._listen_direct(offer, incoming) if self.accept_direct and direct.valid_token(offer.token) else None
         if path is not None:  # the accept tells the sender where to connect
             accept = p.FileAccept(accept.stream_id, accept.offset, direct.format_address(self._advertised(path)))
         with self._incoming_lock:
@@ -648,11 +649,13 @@ class Client:
         except Exception as exc:  # noqa: BLE001 - never a thread traceback; the transfer says why it failed
             log.debug("%s: direct receive of %s ended: %r", self.nick, incoming.name, exc)
             with path.lock:
-                failed_here = incoming.state is TransferState.ACTIVE
-                if failed_here:
-                    reason = f"direct connection: {exc}" if not isinstance(exc, ChatlabError) else str(exc)
+                # Our own verdict (a bad SHA-256, a disk error) always goes to the sender; a broken
+                # connection only if nothing else (the sender's cancel, our close) ended it first.
+                tell = isinstance(exc, ChatlabError) or incoming.state is TransferState.ACTIVE
+                if tell:
+                    reason = str(exc) if isinstance(exc, ChatlabError) else f"direct connection: {exc}"
                     self._reply(p.encode(incoming.cancel(reason)))
-            if failed_here or incoming.failed:
+            if incoming.failed:
                 self._incoming_over(sid, incoming)
 
     def _receive_direct_bytes(self, sid: int, incoming: IncomingTransfer, path: _DirectIncoming,
