@@ -945,11 +945,19 @@ class Client:
         try:
             self._dispatch()  # frames that came with the welcome
             while True:
+                view = self._decoder.payload_buffer()  # a big chunk: straight into its own buffer, no copy
                 with self._socket_errors("connection broken"):
-                    data = self._sock.recv(65536)
-                if not data:
+                    if view is None:
+                        data = self._sock.recv(65536)
+                        got = len(data)
+                    else:
+                        got = self._sock.recv_into(view)
+                if not got:
                     break
-                self._decoder.feed(data)
+                if view is None:
+                    self._decoder.feed(data)
+                else:
+                    self._decoder.received(got)
                 self._dispatch()
         except ProtocolError as exc:
             reason = f"protocol error from the server: {exc}"

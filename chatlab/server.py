@@ -265,15 +265,25 @@ class Server:
         sock.close()
 
     def _on_readable(self, conn: Connection) -> None:
+        # A big payload (a file chunk) is received straight into its own buffer, which is
+        # then forwarded as is: one copy in, none on the way out (sendmsg takes the buffer).
+        into = getattr(conn.codec, "payload_buffer", None)
+        view = into() if into is not None else None
         try:
-            data = conn.sock.recv(65536)
+            data = conn.sock.recv(65536) if view is None else b""
+            got = len(data) if view is None else conn.sock.recv_into(view)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
             self._disconnect(conn, f"connection broken ({exc.strerror or exc})")
             return
-        if not data:
+        if not got:
             self._disconnect(conn, "connection closed")
+            return
+        if view is not None:
+            assert conn.codec is not None
+            conn.codec.received(got)  # type: ignore[attr-defined]
+            self._process(conn)
             return
         if conn.codec is None:  # the first bytes say which framing this client speaks
             conn.first_bytes += data

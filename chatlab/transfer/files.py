@@ -144,7 +144,7 @@ class PartFile:
     def closed(self) -> bool:
         return self._file.closed
 
-    def append(self, data: bytes) -> None:
+    def append(self, data: bytes | bytearray | memoryview) -> None:
         """Write ``data`` at the end and hand it to the OS (so a crash of this program loses nothing).
 
         Raises:
