@@ -199,6 +199,8 @@ class FrameDecoder:
         header = self._header
         if header is None or header.length < self.BIG_PAYLOAD or self._error is not None:
             return None
+        if self._payload is not None and self._filled >= header.length:
+            return None  # complete: next_frame() returns it
         if self._payload is None:  # move what the buffer already holds of this payload into its own buffer
             have = len(self._buffer) - self._start
             self._payload = bytearray(header.length)

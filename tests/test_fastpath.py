@@ -156,3 +156,19 @@ def test_chunks_grow_on_a_fast_short_path_and_stay_small_on_a_slow_long_one():
     assert fast.chunk_size > 128 * KiB
     assert fast.chunk_size <= p.MAX_PAYLOAD - p.CHUNK_PREFIX.size
     assert slow.chunk_size == 32 * KiB
+
+
+@settings(max_examples=80, deadline=None)
+@given(rtts=st.lists(st.floats(0.0002, 0.2), min_size=1, max_size=200))
+def test_a_chunk_always_fits_in_the_window(rtts):
+    """A chunk bigger than the window could never be sent: the transfer would stall (it once did)."""
+    w = AdaptiveWindow()
+    now = 0.0
+    w.start(now)
+    for rtt in rtts:
+        length = w.chunk_size
+        assert length <= w.window_bytes
+        w.on_sent(now, w.sent, length)
+        now += rtt
+        w.on_ack(now, w.sent)
+        assert w.chunk_size <= w.window_bytes and w.allowance(now) >= w.chunk_size  # nothing in flight: it may go

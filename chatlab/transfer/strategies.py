@@ -226,8 +226,8 @@ class AdaptiveWindow(SendStrategy):
       trip, as RFC 6817 asks);
     * W stays between ``min_chunks`` and ``max_chunks`` chunks;
     * the chunk size follows the measured rate, W / RTT: a chunk is what the
-      path moves in ``chunk_time`` (1 ms), never below the starting
-      ``chunk_size`` nor above ``max_chunk_size``.  That is the bandwidth-delay
+      path moves in ``chunk_time`` (1 ms), at most a quarter of W, never below
+      the starting ``chunk_size`` nor above ``max_chunk_size``.  That is the bandwidth-delay
       product of a 1 ms path: on loopback (base RTT about 1 ms, hundreds of
       MB/s) chunks reach 252 KiB, and the per-frame costs (a header, a few
       Python calls per hop, an ack) become eight times rarer than with 32 KiB;
@@ -338,7 +338,9 @@ class AdaptiveWindow(SendStrategy):
             self._window += self.gain * off_target * newly_acked * self.base_chunk_size / self._window
         self._window = min(max(self._window, self.min_window), self.max_window)
         rate = self._window / max(min(self._recent), 1e-6)  # bytes per second the window moves at the current RTT
-        chunk = rate * self.chunk_time // (4 * KiB) * (4 * KiB)  # whole pages
+        # At most a quarter of the window, so that chunks keep flowing while acks come back (and a
+        # chunk bigger than the window could never be sent at all).
+        chunk = min(rate * self.chunk_time, self._window / 4) // (4 * KiB) * (4 * KiB)  # whole pages
         self.chunk_size = int(min(max(chunk, self.base_chunk_size), self.max_chunk_size))
 
 
