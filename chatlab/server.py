@@ -281,9 +281,7 @@ class Server:
             self._disconnect(conn, "connection closed")
             return
         if view is not None:
-            assert conn.codec is not None
-            conn.codec.received(got)  # type: ignore[attr-defined]
-            self._process(conn)
+            self._recv_payload(conn, view, got)
             return
         if conn.codec is None:  # the first bytes say which framing this client speaks
             conn.first_bytes += data
@@ -298,6 +296,27 @@ class Server:
         except (ChatlabError, ValueError) as exc:  # a codec may refuse bytes at once (a line past its limit)
             self._apply(conn, self.room.kick(conn, "protocol-error", str(exc)))
             return
+        self._process(conn)
+
+    def _recv_payload(self, conn: Connection, view: memoryview, got: int) -> None:
+        """Go on reading a big payload while the kernel has bytes for it: a loopback socket hands
+        over 64 KiB or so per call, and a trip through select() for each piece costs more than the piece."""
+        codec: Any = conn.codec
+        while True:
+            codec.received(got)
+            view = view[got:]
+            if not view:
+                break  # complete: _process hands it on
+            try:
+                got = conn.sock.recv_into(view)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                self._disconnect(conn, f"connection broken ({exc.strerror or exc})")
+                return
+            if not got:
+                self._disconnect(conn, "connection closed")
+                return
         self._process(conn)
 
     def _process(self, conn: Connection) -> None:

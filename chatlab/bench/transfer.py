@@ -44,6 +44,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -299,7 +300,9 @@ def time_chatlab(client: Client, to: str, receiver: Child | Client, source: Path
 
 
 def py_spy() -> str | None:
-    return shutil.which("py-spy")
+    """py-spy on the PATH, or next to this Python (a venv's bin/ need not be on the PATH)."""
+    beside = Path(sys.executable).with_name("py-spy")
+    return shutil.which("py-spy") or (str(beside) if beside.exists() else None)
 
 
 def profile_run(run_once: Callable[[], Any], pids: dict[str, int], seconds: float, out: Path, top: int = 12) -> str:
