@@ -47,7 +47,8 @@ def run_send(args: argparse.Namespace) -> int:
         return 1
     nick = args.nick or f"sender{os.getpid() % 10000}"
     with Client.connect(args.address, nick=nick) as client:
-        transfer = client.send_file(args.file, to=args.to, strategy=args.strategy)
+        transfer = client.send_file(args.file, to=args.to, strategy=args.strategy,
+                                    via="direct" if getattr(args, "direct", False) else "server")
         try:
             follow(transfer, args.timeout)
         except (TransferError, TimeoutError) as exc:
@@ -55,6 +56,9 @@ def run_send(args: argparse.Namespace) -> int:
             return 1
         stats = transfer.stats
         resumed = f", resuming after the {format_size(transfer.resumed_from)} already there" if transfer.resumed_from else ""
+        way = "direct" if transfer.via == "direct" else f"through the server, {args.strategy}"
+        if transfer.fallback_reason:
+            way += f" ({transfer.fallback_reason})"
         print(f"sent {args.file} ({format_size(transfer.size)}) to {args.to}{resumed}: {format_size(stats.bytes)} in "
-              f"{stats.seconds:.2f} s ({format_rate(stats.bytes, stats.seconds)}, {args.strategy}); the receiver verified its SHA-256")
+              f"{stats.seconds:.2f} s ({format_rate(stats.bytes, stats.seconds)}, {way}); the receiver verified its SHA-256")
     return 0

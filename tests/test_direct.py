@@ -316,3 +316,17 @@ def test_closing_mid_transfer_ends_cleanly(clients, emulators, tmp_path, inbox, 
     alice.close()
     bob.close()
     assert thread_errors == []
+
+
+def test_the_terminal_sends_direct_and_shows_a_fallback(clients, tmp_path, inbox):
+    from chatlab.terminal import TerminalSession, format_event
+
+    alice, bob = clients("alice"), clients("bob", download_dir=inbox)
+    bob.advertise_direct = lambda address: closed_port()
+    source = make_file(tmp_path, "f.bin", 50_000)
+    lines: list[str] = []
+    TerminalSession(alice, lines.append).handle_line(f"/send {source} bob --direct")
+    bob.wait_for(chatlab.FileReceived, timeout=20)
+    fallback = alice.wait_for(DirectFallback, timeout=5)
+    shown = format_event(fallback, "alice")
+    assert shown is not None and "'f.bin' to bob" in shown and "through the server" in shown
