@@ -49,6 +49,8 @@ import threading
 import time
 from typing import BinaryIO, Callable
 
+from . import hashing
+
 TOKEN_HEX_DIGITS = 32  # 128 random bits, as hex
 CONNECT_TIMEOUT = 3.0  # sender: seconds to reach the receiver's address before falling back to the server
 ACCEPT_TIMEOUT = 15.0  # receiver: seconds its listener waits for the sender
@@ -229,7 +231,7 @@ def send_file(sock: socket.socket, file: BinaryIO, offset: int, size: int) -> st
 
 def receive_file(sock: socket.socket, remaining: int, write: Callable[[memoryview], int],
                  progress: Callable[[int], None]) -> str:
-    """Receiver: ``remaining`` bytes into ``write`` through one reused buffer, then the sender's digest.
+    """Receiver: ``remaining`` bytes into ``write`` through a ring of reused buffers, then the sender's digest.
 
     ``write(data)`` stores the bytes and returns the total written so far;
     ``progress(total)`` is called about every :data:`ACK_EVERY` bytes.
@@ -240,10 +242,15 @@ def receive_file(sock: socket.socket, remaining: int, write: Callable[[memoryvie
     Raises:
         ConnectionError: the sender closed before the end.  OSError: the connection broke.
     """
-    buffer = memoryview(bytearray(BUFFER_SIZE))
+    # A ring of reused buffers: write() may hand a buffer to a SHA-256 thread that hashes it
+    # later; it comes round again only once hashed (see chatlab.hashing for why PENDING + 2).
+    ring = [memoryview(bytearray(BUFFER_SIZE)) for _ in range(hashing.PENDING + 2)]
     next_ack = ACK_EVERY
     moved = 0
+    turn = 0
     while remaining:
+        buffer = ring[turn % len(ring)]
+        turn += 1
         n = sock.recv_into(buffer, min(remaining, BUFFER_SIZE))
         if not n:
             raise ConnectionError(f"the direct connection closed with {remaining:,} bytes still to come")

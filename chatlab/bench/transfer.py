@@ -530,8 +530,8 @@ def run(args: argparse.Namespace, out_dir: Path) -> Scenario:
             r["ratio_to_nc"] = r["mb_per_s"] / nc_rate if nc_rate else None
     sc.rows = rows
     print()
-    headline = [dict(by[m], goal=f">= {GOALS[m]:g}x nc" if m in GOALS else "") for m in HEADLINE if m in by]
-    table(headline, [("method", "side by side, loopback, file to file"), ("mb_per_s", "MB/s"), ("ratio_to_nc", "x nc"),
+    headline_rows = [dict(by[m], goal=f">= {GOALS[m]:g}x nc" if m in GOALS else "") for m in HEADLINE if m in by]
+    table(headline_rows, [("method", "side by side, loopback, file to file"), ("mb_per_s", "MB/s"), ("ratio_to_nc", "x nc"),
                      ("goal", "goal"), ("cpu_sender", "CPU s sender"), ("cpu_server", "CPU s server"),
                      ("cpu_receiver", "CPU s receiver"), ("cpu_process", "CPU s (one process)"), ("verified", "verified")])
     for method, summary in profiles.items():

@@ -9,7 +9,7 @@ from types import TracebackType
 from ..errors import LocalProtocolError, TransferError
 from ..protocol import FileAccept, FileAck, FileCancel, FileChunk, FileDone, FileOffer, FileReject, Message
 from .errors import TransferProtocolError
-from .files import PART_SUFFIX, PartFile, safe_filename
+from .files import PART_SUFFIX, Digest, PartFile, safe_filename
 from .sender import SHA256_HEX, TransferState, _TransferLife, _check_stream
 
 ToSender = FileAck | FileDone
@@ -37,6 +37,7 @@ class IncomingTransfer(_TransferLife):
         directory: the download directory (must exist).
         overwrite: replace an existing file of the same name.
         resume: continue from an existing ``NAME.part``.
+        digest: the running SHA-256 for the ``.part`` (see :class:`PartFile`).
 
     Raises:
         UnsafeFileName: the offered name is hostile (answer with a
@@ -51,6 +52,7 @@ class IncomingTransfer(_TransferLife):
         *,
         overwrite: bool = False,
         resume: bool = True,
+        digest: Digest | None = None,
     ) -> None:
         self.name = safe_filename(offer.name)
         if offer.size < 0:
@@ -66,6 +68,7 @@ class IncomingTransfer(_TransferLife):
         self.resume = resume
         self.path: Path | None = None  # the finished file, once done
         self._part: PartFile | None = None
+        self._digest = digest
 
     @property
     def received(self) -> int:
@@ -95,7 +98,7 @@ class IncomingTransfer(_TransferLife):
         if self.state is not TransferState.OFFERED:
             raise LocalProtocolError(f"transfer {self.stream_id} is {self.state.value}, it cannot be accepted")
         try:
-            self._part = PartFile(self.directory, self.name, self.size, resume=self.resume)
+            self._part = PartFile(self.directory, self.name, self.size, resume=self.resume, digest=self._digest)
         except TransferError as exc:
             self._fail(str(exc))
             raise
