@@ -131,6 +131,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(args.rest)
 
 
+def _cmd_student_edition(args: argparse.Namespace) -> int:
+    from .edition import main as edition_main
+
+    return edition_main(args.rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m chatlab", description="chatlab: a socket-programming lab kit built around a chat room.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v: log connections and each frame; -vv: debug")
@@ -177,10 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench = verbs.add_parser("bench", help="measure the kit against the alternatives (see README, Performance)", add_help=False)
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     bench.set_defaults(run=_cmd_bench)
+
+    edition = verbs.add_parser("student-edition", help="write the student notebooks (solutions removed) into OUT_DIR", add_help=False)
+    edition.add_argument("rest", nargs=argparse.REMAINDER)
+    edition.set_defaults(run=_cmd_student_edition)
     return parser
 
 
-PASS_THROUGH = {"netem": _cmd_netem, "bench": _cmd_bench}  # verbs that parse their own arguments
+PASS_THROUGH = {"netem": _cmd_netem, "bench": _cmd_bench, "student-edition": _cmd_student_edition}  # verbs that parse their own arguments
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,10 +15,12 @@ chatlab's magic byte followed by the protocol version is the binary framing of
 :mod:`chatlab.protocol`; anything else is text.  A GBK or UTF-8 text client may
 well send ``0xC4`` first, which is why the version byte is checked too.
 
-Plugging in another text codec is one line: ``TEXT_CODEC = MyTextCodec`` (or
-pass ``text_codec=`` to :func:`sniff` / ``chatlab.Server``).  Until chatlab has
-a text protocol, :class:`RefuseText` answers text clients the way the server
-always did: with a binary ``protocol-error`` frame, then the connection closes.
+Text is IRC (:class:`chatlab.irc.IrcCodec`), so ``nc``, ``telnet`` and IRC
+clients share the rooms.  Plugging in another text codec is one line:
+``TEXT_CODEC = MyTextCodec`` (or pass ``text_codec=`` to :func:`sniff` /
+``chatlab.Server``); :class:`RefuseText` answers text clients the way the server
+did before it spoke IRC: with a binary ``protocol-error`` frame, then the
+connection closes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Callable, ClassVar, Protocol, Union
 
 from . import protocol as p
 from .errors import RemoteProtocolError
+from .irc import IrcCodec
 
 Event = Union[p.Message, p.Frame, bytes]  # what next_event() returns, besides None
 
@@ -140,8 +143,7 @@ class RefuseText:
 
 
 #: The codec for connections that do not start with chatlab's magic and version.
-#: The IRC codec replaces this one line.
-TEXT_CODEC: CodecFactory = RefuseText
+TEXT_CODEC: CodecFactory = IrcCodec
 
 SNIFF_BYTES = 2  # magic + version: enough to tell the framings apart
 
@@ -157,7 +159,10 @@ def sniff(first_bytes: bytes, text_codec: CodecFactory | None = None, max_payloa
     if first_bytes[0] == p.MAGIC:
         if len(first_bytes) < SNIFF_BYTES:
             return None
-        if first_bytes[1] == p.VERSION:
+        if first_bytes[1] == p.VERSION or first_bytes[1] < 0x40:
+            # Ours, or chatlab frames of another version: no text has 0xC4 then a byte below 0x40
+            # (in UTF-8 a continuation byte 0x80-0xBF follows, in GBK 0x40-0xFE), so the binary
+            # decoder answers, in frames, that the version is not supported.
             return BinaryCodec(max_payload)
     return (text_codec or TEXT_CODEC)(max_payload)
 

@@ -32,6 +32,13 @@ Chat while sending
     ``CHAT_CONFIGS`` (no transfer; FIFO writer; priority writer with the OS's
     unbounded kernel queue and with chatlab's unsent limit; the adaptive window;
     a second connection for the file).
+TCP alone and a simulated link (notebook 06)
+    ``measure_sendall(link, file_bytes) -> SendallResult``: one ``sendall()`` of a file on a
+    plain TCP connection of its own through the emulator (the baseline: TCP's own flow control).
+    ``simulate_transfer(strategy, link, file_bytes) -> SimulatedRun``: any
+    :class:`~chatlab.transfer.SendStrategy` on a simulated bottleneck (a FIFO queue, a rate, a
+    round-trip delay) on a fake clock: milliseconds per run, the same numbers everywhere; the
+    exercise checkers of notebook 06 use it.
 Summaries, files, figures
     ``summary_rows(sleep, window, adaptive)`` picks the settings of the summary figure;
     ``write_csv(rows, path)``, ``read_csv(path, RowClass)``, ``CSV_FILES``;
@@ -76,7 +83,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .client import UNSENT_LIMIT, Client
+from .client import UNSENT_LIMIT, Client, FileFailed
 from .errors import ChatlabError, TransferError
 from .netem import LinkEmulator, LinkProfile
 from .protocol import ChatMessage
@@ -92,7 +99,7 @@ __all__ = [
     "plot_sleep_sweep", "plot_window_sweep", "plot_adaptive_trace", "plot_summary",
     "plot_chat_latency", "plot_chat_timeline", "save_figures", "run_all", "main",
     "SUMMARY_SLEEP", "SUMMARY_WINDOW", "UNSENT_LIMIT", "HAS_UNSENT_LIMIT", "CHUNK",
-    "Settings", "QUICK", "FULL",
+    "Settings", "QUICK", "FULL", "SimulatedRun", "simulate_transfer", "SendallResult", "measure_sendall",
 ]  # fmt: skip
 
 KiB = 1024
@@ -367,6 +374,18 @@ def _chat_setup(
         yield _Setup(server, alice, sender, bob)
 
 
+def _stop_sender_first(setup: _Setup) -> None:
+    """End an unfinished transfer from the sender's side and let bob hear of it before anyone else closes.
+
+    Closing bob while chunks are still arriving races his reader thread; once
+    the sender is gone the server cancels the stream, bob reports a
+    :class:`~chatlab.client.FileFailed`, and nothing more arrives for him.
+    """
+    setup.sender.close()
+    with contextlib.suppress(TimeoutError, ChatlabError):
+        setup.bob.wait_for(FileFailed, timeout=2.0)
+
+
 def _strategy(strategy: str | SendStrategy, options: dict[str, float]) -> SendStrategy:
     return make_strategy(strategy, **options) if isinstance(strategy, str) else strategy
 
@@ -456,6 +475,7 @@ def measure_transfer(
                 completed = True
             except TimeoutError:
                 completed = False
+                _stop_sender_first(setup)
             return _row_from_transfer(experiment, link, strat, size, transfer, completed, setup.server.peak_queued)
 
 
@@ -806,6 +826,231 @@ def chat_latency(
             p50, p99 = summary.p50_ms or 0, summary.p99_ms or 0
             progress(f"{config.name:22s} chat RTT p50 {p50:6.0f} ms, p99 {p99:6.0f} ms{rate}")
     return summaries, samples
+
+
+# --------------------------------------------------------------------------
+# TCP alone: one sendall() on its own connection (notebook 06's baseline)
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class SendallResult:
+    """One ``sendall()`` of a whole file on a plain TCP connection of its own, through the link emulator.
+
+    Attributes:
+        link: the link's name.
+        file_bytes: the file size.
+        returned_s: seconds until ``sendall()`` returned: the kernel had taken the last byte.
+        delivered_s: seconds until the receiver had read the last byte.
+    """
+
+    link: str
+    file_bytes: int
+    returned_s: float
+    delivered_s: float
+
+    @property
+    def mb_per_s(self) -> float:
+        """Throughput as the receiver saw it, in MB/s."""
+        return self.file_bytes / self.delivered_s / 1e6 if self.delivered_s > 0 else 0.0
+
+
+def measure_sendall(link: str | Link, file_bytes: int, *, timeout: float = 30.0) -> SendallResult:
+    """Send ``file_bytes`` random bytes with one ``sendall()`` to a receiver that reads and discards them.
+
+    No chatlab, no strategy, no framing: TCP's own flow control (the
+    receiver's window) and the emulator's bounded queue are all that pace the
+    sender.  The receiver runs in a thread of this process, so both times come
+    from the same clock.
+    """
+    link = get_link(link)
+    arrived: dict[str, float] = {}
+    data = os.urandom(file_bytes)
+    with contextlib.ExitStack() as stack:
+        listener = stack.enter_context(socket.create_server(("127.0.0.1", 0)))
+        listener.settimeout(timeout)
+
+        def receive() -> None:
+            with contextlib.suppress(OSError):
+                conn, _ = listener.accept()
+                with conn:
+                    conn.settimeout(timeout)
+                    while conn.recv(1 << 16):
+                        arrived["last"] = time.monotonic()
+                    conn.sendall(b"ok")  # after the sender's FIN: everything was read
+
+        receiver = threading.Thread(target=receive, name="chatlab-sendall-receiver", daemon=True)
+        receiver.start()
+        address = listener.getsockname()[:2]
+        profile = link.profile()
+        if profile is not None:
+            address = stack.enter_context(LinkEmulator(address, profile)).address
+        with socket.create_connection(address, timeout=timeout) as sock:
+            start = time.monotonic()
+            sock.sendall(data)
+            returned = time.monotonic() - start
+            sock.shutdown(socket.SHUT_WR)
+            sock.recv(2)  # the receiver's "ok": it has read everything
+        receiver.join(timeout)
+    if "last" not in arrived:
+        raise ChatlabError("the receiver got nothing")
+    return SendallResult(link.name, file_bytes, _sig(returned), _sig(arrived["last"] - start))
+
+
+# --------------------------------------------------------------------------
+# A simulated link: strategies on a fake clock (notebook 06's exercise)
+# --------------------------------------------------------------------------
+
+FRAME_OVERHEAD = 20  # bytes a FileChunk frame adds to its data: the 12-byte header and the 8-byte offset
+
+
+@dataclass
+class SimulatedRun:
+    """What :func:`simulate_transfer` saw: one transfer of ``file_bytes`` over a simulated link.
+
+    Attributes:
+        link: the link's name.
+        file_bytes: the file size.
+        bytes_acked: what the receiver had acknowledged at the end.
+        seconds: simulated time from the first send to the last ack (or to the end of the run).
+        stalled: the run ended with bytes left and nothing scheduled: the strategy allowed no
+            full chunk and had no ack or wake-up to wait for, so it would wait forever.
+        timed_out: the run hit ``time_limit`` before every byte was acknowledged.
+        queue_delays: per chunk, ``(time it was sent, seconds it waited in the link's queue)``:
+            the time a chat line sent at that moment would have waited too.
+        trace: the strategy's own :class:`~chatlab.transfer.TraceRow` rows.
+        link_rate: the link rate in bytes per second.
+        error: the exception the strategy raised, if any (the run stops there).
+    """
+
+    link: str
+    file_bytes: int
+    bytes_acked: int = 0
+    seconds: float = 0.0
+    stalled: bool = False
+    timed_out: bool = False
+    queue_delays: list[tuple[float, float]] = field(default_factory=list)
+    trace: list[TraceRow] = field(default_factory=list)
+    link_rate: float = 0.0
+    error: BaseException | None = None
+
+    @property
+    def completed(self) -> bool:
+        return self.bytes_acked >= self.file_bytes and self.error is None
+
+    @property
+    def mb_per_s(self) -> float:
+        """Whole-transfer throughput in MB/s (10**6 bytes per second)."""
+        return self.bytes_acked / self.seconds / 1e6 if self.seconds > 0 else 0.0
+
+    def steady_mb_per_s(self, skip: float = 1 / 3) -> float:
+        """Throughput after the first ``skip`` of the run (start-up excluded), in MB/s."""
+        acks = [(row.time, row.bytes_acked) for row in self.trace]
+        if len(acks) < 2 or self.seconds <= 0:
+            return 0.0
+        t0, t1 = acks[0][0], acks[0][0] + self.seconds
+        cut = t0 + skip * (t1 - t0)
+        before = max((acked for t, acked in acks if t <= cut), default=0)
+        after = max(acked for _, acked in acks)
+        return (after - before) / (t1 - cut) / 1e6 if t1 > cut else 0.0
+
+    def queue_ms(self, q: float = 0.5, skip: float = 1 / 3) -> float | None:
+        """The ``q``-quantile of the queueing delay in ms, chunks sent after the first ``skip`` of the run."""
+        if not self.queue_delays:
+            return None
+        t0 = self.queue_delays[0][0]
+        cut = t0 + skip * self.seconds
+        late = [d for t, d in self.queue_delays if t >= cut] or [d for _, d in self.queue_delays]
+        value = _percentile(late, q)
+        return None if value is None else value * 1000
+
+
+def simulate_transfer(
+    strategy: SendStrategy,
+    link: str | Link,
+    file_bytes: int,
+    *,
+    time_limit: float | None = None,
+    max_events: int = 200_000,
+) -> SimulatedRun:
+    """Send a ``file_bytes`` file with ``strategy`` over a simulated link, on a fake clock.
+
+    The model is the one of ``tests/test_transfer_core.py``, without files: a
+    bottleneck of the link's rate with an unbounded FIFO queue in front, then
+    half the RTT of delay; the receiver acks each chunk as it arrives, and the
+    ack takes the other half of the RTT back.  The sender behaves as
+    :class:`~chatlab.transfer.OutgoingTransfer` does: it sends full chunks
+    (the last one may be shorter) while ``allowance(now)`` lets a whole one
+    go, and asks again on every ack and at ``wake_at(now)``.  No sockets, no
+    threads, no real time: a run of thousands of chunks takes milliseconds and
+    gives the same numbers on every machine.
+
+    An exception raised by the strategy ends the run; it is kept in ``.error``.
+
+    Args:
+        strategy: a fresh strategy (it keeps one transfer's state).
+        link: an emulated :class:`Link` or its name, e.g. ``"50mbit-40ms"`` (not ``"loopback"``).
+        file_bytes: the file size.
+        time_limit: simulated seconds before the run is stopped (default: 5 times the
+            time the link needs for the file, plus a second).
+
+    Returns:
+        A :class:`SimulatedRun`.
+    """
+    import heapq
+
+    link = get_link(link)
+    rate = link.rate
+    if rate is None:
+        raise ValueError("simulate_transfer needs a link with a rate, e.g. '50mbit-40ms'")
+    one_way = link.rtt_ms / 2000
+    limit = time_limit if time_limit is not None else 5 * file_bytes / rate + 1.0
+    run = SimulatedRun(link.name, file_bytes, link_rate=rate)
+    acks: list[tuple[float, int, int]] = []  # (time the ack reaches the sender, order, cumulative bytes)
+    order = 0
+    busy_until = 0.0  # when the bottleneck finishes the bytes already queued
+    woken_for: float | None = None
+    now = 0.0
+    try:
+        strategy.start(now)
+        for _ in range(max_events):
+            # Send every full chunk the strategy allows now (as OutgoingTransfer does).
+            while strategy.sent < file_bytes:
+                length = min(strategy.chunk_size, file_bytes - strategy.sent)
+                if strategy.allowance(now) < length:
+                    break
+                offset = strategy.sent
+                strategy.on_sent(now, offset, length)
+                start = max(now, busy_until)
+                run.queue_delays.append((now, start - now))
+                busy_until = start + (length + FRAME_OVERHEAD) / rate
+                order += 1
+                heapq.heappush(acks, (busy_until + 2 * one_way, order, offset + length))
+                if strategy.sent <= offset:  # on_sent did not move it: avoid sending the same bytes forever
+                    raise RuntimeError("on_sent() did not advance strategy.sent")
+            if strategy.acked >= file_bytes:
+                break
+            wake = strategy.wake_at(now)
+            if wake is not None and wake != woken_for and (not acks or wake < acks[0][0]):
+                woken_for = wake
+                now = max(now, wake)
+            elif acks:
+                now, _, acked = heapq.heappop(acks)
+                strategy.on_ack(now, acked)
+            else:
+                run.stalled = True
+                break
+            if now > limit:
+                run.timed_out = True
+                break
+        else:  # max_events went by without an end: a strategy that wakes itself up without sending
+            run.timed_out = True
+    except Exception as exc:  # the strategy's own code failed: report it, as a checker needs to
+        run.error = exc
+    run.bytes_acked = min(strategy.acked, file_bytes)
+    run.seconds = now
+    run.trace = list(strategy.trace)
+    return run
 
 
 # --------------------------------------------------------------------------

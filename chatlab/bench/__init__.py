@@ -19,6 +19,8 @@ Scenarios:
 * ``memory``: the server's peak RSS and queue while relaying a file to a
   receiver that reads a few MB/s, per strategy, against the promised bound.
 * ``chat``: chat round trips during a transfer, priority writer vs FIFO writer.
+* ``irc``: IRC fan-out, N IRC clients in one channel: chatlab's text mode against
+  ngircd (a C IRC server, if installed), driven by the same IRC load generator.
 * ``load``: many clients at once with nothing lost, and slow or dead peers
   dropped without slowing the others (its own options: ``bench load --help``).
 * ``sweep``: the throughput sweeps and chat latencies behind notebooks 06 and 07.
@@ -42,12 +44,13 @@ from typing import Any, Callable
 from .common import Scenario, Verdict, bench_logging, machine_summary, raise_nofile_limit, resolve_out, write_csv
 
 COMMITTED_OUT = Path("data") / "bench"  # where the figures of the README and docs/PERFORMANCE.md live
-SCENARIOS = ("transfer", "fanout", "scaling", "memory", "chat")
+SCENARIOS = ("transfer", "fanout", "scaling", "memory", "chat", "irc")
+MODULES = {"chat": "chat_latency", "irc": "irc_fanout"}  # scenario -> module, where the names differ
 EXTRA = ("load", "sweep")
 
 
 def _module(name: str) -> Any:
-    return importlib.import_module(f"{__name__}.{'chat_latency' if name == 'chat' else name}")
+    return importlib.import_module(f"{__name__}.{MODULES.get(name, name)}")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

@@ -18,17 +18,28 @@ and, for the test suite, in the repository's ``tests/solutions/``.
 
 from ._report import Report, run_cases
 from .bot import check_bot
+from .broadcast import check_broadcast_handler
+from .first_socket import check_echo_server
 from .framing import check_framing
+from .reconnect import check_upload_lines
 from .recv import check_recv_exact
 from .select_loop import check_select_step
 from .sockopt import check_make_listener
+from .strategy import check_chat_delay_prediction, check_send_strategy
+from .writer import check_priority_writer
 
 __all__ = [
     "Report",
     "run_cases",
+    "check_echo_server",  # notebook 00
     "check_make_listener",
     "check_select_step",
     "check_framing",
-    "check_recv_exact",
-    "check_bot",
+    "check_recv_exact",  # notebook 04
+    "check_bot",  # notebook 05
+    "check_send_strategy",  # notebook 06
+    "check_chat_delay_prediction",  # notebook 06
+    "check_priority_writer",  # notebook 07
+    "check_broadcast_handler",  # notebook 08
+    "check_upload_lines",  # notebook 09
 ]

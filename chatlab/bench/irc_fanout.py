@@ -1,0 +1,430 @@
+"""``bench irc``: IRC fan-out, chatlab's text mode against ngircd, the same IRC load generator.
+
+A real peer to measure against: ngircd is an IRC server written in C, from
+Debian's packages.  For each room size N (100 and 500; 20 and 100 with
+``--quick``) and each server, N IRC clients register (``NICK``/``USER``) and
+``JOIN #lobby`` from one process; one of them sends ``PRIVMSG #lobby`` lines,
+keeping ``--window`` of them in flight (sent, not yet seen by every probe), and
+every line must reach every other member.  We count deliveries per second and
+the latency from send to delivery (p50, p99, measured by a few probe clients),
+then stop sending and check that nothing was lost.
+
+Flood penalties are off on both sides (``flood_limit=None`` for chatlab,
+``MaxPenaltyTime = 0`` for ngircd), DNS and ident lookups off for ngircd.  ngircd
+is started by the bench on a free port with a generated configuration in a
+temporary folder; without ngircd installed its runs are skipped with a note.
+As in ``bench fanout``, on two or more CPUs the server is pinned to CPU 0 and
+the load generator to CPU 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import select
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .common import (Child, Scenario, cpu_count, free_port, iter_progress, percentile, pin, proc_cpu_seconds,
+                     proc_status, pyplot, save_figure, table, wait_listening, write_csv)
+
+SERVERS = ("chatlab", "ngircd")
+CHANNEL = "#lobby"
+NICK_FMT = "i{:05d}"
+PROBES = 5  # receivers that parse every line for its timestamp; the others only count lines
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--clients", default=None, help="comma-separated room sizes (default 100,500; --quick 20,100)")
+    parser.add_argument("--servers", default=",".join(SERVERS), help=f"which servers (default {','.join(SERVERS)})")
+    parser.add_argument("--seconds", type=float, default=None, help="measured seconds per run (default 3; --quick 1)")
+    parser.add_argument("--window", type=int, default=64, help="lines kept in flight, all senders together (default 64)")
+    parser.add_argument("--senders", type=int, default=1, help="clients that send, taking turns (default 1)")
+    parser.add_argument("--selector", default="epoll", help="chatlab's selector (default epoll, as ngircd uses)")
+
+
+# ------------------------------------------------------------ the crowd
+
+
+@dataclass
+class IrcResult:
+    clients: int
+    seconds: float = 0.0
+    sent: int = 0
+    deliveries: int = 0
+    lost: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    driver_cpu: float = 0.0
+    setup_seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def deliveries_per_s(self) -> float:
+        return self.deliveries / self.seconds if self.seconds else 0.0
+
+
+class IrcCrowd:
+    """N IRC clients in one channel, driven from this process: client 0 sends, the others listen."""
+
+    def __init__(self, address: tuple[str, int], clients: int, timeout: float = 60.0) -> None:
+        self.n = clients
+        self.socks: list[socket.socket] = []
+        self.errors: list[str] = []
+        self.poller = select.epoll()
+        self.by_fd: dict[int, int] = {}
+        self.partial: list[bytes] = [b""] * clients
+        started = time.monotonic()
+        try:
+            joined: set[int] = set()
+            for i in range(clients):
+                s = socket.create_connection(address, timeout=timeout)
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                nick = NICK_FMT.format(i)
+                s.sendall(f"NICK {nick}\r\nUSER {nick} 0 * :bench {i}\r\nJOIN {CHANNEL}\r\n".encode())
+                s.setblocking(False)
+                self.socks.append(s)
+                self.by_fd[s.fileno()] = i
+                self.poller.register(s.fileno(), select.EPOLLIN)
+                if i % 25 == 24:
+                    self._read_setup(0.0, joined)  # read join notices as we go, so no queue grows without bound
+            deadline = time.monotonic() + timeout
+            while len(joined) < clients:  # everyone has seen the end of the channel's member list (366)
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"only {len(joined)} of {clients} IRC clients got into {CHANNEL}: {self.errors[:3]}")
+                self._read_setup(0.1, joined)
+            last = time.monotonic()
+            while time.monotonic() - last < 0.3:  # the last join notices
+                if self._read_setup(0.05, joined):
+                    last = time.monotonic()
+        except BaseException:
+            self.close()
+            raise
+        self.setup_seconds = time.monotonic() - started
+
+    def _read_setup(self, timeout: float, joined: set[int]) -> int:
+        got = 0
+        for fd, _ in self.poller.poll(timeout):
+            i = self.by_fd[fd]
+            try:
+                data = self.socks[i].recv(1 << 20)
+            except (BlockingIOError, InterruptedError):
+                continue
+            if not data:
+                raise ConnectionError(f"the server closed IRC client {i} during set-up: {self.partial[i][-200:]!r}")
+            got += len(data)
+            text = self.partial[i] + data
+            if i not in joined and f" 366 {NICK_FMT.format(i)} ".encode() in text:
+                joined.add(i)
+            self._answer_pings(i, text)
+            self.partial[i] = text[-400:]
+        return got
+
+    def _answer_pings(self, i: int, data: bytes) -> None:
+        if b"PING" in data:
+            for line in data.split(b"\r\n"):
+                if line.startswith(b"PING"):
+                    self.socks[i].send(b"PONG" + line[4:] + b"\r\n")
+
+    def run(self, window: int, seconds: float, warmup: float, senders: int = 1) -> IrcResult:
+        """Send for ``warmup + seconds``, measure the last ``seconds``, then wait for every line to arrive.
+
+        Clients ``0 .. senders-1`` take turns sending; the others listen, a few of them (the
+        probes) reading each line's timestamp.  ``window`` lines are kept in flight in all.
+        """
+        senders = max(1, min(senders, self.n - 1))
+        probes = sorted({senders + (self.n - 1 - senders) * k // max(1, PROBES - 1) for k in range(PROBES)})
+        is_probe = [i in probes for i in range(self.n)]
+        lines_in = [0] * self.n  # lines received by each client since the start
+        sent_by = [0] * senders
+        probe_partial = {i: b"" for i in probes}
+        pending_out = [b""] * senders  # a line the kernel took only part of
+        latencies: list[float] = []
+        sent = 0
+        turn = 0
+        perf_ns = time.perf_counter_ns
+        by_fd, socks = self.by_fd, self.socks
+
+        def in_flight() -> int:
+            return sent - min(lines_in[i] for i in probes)
+
+        def flush(k: int) -> None:
+            try:
+                pending_out[k] = pending_out[k][socks[k].send(pending_out[k]):]
+            except (BlockingIOError, InterruptedError):
+                pass
+
+        start = time.monotonic()
+        measure_from, end = start + warmup, start + warmup + seconds
+        measuring = False
+        sent0 = delivered0 = 0
+        t0 = cpu0 = 0.0
+        while True:
+            now = time.monotonic()
+            if not measuring and now >= measure_from:
+                measuring, t0, cpu0 = True, now, time.process_time()
+                sent0, delivered0 = sent, sum(lines_in)
+                latencies.clear()
+            if now >= end:
+                break
+            for k in range(senders):
+                if pending_out[k]:
+                    flush(k)
+            skipped = 0  # senders in a row whose last line is still not out
+            while in_flight() < window and skipped < senders:  # fill the window, senders taking turns
+                k, turn = turn, (turn + 1) % senders
+                if pending_out[k]:
+                    skipped += 1
+                    continue
+                skipped = 0
+                sent += 1
+                sent_by[k] += 1
+                pending_out[k] = f"PRIVMSG {CHANNEL} :{sent:010d} {perf_ns():020d}\r\n".encode()
+                flush(k)
+            for fd, _ in self.poller.poll(0.05):
+                i = by_fd[fd]
+                try:
+                    data = socks[i].recv(1 << 20)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError as exc:
+                    self.errors.append(f"client {i}: {exc}")
+                    self.poller.unregister(fd)
+                    continue
+                if not data:
+                    self.errors.append(f"client {i}: the server closed the connection")
+                    self.poller.unregister(fd)
+                    continue
+                lines_in[i] += data.count(b"\n")
+                if is_probe[i]:
+                    t_now = perf_ns()
+                    text = probe_partial[i] + data
+                    *whole, probe_partial[i] = text.split(b"\r\n")
+                    for line in whole:
+                        if b" PRIVMSG " in line:
+                            latencies.append((t_now - int(line[-20:])) / 1e6)
+                elif b"PING" in data:
+                    self._answer_pings(i, data)
+        elapsed = time.monotonic() - t0
+        cpu = time.process_time() - cpu0
+        delivered = sum(lines_in) - delivered0
+        # Stop sending; everyone must end up with every line but their own (0 lost).
+        expected = [sent - sent_by[i] if i < senders else sent for i in range(self.n)]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(lines_in[i] < expected[i] for i in range(self.n)):
+            for k in range(senders):
+                if pending_out[k]:
+                    flush(k)
+            for fd, _ in self.poller.poll(0.1):
+                i = by_fd[fd]
+                try:
+                    data = socks[i].recv(1 << 20)
+                except OSError:
+                    continue
+                lines_in[i] += data.count(b"\n")
+        lost = sum(max(0, expected[i] - lines_in[i]) for i in range(self.n))
+        return IrcResult(self.n, elapsed, sent - sent0, delivered, lost, latencies,
+                         driver_cpu=cpu / elapsed if elapsed else 0.0, setup_seconds=self.setup_seconds,
+                         errors=self.errors[:5])
+
+    def close(self) -> None:
+        for s in self.socks:
+            try:
+                s.close()
+            except OSError:
+                pass
+        self.socks.clear()
+        self.poller.close()
+
+
+# -------------------------------------------------------------- ngircd
+
+
+NGIRCD_CONF = """\
+[Global]
+    Name = ngircd.bench.test
+    Info = ngircd for chatlab's IRC fan-out bench
+    Listen = 127.0.0.1
+    Ports = {port}
+    MotdPhrase = "bench"
+    PidFile = {folder}/ngircd.pid
+[Limits]
+    MaxConnections = 0
+    MaxConnectionsIP = 0
+    MaxJoins = 0
+    MaxNickLength = 20
+    MaxPenaltyTime = 0
+    PingTimeout = 3600
+    PongTimeout = 3600
+[Options]
+    DNS = no
+    Ident = no
+    PAM = no
+"""
+
+
+def ngircd_path() -> str | None:
+    """Where ngircd is installed (Debian puts it in /usr/sbin, often not on a user's PATH), or None."""
+    return shutil.which("ngircd") or ("/usr/sbin/ngircd" if os.path.exists("/usr/sbin/ngircd") else None)
+
+
+class Ngircd:
+    """ngircd in the foreground on a free port, its configuration in a temporary folder."""
+
+    def __init__(self, cpus: set[int] | None = None) -> None:
+        path = ngircd_path()
+        if path is None:
+            raise FileNotFoundError("ngircd is not installed (Debian/Ubuntu: apt-get install ngircd)")
+        self.folder = tempfile.TemporaryDirectory(prefix="chatlab-ngircd-")
+        self.port = free_port()
+        conf = Path(self.folder.name) / "ngircd.conf"
+        conf.write_text(NGIRCD_CONF.format(port=self.port, folder=self.folder.name))
+        self.proc = subprocess.Popen([path, "--nodaemon", "--config", str(conf)], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if cpus is not None:
+            pin(self.proc.pid, cpus)
+        if not wait_listening(self.port, 10.0):
+            self.close()
+            raise RuntimeError(f"ngircd did not listen on port {self.port} within 10 s")
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.port)
+
+    def cpu(self) -> float:
+        return proc_cpu_seconds(self.proc.pid) or 0.0
+
+    def rss_kib(self) -> int:
+        return proc_status(self.proc.pid).get("VmRSS", 0)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.folder.cleanup()
+
+
+# ---------------------------------------------------------------- the run
+
+
+def run(args: argparse.Namespace, out_dir: Path) -> Scenario:
+    counts = [int(x) for x in (args.clients or ("20,100" if args.quick else "100,500")).split(",")]
+    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    seconds = args.seconds if args.seconds is not None else (1.0 if args.quick else 3.0)
+    warmup = 0.3 if args.quick else 0.5
+    sc = Scenario("irc", "IRC fan-out: chatlab's text mode against ngircd")
+    if "ngircd" in servers and ngircd_path() is None:
+        servers.remove("ngircd")
+        sc.notes.append("ngircd is not installed (apt-get install ngircd): its runs were skipped, so there is no ratio")
+    pinned = cpu_count() >= 2
+    my_cpus = os.sched_getaffinity(0) if pinned else None
+    if pinned:
+        pin(0, {1})
+    print(f"irc: rooms of {', '.join(map(str, counts))} IRC clients, {args.senders} sender(s), {args.window} lines in flight; "
+          f"{seconds:g} s per run; servers: {', '.join(servers)}", flush=True)
+    rows: list[dict[str, Any]] = []
+    runs = [(n, s) for n in counts for s in servers]
+    try:
+        for n, kind in iter_progress(runs, "irc", total=len(runs), enabled=args.progress):
+            where = {0} if pinned else None
+            server: Child | Ngircd = Ngircd(where) if kind == "ngircd" else \
+                Child("server", "--selector", args.selector, "--max-clients", str(n + 10), cpus=where)
+            try:
+                crowd = IrcCrowd(server.address, n)
+                try:
+                    cpu0 = server.cpu()
+                    result = crowd.run(args.window, seconds, warmup, args.senders)
+                    server_cpu = (server.cpu() - cpu0) / (result.seconds + warmup)
+                    rss = server.rss_kib()
+                finally:
+                    server.close()
+                    crowd.close()
+            finally:
+                server.close()
+            rows.append({
+                "clients": n, "server": "chatlab (IRC text mode)" if kind == "chatlab" else "ngircd", "kind": kind,
+                "senders": args.senders,
+                "deliveries_per_s": result.deliveries_per_s, "lines_sent_per_s": result.sent / result.seconds,
+                "lost": result.lost, "latency_p50_ms": percentile(result.latencies_ms, 50),
+                "latency_p99_ms": percentile(result.latencies_ms, 99), "latency_samples": len(result.latencies_ms),
+                "server_cpu": server_cpu, "driver_cpu": result.driver_cpu,
+                "server_cpu_us_per_delivery": server_cpu * 1e6 / result.deliveries_per_s if result.deliveries_per_s else None,
+                "server_rss_mib": rss / 1024, "setup_seconds": result.setup_seconds, "errors": "; ".join(result.errors),
+            })
+    finally:
+        if my_cpus is not None:
+            pin(0, my_cpus)
+    for r in rows:
+        ref = next((x for x in rows if x["clients"] == r["clients"] and x["kind"] == "ngircd"), None)
+        r["ratio_to_ngircd"] = r["deliveries_per_s"] / ref["deliveries_per_s"] if ref and ref["deliveries_per_s"] else None
+    sc.rows = rows
+    print()
+    table(rows, [("clients", "clients"), ("server", "server"), ("deliveries_per_s", "delivered/s"),
+                 ("ratio_to_ngircd", "x ngircd"), ("lost", "lost"), ("latency_p50_ms", "p50 ms"),
+                 ("latency_p99_ms", "p99 ms"), ("server_cpu", "server CPU"), ("driver_cpu", "loadgen CPU"),
+                 ("server_cpu_us_per_delivery", "server us/delivery"), ("setup_seconds", "join s")])
+    for r in rows:
+        sc.verdict(f"{r['server']}: 0 lines lost at {r['clients']} clients", r["lost"] == 0 and not r["errors"],
+                   f"{r['lost']} lost", r["errors"])
+    for n in counts:
+        mine = next((x for x in rows if x["clients"] == n and x["kind"] == "chatlab"), None)
+        ref = next((x for x in rows if x["clients"] == n and x["kind"] == "ngircd"), None)
+        target = f"chatlab text mode >= ngircd at {n} clients"
+        if mine is None or ref is None or mine["ratio_to_ngircd"] is None:
+            sc.verdict(target, None, "not measured", "needs both servers (ngircd installed)")
+            continue
+        ok = mine["ratio_to_ngircd"] >= 1.0
+        sc.verdict(target, ok, f"{mine['deliveries_per_s']:,.0f} vs {ref['deliveries_per_s']:,.0f} delivered/s = "
+                               f"{mine['ratio_to_ngircd']:.2f}x", "" if ok else _why_slower(mine, ref))
+    sc.notes += [
+        "Delivered/s counts every copy a client receives: IRC does not echo a line to its sender, so one line to a "
+        "room of N is N-1 deliveries.",
+        f"{args.senders} sender(s) keep {args.window} lines in flight in all, measured against {PROBES} probe clients "
+        "spread over the room; latency is from a sender's send() to a probe's recv(), so it includes the load "
+        "generator's own delays.",
+        "ngircd reads at most 3 commands per user per pass of its loop and throttles a user who sent more "
+        "(MAX_COMMANDS and THROTTLE_CMDS in its conn.c), which MaxPenaltyTime = 0 does not turn off: with one sender "
+        "it waits more than it works (see its server CPU). --senders 10 spreads the lines over ten users.",
+        "Both servers are single-threaded; the load generator is Python on the other core, so when its CPU is near 100% "
+        "the figure is partly its limit: 'server us/delivery' (server CPU per delivery) is the fairer comparison.",
+    ]
+    sc.files.append(write_csv(out_dir / "irc.csv", rows))
+    sc.files.append(plot(rows, out_dir / "irc.png"))
+    return sc
+
+
+def _why_slower(mine: dict[str, Any], ref: dict[str, Any]) -> str:
+    if mine["server_cpu_us_per_delivery"] and ref["server_cpu_us_per_delivery"]:
+        return (f"chatlab spends {mine['server_cpu_us_per_delivery']:.2f} us of CPU per delivery vs ngircd's "
+                f"{ref['server_cpu_us_per_delivery']:.2f}: Python bytecode per line and per member where ngircd runs C")
+    return "see the table"
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> Path:
+    plt = pyplot()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for server in dict.fromkeys(r["server"] for r in rows):
+        mine = [r for r in rows if r["server"] == server]
+        style = "--" if server == "ngircd" else "-"
+        a1.plot([r["clients"] for r in mine], [r["deliveries_per_s"] for r in mine], style, marker="o", label=server)
+        a2.plot([r["clients"] for r in mine], [r["latency_p99_ms"] or 0 for r in mine], style, marker="o", label=server)
+    a1.set_xlabel("IRC clients in #lobby")
+    a1.set_ylabel("lines delivered per second")
+    a1.set_title("IRC fan-out throughput")
+    a1.set_ylim(bottom=0)
+    a1.legend(fontsize=8)
+    a2.set_xlabel("IRC clients in #lobby")
+    a2.set_ylabel("p99 latency, ms")
+    a2.set_title("send -> delivery, p99")
+    a2.set_ylim(bottom=0)
+    a2.legend(fontsize=8)
+    return save_figure(fig, path)

@@ -1,0 +1,363 @@
+"""Exercise for notebook 08: the asyncio broadcast room.
+
+The student writes the coroutine that serves one client::
+
+    async def handle_client(reader, writer, room) -> None:
+        ...
+
+``room`` is a set of :class:`asyncio.StreamWriter`, shared by every client's
+coroutine.  The coroutine puts its own writer in the room, then reads whole
+chatlab frames (a 12-byte header checked with ``protocol.parse_header``, then
+``length`` payload bytes, with ``reader.readexactly``) and writes each frame
+to every writer in the room, its own included.  When the client leaves (even
+in the middle of a frame) or sends something that is not a chatlab frame, it
+takes its writer out of the room and closes it.
+
+``writer.write()`` never blocks: what the kernel does not take waits in the
+transport's buffer.  A member that never reads would make that buffer grow
+without bound, and ``await member.drain()`` would make the *sender* wait for
+the slowest member.  So a member with more than :data:`MAX_QUEUED` bytes
+waiting (``member.transport.get_write_buffer_size()``) is dropped instead:
+taken out of the room and closed.
+
+:func:`check_broadcast_handler` serves real loopback clients with it (an
+event loop in a background thread, ``asyncio.start_server``) and prints one
+line per case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import socket
+import threading
+import time
+from typing import Any, Awaitable, Callable
+
+from .. import protocol as p
+from ..errors import ProtocolError
+from ._report import NotWrittenYet, Report, run_cases
+
+HOST = "127.0.0.1"
+WAIT = 1.0  # seconds to wait for something that should arrive
+MAX_QUEUED = 256 * 1024  # bytes waiting for one member beyond which it is dropped
+SERVER_SNDBUF = 32 * 1024  # small kernel send buffers, so that a member that never reads backs up quickly
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, set], Awaitable[None]]
+
+
+class _Room:
+    """The student's handler behind asyncio.start_server, on a loop in a thread."""
+
+    def __init__(self, handle_client: Handler) -> None:
+        self.handle_client = handle_client
+        self.room: set[Any] = set()
+        self.errors: list[BaseException] = []
+        self.loop = asyncio.new_event_loop()
+        # Anything the loop would print (an exception in a callback) is recorded instead.
+        self.loop.set_exception_handler(lambda loop, ctx: self.errors.append(ctx.get("exception") or RuntimeError(ctx["message"])))
+        self.listener = socket.socket()
+        # Accepted sockets inherit this (and a fixed size stops the kernel's autotuning), so a client
+        # that never reads fills its kernel buffers after tens of KiB, not megabytes.
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SERVER_SNDBUF)
+        self.listener.bind((HOST, 0))
+        self.listener.listen(16)
+        self.address = self.listener.getsockname()[:2]
+        self.sockets: list[socket.socket] = []
+        ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
+        self.thread.start()
+        if not ready.wait(5):
+            raise RuntimeError("the checker's event loop did not start")
+
+    async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:  # small kernel buffers on every OS (not all copy the listener's to accepted sockets)
+            writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SERVER_SNDBUF)
+        except OSError:
+            pass
+        try:
+            await self.handle_client(reader, writer, self.room)
+        except Exception as exc:  # the student's bug, shown in the hints; never a traceback
+            self.errors.append(exc)
+            writer.close()
+
+    def _run(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        server = self.loop.run_until_complete(asyncio.start_server(self._serve_one, sock=self.listener))
+        ready.set()
+        try:
+            self.loop.run_forever()
+        finally:
+            server.close()
+            for task in asyncio.all_tasks(self.loop):
+                task.cancel()
+            self.loop.run_until_complete(asyncio.sleep(0.05))
+            self.loop.close()
+
+    def room_size(self) -> int:
+        async def size() -> int:
+            return len(self.room)
+        try:
+            return asyncio.run_coroutine_threadsafe(size(), self.loop).result(2)
+        except concurrent.futures.TimeoutError:
+            raise AssertionError("the event loop did not answer for 2 s: something in your coroutine blocks "
+                                 "(a plain socket call or time.sleep() instead of an await)") from None
+
+    def client(self, rcvbuf: int | None = None) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:  # before connect(): the window is agreed in the handshake
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.settimeout(2)
+        sock.connect(self.address)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sockets.append(sock)
+        return sock
+
+    def settle(self, members: int) -> None:
+        """Wait until ``members`` clients are in the room (connect() returns before accept)."""
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            if self.room_size() >= members:
+                return
+            time.sleep(0.01)
+        if self.errors and isinstance(self.errors[0], NotImplementedError):
+            raise NotWrittenYet(getattr(self.handle_client, "__name__", "handle_client"))
+        raise AssertionError(
+            f"{members} client(s) connected but the room holds {self.room_size()} writer(s): "
+            "does your coroutine add its own writer to the room before it starts reading?"
+            + self.blame()
+        )
+
+    def blame(self) -> str:
+        if not self.errors:
+            return ""
+        exc = self.errors[0]
+        why = ""
+        if isinstance(exc, (TimeoutError, BlockingIOError)):
+            why = "; a blocking socket call inside a coroutine stalls every client: await reader.readexactly()"
+        return f" (your handler raised {type(exc).__name__}: {exc}{why})"
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.listener.close()
+
+
+def _frames(sock: socket.socket, count: int, wait: float = WAIT) -> list[p.Frame]:
+    """Read ``count`` frames (or as many as arrive within ``wait`` seconds)."""
+    decoder = p.FrameDecoder()
+    frames: list[p.Frame] = []
+    deadline = time.monotonic() + wait
+    while len(frames) < count and time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            data = sock.recv(65536)
+        except TimeoutError:
+            break
+        if not data:
+            break
+        decoder.feed(data)
+        try:
+            frames.extend(decoder)
+        except ProtocolError as exc:
+            raise AssertionError(
+                f"a client received bytes that are not chatlab frames ({exc}): pieces of frames were "
+                "forwarded and got interleaved; forward a frame only once it is whole"
+            ) from None
+    return frames
+
+
+def _say(text: str) -> bytes:
+    return p.encode(p.Say(text=text))
+
+
+def _expect(sock: socket.socket, texts: list[str], who: str, room: _Room) -> None:
+    got = [p.decode_message(f) for f in _frames(sock, len(texts))]
+    want = [p.Say(text=t) for t in texts]
+    if got != want:
+        raise AssertionError(f"{who} should have received {[t for t in texts]}, got {[getattr(m, 'text', m) for m in got]}" + room.blame())
+
+
+def _case(handle_client: Handler, body: Callable[[_Room], str | None]) -> Callable[[], str | None]:
+    def run() -> str | None:
+        room = _Room(handle_client)
+        try:
+            return body(room)
+        finally:
+            room.close()
+    return run
+
+
+def _hears_itself(room: _Room) -> None:
+    alice = room.client()
+    room.settle(1)
+    alice.sendall(_say("hello"))
+    _expect(alice, ["hello"], "the sender (a room shows you your own line)", room)
+
+
+def _two_hear_each_other(room: _Room) -> None:
+    alice, bob = room.client(), room.client()
+    room.settle(2)
+    alice.sendall(_say("from alice"))
+    _expect(bob, ["from alice"], "bob", room)
+    bob.sendall(_say("from bob"))
+    _expect(alice, ["from alice", "from bob"], "alice", room)
+
+
+def _trickle(room: _Room) -> None:
+    alice, bob = room.client(), room.client()
+    room.settle(2)
+    for byte in _say("one byte at a time"):
+        alice.send(bytes([byte]))
+        time.sleep(0.002)
+    _expect(bob, ["one byte at a time"], "bob (a frame arrives in as many pieces as TCP likes: read whole frames)", room)
+
+
+def _interleaved(room: _Room) -> None:
+    alice, bob, carol = room.client(), room.client(), room.client()
+    room.settle(3)
+    a, b = _say("alice " * 6), _say("bob " * 8)
+    for i in range(max(len(a), len(b))):
+        if i < len(a):
+            alice.send(a[i : i + 1])
+        if i < len(b):
+            bob.send(b[i : i + 1])
+        time.sleep(0.002)
+    got = _frames(carol, 2)
+    try:
+        texts = sorted(p.decode_message(f).text for f in got)  # type: ignore[union-attr]
+    except ProtocolError:
+        texts = []
+    if texts != sorted(["alice " * 6, "bob " * 8]):
+        raise AssertionError(
+            f"carol should have two whole frames, one per sender, and got {len(got)} readable one(s): pieces "
+            "of frames forwarded as they came get interleaved; forward a frame only once it is whole" + room.blame()
+        )
+
+
+def _glued(room: _Room) -> None:
+    alice, bob = room.client(), room.client()
+    room.settle(2)
+    alice.sendall(_say("first") + _say("second") + p.encode(p.Who()))
+    got = [p.decode_message(f) for f in _frames(bob, 3)]
+    if got != [p.Say(text="first"), p.Say(text="second"), p.Who()]:
+        raise AssertionError(f"three frames in one send() (one with an empty payload) should reach bob as three, got {got}" + room.blame())
+
+
+def _leaves(room: _Room) -> None:
+    alice, bob = room.client(), room.client()
+    room.settle(2)
+    alice.close()
+    deadline = time.monotonic() + WAIT
+    while room.room_size() > 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if room.room_size() != 1:
+        raise AssertionError("alice closed her connection but her writer is still in the room: take it out when reading ends (b'' / IncompleteReadError)" + room.blame())
+    bob.sendall(_say("still here"))
+    _expect(bob, ["still here"], "bob, after alice left,", room)
+
+
+def _leaves_mid_frame(room: _Room) -> None:
+    alice, bob = room.client(), room.client()
+    room.settle(2)
+    alice.sendall(_say("never finished")[:15])
+    time.sleep(0.05)
+    alice.close()
+    deadline = time.monotonic() + WAIT
+    while room.room_size() > 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if room.room_size() != 1:
+        raise AssertionError("alice left in the middle of a frame and is still in the room: readexactly() raises "
+                             "IncompleteReadError then, and the writer must leave the room all the same (try/finally)" + room.blame())
+    bob.sendall(_say("still here"))
+    _expect(bob, ["still here"], "bob, after alice left mid-frame,", room)
+
+
+def _garbage(room: _Room) -> None:
+    mallory, bob = room.client(), room.client()
+    room.settle(2)
+    mallory.sendall(b"GET / HTTP/1.1\r\nHost: chat\r\n\r\n")
+    mallory.settimeout(WAIT)
+    try:
+        closed = mallory.recv(100) == b""
+    except TimeoutError:
+        closed = False
+    except ConnectionError:
+        closed = True
+    if not closed:
+        raise AssertionError("a client that sent an HTTP request is still connected: check each header with "
+                             "protocol.parse_header (bad magic byte) instead of trusting its length field" + room.blame())
+    bob.sendall(_say("after the garbage"))
+    _expect(bob, ["after the garbage"], "bob", room)
+
+
+def _never_reads(room: _Room) -> str:
+    alice, bob = room.client(), room.client()
+    mallory = room.client(rcvbuf=4096)  # connects, never reads
+    room.settle(3)
+    frame = _say("x" * 8000)
+    count = 4 * MAX_QUEUED // len(frame)  # four times the limit, for every member
+    alice_in, bob_in = p.FrameDecoder(), p.FrameDecoder()
+    # Lockstep: alice sends a frame, then bob and alice each read it before the next one, so the two
+    # members that keep up never have more than a frame waiting; only mallory's backlog grows.
+    for sent in range(count):
+        alice.sendall(frame)
+        for sock, decoder, who in ((bob, bob_in, "bob"), (alice, alice_in, "alice")):
+            if not _one_frame(sock, decoder):
+                raise AssertionError(
+                    f"{who} got {sent} of {count} frames while mallory read nothing: a member that never reads "
+                    "held up everyone else (await member.drain() makes the sender wait for the slowest member)"
+                    + room.blame()
+                )
+    deadline = time.monotonic() + WAIT
+    while room.room_size() > 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if room.room_size() > 2:
+        raise AssertionError(
+            f"mallory never read, {count * len(frame) // 1024} KiB were sent to her, and she is still in the room: "
+            f"drop a member with more than MAX_QUEUED = {MAX_QUEUED // 1024} KiB waiting "
+            "(member.transport.get_write_buffer_size()), or its buffer grows without bound" + room.blame()
+        )
+    if room.room_size() < 2:
+        raise AssertionError("alice or bob was dropped too, though both read everything" + room.blame())
+    return f"{count} frames to bob, mallory dropped"
+
+
+def _one_frame(sock: socket.socket, decoder: p.FrameDecoder) -> bool:
+    """Read until ``decoder`` yields one frame; False if none comes within WAIT seconds."""
+    deadline = time.monotonic() + WAIT
+    while (frame := decoder.next_frame()) is None:
+        if time.monotonic() > deadline:
+            return False
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            data = sock.recv(65536)
+        except (TimeoutError, ConnectionError):
+            return False
+        if not data:
+            return False
+        decoder.feed(data)
+    return True
+
+
+def check_broadcast_handler(handle_client: Handler, show: bool = True) -> Report:
+    """Serve real loopback clients with ``handle_client(reader, writer, room)``.
+
+    Prints one PASS/FAIL line per case (unless ``show=False``) and returns the
+    :class:`~chatlab.exercises.Report`; ``bool(report)`` is True when all pass.
+    """
+    cases = [
+        ("the sender hears its own line", _hears_itself),
+        ("two clients hear each other", _two_hear_each_other),
+        ("a frame trickled one byte at a time arrives whole", _trickle),
+        ("two senders trickling at once: frames never interleave", _interleaved),
+        ("three frames glued in one send() arrive as three", _glued),
+        ("a client that leaves is taken out of the room", _leaves),
+        ("a client that leaves mid-frame is taken out of the room", _leaves_mid_frame),
+        ("a client speaking garbage is disconnected", _garbage),
+        ("a client that never reads is dropped; the others get everything", _never_reads),
+    ]
+    return run_cases("check_broadcast_handler", [(name, _case(handle_client, body)) for name, body in cases], show=show)

@@ -1,0 +1,380 @@
+"""Exercise for notebook 07: a two-priority writer (chat before file chunks), checked on real sockets.
+
+The student writes a class like chatlab's client writer, in miniature::
+
+    class TwoPriorityWriter:
+        def __init__(self, sock: socket.socket) -> None: ...
+        def send_chat(self, frame: bytes) -> None: ...    # any thread: queue a chat frame
+        def send_chunk(self, frame: bytes) -> None: ...   # any thread: queue a file chunk frame
+        def run(self, stop: threading.Event) -> None: ... # the one writer thread, until stop is set
+
+and checks it::
+
+    from chatlab.exercises import check_priority_writer
+    check_priority_writer(TwoPriorityWriter)
+
+The rules: only the thread in ``run`` ever sends on the socket, each frame
+whole (so no lock is needed around the socket); a chat frame that is waiting
+goes out before any waiting chunk; chat frames keep their order among
+themselves, and so do chunks; ``run`` returns soon after ``stop`` is set.
+
+The checker runs the writer on a real TCP connection over loopback with
+small kernel buffers and a receiver that reads slowly, so the writer spends
+most of its time blocked in ``sendall()`` like a sender on a slow link.  It
+decodes every byte that arrives as chatlab frames (so a frame cut by another
+one fails as it would in the chat), and during a running transfer it counts
+how many chunks arrive between a chat line being queued and the chat line
+itself: about what the kernel already holds with a priority writer, the
+whole queue with a first-in-first-out one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from .. import protocol as p
+from ..errors import ProtocolError
+from ._report import Report, run_cases
+from .recv import tcp_pair
+
+__all__ = ["check_priority_writer", "PriorityWriter"]
+
+CHUNK = 16 * 1024  # file data per chunk frame
+KERNEL_BUFFER = 64 * 1024  # SO_SNDBUF on the writer's socket and SO_RCVBUF on the reader's
+QUEUED_CHUNKS = 128  # chunks kept waiting during the running transfer: 2 MiB
+MAX_CHUNKS_AHEAD = 48  # a chat line may see at most this many chunks arrive before it (FIFO: about 128)
+STOP_GRACE = 1.0  # seconds run() may take to return after stop is set
+TIMEOUT = 5.0
+SEND_AT_MOST = 8 * 1024  # the most one send() takes
+
+
+class PriorityWriter(Protocol):
+    def send_chat(self, frame: bytes) -> None: ...
+
+    def send_chunk(self, frame: bytes) -> None: ...
+
+    def run(self, stop: threading.Event) -> None: ...
+
+
+WriterClass = Callable[[socket.socket], PriorityWriter]
+
+
+def chat_frame(text: str) -> bytes:
+    return p.encode(p.Say(text))
+
+
+def chunk_frame(index: int, size: int = CHUNK) -> bytes:
+    data = bytes([index % 251]) * size
+    return p.encode(p.FileChunk(stream_id=1, offset=index * size, data=data))
+
+
+class _Reader(threading.Thread):
+    """Reads the far end slowly, decodes frames, and notes when each arrived and how many chunks came before."""
+
+    def __init__(self, sock: socket.socket, pause: float = 0.0005, size: int = CHUNK) -> None:
+        super().__init__(name="chatlab-checker-reader", daemon=True)
+        self.sock = sock
+        self.pause = pause
+        self.size = size
+        self.frames: list[tuple[float, int, p.Frame]] = []  # (arrival time, chunks before it, frame)
+        self.chunks = 0
+        self.error: str | None = None
+        self.reading = threading.Event()  # cleared: the reader holds off (the kernel buffers fill up)
+        self.reading.set()
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        decoder = p.FrameDecoder()
+        try:
+            while not self._done.is_set():
+                if not self.reading.wait(0.05):
+                    continue
+                try:
+                    data = self.sock.recv(self.size)
+                except TimeoutError:
+                    continue
+                if not data:
+                    return
+                decoder.feed(data)
+                for frame in decoder:
+                    if frame.type == p.FrameType.FILE_CHUNK:
+                        self.chunks += 1
+                    self.frames.append((time.monotonic(), self.chunks, frame))
+                if self.pause:
+                    time.sleep(self.pause)  # a slow receiver: the writer's sendall() has to wait
+        except ProtocolError as exc:
+            self.error = str(exc)
+        except OSError:
+            pass
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(TIMEOUT)
+
+    def texts(self) -> list[str]:
+        return [p.decode_message(f).text for _, _, f in self.frames if f.type == p.FrameType.SAY]  # type: ignore[union-attr]
+
+    def offsets(self) -> list[int]:
+        return [p.decode_message(f).offset for _, _, f in self.frames if f.type == p.FrameType.FILE_CHUNK]  # type: ignore[union-attr]
+
+
+class _WatchedSocket:
+    """The writer's socket, noting which threads send on it (everything else is passed through)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self.senders: set[int] = set()
+
+    def send(self, data: Any, *args: Any) -> int:
+        # send() may always take fewer bytes than offered; here it does so every time it is
+        # given more than 8 KiB, as a busy connection would, so code that ignores its result shows.
+        self.senders.add(threading.get_ident())
+        return self._sock.send(memoryview(data)[:SEND_AT_MOST], *args)
+
+    def sendall(self, data: Any, *args: Any) -> None:
+        self.senders.add(threading.get_ident())
+        self._sock.sendall(data, *args)
+
+    def sendmsg(self, buffers: Any, *args: Any) -> int:
+        self.senders.add(threading.get_ident())
+        return self._sock.sendmsg(buffers, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _Rig:
+    """A TCP connection with small buffers, the student's writer on one end (in its thread), a reader on the other."""
+
+    def __init__(
+        self, writer_class: WriterClass, stack: contextlib.ExitStack, pause: float = 0.0005, read_size: int = CHUNK
+    ) -> None:
+        self.sender, receiver = stack.enter_context(tcp_pair(TIMEOUT, rcvbuf=KERNEL_BUFFER))
+        self.sender.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_BUFFER)
+        self.watched = _WatchedSocket(self.sender)
+        try:
+            self.writer = writer_class(self.watched)  # type: ignore[arg-type]
+        except NotImplementedError:
+            raise AssertionError("not written yet: creating the writer still raises NotImplementedError (write the missing code, then run this again)") from None
+        self.stop = threading.Event()
+        self.crash: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="chatlab-checker-writer", daemon=True)
+        self.reader = _Reader(receiver, pause, read_size)
+        self.reader.start()
+        self.thread.start()
+        stack.callback(self.close)
+
+    def _run(self) -> None:
+        try:
+            self.writer.run(self.stop)
+        except BaseException as exc:  # reported by the case, never printed by the thread
+            self.crash = exc
+
+    def call(self, method: str, frame: bytes) -> None:
+        try:
+            getattr(self.writer, method)(frame)
+        except NotImplementedError:
+            raise AssertionError(f"not written yet: {method}() still raises NotImplementedError (write the missing code, then run this again)") from None
+
+    def wait_for(self, count: int, timeout: float = TIMEOUT) -> None:
+        """Wait until the reader has ``count`` frames, or the writer has died, or ``timeout`` passed."""
+        deadline = time.monotonic() + timeout
+        while len(self.reader.frames) < count and self.reader.error is None and time.monotonic() < deadline:
+            if self.crash is not None or not self.thread.is_alive() or self.watched.senders - {self.thread.ident}:
+                return
+            time.sleep(0.005)
+
+    def check_alive(self) -> None:
+        others = self.watched.senders - {self.thread.ident}
+        if others:
+            raise AssertionError(
+                "frames were sent from another thread than the one in run() (the one that called send_chat or "
+                "send_chunk): two threads sending on one socket can cut each other's frames. Queue the frame; "
+                "only the writer thread sends"
+            )
+        if self.crash is not None:
+            if isinstance(self.crash, NotImplementedError):
+                raise AssertionError("not written yet: run() still raises NotImplementedError (write the missing code, then run this again)")
+            raise AssertionError(f"run() raised {type(self.crash).__name__}: {self.crash}")
+        if self.reader.error is not None:
+            raise AssertionError(
+                f"the receiver could not decode the stream ({self.reader.error}): a frame was cut. Either part "
+                "of it never went out (send() may take fewer bytes than it is given; sendall() loops until every "
+                "byte is sent), or another frame's bytes landed inside it (only one thread may send)"
+            )
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(STOP_GRACE)
+        # Closing the sending side ends the reader (end of stream) and unblocks a writer stuck in sendall().
+        with contextlib.suppress(OSError):
+            self.sender.shutdown(socket.SHUT_RDWR)
+        self.reader.stop()
+        if self.thread.is_alive():
+            # A writer waiting on its queue forever: wake it with one more frame; its send then fails and it ends.
+            with contextlib.suppress(Exception):
+                self.writer.send_chunk(b"")
+            self.thread.join(STOP_GRACE)
+
+
+def _scrambled(n: int) -> list[str]:
+    """n distinct chat lines of equal length whose byte order is not their sending order."""
+    return [f"line {(i * 37) % 101:03d}/{i:03d}" for i in range(n)]
+
+
+def check_priority_writer(writer_class: WriterClass, *, only: str | None = None, show: bool = True) -> Report:
+    """Run the student's two-priority writer on a slow loopback connection; print one line per case.
+
+    ``writer_class(sock)`` must return an object with ``send_chat(frame)``,
+    ``send_chunk(frame)`` and ``run(stop)``.  ``only="order"`` runs just the
+    cases whose name contains that text.  Returns the :class:`Report`.
+    """
+
+    def one_chat_line() -> str:
+        with contextlib.ExitStack() as stack:
+            rig = _Rig(writer_class, stack)
+            rig.call("send_chat", chat_frame("hello"))
+            rig.wait_for(1)
+            rig.check_alive()
+            assert rig.reader.texts() == ["hello"], (
+                f"the receiver got {rig.reader.texts()!r}, not ['hello']: run() must take each queued "
+                "frame and send all of its bytes"
+            )
+        return "arrived whole"
+
+    def chat_keeps_its_order() -> str:
+        lines = _scrambled(40)
+        with contextlib.ExitStack() as stack:
+            rig = _Rig(writer_class, stack)
+            for line in lines:
+                rig.call("send_chat", chat_frame(line))
+            rig.wait_for(len(lines))
+            rig.check_alive()
+            got = rig.reader.texts()
+        assert len(got) == len(lines), f"{len(got)} of {len(lines)} chat lines arrived"
+        assert got == lines, (
+            f"chat lines arrived out of order (sent {lines[:3]}..., got {got[:3]}...): frames of the same "
+            "priority must leave in the order they were queued (a priority queue that compares the frames "
+            "themselves sorts them by their bytes)"
+        )
+        return f"{len(lines)} lines in order"
+
+    def chunks_keep_their_order() -> str:
+        with contextlib.ExitStack() as stack:
+            rig = _Rig(writer_class, stack, pause=0)
+            for i in range(40):
+                rig.call("send_chunk", chunk_frame(i, 1024))
+            rig.wait_for(40)
+            rig.check_alive()
+            got = rig.reader.offsets()
+        expected = [i * 1024 for i in range(40)]
+        assert len(got) == len(expected), f"{len(got)} of {len(expected)} chunks arrived"
+        assert got == expected, "file chunks arrived out of order: chunks must leave in the order they were queued"
+        return f"{len(got)} chunks in order"
+
+    def frames_arrive_whole() -> str:
+        # Big chat frames from two threads while chunks flow, to a reader that takes 4 KiB at a time: the
+        # writer is blocked in the middle of a frame most of the time, which is when a second sender would
+        # slip its bytes in between, or a send() would take only part of a frame.
+        big_lines = {name: [f"{name}{i:02d}" + name * 50_000 for i in range(10)] for name in "xy"}
+        with contextlib.ExitStack() as stack:
+            rig = _Rig(writer_class, stack, pause=0.0002, read_size=4096)
+            for i in range(32):
+                rig.call("send_chunk", chunk_frame(i))
+
+            def chatter(name: str) -> None:
+                for line in big_lines[name]:
+                    with contextlib.suppress(AssertionError, OSError):
+                        rig.call("send_chat", chat_frame(line))
+
+            threads = [threading.Thread(target=chatter, args=(name,), daemon=True) for name in "xy"]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(TIMEOUT if not rig.watched.senders - {rig.thread.ident} else 0.5)
+            rig.wait_for(32 + 20)
+            rig.check_alive()
+            got = rig.reader.texts()
+            offsets = rig.reader.offsets()
+        sent = big_lines["x"] + big_lines["y"]
+        assert sorted(got) == sorted(sent), (
+            f"{len(got)} of {len(sent)} big chat lines arrived intact: every frame queued must be sent, whole"
+        )
+        assert offsets == [i * CHUNK for i in range(32)], f"{len(offsets)} of 32 chunks arrived intact"
+        return f"{len(got)} chat frames of 50 kB from two threads and 32 chunks, all intact"
+
+    def chat_overtakes_a_running_transfer() -> str:
+        with contextlib.ExitStack() as stack:
+            rig = _Rig(writer_class, stack, pause=0.004)  # about 4 MB/s: 2 MiB of chunks take half a second
+            queued = 0
+            ahead: list[int] = []  # per chat line: chunks that arrived between its send_chat and itself
+            delays: list[float] = []
+            for i in range(QUEUED_CHUNKS):  # the big window of notebook 07: the file released at once
+                rig.call("send_chunk", chunk_frame(i))
+                queued += 1
+            time.sleep(0.1)  # the writer is now blocked in sendall(): kernel buffers full, the rest queued
+            for n in range(5):
+                before = rig.reader.chunks
+                sent_at = time.monotonic()
+                text = f"ping {n}"
+                rig.call("send_chat", chat_frame(text))
+                deadline = time.monotonic() + TIMEOUT * 2
+                arrived = None
+                while arrived is None and time.monotonic() < deadline:
+                    rig.check_alive()
+                    for at, chunks_before, frame in list(rig.reader.frames):
+                        if frame.type == p.FrameType.SAY and p.decode_message(frame).text == text:  # type: ignore[union-attr]
+                            arrived = (at, chunks_before)
+                    time.sleep(0.002)
+                assert arrived is not None, f"chat line {n} did not arrive within {TIMEOUT * 2:g} s"
+                ahead.append(arrived[1] - before)
+                delays.append(arrived[0] - sent_at)
+                for _ in range(ahead[-1]):  # keep the transfer running: refill what was delivered
+                    rig.call("send_chunk", chunk_frame(queued))
+                    queued += 1
+            rig.check_alive()
+        typical = statistics.median(ahead)
+        detail = (
+            f"a chat line waited behind {typical:.0f} chunks (median; {QUEUED_CHUNKS} were queued), "
+            f"{statistics.median(delays) * 1000:.0f} ms"
+        )
+        assert typical <= MAX_CHUNKS_AHEAD, (
+            f"{detail}: it waited for the chunks queued before it. A chat frame that is waiting must go "
+            "before every chunk that is waiting: look at the chat queue before taking each chunk"
+        )
+        return detail
+
+    def returns_after_stop() -> str:
+        with contextlib.ExitStack() as stack:
+            rig = _Rig(writer_class, stack)
+            rig.call("send_chat", chat_frame("last words"))
+            rig.wait_for(1)
+            time.sleep(0.05)  # the queues are empty: the writer is waiting for work
+            started = time.monotonic()
+            rig.stop.set()
+            rig.thread.join(STOP_GRACE)
+            took = time.monotonic() - started
+            assert not rig.thread.is_alive(), (
+                f"run() still running {STOP_GRACE:g} s after stop was set: wait for frames with a timeout "
+                "and check stop in between"
+            )
+            rig.check_alive()
+        return f"returned after {took * 1000:.0f} ms"
+
+    cases: list[tuple[str, Callable[[], Any]]] = [
+        ("one chat frame", one_chat_line),
+        ("chat lines keep their order", chat_keeps_its_order),
+        ("file chunks keep their order", chunks_keep_their_order),
+        ("frames arrive whole (chat from two threads during a transfer)", frames_arrive_whole),
+        ("chat overtakes a running transfer", chat_overtakes_a_running_transfer),
+        ("returns soon after stop is set", returns_after_stop),
+    ]
+    if only is not None:
+        cases = [(name, case) for name, case in cases if only in name]
+    return run_cases("check_priority_writer", cases, show=show)

@@ -1,0 +1,266 @@
+"""Measure the four servers side by side (notebook 08), quickly enough for class.
+
+Each server runs in its own process (``python -m chatlab.fourways KIND``),
+so its memory, thread count and CPU time are its own and the load
+generator, in this process, does not share its GIL.  The load generator is
+one thread with ``selectors``, for every server alike.
+
+Two measurements per server:
+
+* :func:`rounds`: ``n`` clients; in each round every client sends one frame
+  and waits until every client has received all ``n``: delivered messages
+  per second and the latency of each delivery (send to receipt);
+* :func:`footprint`: open ``n`` idle connections, see how much memory and
+  how many threads the server process gained, per connection.
+
+CPU per delivery is the server's CPU time (user + system) over the rounds
+divided by the deliveries.  Memory, threads and CPU need :mod:`psutil`
+(``pip install psutil``); without it those columns are ``None``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import selectors
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Iterator, cast
+
+from .. import protocol as p
+
+try:
+    import psutil
+except ImportError:  # measured without memory, threads and CPU
+    psutil = None
+
+Address = tuple[str, int]
+KINDS = ("blocking", "threaded", "selector", "asyncio")
+
+
+@dataclass
+class RoundsResult:
+    kind: str
+    clients: int
+    expected: int  # deliveries a working server makes: clients * clients * rounds
+    delivered: int
+    seconds: float
+    messages_per_s: float
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    cpu_us_per_delivery: float | None
+
+
+@dataclass
+class Footprint:
+    kind: str
+    connections: int
+    kib_per_connection: float | None
+    threads_per_connection: float | None
+
+
+@contextlib.contextmanager
+def server_process(kind: str) -> Iterator[tuple[Address, Any]]:
+    """Start ``python -m chatlab.fourways KIND``; yield its address and a psutil.Process (or None)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chatlab.fourways", kind],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        yield ("127.0.0.1", port), (psutil.Process(proc.pid) if psutil else None)
+    finally:
+        if proc.stdin:
+            proc.stdin.close()  # the server stops when its stdin closes
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+
+
+def _cpu_seconds(process: Any) -> float | None:
+    if process is None:
+        return None
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def _connect(address: Address, n: int) -> list[socket.socket]:
+    socks = []
+    try:
+        for _ in range(n):
+            sock = socket.create_connection(address, timeout=5)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setblocking(False)
+            socks.append(sock)
+    except BaseException:
+        for sock in socks:
+            sock.close()
+        raise
+    return socks
+
+
+def _wait_until_in_room(socks: list[socket.socket], decoders: dict, sel: selectors.BaseSelector, timeout: float = 1.0) -> None:
+    """Each client in turn pings and waits for its own ping to come back.
+
+    connect() returns once the kernel has queued the connection, before the
+    server has accept()ed it, and a broadcast reaches only clients already in
+    the room.  The blocking server never takes the second client: give up on
+    it after ``timeout``.
+    """
+    for token, sock in enumerate(socks):
+        sock.sendall(p.encode(p.Ping(token)))
+        deadline = time.perf_counter() + timeout
+        back = False
+        while not back and time.perf_counter() < deadline:
+            for key, _ in sel.select(timeout=max(0.0, deadline - time.perf_counter())):
+                data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+                decoders[key.fileobj].feed(data)
+                for frame in decoders[key.fileobj]:
+                    if key.fileobj is sock and p.decode_message(frame) == p.Ping(token):
+                        back = True
+        if not back:
+            return
+
+
+def rounds(kind: str, clients: int, n_rounds: int = 10, round_timeout: float = 1.0) -> RoundsResult:
+    """Run ``n_rounds`` broadcast rounds with ``clients`` clients against a fresh server process."""
+    expected = clients * clients * n_rounds
+    latencies: list[float] = []
+    with server_process(kind) as (address, process):
+        socks = _connect(address, clients)
+        sel = selectors.DefaultSelector()
+        decoders = {sock: p.FrameDecoder() for sock in socks}
+        for sock in socks:
+            sel.register(sock, selectors.EVENT_READ)
+        _wait_until_in_room(socks, decoders, sel)
+        cpu_before = _cpu_seconds(process)
+        start = time.perf_counter()
+        stalled = False
+        try:
+            for round_no in range(n_rounds):
+                sent_at = {}
+                for i, sock in enumerate(socks):
+                    sent_at[i] = time.perf_counter()
+                    sock.sendall(p.encode(p.Say(text=f"{round_no} {i}")))
+                waiting = clients * clients
+                deadline = time.perf_counter() + round_timeout
+                while waiting and time.perf_counter() < deadline:
+                    for key, _ in sel.select(timeout=max(0.0, deadline - time.perf_counter())):
+                        sock = cast(socket.socket, key.fileobj)
+                        data = sock.recv(65536)
+                        if not data:
+                            raise ConnectionError("the server closed a client")
+                        now = time.perf_counter()
+                        decoders[sock].feed(data)
+                        for frame in decoders[sock]:
+                            said = p.decode_message(frame)
+                            if not isinstance(said, p.Say) or not said.text.startswith(f"{round_no} "):
+                                continue  # a late warm-up ping
+                            sender = int(said.text.split()[1])
+                            latencies.append(now - sent_at[sender])
+                            waiting -= 1
+                if waiting:
+                    stalled = True  # the blocking server never serves the second client
+                    break
+        finally:
+            seconds = time.perf_counter() - start
+            cpu_after = _cpu_seconds(process)
+            sel.close()
+            for sock in socks:
+                sock.close()
+    delivered = len(latencies)
+    cpu = None  # the OS counts CPU time in ticks of about 10 ms: too short a run says nothing
+    if cpu_before is not None and cpu_after is not None and delivered and cpu_after - cpu_before >= 0.05:
+        cpu = (cpu_after - cpu_before) / delivered * 1e6
+    ordered = sorted(latencies)
+    return RoundsResult(
+        kind, clients, expected, delivered, seconds,
+        delivered / seconds if seconds > 0 else 0.0,
+        statistics.median(ordered) * 1000 if ordered else None,
+        ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000 if ordered else None,
+        cpu,
+    )
+
+
+def footprint(kind: str, connections: int = 100, settle: float = 0.5) -> Footprint:
+    """Memory (KiB) and threads the server process gains per idle connection."""
+    with server_process(kind) as (address, process):
+        if process is None:
+            return Footprint(kind, connections, None, None)
+        time.sleep(0.1)
+        rss_before, threads_before = process.memory_info().rss, process.num_threads()
+        socks = _connect(address, connections)
+        try:
+            for sock in socks:  # one frame each, so every server has really taken each client on
+                sock.sendall(p.encode(p.Ping(0)))
+            time.sleep(settle)
+            rss_after, threads_after = process.memory_info().rss, process.num_threads()
+        finally:
+            for sock in socks:
+                sock.close()
+    return Footprint(
+        kind, connections,
+        (rss_after - rss_before) / 1024 / connections,
+        (threads_after - threads_before) / connections,
+    )
+
+
+def compare(kinds: tuple[str, ...] = KINDS, client_counts: tuple[int, ...] = (1, 4, 16, 64),
+            n_rounds: int = 20, connections: int = 100) -> tuple[list[RoundsResult], list[Footprint]]:
+    """Every server at every client count, then each one's footprint."""
+    results = [rounds(kind, n, n_rounds) for kind in kinds for n in client_counts]
+    footprints = [footprint(kind, connections) for kind in kinds]
+    return results, footprints
+
+
+def table(rows: list[Any]) -> str:
+    """A plain-text table of dataclass rows (numbers rounded for reading)."""
+    dicts = [asdict(row) for row in rows]
+    if not dicts:
+        return ""
+    cols = list(dicts[0])
+
+    def fmt(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, float):
+            return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.2f}"
+        return str(value)
+
+    cells = [[fmt(d[c]) for c in cols] for d in dicts]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(cols, widths))]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
+    return "\n".join(lines)
+
+
+def plot(results: list[RoundsResult]) -> Any:
+    """Messages/s and median latency against the number of clients, one line per server.
+
+    Only runs where every message arrived are drawn: the blocking server's
+    line stops at one client."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax_rate, ax_lat) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for kind in dict.fromkeys(r.kind for r in results):
+        mine = [r for r in results if r.kind == kind]
+        ok = [r for r in mine if r.delivered == r.expected]
+        ax_rate.plot([r.clients for r in ok], [r.messages_per_s for r in ok], marker="o", label=kind)
+        ax_lat.plot([r.clients for r in ok], [r.latency_p50_ms for r in ok], marker="o", label=kind)
+    ax_rate.set(xscale="log", yscale="log", xlabel="clients", ylabel="delivered messages/s",
+                title="delivered messages/s")
+    ax_lat.set(xscale="log", yscale="log", xlabel="clients", ylabel="median latency (ms)",
+               title="latency (send to receipt)")
+    for ax in (ax_rate, ax_lat):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,41 @@
+"""Notebook 09's exercise: a client that reconnects and resumes (same body as in the notebook)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Callable
+
+from chatlab import protocol as p
+
+
+def next_count(sock: socket.socket, decoder: p.MessageDecoder) -> int:
+    """The server's next count (a PONG's token); EOFError when it closed."""
+    while True:
+        for message in decoder:
+            if isinstance(message, p.Pong):
+                return message.token
+        data = sock.recv(4096)
+        if not data:
+            raise EOFError("the server closed the connection")
+        decoder.feed(data)
+
+
+def upload_lines(connect: Callable[[], socket.socket], lines: list[str]) -> None:
+    while True:
+        try:
+            sock = connect()
+        except (ConnectionRefusedError, TimeoutError):
+            time.sleep(0.1)  # not up yet, or no answer: try again
+            continue
+        try:
+            with sock:
+                sock.settimeout(1.0)  # a silent peer must not hold us forever
+                decoder = p.MessageDecoder()
+                held = next_count(sock, decoder)  # where the server says to resume
+                while held < len(lines):
+                    sock.sendall(p.encode(p.Say(lines[held])))
+                    held = next_count(sock, decoder)
+                return
+        except (ConnectionError, TimeoutError, EOFError):
+            continue  # reset, closed or silent: reconnect and ask where to resume

@@ -1,0 +1,189 @@
+"""check_priority_writer (notebook 07): the reference passes, classic wrong answers FAIL with a hint.
+
+Each wrong answer is one a student is likely to write for the two-priority
+writer; the test asserts which case fails and that the hint names the concept.
+The checker runs on real loopback sockets, so these tests take a few seconds.
+"""
+
+from __future__ import annotations
+
+import queue
+import socket
+import threading
+import time
+
+import pytest
+from solutions.priority_writer import TwoPriorityWriter
+
+from chatlab.exercises import check_priority_writer
+
+
+class Unsolved:
+    """The student edition's stub."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        raise NotImplementedError()
+
+
+class OneFifoQueue(TwoPriorityWriter):
+    """Everything in one first-in-first-out queue: chat waits behind every chunk queued before it."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.frames: queue.Queue[bytes] = queue.Queue()
+
+    def send_chat(self, frame: bytes) -> None:
+        self.frames.put(frame)
+
+    def send_chunk(self, frame: bytes) -> None:
+        self.frames.put(frame)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                frame = self.frames.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            self.sock.sendall(frame)
+
+
+class PriorityWithoutSequence(TwoPriorityWriter):
+    """(priority, frame) in a PriorityQueue: equal priorities are ordered by the frames' bytes."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.frames: queue.PriorityQueue[tuple[int, bytes]] = queue.PriorityQueue()
+
+    def send_chat(self, frame: bytes) -> None:
+        self.frames.put((0, frame))
+
+    def send_chunk(self, frame: bytes) -> None:
+        self.frames.put((1, frame))
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                _, frame = self.frames.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            self.sock.sendall(frame)
+
+
+class ChatSentByTheCaller(TwoPriorityWriter):
+    """Chat "first" by sending it at once from the calling thread: two threads on one socket."""
+
+    def send_chat(self, frame: bytes) -> None:
+        self.sock.sendall(frame)
+
+
+class SendInsteadOfSendall(TwoPriorityWriter):
+    """send() may take only part of a frame; the rest is lost."""
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                _, _, frame = self._queue.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            self.sock.send(frame)
+
+
+class WaitsWithoutTimeout(TwoPriorityWriter):
+    """queue.get() without a timeout: stop is never looked at while the queues are empty."""
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            _, _, frame = self._queue.get()
+            self.sock.sendall(frame)
+
+
+class DrainsChunksInBatches(TwoPriorityWriter):
+    """Two queues, but every waiting chunk is sent before chat is looked at again."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.chat: queue.Queue[bytes] = queue.Queue()
+        self.chunks: queue.Queue[bytes] = queue.Queue()
+
+    def send_chat(self, frame: bytes) -> None:
+        self.chat.put(frame)
+
+    def send_chunk(self, frame: bytes) -> None:
+        self.chunks.put(frame)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            while not self.chat.empty():
+                self.sock.sendall(self.chat.get())
+            while not self.chunks.empty():
+                self.sock.sendall(self.chunks.get())
+            time.sleep(0.01)
+
+
+class ChatAsAStack(DrainsChunksInBatches):
+    """The newest chat line first (a LIFO queue): chat lines come out reversed."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(sock)
+        self.chat = queue.LifoQueue()
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            if not self.chat.empty():
+                self.sock.sendall(self.chat.get())
+                continue
+            try:
+                self.sock.sendall(self.chunks.get(timeout=0.01))
+            except queue.Empty:
+                pass
+
+
+# (wrong answer, the case that must fail, words its hint must contain)
+WRONG_ANSWERS: list[tuple[type, str, str]] = [
+    (Unsolved, "one chat frame", "not written yet"),
+    (OneFifoQueue, "chat overtakes a running transfer", "must go before every chunk"),
+    (PriorityWithoutSequence, "chat lines keep their order", "order they were queued"),
+    (ChatSentByTheCaller, "frames arrive whole", "only the writer thread sends"),
+    (SendInsteadOfSendall, "frames arrive whole", "sendall() loops"),
+    (WaitsWithoutTimeout, "returns soon after stop is set", "with a timeout"),
+    (DrainsChunksInBatches, "chat overtakes a running transfer", "before taking each chunk"),
+    (ChatAsAStack, "chat lines keep their order", "order they were queued"),
+]
+
+
+def test_the_reference_passes() -> None:
+    report = check_priority_writer(TwoPriorityWriter, show=False)
+    assert report, report.summary()
+
+
+@pytest.mark.parametrize(("writer", "case", "hint"), WRONG_ANSWERS, ids=[w.__name__ for w, _, _ in WRONG_ANSWERS])
+def test_a_classic_wrong_answer_fails_with_a_hint(writer: type, case: str, hint: str) -> None:
+    report = check_priority_writer(writer, only=case, show=False)
+    assert report.results, f"no case is called {case!r}"
+    failed = {r.name: r.detail for r in report.results if not r.passed}
+    matching = [name for name in failed if name.startswith(case)]
+    assert matching, f"case {case!r} did not fail: {report.summary()}"
+    assert hint in failed[matching[0]], failed[matching[0]]
+
+
+def test_an_unsolved_stub_prints_fail_lines_leaves_no_thread_and_never_raises(capsys: pytest.CaptureFixture[str]) -> None:
+    class StubbedRun(TwoPriorityWriter):
+        def run(self, stop: threading.Event) -> None:
+            raise NotImplementedError()
+
+    crashes: list[object] = []
+    old_hook = threading.excepthook
+    threading.excepthook = crashes.append
+    try:
+        before = threading.active_count()
+        stubs: list[type] = [Unsolved, StubbedRun, WaitsWithoutTimeout]
+        for stub in stubs:
+            report = check_priority_writer(stub)
+            assert not report
+        out = capsys.readouterr().out
+        assert "[FAIL]" in out and "not written yet" in out
+        time.sleep(0.2)
+        assert threading.active_count() <= before  # every reader and writer thread ended
+    finally:
+        threading.excepthook = old_hook
+    assert crashes == []  # no thread died with a traceback

@@ -1,0 +1,219 @@
+"""chatlab.failures (notebook 09's tools) and the reconnect exercise's checker."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from typing import Callable
+
+import pytest
+
+import chatlab
+from chatlab import protocol as p
+from chatlab.exercises.reconnect import check_upload_lines
+from chatlab.failures import BlackHole, abort, full_backlog_listener, keepalive_settings, set_keepalive
+from solutions.reconnect import next_count, upload_lines as reference
+
+
+def test_abort_sends_a_rst_the_peer_sees_as_econnreset() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        conn, _ = listener.accept()
+        with conn:
+            abort(client)
+            conn.settimeout(3)
+            with pytest.raises(ConnectionResetError):
+                conn.recv(100)
+
+
+def test_full_backlog_listener_leaves_connect_unanswered_or_refused() -> None:
+    listener, fillers = full_backlog_listener()
+    try:
+        assert fillers, "at least one connection fills the queue"
+        with pytest.raises((TimeoutError, ConnectionRefusedError)):
+            socket.create_connection(listener.getsockname(), timeout=0.5).close()
+    finally:
+        for sock in (listener, *fillers):
+            sock.close()
+
+
+def test_black_hole_forwards_then_swallows_without_closing() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as target, BlackHole(target.getsockname()) as hole:
+        client = socket.create_connection(hole.address, timeout=3)
+        conn, _ = target.accept()
+        with client, conn:
+            client.sendall(b"ping")
+            conn.settimeout(3)
+            assert conn.recv(100) == b"ping"
+            hole.vanish()
+            client.sendall(b"hello?")  # accepted by the hole's kernel: no error
+            conn.sendall(b"answer")
+            client.settimeout(0.5)
+            with pytest.raises(TimeoutError):  # nothing comes back, and no FIN either
+                client.recv(100)
+            conn.settimeout(0.5)
+            with pytest.raises(TimeoutError):
+                conn.recv(100)
+
+
+def test_the_servers_application_ping_drops_a_vanished_client() -> None:
+    with chatlab.Server(port=0, ping_interval=0.3, ping_timeout=0.6) as server, BlackHole(server.address) as hole:
+        with chatlab.Client.connect(server.address, nick="bob") as bob, \
+                chatlab.Client.connect(hole.address, nick="alice") as alice:
+            alice.say("hi")
+            assert bob.wait_for(chatlab.ChatMessage, timeout=3).text == "hi"
+            hole.vanish()
+            notice = bob.wait_for(chatlab.Notice, timeout=5, predicate=lambda n: n.kind == "quit")
+            assert notice.nick == "alice" and "ping timeout" in notice.text
+            server.stop()  # before the clients close: no PING on its way to a closing client
+
+
+def test_set_keepalive_sets_what_the_os_has() -> None:
+    with socket.socket() as sock:
+        described = set_keepalive(sock, idle=11, interval=4, count=3)
+        settings = keepalive_settings(sock)
+        assert settings["SO_KEEPALIVE"] != 0 and "SO_KEEPALIVE=1" in described
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            assert settings["TCP_KEEPIDLE"] == 11
+        if hasattr(socket, "TCP_KEEPINTVL"):
+            assert (settings["TCP_KEEPINTVL"], settings["TCP_KEEPCNT"]) == (4, 3)
+
+
+# ------------------------------------------------------------------ the checker
+
+
+def test_checker_passes_the_reference() -> None:
+    report = check_upload_lines(reference, show=False)
+    assert report, report.summary()
+
+
+def stub(connect, lines):  # type: ignore[no-untyped-def]
+    raise NotImplementedError()
+
+
+def _session(sock: socket.socket, lines: list[str], start: Callable[[int], int]) -> None:
+    sock.settimeout(1.0)
+    decoder = p.MessageDecoder()
+    held = start(next_count(sock, decoder))
+    while held < len(lines):
+        sock.sendall(p.encode(p.Say(lines[held])))
+        held = next_count(sock, decoder)
+
+
+def connects_once(connect, lines):  # type: ignore[no-untyped-def]
+    with connect() as sock:
+        _session(sock, lines, lambda announced: announced)
+
+
+def no_timeout(connect, lines):  # type: ignore[no-untyped-def]
+    while True:
+        try:
+            sock = connect()
+        except (ConnectionRefusedError, TimeoutError):
+            time.sleep(0.1)
+            continue
+        try:
+            with sock:
+                decoder = p.MessageDecoder()  # never sets a timeout: a silent server holds it forever
+                held = next_count(sock, decoder)
+                while held < len(lines):
+                    sock.sendall(p.encode(p.Say(lines[held])))
+                    held = next_count(sock, decoder)
+                return
+        except (ConnectionError, EOFError):
+            continue
+
+
+def _retrying(resume: Callable[[int, int], int]):  # type: ignore[no-untyped-def]
+    """A reconnecting client that resumes at ``resume(announced, acknowledged_by_me)``."""
+    def upload(connect, lines):  # type: ignore[no-untyped-def]
+        acked = 0
+        while True:
+            try:
+                sock = connect()
+            except (ConnectionRefusedError, TimeoutError):
+                time.sleep(0.1)
+                continue
+            try:
+                with sock:
+                    sock.settimeout(1.0)
+                    decoder = p.MessageDecoder()
+                    held = resume(next_count(sock, decoder), acked)
+                    while held < len(lines):
+                        sock.sendall(p.encode(p.Say(lines[held])))
+                        acked = held = next_count(sock, decoder)
+                    return
+            except (ConnectionError, TimeoutError, EOFError):
+                continue
+    return upload
+
+
+resumes_from_its_own_acks = _retrying(lambda announced, acked: acked)
+restarts_from_scratch = _retrying(lambda announced, acked: 0)
+
+
+def b_empty_is_not_eof(connect, lines):  # type: ignore[no-untyped-def]
+    while True:
+        try:
+            sock = connect()
+        except (ConnectionRefusedError, TimeoutError):
+            time.sleep(0.1)
+            continue
+        try:
+            with sock:
+                sock.settimeout(1.0)
+                decoder = p.MessageDecoder()
+
+                def count() -> int:
+                    while True:
+                        for message in decoder:
+                            if isinstance(message, p.Pong):
+                                return message.token
+                        decoder.feed(sock.recv(4096))  # b'' means "nothing yet"? no: the peer closed
+
+                held = count()
+                while held < len(lines):
+                    sock.sendall(p.encode(p.Say(lines[held])))
+                    held = count()
+                return
+        except (ConnectionError, TimeoutError):
+            continue
+
+
+def only_resets(connect, lines):  # type: ignore[no-untyped-def]
+    while True:
+        try:
+            sock = connect()
+        except ConnectionRefusedError:
+            time.sleep(0.1)
+            continue  # a connect timeout escapes
+        try:
+            with sock:
+                _session(sock, lines, lambda announced: announced)
+                return
+        except (ConnectionResetError, EOFError, BrokenPipeError):
+            continue
+
+
+@pytest.mark.parametrize(
+    "wrong, failing_case, hint",
+    [
+        (stub, "no failure", "not written yet"),
+        (connects_once, "ECONNREFUSED", "call connect() again" if sys.platform != "win32" else "reconnecting"),
+        (no_timeout, "half-open", "without a timeout"),
+        (resumes_from_its_own_acks, "FIN", "more than once"),
+        (restarts_from_scratch, "FIN", "resume from the count the server announces"),
+        (b_empty_is_not_eof, "FIN", "b''"),
+        pytest.param(only_resets, "connect times out", "TimeoutError", marks=pytest.mark.skipif(
+            sys.platform == "win32", reason="Windows refuses (RST) instead of dropping SYNs to a full backlog")),
+    ],
+)
+def test_checker_fails_classic_wrong_answers(wrong, failing_case: str, hint: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    report = check_upload_lines(wrong, only=None if wrong is stub else failing_case)
+    out = capsys.readouterr().out
+    assert not report
+    failed = [r for r in report.results if not r.passed]
+    assert any(failing_case in r.name for r in failed), out
+    assert hint in " ".join(r.detail for r in failed if failing_case in r.name), out
+    assert "FAIL" in out and "Traceback" not in out
