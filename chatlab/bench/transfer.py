@@ -603,8 +603,9 @@ def run_netem(args: argparse.Namespace, work: Path, inbox: Path, probe: float) -
 
 
 WHY_NOT = {
-    DIRECT: "the receiver writes and hashes every byte in one Python thread, and the sender hashes the file beside "
-            "sendfile(); nc hashes nothing, and the two SHA-256 passes alone are about one core-second per 1.6 GB",
+    DIRECT: "both ends hash the file (SHA-256, about 0.2 CPU-seconds per 256 MiB each, in threads beside "
+            "sendfile() and recv_into) and the receiver fsyncs before it renames; nc does neither, and on two shared "
+            "cores those passes compete with the copying itself",
     RELAYED: "every byte crosses three Python processes on two cores and is hashed twice; nc hashes nothing",
     ONE_PROCESS: "server, sender and receiver share one interpreter: one GIL for the framing, the relay, both hashes "
                  "and the writes",
