@@ -373,7 +373,12 @@ def _chat_setup(
         alice = stack.enter_context(Client.connect(address, nick="alice", **options))
         if second_connection and profile is not None:
             direct_links: list[LinkEmulator] = []
-            stack.callback(lambda: [emulator.close() for emulator in direct_links])
+
+            def close_direct_links() -> None:
+                for emulator in direct_links:
+                    emulator.close()
+
+            stack.callback(close_direct_links)
 
             def through_alices_link(listening: tuple[str, int]) -> tuple[str, int]:
                 emulator = LinkEmulator(listening, profile).start()
