@@ -949,19 +949,20 @@ class Client:
         try:
             self._dispatch()  # frames that came with the welcome
             while True:
-                view = self._decoder.payload_buffer()  # a big chunk: straight into its own buffer, no copy
-                with self._socket_errors("connection broken"):
-                    if view is None:
-                        data = self._sock.recv(65536)
-                        got = len(data)
-                    else:
+                view = self._decoder.payload_buffer()
+                if view is not None:  # a big chunk: straight into its own buffer, no copy
+                    with self._socket_errors("connection broken"):
                         got = self._sock.recv_into(view)
-                if not got:
-                    break
-                if view is None:
-                    self._decoder.feed(data)
-                else:
+                    if not got:
+                        break
                     self._decoder.received(got)
+                    self._dispatch()
+                    continue
+                with self._socket_errors("connection broken"):
+                    data = self._sock.recv(65536)
+                if not data:
+                    break
+                self._decoder.feed(data)
                 self._dispatch()
         except ProtocolError as exc:
             reason = f"protocol error from the server: {exc}"

@@ -269,19 +269,18 @@ class Server:
         # then forwarded as is: one copy in, none on the way out (sendmsg takes the buffer).
         into = getattr(conn.codec, "payload_buffer", None)
         view = into() if into is not None else None
+        if view is not None:
+            self._recv_payload(conn, view)
+            return
         try:
-            data = conn.sock.recv(65536) if view is None else b""
-            got = len(data) if view is None else conn.sock.recv_into(view)
+            data = conn.sock.recv(65536)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
             self._disconnect(conn, f"connection broken ({exc.strerror or exc})")
             return
-        if not got:
+        if not data:
             self._disconnect(conn, "connection closed")
-            return
-        if view is not None:
-            self._recv_payload(conn, view, got)
             return
         if conn.codec is None:  # the first bytes say which framing this client speaks
             conn.first_bytes += data
@@ -298,15 +297,12 @@ class Server:
             return
         self._process(conn)
 
-    def _recv_payload(self, conn: Connection, view: memoryview, got: int) -> None:
-        """Go on reading a big payload while the kernel has bytes for it: a loopback socket hands
-        over 64 KiB or so per call, and a trip through select() for each piece costs more than the piece."""
+    def _recv_payload(self, conn: Connection, view: memoryview) -> None:
+        """Read a big payload into its own buffer, and go on while the kernel has bytes for it:
+        a loopback socket hands over 64 KiB or so per call, and a trip through select() for
+        each piece costs more than the piece."""
         codec: Any = conn.codec
-        while True:
-            codec.received(got)
-            view = view[got:]
-            if not view:
-                break  # complete: _process hands it on
+        while view:
             try:
                 got = conn.sock.recv_into(view)
             except (BlockingIOError, InterruptedError):
@@ -317,7 +313,9 @@ class Server:
             if not got:
                 self._disconnect(conn, "connection closed")
                 return
-        self._process(conn)
+            codec.received(got)
+            view = view[got:]
+        self._process(conn)  # complete or not, whatever is whole goes on
 
     def _process(self, conn: Connection) -> None:
         """Hand every complete event to the core, unless flood control or backpressure says wait."""
