@@ -21,6 +21,8 @@ import hashlib
 import queue
 import threading
 
+from .errors import TransferError
+
 PENDING = 4  # updates waiting at most (bounded memory: ~4 chunks); update() blocks beyond
 SMALL = 64 * 1024  # until the first update this big, hash in the caller's thread (no thread for a small file)
 
@@ -37,8 +39,11 @@ class BackgroundSha256:
         self._queue: queue.Queue[bytes | bytearray | memoryview | None] = queue.Queue(maxsize=PENDING)
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._error: Exception | None = None  # what went wrong in the thread, told by hexdigest()
 
     def update(self, data: bytes | bytearray | memoryview, /) -> None:
+        if self._closed and self._thread is not None:
+            return  # the file was closed: nobody will ask for this digest
         if self._thread is None:
             if len(data) < SMALL or self._closed:
                 self._sha.update(data)
@@ -53,13 +58,23 @@ class BackgroundSha256:
             try:
                 if data is None:
                     return
-                self._sha.update(data)  # releases the GIL for large buffers: it runs beside the reader
+                if self._error is None:
+                    self._sha.update(data)  # releases the GIL for large buffers: it runs beside the reader
+            except Exception as exc:  # noqa: BLE001 - never a thread traceback; hexdigest() says it
+                self._error = exc
             finally:
                 self._queue.task_done()
 
     def hexdigest(self) -> str:
+        """The digest of everything given so far (waits for the thread to catch up).
+
+        Raises:
+            TransferError: hashing failed in the thread.
+        """
         if self._thread is not None:
             self._queue.join()
+        if self._error is not None:
+            raise TransferError(f"hashing the file failed: {self._error}")
         return self._sha.hexdigest()
 
     def close(self) -> None:

@@ -172,3 +172,37 @@ def test_a_chunk_always_fits_in_the_window(rtts):
         now += rtt
         w.on_ack(now, w.sent)
         assert w.chunk_size <= w.window_bytes and w.allowance(now) >= w.chunk_size  # nothing in flight: it may go
+
+
+# ------------------------------------------------------ hashing beside the reader
+
+
+def test_background_sha256_matches_hashlib_in_order_and_ends_its_thread():
+    import threading
+
+    from chatlab.hashing import BackgroundSha256
+
+    pieces = [os.urandom(n) for n in (10, 70_000, 5, 300_000, 64 * 1024, 1)]
+    digest = BackgroundSha256()
+    for piece in pieces:
+        digest.update(memoryview(piece))
+    assert digest.hexdigest() == hashlib.sha256(b"".join(pieces)).hexdigest()
+    before = {t for t in threading.enumerate() if t.name == "chatlab-sha256"}
+    digest.close()
+    for thread in before:
+        thread.join(5)
+        assert not thread.is_alive()
+
+
+def test_background_sha256_reports_a_failure_instead_of_a_thread_traceback():
+    from chatlab.errors import TransferError
+    from chatlab.hashing import BackgroundSha256
+
+    digest = BackgroundSha256()
+    digest.update(b"x" * 100_000)
+    released = memoryview(bytearray(100_000))
+    released.release()
+    digest.update(released)  # hashing it fails in the thread
+    with pytest.raises(TransferError, match="hashing the file failed"):
+        digest.hexdigest()
+    digest.close()

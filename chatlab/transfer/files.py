@@ -192,7 +192,11 @@ class PartFile:
                 and resuming from them could never succeed).
             TransferError: flushing or renaming failed.
         """
-        actual = self.hexdigest()
+        try:
+            actual = self.hexdigest()
+        except TransferError:  # a digest that hashes in its own thread failed there
+            self.close()
+            raise
         if actual != sha256.lower():
             self.discard()
             raise ChecksumMismatch(self.name, sha256.lower(), actual)
