@@ -537,8 +537,7 @@ class Client:
                 self._direct_in[offer.stream_id] = path
                 path.thread = threading.Thread(target=self._receive_direct, args=(offer.stream_id, incoming, path),
                                                name=f"chatlab-direct-in-{self.nick}", daemon=True)
-                self._direct_threads.append(path.thread)
-                path.thread.start()
+                self._keep_direct_thread(path.thread)
         self._reply(p.encode(accept))
         self._events.put(FileStarted(incoming.sender, incoming.name, incoming.part_path, incoming.size, accept.offset))
 
@@ -726,8 +725,12 @@ class Client:
         if address is not None and transfer.outgoing.state is TransferState.ACTIVE:
             thread = threading.Thread(target=self._send_direct, args=(transfer, address),
                                       name=f"chatlab-direct-out-{self.nick}", daemon=True)
-            self._direct_threads.append(thread)
-            thread.start()
+            self._keep_direct_thread(thread)
+
+    def _keep_direct_thread(self, thread: threading.Thread) -> None:
+        """Start a direct-path thread and keep it for close() to join (the ended ones are let go)."""
+        self._direct_threads = [t for t in self._direct_threads if t.is_alive()] + [thread]
+        thread.start()
 
     # ------------------------------------------------ the direct path (sender)
 
