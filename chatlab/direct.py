@@ -183,13 +183,20 @@ class DirectListener:
 def hash_file(fd: int, size: int, into: list[str]) -> None:
     """SHA-256 of the first ``size`` bytes of ``fd``, read with ``pread`` (no shared file offset)."""
     digest = hashlib.sha256()
+    buffer = memoryview(bytearray(BUFFER_SIZE))  # reused: preadv() reads into it, no new bytes per block
     offset = 0
     while offset < size:
-        block = os.pread(fd, min(BUFFER_SIZE, size - offset), offset)
-        if not block:
+        want = min(BUFFER_SIZE, size - offset)
+        if hasattr(os, "preadv"):
+            n = os.preadv(fd, [buffer[:want]], offset)
+            block = buffer[:n]
+        else:
+            block = memoryview(os.pread(fd, want, offset))
+            n = len(block)
+        if not n:
             break
         digest.update(block)  # releases the GIL for large blocks: it runs beside sendfile()
-        offset += len(block)
+        offset += n
     into.append(digest.hexdigest())
 
 
