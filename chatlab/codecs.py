@@ -112,34 +112,21 @@ class BinaryCodec:
         return p.encode(message)
 
 
-class RefuseText:
+class RefuseText(BinaryCodec):
     """Today's answer to a client that does not speak chatlab frames: a clear error, then close.
 
-    The error is a binary frame (that is what the server always sent); a text
-    codec that speaks the client's language replaces this class.
+    The error is a binary frame (that is what the server always sent): the frame
+    decoder itself reports the bad magic byte.  A text codec that speaks the
+    client's language replaces this class.
     """
 
     accepts_files = False
-    shared_encoding: ClassVar[bool] = True
-
-    def __init__(self, max_payload: int = p.MAX_PAYLOAD) -> None:
-        self.decoder = p.FrameDecoder(max_payload)  # reports the bad magic byte exactly as before
-
-    @property
-    def buffered(self) -> int:
-        return self.decoder.buffered
-
-    def feed(self, data: bytes) -> None:
-        self.decoder.feed(data)
 
     def next_event(self) -> p.Message | p.Frame | None:
         frame = self.decoder.next_frame()  # raises RemoteProtocolError for text
         if frame is None:
             return None
         raise RemoteProtocolError("not a chatlab frame")  # pragma: no cover - a whole frame means it was binary
-
-    def encode(self, message: p.Message) -> bytes:
-        return p.encode(message)
 
 
 #: The codec for connections that do not start with chatlab's magic and version.

@@ -3,12 +3,15 @@
 It needs no setup: the server binds port 0 on 127.0.0.1, three clients chat
 (rooms, a whisper, an action, a join, a file sent while they talk, and a
 quit), and the transcript shows each event once, in the order it happened,
-with the clients that received it, so you can see who hears what.
+with the clients that received it, so you can see who hears what.  A fourth
+user, dave, types IRC lines into a plain socket, as ``nc`` would: the lines he
+reads are shown under each step, so the same chat is seen in both framings.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -37,12 +40,57 @@ def describe_event(event: Any) -> str:
     return repr(event)
 
 
+class TextClient:
+    """A user on a plain text connection, typing IRC lines as ``nc`` or ``telnet`` would.
+
+    The server tells it from chatlab's own clients by its first bytes (not
+    ``0xC4 0x01``) and answers in IRC (RFC 1459) lines.
+    """
+
+    def __init__(self, address: tuple[str, int], nick: str) -> None:
+        self.nick = nick
+        self.sock = socket.create_connection(address, timeout=5)
+        self.lines = self.sock.makefile("rb")
+        self.send(f"NICK {nick}", f"USER {nick} 0 * :{nick} on a plain socket")
+        self.read_until(" 366 ")  # RPL_ENDOFNAMES: registered, and in #lobby
+        self.pings = 0
+
+    def send(self, *lines: str) -> None:
+        self.sock.sendall("".join(line + "\r\n" for line in lines).encode())
+
+    def read_until(self, marker: str) -> list[str]:
+        lines = []
+        while True:
+            raw = self.lines.readline()
+            if not raw:
+                raise ConnectionError(f"the server closed {self.nick}'s connection")
+            lines.append(raw.decode().rstrip("\r\n"))
+            if marker in lines[-1]:
+                return lines
+
+    def pending(self) -> list[str]:
+        """The lines the server has sent so far: our PING's PONG comes after all of them."""
+        self.pings += 1
+        token = f"demo-{self.pings}"
+        self.send(f"PING :{token}")
+        return self.read_until(f":{token}")[:-1]
+
+    def close(self) -> None:
+        try:
+            self.send("QUIT :done")
+        except OSError:
+            pass
+        self.lines.close()
+        self.sock.close()
+
+
 class Transcript:
     """Collects what each client receives and prints it as 'line   (seen by ...)', in the order it happened."""
 
-    def __init__(self, clients: dict[str, Client], out: TextIO) -> None:
+    def __init__(self, clients: dict[str, Client], out: TextIO, text_client: TextClient | None = None) -> None:
         self.clients = clients
         self.out = out
+        self.text_client = text_client
 
     def step(self, title: str, action: Callable[[], Any], expect: dict[str, int]) -> None:
         """Run ``action``, then wait for ``expect[nick]`` events at each client and print them."""
@@ -53,6 +101,10 @@ class Transcript:
         for line in in_order(received):
             seen_by = [nick for nick, lines in received.items() if line in lines]
             print(f"{line:<52} (seen by {', '.join(seen_by)})", file=self.out)
+        if self.text_client is not None:
+            for line in self.text_client.pending():
+                shown = line.replace("\x01", "\\x01")  # CTCP's invisible delimiters, made visible
+                print(f"    {self.text_client.nick} (IRC) reads: {shown}", file=self.out)
 
 
 def in_order(received: dict[str, list[str]]) -> list[str]:
@@ -112,26 +164,39 @@ def run_demo(selector: str = "select", out: TextIO | None = None) -> int:
         host, port = server.address
         inbox = Path(tmp) / "inbox"
         inbox.mkdir()
-        print(f"chatlab demo: a server on {host}:{port} ({selector}), three clients", file=out)
+        print(f"chatlab demo: a server on {host}:{port} ({selector}), three chatlab clients and one IRC text client",
+              file=out)
         with Client.connect(server.address, nick="alice") as alice, \
              Client.connect(server.address, nick="bob", download_dir=inbox) as bob, \
              Client.connect(server.address, nick="carol") as carol:  # fmt: skip
-            for client in (alice, bob, carol):
-                # carol joined last: once her join notice is here, the connect phase is over for everyone
-                client.wait_for(p.Notice, timeout=5, predicate=lambda n: n.kind == "join" and n.nick == "carol")
-                client.drain()
-            t = Transcript({"alice": alice, "bob": bob, "carol": carol}, out)
-            everyone = {"alice": 1, "bob": 1, "carol": 1}
-            t.step("alice greets the lobby", lambda: alice.say("hello, everyone!"), everyone)
-            t.step("bob answers with an action (/me)", lambda: bob.action("waves back"), everyone)
-            t.step("alice whispers to bob: carol does not see it", lambda: alice.whisper("bob", "psst, team1 in 5?"),
-                   {"alice": 1, "bob": 1})
-            t.step("bob moves to room team1", lambda: bob.join("team1"), everyone)
-            t.step("alice follows him", lambda: alice.join("team1"), everyone)
-            t.step("a message in team1 stays in team1", lambda: bob.say("just us here"), {"alice": 1, "bob": 1})
-            t.step("carol asks who is online", lambda: print(describe_event(carol.who()), file=out), {})
-            t.step("alice sends bob a file while they chat", lambda: send_during_chat(alice, bob, Path(tmp), out), {})
-            t.step("alice goes back to the lobby", alice.leave, {"alice": 1, "bob": 1, "carol": 1})
-            t.step("carol quits", lambda: carol.close("bye!"), {"alice": 1})
+            dave = TextClient(server.address, "dave")
+            try:
+                for client in (alice, bob, carol):
+                    # dave joined last: once his join notice is here, the connect phase is over for everyone
+                    client.wait_for(p.Notice, timeout=5, predicate=lambda n: n.kind == "join" and n.nick == "dave")
+                    client.drain()
+                dave.pending()
+                run_steps(Transcript({"alice": alice, "bob": bob, "carol": carol}, out, dave), alice, bob, carol, dave,
+                          Path(tmp))
+            finally:
+                dave.close()
     print("\nThe demo server stopped; every socket is closed.", file=out)
     return 0
+
+
+def run_steps(t: Transcript, alice: Client, bob: Client, carol: Client, dave: TextClient, tmp: Path) -> None:
+    everyone = {"alice": 1, "bob": 1, "carol": 1}
+    out = t.out
+    t.step("alice greets the lobby", lambda: alice.say("hello, everyone!"), everyone)
+    t.step("bob answers with an action (/me)", lambda: bob.action("waves back"), everyone)
+    t.step("dave, on a plain text connection, types an IRC line", lambda: dave.send("PRIVMSG #lobby :hi from nc!"),
+           everyone)
+    t.step("alice whispers to bob: carol does not see it", lambda: alice.whisper("bob", "psst, team1 in 5?"),
+           {"alice": 1, "bob": 1})
+    t.step("bob moves to room team1", lambda: bob.join("team1"), everyone)
+    t.step("alice follows him", lambda: alice.join("team1"), everyone)
+    t.step("a message in team1 stays in team1", lambda: bob.say("just us here"), {"alice": 1, "bob": 1})
+    t.step("carol asks who is online", lambda: print(describe_event(carol.who()), file=out), {})
+    t.step("alice sends bob a file while they chat", lambda: send_during_chat(alice, bob, tmp, out), {})
+    t.step("alice goes back to the lobby", alice.leave, {"alice": 1, "bob": 1, "carol": 1})
+    t.step("carol quits", lambda: carol.close("bye!"), {"alice": 1})

@@ -471,3 +471,11 @@ def test_any_sequence_keeps_the_tables_consistent(steps, flood):
         assert set(room.relay.sending) | set(room.relay.receiving) <= set(live) | {s for s in sessions if not s.nick}
         for transfers in list(room.relay.sending.values()) + list(room.relay.receiving.values()):
             assert all(t.sender in live and t.receiver in live and t.receiver.accepts_files for t in transfers.values())
+
+
+def test_refuse_text_answers_a_text_client_with_the_bad_magic_error_and_takes_no_files():
+    codec = codecs.RefuseText()
+    codec.feed(b"hello there, server\n")  # a header's worth of bytes: the decoder looks at the magic
+    with pytest.raises(p.RemoteProtocolError, match="magic"):
+        codec.next_event()
+    assert not codec.accepts_files

@@ -42,6 +42,18 @@ def test_demo_transcript_tells_the_truth_in_order():
                        "-- alice left for lobby", "-- alice joined lobby"]
 
 
+def test_demo_shows_a_text_client_among_the_binary_ones():
+    """Issue 13: dave speaks IRC on a plain socket; both framings see each other's lines."""
+    out = io.StringIO()
+    run_demo(out=out)
+    text = out.getvalue()
+    assert "    dave (IRC) reads: :alice!alice@chatlab PRIVMSG #lobby :hello, everyone!" in text
+    assert "    dave (IRC) reads: :bob!bob@chatlab PRIVMSG #lobby :\\x01ACTION waves back\\x01" in text
+    assert "[lobby] <dave> hi from nc!" in text and "(seen by alice, bob, carol)" in text
+    assert "    dave (IRC) reads: :carol!carol@chatlab QUIT :bye!" in text
+    assert "psst" not in "".join(line for line in text.splitlines() if "dave (IRC)" in line)  # a whisper is private
+
+
 def test_demo_merges_what_each_client_saw_in_order():
     from chatlab.demo import in_order
 

@@ -183,6 +183,26 @@ _UNITS = {"": 1, "B": 1, "K": KiB, "KB": 1000, "KIB": KiB, "KI": KiB, "M": MiB, 
           "G": GiB, "GB": 10**9, "GIB": GiB, "GI": GiB}
 
 
+def delivery_row(result: Any, server_cpu: float, rss_kib: float) -> dict[str, Any]:
+    """The columns every fan-out row shares, whatever the server: one load generator's result
+    (deliveries/s, latencies, its own CPU, set-up time, errors) and the server's CPU and memory."""
+    per_s = result.deliveries_per_s
+    return {
+        "deliveries_per_s": per_s,
+        "latency_p50_ms": percentile(result.latencies_ms, 50), "latency_p99_ms": percentile(result.latencies_ms, 99),
+        "latency_samples": len(result.latencies_ms), "server_cpu": server_cpu, "driver_cpu": result.driver_cpu,
+        "server_cpu_us_per_delivery": server_cpu * 1e6 / per_s if per_s else None,
+        "server_rss_mib": rss_kib / 1024, "setup_seconds": result.setup_seconds, "errors": "; ".join(result.errors),
+    }
+
+
+def add_ratio(rows: list[dict[str, Any]], column: str, is_reference: Any) -> None:
+    """Give each row ``column``: its deliveries/s over those of the reference row with as many clients."""
+    for r in rows:
+        ref = next((x for x in rows if x["clients"] == r["clients"] and is_reference(x)), None)
+        r[column] = r["deliveries_per_s"] / ref["deliveries_per_s"] if ref and ref["deliveries_per_s"] else None
+
+
 def parse_size(text: str) -> int:
     """``"64MiB"`` -> 67108864; ``"1GiB"``, ``"500KB"``, ``"4096"`` work too (K/M/G alone are binary)."""
     m = _SIZE_RE.match(text)

@@ -16,7 +16,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .common import Child, Scenario, cpu_count, iter_progress, percentile, pin, pyplot, table, write_csv, save_figure
+from .common import (Child, Scenario, add_ratio, cpu_count, delivery_row, iter_progress, pin, pyplot, table,
+                     write_csv, save_figure)
 from .loadgen import Crowd
 
 SERVERS = ("select", "poll", "epoll", "asyncio")
@@ -65,19 +66,13 @@ def run(args: argparse.Namespace, out_dir: Path) -> Scenario:
                     crowd.close()
             rows.append({
                 "clients": n, "server": "chatlab " + kind if kind != "asyncio" else "asyncio reference",
-                "selector": kind, "deliveries_per_s": result.deliveries_per_s,
-                "messages_sent_per_s": result.sent / result.seconds if result.seconds else None,
-                "latency_p50_ms": percentile(result.latencies_ms, 50), "latency_p99_ms": percentile(result.latencies_ms, 99),
-                "latency_samples": len(result.latencies_ms), "server_cpu": server_cpu, "driver_cpu": result.driver_cpu,
-                "server_cpu_us_per_delivery": server_cpu * 1e6 / result.deliveries_per_s if result.deliveries_per_s else None,
-                "server_rss_mib": rss / 1024, "setup_seconds": result.setup_seconds, "errors": "; ".join(result.errors),
+                "selector": kind, "messages_sent_per_s": result.sent / result.seconds if result.seconds else None,
+                **delivery_row(result, server_cpu, rss),
             })
     finally:
         if my_cpus is not None:
             pin(0, my_cpus)
-    for r in rows:
-        ref = next((x for x in rows if x["clients"] == r["clients"] and x["selector"] == "asyncio"), None)
-        r["ratio_to_asyncio"] = r["deliveries_per_s"] / ref["deliveries_per_s"] if ref and ref["deliveries_per_s"] else None
+    add_ratio(rows, "ratio_to_asyncio", lambda r: r["selector"] == "asyncio")
     sc.rows = rows
     print()
     table(rows, [("clients", "clients"), ("server", "server"), ("deliveries_per_s", "delivered/s"),
@@ -119,24 +114,24 @@ def _why_slower(r: dict[str, Any], ref: dict[str, Any]) -> str:
     return "see the table"
 
 
-def plot(rows: list[dict[str, Any]], path: Path) -> Path:
+def plot(rows: list[dict[str, Any]], path: Path, reference: str = "asyncio", what: str = "messages",
+         room: str = "clients in the room", title: str = "fan-out throughput") -> Path:
+    """Deliveries/s and p99 latency against room size, one line per server; the reference dashed."""
     plt = pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.5))
     for server in dict.fromkeys(r["server"] for r in rows):
         mine = [r for r in rows if r["server"] == server]
-        style = "--" if "asyncio" in server else "-"
+        style = "--" if reference in server else "-"
         a1.plot([r["clients"] for r in mine], [r["deliveries_per_s"] for r in mine], style, marker="o", label=server)
-        a2.plot([r["clients"] for r in mine], [r["latency_p99_ms"] for r in mine], style, marker="o", label=server)
-    a1.set_xscale("log")
-    a1.set_xlabel("clients in the room")
-    a1.set_ylabel("messages delivered per second")
-    a1.set_title("fan-out throughput")
+        a2.plot([r["clients"] for r in mine], [r["latency_p99_ms"] or 0 for r in mine], style, marker="o", label=server)
+    for axes in (a1, a2):
+        axes.set_xscale("log")
+        axes.set_xlabel(room)
+        axes.legend(fontsize=8)
+    a1.set_ylabel(f"{what} delivered per second")
+    a1.set_title(title)
     a1.set_ylim(bottom=0)
-    a1.legend(fontsize=8)
-    a2.set_xscale("log")
     a2.set_yscale("log")
-    a2.set_xlabel("clients in the room")
     a2.set_ylabel("p99 latency, ms (log)")
     a2.set_title("send -> delivery, p99 (saturated)")
-    a2.legend(fontsize=8)
     return save_figure(fig, path)

@@ -27,12 +27,13 @@ import socket
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .common import (Child, Scenario, cpu_count, free_port, iter_progress, percentile, pin, proc_cpu_seconds,
-                     proc_status, pyplot, save_figure, table, wait_listening, write_csv)
+from .common import (Child, Scenario, add_ratio, cpu_count, delivery_row, free_port, iter_progress, pin,
+                     proc_cpu_seconds, proc_status, table, wait_listening, write_csv)
+from .fanout import plot
+from .loadgen import FanoutResult
 
 SERVERS = ("chatlab", "ngircd")
 CHANNEL = "#lobby"
@@ -50,23 +51,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # ------------------------------------------------------------ the crowd
-
-
-@dataclass
-class IrcResult:
-    clients: int
-    seconds: float = 0.0
-    sent: int = 0
-    deliveries: int = 0
-    lost: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
-    driver_cpu: float = 0.0
-    setup_seconds: float = 0.0
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def deliveries_per_s(self) -> float:
-        return self.deliveries / self.seconds if self.seconds else 0.0
 
 
 class IrcCrowd:
@@ -131,7 +115,7 @@ class IrcCrowd:
                 if line.startswith(b"PING"):
                     self.socks[i].send(b"PONG" + line[4:] + b"\r\n")
 
-    def run(self, window: int, seconds: float, warmup: float, senders: int = 1) -> IrcResult:
+    def run(self, window: int, seconds: float, warmup: float, senders: int = 1) -> FanoutResult:
         """Send for ``warmup + seconds``, measure the last ``seconds``, then wait for every line to arrive.
 
         Clients ``0 .. senders-1`` take turns sending; the others listen, a few of them (the
@@ -228,9 +212,9 @@ class IrcCrowd:
                     continue
                 lines_in[i] += data.count(b"\n")
         lost = sum(max(0, expected[i] - lines_in[i]) for i in range(self.n))
-        return IrcResult(self.n, elapsed, sent - sent0, delivered, lost, latencies,
-                         driver_cpu=cpu / elapsed if elapsed else 0.0, setup_seconds=self.setup_seconds,
-                         errors=self.errors[:5])
+        return FanoutResult(self.n, senders, elapsed, delivered, sent - sent0, latencies,
+                            driver_cpu=cpu / elapsed if elapsed else 0.0, setup_seconds=self.setup_seconds,
+                            errors=self.errors[:5], lost=lost)
 
     def close(self) -> None:
         for s in self.socks:
@@ -352,20 +336,13 @@ def run(args: argparse.Namespace, out_dir: Path) -> Scenario:
                 server.close()
             rows.append({
                 "clients": n, "server": "chatlab (IRC text mode)" if kind == "chatlab" else "ngircd", "kind": kind,
-                "senders": args.senders,
-                "deliveries_per_s": result.deliveries_per_s, "lines_sent_per_s": result.sent / result.seconds,
-                "lost": result.lost, "latency_p50_ms": percentile(result.latencies_ms, 50),
-                "latency_p99_ms": percentile(result.latencies_ms, 99), "latency_samples": len(result.latencies_ms),
-                "server_cpu": server_cpu, "driver_cpu": result.driver_cpu,
-                "server_cpu_us_per_delivery": server_cpu * 1e6 / result.deliveries_per_s if result.deliveries_per_s else None,
-                "server_rss_mib": rss / 1024, "setup_seconds": result.setup_seconds, "errors": "; ".join(result.errors),
+                "senders": args.senders, "lines_sent_per_s": result.sent / result.seconds, "lost": result.lost,
+                **delivery_row(result, server_cpu, rss),
             })
     finally:
         if my_cpus is not None:
             pin(0, my_cpus)
-    for r in rows:
-        ref = next((x for x in rows if x["clients"] == r["clients"] and x["kind"] == "ngircd"), None)
-        r["ratio_to_ngircd"] = r["deliveries_per_s"] / ref["deliveries_per_s"] if ref and ref["deliveries_per_s"] else None
+    add_ratio(rows, "ratio_to_ngircd", lambda r: r["kind"] == "ngircd")
     sc.rows = rows
     print()
     table(rows, [("clients", "clients"), ("server", "server"), ("deliveries_per_s", "delivered/s"),
@@ -398,7 +375,8 @@ def run(args: argparse.Namespace, out_dir: Path) -> Scenario:
         "the figure is partly its limit: 'server us/delivery' (server CPU per delivery) is the fairer comparison.",
     ]
     sc.files.append(write_csv(out_dir / "irc.csv", rows))
-    sc.files.append(plot(rows, out_dir / "irc.png"))
+    sc.files.append(plot(rows, out_dir / "irc.png", reference="ngircd", what="lines",
+                         room="IRC clients in #lobby", title="IRC fan-out throughput"))
     return sc
 
 
@@ -407,24 +385,3 @@ def _why_slower(mine: dict[str, Any], ref: dict[str, Any]) -> str:
         return (f"chatlab spends {mine['server_cpu_us_per_delivery']:.2f} us of CPU per delivery vs ngircd's "
                 f"{ref['server_cpu_us_per_delivery']:.2f}: Python bytecode per line and per member where ngircd runs C")
     return "see the table"
-
-
-def plot(rows: list[dict[str, Any]], path: Path) -> Path:
-    plt = pyplot()
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for server in dict.fromkeys(r["server"] for r in rows):
-        mine = [r for r in rows if r["server"] == server]
-        style = "--" if server == "ngircd" else "-"
-        a1.plot([r["clients"] for r in mine], [r["deliveries_per_s"] for r in mine], style, marker="o", label=server)
-        a2.plot([r["clients"] for r in mine], [r["latency_p99_ms"] or 0 for r in mine], style, marker="o", label=server)
-    a1.set_xlabel("IRC clients in #lobby")
-    a1.set_ylabel("lines delivered per second")
-    a1.set_title("IRC fan-out throughput")
-    a1.set_ylim(bottom=0)
-    a1.legend(fontsize=8)
-    a2.set_xlabel("IRC clients in #lobby")
-    a2.set_ylabel("p99 latency, ms")
-    a2.set_title("send -> delivery, p99")
-    a2.set_ylim(bottom=0)
-    a2.legend(fontsize=8)
-    return save_figure(fig, path)

@@ -78,6 +78,7 @@ class FanoutResult:
     driver_cpu: float = 0.0
     setup_seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    lost: int = 0  # lines a member should have had and did not (the IRC load generator counts them)
 
     @property
     def deliveries_per_s(self) -> float:

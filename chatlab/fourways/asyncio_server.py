@@ -27,7 +27,8 @@ async def handle_client(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
             header = await reader.readexactly(p.HEADER_SIZE)
             payload = await reader.readexactly(p.parse_header(header).length)
             for member in room:
-                member.write(header + payload)
+                if not member.is_closing():  # its connection broke on an earlier write: asyncio would only log
+                    member.write(header + payload)
     except (asyncio.IncompleteReadError, ConnectionError, ProtocolError):
         pass  # the client left, mid-frame or not, or spoke garbage
     finally:
