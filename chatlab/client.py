@@ -210,6 +210,7 @@ class _DirectIncoming:
         self.path = ""  # "direct" or "server", once the first bytes decided it
         self.sock: socket.socket | None = None
         self.thread: threading.Thread | None = None
+        self.ended_elsewhere = False  # the sender's cancel or our own close ended it: nothing to tell the sender
 
 
 def parse_address(address: Address) -> tuple[str, int]:
@@ -625,6 +626,8 @@ class Client:
                 path.listener.close()
             if path.path == "direct" and not isinstance(message, p.FileCancel):
                 return  # the bytes come over the direct connection; nothing else is expected here
+            if isinstance(message, p.FileCancel):
+                path.ended_elsewhere = True
             try:
                 replies = incoming.handle(message)
             except ChatlabError as exc:
@@ -654,7 +657,7 @@ class Client:
             with path.lock:
                 # Our own verdict (a bad SHA-256, a disk error) always goes to the sender; a broken
                 # connection only if nothing else (the sender's cancel, our close) ended it first.
-                tell = isinstance(exc, ChatlabError) or incoming.state is TransferState.ACTIVE
+                tell = not path.ended_elsewhere and (isinstance(exc, ChatlabError) or incoming.state is TransferState.ACTIVE)
                 if tell:
                     reason = str(exc) if isinstance(exc, ChatlabError) else f"direct connection: {exc}"
                     self._reply(p.encode(incoming.cancel(reason)))
@@ -691,6 +694,7 @@ class Client:
                 if path.sock is not None:
                     _shut(path.sock)
                 with path.lock:
+                    path.ended_elsewhere = True
                     incoming.close()
             incoming.close()  # keeps NAME.part, so the same file offered again resumes
             self._events.put(FileFailed(incoming.sender, incoming.name, f"connection ended: {reason}"))
