@@ -177,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--to", required=True, metavar="NICK")
     send.add_argument("--nick", default=None, help=_("your nickname (default: a generated one)"))
     send.add_argument("--strategy", default="adaptive", choices=["sleep", "fixed", "adaptive"])
+    send.add_argument("--direct", action="store_true",
+                      help=_("send the bytes over a connection of their own to the receiver, not through the server"
+                             " (falls back to the server if that connection cannot be made)"))
     send.add_argument("--timeout", type=float, default=600.0, help=_("give up after this many seconds"))
     send.add_argument("address", metavar="HOST:PORT",
                       help=_("the server (`chatlab server` listens on {address})").format(address=DEFAULT_ADDRESS))

@@ -48,7 +48,9 @@ from .errors import (
     TransferError,
     translate_socket_errors,
 )
-from .events import MAX_BACKLOG, Disconnected, EventQueue, FileFailed, FileReceived, FileStarted
+from . import direct
+from .hashing import BackgroundSha256
+from .events import MAX_BACKLOG, DirectFallback, Disconnected, EventQueue, FileFailed, FileReceived, FileStarted
 from .transfer import (
     IncomingTransfer,
     OutgoingTransfer,
@@ -58,14 +60,14 @@ from .transfer import (
     file_reader,
     TransferState,
     make_strategy,
-    sha256_file,
 )
 
 log = logging.getLogger("chatlab.client")
 
 Address = Union[tuple[str, int], str]
 
-__all__ = ["Client", "Transfer", "Receiving", "parse_address", "Disconnected", "FileStarted", "FileReceived", "FileFailed", "MAX_BACKLOG"]
+__all__ = ["Client", "Transfer", "Receiving", "parse_address", "Disconnected", "FileStarted", "FileReceived", "FileFailed",
+           "DirectFallback", "MAX_BACKLOG"]
 
 # Writer priorities: lower goes first.
 CONTROL, CHAT, FILE = 0, 1, 2
@@ -103,12 +105,20 @@ class Transfer:
     ``size`` show progress; ``trace`` has one row per chunk and ack for plots.
     """
 
-    def __init__(self, outgoing: OutgoingTransfer, to: str, name: str, file: Any) -> None:
+    def __init__(self, outgoing: OutgoingTransfer, to: str, name: str, file: Any, token: str = "") -> None:
         self.outgoing = outgoing
         self.to = to
         self.name = name
         self._file = file
         self._finished = threading.Event()
+        self.token = token  # not empty: a direct connection was offered (via="direct")
+        self.fallback_reason = ""  # why a direct transfer went through the server after all
+        self._direct_sock: socket.socket | None = None  # the direct connection, while it is open
+
+    @property
+    def via(self) -> str:
+        """Which way the bytes go: ``"direct"`` (a second connection to the receiver) or ``"server"``."""
+        return self.outgoing.via
 
     @property
     def size(self) -> int:
@@ -173,11 +183,34 @@ class Transfer:
         return self.stats
 
     def _finish(self) -> None:
+        sock = self._direct_sock
+        if sock is not None:  # wake the direct sender if it is still in sendfile()
+            _shut(sock)
         self._file.close()
         self._finished.set()
 
     def __repr__(self) -> str:
         return f"<chatlab.Transfer {self.name} -> {self.to} {self.outgoing.state.value} {self.acked}/{self.size}>"
+
+
+def _shut(sock: socket.socket) -> None:
+    """Shut a socket down so that a thread blocked on it wakes up (the thread closes it)."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class _DirectIncoming:
+    """Receiver: the direct path of one incoming transfer, shared by the reader and the direct thread."""
+
+    def __init__(self, listener: direct.DirectListener) -> None:
+        self.listener = listener
+        self.lock = threading.Lock()  # IncomingTransfer is not thread-safe: one of the two threads at a time
+        self.path = ""  # "direct" or "server", once the first bytes decided it
+        self.sock: socket.socket | None = None
+        self.thread: threading.Thread | None = None
+        self.ended_elsewhere = False  # the sender's cancel or our own close ended it: nothing to tell the sender
 
 
 def parse_address(address: Address) -> tuple[str, int]:
@@ -222,6 +255,12 @@ class Client:
         self._offers: dict[int, p.FileOffer] = {}  # offers waiting for accept_file / reject_file
         self._accepted_at: dict[int, float] = {}  # incoming stream id -> when we accepted (for FileReceived.seconds)
         self._incoming_lock = threading.Lock()
+        self._direct_in: dict[int, _DirectIncoming] = {}  # incoming stream id -> its direct path (under _incoming_lock)
+        self._direct_threads: list[threading.Thread] = []
+        # Where a receiver tells senders to connect: the listening address, unless this maps it
+        # elsewhere (a port forward, or a link emulator in the tests).
+        self.advertise_direct: Callable[[tuple[str, int]], tuple[str, int]] | None = None
+        self.accept_direct = True  # False: answer every offer without an address (a firewall that allows nothing in)
         self._stream_ids = itertools.count(1)
         self._unsent_acks: dict[int, p.FileAck] = {}  # reader thread: the latest ack per incoming stream
         # File frames the strategies released, sent only while nothing else waits (writer thread only).
@@ -399,7 +438,7 @@ class Client:
     # ------------------------------------------------------- file transfers
 
     def send_file(self, path: str | os.PathLike[str], to: str, strategy: str | SendStrategy = "adaptive",
-                  name: str | None = None, **strategy_options: float) -> Transfer:
+                  name: str | None = None, via: str = "server", **strategy_options: float) -> Transfer:
         """Offer a file to ``to`` and send it once accepted, while chat goes on.
 
         Args:
@@ -407,6 +446,12 @@ class Client:
             to: the receiver's nickname.
             strategy: ``"sleep"``, ``"fixed"``, ``"adaptive"`` or a strategy object.
             name: the name offered to the receiver (default: the file's own name).
+            via: ``"server"`` (the default: the chunks go through the chat server,
+                which always works) or ``"direct"``: the offer goes through the
+                server, the bytes over a second connection to the receiver
+                (``socket.sendfile``); if that connection cannot be made, the
+                chunks go through the server after all and a
+                :class:`DirectFallback` event says why.
             **strategy_options: passed to the strategy, e.g. ``pause=0.01`` or ``chunks=16``.
 
         Returns:
@@ -414,16 +459,20 @@ class Client:
 
         Raises:
             ConnectionClosed: the connection is closed (the file is not opened).
+            ValueError: ``via`` is neither ``"server"`` nor ``"direct"``.
         """
+        if via not in ("server", "direct"):
+            raise ValueError(f"via must be 'server' or 'direct', not {via!r}")
         self._check_open()
         if isinstance(strategy, str):
             strategy = make_strategy(strategy, **strategy_options)
         file = open(path, "rb")
         try:
-            sha256 = sha256_file(file)
             size = file.seek(0, os.SEEK_END)
-            outgoing = OutgoingTransfer(next(self._stream_ids), size, sha256, file_reader(file), strategy)
-            transfer = Transfer(outgoing, to, Path(path).name if name is None else name, file)
+            # No SHA-256 pass before the offer: the transfer hashes as it reads, the digest goes at the end.
+            outgoing = OutgoingTransfer(next(self._stream_ids), size, "", file_reader(file), strategy)
+            token = direct.new_token() if via == "direct" else ""
+            transfer = Transfer(outgoing, to, Path(path).name if name is None else name, file, token)
             self._put(CONTROL, transfer)  # the writer registers it and sends its offer
         except BaseException:
             file.close()
@@ -463,7 +512,10 @@ class Client:
 
     def _start_incoming(self, offer: p.FileOffer, directory: Path) -> None:
         try:
-            incoming = IncomingTransfer(offer, directory, overwrite=self.overwrite)
+            # On the direct path the SHA-256 runs in a thread of its own, beside the one that receives
+            # and writes.  (Relayed, handing each chunk to that thread cost more than it saved: measured.)
+            digest = BackgroundSha256() if self.accept_direct and direct.valid_token(offer.token) else None
+            incoming = IncomingTransfer(offer, directory, overwrite=self.overwrite, digest=digest)
             accept = incoming.accept()
         except ChatlabError as exc:
             self._reply(p.encode(p.FileReject(offer.stream_id, str(exc))))
@@ -471,12 +523,22 @@ class Client:
             if isinstance(exc, TransferError):
                 raise
             raise TransferError(str(exc)) from exc
+        path = self._listen_direct(offer, incoming) if self.accept_direct and direct.valid_token(offer.token) else None
+        if path is not None:  # the accept tells the sender where to connect
+            accept = p.FileAccept(accept.stream_id, accept.offset, direct.format_address(self._advertised(path)))
         with self._incoming_lock:
             if self._incoming_ended:  # the connection ended while we opened the .part
                 incoming.close()
+                if path is not None:
+                    path.listener.close()
                 raise ConnectionClosed(f"{self.nick}: the connection is closed; {offer.name!r} cannot be received")
             self._incoming[offer.stream_id] = incoming
             self._accepted_at[offer.stream_id] = time.monotonic()
+            if path is not None:
+                self._direct_in[offer.stream_id] = path
+                path.thread = threading.Thread(target=self._receive_direct, args=(offer.stream_id, incoming, path),
+                                               name=f"chatlab-direct-in-{self.nick}", daemon=True)
+                self._keep_direct_thread(path.thread)
         self._reply(p.encode(accept))
         self._events.put(FileStarted(incoming.sender, incoming.name, incoming.part_path, incoming.size, accept.offset))
 
@@ -503,6 +565,10 @@ class Client:
                 if offer is not None:
                     self._events.put(FileFailed(offer.peer, offer.name, message.reason or "cancelled by the sender"))
             return  # chunks still in flight after we gave up
+        path = self._direct_in.get(sid)
+        if path is not None:
+            self._on_incoming_shared(message, incoming, path)
+            return
         try:
             replies = incoming.handle(message)
         except ChatlabError as exc:
@@ -517,14 +583,102 @@ class Client:
                 self._send_ack(sid)  # the ack goes before the FileDone it leads to
                 self._reply(p.encode(reply))
         if incoming.done or incoming.failed:
-            with self._incoming_lock:
-                del self._incoming[sid]
-                accepted_at = self._accepted_at.pop(sid)
-            if incoming.done and incoming.path is not None:
-                seconds = time.monotonic() - accepted_at
-                self._events.put(FileReceived(incoming.sender, incoming.name, incoming.path, incoming.size, incoming.sha256, seconds))
-            else:
-                self._events.put(FileFailed(incoming.sender, incoming.name, incoming.reason))
+            self._incoming_over(sid, incoming)
+
+    def _incoming_over(self, sid: int, incoming: IncomingTransfer) -> None:
+        """Reader or direct thread: an incoming transfer ended; say how (once)."""
+        with self._incoming_lock:
+            if self._incoming.get(sid) is not incoming:
+                return  # already reported (or the connection's end reported it)
+            del self._incoming[sid]
+            accepted_at = self._accepted_at.pop(sid)
+            path = self._direct_in.pop(sid, None)
+        if path is not None:
+            path.listener.close()
+            if path.sock is not None:
+                _shut(path.sock)
+        if incoming.done and incoming.path is not None:
+            seconds = time.monotonic() - accepted_at
+            self._events.put(FileReceived(incoming.sender, incoming.name, incoming.path, incoming.size, incoming.sha256, seconds))
+        else:
+            self._events.put(FileFailed(incoming.sender, incoming.name, incoming.reason))
+
+    # ------------------------------------------------ the direct path (receiver)
+
+    def _listen_direct(self, offer: p.FileOffer, incoming: IncomingTransfer) -> _DirectIncoming | None:
+        """Listen for the sender on the chat connection's own local address; None if we cannot (then: the server)."""
+        try:
+            host = self._sock.getsockname()[0]
+            return _DirectIncoming(direct.DirectListener(host, offer.token))
+        except OSError as exc:
+            log.info("%s: no direct path for %s (%s); the sender will use the server", self.nick, offer.name, exc)
+            return None
+
+    def _advertised(self, path: _DirectIncoming) -> tuple[str, int]:
+        return self.advertise_direct(path.listener.address) if self.advertise_direct else path.listener.address
+
+    def _on_incoming_shared(self, message: p.Message, incoming: IncomingTransfer, path: _DirectIncoming) -> None:
+        """Reader thread: a relayed frame for a transfer that was offered the direct path."""
+        sid = incoming.stream_id
+        with path.lock:
+            if isinstance(message, p.FileChunk) and not path.path:
+                path.path = "server"  # the sender fell back: no direct connection may write now
+                path.listener.close()
+            if path.path == "direct" and not isinstance(message, p.FileCancel):
+                return  # the bytes come over the direct connection; nothing else is expected here
+            if isinstance(message, p.FileCancel):
+                path.ended_elsewhere = True
+            try:
+                replies = incoming.handle(message)
+            except ChatlabError as exc:
+                self._reply(p.encode(p.FileCancel(sid, str(exc))))
+                replies = []
+        for reply in replies:
+            self._reply(p.encode(reply))  # one ack per relayed chunk: the fallback is the rare case
+        if incoming.done or incoming.failed:
+            self._incoming_over(sid, incoming)
+
+    def _receive_direct(self, sid: int, incoming: IncomingTransfer, path: _DirectIncoming) -> None:
+        """Direct thread (receiver): wait for the sender's connection, then write its bytes to the .part."""
+        try:
+            sock = path.listener.accept()
+            path.listener.close()  # one connection per transfer: the port closes as soon as the sender is in
+            if sock is None:
+                return  # the sender did not come: its chunks come through the server instead
+            with path.lock:
+                if path.path or incoming.state is not TransferState.ACTIVE:
+                    sock.close()
+                    return
+                path.path, path.sock = "direct", sock
+            with sock:
+                self._receive_direct_bytes(sid, incoming, path, sock)
+        except Exception as exc:  # noqa: BLE001 - never a thread traceback; the transfer says why it failed
+            log.debug("%s: direct receive of %s ended: %r", self.nick, incoming.name, exc)
+            with path.lock:
+                # Our own verdict (a bad SHA-256, a disk error) always goes to the sender; a broken
+                # connection only if nothing else (the sender's cancel, our close) ended it first.
+                tell = not path.ended_elsewhere and (isinstance(exc, ChatlabError) or incoming.state is TransferState.ACTIVE)
+                if tell:
+                    reason = str(exc) if isinstance(exc, ChatlabError) else f"direct connection: {exc}"
+                    self._reply(p.encode(incoming.cancel(reason)))
+            if incoming.failed:
+                self._incoming_over(sid, incoming)
+
+    def _receive_direct_bytes(self, sid: int, incoming: IncomingTransfer, path: _DirectIncoming,
+                              sock: socket.socket) -> None:
+        def write(data: memoryview) -> int:
+            with path.lock:
+                return incoming.write(data)
+
+        def progress(total: int) -> None:  # acks go through the server: the sender's progress bar
+            self._reply(p.encode(p.FileAck(sid, total)))
+
+        digest = direct.receive_file(sock, incoming.size - incoming.received, write, progress)
+        with path.lock:
+            done = incoming.finish(digest)  # ChecksumMismatch if the bytes are not the file
+        self._reply(p.encode(p.FileAck(sid, incoming.size)))
+        self._reply(p.encode(done))
+        self._incoming_over(sid, incoming)
 
     def _end_incoming(self, reason: str) -> None:
         """Reader thread, last thing it does: close every file still arriving and say why it failed."""
@@ -532,25 +686,106 @@ class Client:
             unfinished, self._incoming = list(self._incoming.values()), {}
             self._accepted_at.clear()
             self._incoming_ended = True
+            paths, self._direct_in = dict(self._direct_in), {}
         for incoming in unfinished:
+            path = paths.get(incoming.stream_id)
+            if path is not None:  # wake its direct thread, which then finds the transfer closed
+                path.listener.close()
+                if path.sock is not None:
+                    _shut(path.sock)
+                with path.lock:
+                    path.ended_elsewhere = True
+                    incoming.close()
             incoming.close()  # keeps NAME.part, so the same file offered again resumes
             self._events.put(FileFailed(incoming.sender, incoming.name, f"connection ended: {reason}"))
 
     def _register(self, transfer: Transfer) -> None:
         """Writer thread: a new outgoing transfer; its offer goes out now."""
         self._outgoing[transfer.outgoing.stream_id] = transfer
-        self._sock.sendall(p.encode(transfer.outgoing.offer(transfer.to, transfer.name)))
+        self._sock.sendall(p.encode(transfer.outgoing.offer(transfer.to, transfer.name, transfer.token)))
 
     def _on_outgoing(self, message: p.Message, now: float) -> None:
         """Writer thread: the receiver answered one of our transfers."""
         transfer = self._outgoing.get(message.stream_id)  # type: ignore[union-attr]
         if transfer is None:
             return
+        address: tuple[str, int] | None = None
+        if isinstance(message, p.FileAccept) and transfer.token:
+            try:
+                address = direct.parse_address(message.direct) if message.direct else None
+            except ValueError:
+                address = None
+            if address is None:
+                why = (f"{transfer.to}'s client gave no address for a direct connection" if not message.direct
+                       else f"{transfer.to}'s client gave an unusable address, {message.direct!r}")
+                self._fall_back(transfer, why)
+            else:
+                transfer.outgoing.try_direct()  # hold the chunks while we connect
         try:
             replies = transfer.outgoing.handle(now, message)
         except ChatlabError as exc:
             replies = [transfer.outgoing.cancel(str(exc))]
         self._queue_file_frames(transfer, replies)
+        if address is not None and transfer.outgoing.state is TransferState.ACTIVE:
+            thread = threading.Thread(target=self._send_direct, args=(transfer, address),
+                                      name=f"chatlab-direct-out-{self.nick}", daemon=True)
+            self._keep_direct_thread(thread)
+
+    def _keep_direct_thread(self, thread: threading.Thread) -> None:
+        """Start a direct-path thread and keep it for close() to join (the ended ones are let go)."""
+        self._direct_threads = [t for t in self._direct_threads if t.is_alive()] + [thread]
+        thread.start()
+
+    # ------------------------------------------------ the direct path (sender)
+
+    def _fall_back(self, transfer: Transfer, reason: str) -> None:
+        """Writer thread: the direct connection is not to be; the chunks go through the server."""
+        transfer.fallback_reason = reason
+        transfer.outgoing.direct_failed()
+        self._events.put(DirectFallback(transfer.to, transfer.name, reason))
+
+    def _send_direct(self, transfer: Transfer, address: tuple[str, int]) -> None:
+        """Direct thread (sender): connect to the receiver, present the token, sendfile() the bytes."""
+        outgoing = transfer.outgoing
+        try:
+            sock = socket.create_connection(address, timeout=direct.CONNECT_TIMEOUT)
+        except OSError as exc:
+            reason = f"no direct connection to {direct.format_address(address)} ({exc.strerror or exc}); sending through the server"
+            self._reply(functools.partial(self._direct_fell_back, transfer, reason))
+            return
+        try:
+            with sock:
+                transfer._direct_sock = sock
+                if transfer._finished.is_set():
+                    return
+                self._reply(functools.partial(outgoing.direct_connected))  # before any ack can come back
+                sock.settimeout(direct.IDLE_TIMEOUT)
+                sock.sendall(transfer.token.encode("ascii"))
+                # A file object of our own (a dup of the descriptor): the writer may close the
+                # transfer's file when it ends, while sendfile() is still running here.
+                with os.fdopen(os.dup(transfer._file.fileno()), "rb") as file:
+                    outgoing.sha256 = direct.send_file(sock, file, outgoing.start_offset, outgoing.size)
+                sock.shutdown(socket.SHUT_WR)
+                sock.settimeout(direct.IDLE_TIMEOUT)
+                while sock.recv(4096):  # the receiver closes once it has verified: then we are done here
+                    pass
+        except Exception as exc:  # noqa: BLE001 - never a thread traceback; the transfer says why it failed
+            log.debug("%s: direct send of %s ended: %r", self.nick, transfer.name, exc)
+            if not transfer._finished.is_set():
+                reason = f"direct connection to {transfer.to} broke: {exc}"
+                self._reply(functools.partial(self._direct_broke, transfer, reason))
+        finally:
+            transfer._direct_sock = None
+
+    def _direct_fell_back(self, transfer: Transfer, reason: str) -> None:
+        """Writer thread: the direct connection could not be made."""
+        if self._outgoing.get(transfer.outgoing.stream_id) is transfer:
+            self._fall_back(transfer, reason)  # _pump (after every job) sends the chunks now
+
+    def _direct_broke(self, transfer: Transfer, reason: str) -> None:
+        """Writer thread: the direct connection broke mid-transfer: cancel it (a resume can follow)."""
+        if self._outgoing.get(transfer.outgoing.stream_id) is transfer and not (transfer.done or transfer.failed):
+            self._queue_file_frames(transfer, [transfer.outgoing.cancel(reason)])
 
     def _queue_file_frames(self, transfer: Transfer, messages: list[Any]) -> None:
         sid, pending = transfer.outgoing.stream_id, self._file_frames
@@ -721,6 +956,15 @@ class Client:
         try:
             self._dispatch()  # frames that came with the welcome
             while True:
+                view = self._decoder.payload_buffer()
+                if view is not None:  # a big chunk: straight into its own buffer, no copy
+                    with self._socket_errors("connection broken"):
+                        got = self._sock.recv_into(view)
+                    if not got:
+                        break
+                    self._decoder.received(got)
+                    self._dispatch()
+                    continue
                 with self._socket_errors("connection broken"):
                     data = self._sock.recv(65536)
                 if not data:
@@ -817,6 +1061,8 @@ class Client:
         self._sock.close()
         self._reader.join(JOIN_TIMEOUT)
         self._writer.join(JOIN_TIMEOUT)
+        for thread in list(self._direct_threads):  # their sockets were shut when their transfers ended
+            thread.join(JOIN_TIMEOUT)
         self._finish(CLOSED_BY_US)
 
     def __enter__(self) -> Client:

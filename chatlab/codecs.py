@@ -43,6 +43,11 @@ class Codec(Protocol):
     queued for every member using that codec), and ``nick_retries = True`` when a
     bad or taken nickname should leave the client connected and unregistered, so
     it can try again (IRC's ``433``, then another ``NICK``).
+
+    A codec may also offer ``payload_buffer() -> memoryview | None`` and
+    ``received(n)`` (the binary codec does): the server then ``recv_into``s a
+    big payload's own buffer, so a file chunk is copied once on its way in and
+    forwarded from that same buffer.
     """
 
     accepts_files: bool  # False for text (IRC) clients: file offers to them are refused
@@ -87,6 +92,13 @@ class BinaryCodec:
 
     def feed(self, data: bytes) -> None:
         self.decoder.feed(data)
+
+    def payload_buffer(self) -> memoryview | None:
+        """Where a big payload's next bytes go, to ``recv_into`` (see :meth:`FrameDecoder.payload_buffer`)."""
+        return self.decoder.payload_buffer()
+
+    def received(self, n: int) -> None:
+        self.decoder.received(n)
 
     def next_event(self) -> p.Message | p.Frame | None:
         frame = self.decoder.next_frame()

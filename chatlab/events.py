@@ -67,6 +67,19 @@ class FileFailed:
     reason: str
 
 
+@dataclass(frozen=True)
+class DirectFallback:
+    """A file we send with ``via="direct"`` goes through the server instead; ``reason`` says why.
+
+    The transfer itself goes on (resume and SHA-256 check as on the direct path);
+    this only tells the user which way the bytes take.
+    """
+
+    to: str
+    name: str
+    reason: str
+
+
 class EventQueue:
     """Events in arrival order; any thread may take the oldest one that matches what it waits for.
 

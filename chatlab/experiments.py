@@ -340,8 +340,8 @@ def _workspace(workspace: _Workspace | None) -> Iterator[_Workspace]:
 @dataclass
 class _Setup:
     server: Server
-    alice: Client  # chats (and sends the file unless there is a second connection)
-    sender: Client  # sends the file: alice, or alice-files
+    alice: Client  # chats and sends the file
+    sender: Client  # sends the file: alice (over the direct path with second_connection)
     bob: Client  # receives the file, on plain loopback
 
 
@@ -355,9 +355,12 @@ def _chat_setup(
     unsent_limit: int | None = UNSENT_LIMIT,
     on_frame: Callable[..., None] | None = None,
 ) -> Iterator[_Setup]:
-    """Server, optional link emulator on alice's side, alice (and alice-files), bob.  Everything closes on exit.
+    """Server, optional link emulator on alice's side, alice, bob.  Everything closes on exit.
 
-    ``priority_writer`` and ``unsent_limit`` go to ``Client.connect`` for alice (and alice-files).
+    ``priority_writer`` and ``unsent_limit`` go to ``Client.connect`` for alice.  With
+    ``second_connection`` the file takes the direct path (``send_file(via="direct")``, option 1):
+    bob's listener is put behind a link emulator of its own with alice's link profile, so the
+    file's bytes cross the same kind of link as her chat, in a queue of their own.
     """
     with contextlib.ExitStack() as stack:
         server = stack.enter_context(Server(port=0, flood_limit=None, on_frame=on_frame))
@@ -368,10 +371,22 @@ def _chat_setup(
         bob = stack.enter_context(Client.connect(server.address, nick="bob", download_dir=workspace.download_dir()))
         options: dict[str, Any] = {"priority_writer": priority_writer, "unsent_limit": unsent_limit}
         alice = stack.enter_context(Client.connect(address, nick="alice", **options))
-        sender = alice
-        if second_connection:
-            sender = stack.enter_context(Client.connect(address, nick="alice-files", **options))
-        yield _Setup(server, alice, sender, bob)
+        if second_connection and profile is not None:
+            direct_links: list[LinkEmulator] = []
+
+            def close_direct_links() -> None:
+                for emulator in direct_links:
+                    emulator.close()
+
+            stack.callback(close_direct_links)
+
+            def through_alices_link(listening: tuple[str, int]) -> tuple[str, int]:
+                emulator = LinkEmulator(listening, profile).start()
+                direct_links.append(emulator)
+                return emulator.address[0], emulator.address[1]
+
+            bob.advertise_direct = through_alices_link
+        yield _Setup(server, alice, alice, bob)
 
 
 def _stop_sender_first(setup: _Setup) -> None:
@@ -637,7 +652,8 @@ class ChatConfig:
         writer: ``"priority"`` (chat before released file chunks) or ``"fifo"`` (in order).
         strategy: ``"fixed"``, ``"adaptive"``, ``"sleep"``, or ``"none"`` (no transfer: the baseline).
         options: strategy options as ``(name, value)`` pairs.
-        second_connection: the file goes over a second connection, ``alice-files``.
+        second_connection: option 1: the file goes over a second connection, the direct
+            path from alice to bob (``send_file(via="direct")``); chat keeps the first.
         unsent_limit: ``Client.connect(unsent_limit=...)`` for alice's connection(s): the
             most bytes her kernel holds unsent (``TCP_NOTSENT_LOWAT``); ``None``: the OS
             default, which lets the kernel queue megabytes.
@@ -661,7 +677,7 @@ CHAT_CONFIGS: tuple[ChatConfig, ...] = (
     ChatConfig("priority", f"priority writer, big window, {UNSENT_LIMIT // KiB} KiB unsent limit",
                options=BIG_WINDOW),
     ChatConfig("adaptive", "priority writer, adaptive window", strategy="adaptive"),
-    ChatConfig("second-connection", "file on a second connection, big window", options=BIG_WINDOW,
+    ChatConfig("second-connection", "option 1: the direct path (a second connection to bob)", options=BIG_WINDOW,
                second_connection=True),
 )  # fmt: skip
 
@@ -747,7 +763,8 @@ def _measure_chat(
             transfer = None
             if config.strategy != "none":
                 strategy = make_strategy(config.strategy, **dict(config.options))
-                transfer = setup.sender.send_file(ws.file(file_bytes), to="bob", strategy=strategy)
+                transfer = setup.sender.send_file(ws.file(file_bytes), to="bob", strategy=strategy,
+                                                  via="direct" if config.second_connection else "server")
             n = 0
             while True:
                 now = time.monotonic()

@@ -153,7 +153,15 @@ class FrameDecoder:
         decoder.feed(sock.recv(65536))
         for frame in decoder:
             handle(decode_message(frame))
+
+    Big payloads (file chunks) can skip the decoder's buffer: once a frame's
+    header is known, :meth:`payload_buffer` gives the part of that frame's
+    payload still missing, to ``recv_into`` directly (then :meth:`received`).
+    The kernel copies the bytes once, into the buffer that becomes the frame's
+    payload (a ``bytearray``), and a relay can hand it on to ``sendmsg`` as is.
     """
+
+    BIG_PAYLOAD = 64 * 1024  # payloads this big are worth a buffer of their own
 
     def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
         self.max_payload = max_payload
@@ -161,17 +169,50 @@ class FrameDecoder:
         self._start = 0  # frames are consumed from here; compacted lazily
         self._header: FrameHeader | None = None
         self._error: RemoteProtocolError | None = None
+        self._payload: bytearray | None = None  # a big payload being received in place
+        self._filled = 0  # bytes of it so far
 
     @property
     def buffered(self) -> int:
         """Bytes received but not yet returned as part of a frame."""
-        return len(self._buffer) - self._start
+        return len(self._buffer) - self._start + (self._filled if self._payload is not None else 0)
 
     def feed(self, data: bytes) -> None:
         """Append bytes received from the peer."""
         if self._error is not None:
             raise self._error
+        if self._payload is not None and self._filled < len(self._payload):  # the big payload comes first
+            take = min(len(data), len(self._payload) - self._filled)
+            self._payload[self._filled : self._filled + take] = data[:take]
+            self._filled += take
+            data = data[take:]
         self._buffer += data
+
+    def payload_buffer(self) -> memoryview | None:
+        """Where the next bytes should go to land in a big frame's payload without a copy, or ``None``.
+
+        Only after :meth:`next_frame` returned ``None`` with the header of a
+        frame of at least :attr:`BIG_PAYLOAD` bytes read: then ``n =
+        sock.recv_into(view)`` and :meth:`received` ``(n)``.  Otherwise use
+        :meth:`feed`.
+        """
+        header = self._header
+        if header is None or header.length < self.BIG_PAYLOAD or self._error is not None:
+            return None
+        if self._payload is not None and self._filled >= header.length:
+            return None  # complete: next_frame() returns it
+        if self._payload is None:  # move what the buffer already holds of this payload into its own buffer
+            have = len(self._buffer) - self._start
+            self._payload = bytearray(header.length)
+            self._payload[:have] = memoryview(self._buffer)[self._start :]
+            self._filled = have
+            del self._buffer[:]
+            self._start = 0
+        return memoryview(self._payload)[self._filled :]
+
+    def received(self, n: int) -> None:
+        """``n`` bytes were written into the view :meth:`payload_buffer` returned."""
+        self._filled += n
 
     def next_frame(self) -> Frame | None:
         """Return the next complete frame, or ``None`` if more bytes are needed.
@@ -193,9 +234,15 @@ class FrameDecoder:
                 raise
             self._start += HEADER_SIZE
         header = self._header
+        if self._payload is not None:
+            if self._filled < header.length:
+                return None
+            big, self._payload, self._header = self._payload, None, None
+            return Frame(FrameType(header.type), header.flags, header.stream_id, big)  # type: ignore[arg-type]
         if self.buffered < header.length:
             return None
-        payload = bytes(self._buffer[self._start : self._start + header.length])
+        with memoryview(self._buffer) as view:  # one copy, straight into the payload's bytes
+            payload = bytes(view[self._start : self._start + header.length])
         self._start += header.length
         self._header = None
         if self._start > 65536 and self._start * 2 > len(self._buffer):
@@ -352,10 +399,22 @@ class WhoReply:
     rooms: dict[str, int] = field(default_factory=dict)
 
 
+# Fields added after version 1's first release: written only when they are not at their
+# default, so a frame that does not use them is byte for byte what older peers sent
+# (and older peers, which ignore keys they do not know, can read the ones that do).
+LATER = {"omit_default": True}
+
+
 @dataclass(frozen=True)
 class FileOffer:
     """I would like to send a file.  ``peer`` is the receiver when a client sends
-    it, and the sender when the server forwards it."""
+    it, and the sender when the server forwards it.
+
+    ``sha256`` is the whole file's digest, or ``""`` when it comes at the end, in
+    the sender's :class:`FileDone` (the sender hashes while it reads).  ``token``,
+    when not empty, offers a direct connection: 32 hex digits the sender will
+    present on it (see docs/PROTOCOL.md, "The direct path").
+    """
 
     TYPE: ClassVar[FrameType] = FrameType.FILE_OFFER
     stream_id: int
@@ -363,15 +422,21 @@ class FileOffer:
     name: str
     size: int
     sha256: str
+    token: str = field(default="", metadata=LATER)
 
 
 @dataclass(frozen=True)
 class FileAccept:
-    """Receiver: send it, starting at byte ``offset`` (non-zero to resume)."""
+    """Receiver: send it, starting at byte ``offset`` (non-zero to resume).
+
+    ``direct``, when not empty, is the ``host:port`` the receiver listens on for
+    the direct connection (only in answer to an offer with a ``token``).
+    """
 
     TYPE: ClassVar[FrameType] = FrameType.FILE_ACCEPT
     stream_id: int
     offset: int = 0
+    direct: str = field(default="", metadata=LATER)
 
 
 @dataclass(frozen=True)
@@ -402,10 +467,12 @@ class FileAck:
 
 @dataclass(frozen=True)
 class FileDone:
-    """Sender: every byte was sent.  Receiver: every byte was written and verified."""
+    """Sender: every byte was sent (``sha256``: the file's digest, if the offer had none).
+    Receiver: every byte was written and verified."""
 
     TYPE: ClassVar[FrameType] = FrameType.FILE_DONE
     stream_id: int
+    sha256: str = field(default="", metadata=LATER)
 
 
 @dataclass(frozen=True)
@@ -454,7 +521,8 @@ def encode(message: Message, flags: int = 0) -> bytes:
     if isinstance(message, FileAck):
         payload = ACK_BODY.pack(message.received)
     else:
-        body = {f.name: getattr(message, f.name) for f in dataclasses.fields(message) if f.name != "stream_id"}
+        body = {f.name: getattr(message, f.name) for f in dataclasses.fields(message)
+                if f.name != "stream_id" and not (f.metadata.get("omit_default") and getattr(message, f.name) == f.default)}
         payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8") if body else b""
     return pack_header(message.TYPE, len(payload), stream_id, flags) + payload
 
@@ -478,7 +546,9 @@ def decode_message(frame: Frame) -> Message:
         if len(frame.payload) < CHUNK_PREFIX.size:
             raise RemoteProtocolError(f"{name} payload of {len(frame.payload)} bytes is shorter than its offset")
         (offset,) = CHUNK_PREFIX.unpack_from(frame.payload)
-        return FileChunk(frame.stream_id, offset, frame.payload[CHUNK_PREFIX.size :])
+        data = frame.payload[CHUNK_PREFIX.size :] if isinstance(frame.payload, bytes) else \
+            memoryview(frame.payload)[CHUNK_PREFIX.size :]  # a big payload received in place: no copy
+        return FileChunk(frame.stream_id, offset, data)
     if frame.type is FrameType.FILE_ACK:
         if len(frame.payload) != ACK_BODY.size:
             raise RemoteProtocolError(f"{name} payload must be {ACK_BODY.size} bytes, got {len(frame.payload)}")

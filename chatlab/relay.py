@@ -110,7 +110,9 @@ class FileRelay:
         transfer = Transfer(sender, offer.stream_id, target, p.INCOMING_STREAM_BIT | next(counter))
         sending[transfer.sender_sid] = transfer
         self.receiving.setdefault(target, {})[transfer.receiver_sid] = transfer
-        return [Send(target, p.FileOffer(transfer.receiver_sid, sender.nick or "", offer.name, offer.size, offer.sha256))]
+        # The token (a direct connection offered) goes along: the receiver needs it to recognise the sender.
+        return [Send(target, p.FileOffer(transfer.receiver_sid, sender.nick or "", offer.name, offer.size, offer.sha256,
+                                         offer.token))]
 
     def _refusal(self, sender: Peer, offer: p.FileOffer, target: Peer | None) -> str | None:
         if target is None or target is sender:

@@ -51,7 +51,8 @@ def run_send(args: argparse.Namespace) -> int:
         return 1
     nick = args.nick or f"sender{os.getpid() % 10000}"
     with Client.connect(args.address, nick=nick) as client:
-        transfer = client.send_file(args.file, to=args.to, strategy=args.strategy)
+        transfer = client.send_file(args.file, to=args.to, strategy=args.strategy,
+                                    via="direct" if getattr(args, "direct", False) else "server")
         try:
             follow(transfer, args.timeout)
         except (TransferError, TimeoutError) as exc:
@@ -60,8 +61,11 @@ def run_send(args: argparse.Namespace) -> int:
         stats = transfer.stats
         resumed = _(", resuming after the {size} already there").format(
             size=format_size(transfer.resumed_from)) if transfer.resumed_from else ""
-        print(_("sent {file} ({size}) to {nick}{resumed}: {sent} in {seconds:.2f} s ({rate}, {strategy});"
+        way = _("direct") if transfer.via == "direct" else _("through the server, {strategy}").format(strategy=args.strategy)
+        if transfer.fallback_reason:
+            way += _(" ({reason})").format(reason=transfer.fallback_reason)
+        print(_("sent {file} ({size}) to {nick}{resumed}: {sent} in {seconds:.2f} s ({rate}, {way});"
                 " the receiver verified its SHA-256").format(
             file=args.file, size=format_size(transfer.size), nick=args.to, resumed=resumed, sent=format_size(stats.bytes),
-            seconds=stats.seconds, rate=format_rate(stats.bytes, stats.seconds), strategy=args.strategy))
+            seconds=stats.seconds, rate=format_rate(stats.bytes, stats.seconds), way=way))
     return 0

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, TextIO
 
 from . import protocol as p
-from .client import CLOSED_BY_SERVER, CLOSED_BY_US, Address, Client, Disconnected, FileFailed, FileReceived, FileStarted
+from .client import CLOSED_BY_SERVER, CLOSED_BY_US, Address, Client, DirectFallback, Disconnected, FileFailed, FileReceived, FileStarted
 from .errors import ChatlabError, ConnectionBroken, ConnectionClosed, NickError, ServerError
 from .i18n import N_, _, ngettext
 from .units import format_rate, format_size
@@ -63,7 +63,8 @@ Commands:
                          or sets it if you create the room.  Room names have no spaces
   /leave                 go back to the default room
   /who                   who is online, and in which room
-  /send FILE NICK        send a file to NICK (sizes are decimal: 1 MB = 1,000,000 bytes)
+  /send FILE NICK [--direct]  send a file to NICK (sizes are decimal: 1 MB = 1,000,000 bytes);
+                         --direct: over a connection of its own to NICK, not through the server
   /accept [N]            accept file offer N (the latest by default) into the download folder
   /reject [N]            turn file offer N down
   /quit [REASON]         leave the chat (end of input and Ctrl-D do the same)
@@ -76,7 +77,7 @@ _COMMANDS: dict[str, tuple[str, int, int]] = {
     "join": ("/join ROOM [key=PASSWORD]", 1, 2),
     "leave": ("/leave", 0, 0),
     "who": ("/who", 0, 0),
-    "send": ("/send FILE NICK", 2, 2),
+    "send": ("/send FILE NICK [--direct]", 2, 3),
     "accept": ("/accept [N]", 0, 1),
     "reject": ("/reject [N]", 0, 1),
     "quit": ("/quit [REASON]", 0, 1),
@@ -124,9 +125,11 @@ def parse_command(line: str) -> Command:
     usage, least, most = _COMMANDS[name]
     rest = rest.strip()
     if name == "send":
+        direct = rest == "--direct" or rest.endswith(" --direct")
+        rest = rest.removesuffix("--direct").rstrip() if direct else rest
         # The nick is the last word, the file is everything before it: paths may contain spaces.
         path, _space, nick = rest.rpartition(" ")
-        args = [_unquote(path.strip()), nick] if path.strip() and nick else []
+        args = [_unquote(path.strip()), nick] + (["--direct"] if direct else []) if path.strip() and nick else []
     elif name == "join":
         return _parse_join(rest, usage)
     elif name in _REST_OF_LINE:
@@ -236,6 +239,8 @@ def format_event(event: Any, me: str) -> str | None:
     if isinstance(event, FileFailed):
         return "!! " + _("receiving {name!r} from {sender} failed: {reason}").format(
             name=clean(event.name), sender=clean(event.sender), reason=clean(shown_reason(event.reason)))
+    if isinstance(event, DirectFallback):
+        return "-- " + _("{name!r} to {to}: {reason}").format(name=clean(event.name), to=clean(event.to), reason=clean(event.reason))
     if isinstance(event, Disconnected):
         return "-- " + _("disconnected: {reason}").format(reason=clean(shown_reason(event.reason)))
     if isinstance(event, _SILENT):
@@ -386,7 +391,7 @@ class TerminalSession:
         elif command.name == "who":
             _request(client, p.Who())
         elif command.name == "send":
-            self.send_file(args[0], args[1])
+            self.send_file(args[0], args[1], via="direct" if args[2:] else "server")
         elif command.name in ("accept", "reject"):
             self.answer_offer(command.name, args[0] if args else None)
         elif command.name == "help":
@@ -448,8 +453,8 @@ class TerminalSession:
 
     # ------------------------------------------------------- file transfer
 
-    def send_file(self, path: str, nick: str) -> None:
-        """Offer ``path`` to ``nick`` and report the transfer from a background thread."""
+    def send_file(self, path: str, nick: str, via: str = "server") -> None:
+        """Offer ``path`` to ``nick`` (``via="direct"``: over a connection of its own) and report the transfer."""
         send_file = getattr(self.client, "send_file", None)
         if send_file is None:
             self.write("!! " + _("file transfer is not available in this version"))
@@ -459,7 +464,7 @@ class TerminalSession:
             return
         name = os.path.basename(path)
         try:
-            transfer = send_file(path, to=nick)
+            transfer = send_file(path, to=nick, via=via) if via != "server" else send_file(path, to=nick)
         except (ChatlabError, OSError, ValueError) as exc:
             self.write("!! " + _("could not send {name}: {error}").format(name=clean(name), error=clean(str(exc))))
             return

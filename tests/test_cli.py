@@ -106,6 +106,17 @@ def test_send_delivers_with_the_cli(server, connect, tmp_path, capsys):
     assert "(300.0 KB) to bob" in out and "verified its SHA-256" in out
 
 
+def test_send_direct_with_the_cli(server, connect, tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    bob = connect("bob", download_dir=tmp_path / "in")
+    path = tmp_path / "report.bin"
+    path.write_bytes(os.urandom(300_000))
+    host, port = server.address
+    assert main(["send", str(path), "--to", "bob", "--direct", f"{host}:{port}"]) == 0
+    assert bob.wait_for(chatlab.FileReceived, timeout=10).path.read_bytes() == path.read_bytes()
+    assert "direct); the receiver verified its SHA-256" in capsys.readouterr().out
+
+
 def test_client_to_nothing_is_one_clear_line(capsys):
     import socket
 

@@ -59,6 +59,8 @@ TIMEOUT = 10.0  # seconds for any one expected line or exit
         ("/send report.pdf bob", Command("send", ("report.pdf", "bob"))),
         ("/send my report.pdf bob", Command("send", ("my report.pdf", "bob"))),
         ('/send "my report.pdf" bob', Command("send", ("my report.pdf", "bob"))),
+        ("/send report.pdf bob --direct", Command("send", ("report.pdf", "bob", "--direct"))),
+        ("/send my report.pdf bob --direct", Command("send", ("my report.pdf", "bob", "--direct"))),
         ("", Command("empty")),
         ("   \n", Command("empty")),
         ("hello\r\n", Command("say", ("hello",))),
@@ -77,8 +79,9 @@ def test_parse_command(line: str, expected: Command) -> None:
         ("/join", "/join ROOM [key=PASSWORD]"),
         ("/leave now", "/leave"),
         ("/who is there", "/who"),
-        ("/send", "/send FILE NICK"),
-        ("/send file.txt", "/send FILE NICK"),
+        ("/send", "/send FILE NICK [--direct]"),
+        ("/send file.txt", "/send FILE NICK [--direct]"),
+        ("/send bob --direct", "/send FILE NICK [--direct]"),
     ],
 )
 def test_parse_command_wrong_arguments_give_usage(line: str, usage: str) -> None:

@@ -80,7 +80,8 @@ def test_offer_without_download_dir_waits_for_the_user(connect, tmp_path, inbox)
     source = make_file(tmp_path, "notes.txt", 1000)
     first = alice.send_file(source, to="bob")
     offer = bob.wait_for(chatlab.FileOffer, timeout=5)
-    assert (offer.peer, offer.name, offer.size, offer.sha256) == ("alice", "notes.txt", 1000, sha256(source))
+    # No SHA-256 in the offer: the sender hashes while reading, and the digest comes with its FILE_DONE.
+    assert (offer.peer, offer.name, offer.size, offer.sha256) == ("alice", "notes.txt", 1000, "")
     bob.reject_file(offer, "not now")
     with pytest.raises(chatlab.TransferError, match="not now"):
         first.wait(timeout=5)
@@ -88,6 +89,7 @@ def test_offer_without_download_dir_waits_for_the_user(connect, tmp_path, inbox)
     bob.accept_file(bob.wait_for(chatlab.FileOffer, timeout=5), inbox)
     second.wait(timeout=10)
     assert (inbox / "notes.txt").read_bytes() == source.read_bytes()
+    assert bob.wait_for(chatlab.FileReceived, timeout=5).sha256 == sha256(source)
 
 
 def test_sending_to_nobody_fails_clearly(connect, tmp_path):

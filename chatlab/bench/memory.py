@@ -106,7 +106,9 @@ class SlowReceiver(threading.Thread):
                         acks.append(p.encode(p.FileAck(sid, self.received)))
                     elif frame.type is p.FrameType.FILE_DONE:
                         self.sha256 = digest.hexdigest()
-                        self.ok = self.sha256 == offer.sha256 and self.received == offer.size
+                        # the digest comes with the offer, or at the end with the sender's FILE_DONE
+                        expected = offer.sha256 or p.decode_message(frame).sha256  # type: ignore[union-attr]
+                        self.ok = self.sha256 == expected and self.received == offer.size
                         self.sock.sendall(b"".join(acks) + p.encode(p.FileDone(sid)))
                         return
                     elif frame.type is p.FrameType.FILE_CANCEL:

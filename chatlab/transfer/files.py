@@ -7,6 +7,7 @@ import os
 import re
 import unicodedata
 from pathlib import Path
+from typing import Protocol
 
 from ..errors import TransferError
 from .errors import ChecksumMismatch, UnsafeFileName
@@ -97,6 +98,15 @@ def free_path(directory: Path, name: str) -> Path:
     return path
 
 
+class Digest(Protocol):
+    """What :class:`PartFile` needs of a hash: ``hashlib.sha256()`` has it, and so may an object
+    that hashes in a thread of its own (the client's; this package starts no thread)."""
+
+    def update(self, data: bytes | bytearray | memoryview, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
+
+
 class PartFile:
     """``NAME.part`` in a directory: an append-only writer with a running SHA-256.
 
@@ -114,18 +124,22 @@ class PartFile:
             ``.part`` longer than ``size`` cannot belong to this file and is
             started over.  One from a different file of the same name is not
             detected here; the SHA-256 check at the end catches it.
+        digest: the running SHA-256 (default ``hashlib.sha256()``); the client
+            passes one that hashes beside the writing thread.  It keeps the
+            bytes given to ``update`` until hashed, so they must not change.
 
     Raises:
         TransferError: the ``.part`` cannot be opened, or it is a symbolic link.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], name: str, size: int, *, resume: bool = True) -> None:
+    def __init__(self, directory: str | os.PathLike[str], name: str, size: int, *, resume: bool = True,
+                 digest: Digest | None = None) -> None:
         self.directory = Path(directory)
         self.name = name
         self.size = size
         self.path = self.directory / (name + PART_SUFFIX)
         self.offset = 0  # bytes in the .part so far: what the receiver acks
-        self._digest = hashlib.sha256()
+        self._digest: Digest = digest if digest is not None else hashlib.sha256()
         if self.path.is_symlink():  # appending through a link could write anywhere
             raise TransferError(f"{self.path} is a symbolic link; refusing to write through it")
         try:
@@ -144,7 +158,7 @@ class PartFile:
     def closed(self) -> bool:
         return self._file.closed
 
-    def append(self, data: bytes) -> None:
+    def append(self, data: bytes | bytearray | memoryview) -> None:
         """Write ``data`` at the end and hand it to the OS (so a crash of this program loses nothing).
 
         Raises:
@@ -178,7 +192,11 @@ class PartFile:
                 and resuming from them could never succeed).
             TransferError: flushing or renaming failed.
         """
-        actual = self.hexdigest()
+        try:
+            actual = self.hexdigest()
+        except TransferError:  # a digest that hashes in its own thread failed there
+            self.close()
+            raise
         if actual != sha256.lower():
             self.discard()
             raise ChecksumMismatch(self.name, sha256.lower(), actual)
@@ -187,6 +205,7 @@ class PartFile:
             # renamed, complete-looking file whose data never reached the disk.
             os.fsync(self._file.fileno())
             self._file.close()
+            self._close_digest()
             target = self.directory / self.name if overwrite else free_path(self.directory, self.name)
             # os.replace is atomic: NAME is either absent or complete.  (Between
             # free_path and here another program could create NAME; fine for a lab.)
@@ -198,10 +217,17 @@ class PartFile:
     def close(self) -> None:
         """Close the file and keep the ``.part`` (to resume later)."""
         self._file.close()
+        self._close_digest()
+
+    def _close_digest(self) -> None:
+        close = getattr(self._digest, "close", None)  # a digest with a thread of its own stops it
+        if close is not None:
+            close()
 
     def discard(self) -> None:
         """Close the file and delete the ``.part``."""
         self._file.close()
+        self._close_digest()
         try:
             self.path.unlink()
         except FileNotFoundError:

@@ -9,7 +9,7 @@ from types import TracebackType
 from ..errors import LocalProtocolError, TransferError
 from ..protocol import FileAccept, FileAck, FileCancel, FileChunk, FileDone, FileOffer, FileReject, Message
 from .errors import TransferProtocolError
-from .files import PART_SUFFIX, PartFile, safe_filename
+from .files import PART_SUFFIX, Digest, PartFile, safe_filename
 from .sender import SHA256_HEX, TransferState, _TransferLife, _check_stream
 
 ToSender = FileAck | FileDone
@@ -37,6 +37,7 @@ class IncomingTransfer(_TransferLife):
         directory: the download directory (must exist).
         overwrite: replace an existing file of the same name.
         resume: continue from an existing ``NAME.part``.
+        digest: the running SHA-256 for the ``.part`` (see :class:`PartFile`).
 
     Raises:
         UnsafeFileName: the offered name is hostile (answer with a
@@ -51,11 +52,12 @@ class IncomingTransfer(_TransferLife):
         *,
         overwrite: bool = False,
         resume: bool = True,
+        digest: Digest | None = None,
     ) -> None:
         self.name = safe_filename(offer.name)
         if offer.size < 0:
             raise TransferProtocolError(f"transfer {offer.stream_id}: offered a file of {offer.size} bytes")
-        if not SHA256_HEX.fullmatch(offer.sha256):
+        if offer.sha256 and not SHA256_HEX.fullmatch(offer.sha256):  # "": it comes with the FileDone
             raise TransferProtocolError(
                 f"transfer {offer.stream_id}: offered SHA-256 {offer.sha256!r} is not 64 hex digits"
             )
@@ -66,6 +68,7 @@ class IncomingTransfer(_TransferLife):
         self.resume = resume
         self.path: Path | None = None  # the finished file, once done
         self._part: PartFile | None = None
+        self._digest = digest
 
     @property
     def received(self) -> int:
@@ -95,7 +98,7 @@ class IncomingTransfer(_TransferLife):
         if self.state is not TransferState.OFFERED:
             raise LocalProtocolError(f"transfer {self.stream_id} is {self.state.value}, it cannot be accepted")
         try:
-            self._part = PartFile(self.directory, self.name, self.size, resume=self.resume)
+            self._part = PartFile(self.directory, self.name, self.size, resume=self.resume, digest=self._digest)
         except TransferError as exc:
             self._fail(str(exc))
             raise
@@ -130,7 +133,7 @@ class IncomingTransfer(_TransferLife):
         if isinstance(message, FileChunk):
             return [self.receive(message)]
         if isinstance(message, FileDone):
-            return [self.finish()]
+            return [self.finish(message.sha256)]
         if not isinstance(message, FileCancel):
             raise self._protocol_error(f"a receiver does not expect {type(message).__name__}")
         self._end("sender cancelled the transfer" + (f": {message.reason}" if message.reason else ""), keep_part=True)
@@ -152,18 +155,31 @@ class IncomingTransfer(_TransferLife):
             raise self._protocol_error(f"chunk at byte {chunk.offset}, expected byte {part.offset}")
         if not chunk.data:
             raise self._protocol_error(f"empty chunk at byte {chunk.offset}")
-        if chunk.offset + len(chunk.data) > self.size:
-            end = chunk.offset + len(chunk.data)
-            raise self._protocol_error(f"chunk ends at byte {end} of a {self.size}-byte file")
+        return FileAck(self.stream_id, self.write(chunk.data))
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Append bytes that came without a frame (the direct path); returns the bytes written so far.
+
+        Raises:
+            TransferProtocolError: before accept, or past the offered size.
+            TransferError: the write failed.
+        """
+        part = self._active_part("file data")
+        if part.offset + len(data) > self.size:
+            raise self._protocol_error(f"data ends at byte {part.offset + len(data)} of a {self.size}-byte file")
         try:
-            part.append(chunk.data)
+            part.append(data)
         except TransferError as exc:
             self._end(str(exc), keep_part=True)
             raise
-        return FileAck(self.stream_id, part.offset)
+        return part.offset
 
-    def finish(self) -> FileDone:
+    def finish(self, sha256: str = "") -> FileDone:
         """The sender says every byte is out: verify the SHA-256 and save the file.
+
+        Args:
+            sha256: the digest the sender sent at the end (its FileDone), needed
+                when the offer had none; if both came, they must agree.
 
         Returns:
             The :class:`FileDone` to send back.
@@ -176,11 +192,19 @@ class IncomingTransfer(_TransferLife):
         part = self._active_part("FileDone")
         if part.offset != self.size:
             raise self._protocol_error(f"sender said done after {part.offset} of {self.size} bytes")
+        if sha256 and not SHA256_HEX.fullmatch(sha256):
+            raise self._protocol_error(f"the SHA-256 at the end, {sha256!r}, is not 64 hex digits")
+        if not (self.sha256 or sha256):
+            raise self._protocol_error("no SHA-256 came, neither with the offer nor at the end")
+        if self.sha256 and sha256 and sha256.lower() != self.sha256:
+            raise self._protocol_error("the SHA-256 at the end is not the one offered")
+        expected = self.sha256 or sha256.lower()
         try:
-            self.path = part.commit(self.sha256, overwrite=self.overwrite)
+            self.path = part.commit(expected, overwrite=self.overwrite)
         except TransferError as exc:
             self._fail(str(exc))  # commit already deleted or closed the .part
             raise
+        self.sha256 = expected
         self.state = TransferState.DONE
         return FileDone(self.stream_id)
 

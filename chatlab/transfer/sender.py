@@ -119,10 +119,19 @@ class OutgoingTransfer(_TransferLife):
     Args:
         stream_id: the transfer's stream id on the connection.
         size: the file's size in bytes.
-        sha256: the file's SHA-256, 64 hex digits (see :func:`sha256_file`).
+        sha256: the file's SHA-256, 64 hex digits (see :func:`sha256_file`), or
+            ``""``: then the transfer hashes each chunk as it reads it (no
+            pass over the file before the offer), and the digest goes at the
+            end, in the :class:`FileDone`.  On a resume the bytes the receiver
+            already has are read once, at accept, to hash them.
         read: ``read(offset, n)`` returns ``n`` bytes of the file from ``offset``
             (fewer only at the end of the file).
         strategy: decides when bytes may be sent; default ``AdaptiveWindow()``.
+
+    The direct path (the bytes over a second connection, not in frames): the
+    driver calls :meth:`try_direct` when the accept names an address (no chunk
+    goes while it connects), then :meth:`direct_connected` or
+    :meth:`direct_failed` (the chunks then go through the server as usual).
 
     Raises:
         ValueError: a negative size or a malformed SHA-256.
@@ -138,14 +147,18 @@ class OutgoingTransfer(_TransferLife):
     ) -> None:
         if size < 0:
             raise ValueError(f"file size must be >= 0, got {size}")
-        if not SHA256_HEX.fullmatch(sha256):
-            raise ValueError(f"sha256 must be 64 hex digits, got {sha256!r}")
+        if sha256 and not SHA256_HEX.fullmatch(sha256):
+            raise ValueError(f"sha256 must be 64 hex digits (or empty: hashed while sending), got {sha256!r}")
         super().__init__(stream_id, size, sha256)
         self.strategy = strategy if strategy is not None else AdaptiveWindow()
         self.started_at: float | None = None
         self.finished_at: float | None = None
         self._read = read
         self._done_sent = False
+        # Hash while reading: the chunks are read once, in order, so one running digest suffices.
+        self._digest = hashlib.sha256() if not sha256 else None
+        self.via = "server"  # "direct" once the bytes go over a direct connection
+        self._connecting = False  # trying the direct connection: no chunk goes meanwhile
 
     # -- what the driver reads -------------------------------------------
 
@@ -175,9 +188,12 @@ class OutgoingTransfer(_TransferLife):
 
     # -- the driving interface -------------------------------------------
 
-    def offer(self, peer: str, name: str) -> FileOffer:
-        """The :class:`FileOffer` announcing this transfer to ``peer`` as ``name``."""
-        return FileOffer(self.stream_id, peer, name, self.size, self.sha256)
+    def offer(self, peer: str, name: str, token: str = "") -> FileOffer:
+        """The :class:`FileOffer` announcing this transfer to ``peer`` as ``name``.
+
+        ``token``: offer a direct connection, which will present this one-time token.
+        """
+        return FileOffer(self.stream_id, peer, name, self.size, self.sha256, token)
 
     def handle(self, now: float, message: Message) -> list[ToReceiver]:
         """Feed one message from the receiver; return the messages to send next.
@@ -225,10 +241,48 @@ class OutgoingTransfer(_TransferLife):
             raise self._protocol_error(f"FileAccept while the transfer is {self.state.value}")
         if not 0 <= offset <= self.size:
             raise self._protocol_error(f"receiver asked to resume at byte {offset} of a {self.size}-byte file")
+        if self._digest is not None and offset:
+            self._hash_prefix(offset)
         self.state = TransferState.ACTIVE
         self.start_offset = offset
         self.started_at = now
         self.strategy.start(now, offset)
+
+    def _hash_prefix(self, end: int) -> None:
+        """A resume: the digest covers the whole file, so hash the bytes the receiver already has."""
+        assert self._digest is not None
+        offset = 0
+        while offset < end:
+            data = self._checked_read(offset, min(1 * MiB, end - offset))
+            self._digest.update(data)
+            offset += len(data)
+
+    def _checked_read(self, offset: int, length: int) -> bytes:
+        try:
+            data = self._read(offset, length)
+        except OSError as exc:
+            self._fail(f"cannot read the file at byte {offset}: {exc}")
+            raise TransferError(self.reason) from exc
+        if len(data) != length:
+            self._fail(f"the file changed while it was being sent: read {len(data)} of {length} bytes at {offset}")
+            raise TransferError(self.reason)
+        return data
+
+    # -- the direct path ---------------------------------------------------
+
+    def try_direct(self) -> None:
+        """The receiver gave an address: hold the chunks while the driver connects to it."""
+        self._connecting = True
+
+    def direct_connected(self) -> None:
+        """The bytes go over the direct connection: no chunk frame from now on; acks may cover the file."""
+        self._connecting = False
+        self.via = "direct"
+
+    def direct_failed(self) -> None:
+        """No direct connection: the chunks go through the server (call :meth:`messages_to_send`)."""
+        self._connecting = False
+        self.via = "server"
 
     def messages_to_send(self, now: float) -> list[ToReceiver]:
         """The chunks the strategy allows at ``now``, and a FileDone after the last one.
@@ -241,7 +295,7 @@ class OutgoingTransfer(_TransferLife):
                 changed while it was being sent); the transfer is then failed.
         """
         out: list[ToReceiver] = []
-        if self.state is not TransferState.ACTIVE:
+        if self.state is not TransferState.ACTIVE or self._connecting or self.via == "direct":
             return out
         strategy = self.strategy
         while strategy.sent < self.size:
@@ -249,19 +303,18 @@ class OutgoingTransfer(_TransferLife):
             if strategy.allowance(now) < length:
                 break
             offset = strategy.sent
-            try:
-                data = self._read(offset, length)
-            except OSError as exc:
-                self._fail(f"cannot read the file at byte {offset}: {exc}")
-                raise TransferError(self.reason) from exc
-            if len(data) != length:
-                self._fail(f"the file changed while it was being sent: read {len(data)} of {length} bytes at {offset}")
-                raise TransferError(self.reason)
+            data = self._checked_read(offset, length)
+            if self._digest is not None:
+                self._digest.update(data)
             out.append(FileChunk(self.stream_id, offset, data))
             strategy.on_sent(now, offset, length)
         if strategy.sent == self.size and not self._done_sent:
             self._done_sent = True
-            out.append(FileDone(self.stream_id))
+            if self._digest is not None:  # the digest was made while reading: it travels now
+                self.sha256 = self._digest.hexdigest()
+                out.append(FileDone(self.stream_id, self.sha256))
+            else:
+                out.append(FileDone(self.stream_id))
         return out
 
     def wake_at(self, now: float) -> float | None:
@@ -271,7 +324,7 @@ class OutgoingTransfer(_TransferLife):
             A time (``<= now`` means "now"), or ``None``: only a message
             from the receiver can let more bytes go (or all are out).
         """
-        if self.state is not TransferState.ACTIVE or self._done_sent:
+        if self.state is not TransferState.ACTIVE or self._done_sent or self._connecting or self.via == "direct":
             return None
         return self.strategy.wake_at(now)
 
@@ -288,7 +341,7 @@ class OutgoingTransfer(_TransferLife):
             raise self._protocol_error("FileAck before FileAccept")
         if received < self.acked:
             raise self._protocol_error(f"ack went backwards from {self.acked} to {received} bytes")
-        if received > self.sent:
+        if received > (self.size if self.via == "direct" else self.sent):
             raise self._protocol_error(f"ack for {received} bytes, but only {self.sent} were sent")
         self.strategy.on_ack(now, received)
 

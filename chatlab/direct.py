@@ -1,0 +1,279 @@
+"""The direct path: a file's bytes over a second TCP connection between the two clients.
+
+The seed's first answer to "how do I chat while a file is sent?" was "open
+another socket for the file" (再通过另一端口新建一个socket).  IRC's DCC does
+exactly that.  Here the offer and the answer still travel through the chat
+server; only the file's bytes take the second connection, so chat and file
+never share a queue, and the server never touches the file.
+
+Who listens: the **receiver**.  Its ``FILE_ACCEPT`` carries the address
+(``direct: "127.0.0.1:40123"``) and the sender connects to it.  The receiver
+opens a port only once it has said yes, for that one transfer, and closes it
+as soon as the sender arrived (or after :data:`ACCEPT_TIMEOUT`); an offer
+that nobody answers holds no listening socket.  (DCC SEND makes the sender
+listen, because its offer is the only message that goes out before the bytes;
+here the accept goes back anyway, so the address can ride on it.)
+
+The handshake, once the sender is connected::
+
+    sender -> receiver   the offer's token: 32 ASCII hex digits
+    sender -> receiver   the file's bytes from the accepted offset to the end
+    sender -> receiver   the SHA-256 of the whole file: 32 raw bytes
+
+The token is made fresh for every offer (:func:`new_token`, 128 random bits)
+and travels only to the server and the receiver.  The receiver compares what
+a connection presents with :func:`hmac.compare_digest` (no timing leak), and
+a token is good once (:class:`OneTimeToken`): a wrong or replayed token gets
+the connection closed at once, before a byte is written.  So nobody else on
+the network can push a file into a ``.part`` or take over a transfer.
+
+Acks and the end of the transfer still go through the server
+(``FILE_ACK``, then the receiver's ``FILE_DONE``): the sender's progress and
+its ``wait()`` work the same on both paths.  If the sender cannot connect
+within :data:`CONNECT_TIMEOUT` it sends the chunks through the server instead
+(the fallback), and says so.
+
+This module is the sockets; the token check (:class:`OneTimeToken`) and the
+address format are plain functions a test can call without a network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import os
+import secrets
+import socket
+import threading
+import time
+from typing import BinaryIO, Callable
+
+from . import hashing
+
+TOKEN_HEX_DIGITS = 32  # 128 random bits, as hex
+CONNECT_TIMEOUT = 3.0  # sender: seconds to reach the receiver's address before falling back to the server
+ACCEPT_TIMEOUT = 15.0  # receiver: seconds its listener waits for the sender
+HANDSHAKE_TIMEOUT = 2.0  # a connection that has not presented its token by then is dropped
+IDLE_TIMEOUT = 60.0  # either side: no byte moved for this long means the peer is gone
+BUFFER_SIZE = 1024 * 1024  # the receiver's reused recv_into buffer
+DIGEST_SIZE = 32  # raw SHA-256 after the file's bytes
+ACK_EVERY = 4 * 1024 * 1024  # the receiver acks (through the server) every this many bytes
+
+
+def new_token() -> str:
+    """A fresh one-time token for an offer: 32 hex digits."""
+    return secrets.token_hex(TOKEN_HEX_DIGITS // 2)
+
+
+def valid_token(token: str) -> bool:
+    """Is ``token`` what :func:`new_token` makes (so an offer really asks for a direct connection)?"""
+    return len(token) == TOKEN_HEX_DIGITS and all(c in "0123456789abcdef" for c in token)
+
+
+class OneTimeToken:
+    """The receiver's side of the token: right once, then never again.
+
+    >>> ticket = OneTimeToken("ab" * 16)
+    >>> ticket.claim(b"00" * 16), ticket.claim(b"ab" * 16), ticket.claim(b"ab" * 16)
+    (False, True, False)
+    """
+
+    def __init__(self, token: str) -> None:
+        self._expected = token.encode("ascii")
+        self.used = False
+
+    def claim(self, presented: bytes) -> bool:
+        """True if ``presented`` is the token and nobody presented it before."""
+        # compare_digest takes as long for a near miss as for a wild guess: no timing leak.
+        if self.used or not hmac.compare_digest(presented, self._expected):
+            return False
+        self.used = True
+        return True
+
+
+def format_address(address: tuple[str, int]) -> str:
+    """``("127.0.0.1", 4000)`` -> ``"127.0.0.1:4000"``; IPv6 in brackets: ``"[::1]:4000"``."""
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """The inverse of :func:`format_address`; only IP literals (the sender never resolves a name it was given).
+
+    Raises:
+        ValueError: not ``IP:PORT`` with a port from 1 to 65535.
+    """
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"not an IP:PORT address: {text!r}")
+    ipaddress.ip_address(host)  # raises ValueError for a name
+    return host, int(port)
+
+
+def recv_exact(sock: socket.socket, n: int) -> bytes:
+    """``n`` bytes from ``sock``, or fewer if the peer closed first."""
+    data = bytearray()
+    while len(data) < n:
+        got = sock.recv(n - len(data))
+        if not got:
+            break
+        data += got
+    return bytes(data)
+
+
+class DirectListener:
+    """Receiver: a listening socket for one transfer, on the chat connection's own local address.
+
+    Listening where the chat connection already is (``127.0.0.1`` on
+    loopback, the LAN address in a classroom) means the sender reaches it by
+    the same route as the server, and nothing listens on other interfaces.
+    """
+
+    def __init__(self, host: str, token: str) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            self.sock.bind((host, 0))
+            self.sock.listen(4)
+        except BaseException:
+            self.sock.close()
+            raise
+        self.address: tuple[str, int] = self.sock.getsockname()[:2]
+        self.ticket = OneTimeToken(token)
+        self.refused = 0  # connections dropped for a wrong or replayed token
+
+    def accept(self, timeout: float = ACCEPT_TIMEOUT) -> socket.socket | None:
+        """The sender's connection, once it presented the token; ``None`` after ``timeout`` or :meth:`close`.
+
+        Any connection with the wrong token (or the right one a second time) is
+        closed at once and the wait goes on.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            try:
+                self.sock.settimeout(left)
+                conn, _ = self.sock.accept()
+            except OSError:  # timeout, or closed under us
+                return None
+            try:
+                conn.settimeout(HANDSHAKE_TIMEOUT)
+                presented = recv_exact(conn, TOKEN_HEX_DIGITS)
+            except OSError:
+                presented = b""
+            if self.ticket.claim(presented):
+                conn.settimeout(IDLE_TIMEOUT)
+                return conn
+            self.refused += 1
+            conn.close()  # a wrong or replayed token: dropped before it wrote a byte
+
+    def close(self) -> None:
+        """Stop listening; a thread waiting in :meth:`accept` wakes up (shutdown does that on Linux, close alone does not)."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+def hash_file(fd: int, size: int, into: list[str]) -> None:
+    """SHA-256 of the first ``size`` bytes of ``fd``, read with ``pread`` (no shared file offset)."""
+    digest = hashlib.sha256()
+    buffer = memoryview(bytearray(BUFFER_SIZE))  # reused: preadv() reads into it, no new bytes per block
+    offset = 0
+    while offset < size:
+        want = min(BUFFER_SIZE, size - offset)
+        if hasattr(os, "preadv"):
+            n = os.preadv(fd, [buffer[:want]], offset)
+            block = buffer[:n]
+        else:
+            block = memoryview(os.pread(fd, want, offset))
+            n = len(block)
+        if not n:
+            break
+        digest.update(block)  # releases the GIL for large blocks: it runs beside sendfile()
+        offset += n
+    into.append(digest.hexdigest())
+
+
+def send_file(sock: socket.socket, file: BinaryIO, offset: int, size: int) -> str:
+    """Sender: the bytes from ``offset`` to ``size`` with ``socket.sendfile()``, then the whole file's digest.
+
+    The digest is computed in a second thread while the kernel copies the file
+    to the socket (zero-copy where the OS has ``sendfile``), so it costs no
+    pass over the file before the transfer.
+
+    Returns:
+        The file's SHA-256 (hex).
+
+    Raises:
+        OSError: the connection broke; ValueError: the file changed size.
+    """
+    digests: list[str] = []
+    hasher: threading.Thread | None = None
+    if hasattr(os, "pread"):
+        hasher = threading.Thread(target=hash_file, args=(file.fileno(), size, digests), name="chatlab-direct-hash",
+                                  daemon=True)
+        hasher.start()
+    try:
+        sent = sock.sendfile(file, offset, size - offset) if size > offset else 0
+    finally:
+        if hasher is not None:
+            hasher.join()
+    if sent != size - offset:
+        raise ValueError(f"the file changed while it was being sent: {offset + sent} of {size} bytes")
+    if not digests:  # no pread (Windows): one pass after the bytes
+        file.seek(0)
+        digest = hashlib.sha256()
+        while block := file.read(BUFFER_SIZE):
+            digest.update(block)
+        digests.append(digest.hexdigest())
+    sock.sendall(bytes.fromhex(digests[0]))
+    return digests[0]
+
+
+def receive_file(sock: socket.socket, remaining: int, write: Callable[[memoryview], int],
+                 progress: Callable[[int], None]) -> str:
+    """Receiver: ``remaining`` bytes into ``write`` through a ring of reused buffers, then the sender's digest.
+
+    ``write(data)`` stores the bytes and returns the total written so far;
+    ``progress(total)`` is called about every :data:`ACK_EVERY` bytes.
+
+    Returns:
+        The SHA-256 the sender sent after the bytes (hex).
+
+    Raises:
+        ConnectionError: the sender closed before the end.  OSError: the connection broke.
+    """
+    # A ring of reused buffers: write() may hand a buffer to a SHA-256 thread that hashes it
+    # later; it comes round again only once hashed (see chatlab.hashing for why PENDING + 2).
+    ring = [memoryview(bytearray(BUFFER_SIZE)) for _ in range(hashing.PENDING + 2)]
+    next_ack = ACK_EVERY
+    moved = 0
+    turn = 0
+    while remaining:
+        buffer = ring[turn % len(ring)]
+        turn += 1
+        n = sock.recv_into(buffer, min(remaining, BUFFER_SIZE))
+        if not n:
+            raise ConnectionError(f"the direct connection closed with {remaining:,} bytes still to come")
+        total = write(buffer[:n])
+        remaining -= n
+        moved += n
+        if moved >= next_ack:
+            next_ack += ACK_EVERY
+            progress(total)
+    digest = recv_exact(sock, DIGEST_SIZE)
+    if len(digest) != DIGEST_SIZE:
+        raise ConnectionError("the direct connection closed before the SHA-256 that ends it")
+    return digest.hex()
+
+
+__all__ = [
+    "new_token", "valid_token", "OneTimeToken", "format_address", "parse_address", "DirectListener",
+    "send_file", "receive_file", "CONNECT_TIMEOUT", "ACCEPT_TIMEOUT", "HANDSHAKE_TIMEOUT", "TOKEN_HEX_DIGITS",
+]
