@@ -205,8 +205,9 @@ def time_sendfile(sink: Child, source: Path, target: Path) -> float:
     return seconds
 
 
-def time_nc(nc: str, source: Path, target: Path) -> float:
-    """nc -l > target, then nc -N < source: from the sender's start to the listener's exit (file closed)."""
+def time_nc(nc: str, source: Path, target: Path, socat: str | None = None) -> float:
+    """nc -l > target, then nc -N < source (through ``socat`` in the middle when given): from the
+    sender's start to the listener's exit (file closed)."""
     from .common import free_port
 
     for _attempt in range(3):
@@ -214,56 +215,33 @@ def time_nc(nc: str, source: Path, target: Path) -> float:
         with open(target, "wb") as out:
             listener = subprocess.Popen([nc, "-l", "127.0.0.1", str(port)], stdin=subprocess.DEVNULL, stdout=out,
                                         stderr=subprocess.DEVNULL)
+        procs, send_port = [listener], port
+        if socat is not None:
+            send_port = free_port()
+            procs.append(subprocess.Popen([socat, f"TCP-LISTEN:{send_port},bind=127.0.0.1,reuseaddr",
+                                           f"TCP:127.0.0.1:{port}"],
+                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         try:
-            if not wait_listening(port):
+            if not (wait_listening(port) and wait_listening(send_port)):
                 continue
             with open(source, "rb") as src:
                 t0 = time.perf_counter()
-                sender = subprocess.Popen([nc, "-N", "127.0.0.1", str(port)], stdin=src, stdout=subprocess.DEVNULL,
+                sender = subprocess.Popen([nc, "-N", "127.0.0.1", str(send_port)], stdin=src, stdout=subprocess.DEVNULL,
                                           stderr=subprocess.DEVNULL)
                 listener.wait(600)
                 seconds = time.perf_counter() - t0
                 sender.wait(30)
             return seconds
         finally:
-            if listener.poll() is None:
-                listener.kill()
-                listener.wait()
-    raise RuntimeError("nc did not start listening")
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait()
+    raise RuntimeError("nc" + (" or socat" if socat else "") + " did not start listening")
 
 
 def socat_path() -> str | None:
     return shutil.which("socat")
-
-
-def time_nc_socat(nc: str, socat: str, source: Path, target: Path) -> float:
-    """nc -l > target, socat in the middle, nc -N < source: from the sender's start to the listener's exit."""
-    from .common import free_port
-
-    for _attempt in range(3):
-        port, relay_port = free_port(), free_port()
-        with open(target, "wb") as out:
-            listener = subprocess.Popen([nc, "-l", "127.0.0.1", str(port)], stdin=subprocess.DEVNULL, stdout=out,
-                                        stderr=subprocess.DEVNULL)
-        relay = subprocess.Popen([socat, f"TCP-LISTEN:{relay_port},bind=127.0.0.1,reuseaddr", f"TCP:127.0.0.1:{port}"],
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            if not (wait_listening(port) and wait_listening(relay_port)):
-                continue
-            with open(source, "rb") as src:
-                t0 = time.perf_counter()
-                sender = subprocess.Popen([nc, "-N", "127.0.0.1", str(relay_port)], stdin=src, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL)
-                listener.wait(600)
-                seconds = time.perf_counter() - t0
-                sender.wait(30)
-            return seconds
-        finally:
-            for proc in (listener, relay):
-                if proc.poll() is None:
-                    proc.kill()
-                proc.wait()
-    raise RuntimeError("nc or socat did not start listening")
 
 
 def time_chatlab(client: Client, to: str, receiver: Child | Client, source: Path, strategy: str, probe_interval: float,
@@ -456,7 +434,7 @@ def run(args: argparse.Namespace, out_dir: Path) -> Scenario:
             if nc:
                 copies_nc.append(copy_checked(lambda target: time_nc(nc, big, target)))
                 if socat:
-                    copies_socat.append(copy_checked(lambda target: time_nc_socat(nc, socat, big, target)))
+                    copies_socat.append(copy_checked(lambda target: time_nc(nc, big, target, socat)))
             for method, runner in runners.items():
                 headline[method].append(runner())
                 tick()
