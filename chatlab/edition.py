@@ -107,9 +107,9 @@ def default_source() -> Path:
 
 def write_student_edition(out_dir: Path, source: Path | None = None, enforce_metadata: bool = True) -> list[Path]:
     """Write the student edition of every ``NN_*.ipynb`` in ``source`` into ``out_dir``; return the paths."""
+    _require_nbgrader()  # before anything is imported or written: say how to install it (it brings nbformat)
     import nbformat
 
-    _require_nbgrader()  # before anything is written: say how to install it
     source = source or default_source()
     notebooks = sorted(source.glob("[0-9][0-9]_*.ipynb"))
     if not notebooks:

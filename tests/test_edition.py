@@ -143,3 +143,14 @@ def test_the_student_edition_runs_to_the_end_and_every_checker_fails(edition: Pa
             continue
         printed = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
         assert "FAIL" in printed, f"{source.name} cell {index}: the checker printed no FAIL on the stub:\n{printed}"
+
+
+def test_without_the_instructor_tools_it_says_how_to_install_them(monkeypatch, tmp_path):
+    """A plain install has neither nbgrader nor nbformat: a clear message, not an ImportError traceback."""
+    from chatlab import edition
+
+    monkeypatch.setitem(sys.modules, "nbgrader", None)  # None in sys.modules: importing it raises ImportError
+    monkeypatch.setitem(sys.modules, "nbformat", None)
+    with pytest.raises(SystemExit, match=r"needs nbgrader: .*\[instructor\]"):
+        edition.write_student_edition(tmp_path / "out")
+    assert not (tmp_path / "out").exists()
