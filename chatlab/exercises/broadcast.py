@@ -264,43 +264,34 @@ def _glued(room: _Room) -> None:
 
 
 def _leaves(room: _Room) -> None:
-    alice, bob = room.client(), room.client()
-    room.settle(2)
-    alice.close()
-    deadline = time.monotonic() + WAIT
-    while room.room_size() > 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    if room.room_size() != 1:
-        raise AssertionError(
-            _(
-                "alice closed her connection but her writer is still in the room:"
-                " take it out when reading ends (b'' / IncompleteReadError)"
-            )
-            + room.blame()
-        )
-    bob.sendall(_say("still here"))
-    _expect(bob, ["still here"], _("bob, after alice left,"), room)
+    _leave_and_check(room, b"", _(
+        "alice closed her connection but her writer is still in the room:"
+        " take it out when reading ends (b'' / IncompleteReadError)"
+    ), _("bob, after alice left,"))
 
 
 def _leaves_mid_frame(room: _Room) -> None:
+    _leave_and_check(room, _say("never finished")[:15], _(
+        "alice left in the middle of a frame and is still in the room: readexactly() raises"
+        " IncompleteReadError then, and the writer must leave the room all the same (try/finally)"
+    ), _("bob, after alice left mid-frame,"))
+
+
+def _leave_and_check(room: _Room, last_words: bytes, still_in_room: str, bob_after: str) -> None:
+    """alice sends ``last_words`` (maybe half a frame), closes; she must leave the room and bob still hear."""
     alice, bob = room.client(), room.client()
     room.settle(2)
-    alice.sendall(_say("never finished")[:15])
-    time.sleep(0.05)
+    if last_words:
+        alice.sendall(last_words)
+        time.sleep(0.05)
     alice.close()
     deadline = time.monotonic() + WAIT
     while room.room_size() > 1 and time.monotonic() < deadline:
         time.sleep(0.01)
     if room.room_size() != 1:
-        raise AssertionError(
-            _(
-                "alice left in the middle of a frame and is still in the room: readexactly() raises"
-                " IncompleteReadError then, and the writer must leave the room all the same (try/finally)"
-            )
-            + room.blame()
-        )
+        raise AssertionError(still_in_room + room.blame())
     bob.sendall(_say("still here"))
-    _expect(bob, ["still here"], _("bob, after alice left mid-frame,"), room)
+    _expect(bob, ["still here"], bob_after, room)
 
 
 def _garbage(room: _Room) -> None:
