@@ -55,6 +55,7 @@ from .transfer import (
     IncomingTransfer,
     OutgoingTransfer,
     SendStrategy,
+    ToSender,
     TraceRow,
     TransferStats,
     file_reader,
@@ -569,11 +570,7 @@ class Client:
         if path is not None:
             self._on_incoming_shared(message, incoming, path)
             return
-        try:
-            replies = incoming.handle(message)
-        except ChatlabError as exc:
-            self._reply(p.encode(p.FileCancel(sid, str(exc))))
-            replies = []
+        replies = self._handle_incoming(sid, incoming, message)
         for reply in replies:
             if isinstance(reply, p.FileAck):
                 # Acks are cumulative: keep the latest and send it once this recv()'s frames are
@@ -617,6 +614,14 @@ class Client:
     def _advertised(self, path: _DirectIncoming) -> tuple[str, int]:
         return self.advertise_direct(path.listener.address) if self.advertise_direct else path.listener.address
 
+    def _handle_incoming(self, sid: int, incoming: IncomingTransfer, message: p.Message) -> list[ToSender]:
+        """The receiver's answers to one transfer message; a bad one cancels the transfer, with the reason."""
+        try:
+            return incoming.handle(message)
+        except ChatlabError as exc:
+            self._reply(p.encode(p.FileCancel(sid, str(exc))))
+            return []
+
     def _on_incoming_shared(self, message: p.Message, incoming: IncomingTransfer, path: _DirectIncoming) -> None:
         """Reader thread: a relayed frame for a transfer that was offered the direct path."""
         sid = incoming.stream_id
@@ -628,11 +633,7 @@ class Client:
                 return  # the bytes come over the direct connection; nothing else is expected here
             if isinstance(message, p.FileCancel):
                 path.ended_elsewhere = True
-            try:
-                replies = incoming.handle(message)
-            except ChatlabError as exc:
-                self._reply(p.encode(p.FileCancel(sid, str(exc))))
-                replies = []
+            replies = self._handle_incoming(sid, incoming, message)
         for reply in replies:
             self._reply(p.encode(reply))  # one ack per relayed chunk: the fallback is the rare case
         if incoming.done or incoming.failed:
