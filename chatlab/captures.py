@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from . import protocol as p
+from .core import protocol as p
 from .errors import ProtocolError
 
 CAPTURES = Path(__file__).resolve().parent.parent / "data" / "captures"
@@ -310,7 +310,7 @@ def _chat(address: tuple[str, int]) -> None:
 
 def _transfer(address: tuple[str, int]) -> None:
     from .client import Client
-    from .transfer import FixedWindow
+    from .core.transfer import FixedWindow
 
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "hello.txt"

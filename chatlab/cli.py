@@ -49,7 +49,7 @@ def room_password(text: str) -> tuple[str, str]:
 
 def server_options(args: argparse.Namespace) -> dict[str, object]:
     """The ``Server(...)`` keyword arguments that ``chatlab server``'s options ask for."""
-    from .protocol import describe
+    from .core.protocol import describe
     from .server import FloodLimit
 
     options: dict[str, object] = {"selector": args.selector, "max_clients": args.max_clients}

@@ -35,7 +35,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Union
 
-from . import protocol as p
+from .core import protocol as p
 from .errors import (
     ChatlabError,
     ConnectionBroken,
@@ -51,7 +51,7 @@ from .errors import (
 from . import direct
 from .hashing import BackgroundSha256
 from .events import MAX_BACKLOG, DirectFallback, Disconnected, EventQueue, FileFailed, FileReceived, FileStarted
-from .transfer import (
+from .core.transfer import (
     IncomingTransfer,
     OutgoingTransfer,
     SendStrategy,
@@ -102,7 +102,7 @@ class Transfer:
     """A file being sent, as returned by :meth:`Client.send_file`.
 
     ``wait()`` blocks until the receiver confirmed the file (SHA-256 checked)
-    and returns its :class:`~chatlab.transfer.TransferStats`; ``acked`` and
+    and returns its :class:`~chatlab.core.transfer.TransferStats`; ``acked`` and
     ``size`` show progress; ``trace`` has one row per chunk and ack for plots.
     """
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from . import protocol as p
+from .core import protocol as p
 from .client import Client, FileReceived, FileStarted
 from .server import Server
 from .units import format_rate, format_size

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import socket
 from typing import Callable, Iterator
 
 
@@ -109,6 +108,6 @@ def translate_socket_errors(what: str, closed_by_us: Callable[[], bool] = lambda
     except OSError as exc:
         if closed_by_us() or exc.errno in _CLOSED_ERRNOS:
             raise ConnectionClosed(f"{what}: the connection was closed on this side") from None
-        if isinstance(exc, socket.timeout):
+        if isinstance(exc, TimeoutError):  # socket.timeout is TimeoutError since 3.10
             raise ConnectionBroken(f"{what}: timed out") from exc
         raise ConnectionBroken(f"{what}: {exc.strerror or exc}") from exc

@@ -36,7 +36,7 @@ TCP alone and a simulated link (notebook 06)
     ``measure_sendall(link, file_bytes) -> SendallResult``: one ``sendall()`` of a file on a
     plain TCP connection of its own through the emulator (the baseline: TCP's own flow control).
     ``simulate_transfer(strategy, link, file_bytes) -> SimulatedRun``: any
-    :class:`~chatlab.transfer.SendStrategy` on a simulated bottleneck (a FIFO queue, a rate, a
+    :class:`~chatlab.core.transfer.SendStrategy` on a simulated bottleneck (a FIFO queue, a rate, a
     round-trip delay) on a fake clock: milliseconds per run, the same numbers everywhere; the
     exercise checkers of notebook 06 use it.
 Summaries, files, figures
@@ -86,9 +86,9 @@ from typing import Any
 from .client import UNSENT_LIMIT, Client, FileFailed
 from .errors import ChatlabError, TransferError
 from .netem import LinkEmulator, LinkProfile
-from .protocol import ChatMessage
+from .core.protocol import ChatMessage
 from .server import Server
-from .transfer import AdaptiveWindow, FixedWindow, SendStrategy, SleepPaced, TraceRow, make_strategy
+from .core.transfer import AdaptiveWindow, FixedWindow, SendStrategy, SleepPaced, TraceRow, make_strategy
 
 __all__ = [
     "KiB", "MiB", "Link", "LINKS", "QUICK_LINKS", "FULL_LINKS", "get_link",
@@ -935,7 +935,7 @@ class SimulatedRun:
         timed_out: the run hit ``time_limit`` before every byte was acknowledged.
         queue_delays: per chunk, ``(time it was sent, seconds it waited in the link's queue)``:
             the time a chat line sent at that moment would have waited too.
-        trace: the strategy's own :class:`~chatlab.transfer.TraceRow` rows.
+        trace: the strategy's own :class:`~chatlab.core.transfer.TraceRow` rows.
         link_rate: the link rate in bytes per second.
         error: the exception the strategy raised, if any (the run stops there).
     """
@@ -996,7 +996,7 @@ def simulate_transfer(
     bottleneck of the link's rate with an unbounded FIFO queue in front, then
     half the RTT of delay; the receiver acks each chunk as it arrives, and the
     ack takes the other half of the RTT back.  The sender behaves as
-    :class:`~chatlab.transfer.OutgoingTransfer` does: it sends full chunks
+    :class:`~chatlab.core.transfer.OutgoingTransfer` does: it sends full chunks
     (the last one may be shorter) while ``allowance(now)`` lets a whole one
     go, and asks again on every ack and at ``wake_at(now)``.  No sockets, no
     threads, no real time: a run of thousands of chunks takes milliseconds and

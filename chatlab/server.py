@@ -1,9 +1,9 @@
 """The chatlab chat server: one select() loop, non-blocking sockets, no threads.
 
 This module is the sockets and nothing else.  What a message *means* is decided
-by the chat core (:mod:`chatlab.chatroom`) and the file relay
-(:mod:`chatlab.relay`), which never touch a socket; how bytes become messages
-by each connection's codec (:mod:`chatlab.codecs`).  Here we move bytes.
+by the chat core (:mod:`chatlab.core.chatroom`) and the file relay
+(:mod:`chatlab.core.relay`), which never touch a socket; how bytes become messages
+by each connection's codec (:mod:`chatlab.core.codecs`).  Here we move bytes.
 
 How the loop works (the theory, once):
 
@@ -44,12 +44,12 @@ import time
 from collections import deque
 from typing import Any, Callable
 
-from . import protocol as p
-from .chatroom import (RESERVED_NICKS, Broadcast, ChatRoom, Close, FloodLimit, Output, Pause, Send, Session,
+from .core import protocol as p
+from .core.chatroom import (RESERVED_NICKS, Broadcast, ChatRoom, Close, FloodLimit, Output, Pause, Send, Session,
                        Settings, normalize_name)
-from .codecs import BinaryCodec, Codec, CodecFactory, Event, sniff
+from .core.codecs import BinaryCodec, Codec, CodecFactory, Event, sniff
 from .errors import ChatlabError, RemoteProtocolError
-from .relay import MAX_TRANSFERS, Forward
+from .core.relay import MAX_TRANSFERS, Forward
 
 log = logging.getLogger("chatlab.server")
 
@@ -106,7 +106,7 @@ class Server:
         on_frame: called as ``on_frame("in"|"out", nick_or_address, frame)`` for each
             frame, from the server's thread; the frame log of notebook 05 uses it.
         text_codec: the codec for clients that do not start with chatlab's magic bytes.
-        settings: fields of :class:`chatlab.chatroom.Settings` (``selector="epoll"``,
+        settings: fields of :class:`chatlab.core.chatroom.Settings` (``selector="epoll"``,
             ``flood_limit=None``, ``room_passwords={"class": "secret"}``...), or a whole
             ``config=Settings(...)``; the result is :attr:`config`, frozen.
     """

@@ -72,7 +72,7 @@ def lab_server(**server_options: Any) -> Iterator[LabServer]:
 
 
 def _shown_path(path: Path) -> str:
-    """``chatlab/server.py`` or ``chatlab/transfer/strategies.py``: relative to the package, never absolute."""
+    """``chatlab/server.py`` or ``chatlab/core/transfer/strategies.py``: relative to the package, never absolute."""
     parts = path.resolve().parts
     return "/".join(parts[len(parts) - 1 - parts[::-1].index("chatlab"):])
 
@@ -83,7 +83,7 @@ def show_source(module: str | ModuleType, pattern: str, context: int = 0) -> lis
     Prints each hit as ``chatlab/server.py:LINE: text`` (a path relative to the
     package, never this machine's absolute path) and returns the line numbers,
     so a notebook can point at "the line that does it" and stay right when the
-    code moves.  A package (``"transfer"`` once it is ``chatlab/transfer/``) is
+    code moves.  A package (``"transfer"`` once it is ``chatlab/core/transfer/``) is
     searched file by file, so a call keeps working when a module is split.
     """
     if isinstance(module, str):

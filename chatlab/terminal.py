@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, TextIO
 
-from . import protocol as p
+from .core import protocol as p
 from .client import CLOSED_BY_SERVER, CLOSED_BY_US, Address, Client, DirectFallback, Disconnected, FileFailed, FileReceived, FileStarted
 from .errors import ChatlabError, ConnectionBroken, ConnectionClosed, NickError, ServerError
 from .i18n import N_, _, ngettext

@@ -8,7 +8,7 @@ from typing import Callable, Iterator
 import pytest
 
 import chatlab
-from chatlab import protocol as p
+from chatlab.core import protocol as p
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ test reads as "alice says this at t=3; bob's inbox now holds that".
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatlab import codecs
-from chatlab import protocol as p
-from chatlab.chatroom import (Broadcast, ChatRoom, Close, FloodLimit, Output, Pause, Send, Session, Settings,
+from chatlab.core import codecs
+from chatlab.core import protocol as p
+from chatlab.core.chatroom import (Broadcast, ChatRoom, Close, FloodLimit, Output, Pause, Send, Session, Settings,
                               TokenBucket)
-from chatlab.relay import Forward
+from chatlab.core.relay import Forward
 
 T0 = 1000.0  # the fake clock starts here
 
@@ -110,11 +112,23 @@ def errors(items: list[Any]) -> list[str]:
 
 
 def test_the_core_imports_no_io():
-    for name in ("chatroom.py", "relay.py", "codecs.py"):
-        tree = ast.parse((Path(__file__).parents[1] / "chatlab" / name).read_text())
+    core = Path(__file__).parents[1] / "chatlab" / "core"
+    for path in sorted(core.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
         imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
         imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-        assert not imported & {"socket", "selectors", "threading", "time", "select", "asyncio"}, (name, imported)
+        assert not imported & {"socket", "selectors", "threading", "time", "select", "asyncio"}, (path.name, imported)
+
+
+def test_importing_the_core_loads_no_socket_or_selectors():
+    """The whole import chain counts: chatlab/__init__.py must not drag the client and server in."""
+    code = (
+        "import sys\n"
+        "import chatlab.core.chatroom, chatlab.core.codecs, chatlab.core.irc, chatlab.core.relay, chatlab.core.transfer\n"
+        "print(sorted(m for m in ('socket', 'selectors', 'select', 'chatlab.server', 'chatlab.client') if m in sys.modules))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"
 
 
 def test_the_dispatch_table_has_one_handler_per_client_message():

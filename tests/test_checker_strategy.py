@@ -14,7 +14,7 @@ from solutions.send_strategy import AIMDWindow
 
 from chatlab import experiments as ex
 from chatlab.exercises import check_chat_delay_prediction, check_send_strategy
-from chatlab.transfer import AdaptiveWindow, FixedWindow, SendStrategy, SleepPaced
+from chatlab.core.transfer import AdaptiveWindow, FixedWindow, SendStrategy, SleepPaced
 
 KiB = 1024
 

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 import chatlab
-from chatlab import protocol as p
+from chatlab.core import protocol as p
 from chatlab.client import parse_address
 from chatlab.errors import translate_socket_errors
 from chatlab.events import EventQueue

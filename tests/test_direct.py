@@ -18,7 +18,7 @@ import pytest
 
 import chatlab
 from chatlab import direct
-from chatlab import protocol as p
+from chatlab.core import protocol as p
 from chatlab.events import DirectFallback, FileStarted
 from chatlab.netem import LinkEmulator, LinkProfile
 

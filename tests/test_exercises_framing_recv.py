@@ -21,7 +21,7 @@ from chatlab.exercises.recv import (
     wait_until_buffered,
 )
 from solutions.framing_recv import decode_frames, encode_frame, read_frame, recv_exact
-from chatlab.protocol import FrameType, Say, encode, pack_header
+from chatlab.core.protocol import FrameType, Say, encode, pack_header
 
 
 def failed(report) -> set[str]:

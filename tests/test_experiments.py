@@ -15,7 +15,7 @@ import chatlab
 from chatlab import experiments as ex
 from chatlab.exercises.bot import check_bot
 from solutions.bot import run_bot as reference_bot
-from chatlab.transfer import AdaptiveWindow, FixedWindow, SleepPaced
+from chatlab.core.transfer import AdaptiveWindow, FixedWindow, SleepPaced
 
 KiB = 1024
 TINY = 256 * KiB

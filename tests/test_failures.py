@@ -10,7 +10,7 @@ from typing import Callable
 import pytest
 
 import chatlab
-from chatlab import protocol as p
+from chatlab.core import protocol as p
 from chatlab.exercises.reconnect import check_upload_lines
 from chatlab.failures import BlackHole, abort, full_backlog_listener, keepalive_settings, set_keepalive
 from solutions.reconnect import next_count, upload_lines as reference

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from chatlab import protocol as p
+from chatlab.core import protocol as p
 from chatlab.errors import ProtocolError
 from chatlab.exercises.broadcast import check_broadcast_handler
 from chatlab.fourways import SERVERS, measure, running

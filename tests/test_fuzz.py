@@ -25,8 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import chatlab
-from chatlab import codecs
-from chatlab import protocol as p
+from chatlab.core import codecs
+from chatlab.core import protocol as p
 from chatlab.errors import RemoteProtocolError
 from conftest import RawPeer
 from test_irc import irc_lines_until_closed, is_text_entry, replay_text_entry  # the corpus's IRC text entries

@@ -17,7 +17,7 @@ import socket
 import pytest
 
 import chatlab
-from chatlab import protocol as p
+from chatlab.core import protocol as p
 
 NICKS = ("小明", "李华")
 ROOM = "网络实验室"

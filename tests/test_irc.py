@@ -19,10 +19,10 @@ from typing import Any, Callable
 import pytest
 
 import chatlab
-from chatlab import codecs
-from chatlab import protocol as p
+from chatlab.core import codecs
+from chatlab.core import protocol as p
 from chatlab.errors import TransferError
-from chatlab.irc import ERROR_NUMERICS, MAX_LINE
+from chatlab.core.irc import ERROR_NUMERICS, MAX_LINE
 
 try:
     import irc.client as irc_client

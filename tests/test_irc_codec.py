@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatlab import codecs
-from chatlab import protocol as p
+from chatlab.core import codecs
+from chatlab.core import protocol as p
 from chatlab.errors import RemoteProtocolError
-from chatlab.irc import COMMANDS, MAX_LINE, IrcCodec, format_line, parse_line, privmsg_lines
+from chatlab.core.irc import COMMANDS, MAX_LINE, IrcCodec, format_line, parse_line, privmsg_lines
 
 HINT = "Unknown command; register with NICK yourname and USER yourname 0 * :Your Name"
 

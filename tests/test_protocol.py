@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatlab import protocol as p
+from chatlab.core import protocol as p
 from chatlab.errors import FrameTooLarge, LocalProtocolError, RemoteProtocolError
 
 SAMPLES: list[p.Message] = [

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from chatlab import protocol as p
+from chatlab.core import protocol as p
 from chatlab.errors import RemoteProtocolError
-from chatlab.relay import FileRelay, Forward, Send
+from chatlab.core.relay import FileRelay, Forward, Send
 from test_chatroom import Harness, frame
 
 SHA = "0" * 64

@@ -26,9 +26,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import chatlab
-import chatlab.chatroom
+import chatlab.core.chatroom
 import chatlab.server
-from chatlab import protocol as p
+from chatlab.core import protocol as p
 from chatlab.bench.load import FreezableProxy, NeverReader, Probe, ServerProcess, Slowloris, raise_nofile_limit, run_slow_peers
 from chatlab.server import FD_SETSIZE, RESERVED_NICKS, normalize_name
 from conftest import RawPeer
@@ -206,13 +206,13 @@ def test_look_alike_room_names_are_one_room_behind_one_password():
 
 def test_room_passwords_are_compared_in_constant_time(monkeypatch):
     calls: list[tuple[bytes, bytes]] = []
-    real = chatlab.chatroom.hmac.compare_digest
+    real = chatlab.core.chatroom.hmac.compare_digest
 
     def spy(a: bytes, b: bytes) -> bool:
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(chatlab.chatroom.hmac, "compare_digest", spy)
+    monkeypatch.setattr(chatlab.core.chatroom.hmac, "compare_digest", spy)
     with chatlab.Server(port=0, room_passwords={"class": "s3cret"}) as srv, \
          chatlab.Client.connect(srv.address, nick="alice") as alice:  # fmt: skip
         with pytest.raises(chatlab.ServerError):

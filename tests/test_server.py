@@ -9,7 +9,7 @@ import struct
 import pytest
 
 import chatlab
-from chatlab import protocol as p
+from chatlab.core import protocol as p
 from conftest import RawPeer
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import chatlab
-from chatlab import protocol as p
+from chatlab.core import protocol as p
 from chatlab.netem import LinkEmulator, LinkProfile
 
 STRATEGIES = {"sleep": {"pause": 0.0005}, "fixed": {"chunks": 8}, "adaptive": {}}

@@ -1,4 +1,4 @@
-"""Tests for chatlab.transfer: strategies, sender and receiver, with a fake clock.
+"""Tests for chatlab.core.transfer: strategies, sender and receiver, with a fake clock.
 
 No sockets and no real time: every call gets ``now`` from the test, and a
 small discrete-event simulator (:func:`run_loopback`) links an
@@ -25,7 +25,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatlab.errors import LocalProtocolError, RemoteProtocolError, TransferError
-from chatlab.protocol import (
+from chatlab.core.protocol import (
     FileAccept,
     FileAck,
     FileCancel,
@@ -36,7 +36,7 @@ from chatlab.protocol import (
     MessageDecoder,
     encode,
 )
-from chatlab.transfer import (
+from chatlab.core.transfer import (
     DEFAULT_CHUNK_SIZE,
     MAX_CHUNK_SIZE,
     AdaptiveWindow,

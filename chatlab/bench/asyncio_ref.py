@@ -3,7 +3,7 @@
 What a Python programmer would write today for a chat room: ``asyncio``
 streams, one coroutine per client, ``writer.write()`` to every member of
 the room.  It speaks the same wire protocol as chatlab (frames decoded and
-encoded with :mod:`chatlab.protocol`), so the very same load generator
+encoded with :mod:`chatlab.core.protocol`), so the very same load generator
 drives both servers, and it does the same work per message: decode the
 SAY, encode one CHAT frame, queue those bytes to every member.
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 
-from .. import protocol as p
+from ..core import protocol as p
 from ..errors import ProtocolError
 
 ROOM = "lobby"

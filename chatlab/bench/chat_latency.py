@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..client import Client
-from ..protocol import ChatMessage
+from ..core.protocol import ChatMessage
 from .common import MiB, Child, Scenario, iter_progress, make_file, median, parse_size, percentile, pyplot, table, write_csv, save_figure
 from .transfer import ChatProbe, sha256_path
 

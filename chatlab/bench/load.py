@@ -48,7 +48,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .. import protocol as p
+from ..core import protocol as p
 from ..client import Client
 from ..server import FD_SETSIZE, FloodLimit, Server, normalize_name
 from .common import expected_warnings, resolve_out

@@ -24,7 +24,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from .. import protocol as p
+from ..core import protocol as p
 
 NICK_FMT = "c{:05d}"
 ROOM = "lobby"

@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import protocol as p
+from ..core import protocol as p
 from ..client import Client
-from ..transfer import DEFAULT_CHUNK_SIZE
+from ..core.transfer import DEFAULT_CHUNK_SIZE
 from .common import (
     MiB,
     Child,

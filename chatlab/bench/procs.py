@@ -14,7 +14,7 @@ Kinds:
 * ``receiver``: a chatlab :class:`~chatlab.Client` that accepts every file
   into ``--dir`` and prints a JSON line for each one that arrives.
 * ``stub``: a *direct* receiver, no server: it answers the sender's HELLO
-  itself, then receives files with :class:`~chatlab.transfer.IncomingTransfer`
+  itself, then receives files with :class:`~chatlab.core.transfer.IncomingTransfer`
   (written to disk, SHA-256 checked) and echoes chat lines back.
 * ``netem``: a :class:`~chatlab.netem.LinkEmulator` in front of ``--port``.
 * ``sink``: a plain socket receiver with no protocol: reads until EOF
@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import protocol as p
+from ..core import protocol as p
 from .common import proc_status, raise_nofile_limit
 
 
@@ -191,7 +191,7 @@ def run_receiver(args: argparse.Namespace) -> int:
 
 def run_stub(args: argparse.Namespace) -> int:
     """A direct receiver: plays the server's handshake, then receives files itself (one connection at a time)."""
-    from ..transfer import IncomingTransfer
+    from ..core.transfer import IncomingTransfer
 
     directory = Path(args.dir)
     listener = socket.create_server((args.host, 0))

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import protocol as p
+from ..core import protocol as p
 from ..server import FD_SETSIZE
 from .common import Child, Scenario, iter_progress, percentile, pyplot, raise_nofile_limit, table, write_csv, save_figure
 

@@ -53,7 +53,7 @@ from typing import Any, Callable
 
 from ..client import Client
 from ..events import FileReceived
-from ..protocol import ChatMessage
+from ..core.protocol import ChatMessage
 from ..server import Server
 from .common import (
     MiB,

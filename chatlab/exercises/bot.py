@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..client import Client
-from ..protocol import ChatMessage, PrivateMessage
+from ..core.protocol import ChatMessage, PrivateMessage
 from ..server import Server
 from ..i18n import N_, _
 from ._report import NotWrittenYet, Report, describe_error, run_cases, student

@@ -34,7 +34,7 @@ import threading
 import time
 from typing import Any, Awaitable, Callable
 
-from .. import protocol as p
+from ..core import protocol as p
 from ..errors import ProtocolError
 from ..i18n import _
 from ._report import NotWrittenYet, Report, run_cases

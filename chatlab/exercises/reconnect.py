@@ -30,7 +30,7 @@ import threading
 import time
 from typing import Callable
 
-from .. import protocol as p
+from ..core import protocol as p
 from ..errors import ProtocolError
 from ..failures import abort, full_backlog_listener
 from ..i18n import N_, _

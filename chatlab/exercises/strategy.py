@@ -1,6 +1,6 @@
 """Exercise for notebook 06: a sending strategy of your own, checked on a simulated link.
 
-The student writes a :class:`~chatlab.transfer.SendStrategy` subclass (the
+The student writes a :class:`~chatlab.core.transfer.SendStrategy` subclass (the
 notebook's suggestion: an AIMD window driven by the queueing delay) and
 checks it::
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..experiments import Link, SimulatedRun, get_link, simulate_transfer
-from ..transfer import FixedWindow, SendStrategy
+from ..core.transfer import FixedWindow, SendStrategy
 from ..i18n import _
 from ._report import Report, run_cases
 
@@ -45,7 +45,7 @@ def _fresh(make: MakeStrategy) -> SendStrategy:
         raise AssertionError(_("not written yet: creating the strategy still raises NotImplementedError (write the missing code, then run this again)")) from None
     if not isinstance(strategy, SendStrategy):
         raise AssertionError(
-            _("got a {type}, not a SendStrategy: subclass chatlab.transfer.SendStrategy").format(type=type(strategy).__name__)
+            _("got a {type}, not a SendStrategy: subclass chatlab.core.transfer.SendStrategy").format(type=type(strategy).__name__)
         )
     return strategy
 
@@ -97,7 +97,7 @@ def check_send_strategy(make_strategy: MakeStrategy, *, show: bool = True) -> Re
     """Send files with fresh strategies from ``make_strategy()`` over simulated links.
 
     ``make_strategy`` is the strategy's class (called without arguments) or
-    any function returning a new :class:`~chatlab.transfer.SendStrategy`.
+    any function returning a new :class:`~chatlab.core.transfer.SendStrategy`.
     The cases: the first window, a whole file delivered, and on each link of
     :data:`LINKS` the throughput once started (at least :data:`MIN_LINK_SHARE`
     of the link rate) and the queueing delay (90th percentile at most
@@ -236,7 +236,7 @@ def check_chat_delay_prediction(
 
     ``link`` is a :class:`chatlab.experiments.Link` (``.rate`` in bytes/s,
     ``.rtt_ms``, ``.bdp_bytes``).  A prediction passes within 20% (or 3 ms) of
-    what a chat line waits behind a :class:`~chatlab.transfer.FixedWindow`
+    what a chat line waits behind a :class:`~chatlab.core.transfer.FixedWindow`
     transfer on the simulated link of the same rate and RTT.
     """
 

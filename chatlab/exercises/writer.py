@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from .. import protocol as p
+from ..core import protocol as p
 from ..errors import ProtocolError
 from ..i18n import N_, _
 from ._report import Report, run_cases

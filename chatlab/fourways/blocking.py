@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from .. import protocol as p
+from ..core import protocol as p
 from ..errors import ProtocolError
 from .common import recv_exact
 

@@ -30,7 +30,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Iterator, cast
 
-from .. import protocol as p
+from ..core import protocol as p
 
 try:
     import psutil

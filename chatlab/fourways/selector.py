@@ -14,7 +14,7 @@ import selectors
 import socket
 import threading
 
-from .. import protocol as p
+from ..core import protocol as p
 from ..errors import ProtocolError
 
 

@@ -4,11 +4,11 @@
     python tests/corpus/fuzz_server.py -max_total_time=300
 
 Drives the sans-I/O core directly, with no socket: each input's bytes go through
-the codec the server would pick (``chatlab.codecs.sniff``) into
-``chatlab.chatroom.ChatRoom`` and its file relay, exactly as the server's loop
+the codec the server would pick (``chatlab.core.codecs.sniff``) into
+``chatlab.core.chatroom.ChatRoom`` and its file relay, exactly as the server's loop
 feeds them, and the outputs land in in-memory inboxes (``Harness`` from
-``tests/test_chatroom.py``).  libFuzzer sees the coverage of ``chatlab.codecs``,
-``chatlab.chatroom``, ``chatlab.relay`` and ``chatlab.protocol``.  The first byte of
+``tests/test_chatroom.py``).  libFuzzer sees the coverage of ``chatlab.core.codecs``,
+``chatlab.core.chatroom``, ``chatlab.core.relay`` and ``chatlab.core.protocol``.  The first byte of
 an input says whether it follows a good HELLO (odd) or starts the connection (even);
 the rest is what the client sends.  It is seeded with the ``*.hex`` corpus beside this
 file.  Any exception that escapes is a finding: minimise it, and add it here as a new
@@ -24,8 +24,8 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports():
-    from chatlab import chatroom, codecs, relay  # noqa: F401  (instrumented for coverage)
-    from chatlab import protocol as p
+    from chatlab.core import chatroom, codecs, relay  # noqa: F401  (instrumented for coverage)
+    from chatlab.core import protocol as p
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))

@@ -10,7 +10,7 @@ import time
 
 from chatlab.client import Client
 from chatlab.errors import ConnectionClosed
-from chatlab.protocol import ChatMessage, PrivateMessage
+from chatlab.core.protocol import ChatMessage, PrivateMessage
 
 __all__ = ["run_bot", "answer"]
 

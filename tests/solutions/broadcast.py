@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from chatlab import protocol as p
+from chatlab.core import protocol as p
 from chatlab.errors import ProtocolError
 from chatlab.exercises.broadcast import MAX_QUEUED
 

@@ -6,7 +6,7 @@ import socket
 import time
 from typing import Callable
 
-from chatlab import protocol as p
+from chatlab.core import protocol as p
 
 
 def next_count(sock: socket.socket, decoder: p.MessageDecoder) -> int:

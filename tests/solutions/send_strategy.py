@@ -5,7 +5,7 @@ The same code sits between the solution markers of the notebook's exercise cell.
 
 from __future__ import annotations
 
-from chatlab.transfer import SendStrategy
+from chatlab.core.transfer import SendStrategy
 
 
 class AIMDWindow(SendStrategy):

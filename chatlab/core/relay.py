@@ -2,7 +2,7 @@
 
 Files travel through the server, which forwards and never stores.  Each side
 knows a transfer by its *own* stream id (the sender picked it; the receiver's
-has :data:`~chatlab.protocol.INCOMING_STREAM_BIT` set and was picked by the
+has :data:`~chatlab.core.protocol.INCOMING_STREAM_BIT` set and was picked by the
 server), and the relay keeps the table that maps one to the other.  That table
 is also the whole access control: a stream id that is not in *your* table is
 simply unknown, so nobody can touch a transfer that is not theirs.
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from . import protocol as p
-from .errors import RemoteProtocolError
+from ..errors import RemoteProtocolError
 
 MAX_TRANSFERS = 32  # transfers offered or going at once, per sender and per receiver: the tables stay bounded
 RELAY_HIGH_WATER = 1024 * 1024  # stop reading a file sender while its receiver has more than this queued

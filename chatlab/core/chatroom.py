@@ -1,12 +1,12 @@
 """The chat rules, sans-I/O: what the server does with each message, and nothing about sockets.
 
 This module imports no socket, selectors, threading or time.  It is fed decoded
-:mod:`chatlab.protocol` messages and the time, and answers with *outputs*:
+:mod:`chatlab.core.protocol` messages and the time, and answers with *outputs*:
 
 * :class:`Send` ``(to, message)``: one message for one session;
 * :class:`Broadcast` ``(to, message)``: the same message for several (the
   server encodes it once per framing, not once per member);
-* :class:`Forward`: a file-transfer frame passed on by the relay (:mod:`chatlab.relay`);
+* :class:`Forward`: a file-transfer frame passed on by the relay (:mod:`chatlab.core.relay`);
 * :class:`Pause` ``(session, until)``: flood control says do not read this
   session before ``until``; the message that caused it was *not* handled and
   must be handed back then;
@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, NamedTuple, Union
 
 from . import protocol as p
-from .errors import RemoteProtocolError
+from ..errors import RemoteProtocolError
 from .relay import MAX_TRANSFERS, RELAY_HIGH_WATER, FileRelay, Forward, Send
 
 log = logging.getLogger("chatlab.server")

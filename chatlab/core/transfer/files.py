@@ -9,7 +9,7 @@ import unicodedata
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import TransferError
+from ...errors import TransferError
 from .errors import ChecksumMismatch, UnsafeFileName
 from .strategies import MiB
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from ..errors import LocalProtocolError, TransferError
+from ...errors import LocalProtocolError, TransferError
 from ..protocol import FileAccept, FileAck, FileCancel, FileChunk, FileDone, FileOffer, FileReject, Message
 from .errors import TransferProtocolError
 from .files import PART_SUFFIX, Digest, PartFile, safe_filename

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, ClassVar, Iterator, NamedTuple, Union
 
-from .errors import FrameTooLarge, LocalProtocolError, RemoteProtocolError
+from ..errors import FrameTooLarge, LocalProtocolError, RemoteProtocolError
 
 MAGIC = 0xC4
 VERSION = 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-from ..errors import RemoteProtocolError, TransferError
+from ...errors import RemoteProtocolError, TransferError
 
 # --------------------------------------------------------------------------
 # Errors.  The base TransferError lives in chatlab.errors; these say which

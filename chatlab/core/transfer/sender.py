@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from ..errors import TransferError
+from ...errors import TransferError
 from ..protocol import FileAccept, FileAck, FileCancel, FileChunk, FileDone, FileOffer, FileReject, Message
 from .errors import TransferProtocolError
 from .strategies import AdaptiveWindow, MiB, SendStrategy, TraceRow

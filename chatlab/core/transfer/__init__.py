@@ -1,12 +1,12 @@
 """The file-transfer engine, without sockets: sending strategies, sender and receiver state.
 
-One module per concern: :mod:`~chatlab.transfer.strategies` (when bytes may leave),
-:mod:`~chatlab.transfer.sender` (OutgoingTransfer), :mod:`~chatlab.transfer.files`
-(``safe_filename``, ``PartFile``), :mod:`~chatlab.transfer.receiver` (IncomingTransfer)
-and :mod:`~chatlab.transfer.errors`.  ``from chatlab.transfer import X`` works for
+One module per concern: :mod:`~chatlab.core.transfer.strategies` (when bytes may leave),
+:mod:`~chatlab.core.transfer.sender` (OutgoingTransfer), :mod:`~chatlab.core.transfer.files`
+(``safe_filename``, ``PartFile``), :mod:`~chatlab.core.transfer.receiver` (IncomingTransfer)
+and :mod:`~chatlab.core.transfer.errors`.  ``from chatlab.core.transfer import X`` works for
 every public name of all five.
 
-Like :mod:`chatlab.protocol`, this module never imports ``socket``,
+Like :mod:`chatlab.core.protocol`, this module never imports ``socket``,
 ``threading`` or ``time``.  Every method that needs the time takes a
 ``now: float`` argument (seconds, from any monotonic clock), so the whole
 engine runs the same under a real clock, a fake one in the tests, or a

@@ -1,6 +1,6 @@
 """Codecs: how one connection's bytes become chat events, and chat events bytes again.
 
-The chat core (:mod:`chatlab.chatroom`) speaks only :mod:`chatlab.protocol`
+The chat core (:mod:`chatlab.core.chatroom`) speaks only :mod:`chatlab.core.protocol`
 message objects.  A *codec* sits between it and one connection's bytes, with
 the pull interface h11 made familiar::
 
@@ -12,10 +12,10 @@ the pull interface h11 made familiar::
 
 Which codec a connection gets is decided by its first bytes (:func:`sniff`):
 chatlab's magic byte followed by the protocol version is the binary framing of
-:mod:`chatlab.protocol`; anything else is text.  A GBK or UTF-8 text client may
+:mod:`chatlab.core.protocol`; anything else is text.  A GBK or UTF-8 text client may
 well send ``0xC4`` first, which is why the version byte is checked too.
 
-Text is IRC (:class:`chatlab.irc.IrcCodec`), so ``nc``, ``telnet`` and IRC
+Text is IRC (:class:`chatlab.core.irc.IrcCodec`), so ``nc``, ``telnet`` and IRC
 clients share the rooms.  Plugging in another text codec is one line:
 ``TEXT_CODEC = MyTextCodec`` (or pass ``text_codec=`` to :func:`sniff` /
 ``chatlab.Server``); :class:`RefuseText` answers text clients the way the server
@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import Callable, ClassVar, Protocol, Union
 
 from . import protocol as p
-from .errors import RemoteProtocolError
+from ..errors import RemoteProtocolError
 from .irc import IrcCodec
 
 Event = Union[p.Message, p.Frame, bytes]  # what next_event() returns, besides None
@@ -58,8 +58,8 @@ class Codec(Protocol):
     def next_event(self) -> Event | None:
         """The next complete event, or ``None`` when more bytes are needed.
 
-        A :class:`chatlab.protocol` message for the chat core, a transfer
-        :class:`~chatlab.protocol.Frame` for the file relay (binary only), or
+        A :class:`chatlab.core.protocol` message for the chat core, a transfer
+        :class:`~chatlab.core.protocol.Frame` for the file relay (binary only), or
         ``bytes`` to send straight back to this client (the codec's own reply).
 
         Raises:
@@ -75,7 +75,7 @@ CodecFactory = Callable[[int], Codec]  # called with max_payload
 
 
 class BinaryCodec:
-    """chatlab's own length-prefixed frames (:mod:`chatlab.protocol`)."""
+    """chatlab's own length-prefixed frames (:mod:`chatlab.core.protocol`)."""
 
     accepts_files = True
     # encode() does not depend on the connection: a broadcast is encoded once and the

@@ -51,7 +51,7 @@ from collections import deque
 from typing import Callable, ClassVar, Iterator, Union
 
 from . import protocol as p
-from .errors import RemoteProtocolError
+from ..errors import RemoteProtocolError
 
 SERVER = "chatlab"  # the server's name in every line it sends, and every user's host
 MAX_LINE = 512  # bytes, CR LF included (RFC 1459 2.3; ngircd's COMMAND_LEN is the same)
