@@ -323,6 +323,74 @@ def recv_forgets_return(sock, n):
         data += chunk
 
 
+def recv_raises_connection_error(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("peer closed")  # BUG: the docstring asks for EOFError
+        data += chunk
+    return data
+
+
+def recv_returns_none_at_eof(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            return None  # BUG: the caller cannot tell None from a message
+        data += chunk
+    return data
+
+
+def recv_raises_value_error(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ValueError("incomplete")  # BUG: not what the docstring asks
+        data += chunk
+    return data
+
+
+def recv_short_read_is_eof(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if len(chunk) < n - len(data):  # BUG: a short recv() is not the end of the stream
+            raise EOFError("short read")
+        data += chunk
+    return data
+
+
+def recv_makefile_read(sock, n):
+    data = sock.makefile("rb").read(n)  # BUG: the buffered reader reads ahead
+    if len(data) < n:
+        raise EOFError
+    return data
+
+
+def recv_into_overwrites(sock, n):
+    buffer = bytearray(n)
+    got = 0
+    while got < n:
+        k = sock.recv_into(buffer, n - got)  # BUG: always writes at the start of the buffer
+        if not k:
+            raise EOFError
+        got += k
+    return bytes(buffer)
+
+
+def recv_compares_with_str(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if chunk == "":  # BUG: b'' is not ''
+            raise EOFError
+        data += chunk
+    return data
+
+
 RECV_WRONG_ANSWERS = [
     # (name, recv_exact, cases that must fail, words the hint must hold)
     ("a single recv()", recv_once, {"1-byte trickle", "peer closes mid-message", "1 MiB message"},
@@ -339,7 +407,66 @@ RECV_WRONG_ANSWERS = [
     ("blocks when n is 0", recv_raises_on_zero, {"n = 0"}, "timed out"),
     ("returns str", recv_decodes_text, {"exactly n in one send", "1 MiB message"}, "returned str"),
     ("forgets to return", recv_forgets_return, {"exactly n in one send", "n = 0"}, "did you forget to `return`"),
+    ("a single recv(n)", recv_once, {"1-byte trickle"}, "fewer bytes than asked"),
+    ("ConnectionError where EOFError is asked", recv_raises_connection_error, {"peer closes mid-message"},
+     "the docstring asks for EOFError"),
+    ("returns None at end of stream", recv_returns_none_at_eof, {"peer closes mid-message"}, "raise EOFError instead"),
+    ("ValueError at end of stream", recv_raises_value_error, {"peer closes mid-message"}, "raise EOFError"),
+    ("a short recv() taken for end of stream", recv_short_read_is_eof, {"1-byte trickle"}, "only b'' means"),
+    ("a buffered makefile().read(n)", recv_makefile_read, {"more than n buffered"}, "reads ahead"),
+    ("recv_into() always at the start", recv_into_overwrites, {"1-byte trickle"}, "each piece goes after"),
+    ("compares with '' instead of b''", recv_compares_with_str, {"peer closes mid-message"}, "b''"),
 ]
+
+
+def recv_exact_recursive(sock, n):
+    if n == 0:
+        return b""
+    chunk = sock.recv(n)
+    if not chunk:
+        raise EOFError("closed")
+    return chunk + recv_exact_recursive(sock, n - len(chunk))
+
+
+def recv_exact_into(sock, n):
+    buffer = bytearray(n)
+    view = memoryview(buffer)
+    got = 0
+    while got < n:
+        k = sock.recv_into(view[got:], n - got)
+        if k == 0:
+            raise EOFError(f"after {got} of {n}")
+        got += k
+    return bytes(buffer)
+
+
+def recv_exact_chunks_list(sock, n):
+    parts, left = [], n
+    while left:
+        part = sock.recv(min(left, 8192))
+        if part == b"":
+            raise EOFError
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
+
+
+def recv_exact_incomplete_read(sock, n):
+    import asyncio
+
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise asyncio.IncompleteReadError(data, n)  # an EOFError too
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("right", [recv_exact_recursive, recv_exact_into, recv_exact_chunks_list, recv_exact_incomplete_read])
+def test_check_recv_exact_passes_a_correct_answer_written_differently(right):
+    report = check_recv_exact(right, timeout=0.5, show=False)
+    assert report.all_passed, report.summary()
 
 
 @pytest.mark.parametrize("name, recv_exact_, must_fail, hint", RECV_WRONG_ANSWERS,
