@@ -28,11 +28,12 @@ instructor's notebooks (between ``### BEGIN SOLUTION`` and ``### END SOLUTION``)
 and, for the test suite, in the repository's ``tests/solutions/``.
 """
 
-from ._report import Report, run_cases
+from ._report import CaseResult, PassCount, Report, run_cases
 from .bot import check_bot
 from .broadcast import check_broadcast_handler
 from .first_socket import check_echo_server
 from .framing import check_framing
+from .predictions import check_predictions
 from .reconnect import check_upload_lines
 from .recv import check_recv_exact
 from .select_loop import check_select_step
@@ -42,9 +43,12 @@ from .writer import check_priority_writer
 
 __all__ = [
     "Report",
+    "CaseResult",
+    "PassCount",
     "run_cases",
     "check_echo_server",  # notebook 00
-    "check_make_listener",
+    "check_predictions",  # notebook 01
+    "check_make_listener",  # notebook 01
     "check_select_step",
     "check_framing",
     "check_recv_exact",  # notebook 04
