@@ -294,6 +294,19 @@ def window_in_chunks(chunks: int, chunk_size: int, link: ex.Link) -> float:
     return link.rtt_ms + max(0.0, chunks - link.bdp_bytes) / link.rate * 1000
 
 
+def answers_in_seconds(chunks: int, chunk_size: int, link: ex.Link) -> float:
+    return predicted_ms(chunks, chunk_size, link) / 1000
+
+
+def negative_queue(chunks: int, chunk_size: int, link: ex.Link) -> float:
+    assert link.rate is not None and link.bdp_bytes is not None
+    return link.rtt_ms + (chunks * chunk_size - link.bdp_bytes) / link.rate * 1000  # no max(0, ...)
+
+
+def one_way_delay(chunks: int, chunk_size: int, link: ex.Link) -> float:
+    return predicted_ms(chunks, chunk_size, link) - link.rtt_ms / 2
+
+
 def unsolved_prediction(chunks: int, chunk_size: int, link: ex.Link) -> float:
     raise NotImplementedError()
 
@@ -304,6 +317,9 @@ PREDICTION_WRONG_ANSWERS = [
     (megabits_as_bytes, "1 Mbit/s is 125,000 bytes/s"),
     (window_in_chunks, "waits in the queue"),
     (unsolved_prediction, "not written yet"),
+    (answers_in_seconds, "returns milliseconds"),
+    (negative_queue, "not negative"),
+    (one_way_delay, "needs the round trip"),
 ]
 
 

@@ -140,6 +140,36 @@ def encode_forgets_return(kind, payload):
     HEADER.pack(kind, len(payload)) + payload
 
 
+def decode_payload_as_text(buffer):
+    return [(kind, payload.decode("utf-8", "replace")) for kind, payload in decode_frames(buffer)]
+
+
+def decode_rebinds_the_buffer(buffer):
+    frames = []
+    while len(buffer) >= 3:
+        kind, length = HEADER.unpack_from(buffer)
+        if len(buffer) < 3 + length:
+            break
+        frames.append((kind, bytes(buffer[3 : 3 + length])))
+        buffer = buffer[3 + length :]  # BUG: a new bytearray; the caller's is never emptied
+    return frames
+
+
+def decode_slice_off_by_header(buffer):
+    frames = []
+    while len(buffer) >= 3:
+        kind, length = HEADER.unpack_from(buffer)
+        if len(buffer) < 3 + length:
+            break
+        frames.append((kind, bytes(buffer[3:length])))  # BUG: the end forgets the header's 3 bytes
+        del buffer[: 3 + length]
+    return frames
+
+
+def encode_kind_as_text(kind, payload):
+    return str(kind).encode() + len(payload).to_bytes(2, "big") + payload  # BUG: "1" is not the byte 1
+
+
 FRAMING_WRONG_ANSWERS = [
     # (name, encode_frame, decode_frames, cases that must fail, words the hint must hold)
     ("one recv() is one message", encode_frame, decode_one_recv_one_message,
@@ -162,6 +192,11 @@ FRAMING_WRONG_ANSWERS = [
      {"wire format", "round trip", "empty payload", "max-size payload"}, "expected b'\\x01\\x00\\x02hi'"),
     ("forgets to return", encode_forgets_return, decode_frames,
      {"wire format", "round trip", "empty payload", "max-size payload"}, "did you forget to `return`"),
+    ("payload decoded to text", encode_frame, decode_payload_as_text, {"round trip"}, "payloads are bytes"),
+    ("buffer = buffer[n:] instead of del", encode_frame, decode_rebinds_the_buffer, {"round trip"},
+     "buffer = buffer[n:] only makes a new one"),
+    ("payload slice forgets the header", encode_frame, decode_slice_off_by_header, {"round trip"}, "gave"),
+    ("kind written as text", encode_kind_as_text, decode_frames, {"wire format"}, "kind as 1 byte"),
 ]
 
 

@@ -461,7 +461,14 @@ def check_chat_delay_prediction(
                 predicted=predicted, simulated=simulated
             )
             if abs(predicted - simulated) > max(3.0, PREDICTION_TOLERANCE * simulated):
-                if predicted < link.rtt_ms:
+                if 0 < predicted and abs(predicted * 1000 - simulated) <= PREDICTION_TOLERANCE * simulated:
+                    hint = _("that is the right delay in seconds: the function returns milliseconds")
+                elif predicted < link.rtt_ms and window < link.bdp_bytes and predicted < link.rtt_ms - 1:
+                    hint = _(
+                        "this window ({window} KiB) is smaller than the bandwidth-delay product ({bdp:.0f} KiB): the"
+                        " queue is empty, not negative (max(0, window - BDP)), and a chat line still needs the round trip"
+                    ).format(window=window // 1024, bdp=link.bdp_bytes / 1024)
+                elif predicted < link.rtt_ms:
                     hint = _("even with no queue at all a chat line needs the round trip")
                 elif window <= link.bdp_bytes:
                     hint = _(
