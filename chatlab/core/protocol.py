@@ -540,10 +540,20 @@ def decode_message(frame: Frame) -> Message:
         RemoteProtocolError: the payload is not valid for the frame's type
             (bad UTF-8, bad JSON, a missing field or a field of the wrong type).
     """
-    if frame.type is FrameType.FILE_CHUNK:
-        return _decode_chunk(frame)
+    if frame.type is FrameType.FILE_CHUNK:  # the hot path, inline: the 8-byte offset, then the data
+        if len(frame.payload) < CHUNK_PREFIX.size:
+            raise RemoteProtocolError(f"FILE_CHUNK payload of {len(frame.payload)} bytes is shorter than its offset")
+        (offset,) = CHUNK_PREFIX.unpack_from(frame.payload)
+        data = frame.payload[CHUNK_PREFIX.size :] if isinstance(frame.payload, bytes) else \
+            memoryview(frame.payload)[CHUNK_PREFIX.size :]  # a big payload received in place: no copy
+        return FileChunk(frame.stream_id, offset, data)
     if frame.type is FrameType.FILE_ACK:
         return _decode_ack(frame)
+    return _decode_json(frame)
+
+
+def _decode_json(frame: Frame) -> Message:
+    """A message whose payload is a JSON object: each field present with its JSON type, or defaulted."""
     cls = MESSAGE_TYPES[frame.type]
     name = frame.type.name
     body = _parse_json_object(frame.payload, name)
@@ -556,16 +566,6 @@ def decode_message(frame: Frame) -> Message:
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise RemoteProtocolError(f"{name} is missing its {f.name!r} field")
     return cls(**kwargs)
-
-
-def _decode_chunk(frame: Frame) -> FileChunk:
-    """A FILE_CHUNK: the 8-byte offset, then the data (a view of the payload, not a copy, when it is a buffer)."""
-    if len(frame.payload) < CHUNK_PREFIX.size:
-        raise RemoteProtocolError(f"FILE_CHUNK payload of {len(frame.payload)} bytes is shorter than its offset")
-    (offset,) = CHUNK_PREFIX.unpack_from(frame.payload)
-    data = frame.payload[CHUNK_PREFIX.size :] if isinstance(frame.payload, bytes) else \
-        memoryview(frame.payload)[CHUNK_PREFIX.size :]  # a big payload received in place: no copy
-    return FileChunk(frame.stream_id, offset, data)
 
 
 def _decode_ack(frame: Frame) -> FileAck:
