@@ -64,6 +64,21 @@ def test_the_command_line_redraws_the_figures_from_stored_csv_files(tmp_path: Pa
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
 
+def test_modules_stay_short_and_functions_simple() -> None:
+    """Issue 19's bounds, for the code this package was split from and the functions split with it."""
+    radon_complexity = pytest.importorskip("radon.complexity")
+    root = Path(ex.__file__).resolve().parent.parent
+    files = sorted((root / "experiments").glob("*.py")) + [root / "fourways" / "measure.py", root / "core" / "protocol.py"]
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        if path.parent.name == "experiments":
+            assert len(text.splitlines()) <= 700, path.name
+        blocks = radon_complexity.cc_visit(text)
+        functions = [f for b in blocks for f in ([*b.methods, *b.inner_classes] if hasattr(b, "methods") else [b])]
+        complex_ = [(f.name, f.complexity) for f in functions if f.complexity > 15]
+        assert not complex_, f"{path.name}: {complex_}"
+
+
 # ------------------------------------------------------------------ links
 
 
