@@ -57,7 +57,8 @@ def test_format_address_round_trips(address):
 
 def test_the_address_module_loads_no_socket():
     code = "import sys, chatlab.addresses\nprint('socket' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
 
 
 # ---------------------------------------------------------------- recv_exact

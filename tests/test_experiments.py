@@ -68,7 +68,7 @@ def test_modules_stay_short_and_functions_simple() -> None:
     """Issue 19's bounds, for the code this package was split from and the functions split with it."""
     radon_complexity = pytest.importorskip("radon.complexity")
     root = Path(ex.__file__).resolve().parent.parent
-    files = sorted((root / "experiments").glob("*.py")) + [root / "fourways" / "measure.py", root / "core" / "protocol.py"]
+    files = [*sorted((root / "experiments").glob("*.py")), root / "fourways" / "measure.py", root / "core" / "protocol.py"]
     for path in files:
         text = path.read_text(encoding="utf-8")
         if path.parent.name == "experiments":
