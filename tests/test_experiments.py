@@ -51,6 +51,7 @@ def test_every_public_name_resolves_from_its_module() -> None:
         ex.Settings  # noqa: B018  (renamed MeasurementGrid: it is the grid of one run)
 
 
+@pytest.mark.slow
 def test_the_command_line_redraws_the_figures_from_stored_csv_files(tmp_path: Path) -> None:
     data = Path(__file__).resolve().parent.parent / "data"
     for name in ex.CSV_FILES.values():
@@ -247,6 +248,7 @@ def test_csv_round_trip(tmp_path: Path) -> None:
     assert empty.read_text().strip() == "config,time,rtt_ms"
 
 
+@pytest.mark.slow
 def test_run_all_writes_and_reloads(tmp_path: Path) -> None:
     tiny = ex.MeasurementGrid(
         ("loopback", "50mbit-5ms"), (0, 5), (16 * KiB,), (1, 8), 0.001, 5.0, "50mbit-5ms", 256 * KiB
