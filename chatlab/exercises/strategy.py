@@ -24,8 +24,9 @@ import random
 import time
 from collections.abc import Callable
 
-from ..experiments import FRAME_OVERHEAD, Link, SimulatedRun, get_link, simulate_transfer
 from ..core.transfer import FixedWindow, SendStrategy
+from ..experiments.links import Link, get_link
+from ..experiments.simulation import FRAME_OVERHEAD, SimulatedRun, simulate_transfer
 from ..i18n import _
 from ._report import Report, run_cases
 
