@@ -82,7 +82,7 @@ def simulate_shared_link(
     busy_until = 0.0
     events: list[tuple[float, int, str, int, int]] = []  # (time, order, kind, flow, bytes acked)
     order = 0
-    log: list[list[tuple[float, int]]] = [[] for _ in strategies]
+    log: list[list[tuple[float, int]]] = [[] for _flow in strategies]
     woken: list[float | None] = [None] * len(strategies)
     for i, at in enumerate(starts):
         heapq.heappush(events, (at, order, "start", i, 0))
@@ -144,8 +144,8 @@ def _how_it_changes(strategy: SendStrategy) -> str:
             if j < len(times) and w0 >= 4 * strategy.chunk_size:
                 fastest = max(fastest, times[j][1] / w0)
         if fastest >= 1.6:
-            return _("your window grows by {percent:.0f}% in one round trip (multiplicative increase)").format(
-                percent=(fastest - 1) * 100
+            return _("your window grows {times:.1f}-fold in one round trip (multiplicative increase)").format(
+                times=fastest
             ) + "; "
     return ""
 
