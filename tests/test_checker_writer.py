@@ -241,6 +241,21 @@ class ChatAtTheFront(TwoPriorityWriter):
             self.sock.sendall(frame)
 
 
+class BlocksOnTheChunkQueue(JoinsChunksInBatches):
+    """Chat first, but while idle it waits half a second on the chunk queue: chat waits with it."""
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                frame = self.chat.get_nowait()
+            except queue.Empty:
+                try:
+                    frame = self.chunks.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+            self.sock.sendall(frame)
+
+
 class WriterOnACondition:
     """Correct, written differently: two deques and a Condition instead of a PriorityQueue."""
 
@@ -302,6 +317,7 @@ WRONG_ANSWERS: list[tuple[type, str, str]] = [
     (Spins, "waits for more frames", "spins"),
     (ReturnsWhenIdle, "waits for more frames", "before stop was set"),
     (ChatAtTheFront, "chat lines keep their order", "order they were queued"),
+    (BlocksOnTheChunkQueue, "waits for more frames", "does not wake up for them"),
 ]
 
 

@@ -166,6 +166,10 @@ def decode_slice_off_by_header(buffer):
     return frames
 
 
+def decode_kind_as_bytes(buffer):
+    return [(bytes([kind]), payload) for kind, payload in decode_frames(buffer)]  # BUG: b'\x01' is not 1
+
+
 def encode_kind_as_text(kind, payload):
     return str(kind).encode() + len(payload).to_bytes(2, "big") + payload  # BUG: "1" is not the byte 1
 
@@ -197,6 +201,7 @@ FRAMING_WRONG_ANSWERS = [
      "buffer = buffer[n:] only makes a new one"),
     ("payload slice forgets the header", encode_frame, decode_slice_off_by_header, {"round trip"}, "gave"),
     ("kind written as text", encode_kind_as_text, decode_frames, {"wire format"}, "kind as 1 byte"),
+    ("kind returned as bytes", encode_frame, decode_kind_as_bytes, {"round trip"}, "buffer[0:1] is bytes"),
 ]
 
 

@@ -379,6 +379,23 @@ async def drops_while_iterating(reader, writer, room):  # type: ignore[no-untype
         writer.close()
 
 
+async def reads_with_read(reader, writer, room):  # type: ignore[no-untyped-def]
+    room.add(writer)
+    try:
+        while True:
+            header = await reader.read(p.HEADER_SIZE)  # BUG: at most 12 bytes, maybe fewer
+            if not header:
+                break
+            payload = await reader.readexactly(p.parse_header(header).length)
+            for member in list(room):
+                member.write(header + payload)
+    except (asyncio.IncompleteReadError, ConnectionError, ProtocolError):
+        pass
+    finally:
+        room.discard(writer)
+        writer.close()
+
+
 async def per_member_queues(reader, writer, room):  # type: ignore[no-untyped-def]
     """Correct, written differently: drops by the transport's buffer, parses with a MessageDecoder-free loop,
     and writes header and payload separately (no await between them: nothing can interleave)."""
@@ -429,6 +446,7 @@ def test_checker_passes_a_correct_handler_written_differently() -> None:
         (drops_at_any_backlog, "briefly behind", "drop only past the limit"),
         (leaves_without_closing, "a client that leaves is taken", "never closed"),
         (drops_while_iterating, "never reads", "list(room)"),
+        (reads_with_read, "trickled one byte at a time", "readexactly(n) waits for all n"),
     ],
 )
 def test_checker_fails_classic_wrong_answers(wrong, failing_case: str, hint: str, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -93,6 +93,7 @@ class _Room:
             await self.handle_client(reader, writer, self.room)
         except Exception as exc:  # the student's bug, shown in the hints; never a traceback
             self.errors.append(exc)
+            writer.close()
         finally:
             self.finished.add(writer)
 
@@ -182,6 +183,8 @@ class _Room:
         why = ""
         if isinstance(exc, (TimeoutError, BlockingIOError)):
             why = _("; a blocking socket call inside a coroutine stalls every client: await reader.readexactly()")
+        elif isinstance(exc, struct.error):
+            why = _("; a header was cut short: reader.read(n) returns at most n bytes, reader.readexactly(n) waits for all n")
         elif isinstance(exc, RuntimeError) and "changed size during iteration" in str(exc):
             why = _("; the room changed while you looped over it (a member was dropped): loop over a copy, list(room)")
         return _(" (your handler raised {error}: {message}{why})").format(error=type(exc).__name__, message=exc, why=why)
@@ -268,7 +271,15 @@ def _case(handle_client: Handler, body: Callable[[_Room], str | None]) -> Callab
         room = _Room(handle_client)
         try:
             with _SleepProbe(room):
-                result = body(room)
+                try:
+                    result = body(room)
+                except OSError as exc:  # a checker's client could not send: the server closed on it
+                    raise AssertionError(
+                        _("the server closed the connection of a client that was still sending ({error})").format(
+                            error=type(exc).__name__
+                        )
+                        + room.blame()
+                    ) from None
             _responsive(room)
             return result
         finally:

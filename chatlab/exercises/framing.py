@@ -89,6 +89,13 @@ def _normalise(result: Any) -> list[Frame]:
             )
         ok = isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[1], (bytes, bytearray, memoryview))
         assert ok, _("decode_frames must return (kind, payload) pairs, got {item!r}").format(item=item)
+        if not isinstance(item[0], int):
+            raise AssertionError(
+                _(
+                    "decode_frames returned the kind as {type} ({kind!r}): the kind is a number from 0 to 255"
+                    " (struct.unpack gives an int, and so does buffer[0]; buffer[0:1] is bytes)"
+                ).format(type=type(item[0]).__name__, kind=item[0])
+            )
         frames.append((int(item[0]), bytes(item[1])))
     return frames
 

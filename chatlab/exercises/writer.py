@@ -58,6 +58,8 @@ STOP_GRACE = 1.0  # seconds run() may take to return after stop is set
 TIMEOUT = 5.0
 SEND_AT_MOST = 8 * 1024  # the most one send() takes
 IDLE = 0.3  # seconds with nothing to send
+MAX_IDLE_LATENCY = 0.1  # seconds a chat frame queued to an idle writer may take to arrive (the reference: ~1 ms)
+IDLE_PROBE_GAPS = (0.07, 0.11, 0.05, 0.13, 0.0)  # five frames, at irregular moments; the second slowest counts
 MAX_IDLE_CPU = 0.15  # share of one CPU the writer thread may use meanwhile (a spinning loop uses all of it)
 
 
@@ -428,12 +430,25 @@ def check_priority_writer(writer_class: WriterClass, *, only: str | None = None,
                 " that polls the queues. Block until a frame comes (queue.get(timeout=...), or a Condition's"
                 " wait(timeout)) instead of checking again at once"
             ).format(percent=busy)
-            rig.call("send_chat", chat_frame("after the pause"))
-            rig.wait_for(2)
-            rig.check_alive()
-            assert rig.reader.texts() == ["before the pause", "after the pause"], _(
+            latencies = []
+            for k, gap in enumerate(IDLE_PROBE_GAPS):  # frames queued at different moments of the writer's wait
+                sent_at = time.monotonic()
+                rig.call("send_chat", chat_frame(f"after the pause {k}"))
+                rig.wait_for(2 + k)
+                rig.check_alive()
+                if len(rig.reader.frames) >= 2 + k:
+                    latencies.append(rig.reader.frames[-1][0] - sent_at)
+                time.sleep(gap)
+            assert rig.reader.texts() == ["before the pause"] + [f"after the pause {k}" for k in range(len(IDLE_PROBE_GAPS))], _(
                 "after a pause with nothing to send, a new chat frame did not arrive ({got!r})"
-            ).format(got=rig.reader.texts())
+            ).format(got=rig.reader.texts()[1:])
+            slow = sorted(latencies)[-2] if len(latencies) >= 2 else 0.0
+            assert slow <= MAX_IDLE_LATENCY, _(
+                "chat frames queued while the writer was idle took up to {ms:.0f} ms to arrive: the writer was"
+                " waiting on something that does not wake up for them (the chunk queue, or a sleep). Wait on one"
+                " thing that any new frame wakes at once: one PriorityQueue, or a Condition notified by send_chat"
+                " and send_chunk"
+            ).format(ms=max(latencies) * 1000)
         return _("idle for {seconds:g} s, CPU {percent}").format(
             seconds=IDLE, percent=_("not measured") if busy is None else f"{busy:.0%}"
         )
