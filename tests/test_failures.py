@@ -242,6 +242,8 @@ hot_loop = _backing_off(lambda n: 0, close=False)  # BUG: no wait at all, and th
 fixed_delay = _backing_off(lambda n: 0.1)  # BUG: no backoff
 exponential_without_jitter = _backing_off(lambda n: min(0.05 * 2**n, 2.0))  # BUG: no jitter
 leaks_failed_sockets = _backing_off(lambda n: random.uniform(0.5, 1) * min(0.05 * 2**n, 2.0), close=False)
+random_wait_that_never_grows = _backing_off(lambda n: random.uniform(0.05, 0.15))  # BUG: jitter, no backoff
+waits_seconds_from_the_start = _backing_off(lambda n: 1.0 * 2**n)  # BUG: 1 s, 2 s, 4 s... for a server back soon
 one_recv_one_message = _backing_off(lambda n: random.uniform(0.5, 1) * min(0.05 * 2**n, 2.0), one_recv_one_message=True)
 
 
@@ -284,6 +286,9 @@ def test_checker_passes_a_pipelined_uploader_with_backoff() -> None:
         (fixed_delay, "refused again and again", "did not grow"),
         (exponential_without_jitter, "refused again and again", "jitter"),
         (leaks_failed_sockets, "RST", "still open when connect() was called again"),
+        (random_wait_that_never_grows, "refused again and again", "did not grow"),
+        pytest.param(waits_seconds_from_the_start, "refused again and again", "the waits are too long",
+                     marks=pytest.mark.slow),
         (one_recv_one_message, "no failure", "One recv() is not one message"),
         (stub, "no failure", "not written yet"),
         (connects_once, "ECONNREFUSED", "call connect() again" if sys.platform != "win32" else "reconnecting"),

@@ -222,6 +222,19 @@ def counts_the_calls(listener):
     return calls
 
 
+def short_read_is_the_end(listener):
+    conn, _ = listener.accept()
+    echoed = 0
+    with conn:
+        while True:
+            data = conn.recv(4096)
+            conn.sendall(data)
+            echoed += len(data)
+            if len(data) < 4096:  # BUG: fewer bytes than asked is not the end of the stream
+                break
+    return echoed
+
+
 def stub(listener):
     raise NotImplementedError()
 
@@ -246,6 +259,7 @@ WRONG = [
     (strips_the_line, "echoes one line", "unchanged"),
     (one_byte_at_a_time, "1 MiB of binary data", "recv(1)"),
     (counts_the_calls, "returns how many bytes it echoed", "in all"),
+    (short_read_is_the_end, "a message that arrives in pieces", "fewer bytes than asked for is not the end"),
     (stub, "echoes one line", "not written yet"),
 ]
 

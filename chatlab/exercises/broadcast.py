@@ -22,7 +22,10 @@ taken out of the room and closed.
 
 :func:`check_broadcast_handler` serves real loopback clients with it (an
 event loop in a background thread, ``asyncio.start_server``) and prints one
-line per case.
+line per case.  On every case it also watches the event loop: a ``time.sleep()``
+in the coroutine, or any call that holds the loop for more than
+:data:`MAX_STALL` seconds, fails; and a writer taken out of the room (its
+client left, was reset, or was dropped) must have been closed.
 """
 
 from __future__ import annotations

@@ -7,8 +7,15 @@ connection, and return how many bytes were echoed.
 
 :func:`check_echo_server` plays the client from a thread, on real loopback
 sockets: a short line, a message that arrives in pieces, a megabyte of binary
-data, a client that sends nothing.  The student's function runs under a
-deadline, so an endless loop fails a case instead of hanging the notebook.
+data, a client that sends nothing, a client that waits for each echo before it
+says more (a store-and-forward or line-buffered server never answers it), and a
+client that stays silent for a while (a timeout is not the end of the stream).
+The listening socket it hands over is a real socket whose ``accept()`` returns
+a connection that notes what is done with it: its ``send()`` takes at most
+:data:`SEND_AT_MOST` bytes per call (``send()`` may always take fewer than it is
+given), and a connection shut down but never closed is seen.  The student's
+function runs under a deadline, so an endless loop fails a case instead of
+hanging the notebook.
 """
 
 from __future__ import annotations
@@ -328,7 +335,8 @@ def _why(session: Session, sent: bytes, got: bytes) -> str:
     if got and sent.startswith(got) and stats.received < len(sent):
         return _(": only the beginning came back, and your server stopped reading after {n} bytes while the"
                  " client was still sending. One recv() returns whatever has arrived so far, not the whole"
-                 " message: keep reading until recv() returns b''").format(n=stats.received)
+                 " message, and fewer bytes than asked for is not the end: keep reading until recv() returns"
+                 " b''").format(n=stats.received)
     return _(": not the same bytes. An echo server sends back exactly the bytes it received, unchanged "
              "(bytes are not text: no decoding, no encoding, no stripping)")
 
