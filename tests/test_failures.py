@@ -273,6 +273,7 @@ def pipelined_with_backoff(connect, lines):  # type: ignore[no-untyped-def]
                 continue
 
 
+@pytest.mark.slow
 def test_checker_passes_a_pipelined_uploader_with_backoff() -> None:
     report = check_upload_lines(pipelined_with_backoff, show=False)
     assert report.all_passed, report.summary()

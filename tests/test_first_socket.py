@@ -248,15 +248,15 @@ WRONG = [
     (treats_bytes_as_text, "1 MiB of binary data", "unchanged"),
     (returns_nothing, "returns how many bytes it echoed", "returned None"),
     (accepts_per_message, "echoes one line", "each client is accepted once"),
-    (store_and_forward, "echoes each piece at once", "waited (for the end of the stream"),
-    (line_buffered, "echoes each piece at once", "or for a newline"),
+    pytest.param(store_and_forward, "echoes each piece at once", "waited (for the end of the stream", marks=pytest.mark.slow, id='store_and_forward'),
+    pytest.param(line_buffered, "echoes each piece at once", "or for a newline", marks=pytest.mark.slow, id='line_buffered'),
     (silence_is_the_end, "a client silent for a while", "a timeout means 'nothing has arrived yet'"),
     (silence_is_an_error, "a client silent for a while", "Silence is not the end of the stream"),
     (select_timeout_is_the_end, "a client silent for a while", "select()"),
     (shutdown_without_close, "closes the connection it accepted", "shutdown() only sends the FIN"),
     (send_not_sendall, "1 MiB of binary data", "use sendall()"),
     (decodes_strictly, "1 MiB of binary data", "no .decode()"),
-    (strips_the_line, "echoes one line", "unchanged"),
+    pytest.param(strips_the_line, "echoes one line", "unchanged", marks=pytest.mark.slow, id='strips_the_line'),
     (one_byte_at_a_time, "1 MiB of binary data", "recv(1)"),
     (counts_the_calls, "returns how many bytes it echoed", "in all"),
     (short_read_is_the_end, "a message that arrives in pieces", "fewer bytes than asked for is not the end"),
@@ -325,7 +325,9 @@ def test_a_correct_answer_written_differently_passes(right) -> None:
     assert report.all_passed, report.summary()
 
 
-@pytest.mark.parametrize("wrong, case, hint", WRONG, ids=[w[0].__name__ for w in WRONG])
+@pytest.mark.parametrize(
+    "wrong, case, hint", WRONG, ids=[w.id if hasattr(w, "id") else w[0].__name__ for w in WRONG]
+)
 def test_a_classic_wrong_answer_fails_with_a_hint(wrong, case: str, hint: str) -> None:
     try:
         report = check_echo_server(wrong, show=False)

@@ -421,6 +421,7 @@ async def per_member_queues(reader, writer, room):  # type: ignore[no-untyped-de
         writer.close()
 
 
+@pytest.mark.slow
 def test_checker_passes_a_correct_handler_written_differently() -> None:
     report = check_broadcast_handler(per_member_queues, show=False)
     assert report.all_passed, report.summary()
@@ -441,7 +442,7 @@ def test_checker_passes_a_correct_handler_written_differently() -> None:
         (no_finally_no_connection_error, "reset (RST)", "ConnectionResetError"),
         (own_header_check, "more than the maximum payload", "parse_header checks it"),
         (sleeps_to_pace, "two clients hear each other", "time.sleep()"),
-        (drain_with_a_timeout, "never reads", "asyncio.wait_for()"),
+        pytest.param(drain_with_a_timeout, "never reads", "asyncio.wait_for()", marks=pytest.mark.slow),
         (drops_without_closing, "never reads", "never closed"),
         (drops_at_any_backlog, "briefly behind", "drop only past the limit"),
         (leaves_without_closing, "a client that leaves is taken", "never closed"),

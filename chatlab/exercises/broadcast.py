@@ -224,7 +224,7 @@ class _SleepProbe:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        time.sleep = self.original  # type: ignore[assignment]
+        time.sleep = self.original
 
 
 def _frames(sock: socket.socket, count: int, wait: float = WAIT) -> list[p.Frame]:

@@ -127,7 +127,7 @@ class _Server:
                 if script == "silent" and received >= 1:
                     continue  # gone: no ack, no FIN, no RST
                 decoder.feed(data)
-                replies = []  # the answers to every line of this recv(), sent glued together
+                replies: list[bytes] = []  # the answers to every line of this recv(), sent glued together
                 for message in decoder:
                     if not isinstance(message, p.Say):
                         continue
@@ -322,7 +322,7 @@ class _SleepRecorder:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        time.sleep = self.original  # type: ignore[assignment]
+        time.sleep = self.original
         for name in self.names:
             self.namespace[name] = self.original
 
