@@ -1334,7 +1334,10 @@ def plot_adaptive_trace(points: Sequence[TracePoint], rows: Sequence[TransferRow
         bottom.set_ylim(bottom=0)
         lines = bottom.get_legend_handles_labels()
         more = rtt_ax.get_legend_handles_labels()
-        bottom.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="upper right")
+        rtt_ax.set_ylim(top=rtt_ax.get_ylim()[1] * 1.45)  # head room: the points stay below the legend
+        bottom.set_ylim(top=bottom.get_ylim()[1] * 1.45)
+        bottom.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="upper right", ncol=3,
+                      framealpha=0.9)
         row = by_link.get(name)
         if row is not None:
             top.text(0.98, 0.04, f"{row.mb_per_s:.2f} MB/s", transform=top.transAxes, ha="right", fontsize=9)
@@ -1351,8 +1354,9 @@ def plot_summary(rows: Sequence[TransferRow]) -> Any:
     for col, link in enumerate(links):
         ax = axes[0][col]
         chosen = sorted((r for r in rows if r.link == link.name), key=lambda r: order.index(r.strategy))
-        names = [f"adaptive\n{r.chunk_size // KiB} KiB chunks" if r.strategy == "adaptive"
-                 else f"{r.strategy}\n{r.setting}" for r in chosen]
+        # one short item per line: side by side, "8 x 16 KiB" and "252 KiB chunks" ran together
+        names = [f"adaptive\nchunks\n{r.chunk_size // KiB} KiB" if r.strategy == "adaptive"
+                 else f"{r.strategy}\n" + str(r.setting).replace(" x ", " x\n", 1) for r in chosen]
         bars = ax.bar(range(len(chosen)), [r.mb_per_s for r in chosen], color=[COLORS[r.strategy] for r in chosen])
         top = max([r.mb_per_s for r in chosen] + [link.mb_per_s or 0]) * 1.3
         for bar, r in zip(bars, chosen):
@@ -1363,7 +1367,7 @@ def plot_summary(rows: Sequence[TransferRow]) -> Any:
                         color="white" if tall else "black", fontweight="bold" if tall else "normal")
         _link_line(ax, link)
         ax.set_xticks(range(len(chosen)))
-        ax.set_xticklabels(names, fontsize=8)
+        ax.set_xticklabels(names, fontsize=7)
         ax.set_ylim(0, top or 1)
         ax.set_title(link.label, fontsize=10)
         if col == 0:
