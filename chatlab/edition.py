@@ -46,7 +46,7 @@ Install chatlab from the wheel your teacher hands out with this folder (a file n
 `chatlab-<version>-py3-none-any.whl`), in a virtual environment of your own:
 
     python -m venv chatlab-env
-    chatlab-env/bin/activate            (Windows: chatlab-env\\Scripts\\activate)
+    . chatlab-env/bin/activate          (Windows: chatlab-env\\Scripts\\activate)
     python -m pip install "chatlab-<version>-py3-none-any.whl[notebooks]"
     jupyter lab
 
@@ -117,7 +117,7 @@ def _defined_names(source: str, functions_only: bool = False) -> set[str]:
     try:
         tree = ast.parse(source)
     except SyntaxError:  # an IPython magic or a half-written cell: fall back to the obvious forms
-        pairs = re.findall(r"^(?:def|class)\s+(\w+)|^(\w+)\s*=", source, re.M)
+        pairs = re.findall(r"^(?:def|class)\s+(\w+)|^(\w+)\s*=", source, re.MULTILINE)
         return {name for pair in pairs for name in pair if name}
     names: set[str] = set()
     for node in tree.body:
@@ -213,7 +213,7 @@ def build_wheel(out_dir: Path) -> Path:
     if not (root / "pyproject.toml").exists():
         raise SystemExit("--wheel needs a clone of the chatlab repository (it builds the wheel from it)")
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                           "-w", str(out_dir), str(root)], capture_output=True, text=True)
+                           "-w", str(out_dir), str(root)], check=False, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"building the wheel failed:\n{done.stderr.strip()}")
     wheels = sorted(out_dir.glob("chatlab-*.whl"), key=lambda p: p.stat().st_mtime)

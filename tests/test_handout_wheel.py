@@ -35,7 +35,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """chatlab's wheel, built from this checkout and installed into a folder of its own."""
     wheels = tmp_path_factory.mktemp("wheel")
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                           "-w", str(wheels), str(ROOT)], capture_output=True, text=True, timeout=600)
+                           "-w", str(wheels), str(ROOT)], check=False, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     (wheel,) = wheels.glob("chatlab-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
@@ -43,7 +43,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         assert f"chatlab/data/captures/{capture}" in names, f"the wheel lacks {capture}"
     target = tmp_path_factory.mktemp("site")
     done = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q",
-                           "--target", str(target), str(wheel)], capture_output=True, text=True, timeout=600)
+                           "--target", str(target), str(wheel)], check=False, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     return target
 
@@ -65,7 +65,7 @@ def kernel(tmp_path_factory: pytest.TempPathFactory, installed: Path) -> Path:
 def test_the_installed_package_finds_its_captures(installed: Path) -> None:
     code = ("import chatlab.captures as c, sys; assert c.__file__.startswith(sys.argv[1]), c.__file__; "
             "print(all((c.CAPTURES / n).is_file() for n in c.NAMES))")
-    done = subprocess.run([sys.executable, "-c", code, str(installed)], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", code, str(installed)], check=False, capture_output=True, text=True,
                           cwd=installed.parent, env=dict(os.environ, PYTHONPATH=str(installed)), timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "True", done.stdout + done.stderr
 

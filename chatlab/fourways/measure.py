@@ -245,7 +245,7 @@ def strace_available() -> bool:
     if strace is None or not sys.platform.startswith("linux"):
         return False
     done = subprocess.run([strace, "-f", "-c", "-o", "/dev/null", sys.executable, "-c", "pass"],
-                          capture_output=True, timeout=30)
+                          check=False, capture_output=True, timeout=30)
     return done.returncode == 0
 
 
