@@ -60,7 +60,9 @@ def test_every_exercise_has_a_graded_test_cell_with_points() -> None:
 
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               # nbgrader runs `alembic` (its database migrations) as a command: this environment's bin first
+               PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
     done = subprocess.run(NBGRADER + args, cwd=cwd, env=env, check=False, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
     return done
