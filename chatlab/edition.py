@@ -1,4 +1,4 @@
-"""``python -m chatlab student-edition OUT_DIR``: the notebooks a teacher hands out.
+"""``python -m chatlab student-edition [OUT_DIR] [--wheel]``: the notebooks a teacher hands out.
 
 The notebooks in ``notebooks/`` are the *instructor edition*: every exercise
 cell holds the reference answer between ``### BEGIN SOLUTION`` and
