@@ -32,9 +32,11 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..core import protocol as p
+from ..core.transfer import IncomingTransfer
+from ..server import SELECTORS
 from .common import proc_status, raise_nofile_limit
 
 
@@ -70,7 +72,7 @@ def run_server(args: argparse.Namespace) -> int:
     server = Server(
         args.host, 0, selector=args.selector, flood_limit=None, max_clients=args.max_clients,
         max_rooms=args.max_clients + 10, ping_interval=3600.0, ping_timeout=3600.0, hello_timeout=3600.0,
-        relay_high_water=args.high_water, max_queue=args.max_queue,
+        relay_high_water=args.high_water, max_queue=args.max_queue, backlog=args.backlog,
     )
     # Count loop iterations and the CPU time spent inside select(): wrap the
     # selector's select() (the loop calls it once per iteration).
@@ -189,65 +191,105 @@ def run_receiver(args: argparse.Namespace) -> int:
 # -------------------------------------------------------------------- stub
 
 
+class DirectStub:
+    """One direct connection, the receiver's side: HELLO answered, files received and checked, chat echoed."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.nick = "peer"
+        self.incoming: dict[int, IncomingTransfer] = {}
+        self.accepted_at: dict[int, float] = {}
+        self.quit = False
+        self.handlers: dict[type, Callable[[Any], list[bytes]]] = {
+            p.Hello: self._hello, p.FileOffer: self._offer, p.FileDone: self._end, p.FileCancel: self._end,
+            p.Say: self._say, p.Ping: self._ping, p.Quit: self._quit,
+        }
+
+    def on_frame(self, frame: p.Frame) -> list[bytes]:
+        """The frames to send back for one frame received."""
+        if frame.type is p.FrameType.FILE_CHUNK:  # the hot path: straight to its transfer
+            t = self.incoming.get(frame.stream_id)
+            return [] if t is None else [p.encode(m) for m in t.handle(p.decode_message(frame))]
+        message = p.decode_message(frame)
+        handler = self.handlers.get(type(message))
+        return handler(message) if handler is not None else []
+
+    def _hello(self, message: p.Hello) -> list[bytes]:
+        self.nick = message.nick
+        return [p.encode(p.Welcome(self.nick, "direct", ""))]
+
+    def _offer(self, message: p.FileOffer) -> list[bytes]:
+        t = IncomingTransfer(message, self.directory, overwrite=True)
+        self.incoming[message.stream_id] = t
+        self.accepted_at[message.stream_id] = time.monotonic()
+        return [p.encode(t.accept())]
+
+    def _end(self, message: p.FileDone | p.FileCancel) -> list[bytes]:
+        t = self.incoming.pop(message.stream_id, None)
+        if t is None:
+            return []
+        replies = [p.encode(m) for m in t.handle(message)]
+        if t.done:
+            now = time.monotonic()
+            say({"event": "received", "path": str(t.path), "size": t.size, "sha256": t.sha256,
+                 "seconds": now - self.accepted_at.pop(message.stream_id), "t": now})
+        else:
+            say({"event": "failed", "reason": t.reason})
+        return replies
+
+    def _say(self, message: p.Say) -> list[bytes]:
+        return [p.encode(p.ChatMessage("direct", self.nick, message.text, message.action))]
+
+    def _ping(self, message: p.Ping) -> list[bytes]:
+        return [p.encode(p.Pong(message.token))]
+
+    def _quit(self, message: p.Quit) -> list[bytes]:
+        self.quit = True
+        return []
+
+    def close(self) -> None:
+        for t in self.incoming.values():
+            t.close()
+
+
+def _serve_direct(conn: socket.socket, stub: DirectStub) -> None:
+    decoder = p.FrameDecoder()
+    try:
+        while not stub.quit:
+            try:
+                data = conn.recv(262144)
+            except OSError:
+                return
+            if not data:
+                return
+            decoder.feed(data)
+            out: list[bytes] = []
+            for frame in decoder:
+                out += stub.on_frame(frame)
+                if stub.quit:
+                    break
+            if out:
+                conn.sendall(b"".join(out))
+    finally:
+        stub.close()
+
+
+def _exit_at_eof() -> None:
+    """Exit this helper when the parent closes our stdin (or dies)."""
+    threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
+
+
 def run_stub(args: argparse.Namespace) -> int:
     """A direct receiver: plays the server's handshake, then receives files itself (one connection at a time)."""
-    from ..core.transfer import IncomingTransfer
-
     directory = Path(args.dir)
     listener = socket.create_server((args.host, 0))
     say({"port": listener.getsockname()[1], "pid": os.getpid()})
-    threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
+    _exit_at_eof()
     while True:
         conn, _ = listener.accept()
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        decoder = p.FrameDecoder()
-        incoming: dict[int, IncomingTransfer] = {}
-        nick = "peer"
         with conn:
-            while True:
-                try:
-                    data = conn.recv(262144)
-                except OSError:
-                    break
-                if not data:
-                    break
-                decoder.feed(data)
-                out: list[bytes] = []
-                for frame in decoder:
-                    kind = frame.type
-                    if kind is p.FrameType.FILE_CHUNK:
-                        t = incoming.get(frame.stream_id)
-                        if t is not None:
-                            out.extend(p.encode(m) for m in t.handle(p.decode_message(frame)))
-                        continue
-                    message = p.decode_message(frame)
-                    if isinstance(message, p.Hello):
-                        nick = message.nick
-                        out.append(p.encode(p.Welcome(nick, "direct", "")))
-                    elif isinstance(message, p.FileOffer):
-                        t = IncomingTransfer(message, directory, overwrite=True)
-                        t.accepted_at = time.monotonic()  # type: ignore[attr-defined]
-                        incoming[message.stream_id] = t
-                        out.append(p.encode(t.accept()))
-                    elif isinstance(message, (p.FileDone, p.FileCancel)):
-                        t = incoming.pop(message.stream_id, None)
-                        if t is not None:
-                            out.extend(p.encode(m) for m in t.handle(message))
-                            if t.done:
-                                say({"event": "received", "path": str(t.path), "size": t.size, "sha256": t.sha256,
-                                     "seconds": time.monotonic() - t.accepted_at, "t": time.monotonic()})  # type: ignore[attr-defined]
-                            else:
-                                say({"event": "failed", "reason": t.reason})
-                    elif isinstance(message, p.Say):
-                        out.append(p.encode(p.ChatMessage("direct", nick, message.text, message.action)))
-                    elif isinstance(message, p.Ping):
-                        out.append(p.encode(p.Pong(message.token)))
-                    elif isinstance(message, p.Quit):
-                        break
-                if out:
-                    conn.sendall(b"".join(out))
-        for t in incoming.values():
-            t.close()
+            _serve_direct(conn, DirectStub(directory))
 
 
 # -------------------------------------------------------------------- sink
@@ -257,7 +299,7 @@ def run_sink(args: argparse.Namespace) -> int:
     """Receive one connection's bytes until EOF (into a file or nowhere), answer b"k", repeat."""
     listener = socket.create_server((args.host, 0))
     say({"port": listener.getsockname()[1], "pid": os.getpid()})
-    threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
+    _exit_at_eof()
     buf = bytearray(1024 * 1024)
     view = memoryview(buf)
     while True:
@@ -298,7 +340,8 @@ def run_netem(args: argparse.Namespace) -> int:
 
         def handle(command: str) -> None:
             s = link.stats
-            say({"bytes_up": s.bytes_up, "bytes_down": s.bytes_down, "buffered": s.buffered, "connections": s.connections})
+            say({"bytes_up": s.bytes_up, "bytes_down": s.bytes_down, "buffered": s.buffered,
+                 "connections": s.connections})
 
         _stdin_lines(handle)
     return 0
@@ -309,10 +352,11 @@ def main(argv: list[str] | None = None) -> int:
     kinds = parser.add_subparsers(dest="kind", required=True)
     s = kinds.add_parser("server")
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--selector", default="select", choices=["select", "poll", "epoll"])
+    s.add_argument("--selector", default="select", choices=list(SELECTORS))
     s.add_argument("--max-clients", type=int, default=20000)
     s.add_argument("--high-water", type=int, default=1024 * 1024)
     s.add_argument("--max-queue", type=int, default=64 * 1024 * 1024)
+    s.add_argument("--backlog", type=int, default=128)
     s.set_defaults(run=run_server)
     a = kinds.add_parser("asyncio")
     a.add_argument("--host", default="127.0.0.1")
