@@ -76,6 +76,7 @@ class LoadResult:
     max_ms: float = 0.0
     peak_queued: int = 0
     server_rss_mb: float = 0.0
+    driver_cpu: float = 0.0  # this process's CPU share while sending (the server's too when it runs in a thread)
     error_texts: list[str] = field(default_factory=list)
 
     @property
@@ -402,7 +403,9 @@ def run_load(clients: int = 200, messages: int = 20, room_size: int = 10, backen
     try:
         result.connect_s = generator.connect_all(connect_timeout)
         result.refused = generator.refused
+        cpu0 = time.process_time()
         result.seconds = generator.run()
+        result.driver_cpu = (time.process_time() - cpu0) / result.seconds if result.seconds > 0 else 0.0
         result.sent = sum(peer.sent for peer in generator.peers)
     finally:
         generator.close()
@@ -440,7 +443,7 @@ LOAD_COLUMNS = [
     ("sent", "sent"), ("expected", "expected"), ("received", "received"), ("lost", "lost"),
     ("duplicates", "dup"), ("out_of_order", "ooo"), ("forged", "forged"), ("misrouted", "misr"),
     ("msgs_per_s", "msgs/s"), ("deliveries_per_s", "deliv/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"),
-    ("connect_s", "connect s"),
+    ("driver_cpu", "gen CPU"), ("connect_s", "connect s"),
 ]
 SLOW_COLUMNS = [
     ("scenario", "scenario"), ("detail", "detail"), ("dropped_after_s", "dropped after s"),
@@ -518,7 +521,9 @@ def _load_runs(sc: Scenario, args: argparse.Namespace, backends: list[str], out:
     sc.rows += rows
     sc.notes.append(f"offered: 'max' = each client sends its next line once one of its last {args.window} came back "
                     "(throughput; latency is then mostly queueing), or a fixed rate for all (the latency to quote). "
-                    "lost, dup, ooo (out of order), forged and misr (misrouted) must be 0.")
+                    "lost, dup, ooo (out of order), forged and misr (misrouted) must be 0. 'gen CPU' is the load "
+                    "generator's share of a core (it decodes every frame with the protocol's decoder): near 1, "
+                    "'max' is partly its limit, not the server's.")
     sc.files.append(write_csv(out / "load.csv", rows))
 
 
