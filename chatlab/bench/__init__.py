@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 import time
 from pathlib import Path
@@ -90,6 +91,13 @@ def _summary(module: ModuleType) -> str:
     return (module.__doc__ or "").split("\n")[0].split(": ", 1)[-1]
 
 
+def _for_people(doc: str | None) -> str:
+    """A docstring as ``--help`` shows it: no reST roles, quotes for literals."""
+    text = re.sub(r":\w+:`~[\w.]*?(\w+)`", r"\1", doc or "")  # :func:`~chatlab.x.name` -> name
+    text = re.sub(r":\w+:`([^`]+)`", r"\1", text)
+    return text.replace("``", "'").replace("**", "")
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help=f"folder for the CSV and PNG files (default: a new folder in the system's temporary"
@@ -100,7 +108,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m chatlab bench", description=(__doc__ or "").replace("``", "'"),
+    parser = argparse.ArgumentParser(prog="python -m chatlab bench", description=_for_people((__doc__ or "").split("\nAdding a scenario")[0]),
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="Run 'python -m chatlab bench SCENARIO --help' for a scenario's options.\n")
     sub = parser.add_subparsers(dest="scenario", metavar="SCENARIO")
@@ -109,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     everything.add_argument("--skip", default="", help="comma-separated scenarios to leave out, e.g. sweep,load")
     for name in SCENARIOS:
         module = scenario_module(name)
-        p = sub.add_parser(name, help=_summary(module), description=(module.__doc__ or "").replace("``", "'"),
+        p = sub.add_parser(name, help=_summary(module), description=_for_people(module.__doc__),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         _common(p)
         module.add_arguments(p)
