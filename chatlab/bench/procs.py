@@ -9,13 +9,12 @@ Kinds:
 
 * ``server``: a chatlab :class:`~chatlab.Server` (flood control off, limits
   raised), its loop instrumented to count iterations.  Commands: ``stats``,
-  ``reset`` (zero ``peak_queued`` and the peak RSS).
+  ``reset`` (zero ``peak_queued`` and the peak RSS).  Start it with
+  :func:`chatlab.bench.common.server_child` (the one way the benchmarks run a
+  server in a child process).
 * ``asyncio``: the reference asyncio chat server (:mod:`chatlab.bench.asyncio_ref`).
 * ``receiver``: a chatlab :class:`~chatlab.Client` that accepts every file
   into ``--dir`` and prints a JSON line for each one that arrives.
-* ``stub``: a *direct* receiver, no server: it answers the sender's HELLO
-  itself, then receives files with :class:`~chatlab.core.transfer.IncomingTransfer`
-  (written to disk, SHA-256 checked) and echoes chat lines back.
 * ``netem``: a :class:`~chatlab.netem.LinkEmulator` in front of ``--port``.
 * ``sink``: a plain socket receiver with no protocol: reads until EOF
   (optionally into a file), then answers one byte so the sender can time it.
@@ -32,10 +31,8 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from ..core import protocol as p
-from ..core.transfer import IncomingTransfer
 from ..server import SELECTORS
 from .common import proc_status, raise_nofile_limit
 
@@ -188,111 +185,12 @@ def run_receiver(args: argparse.Namespace) -> int:
     return 0
 
 
-# -------------------------------------------------------------------- stub
-
-
-class DirectStub:
-    """One direct connection, the receiver's side: HELLO answered, files received and checked, chat echoed."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.nick = "peer"
-        self.incoming: dict[int, IncomingTransfer] = {}
-        self.accepted_at: dict[int, float] = {}
-        self.quit = False
-        self.handlers: dict[type, Callable[[Any], list[bytes]]] = {
-            p.Hello: self._hello, p.FileOffer: self._offer, p.FileDone: self._end, p.FileCancel: self._end,
-            p.Say: self._say, p.Ping: self._ping, p.Quit: self._quit,
-        }
-
-    def on_frame(self, frame: p.Frame) -> list[bytes]:
-        """The frames to send back for one frame received."""
-        if frame.type is p.FrameType.FILE_CHUNK:  # the hot path: straight to its transfer
-            t = self.incoming.get(frame.stream_id)
-            return [] if t is None else [p.encode(m) for m in t.handle(p.decode_message(frame))]
-        message = p.decode_message(frame)
-        handler = self.handlers.get(type(message))
-        return handler(message) if handler is not None else []
-
-    def _hello(self, message: p.Hello) -> list[bytes]:
-        self.nick = message.nick
-        return [p.encode(p.Welcome(self.nick, "direct", ""))]
-
-    def _offer(self, message: p.FileOffer) -> list[bytes]:
-        t = IncomingTransfer(message, self.directory, overwrite=True)
-        self.incoming[message.stream_id] = t
-        self.accepted_at[message.stream_id] = time.monotonic()
-        return [p.encode(t.accept())]
-
-    def _end(self, message: p.FileDone | p.FileCancel) -> list[bytes]:
-        t = self.incoming.pop(message.stream_id, None)
-        if t is None:
-            return []
-        replies = [p.encode(m) for m in t.handle(message)]
-        if t.done:
-            now = time.monotonic()
-            say({"event": "received", "path": str(t.path), "size": t.size, "sha256": t.sha256,
-                 "seconds": now - self.accepted_at.pop(message.stream_id), "t": now})
-        else:
-            say({"event": "failed", "reason": t.reason})
-        return replies
-
-    def _say(self, message: p.Say) -> list[bytes]:
-        return [p.encode(p.ChatMessage("direct", self.nick, message.text, message.action))]
-
-    def _ping(self, message: p.Ping) -> list[bytes]:
-        return [p.encode(p.Pong(message.token))]
-
-    def _quit(self, message: p.Quit) -> list[bytes]:
-        self.quit = True
-        return []
-
-    def close(self) -> None:
-        for t in self.incoming.values():
-            t.close()
-
-
-def _serve_direct(conn: socket.socket, stub: DirectStub) -> None:
-    decoder = p.FrameDecoder()
-    try:
-        while not stub.quit:
-            try:
-                data = conn.recv(262144)
-            except OSError:
-                return
-            if not data:
-                return
-            decoder.feed(data)
-            out: list[bytes] = []
-            for frame in decoder:
-                out += stub.on_frame(frame)
-                if stub.quit:
-                    break
-            if out:
-                conn.sendall(b"".join(out))
-    finally:
-        stub.close()
+# -------------------------------------------------------------------- sink
 
 
 def _exit_at_eof() -> None:
     """Exit this helper when the parent closes our stdin (or dies)."""
     threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
-
-
-def run_stub(args: argparse.Namespace) -> int:
-    """A direct receiver: plays the server's handshake, then receives files itself (one connection at a time)."""
-    directory = Path(args.dir)
-    listener = socket.create_server((args.host, 0))
-    say({"port": listener.getsockname()[1], "pid": os.getpid()})
-    _exit_at_eof()
-    while True:
-        conn, _ = listener.accept()
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with conn:
-            _serve_direct(conn, DirectStub(directory))
-
-
-# -------------------------------------------------------------------- sink
 
 
 def run_sink(args: argparse.Namespace) -> int:
@@ -367,10 +265,6 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--nick", default="bob")
     r.add_argument("--dir", required=True)
     r.set_defaults(run=run_receiver)
-    st = kinds.add_parser("stub")
-    st.add_argument("--host", default="127.0.0.1")
-    st.add_argument("--dir", required=True)
-    st.set_defaults(run=run_stub)
     sk = kinds.add_parser("sink")
     sk.add_argument("--host", default="127.0.0.1")
     sk.set_defaults(run=run_sink)
