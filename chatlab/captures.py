@@ -1,8 +1,8 @@
 """Packet captures of real loopback sessions, recorded and read back.
 
 The package ships captures in ``chatlab/data/captures/`` (classic pcap files that
-Wireshark, tcpdump and tshark open; package data, so an installed wheel has them too), so a student without capture rights can
-still look at real packets:
+Wireshark, tcpdump and tshark open; package data, so an installed wheel has them too), so a
+student without capture rights can still look at real packets:
 
 ========================  ===================================================
 ``chat.pcap``             two clients join, chat, join a room, whisper; one
@@ -400,7 +400,8 @@ SCENARIOS: dict[str, Callable[[Path, str], None]] = {
 }
 
 
-def record(out: str | os.PathLike[str] | None = None, names: tuple[str, ...] = NAMES, interface: str | None = None) -> Path:
+def record(out: str | os.PathLike[str] | None = None, names: tuple[str, ...] = NAMES,
+           interface: str | None = None) -> Path:
     """Record the captures into ``out`` (a new temporary folder when ``None``); return the folder."""
     folder = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="chatlab-captures-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -411,7 +412,8 @@ def record(out: str | os.PathLike[str] | None = None, names: tuple[str, ...] = N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m chatlab.captures", description="Record or show chatlab's packet captures.")
+    parser = argparse.ArgumentParser(prog="python -m chatlab.captures",
+                                     description="Record or show chatlab's packet captures.")
     sub = parser.add_subparsers(dest="command", required=True)
     rec = sub.add_parser("record", help="record the loopback sessions with dumpcap")
     rec.add_argument("--out", help="folder to write into (default: a new temporary folder); "

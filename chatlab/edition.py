@@ -193,7 +193,8 @@ def default_source() -> Path:
     for candidate in (Path(__file__).resolve().parent.parent / "notebooks", Path.cwd() / "notebooks"):
         if any(candidate.glob("[0-9][0-9]_*.ipynb")):
             return candidate
-    raise SystemExit("no instructor notebooks found: run this from a clone of the chatlab repository, or pass --source DIR")
+    raise SystemExit("no instructor notebooks found: run this from a clone of the chatlab repository, "
+                     "or pass --source DIR")
 
 
 def default_out_dir(source: Path | None = None) -> Path:

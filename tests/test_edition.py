@@ -62,14 +62,16 @@ def kernel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def solution_cell(source: str, metadata: bool = True) -> nbformat.NotebookNode:
     cell = nbformat.v4.new_code_cell(source)
     if metadata:
-        cell.metadata["nbgrader"] = {"solution": True, "grade": False, "locked": False, "grade_id": "x", "schema_version": 3}
+        cell.metadata["nbgrader"] = {"solution": True, "grade": False, "locked": False, "grade_id": "x",
+                                     "schema_version": 3}
     return cell
 
 
 def small_notebook(metadata: bool = True) -> nbformat.NotebookNode:
     taught = nbformat.v4.new_code_cell("print('taught')", outputs=[nbformat.v4.new_output("stream", text="taught\n")])
     exercise = solution_cell("def f():\n    ### BEGIN SOLUTION\n    return 42\n    ### END SOLUTION", metadata)
-    checker = nbformat.v4.new_code_cell("check_f(f)", outputs=[nbformat.v4.new_output("stream", text="1/1 cases pass\n")])
+    checker = nbformat.v4.new_code_cell("check_f(f)",
+                                        outputs=[nbformat.v4.new_output("stream", text="1/1 cases pass\n")])
     after = nbformat.v4.new_code_cell("print('after')", outputs=[nbformat.v4.new_output("stream", text="after\n")])
     nb = nbformat.v4.new_notebook(cells=[taught, exercise, nbformat.v4.new_markdown_cell("check it:"), checker, after])
     nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
@@ -157,13 +159,16 @@ def check_run_to_the_end(nb: nbformat.NotebookNode, name: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("source", SOURCE, ids=lambda p: p.name)
-def test_the_student_edition_runs_to_the_end_and_every_checker_fails(edition: Path, kernel_dir: Path, source: Path) -> None:
+def test_the_student_edition_runs_to_the_end_and_every_checker_fails(edition: Path, kernel_dir: Path,
+                                                                     source: Path) -> None:
     check_run_to_the_end(run(edition / source.name, kernel_dir), source.name)
 
 
 # ------------------------------------------------------------------ nothing answers an exercise
 
-ALL_PASS = re.compile(r"\b(check_\w+): (\d+)/\2 cases pass|\bgraded: check_\w+ (\d+)/\3 cases pass|\b(\d+) of \4 cases pass")
+ALL_PASS = re.compile(r"\b(check_\w+): (\d+)/\2 cases pass"
+                      r"|\bgraded: check_\w+ (\d+)/\3 cases pass"
+                      r"|\b(\d+) of \4 cases pass")
 
 # Text that answered an exercise in a cell a student reads before (or instead of) solving it.
 ANSWERS = {

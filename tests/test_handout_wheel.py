@@ -43,7 +43,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         assert f"chatlab/data/captures/{capture}" in names, f"the wheel lacks {capture}"
     target = tmp_path_factory.mktemp("site")
     done = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q",
-                           "--target", str(target), str(wheel)], check=False, capture_output=True, text=True, timeout=600)
+                           "--target", str(target), str(wheel)],
+                          check=False, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     return target
 
@@ -71,7 +72,8 @@ def test_the_installed_package_finds_its_captures(installed: Path) -> None:
 
 
 @pytest.mark.parametrize("name", CAPTURE_NOTEBOOKS)
-def test_the_student_edition_runs_outside_the_repository(tmp_path: Path, installed: Path, kernel: Path, name: str) -> None:
+def test_the_student_edition_runs_outside_the_repository(tmp_path: Path, installed: Path, kernel: Path,
+                                                         name: str) -> None:
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
 

@@ -37,8 +37,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Iterator, cast
 
 from ..core import protocol as p
@@ -132,7 +132,8 @@ def _connect(address: Address, n: int) -> list[socket.socket]:
     return socks
 
 
-def _wait_until_in_room(socks: list[socket.socket], decoders: dict, sel: selectors.BaseSelector, timeout: float = 1.0) -> None:
+def _wait_until_in_room(socks: list[socket.socket], decoders: dict, sel: selectors.BaseSelector,
+                        timeout: float = 1.0) -> None:
     """Each client in turn pings and waits for its own ping to come back.
 
     connect() returns once the kernel has queued the connection, before the
