@@ -116,11 +116,14 @@ def two_live_listeners() -> str:
 
 QUESTIONS = (
     (N_("the client closes first: TIME_WAIT stays on the"), the_client_closes_first,
-     N_("TIME_WAIT belongs to whichever side sends the first FIN, client or server")),
+     N_("TIME_WAIT belongs to whichever side sends the first FIN, client or server; a client rarely notices,"
+        " its port is ephemeral")),
     (N_("SO_REUSEADDR switched on after bind()"), option_after_bind,
-     N_("bind() is the moment the kernel checks the port against its connections")),
+     N_("bind() is the moment the kernel checks the port against its connections; an option set later changes"
+        " only the checks after it")),
     (N_("a second listener on a live port"), two_live_listeners,
-     N_("SO_REUSEADDR forgives connections that are over, not a listener that is running")),
+     N_("SO_REUSEADDR forgives connections that are over, not a listener that is running (sharing a port"
+        " between live sockets is SO_REUSEPORT)")),
 )
 
 
@@ -166,11 +169,13 @@ def check_predictions(predictions: Predictions | tuple[str, ...] | list[str], sh
                     "you predicted {predicted!r}; this machine cannot show its connection table (no ss, netstat"
                     " or psutil), but the rule holds everywhere: {lesson}"
                 ).format(predicted=predicted, lesson=_(lesson))
-                return _("predicted: client (the rule; this machine cannot show the table)")
+                return _("predicted: client (the rule; this machine cannot show the table). Why: {lesson}").format(
+                    lesson=_(lesson)
+                )
             assert observed.split()[0] == predicted, _(
                 "you predicted {predicted!r}, this OS did: {observed}. Why? {lesson}"
             ).format(predicted=predicted, observed=observed, lesson=_(lesson))
-            return _("predicted and observed: {observed}").format(observed=observed)
+            return _("predicted and observed: {observed}. Why: {lesson}").format(observed=observed, lesson=_(lesson))
 
         return run
 
