@@ -168,6 +168,8 @@ class _Room:
         while time.monotonic() < deadline:
             if self.room_size() >= members:
                 return
+            if self.errors and isinstance(self.errors[0], NotImplementedError):
+                break  # an unsolved exercise: no need to wait
             time.sleep(0.01)
         if self.errors and isinstance(self.errors[0], NotImplementedError):
             raise NotWrittenYet(getattr(self.handle_client, "__name__", "handle_client"))
