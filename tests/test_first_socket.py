@@ -144,6 +144,20 @@ def silence_is_an_error(listener):
     return echoed
 
 
+def long_timeout_is_the_end(listener):
+    conn, _ = listener.accept()
+    echoed = 0
+    with conn:
+        conn.settimeout(4.0)  # BUG: longer than most pauses, still a timeout taken for the end
+        try:
+            while data := conn.recv(4096):
+                conn.sendall(data)
+                echoed += len(data)
+        except socket.timeout:
+            pass
+    return echoed
+
+
 def select_timeout_is_the_end(listener):
     import select
 
@@ -253,6 +267,8 @@ WRONG = [
     (silence_is_the_end, "a client silent for a while", "a timeout means 'nothing has arrived yet'"),
     (silence_is_an_error, "a client silent for a while", "Silence is not the end of the stream"),
     (select_timeout_is_the_end, "a client silent for a while", "select()"),
+    pytest.param(long_timeout_is_the_end, "a client silent for a while", "a timeout means 'nothing has arrived yet'",
+                 marks=pytest.mark.slow, id="long_timeout_is_the_end"),
     (shutdown_without_close, "closes the connection it accepted", "shutdown() only sends the FIN"),
     (send_not_sendall, "1 MiB of binary data", "use sendall()"),
     (decodes_strictly, "1 MiB of binary data", "no .decode()"),

@@ -256,6 +256,21 @@ async def no_finally_no_connection_error(reader, writer, room):  # type: ignore[
         writer.close()
 
 
+async def finally_but_reset_escapes(reader, writer, room):  # type: ignore[no-untyped-def]
+    room.add(writer)
+    try:
+        while True:
+            header = await reader.readexactly(p.HEADER_SIZE)
+            payload = await reader.readexactly(p.parse_header(header).length)
+            for member in list(room):
+                member.write(header + payload)
+    except (asyncio.IncompleteReadError, ProtocolError):  # BUG: ConnectionResetError escapes (a traceback)
+        pass
+    finally:
+        room.discard(writer)
+        writer.close()
+
+
 async def own_header_check(reader, writer, room):  # type: ignore[no-untyped-def]
     room.add(writer)
     try:
@@ -440,6 +455,7 @@ def test_checker_passes_a_correct_handler_written_differently() -> None:
         (package_handler, "never reads", "grows without bound"),  # chatlab.fourways' server has no limit
         (awaits_every_drain, "never reads", "drain()"),
         (no_finally_no_connection_error, "reset (RST)", "ConnectionResetError"),
+        (finally_but_reset_escapes, "reset (RST)", "catch ConnectionError"),
         (own_header_check, "more than the maximum payload", "parse_header checks it"),
         (sleeps_to_pace, "two clients hear each other", "time.sleep()"),
         pytest.param(drain_with_a_timeout, "never reads", "asyncio.wait_for()", marks=pytest.mark.slow),

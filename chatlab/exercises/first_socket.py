@@ -38,6 +38,7 @@ TIMEOUT = 2.0  # seconds: every socket of the checker has this timeout
 SEND_AT_MOST = 1000  # the most one send() on the student's connection takes (see _Conn.send)
 ECHO_WAIT = 1.0  # seconds an interactive client waits for the echo of what it sent
 SILENCE = 2.5  # seconds a client stays silent in the middle of the conversation
+MAX_SILENCE = 8.0  # ... or longer than the timeout the server set on its connection, up to this
 
 ServeOneEcho = Callable[[socket.socket], Any]
 Sender = Callable[[socket.socket, "Session"], None]
@@ -146,7 +147,9 @@ def talk(*pieces: bytes, pause: float = 0.0) -> Sender:
         total = 0
         for i, piece in enumerate(pieces):
             if i == 1 and pause:
-                time.sleep(pause)
+                # Silent for longer than any timeout the server set on its connection (up to a limit).
+                timeouts = [t for t in session.stats.timeouts if t is not None]
+                time.sleep(min(max([pause] + [t + 0.5 for t in timeouts]), MAX_SILENCE))
                 if session.eof_at is not None:
                     return  # the server already closed: nothing more to say
             sock.sendall(piece)
@@ -261,7 +264,7 @@ def _session(serve: ServeOneEcho, script: Sender, patient: bool = False) -> Sess
     ``patient``: the client talks (waits for echoes, stays silent a while), so it and the
     server get more time."""
     if patient:
-        session = Session(serve, script, 3.0 + SILENCE + 3 * ECHO_WAIT, TIMEOUT + SILENCE + 3 * ECHO_WAIT)
+        session = Session(serve, script, 3.0 + MAX_SILENCE + 3 * ECHO_WAIT, TIMEOUT + MAX_SILENCE + 3 * ECHO_WAIT)
     else:
         session = Session(serve, script)
     try:
@@ -418,9 +421,8 @@ def check_echo_server(serve_one_echo: ServeOneEcho, show: bool = True) -> Report
                 why = _("a select() or a recv() that found nothing for a while means 'nothing has arrived"
                         " yet', not 'the client is done'")
             raise AssertionError(_(
-                "the server closed the connection while the client was silent for {seconds:g} s but still"
-                " connected: {why}. Only recv() returning b'' says the client closed its side").format(
-                    seconds=SILENCE, why=why))
+                "the server closed the connection while the client was silent for a few seconds but still"
+                " connected: {why}. Only recv() returning b'' says the client closed its side").format(why=why))
         _expect_echo(session, b"".join(pieces))
         return _("{seconds:g} s of silence, then more").format(seconds=SILENCE)
 
