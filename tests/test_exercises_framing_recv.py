@@ -421,6 +421,16 @@ def recv_into_overwrites(sock, n):
     return bytes(buffer)
 
 
+def recv_returns_empty_at_eof(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            return b""  # BUG: an empty message is still a message to the caller
+        data += chunk
+    return data
+
+
 def recv_compares_with_str(sock, n):
     data = b""
     while len(data) < n:
@@ -456,6 +466,7 @@ RECV_WRONG_ANSWERS = [
     ("a buffered makefile().read(n)", recv_makefile_read, {"more than n buffered"}, "reads ahead"),
     ("recv_into() always at the start", recv_into_overwrites, {"1-byte trickle"}, "each piece goes after"),
     ("compares with '' instead of b''", recv_compares_with_str, {"peer closes mid-message"}, "b''"),
+    ("returns b'' at end of stream", recv_returns_empty_at_eof, {"peer closes mid-message"}, "raise EOFError"),
 ]
 
 

@@ -387,8 +387,8 @@ def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeo
         got = _as_bytes(returned_value)
         raise AssertionError(
             _(
-                "returned {got} of {n} bytes ({data!r}) instead of raising:"
-                " the caller would take half a message for a whole one"
+                "returned {got} of {n} bytes ({data!r}) instead of raising when the peer closed: raise EOFError"
+                " when recv() returns b'' before n bytes came, or the caller takes half a message for a whole one"
             ).format(got=len(got), n=n, data=got)
         )
 
