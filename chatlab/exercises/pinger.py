@@ -230,7 +230,7 @@ def _check_rtts(got: dict, want: dict) -> str:
     if not isinstance(mdev, (int, float)) or abs(mdev - want["mdev"]) > MDEV_SLACK_MS:
         raise AssertionError(_("mdev is {got!r}, expected about {want:.1f} ms: the standard deviation of the RTTs,"
                                " sqrt(mean(rtt**2) - mean(rtt)**2)").format(got=mdev, want=want["mdev"]))
-    return _("{received}/{sent} replies, rtt min/avg/max {min:.1f}/{avg:.1f}/{max:.1f} ms").format(**got)
+    return _("{received}/{sent} replies, rtt min {min:.1f} ms, avg {avg:.1f} ms, max {max:.1f} ms").format(**got)
 
 
 def _case(ping: Ping, script: Script) -> Callable[[], str]:
