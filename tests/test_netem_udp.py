@@ -15,7 +15,14 @@ import time
 
 import pytest
 
-from chatlab.netem import DatagramLink, DatagramPath, DatagramProfile, DatagramStats, PathStats, main
+from chatlab.netem import (
+    DatagramLink,
+    DatagramPath,
+    DatagramProfile,
+    DatagramStats,
+    PathStats,
+    main,
+)
 
 
 def path(seed: int = 1, **kw) -> DatagramPath:
