@@ -43,8 +43,10 @@ from ._report import NotWrittenYet, Report, returned, run_cases
 __all__ = ["check_pinger", "format_ping"]
 
 KEYS = ("sent", "received", "duplicates", "loss", "min", "avg", "max", "mdev")
-RTT_SLACK_MS = 30.0  # how much later than scheduled a reply may be measured on a busy machine
-MDEV_SLACK_MS = 10.0
+RTT_SLACK_MS = 50.0  # how much later than scheduled a reply may be measured on a busy machine
+MDEV_SLACK_MS = 15.0
+# The scripts keep every reply that must count at least 100 ms inside its timeout, and every late one at
+# least 150 ms outside, so a loaded machine does not turn one into the other.
 
 Ping = Callable[[socket.socket, tuple, int, float], Any]
 
@@ -292,9 +294,9 @@ def _cases() -> list[tuple[str, Script]]:
         (N_("a lost reply: ping 2 is never answered"),
          Script(5, 0.3, replies={2: []})),
         (N_("a late reply: ping 2's comes after its timeout, while ping 3 waits"),
-         Script(5, 0.2, replies={2: [0.3], 3: [0.15]})),
+         Script(5, 0.4, replies={2: [0.55], 3: [0.25]})),
         (N_("reordered: ping 3's reply overtakes ping 2's, which is late"),
-         Script(5, 0.2, replies={2: [0.35], 3: [0.02], 4: [0.15]})),
+         Script(5, 0.4, replies={2: [0.6], 3: [0.02], 4: [0.3]})),
         (N_("duplicates: pings 1 and 3 are answered twice"),
          Script(5, 0.3, replies={1: [0.02, 0.03], 3: [0.04, 0.05]})),
         (N_("a slow link: RTT 300 ms, timeout 1 s"),
@@ -302,7 +304,7 @@ def _cases() -> list[tuple[str, Script]]:
         (N_("a stranger answers first, from another address"),
          Script(4, 0.3, replies={2: [0.06]}, stranger={2: 0.01})),
         (N_("noise: a datagram that is not a reply, then a reply after the timeout"),
-         Script(4, 0.25, replies={2: [0.35]}, noise={2: 0.15})),
+         Script(4, 0.4, replies={2: [0.6]}, noise={2: 0.3})),
         (N_("every reply lost"),
          Script(3, 0.2, replies={1: [], 2: [], 3: []})),
     ]
