@@ -258,3 +258,20 @@ def test_the_command_line_forwards_datagrams():
             proc.wait(10)
             if proc.stdout:
                 proc.stdout.close()
+
+
+def test_the_link_emulators_loops_stay_readable():
+    """Cyclomatic complexity (radon) of every function in netem.py and netem_udp.py is at most 15."""
+    radon = pytest.importorskip("radon.complexity", reason="pip install radon (in the test extra)")
+    from pathlib import Path
+
+    import chatlab
+
+    too_complex = []
+    for name in ("netem.py", "netem_udp.py"):
+        source = (Path(chatlab.__file__).parent / name).read_text(encoding="utf-8")
+        for block in radon.cc_visit(source):
+            for item in [block, *getattr(block, "methods", [])]:
+                if item.complexity > 15:
+                    too_complex.append(f"{name}: {item.fullname} {item.complexity}")
+    assert not too_complex, too_complex
