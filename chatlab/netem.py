@@ -772,7 +772,8 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chatlab netem",
         description="Forward TCP connections to TARGET through an emulated network link "
-        "(one-way delay, rate limit, random re-splitting of the byte stream). "
+        "(one-way delay, rate limit, random re-splitting of the byte stream), or with --udp "
+        "datagrams (loss, duplication, reordering, delay and jitter, rate). "
         "Point your client at the address it prints. The same settings apply in both directions.",
     )
     parser.add_argument("--target", required=True, type=_host_port, metavar="HOST:PORT", help="where to forward connections")
