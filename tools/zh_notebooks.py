@@ -81,7 +81,7 @@ P["01_setsockopt"] = {
 "## 7. IPv6 and dual stack": [
  "IPv6 的环回地址是 `::1`，“所有接口”是 `::`；IPv6 套接字地址是四元组 `(host, port, flowinfo, scope_id)`。",
  "双栈套接字：关闭 `IPV6_V6ONLY` 的 IPv6 套接字也接受 IPv4 连接，对方地址显示为 IPv4 映射地址 `::ffff:127.0.0.1`；`create_server(..., dualstack_ipv6=True)` 会明确设置它。",
- "`IPV6_V6ONLY` 的默认值因系统而异（Linux 关，Windows 和 BSD 开），所以要在 `bind()` 之前明确设置。",
+ "`IPV6_V6ONLY` 的默认值因系统而异（Linux 关，Windows 和 FreeBSD 开），所以要在 `bind()` 之前明确设置。",
  "Happy Eyeballs（RFC 8305）：IPv6 和 IPv4 地址并行尝试（IPv4 晚 250 ms 开始），谁先连上用谁，避免坏掉的 IPv6 路径拖满整个连接超时。",
 ],
 }
