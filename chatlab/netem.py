@@ -305,7 +305,7 @@ class _Direction:
         The deque is in sending order and the delay is constant, so order is kept.
         """
         while self.wire and self.wire[0][0] <= now:
-            _, arrived = self.wire.popleft()
+            _sent, arrived = self.wire.popleft()
             if arrived is None:
                 self.fin_arrived = True
             else:
@@ -772,8 +772,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chatlab netem",
         description="Forward TCP connections to TARGET through an emulated network link "
-        "(one-way delay, rate limit, random re-splitting of the byte stream), or with --udp "
-        "datagrams (loss, duplication, reordering, delay and jitter, rate). "
+        "(one-way delay, rate limit, random re-splitting of the byte stream). "
         "Point your client at the address it prints. The same settings apply in both directions.",
     )
     parser.add_argument("--target", required=True, type=_host_port, metavar="HOST:PORT", help="where to forward connections")
@@ -790,57 +789,14 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-segment", type=int, default=LinkProfile.max_segment, help="longest piece when splitting, in bytes")
     parser.add_argument("--queue-kb", type=float, default=LinkProfile.queue_bytes / 1024, help="bottleneck queue size in KiB (default 256)")
     parser.add_argument("--seed", type=int, default=None, help="seed for the splitter (default: random)")
-    udp = parser.add_argument_group("UDP", "with --udp, forward datagrams instead of TCP connections (notebook 10)")
-    udp.add_argument("--udp", action="store_true", help="forward UDP datagrams (--split and --max-segment do not apply)")
-    udp.add_argument("--jitter-ms", type=float, default=0.0, help="each datagram's delay varies by up to this much either way")
-    udp.add_argument("--loss-pct", type=float, default=0.0, help="percentage of datagrams lost")
-    udp.add_argument("--duplicate-pct", type=float, default=0.0, help="percentage of datagrams delivered twice")
-    udp.add_argument("--reorder-pct", type=float, default=0.0, help="percentage of datagrams that skip the delay (and overtake)")
     return parser
-
-
-def _main_udp(args: argparse.Namespace) -> int:
-    """``chatlab netem --udp``: forward datagrams through a :class:`DatagramLink` until Ctrl-C."""
-    try:
-        profile = DatagramProfile(
-            delay=args.delay_ms / 1000, jitter=args.jitter_ms / 1000,
-            loss=args.loss_pct / 100, duplicate=args.duplicate_pct / 100, reorder=args.reorder_pct / 100,
-            rate=args.rate_mbit * 1e6 / 8 if args.rate_mbit > 0 else None,
-            queue_bytes=max(1, int(args.queue_kb * 1024)), seed=args.seed,
-        )
-    except ValueError as exc:
-        print(f"netem: {exc}", file=sys.stderr)
-        return 2
-    link = DatagramLink(args.target, profile, listen=args.listen)
-    try:
-        link.start()
-        host, port = link.address
-        print(f"netem: UDP on {host}:{port}, forwarding to {args.target[0]}:{args.target[1]}", flush=True)
-        print(f"netem: {profile.describe()} each way. Ctrl-C to stop.", flush=True)
-        while link.running:
-            time.sleep(0.2)
-        print(f"netem: the emulator stopped unexpectedly: {link.error!r}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:
-        print(f"netem: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        link.close()
-    up, down = link.stats.up, link.stats.down
-    print(f"netem: stopped. up: {up.sent} sent, {up.lost} lost, {up.duplicated} duplicated;"
-          f" down: {down.sent} sent, {down.lost} lost, {down.duplicated} duplicated.", flush=True)
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run a link emulator from the command line until Ctrl-C.
 
     ``python -m chatlab netem --target HOST:PORT [--listen HOST:PORT]
-    [--delay-ms 20] [--rate-mbit 50] [--split] [--seed N]``; with ``--udp``
-    it forwards datagrams (``--loss-pct``, ``--duplicate-pct``,
-    ``--reorder-pct``, ``--jitter-ms``).
+    [--delay-ms 20] [--rate-mbit 50] [--split] [--seed N]``
 
     Args:
         argv: the arguments after the subcommand; ``None`` means ``sys.argv[1:]``.
@@ -849,8 +805,6 @@ def main(argv: list[str] | None = None) -> int:
         The exit status: 0 after Ctrl-C, 1 if the emulator could not start or died.
     """
     args = _build_parser().parse_args(argv)
-    if args.udp:
-        return _main_udp(args)
     try:
         profile = LinkProfile(
             delay=args.delay_ms / 1000,

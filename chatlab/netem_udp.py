@@ -39,20 +39,26 @@ The decisions are made by :class:`DatagramPath`, a sans-I/O class (no
 sockets, the clock passed in as ``now``), so they are tested without a
 network; :class:`DatagramLink` is the socket loop around it, one background
 thread with a :mod:`selectors` loop, as in :mod:`chatlab.netem`.
+
+From the command line (``python -m chatlab netem --udp ...`` runs the same)::
+
+    python -m chatlab.netem_udp --target HOST:PORT --loss-pct 10 --duplicate-pct 5 --delay-ms 20 --jitter-ms 5
 """
 
 from __future__ import annotations
 
+import argparse
 import heapq
 import itertools
 import random
 import selectors
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
 
-__all__ = ["DatagramLink", "DatagramPath", "DatagramProfile", "DatagramStats", "PathStats"]
+__all__ = ["DatagramLink", "DatagramPath", "DatagramProfile", "DatagramStats", "PathStats", "main"]
 
 Address = tuple[str, int]
 MAX_DATAGRAM = 65535  # the largest a UDP socket can hand us (IPv4 payload limit is 65,507)
@@ -211,17 +217,24 @@ class DatagramStats:
 
 def _total(paths: list[DatagramPath]) -> PathStats:
     stats = [p.stats() for p in paths]
-    return PathStats(*(sum(getattr(s, f) for s in stats) for f in ("sent", "lost", "dropped", "duplicated", "reordered", "delivered")))
+    fields = ("sent", "lost", "dropped", "duplicated", "reordered", "delivered")
+    return PathStats(*(sum(getattr(s, f) for s in stats) for f in fields))
 
 
 class _Flow:
     """One client address: its socket towards the target and a path each way."""
 
-    def __init__(self, number: int, client: Address, sock: socket.socket, up: DatagramProfile, down: DatagramProfile) -> None:
+    def __init__(self, number: int, client: Address, sock: socket.socket,
+                 up: DatagramProfile, down: DatagramProfile) -> None:
         self.client = client
         self.sock = sock
-        self.up = DatagramPath(up, random.Random() if up.seed is None else random.Random(f"{up.seed}/{number}/up"))
-        self.down = DatagramPath(down, random.Random() if down.seed is None else random.Random(f"{down.seed}/{number}/down"))
+        self.up = DatagramPath(up, _rng(up.seed, f"{number}/up"))
+        self.down = DatagramPath(down, _rng(down.seed, f"{number}/down"))
+
+
+def _rng(seed: int | None, stream: str) -> random.Random:
+    """A generator per flow and direction: seeded, each its own sequence; or unpredictable without a seed."""
+    return random.Random() if seed is None else random.Random(f"{seed}/{stream}")
 
 
 class DatagramLink:
@@ -261,7 +274,8 @@ class DatagramLink:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._flows: dict[Address, _Flow] = {}
-        self._wire: list[tuple[float, int, socket.socket, bytes, Address | None, DatagramPath]] = []  # a heap by arrival
+        # the emulated wire: a heap of (arrival, order, socket, data, destination or None, path)
+        self._wire: list[tuple[float, int, socket.socket, bytes, Address | None, DatagramPath]] = []
         self._order = itertools.count()  # ties on the heap keep sending order
         self._refused = 0
         self._stats = DatagramStats()
@@ -298,7 +312,8 @@ class DatagramLink:
         try:
             info = socket.getaddrinfo(self.target[0], self.target[1], type=socket.SOCK_DGRAM)[0]
             self._family, self.target = info[0], (str(info[4][0]), int(info[4][1]))
-            self._listener = socket.socket(socket.AF_INET6 if ":" in self.listen[0] else socket.AF_INET, socket.SOCK_DGRAM)
+            family = socket.AF_INET6 if ":" in self.listen[0] else socket.AF_INET
+            self._listener = socket.socket(family, socket.SOCK_DGRAM)
             self._listener.bind(self.listen)
             self._listener.setblocking(False)
             self._address = self._listener.getsockname()[:2]
@@ -317,7 +332,10 @@ class DatagramLink:
         return self
 
     def close(self) -> None:
-        """Stop the loop, close every socket and join the thread.  Datagrams still on the wire are lost.  Safe to call twice."""
+        """Stop the loop, close every socket and join the thread.
+
+        Datagrams still on the wire are lost.  Safe to call twice.
+        """
         self._stopping = True
         if self._thread is None:
             self._close_everything()
@@ -459,3 +477,81 @@ class DatagramLink:
             self._selector = None
         self._wire.clear()
         self._publish()
+
+
+# --------------------------------------------------------------------- CLI
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from .netem import _host_port  # here: netem imports this module
+
+    parser = argparse.ArgumentParser(
+        prog="chatlab netem --udp",
+        description="Forward UDP datagrams to TARGET through an emulated path that loses, duplicates, "
+        "reorders, delays (with jitter) and rate-limits them, as Linux's tc netem does. Send to the "
+        "address it prints; the replies come back from it. The same settings apply in both directions.",
+    )
+    parser.add_argument("--udp", action="store_true", help="(accepted, so that chatlab netem --udp ... passes through)")
+    parser.add_argument("--target", required=True, type=_host_port, metavar="HOST:PORT",
+                        help="where to forward datagrams")
+    parser.add_argument("--listen", default=("127.0.0.1", 0), type=lambda s: _host_port(s, allow_zero=True),
+                        metavar="HOST:PORT", help="where to listen (default 127.0.0.1:0, any free port)")
+    parser.add_argument("--delay-ms", type=float, default=20.0, help="one-way delay in milliseconds (default 20)")
+    parser.add_argument("--jitter-ms", type=float, default=0.0,
+                        help="each datagram's delay varies by up to this much either way")
+    parser.add_argument("--loss-pct", type=float, default=0.0, help="percentage of datagrams lost")
+    parser.add_argument("--duplicate-pct", type=float, default=0.0, help="percentage of datagrams delivered twice")
+    parser.add_argument("--reorder-pct", type=float, default=0.0,
+                        help="percentage of datagrams that skip the delay (and overtake)")
+    parser.add_argument("--rate-mbit", type=float, default=0.0, help="rate in Mbit/s (default 0 = unlimited)")
+    parser.add_argument("--queue-kb", type=float, default=64.0,
+                        help="queue in front of the rate limit, in KiB (default 64)")
+    parser.add_argument("--seed", type=int, default=None, help="seed for the random decisions (default: random)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Forward datagrams through a :class:`DatagramLink` until Ctrl-C.
+
+    Args:
+        argv: the arguments (``--target HOST:PORT`` and the profile's options); ``None`` means ``sys.argv[1:]``.
+
+    Returns:
+        The exit status: 0 after Ctrl-C, 1 if the link could not start or died, 2 for a bad setting.
+    """
+    args = _build_parser().parse_args(argv)
+    try:
+        profile = DatagramProfile(
+            delay=args.delay_ms / 1000, jitter=args.jitter_ms / 1000,
+            loss=args.loss_pct / 100, duplicate=args.duplicate_pct / 100, reorder=args.reorder_pct / 100,
+            rate=args.rate_mbit * 1e6 / 8 if args.rate_mbit > 0 else None,
+            queue_bytes=max(1, int(args.queue_kb * 1024)), seed=args.seed,
+        )
+    except ValueError as exc:
+        print(f"netem: {exc}", file=sys.stderr)
+        return 2
+    link = DatagramLink(args.target, profile, listen=args.listen)
+    try:
+        link.start()
+        host, port = link.address
+        print(f"netem: UDP on {host}:{port}, forwarding to {args.target[0]}:{args.target[1]}", flush=True)
+        print(f"netem: {profile.describe()} each way. Ctrl-C to stop.", flush=True)
+        while link.running:
+            time.sleep(0.2)  # short sleeps: on Windows a blocking join() would not see Ctrl-C
+        print(f"netem: the link stopped unexpectedly: {link.error!r}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"netem: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        link.close()
+    up, down = link.stats.up, link.stats.down
+    print(f"netem: stopped. up: {up.sent} sent, {up.lost} lost, {up.duplicated} duplicated;"
+          f" down: {down.sent} sent, {down.lost} lost, {down.duplicated} duplicated.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,10 +12,10 @@ import socket
 import time
 
 import pytest
-from solutions.pinger import ping as reference
 
 from chatlab.exercises import check_pinger
 from chatlab.exercises.pinger import format_ping
+from solutions.pinger import ping as reference
 
 
 def pinger(bug: str):
@@ -133,10 +133,12 @@ def test_only_picks_cases_and_refuses_a_name_that_matches_none():
 
 
 def test_format_ping_prints_what_ping_prints():
-    stats = {"sent": 5, "received": 4, "duplicates": 1, "loss": 20.0, "min": 20.1, "avg": 40.25, "max": 60.5, "mdev": 14.0}
+    stats = {"sent": 5, "received": 4, "duplicates": 1, "loss": 20.0,
+             "min": 20.1, "avg": 40.25, "max": 60.5, "mdev": 14.0}
     assert format_ping(stats, "example") == (
         "--- example ping statistics ---\n"
         "5 packets transmitted, 4 received, +1 duplicates, 20% packet loss\n"
         "rtt min/avg/max/mdev = 20.100/40.250/60.500/14.000 ms")
-    lost = {"sent": 3, "received": 0, "duplicates": 0, "loss": 100.0, "min": None, "avg": None, "max": None, "mdev": None}
+    lost = {"sent": 3, "received": 0, "duplicates": 0, "loss": 100.0,
+            "min": None, "avg": None, "max": None, "mdev": None}
     assert format_ping(lost).splitlines()[1] == "3 packets transmitted, 0 received, 100% packet loss"

@@ -21,8 +21,8 @@ from chatlab.netem import (
     DatagramProfile,
     DatagramStats,
     PathStats,
-    main,
 )
+from chatlab.netem_udp import main
 
 
 def path(seed: int = 1, **kw) -> DatagramPath:
@@ -143,6 +143,14 @@ class Echo:
         self.sock.close()
 
 
+def eventually(condition, timeout: float = 2.0) -> bool:
+    """Poll ``condition()`` until it is true or ``timeout`` seconds have passed; return its last value."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return bool(condition())
+
+
 def client() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
@@ -167,7 +175,9 @@ def test_a_perfect_link_echoes_every_datagram_whole_and_in_order():
             sock.sendto(data, link.address)
         assert [sock.recvfrom(65535) for _ in sent] == [(d, link.address) for d in sent]
         assert link.wait_idle()
-        assert link.stats.up.delivered == link.stats.down.delivered == 20 and link.stats.flows == 1
+        # the loop publishes its counts just after the send that woke us: give it that moment
+        assert eventually(lambda: link.stats.up.delivered == link.stats.down.delivered == 20), link.stats
+        assert link.stats.flows == 1
 
 
 def test_the_delay_is_a_lower_bound_on_the_round_trip():
@@ -188,6 +198,7 @@ def test_loss_and_duplicates_on_the_wire_match_the_links_own_count():
             got += drain(sock, quiet=0)  # read as we go: 300 unread datagrams would overflow our receive buffer
         got += drain(sock)
         link.wait_idle()
+        eventually(lambda: link.stats.down.delivered == len(got))
         up, down = link.stats.up, link.stats.down
     assert up.sent == 300 and 40 < up.lost < 80 and 10 < up.duplicated < 50, up
     assert up.delivered == 300 - up.lost + up.duplicated, up
@@ -242,8 +253,8 @@ def test_the_command_line_refuses_a_bad_percentage():
 def test_the_command_line_forwards_datagrams():
     with Echo() as echo:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "chatlab.netem", "--udp", "--target", f"127.0.0.1:{echo.address[1]}",
-             "--delay-ms", "5", "--rate-mbit", "0"],
+            [sys.executable, "-m", "chatlab", "netem", "--udp", "--target", f"127.0.0.1:{echo.address[1]}",
+             "--delay-ms", "5", "--loss-pct", "0"],
             stdout=subprocess.PIPE, text=True)
         try:
             assert proc.stdout is not None

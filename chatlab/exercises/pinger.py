@@ -107,7 +107,8 @@ class Script:
                     "min": None, "avg": None, "max": None, "mdev": None}
         mean = sum(rtts) / got
         mdev = math.sqrt(max(0.0, sum(r * r for r in rtts) / got - mean * mean))
-        return {"sent": self.count, "received": got, "duplicates": dups, "loss": 100.0 * (self.count - got) / self.count,
+        loss = 100.0 * (self.count - got) / self.count
+        return {"sent": self.count, "received": got, "duplicates": dups, "loss": loss,
                 "min": min(rtts), "avg": mean, "max": max(rtts), "mdev": mdev}
 
 
