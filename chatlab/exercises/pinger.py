@@ -230,7 +230,7 @@ def _check_rtts(got: dict, want: dict) -> str:
                 raise AssertionError(_(
                     "{key} RTT is {got:.1f} ms, expected about {want:.0f} ms, while the first ping's is right: each"
                     " RTT runs from its own ping's sendto() to its reply, not from the start of the run (or a reply"
-                    " was matched to the wrong ping: check the sequence number)").format(
+                    " was matched to the wrong ping: check the sequence number, and that it came from the server)").format(
                     key=key, got=value, want=want[key]))
             raise AssertionError(_("{key} RTT is {got:.1f} ms, expected about {want:.0f} ms: a reply was matched to the"
                                    " wrong ping (check the sequence number, and that it came from the server)").format(
