@@ -189,9 +189,35 @@ class Threads(ClientState):
             if isinstance(message, p.Ping):
                 self._reply(p.encode(p.Pong(message.token)))
                 continue
-            if isinstance(message, p.Notice) and message.kind == "join" and message.nick == self.nick:
-                self.room = message.room
+            if isinstance(message, p.Notice):
+                self._track_rooms(message)
             self._events.put(message)
+
+    def _track_rooms(self, notice: p.Notice) -> None:
+        """Keep ``nick``, ``room`` and ``rooms`` as the server says they are (reader thread)."""
+        mine = notice.nick == self.nick
+        if notice.kind == "join" and mine:
+            if self.room and self.room in self.rooms and notice.room not in self.rooms and not self._stayed(notice.room):
+                self.rooms.remove(self.room)  # a plain join moves
+            self.rooms = [r for r in self.rooms if r != notice.room] + [notice.room]
+            self.room = notice.room
+        elif (notice.kind == "leave" and mine) or (notice.kind == "kick" and notice.target == self.nick):
+            self.rooms = [r for r in self.rooms if r != notice.room]
+            if self.room == notice.room:
+                self.room = self.rooms[-1] if self.rooms else ""
+        elif notice.kind == "nick" and mine:
+            self.nick = notice.target
+
+    def _stayed(self, room: str) -> bool:
+        """Was the join of ``room`` a ``join(..., stay=True)`` (so the current room was not left)?"""
+        from ..core.chatroom import normalize_name
+
+        staying: set[str] = getattr(self, "_staying", set())
+        key = normalize_name(room)
+        if key in staying:
+            staying.discard(key)
+            return True
+        return False
 
     def _finish(self, reason: str) -> None:
         """The connection is over: say why (once), and wake the writer so it exits."""
