@@ -126,14 +126,14 @@ def test_a_refused_nick_gets_its_numeric_and_the_client_may_try_another(code, nu
     assert codec.nick == "alice2"
 
 
-@pytest.mark.parametrize("nick", ["foo|afk", "[bot]", "nick^", "a`b", "x-1", "_", "{a}\\"])
-def test_rfc_2812_nicks_are_taken(nick):
+@pytest.mark.parametrize("nick", ["foo|afk", "[bot]", "nick^", "a`b", "x-1", "_", "{a}\\", "小明", "ｂｏｂ"])
+def test_rfc_2812_nicks_and_letters_of_any_script_are_taken(nick):
     codec = IrcCodec()
     codec.feed(f"NICK {nick}\r\nUSER u 0 * :U\r\n".encode())
     assert [type(m) for m in messages(events(codec))] == [p.Hello]
 
 
-@pytest.mark.parametrize("nick", ["ｂｏｂ", "1abc", "-x", "a*", "a!b", "*", "x" * 21, "a.b"])
+@pytest.mark.parametrize("nick", ["1abc", "-x", "a*", "a!b", "*", "x" * 21, "a.b", "a@b", "#chan"])
 def test_nicks_outside_rfc_2812_get_432_from_the_codec(nick):
     codec = IrcCodec()
     codec.feed(f"NICK {nick}\r\nUSER u 0 * :U\r\n".encode())

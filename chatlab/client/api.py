@@ -291,15 +291,16 @@ class Client(ReceivingFiles, Sending, DirectPath, Threads):
                       timeout, f"confirmation of {room!r}'s topic")
             return text
         reply = self._ask(p.Topic(room), lambda e: isinstance(e, p.WhoReply), timeout, f"{room!r}'s topic")
-        return str(next(iter(reply.channels.values()), {}).get("topic", ""))
+        info: dict[str, Any] = next(iter(reply.channels.values()), {})
+        return str(info.get("topic", ""))
 
     def mode(self, target: str, modes: str = "", *args: str, timeout: float = 5.0) -> str:
         """Change a room's modes (``mode("team", "+o", "bob")``, ``"+k", "secret"``, ``"+m"``...), or my
         own (``mode(client.nick, "+i")``); without ``modes``, return them (``"+nt"``)."""
         if not modes.strip("+-"):
             reply = self._ask(p.Mode(target), lambda e: isinstance(e, p.WhoReply), timeout, f"{target!r}'s modes")
-            info = next(iter(reply.channels.values()), None) or next(iter(reply.people.values()), {})
-            return str(info.get("modes", ""))
+            found: dict[str, Any] = next(iter(reply.channels.values()), {}) or next(iter(reply.people.values()), {})
+            return str(found.get("modes", ""))
         notice = self._ask(p.Mode(target, modes, list(args)), lambda e: isinstance(e, p.Notice) and e.kind == "mode",
                            timeout, f"confirmation of mode {modes}")
         return str(notice.detail)

@@ -52,12 +52,14 @@ so the server's per-turn budget applies to text clients as it does to frames.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import deque
 from typing import Any, Callable, ClassVar, Iterator, Union
 
 from . import protocol as p
 from ..errors import RemoteProtocolError
 from .channels import CHANMODES, PREFIX, ROOM_MODES, USER_MODES
+from .chatroom import NICK_RE
 from .chatroom import normalize_name as _key  # names collide as they do in the core: NFKC, casefolded
 
 SERVER = "chatlab"  # the server's name in every line it sends, and every user's host
@@ -81,7 +83,7 @@ HELP = [
     "  PART #room [:reason]                   leave #room",
     "  TOPIC #room [:text]   MODE #room [+o nick|+v nick|+k key|+l n|+i|+m|+n|+t|+s|+b mask]",
     "  KICK #room nick [:reason]   INVITE nick #room   AWAY [:message]",
-    "  NAMES, LIST, WHO, WHOIS, WHOWAS, USERHOST, ISON, LUSERS, MOTD, VERSION, INFO, TIME, LINKS",
+    "  NAMES, LIST, WHO, WHOIS, WHOWAS, USERHOST, ISON, LUSERS, MOTD, VERSION, INFO, LINKS",
     "  OPER name password, WALLOPS :text (operators), PING, QUIT :reason",
 ]
 
@@ -400,9 +402,9 @@ class IrcCodec:
         wanted = params[0] if params else ""
         if not wanted:
             self._numeric("431", text="No nickname given")
-        elif not IRC_NICK.fullmatch(wanted):
-            self._numeric("432", wanted, text=f"Erroneous nickname: 1-{NICKLEN} letters, digits or [ ] \\ ` _ ^ {{ | }} -, "
-                                              "not starting with a digit or -")
+        elif not (IRC_NICK.fullmatch(wanted) or NICK_RE.match(unicodedata.normalize("NFKC", wanted))):
+            self._numeric("432", wanted, text=f"Erroneous nickname: 1-{NICKLEN} letters (any script), digits or "
+                                              "[ ] \\ ` _ ^ { | } -, not starting with a digit or -")
         elif self.nick is not None:
             if wanted != self.nick:
                 self._request(p.Nick(wanted))
@@ -625,11 +627,6 @@ class IrcCodec:
             self._numeric("371", text=line)
         self._numeric("374", text="End of INFO list")
 
-    def _on_time(self, params: list[str]) -> None:
-        import time as _time  # the codec keeps no clock; TIME just tells the wall clock
-
-        self._numeric("391", SERVER, text=_time.strftime("%A %B %d %Y -- %H:%M:%S %z"))
-
     def _on_links(self, params: list[str]) -> None:
         self._numeric("364", "*", SERVER, SERVER, text="0 chatlab")
         self._numeric("365", "*", text="End of LINKS list")
@@ -797,7 +794,8 @@ def _names_lines(me: str, channel: str, info: dict[str, Any]) -> bytes:
     """353 lines of ``@nick +nick nick``, each under 512 bytes."""
     kind = "@" if info.get("secret") else "="
     head = f":{SERVER} 353 {me} {kind} {channel} :"
-    out, batch = [], []
+    out: list[bytes] = []
+    batch: list[str] = []
     for nick, prefix in info.get("members", {}).items():
         word = prefix + nick
         if batch and len(head) + len(" ".join(batch + [word]).encode()) > MAX_CONTENT:
@@ -986,7 +984,7 @@ IrcCodec.HANDLERS = {
     "NAMES": IrcCodec._on_names, "LIST": IrcCodec._on_list, "WHO": IrcCodec._on_who, "WHOIS": IrcCodec._on_whois,
     "WHOWAS": IrcCodec._on_whowas, "USERHOST": IrcCodec._on_userhost, "ISON": IrcCodec._on_ison,
     "LUSERS": IrcCodec._on_lusers, "MOTD": IrcCodec._on_motd, "VERSION": IrcCodec._on_version,
-    "INFO": IrcCodec._on_info, "TIME": IrcCodec._on_time, "LINKS": IrcCodec._on_links,
+    "INFO": IrcCodec._on_info, "LINKS": IrcCodec._on_links,
 }
 COMMANDS = frozenset(IrcCodec.HANDLERS)
 

@@ -714,7 +714,7 @@ def decode_message(frame: Frame) -> Message:
         if not isinstance(value, expected) or (expected == (int,) and isinstance(value, bool)):
             raise RemoteProtocolError(f"{name} field {f.name!r} must be {str(f.type)}, got {type(value).__name__}")
         item = _ITEM_TYPES.get(str(f.type))
-        if item is not None and not _items_are(value, item):
+        if item is not None and not _items_are(value, item):  # type: ignore[arg-type]  # checked a list or dict above
             raise RemoteProtocolError(f"{name} field {f.name!r} must be {str(f.type)}")
         if isinstance(value, str) and not _encodable(value):
             # JSON's "\ud800" escape decodes to a lone surrogate, which no UTF-8 encoder accepts.
