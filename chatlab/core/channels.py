@@ -77,7 +77,9 @@ def parse_modes(modes: str, args: list[str], known: str = ROOM_MODES) -> list[Mo
             continue
         if letter not in known:
             raise ModeError(letter)
-        if takes_arg(sign, letter) and known is ROOM_MODES:
+        if letter == "k" and sign == "-" and known is ROOM_MODES:  # "-k" may name the key or not
+            out.append(ModeChange(sign, letter, rest.pop(0) if rest else ""))
+        elif takes_arg(sign, letter) and known is ROOM_MODES:
             if not rest:
                 continue
             out.append(ModeChange(sign, letter, rest.pop(0)))

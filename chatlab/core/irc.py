@@ -695,7 +695,9 @@ class IrcCodec:
         channel = channel_of(notice.room)
         if notice.nick == self.nick:  # we are in: the topic and the member list follow (the codec asks the core)
             self.channels[_key(channel)] = channel
-            self._ask_who("joined", channel, room=notice.room)
+            request = p.Who(room=notice.room)
+            self._who_for.append(("joined", channel, request))
+            self._pending.appendleft(request)  # before the next JOIN of "JOIN #a,#b": 353 and 366 follow their JOIN
         return format_line(source(notice.nick), "JOIN", channel)
 
     def _notice_leave(self, notice: p.Notice) -> bytes:
