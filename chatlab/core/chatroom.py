@@ -427,20 +427,9 @@ class ChatRoom:
     def on_join(self, session: Session, join: p.Join) -> list[Output]:
         room, password = join.room, join.password
         key = normalize_name(room)
-        if " " in room.strip():
-            return [self._error(session, "bad-room", f"{room!r} is not a valid room name: spaces are not allowed in "
-                                                     "room names (in the terminal client a password is given as /join ROOM key=PASSWORD)")]
-        if not ROOM_RE.fullmatch(room):  # fullmatch: "$" alone would let "class\n" pass
-            return [self._error(session, "bad-room", f"{room!r} is not a valid room name: 1-32 letters, digits, '_' or '-'")]
-        if key == session.room_key or (join.stay and key in session.rooms):
-            return [self._error(session, "already-in-room", f"you are already in {self.room_display(room)}", room)]
         exists = key in self.rooms or key == self.default_key
-        if not exists and len(self.rooms) >= self.settings.max_rooms:
-            return [self._error(session, "too-many-rooms", f"the server already has {self.settings.max_rooms} rooms", room)]
         expected = self.passwords.get(key)
-        if expected is not None and not hmac.compare_digest(expected.encode(), password.encode()):
-            return [self._error(session, "bad-password", f"room {room!r} needs the right password", room)]
-        refused = self._door(session, key, room) if exists else None
+        refused = self._bad_room_name(session, room) or self._join_refused(session, join, key, exists)
         if refused:
             return [refused]
         outputs: list[Output] = []
@@ -453,6 +442,27 @@ class ChatRoom:
             outputs.append(Send(session, p.Notice("info", f"{self.room_display(room)} has no password: "
                                                           "yours was ignored (only a room's creator sets one)")))
         return outputs
+
+    def _join_refused(self, session: Session, join: p.Join, key: str, exists: bool) -> Send | None:
+        """Why ``join`` of room ``key`` is refused, or ``None``."""
+        room = join.room
+        if key == session.room_key or (join.stay and key in session.rooms):
+            return self._error(session, "already-in-room", f"you are already in {self.room_display(room)}", room)
+        if not exists and len(self.rooms) >= self.settings.max_rooms:
+            return self._error(session, "too-many-rooms", f"the server already has {self.settings.max_rooms} rooms", room)
+        expected = self.passwords.get(key)
+        if expected is not None and not hmac.compare_digest(expected.encode(), join.password.encode()):
+            return self._error(session, "bad-password", f"room {room!r} needs the right password", room)
+        return self._door(session, key, room) if exists else None
+
+    def _bad_room_name(self, session: Session, room: str) -> Send | None:
+        if " " in room.strip():
+            return self._error(session, "bad-room", f"{room!r} is not a valid room name: spaces are not allowed in "
+                                                    "room names (in the terminal client a password is given as /join ROOM key=PASSWORD)", room)
+        if not ROOM_RE.fullmatch(room):  # fullmatch: "$" alone would let "class\n" pass
+            return self._error(session, "bad-room", f"{room!r} is not a valid room name: 1-32 letters, digits, '_' or '-'",
+                               room)
+        return None
 
     def _door(self, session: Session, key: str, room: str) -> Send | None:
         """The rules of an existing room's door (IRC 471, 473, 474), or ``None``: come in."""

@@ -461,19 +461,26 @@ class IrcCodec:
             return
         text, action = params[1], False
         if text.startswith("\x01"):  # CTCP: \x01COMMAND args\x01
-            ctcp, _, rest = text.strip("\x01").partition(" ")
-            if ctcp.upper() != "ACTION":
-                if not notice:  # CTCP replies come as NOTICE: those are dropped quietly
-                    what = "files (DCC): use the chatlab client for files" if ctcp.upper() == "DCC" else \
-                        f"CTCP {ctcp.upper()} requests: chatlab does not relay them"
-                    self._notice(f"not sent to {params[0]}: {what}")
+            text = self._ctcp(params[0], text, notice)
+            if text is None:
                 return
-            text, action = rest, True
+            action = True
         for target in params[0].split(","):
             if target.startswith(("#", "&")):
                 self._request(p.Say(text, action, room=room_of(target), notice=notice))
             elif target:
                 self._request(p.Whisper(target, text, action, notice=notice))
+
+    def _ctcp(self, target: str, text: str, notice: bool) -> str | None:
+        """An ACTION's text; ``None`` for other CTCP (not relayed: the sender of a request is told why)."""
+        ctcp, _, rest = text.strip("\x01").partition(" ")
+        if ctcp.upper() == "ACTION":
+            return rest
+        if not notice:  # CTCP replies come as NOTICE: those are dropped quietly
+            what = "files (DCC): use the chatlab client for files" if ctcp.upper() == "DCC" else \
+                f"CTCP {ctcp.upper()} requests: chatlab does not relay them"
+            self._notice(f"not sent to {target}: {what}")
+        return None
 
     def _on_notice(self, params: list[str]) -> None:
         self._on_privmsg(params, notice=True)

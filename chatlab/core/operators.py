@@ -177,10 +177,9 @@ def on_mode(room: ChatRoom, session: Session, message: p.Mode) -> list[Output]:
         changes = parse_modes(message.modes, message.args)
     except ModeError as exc:
         return [room._error(session, "unknown-mode", f"{exc.letter!r} is not a room mode here ({ROOM_MODES})", exc.letter)]
-    if key not in session.rooms and not _is_op(room, session, key):
-        return [room._error(session, "not-in-room", f"you are not in {name}", name)]
     if not _is_op(room, session, key):
-        return [room._error(session, "not-operator", f"only {name}'s operators change its modes", name)]
+        code = "not-operator" if key in session.rooms else "not-in-room"
+        return [room._error(session, code, f"only {name}'s operators change its modes", name)]
     outputs: list[Output] = []
     done: list[ModeChange] = []
     for change in changes:
@@ -212,16 +211,20 @@ def _apply(room: ChatRoom, session: Session, key: str, change: ModeChange) -> tu
     if letter == "k":
         return _key(room, session, key, sign, arg)
     if letter == "l":
-        if sign == "-":
-            was, state.limit = state.limit, 0
-            return (change if was else None), None
-        if not arg.isdigit() or int(arg) <= 0:
-            return None, None
-        state.limit = int(arg)
-        return ModeChange("+", "l", str(state.limit)), None
+        return _limit(state, change), None
     had = letter in state.flags
     (state.flags.add if sign == "+" else state.flags.discard)(letter)
     return (change if had != (sign == "+") else None), None
+
+
+def _limit(state: Any, change: ModeChange) -> ModeChange | None:
+    if change.sign == "-":
+        was, state.limit = state.limit, 0
+        return change if was else None
+    if not change.arg.isdigit() or int(change.arg) <= 0:
+        return None
+    state.limit = int(change.arg)
+    return ModeChange("+", "l", str(state.limit))
 
 
 def _ban(room: ChatRoom, session: Session, key: str, sign: str, arg: str) -> ModeChange | None:
@@ -324,14 +327,23 @@ def details(room: ChatRoom, asker: Session, who: p.Who) -> dict[str, Any]:
         key = normalize(who.room)
         channels[room.room_names[key]] = _channel(room, asker, key)
         people.update({m.nick: _person(room, asker, m) for m in room.rooms[key] if m.nick and room._visible(asker, key)})
-    history = [dict(h) for h in reversed(room.history) if h["key"] == normalize(who.was)] if who.was else []
-    for h in history:
-        h.pop("key", None)
-    registered = [s for s in room.nicks.values()]
-    stats = {"users": len(registered), "invisible": sum("i" in s.modes for s in registered),
-             "opers": sum("o" in s.modes for s in registered), "unknown": len(room.sessions) - len(registered),
-             "rooms": len(room.rooms)}
-    return {"people": people, "channels": channels, "history": history, "stats": stats}
+    return {"people": people, "channels": channels, "history": _history(room, who.was), "stats": _stats(room)}
+
+
+def _history(room: ChatRoom, nick: str) -> list[dict[str, Any]]:
+    """WHOWAS: the last sessions of ``nick``, newest first."""
+    if not nick:
+        return []
+    key = normalize(nick)
+    return [{k: v for k, v in h.items() if k != "key"} for h in reversed(room.history) if h["key"] == key]
+
+
+def _stats(room: ChatRoom) -> dict[str, int]:
+    """LUSERS' counts."""
+    registered = list(room.nicks.values())
+    return {"users": len(registered), "invisible": sum("i" in s.modes for s in registered),
+            "opers": sum("o" in s.modes for s in registered), "unknown": len(room.sessions) - len(registered),
+            "rooms": len(room.rooms)}
 
 
 def add_operator_handlers(cls: type[ChatRoom]) -> None:
