@@ -631,6 +631,19 @@ MESSAGE_TYPES: dict[FrameType, type] = {
     )
 }  # fmt: skip
 
+
+
+def _repr(message: Any) -> str:
+    """Like the dataclass repr, without the later fields left at their default (as on the wire):
+    ``ChatMessage(room='lobby', sender='alice', text='hi', action=False)`` reads as it always did."""
+    shown = ", ".join(f"{f.name}={getattr(message, f.name)!r}" for f in dataclasses.fields(message)
+                      if not (f.metadata.get("omit_default") and _is_default(message, f)))
+    return f"{type(message).__name__}({shown})"
+
+
+for _cls in MESSAGE_TYPES.values():
+    _cls.__repr__ = _repr  # type: ignore[method-assign]
+
 # Transfer frames are the only ones whose stream id means something.
 TRANSFER_TYPES = frozenset(t for t in FrameType if t >= FrameType.FILE_OFFER)
 
