@@ -38,8 +38,8 @@ def test_nick_change_is_seen_by_everyone_who_shares_a_room(server):
     with chatlab.Client.connect(server.address, "alice") as alice, chatlab.Client.connect(server.address, "bob") as bob:
         with pytest.raises(ServerError, match="nick-taken"):
             alice.nick_change("BOB")
-        alice.nick_change("alicia")
-        assert alice.nick == "alicia"
+        alice.nick("alicia")  # client.nick is the name, a str, and calling it renames (nick_change)
+        assert alice.nick == "alicia" and isinstance(alice.nick, str) and f"{alice.nick}!" == "alicia!"
         seen = bob.wait_for(p.Notice, predicate=lambda e: e.kind == "nick")
         assert (seen.nick, seen.target) == ("alice", "alicia")
         assert "alicia" in bob.who().users

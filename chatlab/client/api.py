@@ -71,6 +71,27 @@ log = logging.getLogger("chatlab.client")
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 7777  # where ``chatlab server`` listens unless told otherwise
 DEFAULT_ADDRESS = f"{DEFAULT_HOST}:{DEFAULT_PORT}"
 
+class Nickname(str):
+    """A client's nickname: a plain ``str`` (compared, printed, sent as one) that renames when called.
+
+    ``client.nick`` reads the nickname; ``client.nick("robert")`` is :meth:`Client.nick_change`.
+    """
+
+    def __new__(cls, value: str, rename: Callable[[str, float], None]) -> Nickname:
+        obj = super().__new__(cls, value)
+        obj._rename = rename
+        return obj
+
+    _rename: Callable[[str, float], None]
+
+    def __call__(self, new: str, timeout: float = 5.0) -> None:
+        """Be called ``new`` from now on (see :meth:`Client.nick_change`)."""
+        self._rename(new, timeout)
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (str, (str(self),))  # pickled, copied or sent elsewhere: the plain name
+
+
 class Client(ReceivingFiles, Sending, DirectPath, Threads):
     """One chat connection.  Create it with :meth:`connect`; close it with ``with``.
 
@@ -250,6 +271,15 @@ class Client(ReceivingFiles, Sending, DirectPath, Threads):
                   timeout, f"confirmation of leaving {room!r}")
 
     # Rooms have operators (whoever created one); IRC users share these rules.
+
+    @property
+    def nick(self) -> Nickname:
+        """My nickname, as the server accepted it: a ``str``; calling it renames me (``client.nick("robert")``)."""
+        return self._nick
+
+    @nick.setter
+    def nick(self, value: str) -> None:
+        self._nick = Nickname(value, self.nick_change)
 
     def nick_change(self, nick: str, timeout: float = 5.0) -> None:
         """Be called ``nick`` from now on; everyone who shares a room with me sees it.

@@ -461,10 +461,10 @@ class IrcCodec:
             return
         text, action = params[1], False
         if text.startswith("\x01"):  # CTCP: \x01COMMAND args\x01
-            text = self._ctcp(params[0], text, notice)
-            if text is None:
+            acted = self._ctcp(params[0], text, notice)
+            if acted is None:
                 return
-            action = True
+            text, action = acted, True
         for target in params[0].split(","):
             if target.startswith(("#", "&")):
                 self._request(p.Say(text, action, room=room_of(target), notice=notice))

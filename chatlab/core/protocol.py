@@ -642,7 +642,7 @@ def _repr(message: Any) -> str:
 
 
 for _cls in MESSAGE_TYPES.values():
-    _cls.__repr__ = _repr  # type: ignore[method-assign]
+    setattr(_cls, "__repr__", _repr)  # noqa: B010  (a plain assignment of a method is an error for mypy)
 
 # Transfer frames are the only ones whose stream id means something.
 TRANSFER_TYPES = frozenset(t for t in FrameType if t >= FrameType.FILE_OFFER)
@@ -739,7 +739,7 @@ def _checked_field(name: str, f: dataclasses.Field[Any], value: Any) -> Any:
     if not isinstance(value, expected) or (expected == (int,) and isinstance(value, bool)):
         raise RemoteProtocolError(f"{name} field {f.name!r} must be {str(f.type)}, got {type(value).__name__}")
     item = _ITEM_TYPES.get(str(f.type))
-    if item is not None and not _items_are(value, item):
+    if item is not None and not _items_are(value, item):  # type: ignore[arg-type]  # a list or a dict, checked above
         raise RemoteProtocolError(f"{name} field {f.name!r} must be {str(f.type)}")
     if isinstance(value, str) and not _encodable(value):
         # JSON's "\ud800" escape decodes to a lone surrogate, which no UTF-8 encoder accepts.
