@@ -609,7 +609,7 @@ class ChatRoom:
                              "realname": session.realname, "at": self.wall()})
 
 
-from .operators import add_operator_handlers  # noqa: E402  (the handlers of nick, kick, topic, mode...)
+from .operators import add_operator_handlers  # (the handlers of nick, kick, topic, mode...): at the end, it imports this module
 
 ChatRoom.HANDLERS = {
     p.Hello: ChatRoom.on_hello,

@@ -18,7 +18,6 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import Optional, Set, Tuple, Type
 
 from irctest.basecontrollers import BaseServerController, DirectoryBasedController
 from irctest.runner import NotImplementedByController
@@ -26,7 +25,7 @@ from irctest.runner import NotImplementedByController
 REPOSITORY = Path(__file__).resolve().parents[2]  # chatlab's checkout: the server that is tested
 
 
-def free_loopback_port() -> Tuple[str, int]:
+def free_loopback_port() -> tuple[str, int]:
     """A free port on 127.0.0.1 (irctest's own helper binds "" and answers 0.0.0.0)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -35,10 +34,10 @@ def free_loopback_port() -> Tuple[str, int]:
 
 class ChatlabController(BaseServerController, DirectoryBasedController):
     software_name = "chatlab"
-    supported_sasl_mechanisms: Set[str] = set()
+    supported_sasl_mechanisms: set[str] = set()
     supports_sts = False
 
-    def get_hostname_and_port(self) -> Tuple[str, int]:
+    def get_hostname_and_port(self) -> tuple[str, int]:
         with self._used_ports() as used_ports:
             while True:
                 hostname, port = free_loopback_port()
@@ -53,12 +52,12 @@ class ChatlabController(BaseServerController, DirectoryBasedController):
         hostname: str,
         port: int,
         *,
-        password: Optional[str],
+        password: str | None,
         ssl: bool,
         run_services: bool,
-        faketime: Optional[str],
-        websocket_hostname: Optional[str],
-        websocket_port: Optional[int],
+        faketime: str | None,
+        websocket_hostname: str | None,
+        websocket_port: int | None,
     ) -> None:
         if password is not None:
             raise NotImplementedByController("PASS (chatlab has no server password)")
@@ -79,5 +78,5 @@ class ChatlabController(BaseServerController, DirectoryBasedController):
         )
 
 
-def get_irctest_controller_class() -> Type[ChatlabController]:
+def get_irctest_controller_class() -> type[ChatlabController]:
     return ChatlabController

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import socket
-from typing import Tuple, Type
 
 from irctest.controllers.ngircd import NgircdController
 
 
-def free_loopback_port() -> Tuple[str, int]:
+def free_loopback_port() -> tuple[str, int]:
     """A free port on 127.0.0.1 (irctest's own helper binds "" and answers 0.0.0.0)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -16,7 +15,7 @@ def free_loopback_port() -> Tuple[str, int]:
 
 
 class LocalNgircdController(NgircdController):
-    def get_hostname_and_port(self) -> Tuple[str, int]:
+    def get_hostname_and_port(self) -> tuple[str, int]:
         with self._used_ports() as used_ports:
             while True:
                 hostname, port = free_loopback_port()
@@ -27,5 +26,5 @@ class LocalNgircdController(NgircdController):
         return (hostname, port)
 
 
-def get_irctest_controller_class() -> Type[LocalNgircdController]:
+def get_irctest_controller_class() -> type[LocalNgircdController]:
     return LocalNgircdController
