@@ -73,3 +73,13 @@ def test_the_creator_is_the_operator_kick_topic_mode_invite(server):
         alice.whisper("bob", "psst")
         away = alice.wait_for(p.Notice, predicate=lambda e: e.kind == "away")
         assert (away.nick, away.detail) == ("bob", "lunch")
+
+
+def test_the_servers_oper_option_is_parsed_and_refused_when_malformed(capsys):
+    from chatlab.cli import build_parser, server_options
+
+    args = build_parser().parse_args(["server", "--port", "0", "--oper", "admin=s3cret", "--oper", "ta=pw=x"])
+    assert server_options(args)["opers"] == {"admin": "s3cret", "ta": "pw=x"}
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["server", "--oper", "no-password"])
+    assert "NAME=PASSWORD" in capsys.readouterr().err
