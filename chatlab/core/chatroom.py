@@ -402,7 +402,7 @@ class ChatRoom:
         voiced = session in state.ops or session in state.voiced
         if "m" in state.flags and not voiced:
             return self._error(session, "cannot-send", f"{name} is moderated: only operators and voiced members speak", name)
-        if state.banned(self._mask(session)) and not voiced:
+        if state.bans and not voiced and state.banned(self._mask(session)):  # the mask only when there are bans
             return self._error(session, "cannot-send", f"you are banned from {name}", name)
         return None
 
@@ -468,7 +468,7 @@ class ChatRoom:
         """The rules of an existing room's door (IRC 471, 473, 474), or ``None``: come in."""
         state, name = self._state(key), self.room_display(room)
         invited = session.nick_key in state.invited
-        if state.banned(self._mask(session)) and not invited:
+        if state.bans and not invited and state.banned(self._mask(session)):
             return self._error(session, "banned", f"you are banned from {name}", name)
         if "i" in state.flags and not invited:
             return self._error(session, "invite-only", f"{name} is invite only: ask a member for an invitation", name)
