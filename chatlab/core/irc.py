@@ -635,7 +635,7 @@ class IrcCodec:
         self._numeric("374", text="End of INFO list")
 
     def _on_links(self, params: list[str]) -> None:
-        self._numeric("364", "*", SERVER, SERVER, text="0 chatlab")
+        self._numeric("364", SERVER, SERVER, text="0 chatlab: one server, no links")  # <mask> <server> :<hops> <info>
         self._numeric("365", "*", text="End of LINKS list")
 
     # ------------------------------------------------------------- lines out
