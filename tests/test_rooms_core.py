@@ -40,6 +40,18 @@ def test_join_with_stay_adds_a_room_and_a_plain_join_still_moves():
     assert errors(h.take(alice)) == ["already-in-room"]
 
 
+def test_a_plain_join_or_leave_back_to_a_room_i_am_in_moves_without_joining_twice():
+    h = Harness()
+    alice, bob = h.join("alice"), h.join("bob")
+    h.feed(alice, p.Join("team", stay=True))  # in lobby and team; team is current
+    h.take(alice), h.take(bob)
+    h.feed(alice, p.Leave())  # version 1's LEAVE: back to the default room, leaving the current one
+    assert in_rooms(h, alice) == ["lobby"] and alice.room_key == "lobby"
+    assert h.room.rooms["lobby"].count(alice) == 1
+    assert notices(h.take(alice), "join") == [p.Notice("join", "alice joined lobby", "alice", "lobby")]
+    assert notices(h.take(bob), "join") == []  # bob saw nobody arrive: alice never left the lobby
+
+
 def test_say_goes_to_a_named_room_or_the_current_one():
     h = Harness()
     alice, bob, carol = h.join("alice"), h.join("bob"), h.join("carol")

@@ -197,8 +197,8 @@ class Threads(ClientState):
         """Keep ``nick``, ``room`` and ``rooms`` as the server says they are (reader thread)."""
         mine = notice.nick == self.nick
         if notice.kind == "join" and mine:
-            if self.room and self.room in self.rooms and notice.room not in self.rooms and not self._stayed(notice.room):
-                self.rooms.remove(self.room)  # a plain join moves
+            if not self._stayed(notice.room) and self.room and self.room != notice.room:
+                self.rooms = [r for r in self.rooms if r != self.room]  # a plain join moves: the current room is left
             self.rooms = [r for r in self.rooms if r != notice.room] + [notice.room]
             self.room = notice.room
         elif (notice.kind == "leave" and mine) or (notice.kind == "kick" and notice.target == self.nick):

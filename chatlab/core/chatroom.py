@@ -427,6 +427,8 @@ class ChatRoom:
     def on_join(self, session: Session, join: p.Join) -> list[Output]:
         room, password = join.room, join.password
         key = normalize_name(room)
+        if not join.stay and key in session.rooms and key != session.room_key:
+            return self._move_within(session, key)
         exists = key in self.rooms or key == self.default_key
         expected = self.passwords.get(key)
         refused = self._bad_room_name(session, room) or self._join_refused(session, join, key, exists)
@@ -442,6 +444,13 @@ class ChatRoom:
             outputs.append(Send(session, p.Notice("info", f"{self.room_display(room)} has no password: "
                                                           "yours was ignored (only a room's creator sets one)")))
         return outputs
+
+    def _move_within(self, session: Session, key: str) -> list[Output]:
+        """A plain (moving) join of a room ``session`` is in already: leave the current one, make ``key`` current."""
+        name = self.room_names[key]
+        outputs = self._leave_room(session, "leave", f"{session.nick} left for {name}")
+        session.room_key = key
+        return [*outputs, Send(session, p.Notice("join", f"{session.nick} joined {name}", session.nick or "", name))]
 
     def _join_refused(self, session: Session, join: p.Join, key: str, exists: bool) -> Send | None:
         """Why ``join`` of room ``key`` is refused, or ``None``."""
