@@ -31,9 +31,9 @@ def test_join_without_leaving_leave_a_named_room_and_say_in_one(server):
             alice.leave("team")
         alice.join("elsewhere")  # a plain join still moves: ops is left
         assert alice.rooms == ["lobby", "elsewhere"]
+        assert sorted(server.room.room_names[k] for k in server.room.find("alice").rooms) == ["elsewhere", "lobby"]
         alice.leave()  # version 1's leave: back to the lobby, which she never left
         assert alice.rooms == ["lobby"] and alice.room == "lobby"
-        assert sorted(server.room.room_names[k] for k in server.room.find("alice").rooms) == ["elsewhere", "lobby"]
 
 
 def test_nick_change_is_seen_by_everyone_who_shares_a_room(server):
