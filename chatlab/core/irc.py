@@ -54,17 +54,17 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import deque
-from typing import Any, Callable, ClassVar, Iterator, Union
+from typing import Any, Callable, ClassVar, Union
 
 from . import protocol as p
 from ..errors import RemoteProtocolError
 from .channels import CHANMODES, PREFIX, ROOM_MODES, USER_MODES
 from .chatroom import NICK_RE
 from .chatroom import normalize_name as _key  # names collide as they do in the core: NFKC, casefolded
+from .irc_lines import (MAX_CONTENT, MAX_LINE, SERVER, _chat_lines, channel_of, format_line, parse_line, privmsg_lines,
+                        room_of, source)
+from .irc_replies import CLOSING_CODES, ERROR_NUMERICS, NICK_CODES, REPLY_FORMATTERS, SUBJECTS
 
-SERVER = "chatlab"  # the server's name in every line it sends, and every user's host
-MAX_LINE = 512  # bytes, CR LF included (RFC 1459 2.3; ngircd's COMMAND_LEN is the same)
-MAX_CONTENT = MAX_LINE - 2
 REGISTER_HINT = "register with NICK yourname and USER yourname 0 * :Your Name"
 
 Event = Union[p.Message, bytes]  # what next_event hands the server (never a Frame: no files here)
@@ -87,150 +87,9 @@ HELP = [
     "  OPER name password, WALLOPS :text (operators), PING, QUIT :reason",
 ]
 
-# The core's error codes as IRC numerics (RFC 2812 5.2; 479 and 417 as ircds use them), and where the
-# error's subject goes: "nick" (433 me nick), "chan" (403 me #room), "nick chan" (441 me nick #room), "word".
-# None: an IRC server says nothing here (JOIN of a channel you are in).
-ERROR_NUMERICS: dict[str, str | None] = {
-    "nick-taken": "433",  # ERR_NICKNAMEINUSE
-    "bad-nick": "432",  # ERR_ERRONEUSNICKNAME
-    "nick-reserved": "432",
-    "already-registered": "462",  # ERR_ALREADYREGISTRED
-    "no-such-nick": "401",  # ERR_NOSUCHNICK
-    "bad-room": "479",  # ERR_BADCHANNAME
-    "too-many-rooms": "405",  # ERR_TOOMANYCHANNELS
-    "bad-password": "475",  # ERR_BADCHANNELKEY
-    "empty-message": "412",  # ERR_NOTEXTTOSEND
-    "already-in-room": None,  # JOIN of a channel you are in; for INVITE it is 443, see _encode_error
-    "no-such-room": "403",  # ERR_NOSUCHCHANNEL
-    "not-in-room": "442",  # ERR_NOTONCHANNEL
-    "cannot-send": "404",  # ERR_CANNOTSENDTOCHAN
-    "not-operator": "482",  # ERR_CHANOPRIVSNEEDED
-    "user-not-in-room": "441",  # ERR_USERNOTINCHANNEL
-    "room-full": "471",  # ERR_CHANNELISFULL
-    "invite-only": "473",  # ERR_INVITEONLYCHAN
-    "banned": "474",  # ERR_BANNEDFROMCHAN
-    "unknown-mode": "472",  # ERR_UNKNOWNMODE
-    "unknown-user-mode": "501",  # ERR_UMODEUNKNOWNFLAG
-    "users-dont-match": "502",  # ERR_USERSDONTMATCH
-    "key-set": "467",  # ERR_KEYSET
-    "bad-key": "525",  # ERR_INVALIDKEY (as Ergo, UnrealIRCd and InspIRCd)
-    "bad-oper": "464",  # ERR_PASSWDMISMATCH
-    "not-oper": "481",  # ERR_NOPRIVILEGES
-}
-SUBJECTS = {"433": "nick", "432": "nick", "401": "nick", "479": "chan", "405": "chan", "475": "chan", "403": "chan",
-            "442": "chan", "404": "chan", "482": "chan", "441": "nick chan", "443": "nick chan", "471": "chan",
-            "473": "chan", "474": "chan", "472": "word", "467": "chan", "525": "chan"}
-NICK_CODES = frozenset({"nick-taken", "bad-nick", "nick-reserved"})
-# Errors after which the server closes the connection: IRC says ERROR, then hangs up.
-CLOSING_CODES = frozenset({"protocol-error", "hello-timeout", "server-full"})
 IRC_NICK = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}\-]{0,%d}" % (NICKLEN - 1))  # RFC 2812 2.3.1
-_LINE_END = re.compile(r"\r\n|\r|\n")
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "CONNECT", "PATCH"})
 TLS_HANDSHAKE = b"\x16\x03"  # a TLS record (handshake, version 3.x): an IRC client set to use TLS
-
-
-def channel_of(room: str) -> str:
-    """The IRC channel of a chatlab room: ``lobby`` -> ``#lobby`` (and ``#x`` -> ``##x``)."""
-    return "#" + room
-
-
-def room_of(channel: str) -> str:
-    """The chatlab room of an IRC channel: ``#lobby`` -> ``lobby``."""
-    return channel[1:]
-
-
-def source(nick: str) -> str:
-    """Who a line is from, as IRC clients expect it: ``alice!alice@chatlab``."""
-    return f"{nick}!{nick}@{SERVER}"
-
-
-# ------------------------------------------------------------------ lines
-
-
-def parse_line(line: str) -> tuple[str, list[str]] | None:
-    """``[@tags] [:prefix] COMMAND param ... [:trailing]`` -> ``(COMMAND, params)``.
-
-    The command is upper-cased; a prefix from a client means nothing and is
-    ignored, as are IRCv3 tags.  ``None`` for a line with no command.
-    """
-    if line.startswith("@"):
-        line = line.partition(" ")[2]
-    line = line.lstrip(" ")
-    if line.startswith(":"):
-        line = line.partition(" ")[2]
-    head, colon, trailing = line.partition(" :")
-    if not colon and head.startswith(":"):  # "QUIT :bye" was split above; ":x" alone is a bare trailing
-        head, trailing, colon = "", head[1:], " :"
-    params = head.split()
-    if colon:
-        params.append(trailing)
-    if not params:
-        return None
-    return params[0].upper(), params[1:]
-
-
-def format_line(origin: str, command: str, *params: str, text: str | None = None) -> bytes:
-    """One line, CR LF included, at most 512 bytes.
-
-    ``text``, when given, is the trailing parameter (after ``:``, it may hold
-    spaces).  CR, LF and NUL never reach the wire: they would end the line early
-    and let a parameter forge a second message.
-    """
-    words = [f":{origin}", command, *params]
-    if text is not None:
-        words.append(":" + text)
-    line = " ".join(words)
-    if "\r" in line or "\n" in line or "\x00" in line:
-        line = line.replace("\r", " ").replace("\n", " ").replace("\x00", "")
-    data = line.encode("utf-8", "replace")
-    if len(data) > MAX_CONTENT:  # cut on a character boundary
-        data = data[:MAX_CONTENT].decode("utf-8", "ignore").encode("utf-8")
-    return data + b"\r\n"
-
-
-def split_utf8(text: str, limit: int) -> Iterator[str]:
-    """Pieces of ``text`` of at most ``limit`` UTF-8 bytes, never cutting a character."""
-    data = text.encode("utf-8", "replace")
-    while len(data) > limit:
-        cut = limit
-        while cut > 0 and data[cut] & 0xC0 == 0x80:  # a continuation byte: back up to the character's start
-            cut -= 1
-        yield data[:cut].decode("utf-8")
-        data = data[cut:]
-    yield data.decode("utf-8")
-
-
-def privmsg_lines(sender: str, target: str, text: str, action: bool = False, command: str = "PRIVMSG") -> bytes:
-    """A chat line as IRC lines: one per line of ``text``, long ones split to fit 512 bytes."""
-    origin = source(sender)
-    room = MAX_CONTENT - len(f":{origin} {command} {target} :".encode()) - (len("\x01ACTION \x01") if action else 0)
-    out = []
-    for paragraph in _LINE_END.split(text.replace("\x00", "")):
-        if not paragraph:
-            continue
-        for piece in split_utf8(paragraph, room):
-            out.append(format_line(origin, command, target, text=f"\x01ACTION {piece}\x01" if action else piece))
-    return b"".join(out)
-
-
-_last_chat: tuple[p.ChatMessage | None, bytes] = (None, b"")
-
-
-def _chat_lines(message: p.ChatMessage) -> bytes:
-    """A room's line is the same for every IRC member: format it once per message, not once per member.
-
-    The server encodes one broadcast for its members one after the other, so remembering the
-    last message (by identity: no hashing of its text) is enough.  The tuple is read and
-    replaced whole, so servers in several threads do not mix their lines up.
-    """
-    global _last_chat
-    cached = _last_chat
-    if cached[0] is message:
-        return cached[1]
-    data = privmsg_lines(message.sender, channel_of(message.room), message.text, message.action,
-                         "NOTICE" if message.notice else "PRIVMSG")
-    _last_chat = (message, data)
-    return data
 
 
 # ------------------------------------------------------------------ the codec
@@ -621,7 +480,7 @@ class IrcCodec:
         self._ask_who("lusers", "", nick=self.nick or "")
 
     def _on_motd(self, params: list[str]) -> None:
-        self._reply(self._motd_lines())
+        self._reply(self.motd_lines())
 
     def _on_version(self, params: list[str]) -> None:
         self._numeric("351", f"{VERSION}.", SERVER, text="chatlab: a chat server for a socket programming class")
@@ -682,7 +541,7 @@ class IrcCodec:
                            f"NICKLEN={NICKLEN}", "CHANNELLEN=33", "TOPICLEN=2000", "KICKLEN=2000", "MODES=10",
                            "CASEMAPPING=ascii", "NETWORK=chatlab", text="are supported by this server")
 
-    def _motd_lines(self) -> bytes:
+    def motd_lines(self) -> bytes:
         if not self.motd:
             return format_line(SERVER, "422", self.nick or "*", text="MOTD File is missing")
         me = self.nick or "*"
@@ -795,193 +654,6 @@ class IrcCodec:
         kind, _, arg = purpose.partition(" ")
         return REPLY_FORMATTERS[kind](self, reply, target, arg)
 
-
-# ------------------------------------------------------------------ answers to queries (WhoReply -> numerics)
-
-
-def _names_lines(me: str, channel: str, info: dict[str, Any]) -> bytes:
-    """353 lines of ``@nick +nick nick``, each under 512 bytes."""
-    kind = "@" if info.get("secret") else "="
-    head = f":{SERVER} 353 {me} {kind} {channel} :"
-    out: list[bytes] = []
-    batch: list[str] = []
-    for nick, prefix in info.get("members", {}).items():
-        word = prefix + nick
-        if batch and len(head) + len(" ".join(batch + [word]).encode()) > MAX_CONTENT:
-            out.append(format_line(SERVER, "353", me, kind, channel, text=" ".join(batch)))
-            batch = []
-        batch.append(word)
-    if batch:
-        out.append(format_line(SERVER, "353", me, kind, channel, text=" ".join(batch)))
-    return b"".join(out)
-
-
-def _find(table: dict[str, Any], name: str) -> tuple[str, Any]:
-    return next(((k, v) for k, v in table.items() if _key(k) == _key(name)), ("", None))
-
-
-def _reply_names(codec: IrcCodec, reply: p.WhoReply, target: str, arg: str) -> bytes:
-    me = codec.nick or "*"
-    room, info = _find(reply.channels, room_of(target)) if target.startswith("#") else ("", None)
-    lines = _names_lines(me, channel_of(room), info) if info else b""
-    return lines + format_line(SERVER, "366", me, target, text="End of /NAMES list")
-
-
-def _reply_names_all(codec: IrcCodec, reply: p.WhoReply, target: str, arg: str) -> bytes:
-    me = codec.nick or "*"
-    out = [_names_lines(me, channel_of(room), info) for room, info in sorted(reply.channels.items()) if info["members"]]
-    return b"".join(out) + format_line(SERVER, "366", me, "*", text="End of /NAMES list")
-
-
-def _reply_joined(codec: IrcCodec, reply: p.WhoReply, target: str, arg: str) -> bytes:
-    room, info = _find(reply.channels, room_of(target))
-    if info is None:
-        return b""
-    return _topic_lines(codec, channel_of(room), info, quiet=True) + _reply_names(codec, reply, channel_of(room), "")
-
-
-def _topic_lines(codec: IrcCodec, channel: str, info: dict[str, Any], quiet: bool = False) -> bytes:
-    me = codec.nick or "*"
-    if not info.get("topic"):
-        return b"" if quiet else format_line(SERVER, "331", me, channel, text="No topic is set")
-    return (format_line(SERVER, "332", me, channel, text=info["topic"])
-            + format_line(SERVER, "333", me, channel, source(info["topic_by"]), str(info["topic_at"])))
-
-
-def _reply_topic(codec: IrcCodec, reply: p.WhoReply, target: str, arg: str) -> bytes:
-    room, info = _find(reply.channels, room_of(target))
-    if info is None:
-        return format_line(SERVER, "403", codec.nick or "*", target, text="No such channel")
-    return _topic_lines(codec, channel_of(room), info)
-
-
-def _reply_mode(codec: IrcCodec, reply: p.WhoReply, target: str, arg: str) -> bytes:
-    me = codec.nick or "*"
-    room, info = _find(reply.channels, room_of(target))
-    if info is None:
-        return format_line(SERVER, "403", me, target, text="No such channel")
-    channel = channel_of(room)
-    return (format_line(SERVER, "324", me, channel, *info["modes"].split())
-            + format_line(SERVER, "329", me, channel, str(info["created"])))
-
-
-def _reply_bans(codec: IrcCodec, reply: p.WhoReply, target: str, arg: str) -> bytes:
-    me = codec.nick or "*"
-    room, info = _find(reply.channels, room_of(target))
-    channel = channel_of(room) if info else target
-    lines = [format_line(SERVER, "367", me, channel, *ban.split()) for ban in (info or {}).get("bans", [])]
-    return b"".join(lines) + format_line(SERVER, "368", me, channel, text="End of channel ban list")
-
-
-def _reply_umode(codec: IrcCodec, reply: p.WhoReply, target: str, arg: str) -> bytes:
-    _, person = _find(reply.people, codec.nick or "")
-    return format_line(SERVER, "221", codec.nick or "*", person["modes"] if person else "+")
-
-
-def _reply_list(codec: IrcCodec, reply: p.WhoReply, target: str, arg: str) -> bytes:
-    me = codec.nick or "*"
-    wanted = {_key(room_of(c)) for c in target.split(",") if c.startswith("#")} if target else None
-    rows = [format_line(SERVER, "322", me, channel_of(room), str(len(info["members"]) or reply.rooms.get(room, 0)),
-                        text=info["topic"])
-            for room, info in sorted(reply.channels.items()) if wanted is None or _key(room) in wanted]
-    return (format_line(SERVER, "321", me, "Channel", text="Users  Name") + b"".join(rows)
-            + format_line(SERVER, "323", me, text="End of /LIST"))
-
-
-def _who_row(me: str, channel: str, nick: str, person: dict[str, Any], prefix: str) -> bytes:
-    flags = ("G" if person["away"] else "H") + ("*" if person["oper"] else "") + prefix
-    return format_line(SERVER, "352", me, channel, person["user"], SERVER, SERVER, nick, flags,
-                       text=f"0 {person['realname']}")
-
-
-def _reply_who(codec: IrcCodec, reply: p.WhoReply, target: str, arg: str) -> bytes:
-    me = codec.nick or "*"
-    rows = []
-    if target.startswith("#"):
-        room, info = _find(reply.channels, room_of(target))
-        for nick, prefix in (info or {}).get("members", {}).items():
-            rows.append(_who_row(me, channel_of(room), nick, reply.people[nick], prefix))
-    else:
-        for nick, person in sorted(reply.people.items()):
-            if target in ("*", "0") or _key(nick) == _key(target):
-                first = next(iter(person["rooms"].items()), None)
-                channel, prefix = (channel_of(first[0]), first[1]) if first else ("*", "")
-                rows.append(_who_row(me, channel, nick, person, prefix))
-    return b"".join(rows) + format_line(SERVER, "315", me, target, text="End of /WHO list")
-
-
-def _reply_whois(codec: IrcCodec, reply: p.WhoReply, target: str, arg: str) -> bytes:
-    me = codec.nick or "*"
-    nick, person = _find(reply.people, target)
-    if person is None:
-        return (format_line(SERVER, "401", me, target, text="No such nick/channel")
-                + format_line(SERVER, "318", me, target, text="End of /WHOIS list"))
-    out = [format_line(SERVER, "311", me, nick, person["user"], SERVER, "*", text=person["realname"])]
-    if person["rooms"]:
-        out.append(format_line(SERVER, "319", me, nick,
-                               text=" ".join(prefix + channel_of(room) for room, prefix in person["rooms"].items())))
-    out.append(format_line(SERVER, "312", me, nick, SERVER, text="chatlab"))
-    if person["away"]:
-        out.append(format_line(SERVER, "301", me, nick, text=person["away"]))
-    if person["oper"]:
-        out.append(format_line(SERVER, "313", me, nick, text="is an IRC operator"))
-    out.append(format_line(SERVER, "317", me, nick, str(person["idle"]), str(person["signon"]),
-                           text="seconds idle, signon time"))
-    out.append(format_line(SERVER, "318", me, nick, text="End of /WHOIS list"))
-    return b"".join(out)
-
-
-def _reply_whowas(codec: IrcCodec, reply: p.WhoReply, target: str, arg: str) -> bytes:
-    me = codec.nick or "*"
-    count = int(arg) if arg.lstrip("-").isdigit() else 0
-    entries = reply.history[:count] if count > 0 else reply.history
-    if not entries:
-        out = [format_line(SERVER, "406", me, target, text="There was no such nickname")]
-    else:
-        out = []
-        for entry in entries:
-            out.append(format_line(SERVER, "314", me, entry["nick"], entry["user"], SERVER, "*", text=entry["realname"]))
-            out.append(format_line(SERVER, "312", me, entry["nick"], SERVER, text=str(entry["at"])))
-    return b"".join(out) + format_line(SERVER, "369", me, target, text="End of WHOWAS")
-
-
-def _reply_userhost(codec: IrcCodec, reply: p.WhoReply, target: str, arg: str) -> bytes:
-    words = []
-    for wanted in target.split():
-        nick, person = _find(reply.people, wanted)
-        if person is not None:
-            words.append(f"{nick}{'*' if person['oper'] else ''}={'-' if person['away'] else '+'}{person['user']}@{SERVER}")
-    return format_line(SERVER, "302", codec.nick or "*", text=" ".join(words))
-
-
-def _reply_ison(codec: IrcCodec, reply: p.WhoReply, target: str, arg: str) -> bytes:
-    online = [nick for wanted in target.split() for nick in [_find(reply.people, wanted)[0]] if nick]
-    return format_line(SERVER, "303", codec.nick or "*", text=" ".join(online))
-
-
-def _lusers_lines(me: str, stats: dict[str, int]) -> bytes:
-    users, invisible = stats.get("users", 0), stats.get("invisible", 0)
-    return (format_line(SERVER, "251", me, text=f"There are {users - invisible} users and {invisible} invisible on 1 servers")
-            + format_line(SERVER, "252", me, str(stats.get("opers", 0)), text="operator(s) online")
-            + format_line(SERVER, "253", me, str(stats.get("unknown", 0)), text="unknown connection(s)")
-            + format_line(SERVER, "254", me, str(stats.get("rooms", 0)), text="channels formed")
-            + format_line(SERVER, "255", me, text=f"I have {users} clients and 0 servers"))
-
-
-def _reply_lusers(codec: IrcCodec, reply: p.WhoReply, target: str, arg: str) -> bytes:
-    return _lusers_lines(codec.nick or "*", reply.stats)
-
-
-def _reply_welcome(codec: IrcCodec, reply: p.WhoReply, target: str, arg: str) -> bytes:
-    return _lusers_lines(codec.nick or "*", reply.stats) + codec._motd_lines()
-
-
-REPLY_FORMATTERS: dict[str, Callable[[IrcCodec, p.WhoReply, str, str], bytes]] = {
-    "names": _reply_names, "names-all": _reply_names_all, "joined": _reply_joined, "topic": _reply_topic,
-    "mode": _reply_mode, "bans": _reply_bans, "umode": _reply_umode, "list": _reply_list, "who": _reply_who,
-    "whois": _reply_whois, "whowas": _reply_whowas, "userhost": _reply_userhost, "ison": _reply_ison,
-    "lusers": _reply_lusers, "welcome": _reply_welcome,
-}
 
 # The dispatch table: each IRC command and its handler.  HELP, the 421 answer and docs/IRC.md go by it.
 IrcCodec.HANDLERS = {
