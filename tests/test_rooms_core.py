@@ -345,3 +345,13 @@ def test_irc_nick_after_registering_433_when_taken_and_seen_by_room_mates():
     assert dave.send("NICK d[a]ve") == [":dave!dave@chatlab NICK :d[a]ve"]
     assert carol.collect() == [":dave!dave@chatlab NICK :d[a]ve"]
     assert carol.send("WHOWAS dave")[0] == ":chatlab 314 carol dave dave chatlab * :Dave Real"
+
+
+def test_a_person_put_in_the_lobby_gets_lusers_and_motd_then_the_lobbys_names_each_where_it_belongs():
+    h = Harness(typing_time=0.0)  # every text client counts as a person typing
+    carol = Irc(h, "carol")
+    got = numerics(carol.out) if carol.out else []
+    assert got[:5] == ["001", "002", "003", "004", "005"]
+    assert "JOIN" in got and got.index("JOIN") < got.index("353") < got.index("366")
+    assert got[got.index("251"):got.index("251") + 5] == ["251", "252", "253", "254", "255"]
+    assert got.count("353") == 1 and got.count("376") == 1

@@ -120,7 +120,8 @@ class IrcCodec:
         self._partial = b""  # the start of a line whose end has not arrived
         self._discarding = False  # inside a line over the cap: drop up to its end
         self._pending: deque[Event] = deque()  # events a line produced, handed out one per call
-        self._who_for: deque[tuple[str, str, p.Message]] = deque()  # (purpose, target, request) of each query
+        self._queries: dict[int, tuple[str, str, p.Message]] = {}  # id(request) -> (purpose, target, request)
+        self._who_for: deque[tuple[str, str, p.Message]] = deque()  # the queries handed to the core, in order
         self._last_request: p.Message | None = None  # what a core error answers
         self._ping_tokens: deque[str] = deque()  # a client's PING tokens, for the core's Pong to echo
         self._first_bytes = b""  # the start of the stream: is it TLS?
@@ -172,6 +173,9 @@ class IrcCodec:
         event = self._pending.popleft()
         if not isinstance(event, bytes):
             self._last_request = event
+            query = self._queries.pop(id(event), None)
+            if query is not None:  # the core answers in the order it is asked: remember why, in that order
+                self._who_for.append(query)
         return event
 
     def _handle_line(self, raw: bytes) -> None:
@@ -231,7 +235,7 @@ class IrcCodec:
 
     def _ask(self, purpose: str, target: str, request: p.Message) -> None:
         """A query: the core answers ``request`` with a WhoReply (or an error), formatted for ``purpose``."""
-        self._who_for.append((purpose, target, request))
+        self._queries[id(request)] = (purpose, target, request)
         self._request(request)
 
     def _ask_who(self, purpose: str, target: str, **fields: Any) -> None:
@@ -562,7 +566,7 @@ class IrcCodec:
         if notice.nick == self.nick:  # we are in: the topic and the member list follow (the codec asks the core)
             self.channels[_key(channel)] = channel
             request = p.Who(room=notice.room)
-            self._who_for.append(("joined", channel, request))
+            self._queries[id(request)] = ("joined", channel, request)
             self._pending.appendleft(request)  # before the next JOIN of "JOIN #a,#b": 353 and 366 follow their JOIN
         return format_line(source(notice.nick), "JOIN", channel)
 
