@@ -378,11 +378,14 @@ class IrcCodec:
             self._numeric("461", "KICK", text="Not enough parameters")
             return
         reason = params[2] if len(params) > 2 else ""
-        for nick in params[1].split(","):
-            if not params[0].startswith("#"):
-                self._numeric("403", params[0], text="No such channel")
-            else:
-                self._request(p.Kick(room_of(params[0]), nick, reason))
+        channels, nicks = params[0].split(","), params[1].split(",")
+        if len(channels) != len(nicks):  # "KICK #a n1,n2": one channel for every nick
+            channels = channels[:1] * len(nicks)
+        for channel, nick in zip(channels, nicks):
+            if not channel.startswith("#"):
+                self._numeric("403", channel, text="No such channel")
+            elif nick:
+                self._request(p.Kick(room_of(channel), nick, reason))
 
     def _on_invite(self, params: list[str]) -> None:
         if len(params) < 2:
@@ -440,8 +443,10 @@ class IrcCodec:
         if not params:
             self._ask_who("names-all", "*", full=True)
             return
-        for channel in params[0].split(","):
-            self._ask_who("names", channel, room=room_of(channel) if channel.startswith("#") else "")
+        if "," in params[0]:  # "NAMES #a,#b": each one's 353s, then one 366 for the list
+            self._ask_who("names-some", params[0], full=True)
+        else:
+            self._ask_who("names", params[0], room=room_of(params[0]) if params[0].startswith("#") else "")
 
     def _on_list(self, params: list[str]) -> None:
         self._ask_who("list", params[0] if params else "", full=True)
@@ -543,6 +548,7 @@ class IrcCodec:
     def _isupport(self) -> bytes:
         return format_line(SERVER, "005", self.nick or "*", "CHANTYPES=#", f"PREFIX={PREFIX}", f"CHANMODES={CHANMODES}",
                            f"NICKLEN={NICKLEN}", "CHANNELLEN=33", "TOPICLEN=2000", "KICKLEN=2000", "MODES=10",
+                           "TARGMAX=JOIN:,PART:,KICK:,NAMES:,PRIVMSG:,NOTICE:,WHOIS:",
                            "CASEMAPPING=ascii", "NETWORK=chatlab", text="are supported by this server")
 
     def motd_lines(self) -> bytes:
