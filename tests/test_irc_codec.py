@@ -50,7 +50,8 @@ def feed_split(codec: IrcCodec, data: bytes, size: int) -> list[p.Message | byte
     return out
 
 
-def hello(nick: str, password: str = "", user: str = "", realname: str = "", lobby: bool = True) -> p.Hello:
+def hello(nick: str, password: str = "", user: str = "", realname: str = "", lobby: bool = False) -> p.Hello:
+    """The Hello a codec sends; ``lobby`` false: NICK and USER came in one read (a burst), or CAP was seen."""
     return p.Hello(nick, password, user=user or nick, realname=realname or nick.title(), lobby=lobby)
 
 

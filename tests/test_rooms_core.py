@@ -270,6 +270,18 @@ def test_a_text_client_registering_at_once_is_a_program_and_gets_no_forced_room(
     assert client.rooms == {}
 
 
+def test_nick_and_user_in_one_read_is_a_burst_and_gets_no_forced_room():
+    codec = IrcCodec()
+    codec.feed(b"NICK zed\r\nUSER zed 0 * :Zed\r\n")
+    assert [e for e in iter(codec.next_event, None) if not isinstance(e, bytes)] == [
+        p.Hello("zed", user="zed", realname="Zed", lobby=False)]
+    codec = IrcCodec()
+    codec.feed(b"NICK zed\n")
+    codec.feed(b"USER zed 0 * :Zed\n")
+    assert [e for e in iter(codec.next_event, None) if not isinstance(e, bytes)] == [
+        p.Hello("zed", user="zed", realname="Zed")]  # lobby left to the core: typed, or a program's quick lines
+
+
 def test_a_text_client_has_a_minute_to_register_and_a_binary_one_ten_seconds():
     h = Harness()
     text, binary = h.connect(nick_retries=True), h.connect()
@@ -290,7 +302,8 @@ class Irc:
         self.h, self.codec = h, IrcCodec()
         self.session = h.connect(nick_retries=True, accepts_files=False)
         self.out: list[str] = []
-        self.send(f"NICK {nick}", f"USER {nick} 0 * :{nick.title()} Real")
+        self.send(f"NICK {nick}")  # two reads, as a person types them (one read with both is a program's burst)
+        self.send(f"USER {nick} 0 * :{nick.title()} Real")
 
     def send(self, *lines: str) -> list[str]:
         start = len(self.out)
@@ -315,7 +328,7 @@ def numerics(lines: list[str]) -> list[str]:
 
 
 def test_irc_clients_through_the_core_join_many_channels_and_see_operators():
-    h = Harness()
+    h = Harness(flood_limit=None)  # this harness does not hand a paused message back
     carol, dave = Irc(h, "carol"), Irc(h, "dave")
     assert not [line for line in carol.out if " JOIN " in line]  # registered at once: no forced #lobby
     got = carol.send("JOIN #one,#two")
@@ -334,6 +347,9 @@ def test_irc_clients_through_the_core_join_many_channels_and_see_operators():
     assert numerics(carol.send("NAMES #one,#two,#nope")) == ["353", "353", "366"]
     assert carol.out[-1] == ":chatlab 366 carol #one,#two,#nope :End of /NAMES list"
     assert numerics(dave.send("PRIVMSG #one :hello?")) == ["404"]
+    carol.send("MODE #one +i", "INVITE dave #one")
+    assert dave.collect() == [":carol!carol@chatlab INVITE dave :#one"]
+    assert dave.send("INVITE") == [":chatlab 336 dave #one", ":chatlab 337 dave :End of /INVITE list"]
     assert numerics(dave.send("NOTICE #one :hello?", "NOTICE nobody :x")) == []
 
 

@@ -102,7 +102,7 @@ class Settings:
     ping_timeout: float = 60.0
     hello_timeout: float = 10.0
     text_hello_timeout: float = 60.0  # a person typing NICK and USER into nc needs time to read the hints
-    typing_time: float = 1.0  # a text client that registers faster than this is a program: no auto-join
+    typing_time: float = 2.0  # a text client that registers faster than this is a program: no auto-join
     default_room: str = "lobby"
     room_passwords: dict[str, str] | None = None  # preset: {"class": "secret"}; they stay when the room empties
     opers: dict[str, str] | None = None  # server operators: {"name": "password"} (OPER; the CLI's --oper)

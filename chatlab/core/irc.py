@@ -115,6 +115,7 @@ class IrcCodec:
         self._user: list[str] = []  # USER's parameters
         self._password = ""
         self._cap = False  # CAP seen: a real IRC client, which gets no forced channel
+        self._burst = False  # NICK and USER arrived together: registered by a program, no forced channel either
         self._hello_sent = False  # waiting for the core's Welcome or a nick error
         self._lines: deque[bytes] = deque()  # complete lines not yet handled
         self._partial = b""  # the start of a line whose end has not arrived
@@ -144,6 +145,8 @@ class IrcCodec:
             return
         if len(self._first_bytes) < 2:
             self._first_bytes += data[: 2 - len(self._first_bytes)]
+        if self.nick is None and b"NICK " in data.upper() and b"USER " in data.upper():
+            self._burst = True  # NICK and USER in one read: a program (or a paste), not a person typing
         pieces = data.replace(b"\r", b"\n").split(b"\n")  # CR LF, LF and a lone CR all end a line
         pieces[0] = self._partial + pieces[0]
         self._partial = pieces.pop()  # after the last line end: unfinished
@@ -210,9 +213,12 @@ class IrcCodec:
         word = line.lstrip(" ").split(" ", 1)[0] if not line.startswith((":", "@")) else command
         if self.nick is None:
             self._numeric("421", word, text=f"Unknown command; {REGISTER_HINT}")
-        elif params and not command.isupper() or not word.isupper():  # "hello everyone": chat typed as is
-            self._numeric("421", word, text=f"Unknown command; to talk, type PRIVMSG {self.channel or '#lobby'} "
-                                            ":your text (HELP lists the commands)")
+        elif not word.isupper() and self.channel:  # "hello everyone": chat typed as is
+            self._numeric("421", word, text=f"Unknown command; to talk, type PRIVMSG {self.channel} :your text "
+                                            "(HELP lists the commands)")
+        elif not word.isupper():
+            self._numeric("421", word, text="Unknown command; to talk, join a channel first: JOIN #lobby, then "
+                                            "PRIVMSG #lobby :your text (HELP lists the commands)")
         else:
             self._numeric("421", word, text="Unknown command")
 
@@ -288,7 +294,7 @@ class IrcCodec:
         if self._wanted_nick and self._user and not self._hello_sent:
             self._hello_sent = True
             user = re.sub(r"[^A-Za-z0-9_.\-]", "", self._user[0])[:10] or self._wanted_nick
-            self._request(p.Hello(self._wanted_nick, self._password, user=user, realname=self._user[3], lobby=not self._cap))
+            self._request(p.Hello(self._wanted_nick, self._password, user=user, realname=self._user[3], lobby=not (self._cap or self._burst)))
 
     def _on_ping(self, params: list[str]) -> None:
         if not params:
@@ -388,7 +394,9 @@ class IrcCodec:
                 self._request(p.Kick(room_of(channel), nick, reason))
 
     def _on_invite(self, params: list[str]) -> None:
-        if len(params) < 2:
+        if not params:  # INVITE alone: the invitations I hold (336, 337)
+            self._ask_who("invites", self.nick or "", nick=self.nick or "")
+        elif len(params) < 2:
             self._numeric("461", "INVITE", text="Not enough parameters")
         elif not params[1].startswith("#"):
             self._numeric("403", params[1], text="No such channel")

@@ -107,6 +107,13 @@ def _reply_names_some(codec: Asker, reply: p.WhoReply, target: str, arg: str) ->
     return b"".join(out) + format_line(SERVER, "366", me, target, text="End of /NAMES list")
 
 
+def _reply_invites(codec: Asker, reply: p.WhoReply, target: str, arg: str) -> bytes:
+    me = codec.nick or "*"
+    _, person = _find(reply.people, me)
+    rows = [format_line(SERVER, "336", me, channel_of(room)) for room in (person or {}).get("invited", [])]
+    return b"".join(rows) + format_line(SERVER, "337", me, text="End of /INVITE list")
+
+
 def _reply_joined(codec: Asker, reply: p.WhoReply, target: str, arg: str) -> bytes:
     room, info = _find(reply.channels, room_of(target))
     if info is None:
@@ -251,7 +258,7 @@ def _reply_welcome(codec: Asker, reply: p.WhoReply, target: str, arg: str) -> by
 
 
 REPLY_FORMATTERS: dict[str, Callable[[Asker, p.WhoReply, str, str], bytes]] = {
-    "names": _reply_names, "names-all": _reply_names_all, "names-some": _reply_names_some, "joined": _reply_joined, "topic": _reply_topic,
+    "names": _reply_names, "names-all": _reply_names_all, "names-some": _reply_names_some, "invites": _reply_invites, "joined": _reply_joined, "topic": _reply_topic,
     "mode": _reply_mode, "bans": _reply_bans, "umode": _reply_umode, "list": _reply_list, "who": _reply_who,
     "whois": _reply_whois, "whowas": _reply_whowas, "userhost": _reply_userhost, "ison": _reply_ison,
     "lusers": _reply_lusers, "welcome": _reply_welcome,

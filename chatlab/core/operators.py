@@ -293,7 +293,10 @@ def _user_mode(room: ChatRoom, session: Session, message: p.Mode) -> list[Output
 
 def _person(room: ChatRoom, asker: Session, session: Session) -> dict[str, Any]:
     rooms = {room.room_names[k]: room._state(k).prefix(session) for k in session.rooms if room._visible(asker, k)}
+    invited = [room.room_names[k] for k, st in room.state.items() if session.nick_key in st.invited] \
+        if asker is session else []  # one's own invitations only
     return {"user": session.user or session.nick or "", "realname": session.realname or session.nick or "",
+            "invited": invited,
             "away": session.away, "oper": "o" in session.modes, "modes": "+" + "".join(sorted(session.modes)),
             "idle": max(0, int(room.now - session.last_said_at)), "signon": room.wall(session.signon), "rooms": rooms}
 

@@ -522,7 +522,8 @@ class WhoReply:
     users: dict[str, str] = field(default_factory=dict)
     rooms: dict[str, int] = field(default_factory=dict)
     # Answers to a Who with fields (empty otherwise, and then not sent):
-    # people: nick -> {"user", "realname", "away", "oper", "modes", "idle", "signon", "rooms": {room: "@" or "+" or ""}}
+    # people: nick -> {"user", "realname", "away", "oper", "modes", "idle", "signon", "rooms": {room: "@" or "+" or ""},
+    #                  "invited": [rooms] (one's own invitations only)}
     # channels: room -> {"members": {nick: prefix}, "topic", "topic_by", "topic_at", "modes", "key", "limit", "bans", "created"}
     # history: the last sessions of a nick (WHOWAS): [{"nick", "user", "realname", "at"}], newest first
     # stats: {"users", "invisible", "opers", "unknown", "rooms"} (IRC's LUSERS)
