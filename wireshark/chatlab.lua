@@ -193,7 +193,7 @@ function chatlab.prefs_changed() register_port() end
 register_port()
 
 -- Heuristic: a connection whose first payload starts with 0xC4 0x01 and a known
--- type is chatlab, whatever the port (the captures in data/captures use random ports).
+-- type is chatlab, whatever the port (the captures in chatlab/data/captures use random ports).
 local function heuristic(tvb, pinfo, tree)
     if not chatlab.prefs.heuristic or tvb:len() < 1 or tvb(0, 1):uint() ~= MAGIC then return false end
     -- A first frame split after 1 or 2 bytes is still a first frame: claim the connection and reassemble.
