@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from .core import protocol as p
 from .client import Client, FileReceived, FileStarted
+from .core import protocol as p
 from .server import Server
 from .units import format_rate, format_size
 

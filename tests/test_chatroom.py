@@ -19,8 +19,18 @@ from hypothesis import strategies as st
 
 from chatlab.core import codecs
 from chatlab.core import protocol as p
-from chatlab.core.chatroom import (Broadcast, ChatRoom, Close, FloodLimit, Output, Pause, Send, Session, Settings,
-                              TokenBucket)
+from chatlab.core.chatroom import (
+    Broadcast,
+    ChatRoom,
+    Close,
+    FloodLimit,
+    Output,
+    Pause,
+    Send,
+    Session,
+    Settings,
+    TokenBucket,
+)
 from chatlab.core.relay import Forward
 
 T0 = 1000.0  # the fake clock starts here

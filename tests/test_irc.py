@@ -21,9 +21,8 @@ import pytest
 
 import chatlab
 from chatlab.core import codecs
-from chatlab.core import protocol as p
-from chatlab.errors import TransferError
 from chatlab.core.irc import ERROR_NUMERICS, MAX_LINE
+from chatlab.errors import TransferError
 
 try:
     import irc.client as irc_client

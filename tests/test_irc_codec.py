@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from chatlab.core import codecs
 from chatlab.core import protocol as p
-from chatlab.errors import RemoteProtocolError
 from chatlab.core.irc import COMMANDS, HELP, MAX_LINE, IrcCodec, format_line, parse_line, privmsg_lines
+from chatlab.errors import RemoteProtocolError
 
 HINT = "Unknown command; register with NICK yourname and USER yourname 0 * :Your Name"
 

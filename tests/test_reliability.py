@@ -28,9 +28,9 @@ from hypothesis import strategies as st
 import chatlab
 import chatlab.core.chatroom
 import chatlab.server
-from chatlab.core import protocol as p
 from chatlab.bench.common import raise_nofile_limit, server_child
 from chatlab.bench.slowpeers import FreezableProxy, NeverReader, Probe, Slowloris, run_slow_peers
+from chatlab.core import protocol as p
 from chatlab.server import FD_SETSIZE, RESERVED_NICKS, normalize_name
 from conftest import RawPeer
 

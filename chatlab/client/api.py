@@ -267,7 +267,8 @@ class Client(ReceivingFiles, Sending, DirectPath, Threads):
             self._events.take(lambda e: isinstance(e, p.Notice) and e.kind == "join" and e.nick == self.nick,
                               timeout, since=since, consume=False, what="confirmation of leaving")
             return
-        self._ask(p.Leave(room, reason), lambda e: isinstance(e, p.Notice) and e.kind == "leave" and e.nick == self.nick,
+        self._ask(p.Leave(room, reason),
+                  lambda e: isinstance(e, p.Notice) and e.kind == "leave" and e.nick == self.nick,
                   timeout, f"confirmation of leaving {room!r}")
 
     # Rooms have operators (whoever created one); IRC users share these rules.
@@ -319,7 +320,8 @@ class Client(ReceivingFiles, Sending, DirectPath, Threads):
 
     def invite(self, nick: str, room: str, timeout: float = 5.0) -> None:
         """Invite ``nick`` into ``room`` (needed to enter a room with mode +i)."""
-        self._ask(p.Invite(nick, room), lambda e: isinstance(e, p.Notice) and e.kind == "invite" and e.nick == self.nick,
+        self._ask(p.Invite(nick, room),
+                  lambda e: isinstance(e, p.Notice) and e.kind == "invite" and e.nick == self.nick,
                   timeout, f"confirmation of inviting {nick!r}")
 
     def away(self, text: str = "", timeout: float = 5.0) -> None:

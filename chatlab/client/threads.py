@@ -197,16 +197,19 @@ class Threads(ClientState):
         """Keep ``nick``, ``room`` and ``rooms`` as the server says they are (reader thread)."""
         mine = notice.nick == self.nick
         if notice.kind == "join" and mine:
-            if not self._stayed(notice.room) and self.room and self.room != notice.room:
-                self.rooms = [r for r in self.rooms if r != self.room]  # a plain join moves: the current room is left
-            self.rooms = [r for r in self.rooms if r != notice.room] + [notice.room]
-            self.room = notice.room
+            self._joined(notice.room)
         elif (notice.kind == "leave" and mine) or (notice.kind == "kick" and notice.target == self.nick):
             self.rooms = [r for r in self.rooms if r != notice.room]
             if self.room == notice.room:
                 self.room = self.rooms[-1] if self.rooms else ""
         elif notice.kind == "nick" and mine:
             self.nick = notice.target
+
+    def _joined(self, room: str) -> None:
+        if not self._stayed(room) and self.room and self.room != room:
+            self.rooms = [r for r in self.rooms if r != self.room]  # a plain join moves: the current room is left
+        self.rooms = [r for r in self.rooms if r != room] + [room]
+        self.room = room
 
     def _stayed(self, room: str) -> bool:
         """Was the join of ``room`` a ``join(..., stay=True)`` (so the current room was not left)?"""

@@ -53,8 +53,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, NamedTuple, Union
 
-from . import protocol as p
 from ..errors import RemoteProtocolError
+from . import protocol as p
 from .channels import RoomState
 from .relay import MAX_TRANSFERS, RELAY_HIGH_WATER, FileRelay, Forward, Send
 
@@ -231,7 +231,7 @@ class ChatRoom:
         self.state: dict[str, RoomState] = {}  # normalize_name(room) -> operators, modes, topic... (channels.py)
         self.history: deque[dict[str, Any]] = deque(maxlen=WHOWAS_KEPT)  # departed nicks, newest last
         self.now = 0.0  # the time of the message being handled (the server's monotonic clock)
-        self.wall_offset = 0.0  # add to ``now`` for the wall clock (IRC shows topic and sign-on times); the server sets it
+        self.wall_offset = 0.0  # now + this = the wall clock (IRC shows topic and sign-on times); the server sets it
         self.relay = FileRelay(settings.relay_high_water, settings.max_transfers)
 
     # ------------------------------------------------------------ entry points
@@ -398,10 +398,12 @@ class ChatRoom:
         state, name = self._state(key), self.room_names[key]
         member = key in session.rooms
         if not member and "n" in state.flags:
-            return self._error(session, "cannot-send", f"you are not in {name} (it takes no messages from outside)", name)
+            return self._error(session, "cannot-send", f"you are not in {name} (it takes no messages from outside)",
+                               name)
         voiced = session in state.ops or session in state.voiced
         if "m" in state.flags and not voiced:
-            return self._error(session, "cannot-send", f"{name} is moderated: only operators and voiced members speak", name)
+            return self._error(session, "cannot-send", f"{name} is moderated: only operators and voiced members speak",
+                               name)
         if state.bans and not voiced and state.banned(self._mask(session)):  # the mask only when there are bans
             return self._error(session, "cannot-send", f"you are banned from {name}", name)
         return None
@@ -415,7 +417,8 @@ class ChatRoom:
         if problem or target is None:
             return [] if whisper.notice or problem is None else [problem]  # a NOTICE is never answered automatically
         session.last_said_at = self.now
-        private = p.PrivateMessage(session.nick or "", target.nick or "", whisper.text, whisper.action, notice=whisper.notice)
+        private = p.PrivateMessage(session.nick or "", target.nick or "", whisper.text, whisper.action,
+                                   notice=whisper.notice)
         if target is session:
             return [Send(target, private)]
         outputs: list[Output] = [Send(target, private), Send(session, private)]  # the sender's copy confirms delivery
@@ -458,7 +461,8 @@ class ChatRoom:
         if key == session.room_key or (join.stay and key in session.rooms):
             return self._error(session, "already-in-room", f"you are already in {self.room_display(room)}", room)
         if not exists and len(self.rooms) >= self.settings.max_rooms:
-            return self._error(session, "too-many-rooms", f"the server already has {self.settings.max_rooms} rooms", room)
+            return self._error(session, "too-many-rooms", f"the server already has {self.settings.max_rooms} rooms",
+                               room)
         expected = self.passwords.get(key)
         if expected is not None and not hmac.compare_digest(expected.encode(), join.password.encode()):
             return self._error(session, "bad-password", f"room {room!r} needs the right password", room)
@@ -467,7 +471,8 @@ class ChatRoom:
     def _bad_room_name(self, session: Session, room: str) -> Send | None:
         if " " in room.strip():
             return self._error(session, "bad-room", f"{room!r} is not a valid room name: spaces are not allowed in "
-                                                    "room names (in the terminal client a password is given as /join ROOM key=PASSWORD)", room)
+                                                    "room names (in the terminal client a password is given as "
+                                                    "/join ROOM key=PASSWORD)", room)
         if not ROOM_RE.fullmatch(room):  # fullmatch: "$" alone would let "class\n" pass
             return self._error(session, "bad-room", f"{room!r} is not a valid room name: 1-32 letters, digits, '_' or '-'",
                                room)
@@ -618,7 +623,9 @@ class ChatRoom:
                              "realname": session.realname, "at": self.wall()})
 
 
-from .operators import add_operator_handlers  # (the handlers of nick, kick, topic, mode...): at the end, it imports this module
+from .operators import (
+    add_operator_handlers,  # (the handlers of nick, kick, topic, mode...): at the end, it imports this module
+)
 
 ChatRoom.HANDLERS = {
     p.Hello: ChatRoom.on_hello,

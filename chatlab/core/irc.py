@@ -9,32 +9,27 @@ chat core's messages, and hands it the core's messages to turn into lines.
 
 The theory, once:
 
-* **Framing by delimiter.**  A message is a line: it ends at LF (IRC clients send
-  CR LF, ``nc`` a bare LF).  A CR alone ends a line too, as in most IRC servers, and
-  empty lines are skipped, so CR LF, LF and CR all work.  Where length-prefix
+* **Framing by delimiter.**  A message is a line: CR LF (IRC clients), LF (``nc``) and a
+  lone CR all end one, and empty lines are skipped.  Where length-prefix
   framing reads a header and knows how much is coming, delimiter framing must scan
   every byte for the end, cap the line (512 bytes with the CR LF, RFC 1459 2.3),
   and keep the delimiter out of the text: a chat line from a binary client that
   holds a newline is sent to IRC as two lines, or it would forge a second message.
   A line over the cap gets numeric 417 and is dropped up to its end: at most 512
   bytes of an unfinished line are ever held.
-* **Text is UTF-8.**  A line that is not, or that holds a NUL byte, gets a NOTICE
-  saying why and is dropped; nothing raises.
+* **Text is UTF-8.**  A line that is not, or holds a NUL byte, gets a NOTICE and is dropped.
 * **Registration.**  ``NICK`` + ``USER`` (in either order; ``CAP LS`` and ``PASS``
   are tolerated) become ``Hello(nick, user=..., realname=...)`` for the core.  A taken
   or invalid nick comes back as 433 or 432 and the client may send another ``NICK``:
-  the server registers text connections with ``nick_retries``.  Nicks follow RFC 2812
-  (``[bot]``, ``foo|afk``); the core keeps its look-alike folding for everyone.
+  the server registers text connections with ``nick_retries``.  Nicks follow RFC 2812.
 * **Mapping.**  A chatlab room ``lobby`` is the IRC channel ``#lobby`` (a room a
   binary client named ``#x`` is ``##x``: one ``#`` is always added, so the mapping
   goes both ways).  An IRC user is in any number of channels (``Join(stay=True)``);
   a person typing into ``nc`` is put in the default room on registering, a program
   (``CAP LS``, or NICK and USER at once) is not.  IRC clients show what their user
   said themselves, so the core's echo of one's own chat line is dropped.
-* **Dispatch.**  :data:`HANDLERS` maps each command to its method, and is what HELP
-  and the 421 answer go by; queries (NAMES, WHO, WHOIS, LIST, TOPIC, MODE...) ask the
-  core with a ``Who`` (or ``Topic``/``Mode`` without a change) and format its
-  ``WhoReply``, in the order they were asked.
+* **Dispatch.**  ``IrcCodec.HANDLERS`` maps each command to its method; queries ask
+  the core (a ``Who``...) and :mod:`chatlab.core.irc_replies` formats its ``WhoReply``.
 
 The codec's surface is the server's ``Codec`` seam::
 
@@ -56,36 +51,44 @@ import unicodedata
 from collections import deque
 from typing import Any, Callable, ClassVar, Union
 
-from . import protocol as p
 from ..errors import RemoteProtocolError
-from .channels import CHANMODES, PREFIX, ROOM_MODES, USER_MODES
+from . import protocol as p
+from .channels import ROOM_MODES, USER_MODES
 from .chatroom import NICK_RE
 from .chatroom import normalize_name as _key  # names collide as they do in the core: NFKC, casefolded
-from .irc_lines import (MAX_CONTENT, MAX_LINE, SERVER, _chat_lines, channel_of, format_line, parse_line, privmsg_lines,
-                        room_of, source)
-from .irc_replies import CLOSING_CODES, ERROR_NUMERICS, NICK_CODES, REPLY_FORMATTERS, SUBJECTS
+from .irc_lines import (
+    MAX_CONTENT,
+    MAX_LINE,
+    SERVER,
+    _chat_lines,
+    channel_of,
+    format_line,
+    parse_line,
+    privmsg_lines,
+    room_of,
+    source,
+)
+from .irc_replies import (
+    CLOSING_CODES,
+    ERROR_NUMERICS,
+    HELP,
+    NICK_CODES,
+    NICKLEN,
+    REPLY_FORMATTERS,
+    VERSION,
+    error_params,
+    info_lines,
+    isupport_line,
+    motd_lines,
+)
 
 REGISTER_HINT = "register with NICK yourname and USER yourname 0 * :Your Name"
 
 Event = Union[p.Message, bytes]  # what next_event hands the server (never a Frame: no files here)
 _TOO_LONG = b"\x00too long"  # marks a dropped line in the queue (a real line never holds NUL)
 
-VERSION = "chatlab-2"  # what VERSION and 004 say
-NICKLEN = 20
 # What the server understands before registering; the rest of HANDLERS needs NICK and USER first.
 COMMANDS_BEFORE_REGISTRATION = frozenset({"CAP", "PASS", "NICK", "USER", "PING", "PONG", "QUIT", "HELP"})
-HELP = [
-    "chatlab speaks a subset of IRC. Commands:",
-    "  NICK name / USER name 0 * :Real Name   register (both, in either order); NICK later renames you",
-    "  PRIVMSG #room :text                    say text in a room you are in",
-    "  PRIVMSG nick :text                     whisper to one user (NOTICE: the same, never answered)",
-    "  JOIN #room [password]                  join #room too (created if new: you are its operator)",
-    "  PART #room [:reason]                   leave #room",
-    "  TOPIC #room [:text]   MODE #room [+o nick|+v nick|+k key|+l n|+i|+m|+n|+t|+s|+b mask]",
-    "  KICK #room nick [:reason]   INVITE nick #room   AWAY [:message]",
-    "  NAMES, LIST, WHO, WHOIS, WHOWAS, USERHOST, ISON, LUSERS, MOTD, VERSION, INFO, LINKS",
-    "  OPER name password, WALLOPS :text (operators), PING, QUIT :reason",
-]
 
 IRC_NICK = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}\-]{0,%d}" % (NICKLEN - 1))  # RFC 2812 2.3.1
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "CONNECT", "PATCH"})
@@ -167,7 +170,8 @@ class IrcCodec:
         """The next event for the server: a message for the core, bytes for this client, or None."""
         if not self._pending:
             if self._first_bytes.startswith(TLS_HANDSHAKE):
-                raise RemoteProtocolError("this server does not speak TLS: connect without it (plain IRC or chatlab frames)")
+                raise RemoteProtocolError("this server does not speak TLS: connect without it "
+                                          "(plain IRC or chatlab frames)")
             if not self._lines:
                 return None
             self._handle_line(self._lines.popleft())
@@ -183,7 +187,8 @@ class IrcCodec:
 
     def _handle_line(self, raw: bytes) -> None:
         if raw is _TOO_LONG:
-            self._numeric("417", text=f"Input line was too long (the limit is {MAX_LINE} bytes with CR LF); it was dropped")
+            self._numeric("417", text=f"Input line was too long (the limit is {MAX_LINE} bytes with CR LF); "
+                                      "it was dropped")
             return
         if b"\x00" in raw:
             self._notice("a line with a NUL byte was dropped: IRC text may not contain NUL")
@@ -294,7 +299,8 @@ class IrcCodec:
         if self._wanted_nick and self._user and not self._hello_sent:
             self._hello_sent = True
             user = re.sub(r"[^A-Za-z0-9_.\-]", "", self._user[0])[:10] or self._wanted_nick
-            self._request(p.Hello(self._wanted_nick, self._password, user=user, realname=self._user[3], lobby=not (self._cap or self._burst)))
+            lobby = not (self._cap or self._burst)
+            self._request(p.Hello(self._wanted_nick, self._password, user=user, realname=self._user[3], lobby=lobby))
 
     def _on_ping(self, params: list[str]) -> None:
         if not params:
@@ -504,11 +510,7 @@ class IrcCodec:
         self._reply(self._isupport())
 
     def _on_info(self, params: list[str]) -> None:
-        for line in ("chatlab: a select() chat server for a socket programming class.",
-                     "It speaks its own length-prefixed frames and this subset of IRC on one port.",
-                     f"Version {VERSION}; HELP lists the commands."):
-            self._numeric("371", text=line)
-        self._numeric("374", text="End of INFO list")
+        self._reply(info_lines(self.nick or "*", VERSION))
 
     def _on_links(self, params: list[str]) -> None:
         self._numeric("364", SERVER, SERVER, text="0 chatlab: one server, no links")  # <mask> <server> :<hops> <info>
@@ -538,7 +540,8 @@ class IrcCodec:
 
     def _encode_offer(self, message: p.FileOffer) -> bytes:  # the server refuses these; should one get here, say so
         return format_line(SERVER, "NOTICE", self.nick or "*",
-                           text=f"{message.peer} offered you a file ({message.name}); IRC clients cannot receive chatlab files")
+                           text=f"{message.peer} offered you a file ({message.name}); "
+                                "IRC clients cannot receive chatlab files")
 
     def _encode_welcome(self, welcome: p.Welcome) -> bytes:
         self.nick, self.motd, self._hello_sent = welcome.nick, welcome.motd, False
@@ -554,20 +557,10 @@ class IrcCodec:
         return b"".join(lines) + self._isupport()
 
     def _isupport(self) -> bytes:
-        return format_line(SERVER, "005", self.nick or "*", "CHANTYPES=#", f"PREFIX={PREFIX}", f"CHANMODES={CHANMODES}",
-                           f"NICKLEN={NICKLEN}", "CHANNELLEN=33", "TOPICLEN=2000", "KICKLEN=2000", "MODES=10",
-                           "TARGMAX=JOIN:,PART:,KICK:,NAMES:,PRIVMSG:,NOTICE:,WHOIS:",
-                           "CASEMAPPING=ascii", "NETWORK=chatlab", text="are supported by this server")
+        return isupport_line(self.nick or "*")
 
     def motd_lines(self) -> bytes:
-        if not self.motd:
-            return format_line(SERVER, "422", self.nick or "*", text="MOTD File is missing")
-        me = self.nick or "*"
-        motd = self.motd.replace("Type /help for commands", "Type HELP for commands")  # the terminal's /help is HELP here
-        body = [format_line(SERVER, "372", me, text=f"- {line}") for line in motd.splitlines()]
-        body.append(format_line(SERVER, "372", me, text="- IRC users: HELP (in irssi /quote HELP) lists what this server understands"))
-        return (format_line(SERVER, "375", me, text=f"- {SERVER} Message of the day -") + b"".join(body)
-                + format_line(SERVER, "376", me, text="End of /MOTD command."))
+        return motd_lines(self.nick or "*", self.motd)
 
     def _encode_notice(self, notice: p.Notice) -> bytes:
         encoder = NOTICE_ENCODERS.get(notice.kind) if notice.nick else None
@@ -631,7 +624,8 @@ class IrcCodec:
 
     def _notice_oper(self, notice: p.Notice) -> bytes:
         me = self.nick or "*"
-        return format_line(SERVER, "381", me, text="You are now an IRC operator") + format_line(source(me), "MODE", me, "+o")
+        return (format_line(SERVER, "381", me, text="You are now an IRC operator")
+                + format_line(source(me), "MODE", me, "+o"))
 
     def _notice_wallops(self, notice: p.Notice) -> bytes:
         return format_line(source(notice.nick), "WALLOPS", text=notice.detail)
@@ -653,19 +647,7 @@ class IrcCodec:
         if error.code in NICK_CODES and self.nick is None:
             self._hello_sent = False  # the client may try another NICK
             return format_line(SERVER, number, me, self._wanted_nick or "*", text=error.text)
-        return format_line(SERVER, number, me, *self._error_params(number, error.subject), text=error.text)
-
-    @staticmethod
-    def _error_params(number: str, subject: str) -> list[str]:
-        shape = SUBJECTS.get(number)
-        if not shape or not subject:
-            return []
-        if shape == "chan":
-            return [channel_of(subject)]
-        if shape == "nick chan":
-            nick, _, room = subject.partition(" ")
-            return [nick, channel_of(room)]
-        return [subject]
+        return format_line(SERVER, number, me, *error_params(number, error.subject), text=error.text)
 
     def _encode_who_reply(self, reply: p.WhoReply) -> bytes:
         purpose, target, _ = self._who_for.popleft() if self._who_for else ("names", self.channel, None)

@@ -13,9 +13,12 @@ from __future__ import annotations
 from typing import Any, Callable, Protocol
 
 from . import protocol as p
+from .channels import CHANMODES, PREFIX
 from .chatroom import normalize_name as _key
 from .irc_lines import MAX_CONTENT, SERVER, channel_of, format_line, room_of, source
 
+VERSION = "chatlab-2"  # what VERSION and 004 say
+NICKLEN = 20
 
 # The core's error codes as IRC numerics (RFC 2812 5.2; 479 and 417 as ircds use them), and where the
 # error's subject goes: "nick" (433 me nick), "chan" (403 me #room), "nick chan" (441 me nick #room), "word".
@@ -53,6 +56,61 @@ SUBJECTS = {"433": "nick", "432": "nick", "401": "nick", "479": "chan", "405": "
 NICK_CODES = frozenset({"nick-taken", "bad-nick", "nick-reserved"})
 # Errors after which the server closes the connection: IRC says ERROR, then hangs up.
 CLOSING_CODES = frozenset({"protocol-error", "hello-timeout", "server-full"})
+
+
+HELP = [
+    "chatlab speaks a subset of IRC. Commands:",
+    "  NICK name / USER name 0 * :Real Name   register (both, in either order); NICK later renames you",
+    "  PRIVMSG #room :text                    say text in a room you are in",
+    "  PRIVMSG nick :text                     whisper to one user (NOTICE: the same, never answered)",
+    "  JOIN #room [password]                  join #room too (created if new: you are its operator)",
+    "  PART #room [:reason]                   leave #room",
+    "  TOPIC #room [:text]   MODE #room [+o nick|+v nick|+k key|+l n|+i|+m|+n|+t|+s|+b mask]",
+    "  KICK #room nick [:reason]   INVITE nick #room   AWAY [:message]",
+    "  NAMES, LIST, WHO, WHOIS, WHOWAS, USERHOST, ISON, LUSERS, MOTD, VERSION, INFO, LINKS",
+    "  OPER name password, WALLOPS :text (operators), PING, QUIT :reason",
+]
+
+
+def error_params(number: str, subject: str) -> list[str]:
+    """Where an error's subject goes in its numeric: ``433 me nick``, ``403 me #room``, ``441 me nick #room``."""
+    shape = SUBJECTS.get(number)
+    if not shape or not subject:
+        return []
+    if shape == "chan":
+        return [channel_of(subject)]
+    if shape == "nick chan":
+        nick, _, room = subject.partition(" ")
+        return [nick, channel_of(room)]
+    return [subject]
+
+
+def isupport_line(me: str) -> bytes:
+    """005: what this server supports, truthfully (the modes of channels.py, TARGMAX for comma lists)."""
+    return format_line(SERVER, "005", me, "CHANTYPES=#", f"PREFIX={PREFIX}", f"CHANMODES={CHANMODES}",
+                       f"NICKLEN={NICKLEN}", "CHANNELLEN=33", "TOPICLEN=2000", "KICKLEN=2000", "MODES=10",
+                       "TARGMAX=JOIN:,PART:,KICK:,NAMES:,PRIVMSG:,NOTICE:,WHOIS:",
+                       "CASEMAPPING=ascii", "NETWORK=chatlab", text="are supported by this server")
+
+
+def motd_lines(me: str, motd: str) -> bytes:
+    """375, 372s, 376 (or 422 without one); the terminal client's ``/help`` is ``HELP`` here."""
+    if not motd:
+        return format_line(SERVER, "422", me, text="MOTD File is missing")
+    motd = motd.replace("Type /help for commands", "Type HELP for commands")
+    body = [format_line(SERVER, "372", me, text=f"- {line}") for line in motd.splitlines()]
+    body.append(format_line(SERVER, "372", me,
+                            text="- IRC users: HELP (in irssi /quote HELP) lists what this server understands"))
+    return (format_line(SERVER, "375", me, text=f"- {SERVER} Message of the day -") + b"".join(body)
+            + format_line(SERVER, "376", me, text="End of /MOTD command."))
+
+
+def info_lines(me: str, version: str) -> bytes:
+    lines = ("chatlab: a select() chat server for a socket programming class.",
+             "It speaks its own length-prefixed frames and this subset of IRC on one port.",
+             f"Version {version}; HELP lists the commands.")
+    return b"".join(format_line(SERVER, "371", me, text=line) for line in lines) + \
+        format_line(SERVER, "374", me, text="End of INFO list")
 
 
 class Asker(Protocol):
@@ -221,7 +279,8 @@ def _reply_whowas(codec: Asker, reply: p.WhoReply, target: str, arg: str) -> byt
     else:
         out = []
         for entry in entries:
-            out.append(format_line(SERVER, "314", me, entry["nick"], entry["user"], SERVER, "*", text=entry["realname"]))
+            out.append(format_line(SERVER, "314", me, entry["nick"], entry["user"], SERVER, "*",
+                                   text=entry["realname"]))
             out.append(format_line(SERVER, "312", me, entry["nick"], SERVER, text=str(entry["at"])))
     return b"".join(out) + format_line(SERVER, "369", me, target, text="End of WHOWAS")
 
@@ -231,7 +290,8 @@ def _reply_userhost(codec: Asker, reply: p.WhoReply, target: str, arg: str) -> b
     for wanted in target.split():
         nick, person = _find(reply.people, wanted)
         if person is not None:
-            words.append(f"{nick}{'*' if person['oper'] else ''}={'-' if person['away'] else '+'}{person['user']}@{SERVER}")
+            oper, here = "*" if person["oper"] else "", "-" if person["away"] else "+"
+            words.append(f"{nick}{oper}={here}{person['user']}@{SERVER}")
     return format_line(SERVER, "302", codec.nick or "*", text=" ".join(words))
 
 
@@ -242,7 +302,8 @@ def _reply_ison(codec: Asker, reply: p.WhoReply, target: str, arg: str) -> bytes
 
 def _lusers_lines(me: str, stats: dict[str, int]) -> bytes:
     users, invisible = stats.get("users", 0), stats.get("invisible", 0)
-    return (format_line(SERVER, "251", me, text=f"There are {users - invisible} users and {invisible} invisible on 1 servers")
+    seen = f"There are {users - invisible} users and {invisible} invisible on 1 servers"
+    return (format_line(SERVER, "251", me, text=seen)
             + format_line(SERVER, "252", me, str(stats.get("opers", 0)), text="operator(s) online")
             + format_line(SERVER, "253", me, str(stats.get("unknown", 0)), text="unknown connection(s)")
             + format_line(SERVER, "254", me, str(stats.get("rooms", 0)), text="channels formed")
@@ -258,7 +319,8 @@ def _reply_welcome(codec: Asker, reply: p.WhoReply, target: str, arg: str) -> by
 
 
 REPLY_FORMATTERS: dict[str, Callable[[Asker, p.WhoReply, str, str], bytes]] = {
-    "names": _reply_names, "names-all": _reply_names_all, "names-some": _reply_names_some, "invites": _reply_invites, "joined": _reply_joined, "topic": _reply_topic,
+    "names": _reply_names, "names-all": _reply_names_all, "names-some": _reply_names_some, "invites": _reply_invites,
+    "joined": _reply_joined, "topic": _reply_topic,
     "mode": _reply_mode, "bans": _reply_bans, "umode": _reply_umode, "list": _reply_list, "who": _reply_who,
     "whois": _reply_whois, "whowas": _reply_whowas, "userhost": _reply_userhost, "ison": _reply_ison,
     "lusers": _reply_lusers, "welcome": _reply_welcome,
@@ -266,4 +328,5 @@ REPLY_FORMATTERS: dict[str, Callable[[Asker, p.WhoReply, str, str], bytes]] = {
 
 
 
-__all__ = ["REPLY_FORMATTERS", "Asker", "ERROR_NUMERICS", "SUBJECTS", "NICK_CODES", "CLOSING_CODES"]
+__all__ = ["REPLY_FORMATTERS", "Asker", "HELP", "isupport_line", "motd_lines", "info_lines", "error_params", "VERSION",
+           "NICKLEN", "ERROR_NUMERICS", "SUBJECTS", "NICK_CODES", "CLOSING_CODES"]

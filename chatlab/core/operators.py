@@ -75,7 +75,8 @@ def on_oper(room: ChatRoom, session: Session, message: p.Oper) -> list[Output]:
     if expected is None or not hmac.compare_digest(expected.encode(), message.password.encode()):
         return [room._error(session, "bad-oper", "wrong operator name or password (the server's --oper NAME=PASSWORD)")]
     session.modes.add("o")
-    return [_send(session, p.Notice("oper", "you are now a server operator", session.nick or "", target=session.nick or "",
+    me = session.nick or ""
+    return [_send(session, p.Notice("oper", "you are now a server operator", me, target=me,
                                     detail="+o"))]
 
 
@@ -132,8 +133,10 @@ def on_topic(room: ChatRoom, session: Session, message: p.Topic) -> list[Output]
     state, name = room._state(key), room.room_names[key]
     if "t" in state.flags and session not in state.ops:
         return [room._error(session, "not-operator", f"only {name}'s operators set its topic (mode +t)", name)]
-    state.topic, state.topic_by, state.topic_at = message.text[: room.settings.max_message], session.nick or "", room.now
-    text = f"{session.nick} set the topic of {name}: {state.topic}" if state.topic else f"{session.nick} cleared the topic of {name}"
+    state.topic, state.topic_by = message.text[: room.settings.max_message], session.nick or ""
+    state.topic_at = room.now
+    text = (f"{session.nick} set the topic of {name}: {state.topic}" if state.topic
+            else f"{session.nick} cleared the topic of {name}")
     return [_broadcast(list(room.rooms[key]), p.Notice("topic", text, session.nick or "", name, detail=state.topic))]
 
 
@@ -176,7 +179,8 @@ def on_mode(room: ChatRoom, session: Session, message: p.Mode) -> list[Output]:
     try:
         changes = parse_modes(message.modes, message.args)
     except ModeError as exc:
-        return [room._error(session, "unknown-mode", f"{exc.letter!r} is not a room mode here ({ROOM_MODES})", exc.letter)]
+        return [room._error(session, "unknown-mode", f"{exc.letter!r} is not a room mode here ({ROOM_MODES})",
+                            exc.letter)]
     if not _is_op(room, session, key):
         code = "not-operator" if key in session.rooms else "not-in-room"
         return [room._error(session, code, f"only {name}'s operators change its modes", name)]
@@ -190,13 +194,14 @@ def on_mode(room: ChatRoom, session: Session, message: p.Mode) -> list[Output]:
             done.append(applied)
     if done:
         detail = _mode_text(done)
-        notice = p.Notice("mode", f"{session.nick} sets mode {detail} on {name}", session.nick or "", name, detail=detail)
+        notice = p.Notice("mode", f"{session.nick} sets mode {detail} on {name}", session.nick or "", name,
+                          detail=detail)
         outputs.append(_broadcast(list(room.rooms[key]), notice))
     return outputs
 
 
 def _apply(room: ChatRoom, session: Session, key: str, change: ModeChange) -> tuple[ModeChange | None, Any]:
-    """Apply one change to room ``key``: ``(what changed, None)``, ``(None, None)`` (nothing did), or ``(None, error)``."""
+    """Apply one change to room ``key``: ``(what changed, None)``, ``(None, None)`` (nothing), or ``(None, error)``."""
     state, name = room._state(key), room.room_names[key]
     sign, letter, arg = change
     if letter in "ov":
@@ -329,7 +334,8 @@ def details(room: ChatRoom, asker: Session, who: p.Who) -> dict[str, Any]:
     if who.room and normalize(who.room) in room.rooms:
         key = normalize(who.room)
         channels[room.room_names[key]] = _channel(room, asker, key)
-        people.update({m.nick: _person(room, asker, m) for m in room.rooms[key] if m.nick and room._visible(asker, key)})
+        if room._visible(asker, key):
+            people.update({m.nick: _person(room, asker, m) for m in room.rooms[key] if m.nick})
     return {"people": people, "channels": channels, "history": _history(room, who.was), "stats": _stats(room)}
 
 

@@ -270,19 +270,13 @@ class FrameDecoder:
 # --------------------------------------------------------------------------
 
 
-# Fields added after version 1's first release: written only when they are not at their
-# default, so a frame that does not use them is byte for byte what older peers sent
-# (and older peers, which ignore keys they do not know, can read the ones that do).
+# Fields added after version 1's release: left out at their default, so old peers' frames stay byte for byte.
 LATER = {"omit_default": True}
 
 
 @dataclass(frozen=True)
 class Hello:
-    """Client -> server, first frame on a connection: who I am.
-
-    ``user`` and ``realname`` are IRC's USER fields (shown by WHO and WHOIS);
-    ``lobby`` false asks not to be put in the default room (real IRC clients).
-    """
+    """Client -> server, first frame: who I am (``user``, ``realname``: IRC's USER; ``lobby``: the default room?)."""
 
     TYPE: ClassVar[FrameType] = FrameType.HELLO
     nick: str
@@ -304,8 +298,7 @@ class Welcome:
 
 @dataclass(frozen=True)
 class ErrorMessage:
-    """Server -> client: a request was refused.  ``code`` is one word, e.g. ``nick-taken``;
-    ``subject`` the room or nick it is about, when there is one."""
+    """Server -> client: a request was refused.  ``code`` is one word (``nick-taken``); ``subject``: about what."""
 
     TYPE: ClassVar[FrameType] = FrameType.ERROR
     code: str
@@ -359,10 +352,7 @@ class Whisper:
 
 @dataclass(frozen=True)
 class Join:
-    """Client -> server: move me to ``room`` (created if it does not exist, and then I am its operator).
-
-    ``stay`` true: join it *as well*, without leaving the rooms I am in.
-    """
+    """Client -> server: move me to ``room`` (created if new: then I am its operator); ``stay``: join it as well."""
 
     TYPE: ClassVar[FrameType] = FrameType.JOIN
     room: str
@@ -381,12 +371,8 @@ class Leave:
 
 @dataclass(frozen=True)
 class Who:
-    """Client -> server: who is online, and which rooms exist?
-
-    Without fields the answer is the short one (``users`` and ``rooms``).  ``full``
-    adds everyone's details and every room's state I may see; ``room`` or ``nick``
-    the details of one; ``was`` the last sessions of a nick that left (IRC's WHOWAS).
-    """
+    """Client -> server: who is online, and which rooms exist?  With a field, the details
+    (:class:`WhoReply`'s later fields) of a ``room``, a ``nick``, everything (``full``), or WHOWAS (``was``)."""
 
     TYPE: ClassVar[FrameType] = FrameType.WHO
     room: str = field(default="", metadata=LATER)
@@ -395,77 +381,7 @@ class Who:
     full: bool = field(default=False, metadata=LATER)
 
 
-@dataclass(frozen=True)
-class Nick:
-    """Client -> server: call me ``nick`` from now on (everyone who shares a room sees it)."""
-
-    TYPE: ClassVar[FrameType] = FrameType.NICK
-    nick: str
-
-
-@dataclass(frozen=True)
-class Kick:
-    """Client -> server: remove ``nick`` from ``room`` (operators only)."""
-
-    TYPE: ClassVar[FrameType] = FrameType.KICK
-    room: str
-    nick: str
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class Topic:
-    """Client -> server: ``change`` false asks for ``room``'s topic; true sets it to ``text`` ("" clears it)."""
-
-    TYPE: ClassVar[FrameType] = FrameType.TOPIC
-    room: str
-    text: str = ""
-    change: bool = False
-
-
-@dataclass(frozen=True)
-class Mode:
-    """Client -> server: change ``target``'s modes (``"+o"``, ``"-k"``, ``"+l"``...) with ``args``;
-    ``modes`` empty asks for them.  ``target`` is a room, or my own nick (user modes ``+i``, ``+w``)."""
-
-    TYPE: ClassVar[FrameType] = FrameType.MODE
-    target: str
-    modes: str = ""
-    args: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Invite:
-    """Client -> server: invite ``nick`` into ``room`` (needed to enter a room with mode +i)."""
-
-    TYPE: ClassVar[FrameType] = FrameType.INVITE
-    nick: str
-    room: str
-
-
-@dataclass(frozen=True)
-class Away:
-    """Client -> server: away with ``text``, or back when it is empty."""
-
-    TYPE: ClassVar[FrameType] = FrameType.AWAY
-    text: str = ""
-
-
-@dataclass(frozen=True)
-class Oper:
-    """Client -> server: become a server operator (the server's ``--oper NAME=PASSWORD``)."""
-
-    TYPE: ClassVar[FrameType] = FrameType.OPER
-    name: str
-    password: str
-
-
-@dataclass(frozen=True)
-class Wallops:
-    """Client -> server: an operator's message to every user with mode +w."""
-
-    TYPE: ClassVar[FrameType] = FrameType.WALLOPS
-    text: str
+from .room_messages import Away, Invite, Kick, Mode, Nick, Oper, Topic, Wallops, short_reprs  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -494,16 +410,9 @@ class PrivateMessage:
 
 @dataclass(frozen=True)
 class Notice:
-    """Server -> client: something happened.
-
-    ``kind`` is one of ``join``, ``leave``, ``quit``, ``flood``, ``info``, and since
-    rooms have operators: ``nick`` (``nick`` is now ``target``), ``kick`` (``nick``
-    removed ``target`` from ``room``, ``detail`` the reason), ``topic`` (``detail`` the
-    topic), ``mode`` (``detail`` the change, e.g. ``+o bob``, in ``room`` or on ``target``),
-    ``invite`` (``nick`` invites ``target`` into ``room``), ``away`` (``nick`` is away:
-    ``detail``; about oneself, ``detail`` empty means back) and ``wallops``.
-    ``leave`` and ``quit`` carry the reason in ``detail`` too.
-    """
+    """Server -> client: something happened.  ``kind``: ``join``, ``leave``, ``quit``, ``flood``, ``info``,
+    ``nick``, ``kick``, ``topic``, ``mode``, ``invite``, ``away``, ``oper``, ``wallops`` (what ``target`` and
+    ``detail`` hold for each: docs/PROTOCOL.md)."""
 
     TYPE: ClassVar[FrameType] = FrameType.NOTICE
     kind: str
@@ -521,21 +430,13 @@ class WhoReply:
     TYPE: ClassVar[FrameType] = FrameType.WHO_REPLY
     users: dict[str, str] = field(default_factory=dict)
     rooms: dict[str, int] = field(default_factory=dict)
-    # Answers to a Who with fields (empty otherwise, and then not sent):
-    # people: nick -> {"user", "realname", "away", "oper", "modes", "idle", "signon", "rooms": {room: "@" or "+" or ""},
-    #                  "invited": [rooms] (one's own invitations only)}
-    # channels: room -> {"members": {nick: prefix}, "topic", "topic_by", "topic_at", "modes", "key", "limit", "bans", "created"}
-    # history: the last sessions of a nick (WHOWAS): [{"nick", "user", "realname", "at"}], newest first
-    # stats: {"users", "invisible", "opers", "unknown", "rooms"} (IRC's LUSERS)
+    # The answers to a Who with fields (their keys: docs/PROTOCOL.md); empty otherwise, and then not sent.
     people: dict[str, dict] = field(default_factory=dict, metadata=LATER)
     channels: dict[str, dict] = field(default_factory=dict, metadata=LATER)
     history: list[dict] = field(default_factory=list, metadata=LATER)
     stats: dict[str, int] = field(default_factory=dict, metadata=LATER)
 
 
-# Fields added after version 1's first release: written only when they are not at their
-# default, so a frame that does not use them is byte for byte what older peers sent
-# (and older peers, which ignore keys they do not know, can read the ones that do).
 @dataclass(frozen=True)
 class FileOffer:
     """I would like to send a file.  ``peer`` is the receiver when a client sends
@@ -634,16 +535,7 @@ MESSAGE_TYPES: dict[FrameType, type] = {
 
 
 
-def _repr(message: Any) -> str:
-    """Like the dataclass repr, without the later fields left at their default (as on the wire):
-    ``ChatMessage(room='lobby', sender='alice', text='hi', action=False)`` reads as it always did."""
-    shown = ", ".join(f"{f.name}={getattr(message, f.name)!r}" for f in dataclasses.fields(message)
-                      if not (f.metadata.get("omit_default") and _is_default(message, f)))
-    return f"{type(message).__name__}({shown})"
-
-
-for _cls in MESSAGE_TYPES.values():
-    setattr(_cls, "__repr__", _repr)  # noqa: B010  (a plain assignment of a method is an error for mypy)
+short_reprs(MESSAGE_TYPES.values())  # room_messages.py: reprs without later fields at their default
 
 # Transfer frames are the only ones whose stream id means something.
 TRANSFER_TYPES = frozenset(t for t in FrameType if t >= FrameType.FILE_OFFER)

@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     for server in ["chatlab", "ngircd"] if args.ngircd else ["chatlab"]:
         counts, output = run(args.irctest, server, extra)
         print(f"===== {server}")
-        print("\n".join(line for line in output.splitlines() if line.startswith(("FAILED", "SKIPPED", "XFAIL", "ERROR"))))
+        outcomes = ("FAILED", "SKIPPED", "XFAIL", "ERROR")
+        print("\n".join(line for line in output.splitlines() if line.startswith(outcomes)))
         results[server] = counts
     goal = results.get("ngircd", {}).get("passed", args.at_least)
     print(" | ".join(f"{server}: " + ", ".join(f"{n} {word}" for word, n in counts.items())
