@@ -51,7 +51,8 @@ def oper_login(text: str) -> tuple[str, str]:
     """argparse type for ``--oper NAME=PASSWORD``."""
     name, sep, password = text.partition("=")
     if not sep or not name or not password or " " in name:
-        raise argparse.ArgumentTypeError(_("expected NAME=PASSWORD (a name without spaces), got {text!r}").format(text=text))
+        raise argparse.ArgumentTypeError(
+            _("expected NAME=PASSWORD (a name without spaces), got {text!r}").format(text=text))
     return name, password
 
 

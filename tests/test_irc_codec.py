@@ -76,7 +76,7 @@ def registered(nick: str = "alice", room: str = "lobby", others: tuple[str, ...]
 def test_nick_and_user_in_any_split_say_hello_once(size):
     codec = IrcCodec()
     got = feed_split(codec, b"CAP LS 302\r\nPASS sesame\r\nNICK alice\r\nUSER alice 0 * :Alice A.\r\nCAP END\r\n", size)
-    assert messages(got) == [hello("alice", "sesame", realname="Alice A.", lobby=False)]  # an IRC client: no forced room
+    assert messages(got) == [hello("alice", "sesame", realname="Alice A.")]  # an IRC client: no forced room
     assert lines(got) == [":chatlab CAP * LS :"]
 
 
@@ -109,7 +109,8 @@ def test_welcome_is_001_to_005_then_lusers_and_the_motd_and_the_join_brings_name
     assert [line.split()[1] for line in rest] == ["251", "252", "253", "254", "255", "375", "372", "372", "372", "376"]
     assert rest[0] == ":chatlab 251 alice :There are 2 users and 1 invisible on 1 servers"
     assert rest[6:8] == [":chatlab 372 alice :- line one", ":chatlab 372 alice :- line two"]
-    assert lines(codec.encode(p.Notice("join", "alice joined lobby", "alice", "lobby"))) == [":alice!alice@chatlab JOIN #lobby"]
+    joined = p.Notice("join", "alice joined lobby", "alice", "lobby")
+    assert lines(codec.encode(joined)) == [":alice!alice@chatlab JOIN #lobby"]
     assert messages(events(codec)) == [p.Who(room="lobby")]  # the topic and member list, asked of the core
     names = lines(codec.encode(p.WhoReply(channels={"lobby": {"members": {"alice": "", "bob": "@"}, "topic": ""}})))
     assert names == [":chatlab 353 alice = #lobby :alice @bob", ":chatlab 366 alice #lobby :End of /NAMES list"]
@@ -160,7 +161,8 @@ def test_after_registering_user_and_pass_get_462_and_nick_is_a_rename():
 def test_privmsg_to_the_room_is_a_say_and_to_a_nick_a_whisper():
     codec = registered()
     codec.feed(b"PRIVMSG #lobby :hello there\r\nPRIVMSG bob :psst\r\nprivmsg #LOBBY ::-)\r\n")
-    assert messages(events(codec)) == [p.Say("hello there", room="lobby"), p.Whisper("bob", "psst"), p.Say(":-)", room="LOBBY")]
+    assert messages(events(codec)) == [p.Say("hello there", room="lobby"), p.Whisper("bob", "psst"),
+                                       p.Say(":-)", room="LOBBY")]
 
 
 def test_ctcp_action_is_an_action_and_other_ctcp_is_refused_politely():
@@ -171,7 +173,8 @@ def test_ctcp_action_is_an_action_and_other_ctcp_is_refused_politely():
     assert messages(got) == [p.Say("waves", action=True, room="lobby"), p.Whisper("bob", "nods", action=True)]
     assert lines(got) == [":chatlab NOTICE alice :not sent to bob: files (DCC): use the chatlab client for files"]
     codec.feed(b"PRIVMSG bob :\x01VERSION\x01\r\n")
-    assert lines(events(codec)) == [":chatlab NOTICE alice :not sent to bob: CTCP VERSION requests: chatlab does not relay them"]
+    assert lines(events(codec)) == [
+        ":chatlab NOTICE alice :not sent to bob: CTCP VERSION requests: chatlab does not relay them"]
 
 
 def test_notice_is_a_notice_and_is_never_answered():
@@ -181,7 +184,8 @@ def test_notice_is_a_notice_and_is_never_answered():
     assert messages(got) == [p.Say("hi all", room="lobby", notice=True), p.Whisper("nobody", "hi", notice=True)]
     assert lines(got) == []  # no 411, no 412: RFC 1459 4.4.2
     assert codec.encode(p.ChatMessage("lobby", "bob", "hey", notice=True)) == b":bob!bob@chatlab NOTICE #lobby :hey\r\n"
-    assert codec.encode(p.PrivateMessage("bob", "alice", "psst", notice=True)) == b":bob!bob@chatlab NOTICE alice :psst\r\n"
+    noticed = p.PrivateMessage("bob", "alice", "psst", notice=True)
+    assert codec.encode(noticed) == b":bob!bob@chatlab NOTICE alice :psst\r\n"
 
 
 def test_privmsg_to_a_channel_you_are_not_in_gets_the_cores_404_with_the_channel():
@@ -202,7 +206,8 @@ def test_join_adds_a_room_and_part_leaves_that_one():
     codec = registered()
     codec.feed(b"JOIN #team,#more sesame\r\n")
     assert messages(events(codec)) == [p.Join("team", "sesame", stay=True), p.Join("more", "", stay=True)]
-    assert lines(codec.encode(p.Notice("join", "alice joined team", "alice", "team"))) == [":alice!alice@chatlab JOIN #team"]
+    joined = p.Notice("join", "alice joined team", "alice", "team")
+    assert lines(codec.encode(joined)) == [":alice!alice@chatlab JOIN #team"]
     assert codec.channel == "#team" and set(codec.channels.values()) == {"#lobby", "#team"}
     assert messages(events(codec)) == [p.Who(room="team")]
     codec.encode(p.WhoReply(channels={"team": {"members": {"alice": "@"}, "topic": "plans", "topic_by": "alice",
@@ -294,8 +299,10 @@ def test_queries_ask_the_core_and_format_its_answer():
     assert [line.split()[1] for line in lines(codec.encode(full))] == ["311", "319", "312", "301", "313", "317", "318"]
     assert [line.split()[1] for line in lines(codec.encode(full))] == ["401", "318"]
     assert lines(codec.encode(full))[0] == ":chatlab 353 alice = #lobby :@bob alice"
-    assert lines(codec.encode(full)) == [":chatlab 332 alice #lobby :hi", ":chatlab 333 alice #lobby bob!bob@chatlab 1700000001"]
-    assert lines(codec.encode(full)) == [":chatlab 324 alice #lobby +knt sesame", ":chatlab 329 alice #lobby 1600000000"]
+    assert lines(codec.encode(full)) == [":chatlab 332 alice #lobby :hi",
+                                         ":chatlab 333 alice #lobby bob!bob@chatlab 1700000001"]
+    assert lines(codec.encode(full)) == [":chatlab 324 alice #lobby +knt sesame",
+                                         ":chatlab 329 alice #lobby 1600000000"]
     assert lines(codec.encode(full)) == [":chatlab 367 alice #lobby x!*@* bob 1700000002",
                                          ":chatlab 368 alice #lobby :End of channel ban list"]
     assert lines(codec.encode(full)) == [":chatlab 221 alice +io"]
