@@ -436,9 +436,145 @@ async def per_member_queues(reader, writer, room):  # type: ignore[no-untyped-de
         writer.close()
 
 
+# From a reviewer's attempts to fool the checker.
+async def fool_closes_backed_up_member(reader, writer, room):  # type: ignore[no-untyped-def]
+    room.add(writer)
+    try:
+        while True:
+            header = await reader.readexactly(p.HEADER_SIZE)
+            payload = await reader.readexactly(p.parse_header(header).length)
+            for member in list(room):
+                if member.transport.get_write_buffer_size() > MAX_QUEUED:
+                    room.discard(member)
+                    member.close()  # BUG: keeps the member's buffer and socket until flushed, i.e. for ever
+                else:
+                    member.write(header + payload)
+    except (asyncio.IncompleteReadError, ConnectionError, ProtocolError):
+        pass
+    finally:
+        room.discard(writer)
+        writer.close()
+
+
+async def fool_protocol_error_escapes(reader, writer, room):  # type: ignore[no-untyped-def]
+    # BUG: a bad header raises ProtocolError out of the coroutine: asyncio logs a traceback per bad client
+    room.add(writer)
+    try:
+        while True:
+            header = await reader.readexactly(p.HEADER_SIZE)
+            payload = await reader.readexactly(p.parse_header(header).length)
+            for member in list(room):
+                if member.transport.get_write_buffer_size() > MAX_QUEUED:
+                    room.discard(member)
+                    member.close()
+                else:
+                    member.write(header + payload)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        room.discard(writer)
+        writer.close()
+
+
+async def fool_length_only_check(reader, writer, room):  # type: ignore[no-untyped-def]
+    # BUG: checks only the length field (no magic, version or type check): garbage with a small
+    # 'length' is forwarded to everyone
+    room.add(writer)
+    try:
+        while True:
+            header = await reader.readexactly(12)
+            length = struct.unpack("!I", header[8:12])[0]
+            if length > p.MAX_PAYLOAD:
+                break
+            payload = await reader.readexactly(length)
+            for member in list(room):
+                if member.transport.get_write_buffer_size() > MAX_QUEUED:
+                    room.discard(member)
+                    member.close()
+                else:
+                    member.write(header + payload)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        room.discard(writer)
+        writer.close()
+
+
+async def fool_limit_hardcoded_1mb(reader, writer, room):  # type: ignore[no-untyped-def]
+    # BUG: its own limit, 4x MAX_QUEUED
+    room.add(writer)
+    try:
+        while True:
+            header = await reader.readexactly(p.HEADER_SIZE)
+            payload = await reader.readexactly(p.parse_header(header).length)
+            for member in list(room):
+                if member.transport.get_write_buffer_size() > 900_000:
+                    room.discard(member)
+                    member.close()
+                else:
+                    member.write(header + payload)
+    except (asyncio.IncompleteReadError, ConnectionError, ProtocolError):
+        pass
+    finally:
+        room.discard(writer)
+        writer.close()
+
+
+async def fool_ok_decoder_style(reader, writer, room):  # type: ignore[no-untyped-def]
+    # correct, different: read() what comes, a FrameDecoder cuts frames
+    room.add(writer)
+    dec = p.FrameDecoder()
+    try:
+        while data := await reader.read(65536):
+            dec.feed(data)
+            for frame in dec:
+                raw = p.encode_frame(frame) if hasattr(p, "encode_frame") else None
+                if raw is None:
+                    raw = p.HEADER.pack(p.MAGIC, p.VERSION, int(frame.type), frame.flags, frame.stream_id, len(frame.payload)) + frame.payload
+                for m in list(room):
+                    if m.transport.get_write_buffer_size() > MAX_QUEUED:
+                        room.discard(m)
+                        m.transport.abort()
+                    else:
+                        m.write(raw)
+    except Exception:
+        pass
+    finally:
+        room.discard(writer)
+        writer.close()
+
+
+async def fool_waits_closed_on_drop(reader, writer, room):  # type: ignore[no-untyped-def]
+    # BUG: awaits wait_closed() of a dropped member inside the broadcast loop: the transport of a member that
+    # never reads only closes once its buffer is flushed, i.e. never, so the sender waits for ever
+    room.add(writer)
+    try:
+        while True:
+            header = await reader.readexactly(p.HEADER_SIZE)
+            payload = await reader.readexactly(p.parse_header(header).length)
+            for member in list(room):
+                if member.transport.get_write_buffer_size() > MAX_QUEUED:
+                    room.discard(member)
+                    member.close()
+                    await member.wait_closed()
+                else:
+                    member.write(header + payload)
+    except (asyncio.IncompleteReadError, ConnectionError, ProtocolError):
+        pass
+    finally:
+        room.discard(writer)
+        writer.close()
+
+
 @pytest.mark.slow
 def test_checker_passes_a_correct_handler_written_differently() -> None:
     report = check_broadcast_handler(per_member_queues, show=False)
+    assert report.all_passed, report.summary()
+
+
+@pytest.mark.slow
+def test_checker_passes_a_decoder_style_handler() -> None:
+    report = check_broadcast_handler(fool_ok_decoder_style, show=False)
     assert report.all_passed, report.summary()
 
 
@@ -464,6 +600,11 @@ def test_checker_passes_a_correct_handler_written_differently() -> None:
         (leaves_without_closing, "a client that leaves is taken", "never closed"),
         (drops_while_iterating, "never reads", "list(room)"),
         (reads_with_read, "trickled one byte at a time", "readexactly(n) waits for all n"),
+        (fool_closes_backed_up_member, "never reads", "transport.abort()"),
+        (fool_protocol_error_escapes, "garbage", "catch ProtocolError"),
+        (fool_length_only_check, "garbage", "wrong magic byte"),
+        (fool_limit_hardcoded_1mb, "never reads", "not a number of your own"),
+        (fool_waits_closed_on_drop, "never reads", "wait_closed()"),
     ],
 )
 def test_checker_fails_classic_wrong_answers(wrong, failing_case: str, hint: str, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -18,7 +18,9 @@ transport's buffer.  A member that never reads would make that buffer grow
 without bound, and ``await member.drain()`` would make the *sender* wait for
 the slowest member.  So a member with more than :data:`MAX_QUEUED` bytes
 waiting (``member.transport.get_write_buffer_size()``) is dropped instead:
-taken out of the room and closed.
+taken out of the room and aborted (``member.transport.abort()``): ``close()``
+would keep its buffered bytes, and its socket, until they are flushed, which
+for a member that never reads is never.
 
 :func:`check_broadcast_handler` serves real loopback clients with it (an
 event loop in a background thread, ``asyncio.start_server``) and prints one
@@ -75,6 +77,8 @@ class _Room:
         self.writers: list[asyncio.StreamWriter] = []  # every client's writer, in the order they came
         self.finished: set[asyncio.StreamWriter] = set()  # the writers whose handler has returned
         self.longest_stall = 0.0  # the longest the loop went without running its heartbeat, in seconds
+        self.peak_buffered: dict[Any, int] = {}  # the most bytes seen waiting in each writer's transport
+        self.tasks: dict[Any, asyncio.Task] = {}  # each writer's handler task
         self.slept = 0  # time.sleep() calls made on the loop's thread
         ready = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
@@ -92,6 +96,9 @@ class _Room:
         except OSError:
             pass
         self.writers.append(writer)
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks[writer] = task
         try:
             await self.handle_client(reader, writer, self.room)
         except Exception as exc:  # the student's bug, shown in the hints; never a traceback
@@ -106,6 +113,13 @@ class _Room:
             before = time.monotonic()
             await asyncio.sleep(HEARTBEAT)
             self.longest_stall = max(self.longest_stall, time.monotonic() - before - HEARTBEAT)
+            for writer in self.writers:
+                try:
+                    size = writer.transport.get_write_buffer_size()
+                except Exception:  # a transport torn down
+                    continue
+                if size > self.peak_buffered.get(writer, 0):
+                    self.peak_buffered[writer] = size
 
     def stall(self) -> float:
         """The longest stall of the loop since the last call, in seconds."""
@@ -118,6 +132,40 @@ class _Room:
             return [w for w in self.writers if w not in self.room and w in self.finished | self.dropped()
                     and not w.transport.is_closing()]
         return asyncio.run_coroutine_threadsafe(_call(check), self.loop).result(2)
+
+    def released(self, writer: asyncio.StreamWriter) -> bool:
+        """True once ``writer``'s socket is really closed (not just closing, with bytes still buffered)."""
+        def check() -> bool:
+            sock = writer.get_extra_info("socket")
+            return sock is None or sock.fileno() == -1
+        return asyncio.run_coroutine_threadsafe(_call(check), self.loop).result(2)
+
+    def awaiting(self, writer: asyncio.StreamWriter) -> list[str]:
+        """The names of the coroutines ``writer``'s handler is suspended in, outermost first."""
+        def chain() -> list[str]:
+            task = self.tasks.get(writer)
+            names: list[str] = []
+            coro: Any = task.get_coro() if task is not None and not task.done() else None
+            while coro is not None and len(names) < 50:
+                code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
+                if code is not None:
+                    names.append(code.co_name)
+                coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+            return names
+        try:
+            return asyncio.run_coroutine_threadsafe(_call(chain), self.loop).result(2)
+        except Exception:
+            return []
+
+    def stuck_in(self) -> str:
+        """A hint naming what a handler is stuck waiting for, when that names the mistake."""
+        if any("wait_closed" in self.awaiting(writer) for writer in list(self.writers)):
+            return _(
+                "; the sender's coroutine is stuck in await member.wait_closed() on a dropped member: a"
+                " transport closes only once its buffer is flushed, and a member that never reads never"
+                " flushes; do not wait for a dropped member (member.transport.abort() closes it at once)"
+            )
+        return ""
 
     def dropped(self) -> set[asyncio.StreamWriter]:
         return {w for w in self.writers if w not in self.room and w not in self.finished}
@@ -454,18 +502,53 @@ def _leave_and_check(room: _Room, last_words: bytes, still_in_room: str, bob_aft
     _expect(bob, ["still here"], bob_after, room)
 
 
+def _disconnected(sock: socket.socket) -> bool:
+    """True when the server closes ``sock`` within WAIT seconds (whatever it sent before)."""
+    sock.settimeout(WAIT)
+    deadline = time.monotonic() + WAIT
+    try:
+        while time.monotonic() < deadline:
+            if sock.recv(65536) == b"":
+                return True
+    except TimeoutError:
+        return False
+    except ConnectionError:
+        return True
+    return False
+
+
+def _protocol_error_escaped(room: _Room) -> None:
+    escaped = [exc for exc in room.errors if isinstance(exc, ProtocolError)]
+    if escaped:
+        raise AssertionError(
+            _(
+                "the bad client was disconnected, but {error} escaped from your coroutine: a server prints"
+                " that traceback for every bad client; catch ProtocolError where you catch IncompleteReadError"
+            ).format(error=type(escaped[0]).__name__)
+        )
+
+
 def _garbage(room: _Room) -> None:
     mallory, bob = room.client(), room.client()
     room.settle(2)
+    # A wrong magic byte, but a small, plausible length: only a check of the whole header refuses it.
+    bad = p.HEADER.pack(0x00, p.VERSION, int(p.FrameType.SAY), 0, 0, 5) + b"hello"
+    mallory.sendall(bad)
+    if not _disconnected(mallory):
+        raise AssertionError(
+            _(
+                "a client sent a header with a wrong magic byte and a small length and is still connected:"
+                " checking the length field is not enough; check each header with protocol.parse_header"
+                " (magic byte, version, type and length)"
+            )
+            + room.blame()
+        )
+    bob.sendall(_say("after the bad magic"))
+    _expect(bob, ["after the bad magic"], "bob", room)
+    mallory = room.client()
+    room.settle(2)
     mallory.sendall(b"GET / HTTP/1.1\r\nHost: chat\r\n\r\n")
-    mallory.settimeout(WAIT)
-    try:
-        closed = mallory.recv(100) == b""
-    except TimeoutError:
-        closed = False
-    except ConnectionError:
-        closed = True
-    if not closed:
+    if not _disconnected(mallory):
         raise AssertionError(
             _(
                 "a client that sent an HTTP request is still connected: check each header with"
@@ -475,6 +558,7 @@ def _garbage(room: _Room) -> None:
         )
     bob.sendall(_say("after the garbage"))
     _expect(bob, ["after the garbage"], "bob", room)
+    _protocol_error_escaped(room)
 
 
 def _oversized(room: _Room) -> None:
@@ -483,14 +567,7 @@ def _oversized(room: _Room) -> None:
     huge = 0x7FFFFFFF
     header = p.HEADER.pack(p.MAGIC, p.VERSION, int(p.FrameType.SAY), 0, 0, huge)
     mallory.sendall(header + b"x" * 1000)
-    mallory.settimeout(WAIT)
-    try:
-        closed = mallory.recv(100) == b""
-    except TimeoutError:
-        closed = False
-    except ConnectionError:
-        closed = True
-    if not closed:
+    if not _disconnected(mallory):
         raise AssertionError(
             _(
                 "a client sent a well-formed header announcing {n:,} bytes, more than the protocol's maximum"
@@ -502,6 +579,7 @@ def _oversized(room: _Room) -> None:
         )
     bob.sendall(_say("after the huge header"))
     _expect(bob, ["after the huge header"], "bob", room)
+    _protocol_error_escaped(room)
 
 
 def _briefly_behind(room: _Room) -> str:
@@ -549,6 +627,7 @@ def _never_reads(room: _Room) -> str:
                         " inside asyncio.wait_for() with a timeout, holds up the sender and everyone after it);"
                         " drop a member that falls too far behind instead of waiting for it"
                     ).format(seconds=ROOM_DEADLINE, sent=sent, count=count, ms=(time.monotonic() - started) * 1000 / max(sent, 1))
+                    + room.stuck_in()
                     + room.blame()
                 )
             if not _one_frame(sock, decoder):
@@ -557,6 +636,7 @@ def _never_reads(room: _Room) -> str:
                         "{who} got {sent} of {count} frames while mallory read nothing: a member that never reads"
                         " held up everyone else (await member.drain() makes the sender wait for the slowest member)"
                     ).format(who=who, sent=sent, count=count)
+                    + room.stuck_in()
                     + room.blame()
                 )
     deadline = time.monotonic() + WAIT
@@ -574,7 +654,40 @@ def _never_reads(room: _Room) -> str:
     if room.room_size() < 2:
         raise AssertionError(_("alice or bob was dropped too, though both read everything") + room.blame())
     _expect_closed(room, "mallory")
+    _expect_limit_kept(room)
+    _expect_released(room, "mallory")
     return _("{count} frames to bob, mallory dropped").format(count=count)
+
+
+def _expect_released(room: _Room, who: str) -> None:
+    """A dropped member's socket must really close: writer.close() waits to flush its buffer first."""
+    dropped = list(room.dropped())
+    deadline = time.monotonic() + WAIT
+    while (kept := [w for w in dropped if not room.released(w)]) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if kept:
+        raise AssertionError(
+            _(
+                "{who} was dropped and closed with close(), but close() first flushes what is buffered for her,"
+                " and she never reads: her socket and her {kib} KiB stay for as long as she stays connected;"
+                " drop a member with member.transport.abort(), which discards the buffer and closes at once"
+            ).format(who=who, kib=max(room.peak_buffered.get(w, 0) for w in kept) // 1024)
+            + room.blame()
+        )
+
+
+def _expect_limit_kept(room: _Room) -> None:
+    """No member may have had much more than MAX_QUEUED bytes waiting (one frame over it at most)."""
+    allowed = MAX_QUEUED + 64 * 1024  # the checker's frames are 8 KB: a correct handler goes one frame over
+    peak = max(room.peak_buffered.values(), default=0)
+    if peak > allowed:
+        raise AssertionError(
+            _(
+                "a member had {kib} KiB waiting before it was dropped: the limit is MAX_QUEUED = {limit} KiB;"
+                " compare member.transport.get_write_buffer_size() with MAX_QUEUED, not a number of your own"
+            ).format(kib=peak // 1024, limit=MAX_QUEUED // 1024)
+            + room.blame()
+        )
 
 
 def _one_frame(sock: socket.socket, decoder: p.FrameDecoder) -> bool:

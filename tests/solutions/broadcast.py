@@ -19,7 +19,7 @@ async def handle_client(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
             for member in list(room):
                 if member.transport.get_write_buffer_size() > MAX_QUEUED:
                     room.discard(member)  # never reads: drop it rather than buffer without bound
-                    member.close()
+                    member.transport.abort()  # close() would keep its buffer and socket until flushed: never
                 else:
                     member.write(header + payload)
     except (asyncio.IncompleteReadError, ConnectionError, ProtocolError):
