@@ -8,6 +8,7 @@ The checker runs on real loopback sockets, so these tests take a few seconds.
 from __future__ import annotations
 
 import collections
+import itertools
 import queue
 import socket
 import threading
@@ -302,6 +303,174 @@ class WriterWithSendLoop(TwoPriorityWriter):
                 view = view[self.sock.send(view):]
 
 
+# From a reviewer's attempts to fool the checker.
+class _FoolTwo:
+    def __init__(self, sock):
+        self.sock = sock
+        self.chat = queue.Queue()
+        self.chunks = queue.Queue()
+
+    def send_chat(self, frame):
+        self.chat.put(frame)
+
+    def send_chunk(self, frame):
+        self.chunks.put(frame)
+
+
+class FoolBlocksOnTheChatQueue(_FoolTwo):
+    """BUG: waits 50 ms on the chat queue before every chunk: a transfer with no chat crawls at 20 chunks/s."""
+
+    def run(self, stop):
+        while not stop.is_set():
+            try:
+                frame = self.chat.get(timeout=0.05)
+            except queue.Empty:
+                try:
+                    frame = self.chunks.get_nowait()
+                except queue.Empty:
+                    continue
+            self.sock.sendall(frame)
+
+
+class FoolSleepPoll(_FoolTwo):
+    """BUG (poll loop): sleeps 10 ms whenever both queues are empty instead of blocking on them."""
+
+    def run(self, stop):
+        while not stop.is_set():
+            try:
+                frame = self.chat.get_nowait()
+            except queue.Empty:
+                try:
+                    frame = self.chunks.get_nowait()
+                except queue.Empty:
+                    time.sleep(0.01)
+                    continue
+            self.sock.sendall(frame)
+
+
+class FoolTimestampOrder:
+    """BUG: (priority, time.time(), frame): two frames queued within the clock's resolution
+    (15 ms on Windows) are ordered by their bytes."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.q = queue.PriorityQueue()
+
+    def send_chat(self, frame):
+        self.q.put((0, time.time(), frame))
+
+    def send_chunk(self, frame):
+        self.q.put((1, time.time(), frame))
+
+    def run(self, stop):
+        while not stop.is_set():
+            try:
+                _p, _t, frame = self.q.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            self.sock.sendall(frame)
+
+
+class FoolShortestFirst:
+    """BUG: the priority is the frame's size (chat lines are short...): a long chat line waits behind chunks,
+    and send_chat/send_chunk mean nothing."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.q = queue.PriorityQueue()
+        self.n = itertools.count()
+
+    def send_chat(self, frame):
+        self.q.put((len(frame), next(self.n), frame))
+
+    send_chunk = send_chat
+
+    def run(self, stop):
+        while not stop.is_set():
+            try:
+                _p, _t, frame = self.q.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            self.sock.sendall(frame)
+
+
+class FoolUnsafeCounter:
+    """BUG: a plain int sequence number bumped from several threads without a lock."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.q = queue.PriorityQueue()
+        self.seq = 0
+
+    def _put(self, prio, frame):
+        self.seq += 1
+        self.q.put((prio, self.seq, frame))
+
+    def send_chat(self, frame):
+        self._put(0, frame)
+
+    def send_chunk(self, frame):
+        self._put(1, frame)
+
+    def run(self, stop):
+        while not stop.is_set():
+            try:
+                _p, _t, frame = self.q.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            self.sock.sendall(frame)
+
+
+class FoolSmallBatches(_FoolTwo):
+    """BUG: joins up to 4 waiting chunks into one sendall(): a chat line may wait behind 3 chunks queued after... the rule is 'a waiting chat frame before any waiting chunk'."""
+    BATCH = 4
+
+    def run(self, stop):
+        while not stop.is_set():
+            try:
+                self.sock.sendall(self.chat.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            try:
+                batch = [self.chunks.get(timeout=0.005)]
+            except queue.Empty:
+                continue
+            while len(batch) < self.BATCH:
+                try:
+                    batch.append(self.chunks.get_nowait())
+                except queue.Empty:
+                    break
+            self.sock.sendall(b"".join(batch))
+
+
+class FoolSemaphore:
+    """Correct, different: two deques and a Semaphore counting the frames waiting."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.chat = collections.deque()
+        self.chunks = collections.deque()
+        self.items = threading.Semaphore(0)
+
+    def send_chat(self, frame):
+        self.chat.append(frame)
+        self.items.release()
+
+    def send_chunk(self, frame):
+        self.chunks.append(frame)
+        self.items.release()
+
+    def run(self, stop):
+        while not stop.is_set():
+            if not self.items.acquire(timeout=0.05):
+                continue
+            frame = self.chat.popleft() if self.chat else self.chunks.popleft()
+            view = memoryview(frame)
+            while view:
+                view = view[self.sock.sendmsg([view]):]
+
+
 # (wrong answer, the case that must fail, words its hint must contain)
 WRONG_ANSWERS: list[tuple[type, str, str]] = [
     (Unsolved, "one chat frame", "not written yet"),
@@ -318,10 +487,14 @@ WRONG_ANSWERS: list[tuple[type, str, str]] = [
     (ReturnsWhenIdle, "waits for more frames", "before stop was set"),
     (ChatAtTheFront, "chat lines keep their order", "order they were queued"),
     (BlocksOnTheChunkQueue, "waits for more frames", "does not wake up for them"),
+    (FoolBlocksOnTheChatQueue, "file chunks keep their order", "waits before each chunk"),
+    (FoolTimestampOrder, "chat lines keep their order", "timestamp"),
+    (FoolShortestFirst, "chat overtakes a running transfer", "not from the frame's size"),
+    (FoolSleepPoll, "waits for more frames", "time.sleep()"),
 ]
 
 
-@pytest.mark.parametrize("writer", [WriterOnACondition, WriterWithSendLoop])
+@pytest.mark.parametrize("writer", [WriterOnACondition, WriterWithSendLoop, FoolSemaphore])
 def test_a_correct_writer_written_differently_passes(writer: type) -> None:
     report = check_priority_writer(writer, show=False)
     assert report.all_passed, report.summary()

@@ -60,6 +60,9 @@ SEND_AT_MOST = 8 * 1024  # the most one send() takes
 IDLE = 0.3  # seconds with nothing to send
 MAX_IDLE_LATENCY = 0.1  # seconds a chat frame queued to an idle writer may take to arrive (the reference: ~1 ms)
 IDLE_PROBE_GAPS = (0.07, 0.11, 0.05, 0.13, 0.0)  # five frames, at irregular moments; the second slowest counts
+MAX_IDLE_SLEEPS = 5  # time.sleep() calls the writer thread may make while idle (a sleep-poll loop makes ~30)
+CHUNKS_ALONE_IN = 1.0  # seconds 40 small chunks may take with no chat at all (the reference: a few ms)
+COARSE_CLOCK = 0.0156  # the resolution of time.time() on Windows, imposed while chat order is checked
 MAX_IDLE_CPU = 0.15  # share of one CPU the writer thread may use meanwhile (a spinning loop uses all of it)
 
 
@@ -238,6 +241,33 @@ class _Rig:
             self.thread.join(STOP_GRACE)
 
 
+@contextlib.contextmanager
+def _patched_time(writer_class: Any, **replacements: Callable[..., Any]) -> Any:
+    """Replace functions of the time module (and the writer's own ``from time import ...`` names) meanwhile."""
+    import sys
+
+    module = sys.modules.get(getattr(writer_class, "__module__", ""), None)
+    namespace: dict[str, Any] = vars(module) if module is not None else {}
+    originals = {name: getattr(time, name) for name in replacements}
+    aliased = [(key, originals[name]) for key, value in list(namespace.items())
+               for name in replacements if value is originals[name]]
+    try:
+        for name, fn in replacements.items():
+            setattr(time, name, fn)
+        for key, original in aliased:
+            namespace[key] = replacements[next(n for n in replacements if originals[n] is original)]
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(time, name, original)
+        for key, original in aliased:
+            namespace[key] = original
+
+
+def _coarse(clock: Callable[[], float]) -> Callable[[], float]:
+    return lambda: (clock() // COARSE_CLOCK) * COARSE_CLOCK
+
+
 def _thread_cpu(thread: threading.Thread) -> float | None:
     """CPU seconds ``thread`` has used so far, or None where the OS cannot say."""
     clock = getattr(time, "pthread_getcpuclockid", None)
@@ -277,8 +307,11 @@ def check_priority_writer(writer_class: WriterClass, *, only: str | None = None,
         lines = _scrambled(40)
         with contextlib.ExitStack() as stack:
             rig = _Rig(writer_class, stack)
-            for line in lines:
-                rig.call("send_chat", chat_frame(line))
+            # The clocks tick as coarsely as Windows' time.time(): a timestamp is no tie-breaker.
+            with _patched_time(writer_class, time=_coarse(time.time), monotonic=_coarse(time.monotonic),
+                               perf_counter=_coarse(time.perf_counter)):
+                for line in lines:
+                    rig.call("send_chat", chat_frame(line))
             rig.wait_for(len(lines))
             rig.check_alive()
             got = rig.reader.texts()
@@ -286,21 +319,30 @@ def check_priority_writer(writer_class: WriterClass, *, only: str | None = None,
         assert got == lines, _(
             "chat lines arrived out of order (sent {sent}..., got {got}...): frames of the same"
             " priority must leave in the order they were queued (a priority queue that compares the frames"
-            " themselves sorts them by their bytes)"
+            " themselves sorts them by their bytes; so does one that breaks ties with a timestamp, since frames"
+            " queued within the clock's resolution, 15 ms on Windows, get the same one: use a counter,"
+            " itertools.count())"
         ).format(sent=lines[:3], got=got[:3])
         return _("{n} lines in order").format(n=len(lines))
 
     def chunks_keep_their_order() -> str:
         with contextlib.ExitStack() as stack:
             rig = _Rig(writer_class, stack, pause=0)
+            started = time.monotonic()
             for i in range(40):
                 rig.call("send_chunk", chunk_frame(i, 1024))
             rig.wait_for(40)
+            took = time.monotonic() - started
             rig.check_alive()
             got = rig.reader.offsets()
         expected = [i * 1024 for i in range(40)]
         assert len(got) == len(expected), _("{got} of {n} chunks arrived").format(got=len(got), n=len(expected))
         assert got == expected, _("file chunks arrived out of order: chunks must leave in the order they were queued")
+        assert took <= CHUNKS_ALONE_IN, _(
+            "40 small chunks, with no chat at all, took {seconds:.1f} s to arrive: your writer waits before each"
+            " chunk (on the chat queue with a timeout, or a sleep). Wait on one thing that any new frame wakes at"
+            " once, and take a chunk as soon as no chat frame is waiting"
+        ).format(seconds=took)
         return _("{n} chunks in order").format(n=len(got))
 
     def frames_arrive_whole() -> str:
@@ -347,7 +389,7 @@ def check_priority_writer(writer_class: WriterClass, *, only: str | None = None,
             for n in range(5):
                 before = rig.reader.chunks
                 sent_at = time.monotonic()
-                text = f"ping {n}"
+                text = f"ping {n}" + (" " + "x" * (2 * CHUNK) if n % 2 else "")  # long and short lines
                 rig.call("send_chat", chat_frame(text))
                 deadline = time.monotonic() + TIMEOUT * 2
                 arrived = None
@@ -376,6 +418,11 @@ def check_priority_writer(writer_class: WriterClass, *, only: str | None = None,
             " at the chat queue before taking each chunk (a writer that joins many chunks into one sendall()"
             " makes chat wait behind the whole batch)"
         ).format(detail=detail, limit=MAX_CHUNKS_AHEAD)
+        long_ahead, short_ahead = ahead[1::2], ahead[0::2]
+        assert not (min(long_ahead) > MAX_CHUNKS_AHEAD >= statistics.median(short_ahead)), _(
+            "short chat lines overtook the transfer but long ones ({size} KiB) waited behind {chunks} chunks:"
+            " the priority must come from send_chat versus send_chunk, not from the frame's size"
+        ).format(size=2 * CHUNK // 1024, chunks=min(long_ahead))
         return detail
 
     def chat_burst_goes_together() -> str:
@@ -416,8 +463,16 @@ def check_priority_writer(writer_class: WriterClass, *, only: str | None = None,
             rig.wait_for(1)
             rig.check_alive()
             time.sleep(0.05)
+            original_sleep, writer_thread, sleeps = time.sleep, rig.thread.ident, [0]
+
+            def counting_sleep(seconds: float) -> None:
+                if threading.get_ident() == writer_thread:
+                    sleeps[0] += 1
+                original_sleep(seconds)
+
             cpu_before = _thread_cpu(rig.thread)
-            time.sleep(IDLE)  # nothing to send
+            with _patched_time(writer_class, sleep=counting_sleep):
+                original_sleep(IDLE)  # nothing to send
             cpu_after = _thread_cpu(rig.thread)
             rig.check_alive()
             assert rig.thread.is_alive(), _(
@@ -430,6 +485,11 @@ def check_priority_writer(writer_class: WriterClass, *, only: str | None = None,
                 " that polls the queues. Block until a frame comes (queue.get(timeout=...), or a Condition's"
                 " wait(timeout)) instead of checking again at once"
             ).format(percent=busy)
+            assert sleeps[0] <= MAX_IDLE_SLEEPS, _(
+                "with nothing to send, the writer thread called time.sleep() {n} times in {seconds:g} s: it polls"
+                " the queues, and a frame queued meanwhile waits for the sleep to end. Block until a frame comes"
+                " (queue.get(timeout=...), or a Condition's wait(timeout)) instead of sleeping"
+            ).format(n=sleeps[0], seconds=IDLE)
             latencies = []
             for k, gap in enumerate(IDLE_PROBE_GAPS):  # frames queued at different moments of the writer's wait
                 sent_at = time.monotonic()
