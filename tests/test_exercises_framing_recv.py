@@ -34,7 +34,7 @@ def failed(report) -> set[str]:
 def test_check_framing_passes_the_reference_solution():
     report = check_framing(encode_frame, decode_frames, show=False)
     assert report, report.summary()
-    assert report.passed == len(report.results) == 8
+    assert report.passed == len(report.results) == 10
 
 
 # The classic wrong answers to notebook 03's exercise.  Each must fail the
@@ -174,6 +174,69 @@ def encode_kind_as_text(kind, payload):
     return str(kind).encode() + len(payload).to_bytes(2, "big") + payload  # BUG: "1" is not the byte 1
 
 
+# From a reviewer's attempts to fool the checker.
+def fool_dec_clear_when_done(buffer):
+    frames = []
+    i = 0
+    while i + 3 <= len(buffer):
+        kind, length = struct.Struct("!BH").unpack_from(buffer, i)
+        if i + 3 + length > len(buffer):
+            break
+        frames.append((kind, bytes(buffer[i + 3:i + 3 + length])))
+        i += 3 + length
+    if frames:
+        buffer.clear()  # BUG: throws away the start of the next frame (should be del buffer[:i])
+    return frames
+
+
+def fool_enc_mask_kind(kind, payload):
+    # BUG: kind 256 silently becomes 0, kind -1 becomes 255
+    if len(payload) > 65535:
+        raise ValueError("too long")
+    return bytes([kind & 0xFF]) + len(payload).to_bytes(2, "big") + payload
+
+
+def fool_enc_assert(kind, payload):
+    assert len(payload) <= 65535  # BUG: validation with assert vanishes under python -O
+    return struct.pack("!BH", kind, len(payload)) + payload
+
+
+def fool_dec_one_pass_generator_style(buffer):
+    # correct, unusual: memoryview walk, returns a tuple
+    out = []
+    pos = 0
+    mv = memoryview(buffer)
+    try:
+        while len(mv) - pos >= 3:
+            kind = mv[pos]
+            length = int.from_bytes(mv[pos + 1:pos + 3], "big")
+            if len(mv) - pos - 3 < length:
+                break
+            out.append((kind, mv[pos + 3:pos + 3 + length].tobytes()))
+            pos += 3 + length
+    finally:
+        mv.release()
+    del buffer[:pos]
+    return tuple(out)
+
+
+def fool_enc_kind_str_ok(kind, payload):
+    return kind.to_bytes(1, "big") + struct.pack(">H", len(payload)) + bytes(payload)
+
+
+def fool_dec_recursive(buffer):
+    # correct, unusual: recursion
+    if len(buffer) < 3:
+        return []
+    kind, length = struct.Struct("!BH").unpack_from(buffer)
+    if len(buffer) < 3 + length:
+        return []
+    payload = bytes(buffer[3:3 + length])
+    del buffer[:3 + length]
+    return [(kind, payload)] + fool_dec_recursive(buffer)
+
+
+
 FRAMING_WRONG_ANSWERS = [
     # (name, encode_frame, decode_frames, cases that must fail, words the hint must hold)
     ("one recv() is one message", encode_frame, decode_one_recv_one_message,
@@ -202,7 +265,18 @@ FRAMING_WRONG_ANSWERS = [
     ("payload slice forgets the header", encode_frame, decode_slice_off_by_header, {"round trip"}, "gave"),
     ("kind written as text", encode_kind_as_text, decode_frames, {"wire format"}, "kind as 1 byte"),
     ("kind returned as bytes", encode_frame, decode_kind_as_bytes, {"round trip"}, "buffer[0:1] is bytes"),
+    ("buffer.clear() drops the next frame's start", encode_frame, fool_dec_clear_when_done,
+     {"whole frames, then part of the next"}, "buffer.clear()"),
+    ("kind masked with & 0xFF", fool_enc_mask_kind, decode_frames, {"a kind outside 0..255 refused"}, "kind & 0xFF"),
+    ("size checked with assert", fool_enc_assert, decode_frames, {"oversized payload refused"}, "python -O"),
 ]
+
+
+@pytest.mark.parametrize("encode, decode", [(fool_enc_kind_str_ok, fool_dec_one_pass_generator_style),
+                                            (encode_frame, fool_dec_recursive)])
+def test_check_framing_passes_correct_answers_written_differently(encode, decode):
+    report = check_framing(encode, decode, show=False)
+    assert report.all_passed, report.summary()
 
 
 @pytest.mark.parametrize("name, encode, decode, must_fail, hint", FRAMING_WRONG_ANSWERS,
@@ -226,7 +300,7 @@ def test_check_framing_catches_wrong_header_formats_on_the_wire_only():
 def test_check_framing_stops_an_endless_loop_quickly():
     started = time.monotonic()
     report = check_framing(encode_frame, decode_endless_loop, timeout=0.2, show=False)
-    assert failed(report) == {"half a frame, then the rest", "1-byte trickle"}
+    assert failed(report) == {"half a frame, then the rest", "1-byte trickle", "whole frames, then part of the next"}
     assert all("did not return within 0.2 s" in r.detail for r in report.results if not r.passed)
     assert time.monotonic() - started < 10
 

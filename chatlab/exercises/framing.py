@@ -73,6 +73,13 @@ def _left_over(buffer: bytearray, where: str = "") -> str:
     ).format(where=where, n=len(buffer))
 
 
+def _assert_vanishes(what: str) -> str:
+    return _(
+        "encode_frame refused {what} with an assert statement: asserts vanish under python -O, and the bad"
+        " frame would then be sent; raise ValueError instead"
+    ).format(what=what)
+
+
 def _normalise(result: Any) -> list[Frame]:
     if not isinstance(result, (list, tuple)):
         raise AssertionError(
@@ -191,6 +198,8 @@ def check_framing(
             data = call_with_deadline(timeout, encode_frame, 1, bytes(MAX_PAYLOAD + 1))
         except DeadlineExceeded:
             raise
+        except AssertionError:
+            raise AssertionError(_assert_vanishes(_("a {n}-byte payload").format(n=MAX_PAYLOAD + 1))) from None
         except Exception as exc:  # ValueError is best; struct.error from pack() will do
             return _("raised {error}").format(error=_exc_name(exc))
         if not isinstance(data, (bytes, bytearray)):
@@ -204,6 +213,38 @@ def check_framing(
                 " the 16-bit length field cannot say how long it is, so refuse it"
             ).format(n=MAX_PAYLOAD + 1, got=len(data))
         )
+
+    def kind_out_of_range() -> str:
+        for kind in (256, -1):
+            try:
+                data = call_with_deadline(timeout, encode_frame, kind, b"hi")
+            except DeadlineExceeded:
+                raise
+            except AssertionError:
+                raise AssertionError(_assert_vanishes(_("kind {kind}").format(kind=kind))) from None
+            except Exception:
+                continue
+            raise AssertionError(
+                _(
+                    "encode_frame({kind}, b'hi') returned {got!r}: a kind outside 0..255 does not fit in one byte,"
+                    " and masking it (kind & 0xFF) silently sends another kind; refuse it (raise ValueError;"
+                    " struct.pack('!B', kind) raises struct.error)"
+                ).format(kind=kind, got=data)
+            )
+        return _("256 and -1 refused")
+
+    def frames_then_part_of_next() -> str:
+        frames = [(1, b"first"), (2, b"second")]
+        unfinished = _spec(3, b"third, unfinished")[:6]
+        buffer = bytearray(b"".join(_spec(*f) for f in frames) + unfinished)
+        got = dec(buffer)
+        assert got == frames, _("two whole frames and the start of a third gave {got}").format(got=_show_all(got))
+        assert bytes(buffer) == unfinished, _(
+            "after returning two whole frames the buffer holds {held!r}, not the {n} bytes of the unfinished"
+            " third frame {want!r}: remove only the bytes of the frames you returned (del buffer[:end]),"
+            " never all of them (buffer.clear())"
+        ).format(held=bytes(buffer), n=len(unfinished), want=unfinished)
+        return _("the unfinished frame's {n} bytes kept").format(n=len(unfinished))
 
     def half_then_rest() -> str:
         frame = _spec(5, b"half and half")
@@ -294,8 +335,10 @@ def check_framing(
         (_("empty payload"), empty_payload),
         (_("max-size payload"), max_size_payload),
         (_("oversized payload refused"), oversized_payload),
+        (_("a kind outside 0..255 refused"), kind_out_of_range),
         (_("half a frame, then the rest"), half_then_rest),
         (_("1-byte trickle"), one_byte_trickle),
         (_("ten frames stuck together"), ten_stuck_together),
+        (_("whole frames, then part of the next"), frames_then_part_of_next),
     ]
     return run_cases("check_framing", cases, show=show, student_fns=[encode_frame, decode_frames])
