@@ -345,7 +345,7 @@ def test_reference_encode_frame_refuses_bad_values():
 def test_check_recv_exact_passes_the_reference_solution():
     report = check_recv_exact(recv_exact, timeout=0.5, show=False)
     assert report, report.summary()
-    assert report.passed == len(report.results) == 7
+    assert report.passed == len(report.results) == 8
 
 
 # The classic wrong answers to notebook 04's exercise.  Each must fail the
@@ -515,10 +515,81 @@ def recv_compares_with_str(sock, n):
     return data
 
 
+# From a reviewer's attempts to fool the checker.
+def fool_w_timeout_returns_partial(sock, n):
+    data = b""
+    while len(data) < n:
+        try:
+            chunk = sock.recv(n - len(data))
+        except socket.timeout:  # BUG: a timeout returns half a message as if it were whole
+            return data
+        if not chunk:
+            raise EOFError("closed")
+        data += chunk
+    return data
+
+
+def fool_w_timeout_is_eof(sock, n):
+    data = b""
+    while len(data) < n:
+        try:
+            chunk = sock.recv(n - len(data))
+        except OSError:  # BUG: a timeout (or any error) reported as the peer closing
+            raise EOFError("closed")
+        if not chunk:
+            raise EOFError("closed")
+        data += chunk
+    return data
+
+
+def fool_w_blocks_forever(sock, n):
+    sock.settimeout(None)  # BUG: removes the caller's timeout, for good
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise EOFError("closed")
+        data += chunk
+    return data
+
+
+def fool_w_busy_nonblocking(sock, n):
+    sock.setblocking(False)  # BUG: spins the CPU waiting; leaves the caller's socket non-blocking
+    data = b""
+    while len(data) < n:
+        try:
+            chunk = sock.recv(n - len(data))
+        except BlockingIOError:
+            continue
+        if not chunk:
+            raise EOFError("closed")
+        data += chunk
+    return data
+
+
+def fool_ok_makefile_unbuffered(sock, n):
+    with sock.makefile("rb", buffering=0) as f:
+        parts = []
+        left = n
+        while left:
+            b = f.read(left)
+            if not b:
+                raise EOFError
+            parts.append(b)
+            left -= len(b)
+    return b"".join(parts)
+
+
 RECV_WRONG_ANSWERS = [
     # (name, recv_exact, cases that must fail, words the hint must hold)
     ("a single recv()", recv_once, {"1-byte trickle", "peer closes mid-message", "1 MiB message"},
      "one recv() returns what has arrived so far"),
+    ("a timeout returns the partial message", fool_w_timeout_returns_partial, {"a silent peer: the socket's timeout raises TimeoutError"},
+     "when the socket timed out"),
+    ("a timeout taken for the end of the stream", fool_w_timeout_is_eof, {"a silent peer: the socket's timeout raises TimeoutError"},
+     "a timeout is not the end of the stream"),
+    ("settimeout(None)", fool_w_blocks_forever, {"exactly n in one send"}, "settimeout(None)"),
+    ("setblocking(False)", fool_w_busy_nonblocking, {"exactly n in one send"}, "setblocking(False)"),
     ("a loop without a b'' check", recv_loop_without_eof_check, {"more than n buffered", "peer closes mid-message"},
      "returns b'' at once"),
     ("recv(n) on every call, not recv(n - len(data))", recv_n_every_time,
@@ -588,7 +659,8 @@ def recv_exact_incomplete_read(sock, n):
     return data
 
 
-@pytest.mark.parametrize("right", [recv_exact_recursive, recv_exact_into, recv_exact_chunks_list, recv_exact_incomplete_read])
+@pytest.mark.parametrize("right", [recv_exact_recursive, recv_exact_into, recv_exact_chunks_list, recv_exact_incomplete_read,
+                                   fool_ok_makefile_unbuffered])
 def test_check_recv_exact_passes_a_correct_answer_written_differently(right):
     report = check_recv_exact(right, timeout=0.5, show=False)
     assert report.all_passed, report.summary()

@@ -242,6 +242,27 @@ def _read_rest(sock: socket.socket, n: int) -> bytes:
     return bytes(data)
 
 
+SILENT_TIMEOUT = 0.3  # the socket timeout in the silent-peer case
+
+
+def _same_timeout(sock: socket.socket, want: float) -> None:
+    """The student's function must leave the caller's socket as it found it."""
+    try:
+        now = sock.gettimeout()
+    except OSError:
+        return
+    if now != want:
+        why = (_("settimeout(None): a silent peer then blocks it for ever") if now is None
+               else _("setblocking(False): it then spins the CPU while it waits") if now == 0
+               else _("settimeout()"))
+        raise AssertionError(
+            _(
+                "your function changed the caller's socket timeout from {want!r} to {now!r} ({why}):"
+                " use the socket as it is, and let its timeout raise TimeoutError"
+            ).format(want=want, now=now, why=why)
+        )
+
+
 def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeout: float = 1.0, show: bool = True) -> Report:
     """Run ``recv_exact(sock, n)`` on real loopback sockets under hostile conditions.
 
@@ -255,7 +276,9 @@ def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeo
 
     def call(sock: socket.socket, n: int) -> bytes:
         try:
-            return _as_bytes(call_with_deadline(timeout + 1.0, recv_exact, sock, n))
+            got = _as_bytes(call_with_deadline(timeout + 1.0, recv_exact, sock, n))
+            _same_timeout(sock, timeout)
+            return got
         except TimeoutError as exc:
             raise AssertionError(
                 _("recv() timed out{where}: it waited for bytes that were never sent (socket timeout {timeout:g} s)").format(
@@ -392,6 +415,41 @@ def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeo
             ).format(got=len(got), n=n, data=got)
         )
 
+    def silent_peer() -> str:
+        sent, n, wait = b"0123", 10, SILENT_TIMEOUT
+        with tcp_pair(wait) as (client, server):
+            client.sendall(sent)
+            wait_until_buffered(server, len(sent), timeout)
+            started = time.monotonic()
+            try:
+                got = call_with_deadline(wait + 1.5, recv_exact, server, n)
+            except DeadlineExceeded as exc:
+                raise AssertionError(
+                    _(
+                        "{error}: the peer sent {got} of {n} bytes and went silent, and the socket's timeout"
+                        " ({wait:g} s) never fired: do not change the caller's socket (settimeout(None) waits"
+                        " for ever; setblocking(False) spins the CPU); a blocking recv() honours the timeout"
+                    ).format(error=exc, got=len(sent), n=n, wait=wait)
+                ) from None
+            except TimeoutError:
+                _same_timeout(server, wait)
+                return _("TimeoutError after {seconds:.1f} s").format(seconds=time.monotonic() - started)
+            except EOFError as exc:
+                raise AssertionError(
+                    _(
+                        "raised {error}{where} when the socket timed out, while the peer was still connected:"
+                        " a timeout is not the end of the stream (only b'' is); let TimeoutError propagate"
+                        " (catch only what you handle)"
+                    ).format(error=type(exc).__name__, where=where(exc, [recv_exact]))
+                ) from None
+        data = _as_bytes(got)
+        raise AssertionError(
+            _(
+                "returned {got} of {n} bytes ({data!r}) when the socket timed out: the caller would take half a"
+                " message for a whole one; let TimeoutError propagate (do not catch socket.timeout)"
+            ).format(got=len(data), n=n, data=data)
+        )
+
     def n_is_zero() -> str:
         with tcp_pair(timeout) as (client, server):
             got = call(server, 0)
@@ -429,6 +487,7 @@ def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeo
         (_("more than n buffered"), more_than_n_buffered),
         (_("message in two parts, the next one right behind"), next_message_right_behind),
         (_("peer closes mid-message"), peer_closes_mid_message),
+        (_("a silent peer: the socket's timeout raises TimeoutError"), silent_peer),
         (_("n = 0"), n_is_zero),
         (_("1 MiB message"), big_message),
     ]
