@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import select
 import socket
+import time
 
 import pytest
 
@@ -253,7 +255,101 @@ def stub(listener):
     raise NotImplementedError()
 
 
+# From a reviewer's attempts to fool the checker.
+def fool_w_select_3s_is_the_end(listener):
+    conn, _ = listener.accept()
+    echoed = 0
+    with conn:
+        while True:
+            r, _w, _x = select.select([conn], [], [], 3.0)
+            if not r:  # BUG: 3 s of silence taken for the end of the stream
+                break
+            data = conn.recv(4096)
+            if not data:
+                break
+            conn.sendall(data)
+            echoed += len(data)
+    return echoed
+
+
+def fool_w_default_timeout_is_the_end(listener):
+    socket.setdefaulttimeout(3.0)  # BUG: global state, and a timeout taken for the end
+    try:
+        conn, _ = listener.accept()
+    finally:
+        socket.setdefaulttimeout(None)
+    echoed = 0
+    with conn:
+        try:
+            while data := conn.recv(4096):
+                conn.sendall(data)
+                echoed += len(data)
+        except socket.timeout:
+            pass
+    return echoed
+
+
+def fool_w_busy_nonblocking(listener):
+    conn, _ = listener.accept()
+    conn.setblocking(False)  # BUG: spins the CPU while the client is silent
+    echoed = 0
+    with conn:
+        while True:
+            try:
+                data = conn.recv(4096)
+            except BlockingIOError:
+                continue
+            if not data:
+                break
+            conn.setblocking(True)
+            conn.sendall(data)
+            conn.setblocking(False)
+            echoed += len(data)
+    return echoed
+
+
+def fool_w_idle_clock_is_the_end(listener):
+    conn, _ = listener.accept()
+    conn.setblocking(False)
+    echoed = 0
+    last = time.monotonic()
+    with conn:
+        while time.monotonic() - last < 3.0:  # BUG: 3 s of quiet = done (and a busy loop)
+            try:
+                data = conn.recv(4096)
+            except BlockingIOError:
+                time.sleep(0.01)
+                continue
+            if not data:
+                break
+            last = time.monotonic()
+            conn.setblocking(True)
+            conn.sendall(data)
+            conn.setblocking(False)
+            echoed += len(data)
+    return echoed
+
+
+def fool_w_timeout_10s_is_the_end(listener):
+    conn, _ = listener.accept()
+    echoed = 0
+    with conn:
+        conn.settimeout(10.0)  # BUG: a timeout taken for the end (longer than the checker waits)
+        try:
+            while data := conn.recv(4096):
+                conn.sendall(data)
+                echoed += len(data)
+        except socket.timeout:
+            pass
+    return echoed
+
+
 WRONG = [
+    (fool_w_select_3s_is_the_end, "a client silent for a while", "select() with a timeout"),
+    (fool_w_default_timeout_is_the_end, "a client silent for a while", "took the timeout for the end"),
+    (fool_w_timeout_10s_is_the_end, "a client silent for a while", "took the timeout for the end"),
+    (fool_w_busy_nonblocking, "a client silent for a while", "it polls"),
+    (fool_w_idle_clock_is_the_end, "a client silent for a while", "it polls"),
     (one_recv, "a message that arrives in pieces", "keep reading until recv() returns b''"),
     (ignores_end_of_stream, "echoes one line", "recv() returning b''"),
     (never_closes, "closes the connection it accepted", "never closed"),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gc
 import os
+import select
 import socket
 import threading
 import time
@@ -39,6 +40,11 @@ SEND_AT_MOST = 1000  # the most one send() on the student's connection takes (se
 ECHO_WAIT = 1.0  # seconds an interactive client waits for the echo of what it sent
 SILENCE = 2.5  # seconds a client stays silent in the middle of the conversation
 MAX_SILENCE = 8.0  # ... or longer than the timeout the server set on its connection, up to this
+# A timeout the server sets on its connection (or a select() on it) lasts at most this long here: a
+# server that takes a timeout for the end of the stream then shows it within the client's silence,
+# whatever timeout it chose, and a correct one only loops a few more times.
+SHORT_TIMEOUT = 0.5
+MAX_WOULD_BLOCK = 100  # recv() calls that found nothing on a non-blocking connection: more is a polling loop
 
 ServeOneEcho = Callable[[socket.socket], Any]
 Sender = Callable[[socket.socket, "Session"], None]
@@ -53,7 +59,9 @@ class _Stats:
         self.sent_back = 0  # bytes send()/sendall() took
         self.short_sends = 0  # send() calls that took fewer bytes than offered
         self.recv_sizes: list[int] = []  # the sizes asked of recv()
-        self.timeouts: list[float | None] = []  # settimeout() calls
+        self.timeouts: list[float | None] = []  # settimeout() calls (as shortened: see SHORT_TIMEOUT)
+        self.would_block = 0  # recv() calls that raised BlockingIOError (nothing to read, non-blocking)
+        self.selected_timeouts: list[float] = []  # the timeouts of select() calls on the connection
         self.shut_down = False
 
 
@@ -68,18 +76,28 @@ class _Conn(socket.socket):
     stats: _Stats
 
     def settimeout(self, value: float | None) -> None:
+        if value is not None and value > SHORT_TIMEOUT:
+            value = SHORT_TIMEOUT
         self.stats.timeouts.append(value)
         super().settimeout(value)
 
     def recv(self, bufsize: int, *flags: int) -> bytes:
         self.stats.recv_sizes.append(bufsize)
-        data = super().recv(bufsize, *flags)
+        try:
+            data = super().recv(bufsize, *flags)
+        except BlockingIOError:
+            self.stats.would_block += 1
+            raise
         self.stats.received += len(data)
         return data
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         self.stats.recv_sizes.append(nbytes or len(memoryview(buffer)))
-        n = super().recv_into(buffer, nbytes, flags)
+        try:
+            n = super().recv_into(buffer, nbytes, flags)
+        except BlockingIOError:
+            self.stats.would_block += 1
+            raise
         self.stats.received += n
         return n
 
@@ -121,6 +139,8 @@ class _Listener(socket.socket):
         conn.stats = self.stats
         if socket.getdefaulttimeout() is None and self.gettimeout():
             conn.setblocking(True)  # as socket.accept() does
+        elif conn.gettimeout():  # socket.setdefaulttimeout(): a timeout all the same
+            conn.settimeout(conn.gettimeout())
         self.accepted.append(weakref.ref(conn))
         return conn, address
 
@@ -197,6 +217,16 @@ class Session:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ResourceWarning)
             client.start()
+            original_select = select.select
+            stats = self.stats
+
+            def shortened_select(rlist: Any, wlist: Any, xlist: Any, timeout: float | None = None) -> Any:
+                if timeout is not None and timeout > SHORT_TIMEOUT and any(isinstance(s, _Conn) for s in rlist):
+                    stats.selected_timeouts.append(timeout)
+                    timeout = SHORT_TIMEOUT
+                return original_select(rlist, wlist, xlist, timeout)
+
+            select.select = shortened_select  # type: ignore[assignment]
             try:
                 self.returned = call_with_deadline(seconds, serve, self.listener)
             except BaseException:
@@ -205,6 +235,7 @@ class Session:
                 self.listener.close()
                 raise
             finally:
+                select.select = original_select  # type: ignore[assignment]
                 client.join(self.client_timeout + 1.0)
                 gc.collect()  # a socket nobody closed is closed (and reported) when it is collected
         self.unclosed = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
@@ -324,6 +355,17 @@ def _expect_echo(session: Session, sent: bytes) -> None:
         raise AssertionError(_("sent {sent}, got back {got}").format(sent=_show(sent), got=_show(got)) + _why(session, sent, got))
 
 
+def _expect_no_polling(session: Session) -> None:
+    if session.stats.would_block > MAX_WOULD_BLOCK:
+        raise AssertionError(
+            _(
+                "while the client was silent, your server called recv() {n} times on a non-blocking connection"
+                " that had nothing to read (BlockingIOError): it polls, and keeps a CPU busy doing nothing."
+                " A blocking recv() (the default) waits without using the CPU"
+            ).format(n=session.stats.would_block)
+        )
+
+
 def _show(data: bytes) -> str:
     return repr(data) if len(data) <= 40 else _("{n:,} bytes").format(n=len(data))
 
@@ -415,8 +457,16 @@ def check_echo_server(serve_one_echo: ServeOneEcho, show: bool = True) -> Report
         session.close()
         if session.closed_early():
             if any(t is not None for t in session.stats.timeouts):
-                why = _("your server set a timeout on the connection and took the timeout for the end: a"
-                        " timeout means 'nothing has arrived yet', not 'the client is done'")
+                why = _("your server set a timeout on the connection (settimeout(), or socket.setdefaulttimeout())"
+                        " and took the timeout for the end: a timeout means 'nothing has arrived yet', not 'the"
+                        " client is done'")
+            elif session.stats.selected_timeouts:
+                why = _("select() with a timeout of {seconds:g} s returned nothing and your server took that for"
+                        " the end: an empty select() means 'nothing has arrived yet', not 'the client is"
+                        " done'").format(seconds=session.stats.selected_timeouts[0])
+            elif session.stats.would_block:
+                why = _("a non-blocking recv() that found nothing (BlockingIOError), or a clock measuring the"
+                        " quiet, means 'nothing has arrived yet', not 'the client is done'")
             else:
                 why = _("a select() or a recv() that found nothing for a while means 'nothing has arrived"
                         " yet', not 'the client is done'")
@@ -424,6 +474,7 @@ def check_echo_server(serve_one_echo: ServeOneEcho, show: bool = True) -> Report
                 "the server closed the connection while the client was silent for a few seconds but still"
                 " connected: {why}. Only recv() returning b'' says the client closed its side").format(why=why))
         _expect_echo(session, b"".join(pieces))
+        _expect_no_polling(session)
         return _("{seconds:g} s of silence, then more").format(seconds=SILENCE)
 
     def listener_stays_open() -> str:
