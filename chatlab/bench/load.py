@@ -50,7 +50,8 @@ from typing import Any, Iterator, Sequence
 
 from ..core import protocol as p
 from ..client import Client
-from ..server import FD_SETSIZE, FloodLimit, Server, normalize_name
+from ..core.chatroom import normalize_name
+from ..server import FD_SETSIZE, FloodLimit, Server
 from .common import expected_warnings, resolve_out
 
 CHAT, NOTICE, PING, ERROR, WELCOME = (int(t) for t in (p.FrameType.CHAT, p.FrameType.NOTICE, p.FrameType.PING,
