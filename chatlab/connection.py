@@ -114,7 +114,7 @@ class Connection(Session):
         return frame
 
 REFUSAL_DRAIN = 2.0  # seconds a refused connection may take to read its refusal and close
-PAUSE_ON_EMFILE = 0.1  # seconds the listener is not watched when even the spare descriptor did not help
+PAUSE_ON_EMFILE = 0.1  # seconds (at least: until the loop's next tick) the listener is not watched when even the spare did not help
 OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 DESCRIPTORS_PER_SERVER = 16  # the listener, the wake-up pair, the spare, the selector, logs...
 
@@ -201,7 +201,7 @@ class Listener:
             refusal = refuse(sock, "server-full", f"select() is limited to {FD_SETSIZE} descriptors; run the server"
                                                   " with --selector epoll", now)
             if refusal is not None:  # cannot be watched: drained once, closed
-                drain(refusal)
+                drain(refusal.sock)
                 sock.close()
             return None
         if clients >= max_clients:
@@ -233,7 +233,7 @@ class Listener:
                 refusal = refuse(sock, "server-full", "the server is out of file descriptors (ulimit -n);"
                                                       " try again later", now)
                 if refusal is not None:
-                    drain(refusal)
+                    drain(refusal.sock)
                     sock.close()
             self._open_spare()
         if self._spare is None and self.selector is not None:  # not even that: stop watching for a moment
@@ -243,7 +243,7 @@ class Listener:
 
     def on_refusal(self, refusal: Refusal) -> None:
         """A refused connection is readable: drop what it sent; close it once it closed."""
-        if drain(refusal):
+        if drain(refusal.sock):
             self._end(refusal)
 
     def tick(self, now: float) -> None:
@@ -304,11 +304,11 @@ def refuse(sock: socket.socket, code: str, text: str, now: float) -> Refusal | N
     return Refusal(sock, now + REFUSAL_DRAIN)
 
 
-def drain(refusal: Refusal) -> bool:
-    """Read and drop what a refused peer sent; ``True`` once it closed (or broke)."""
+def drain(sock: socket.socket) -> bool:
+    """Read and drop what is waiting on ``sock`` (a refused peer, the wake-up pair); ``True`` once it closed."""
     try:
         while True:
-            data = refusal.sock.recv(65536)
+            data = sock.recv(65536)
             if not data:
                 return True
     except (BlockingIOError, InterruptedError):

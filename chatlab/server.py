@@ -29,8 +29,8 @@ How the loop works (the theory, once):
   control slows it down, nothing it sent is lost and nobody else is slowed.
   A file sender whose receiver is not keeping up is still read, so that its
   chat lines and PONGs go on; only its file frames wait ("parked", at most
-  ``relay_high_water`` bytes, then it is not read either), and a receiver that
-  takes nothing for ``stall_timeout`` seconds has the transfer cancelled.
+  ``relay_high_water`` bytes, then it is not read either), and if its receiver
+  then takes nothing for ``stall_timeout`` seconds, their transfers are cancelled.
 * Every socket gets closed: a send error closes it even while it was already
   closing, and a closing one has ``CLOSE_FLUSH_TIMEOUT`` seconds to take its last bytes.
 
@@ -47,7 +47,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from .connection import FD_SETSIZE, SELECTORS, Connection, Refusal, check_descriptor_limit, open_sockets
+from .connection import FD_SETSIZE, SELECTORS, Connection, Refusal, check_descriptor_limit, drain, open_sockets
 from .core import protocol as p
 from .core.chatroom import (Broadcast, ChatRoom, Close, FloodLimit, Gone, Malformed, Output, Pause, Received, Send,
                             Settings, Stalled, Tick)
@@ -100,6 +100,7 @@ class Server(ServerStats):
         self._paused: set[Connection] = set()  # paused by flood control
         self._dirty: set[Connection] = set()  # queued to this turn: flushed at its end
         self._busy: set[Connection] = set()  # events left over after a turn's budget: handled next turn
+        self._starving: set[Connection] = set()  # not read: their parked file frames are full
         self._binary = BinaryCodec(config.max_payload)  # speaks to connections before their codec is known
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -144,16 +145,16 @@ class Server(ServerStats):
         try:
             while not self._stopping.is_set():
                 now = time.monotonic()
-                wake = [next_tick, self._listener.paused_until or next_tick] + [c.paused_until for c in self._paused]
+                wake = [next_tick] + [c.paused_until for c in self._paused]
+                wake += [c.blocked_by.drained_at + self.config.stall_timeout for c in self._starving if c.blocked_by]
                 for key, mask in self._selector.select(0.0 if self._busy else max(0.0, min(wake) - now)):
                     self._on_event(key, mask)
                 self.turns += 1
                 now = time.monotonic()
-                self._resume_paused(now)
-                self._resume_busy()
+                self._resume(now)
                 self._flush_dirty()
-                if self._listener.paused_until and now >= self._listener.paused_until:
-                    self._listener.tick(now)
+                if self._starving:
+                    self._check_starving(now)
                 if now >= next_tick:
                     self._timers(now)
                     next_tick = now + tick
@@ -166,11 +167,7 @@ class Server(ServerStats):
         if key.fileobj is self._listener.sock:
             self._accept()
         elif key.fileobj is self._wake_r:
-            try:
-                while self._wake_r.recv(512):
-                    pass
-            except OSError:
-                pass
+            drain(self._wake_r)
         elif isinstance(key.data, Refusal):
             self._listener.on_refusal(key.data)
         else:
@@ -181,21 +178,27 @@ class Server(ServerStats):
                 self._on_readable(conn)
 
     def _timers(self, now: float) -> None:
-        """Once per tick: closings past their deadline, stalled receivers, refusals, then the core's clock."""
+        """Once per tick: closings past their deadline, refusals, then the core's clock."""
         for conn in list(self._connections):
             if conn.closing is not None:
                 if now >= conn.close_by:
                     self._close(conn)
                 continue
-            if conn.parked_bytes > self.config.relay_high_water:  # we are not reading it: its silence is ours
+            if conn in self._starving:  # we are not reading it: its silence is ours
                 conn.last_heard_at, conn.ping_sent_at = now, 0.0
-            stalled = now - conn.drained_at
-            if conn.blocking and conn.outbox and stalled > self.config.stall_timeout:
-                for sender in list(conn.blocking):
-                    self._feed(sender, Stalled(sender, conn, stalled))
-                    self._unblock(conn, [sender])
         self._listener.tick(now)
         self._apply(None, self.room.handle(Tick(), now))
+
+    def _check_starving(self, now: float) -> None:
+        """A sender we stopped reading (its parked frames are full) whose receiver took nothing for
+        ``stall_timeout``: the core cancels their transfers, and the sender is read again."""
+        for sender in list(self._starving):
+            receiver = sender.blocked_by
+            if receiver is not None and now - receiver.drained_at >= self.config.stall_timeout:
+                self._feed(sender, Stalled(sender, receiver, now - receiver.drained_at))
+                self._unblock(receiver, [sender])
+            elif receiver is None:
+                self._starving.discard(sender)
 
     def _accept(self) -> None:
         now = time.monotonic()
@@ -253,9 +256,7 @@ class Server(ServerStats):
         return got
 
     def _recv_payload(self, conn: Connection, view: memoryview) -> None:
-        """Read a big payload into its own buffer, and go on while the kernel has bytes for it:
-        a loopback socket hands over 64 KiB or so per call, and a trip through select() for
-        each piece costs more than the piece."""
+        """Read a big payload into its own buffer while the kernel has bytes for it (a trip through select() per piece costs more than the piece)."""
         codec: Any = conn.codec
         while view:
             got = self._recv(conn, view)
@@ -294,6 +295,7 @@ class Server(ServerStats):
             elif isinstance(event, p.Frame) and conn.blocked_by is not None:  # backpressure: park file frames
                 conn.park(event)
                 if conn.parked_bytes > self.config.relay_high_water:  # and stop reading once that is full
+                    self._starving.add(conn)
                     self._update_events(conn)
                     return
             else:
@@ -311,18 +313,15 @@ class Server(ServerStats):
             self._trace("in", who, event.item)
         self._apply(conn, outputs)
 
-    def _resume_busy(self) -> None:
-        for conn in list(self._busy):
+    def _resume(self, now: float) -> None:
+        """Connections whose flood pause is over, and those with events left from the last turn."""
+        for conn in [c for c in self._paused if c.paused_until <= now] + list(self._busy):
+            if conn.paused_until <= now:
+                self._paused.discard(conn)
+                conn.paused_until = 0.0
             self._busy.discard(conn)
             self._process(conn)
             self._update_events(conn)
-
-    def _resume_paused(self, now: float) -> None:
-        for conn in [c for c in self._paused if c.paused_until <= now]:
-            self._paused.discard(conn)
-            conn.paused_until = 0.0
-            self._update_events(conn)
-            self._process(conn)
 
     # ------------------------------------------------- applying the core's outputs
 
@@ -421,6 +420,7 @@ class Server(ServerStats):
         """``conn``'s queue drained (or its transfers were cancelled): the senders' parked frames go on."""
         for sender in senders:
             conn.blocking.discard(sender)
+            self._starving.discard(sender)
             sender.blocked_by = None
             self._process(sender)
             self._update_events(sender)
@@ -448,8 +448,7 @@ class Server(ServerStats):
     # --------------------------------------------------------- disconnects
 
     def _disconnect(self, conn: Connection, reason: str, flush: bool = False) -> None:
-        """Remove a client from the chat at once; close its socket now, or after its queue is sent
-        (within CLOSE_FLUSH_TIMEOUT).  Called again without ``flush``, it closes at once."""
+        """Out of the chat at once; the socket closes now, or once its queue is sent (``flush``, at most CLOSE_FLUSH_TIMEOUT)."""
         if conn not in self._connections:
             return
         if conn.closing is None:
@@ -472,6 +471,7 @@ class Server(ServerStats):
         self._paused.discard(conn)
         self._busy.discard(conn)
         self._dirty.discard(conn)
+        self._starving.discard(conn)
         self.room.handle(Gone(conn, conn.closing or "closed"), time.monotonic())  # a no-op unless shutting down
         if conn.events:
             self._selector.unregister(conn.sock)

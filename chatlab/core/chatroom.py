@@ -96,7 +96,7 @@ class Settings:
     max_transfers_per_pair: int = MAX_PER_PAIR  # offered or going at once from one sender to one receiver
     offer_timeout: float = OFFER_TIMEOUT  # an offer nobody answers is withdrawn after this long
     transfer_idle_timeout: float = IDLE_TIMEOUT  # an accepted relayed transfer with no frame for this long is cancelled
-    stall_timeout: float = 5.0  # a receiver that takes nothing this long while a sender's file frames wait: cancelled
+    stall_timeout: float = 1.0  # a receiver that took nothing this long while its sender is held back: cancelled
 
     selector: str = "select"
     max_clients: int = 200
@@ -197,8 +197,8 @@ class TokenBucket:
     def take(self, now: float) -> float:
         """Take a token: ``0.0`` if there was one, else how long to wait until there is."""
         self.refill(now)
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
+        if self.tokens >= 1.0 - 1e-9:  # (a pause computed to end exactly at one token may leave 0.99999...)
+            self.tokens = max(0.0, self.tokens - 1.0)
             return 0.0
         return (1.0 - self.tokens) / self.rate
 
