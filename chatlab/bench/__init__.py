@@ -21,6 +21,9 @@ Scenarios:
 * ``chat``: chat round trips during a transfer, priority writer vs FIFO writer.
 * ``irc``: IRC fan-out, N IRC clients in one channel: chatlab's text mode against
   ngircd (a C IRC server, if installed), driven by the same IRC load generator.
+* ``classday``: a class day: N students (``--students``, 60) chat, whisper, send
+  files, run bots and leave in every way there is; nothing lost, and once all
+  have left the server idles at ~0 CPU with no descriptor leaked.
 * ``load``: many clients at once with nothing lost, and slow or dead peers
   dropped without slowing the others (its own options: ``bench load --help``).
 * ``sweep``: the throughput sweeps and chat latencies behind notebooks 06 and 07.
@@ -44,7 +47,7 @@ from typing import Any, Callable
 from .common import Scenario, Verdict, bench_logging, machine_summary, raise_nofile_limit, resolve_out, write_csv
 
 COMMITTED_OUT = Path("data") / "bench"  # where the figures of the README and docs/PERFORMANCE.md live
-SCENARIOS = ("transfer", "fanout", "scaling", "memory", "chat", "irc")
+SCENARIOS = ("transfer", "fanout", "scaling", "memory", "chat", "irc", "classday")
 MODULES = {"chat": "chat_latency", "irc": "irc_fanout"}  # scenario -> module, where the names differ
 EXTRA = ("load", "sweep")
 
