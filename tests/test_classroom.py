@@ -409,3 +409,50 @@ def test_ctrl_c_on_the_server_prints_a_one_line_summary(tmp_path):
             child.communicate()
     assert "stopped: 1 connections served (at most 1 at once)" in out and "messages" in out, (out, err)
     assert "Traceback" not in err
+
+
+# ----------------------------------------------------------------- the client's files (items 6 and the class)
+
+
+def test_the_api_creates_its_download_dir(server, tmp_path):
+    downloads = tmp_path / "fresh" / "downloads"  # a fresh clone has no such folder
+    source = tmp_path / "sample.bin"
+    source.write_bytes(os.urandom(20_000))
+    with chatlab.Client.connect(server.address, nick="bob", download_dir=downloads) as bob, \
+            chatlab.Client.connect(server.address, nick="alice") as alice:
+        alice.send_file(source, to="bob").wait(timeout=10)
+        received = bob.wait_for(chatlab.FileReceived, timeout=10)
+    assert received.path.read_bytes() == source.read_bytes()
+
+
+def test_offers_that_send_nothing_leave_no_part_files(server, raw, tmp_path):
+    with chatlab.Client.connect(server.address, nick="bob", download_dir=tmp_path) as bob:
+        mallory = raw("mallory")
+        for sid in range(1, 5):
+            mallory.send(p.FileOffer(sid, "bob", f"junk{sid}.bin", 10**6, "ab" * 32))
+        for _ in range(4):
+            mallory.expect(p.FileAccept)  # bob's auto-accept said yes to each
+        assert bob.who().users  # a round trip: every offer was handled
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_offer_of_the_same_name_from_another_sender_does_not_touch_a_part(server, raw, tmp_path):
+    data = os.urandom(10_000)
+    with chatlab.Client.connect(server.address, nick="bob", download_dir=tmp_path) as bob:
+        alice = raw("alice")
+        alice.send(p.FileOffer(1, "bob", "homework.pdf", len(data), ""))
+        sid = alice.expect(p.FileAccept).stream_id
+        alice.sock.sendall(p.encode(p.FileChunk(sid, 0, data[:4000])))
+        assert wait_until(lambda: (tmp_path / "homework.pdf.part").exists()
+                          and (tmp_path / "homework.pdf.part").stat().st_size == 4000)
+        alice.close()  # alice's laptop dies: her .part stays for a resume
+        assert wait_until(lambda: "alice" not in bob.who().users)
+        mallory = raw("mallory")
+        mallory.send(p.FileOffer(1, "bob", "homework.pdf", len(data), ""))  # same name, same size
+        accept = mallory.expect(p.FileAccept)
+        assert accept.offset == 0  # mallory does not resume alice's bytes...
+        mallory.sock.sendall(p.encode(p.FileChunk(accept.stream_id, 0, b"x" * 100)))
+        mallory.send(p.Ping(1))
+        mallory.expect(p.Pong)
+        assert bob.who().users
+    assert (tmp_path / "homework.pdf.part").read_bytes() == data[:4000]  # ...nor truncate them

@@ -42,6 +42,7 @@ GROUP = 10  # students per room
 PING = 2.0  # the server's keepalive for this run: a vanished peer is dropped after 2 x PING
 LEAVES = ("quit", "close", "rst", "vanish")
 IDLE_SECONDS = 10.0
+DRAIN = 3.0  # seconds students go on reading after the last line is said
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -114,13 +115,13 @@ class BinaryStudent:
     def live(self) -> None:
         """Until the day ends: read events; every few seconds, an action."""
         next_action = time.monotonic() + self.rng.uniform(0.5, 3.0)
-        while time.monotonic() < self.day.ends_at:
+        while time.monotonic() < self.day.ends_at + DRAIN:  # the last lines said still arrive
             try:
-                event = self.client.next_event(timeout=max(0.01, next_action - time.monotonic()))
+                event = self.client.next_event(timeout=max(0.01, min(next_action, self.day.ends_at + DRAIN) - time.monotonic()))
                 self.on_event(event)
             except TimeoutError:
                 pass
-            if time.monotonic() >= next_action:
+            if time.monotonic() >= next_action and time.monotonic() < self.day.ends_at:
                 self.act()
                 next_action = time.monotonic() + self.rng.uniform(1.0, 4.0)
 
@@ -212,9 +213,9 @@ class IrcStudent:
 
     def live(self) -> None:
         next_action = time.monotonic() + self.rng.uniform(0.5, 3.0)
-        while time.monotonic() < self.day.ends_at:
-            self.read(next_action - time.monotonic())
-            if time.monotonic() >= next_action:
+        while time.monotonic() < self.day.ends_at + DRAIN:  # the last lines said still arrive
+            self.read(min(next_action, self.day.ends_at + DRAIN) - time.monotonic())
+            if time.monotonic() >= next_action and time.monotonic() < self.day.ends_at:
                 self.act()
                 next_action = time.monotonic() + self.rng.uniform(1.0, 4.0)
 
@@ -377,8 +378,7 @@ def _day(args: argparse.Namespace, sc: Scenario, server: Child, selector: str, s
     peaks: dict[str, int] = {}
     _watch(server, day.ends_at, peaks)
     for thread in threads:
-        thread.join(30)
-    time.sleep(1.0)  # the last lines in flight arrive
+        thread.join(30 + DRAIN)
     for i, student in enumerate(students):
         student.leave("quit" if i % 2 == 0 else "close")
     lost, reordered = _losses(day.ledger, day.rooms)
