@@ -39,7 +39,8 @@ from ..errors import ChatlabError
 from .common import Child, Scenario, percentile, table, write_csv
 
 GROUP = 10  # students per room
-PING = 2.0  # the server's keepalive for this run: a vanished peer is dropped after 2 x PING
+PING = 2.0  # the server's keepalive for a class: a vanished peer is dropped after 2 x PING (10 s above 100 students,
+# whose threads here share one interpreter: a student's PONG may wait seconds for its turn)
 LEAVES = ("quit", "close", "rst", "vanish")
 IDLE_SECONDS = 10.0
 DRAIN = 3.0  # seconds students go on reading after the last line is said
@@ -89,6 +90,7 @@ class Day:
     rooms: dict[str, str]  # nick -> its group room
     files: Path
     rng_seed: int
+    pace: float = 1.0  # seconds between a student's actions are uniform(1, 4) times this
 
     def classmates(self, nick: str) -> list[str]:
         return [n for n, room in self.rooms.items() if room == self.rooms[nick] and n != nick]
@@ -106,6 +108,7 @@ class BinaryStudent:
 
     def __init__(self, day: Day, nick: str) -> None:
         self.day, self.nick, self.rng = day, nick, random.Random(f"{day.rng_seed}-{nick}")
+        self.pace = day.pace
         inbox = day.files / nick
         inbox.mkdir(parents=True, exist_ok=True)
         self.client = Client.connect(day.address, nick, download_dir=inbox, timeout=30)
@@ -123,7 +126,7 @@ class BinaryStudent:
                 pass
             if time.monotonic() >= next_action and time.monotonic() < self.day.ends_at:
                 self.act()
-                next_action = time.monotonic() + self.rng.uniform(1.0, 4.0)
+                next_action = time.monotonic() + self.pace * self.rng.uniform(1.0, 4.0)
 
     def on_event(self, event: Any) -> None:
         if isinstance(event, p.ChatMessage) and event.sender != self.nick:
@@ -176,6 +179,7 @@ class IrcStudent:
 
     def __init__(self, day: Day, nick: str) -> None:
         self.day, self.nick, self.rng = day, nick, random.Random(f"{day.rng_seed}-{nick}")
+        self.pace = day.pace
         self.sock = socket.create_connection(day.address, timeout=30)
         self.sock.sendall(f"NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\nJOIN #{day.rooms[nick]}\r\n".encode())
         self.buffer = b""
@@ -217,7 +221,7 @@ class IrcStudent:
             self.read(min(next_action, self.day.ends_at + DRAIN) - time.monotonic())
             if time.monotonic() >= next_action and time.monotonic() < self.day.ends_at:
                 self.act()
-                next_action = time.monotonic() + self.rng.uniform(1.0, 4.0)
+                next_action = time.monotonic() + self.pace * self.rng.uniform(1.0, 4.0)
 
     def act(self) -> None:
         mates = self.day.classmates(self.nick)
@@ -338,8 +342,9 @@ def run(args: argparse.Namespace, out: Path) -> Scenario:
     seconds = 30.0 if args.quick else args.minutes * 60
     selector = args.selector or ("select" if args.students <= 200 else "epoll")
     rng = random.Random(args.seed)
+    ping = PING if args.students <= 100 else 10.0
     server = Child("server", "--selector", selector, "--max-clients", str(4 * args.students + 100),
-                   "--ping-interval", str(PING))
+                   "--ping-interval", str(ping))
     held: list[socket.socket] = []
     try:
         base = server.ask("stats")
@@ -347,7 +352,7 @@ def run(args: argparse.Namespace, out: Path) -> Scenario:
             row = _day(args, sc, server, selector, seconds, rng, held, Path(tmp))
         for sock in held:
             sock.close()
-        time.sleep(2 * PING + 1.5)  # the vanished are dropped by keepalive; everyone else left already
+        time.sleep(2 * ping + 1.5)  # the vanished are dropped by keepalive; everyone else left already
         after = server.ask("stats")
         cpu = server.cpu()
         time.sleep(IDLE_SECONDS)
@@ -366,7 +371,8 @@ def run(args: argparse.Namespace, out: Path) -> Scenario:
 
 def _day(args: argparse.Namespace, sc: Scenario, server: Child, selector: str, seconds: float, rng: random.Random,
          held: list[socket.socket], files: Path) -> dict[str, Any]:
-    day = Day(server.address, 0.0, Ledger(), {}, files, args.seed)
+    # A lecture hall talks less per head than a lab: above 60 students, each speaks proportionally less often.
+    day = Day(server.address, 0.0, Ledger(), {}, files, args.seed, pace=max(1.0, args.students / 60))
     for i in range(args.students):
         day.rooms[f"s{i:03d}"] = f"group{i // GROUP}"
     print(f"  {args.students} students on {selector} for {seconds:.0f} s (the machine is shared: timings are noisy)",
