@@ -456,3 +456,38 @@ def test_an_offer_of_the_same_name_from_another_sender_does_not_touch_a_part(ser
         mallory.expect(p.Pong)
         assert bob.who().users
     assert (tmp_path / "homework.pdf.part").read_bytes() == data[:4000]  # ...nor truncate them
+
+
+# ----------------------------------------------------------------- class mode for notebooks
+
+
+def test_class_mode_keeps_scripted_characters_in_the_students_own_room(server, monkeypatch):
+    import chatlab.teach
+    monkeypatch.setenv(chatlab.teach.SERVER_ENV, f"{server.address[0]}:{server.address[1]}")
+    with chatlab.Client.connect(server.address, nick="teacher") as teacher, chatlab.teach.lab_server() as lab:
+        assert lab.shared
+        with lab.connect("alice") as alice, lab.connect("bob") as bob:
+            assert alice.nick != "alice" and alice.nick.startswith("alice_")
+            assert alice.room == bob.room == lab.room() != "lobby"
+            alice.say("lunch?")
+            assert bob.wait_for(chatlab.ChatMessage, timeout=5).text == "lunch?"
+        with pytest.raises(TimeoutError):  # the lobby heard none of it: no joins, no lines, no quits
+            teacher.wait_for((chatlab.ChatMessage, chatlab.Notice), timeout=0.5,
+                             predicate=lambda m: getattr(m, "sender", getattr(m, "nick", "")) != "teacher")
+        with chatlab.teach.lab_server(own=True) as own:  # a cell that reads the server's memory gets its own
+            assert not own.shared and own.server is not None and own.address != server.address
+            with own.connect("alice") as alice:
+                assert alice.nick == "alice" and own.server.nicks == ["alice"]
+
+
+def test_hello_can_land_in_a_room_of_its_own_with_the_rooms_rules():
+    room = ChatRoom(Settings(flood_limit=None, room_passwords={"exam": "pw"}))
+    ana, bob, eve = Session(peer="127.0.0.1:1"), Session(peer="127.0.0.1:2"), Session(peer="127.0.0.1:3")
+    for session in (ana, bob, eve):
+        room.connect(session, 0.0)
+    room.handle(core.Received(ana, p.Hello("ana")), 0.0)
+    outputs = room.handle(core.Received(bob, p.Hello("bob", "", "#ana-3f9c")), 0.0)
+    assert outputs[0].message.room == "#ana-3f9c"
+    assert all(ana not in getattr(o, "to", []) for o in outputs)  # the lobby did not see bob arrive
+    outputs = room.handle(core.Received(eve, p.Hello("eve", "wrong", "exam")), 0.0)
+    assert outputs[0].message.room == "lobby" and outputs[-1].message.code == "bad-password"

@@ -411,8 +411,26 @@ class ChatRoom:
         session.nick, session.nick_key = nick, key
         self.nicks[key] = session
         log.info("%s is %s", session.peer, nick)
-        welcome = Send(session, p.Welcome(nick, self.room_display(self.settings.default_room), self.settings.motd))
-        return [welcome, *self._enter_room(session, self.settings.default_room)]
+        room = self.settings.default_room
+        refused = self._may_enter(session, hello.room, hello.password) if hello.room else None
+        if hello.room and refused is None:
+            room = hello.room
+            if normalize_name(room) not in self.rooms and hello.password:
+                self.passwords[normalize_name(room)] = hello.password  # its creator sets the key
+        welcome = Send(session, p.Welcome(nick, self.room_display(room), self.settings.motd))
+        return [welcome, *self._enter_room(session, room), *([refused] if refused else [])]
+
+    def _may_enter(self, session: Session, room: str, password: str) -> Send | None:
+        """Why ``session`` may not land in ``room`` (an error to send), or ``None``."""
+        key = normalize_name(room)
+        if not ROOM_RE.fullmatch(room):
+            return self._error(session, "bad-room", f"{room!r} is not a valid room name: 1-32 letters, digits, '_' or '-'")
+        if key not in self.rooms and key != self.default_key and len(self.rooms) >= self.settings.max_rooms:
+            return self._error(session, "too-many-rooms", f"the server already has {self.settings.max_rooms} rooms")
+        expected = self.passwords.get(key)
+        if expected is not None and not hmac.compare_digest(expected.encode(), password.encode()):
+            return self._error(session, "bad-password", f"room {room!r} needs the right password")
+        return None
 
     def on_say(self, session: Session, say: p.Say) -> list[Output]:
         problem = self._check_text(session, say.text)

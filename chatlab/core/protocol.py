@@ -262,13 +262,25 @@ class FrameDecoder:
 # --------------------------------------------------------------------------
 
 
+# Fields added after version 1's first release: written only when they are not at their
+# default, so a frame that does not use them is byte for byte what older peers sent
+# (and older peers, which ignore keys they do not know, can read the ones that do).
+LATER = {"omit_default": True}
+
+
 @dataclass(frozen=True)
 class Hello:
-    """Client -> server, first frame on a connection: who I am."""
+    """Client -> server, first frame on a connection: who I am.
+
+    ``room``, when not empty, is where to land instead of the default room (with
+    ``password`` as its key): a notebook's scripted characters go straight to their
+    student's own room, and the lobby never sees them come and go.
+    """
 
     TYPE: ClassVar[FrameType] = FrameType.HELLO
     nick: str
     password: str = ""
+    room: str = field(default="", metadata=LATER)
 
 
 @dataclass(frozen=True)
@@ -399,10 +411,6 @@ class WhoReply:
     rooms: dict[str, int] = field(default_factory=dict)
 
 
-# Fields added after version 1's first release: written only when they are not at their
-# default, so a frame that does not use them is byte for byte what older peers sent
-# (and older peers, which ignore keys they do not know, can read the ones that do).
-LATER = {"omit_default": True}
 
 
 @dataclass(frozen=True)
