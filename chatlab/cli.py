@@ -49,16 +49,17 @@ def room_password(text: str) -> tuple[str, str]:
 
 def server_options(args: argparse.Namespace) -> dict[str, object]:
     """The ``Server(...)`` keyword arguments that ``chatlab server``'s options ask for."""
+    from .core.chatroom import normalize_name
     from .core.protocol import describe
     from .server import FloodLimit
 
     options: dict[str, object] = {"selector": args.selector, "max_clients": args.max_clients}
     options["flood_limit"] = None if args.no_flood_limit else FloodLimit(rate=args.flood_rate)
-    from .core.chatroom import Settings, normalize_name
+    from .core.chatroom import Settings
 
     passwords: dict[str, str] = {}
     for room, password in args.room_password or []:
-        if normalize_name(room) in (normalize_name(known) for known in passwords):
+        if normalize_name(room) in (normalize_name(known) for known in passwords):  # the key the server uses
             raise ValueError(_("--room-password gives room {room!r} twice").format(room=room))
         if normalize_name(room.lstrip("#")) == normalize_name(Settings.default_room):
             raise ValueError(_("--room-password cannot protect {room!r}: everyone lands in the default room on"

@@ -49,8 +49,21 @@ from typing import Any, Callable
 
 from .connection import FD_SETSIZE, SELECTORS, Connection, Refusal, check_descriptor_limit, drain, open_sockets
 from .core import protocol as p
-from .core.chatroom import (Broadcast, ChatRoom, Close, FloodLimit, Gone, Malformed, Output, Pause, Received, Send,
-                            Settings, Stalled, Tick)
+from .core.chatroom import (
+    Broadcast,
+    ChatRoom,
+    Close,
+    FloodLimit,
+    Gone,
+    Malformed,
+    Output,
+    Pause,
+    Received,
+    Send,
+    Settings,
+    Stalled,
+    Tick,
+)
 from .core.codecs import BinaryCodec, CodecFactory, Event, sniff
 from .core.relay import Forward
 from .errors import ChatlabError

@@ -18,10 +18,9 @@ from pathlib import Path
 import pytest
 
 import chatlab
-from chatlab.core import protocol as p
 from chatlab.core import chatroom as core
+from chatlab.core import protocol as p
 from chatlab.core.chatroom import ChatRoom, FloodLimit, Session, Settings
-
 from conftest import RawPeer
 
 REPO = Path(__file__).resolve().parent.parent

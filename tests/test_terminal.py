@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 
 import chatlab
-from chatlab.core import protocol as p
 from chatlab import terminal
 from chatlab.client import Disconnected, FileStarted
-from chatlab.errors import TransferError
+from chatlab.core import protocol as p
 from chatlab.core.transfer import TransferStats
+from chatlab.errors import TransferError
 from chatlab.terminal import Command, TerminalSession, format_event, parse_command, run_terminal_client
 
 REPO = Path(__file__).resolve().parent.parent

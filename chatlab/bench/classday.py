@@ -36,7 +36,8 @@ from ..client import Client
 from ..core import protocol as p
 from ..core.irc import parse_line
 from ..errors import ChatlabError
-from .common import Child, Scenario, percentile, table, write_csv
+from ..stats import percentile
+from .common import Child, Scenario, server_child, table, write_csv
 
 GROUP = 10  # students per room
 PING = 2.0  # the server's keepalive for a class: a vanished peer is dropped after 2 x PING (10 s above 100 students,
@@ -343,8 +344,7 @@ def run(args: argparse.Namespace, out: Path) -> Scenario:
     selector = args.selector or ("select" if args.students <= 200 else "epoll")
     rng = random.Random(args.seed)
     ping = PING if args.students <= 100 else 10.0
-    server = Child("server", "--selector", selector, "--max-clients", str(4 * args.students + 100),
-                   "--ping-interval", str(ping))
+    server = server_child(selector, max_clients=4 * args.students + 100, ping_interval=ping)
     held: list[socket.socket] = []
     try:
         base = server.ask("stats")

@@ -44,11 +44,11 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, NamedTuple, Union
 
-from . import protocol as p
 from ..errors import RemoteProtocolError
+from . import protocol as p
 from .relay import IDLE_TIMEOUT, MAX_PER_PAIR, MAX_TRANSFERS, OFFER_TIMEOUT, RELAY_HIGH_WATER, FileRelay, Forward, Send
 
-log = logging.getLogger("chatlab.server")
+log = logging.getLogger(__name__)  # "chatlab.core.chatroom": the chat rules log who is dropped and why
 
 RESERVED_NICKS = frozenset({"server", "chatlab", "admin", "root", "system", "operator", "nickserv", "everyone"})
 NICK_RE = re.compile(r"^[^\W\d][\w\-]{0,19}$")  # a letter first, then letters, digits, _ and -

@@ -28,8 +28,8 @@ import itertools
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
-from . import protocol as p
 from ..errors import RemoteProtocolError
+from . import protocol as p
 
 MAX_TRANSFERS = 32  # transfers offered or going at once, per sender and per receiver: the tables stay bounded
 MAX_PER_PAIR = 4  # ... and from one sender to one receiver: one client cannot take all of someone's slots
@@ -69,7 +69,7 @@ class Forward(NamedTuple):
 
 
 @dataclass(eq=False)
-class Transfer:
+class RelayedTransfer:
     """One file on its way through the server."""
 
     sender: Peer
@@ -102,8 +102,8 @@ class FileRelay:
         self.max_per_pair = max_per_pair
         self.offer_timeout = offer_timeout
         self.idle_timeout = idle_timeout
-        self.sending: dict[Peer, dict[int, Transfer]] = {}  # by the sender's stream id
-        self.receiving: dict[Peer, dict[int, Transfer]] = {}  # by the receiver's stream id
+        self.sending: dict[Peer, dict[int, RelayedTransfer]] = {}  # by the sender's stream id
+        self.receiving: dict[Peer, dict[int, RelayedTransfer]] = {}  # by the receiver's stream id
         self._next_sid: dict[Peer, itertools.count[int]] = {}
 
     # ------------------------------------------------------------------ rules
@@ -118,7 +118,7 @@ class FileRelay:
             return [Send(sender, p.FileReject(offer.stream_id, reason))]
         assert target is not None
         counter = self._next_sid.setdefault(target, itertools.count(1))
-        transfer = Transfer(sender, offer.stream_id, target, p.INCOMING_STREAM_BIT | next(counter), updated_at=now)
+        transfer = RelayedTransfer(sender, offer.stream_id, target, p.INCOMING_STREAM_BIT | next(counter), updated_at=now)
         sending[transfer.sender_sid] = transfer
         self.receiving.setdefault(target, {})[transfer.receiver_sid] = transfer
         # The token (a direct connection offered) goes along: the receiver needs it to recognise the sender.
@@ -160,27 +160,31 @@ class FileRelay:
             if kind in QUIET_STRAYS:
                 return []
             return [Send(peer, p.ErrorMessage("no-such-transfer", f"you have no transfer with stream id {sid:#x}"))]
-        if transfer.sender is peer:
-            if kind is p.FrameType.FILE_CHUNK and not transfer.accepted:
-                raise RemoteProtocolError(f"FILE_CHUNK for stream {sid} before the receiver accepted it")
-        # Check it, so a malformed frame costs its sender and not the peer's connection.
-        payload = frame.payload
-        if kind is p.FrameType.FILE_CHUNK:
-            if len(payload) < p.CHUNK_PREFIX.size:
-                raise RemoteProtocolError(f"FILE_CHUNK payload of {len(payload)} bytes is shorter than its offset")
-        else:
-            message = p.decode_message(frame)  # a few bytes of control
-            if isinstance(message, p.FileAccept) and transfer.receiver is peer:
-                transfer.accepted = True
-                if message.direct:
-                    payload = self._stamp(transfer, message)
+        payload = self._checked_payload(peer, frame, transfer)
         transfer.updated_at = now
         other, other_sid = transfer.other_side(peer)
         if kind in ENDS_TRANSFER or (kind is p.FrameType.FILE_DONE and peer is transfer.receiver):
             self.end(transfer)
         return [Forward(other, kind, other_sid, frame.flags, payload, kind is p.FrameType.FILE_CHUNK)]
 
-    def _stamp(self, transfer: Transfer, accept: p.FileAccept) -> bytes:
+    def _checked_payload(self, peer: Peer, frame: p.Frame, transfer: RelayedTransfer) -> bytes:
+        """The payload to forward, checked, so that a malformed frame costs its sender and not
+        the peer's connection; a FILE_ACCEPT opens the gate (and gets the direct address stamped)."""
+        kind, payload = frame.type, frame.payload
+        if kind is p.FrameType.FILE_CHUNK:
+            if transfer.sender is peer and not transfer.accepted:
+                raise RemoteProtocolError(f"FILE_CHUNK for stream {frame.stream_id} before the receiver accepted it")
+            if len(payload) < p.CHUNK_PREFIX.size:
+                raise RemoteProtocolError(f"FILE_CHUNK payload of {len(payload)} bytes is shorter than its offset")
+            return payload
+        message = p.decode_message(frame)  # a few bytes of control
+        if isinstance(message, p.FileAccept) and transfer.receiver is peer:
+            transfer.accepted = True
+            if message.direct:
+                return self._stamp(transfer, message)
+        return payload
+
+    def _stamp(self, transfer: RelayedTransfer, accept: p.FileAccept) -> bytes:
         """The receiver names only the port of its direct listener; the host is the receiver's
         address as the server sees it, so a receiver cannot aim the sender at anyone else."""
         _host, _sep, port = accept.direct.rpartition(":")
@@ -192,7 +196,7 @@ class FileRelay:
         stamped = p.encode(p.FileAccept(accept.stream_id, accept.offset, where))
         return stamped[p.HEADER_SIZE:]
 
-    def end(self, transfer: Transfer) -> None:
+    def end(self, transfer: RelayedTransfer) -> None:
         self.sending.get(transfer.sender, {}).pop(transfer.sender_sid, None)
         self.receiving.get(transfer.receiver, {}).pop(transfer.receiver_sid, None)
 
@@ -216,7 +220,7 @@ class FileRelay:
                     outputs += self._cancel(transfer, f"nothing moved for {self.idle_timeout:g} s")
         return outputs
 
-    def _cancel(self, transfer: Transfer, reason: str) -> list[Send | Forward]:
+    def _cancel(self, transfer: RelayedTransfer, reason: str) -> list[Send | Forward]:
         self.end(transfer)
         return [Send(transfer.sender, p.FileCancel(transfer.sender_sid, reason)),
                 Send(transfer.receiver, p.FileCancel(transfer.receiver_sid, reason))]
@@ -250,5 +254,5 @@ class FileRelay:
         return len(self.sending.get(peer, ())), len(self.receiving.get(peer, ()))
 
 
-__all__ = ["FileRelay", "Transfer", "Forward", "Send", "Peer", "MAX_TRANSFERS", "MAX_PER_PAIR", "RELAY_HIGH_WATER",
+__all__ = ["FileRelay", "RelayedTransfer", "Forward", "Send", "Peer", "MAX_TRANSFERS", "MAX_PER_PAIR", "RELAY_HIGH_WATER",
            "OFFER_TIMEOUT", "IDLE_TIMEOUT"]
