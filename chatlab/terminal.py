@@ -37,10 +37,22 @@ from .client import Address, Client, Disconnected, Transfer
 from .core import protocol as p
 from .errors import ChatlabError, ConnectionBroken, ConnectionClosed, NickError, ServerError
 from .i18n import _
-from .terminal_text import HELP, Command, _percent, _summary, clean, format_event, parse_command
+from .terminal_text import (
+    HELP,
+    Command,
+    _percent,
+    _summary,
+    clean,
+    format_event,
+    help_lines,
+    parse_command,
+    shown_reason,
+)
 from .units import format_size
 
-__all__ = ["run_terminal_client", "parse_command", "format_event", "format_size", "Command", "TerminalSession", "HELP"]
+# parse_command, format_event, shown_reason...: the text side, in terminal_text.py, named here too (tests, notebooks)
+__all__ = ["run_terminal_client", "parse_command", "format_event", "format_size", "Command", "TerminalSession", "HELP",
+           "shown_reason"]
 
 # Exit codes of run_terminal_client.
 EXIT_OK = 0  # /quit, end of input, Ctrl-C, Ctrl-D
@@ -209,7 +221,7 @@ class TerminalSession:
         self.answer_offer("reject", number)
 
     def _help(self) -> None:
-        for line in _(HELP).splitlines():
+        for line in help_lines():
             self.write(line)
 
     def answer_offer(self, verb: str, number: str | None) -> None:

@@ -42,6 +42,13 @@ Commands:
   /quit [REASON]         leave the chat (end of input and Ctrl-D do the same)
   /help                  this list""")
 
+
+
+def help_lines() -> list[str]:
+    """The help, in the current language, one line each."""
+    return _(HELP).splitlines()
+
+
 # name -> (usage, minimum args, maximum args)
 _COMMANDS: dict[str, tuple[str, int, int]] = {
     "me": ("/me ACTION", 1, 1),
@@ -321,5 +328,5 @@ def _summary(transfer: Transfer, stats: Any) -> str:
     return _(" ({sent} in {took}{rate})").format(sent=format_size(sent), took=took, rate=rate)
 
 
-__all__ = ["HELP", "Command", "parse_command", "format_event", "format_error", "format_duration", "clean",
+__all__ = ["HELP", "help_lines", "Command", "parse_command", "format_event", "format_error", "format_duration", "clean",
            "shown_reason", "format_size"]

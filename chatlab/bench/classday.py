@@ -313,7 +313,8 @@ def _later(delay: float, fn: Any, *args: Any) -> None:
     try:
         fn(*args)
     except (OSError, ChatlabError, ValueError) as exc:
-        ledger = args[0].ledger if args and isinstance(args[0], Day) else getattr(fn, "__self__", None).day.ledger
+        owner: Any = getattr(fn, "__self__", None)  # a student's bound method, or a function given the Day
+        ledger = args[0].ledger if args and isinstance(args[0], Day) else owner.day.ledger
         with ledger.lock:
             ledger.errors.append(f"{getattr(fn, '__qualname__', fn)}: {type(exc).__name__}: {exc}")
 
