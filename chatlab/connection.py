@@ -114,7 +114,8 @@ class Connection(Session):
         return frame
 
 REFUSAL_DRAIN = 2.0  # seconds a refused connection may take to read its refusal and close
-PAUSE_ON_EMFILE = 0.1  # seconds (at least: until the loop's next tick) the listener is not watched when even the spare did not help
+# Seconds (at least: until the loop's next tick) the listener is not watched when even the spare did not help.
+PAUSE_ON_EMFILE = 0.1
 OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 DESCRIPTORS_PER_SERVER = 16  # the listener, the wake-up pair, the spare, the selector, logs...
 
@@ -269,7 +270,8 @@ class Listener:
             self._spare = None
 
 
-def open_sockets(host: str, port: int, config: Any) -> tuple[selectors.BaseSelector, Listener, socket.socket, socket.socket]:
+def open_sockets(host: str, port: int,
+                 config: Any) -> tuple[selectors.BaseSelector, Listener, socket.socket, socket.socket]:
     """The server's own sockets: its selector, the listener, and a socket pair that lets another
     thread wake the loop (select() takes sockets only on Windows), all registered."""
     if config.selector not in SELECTORS or not hasattr(selectors, SELECTORS[config.selector]):

@@ -48,22 +48,9 @@ import time
 from typing import Any, Callable
 
 from .connection import FD_SETSIZE, SELECTORS, Connection, Refusal, check_descriptor_limit, drain, open_sockets
+from .core import chatroom as core
 from .core import protocol as p
-from .core.chatroom import (
-    Broadcast,
-    ChatRoom,
-    Close,
-    FloodLimit,
-    Gone,
-    Malformed,
-    Output,
-    Pause,
-    Received,
-    Send,
-    Settings,
-    Stalled,
-    Tick,
-)
+from .core.chatroom import Broadcast, ChatRoom, Close, FloodLimit, Output, Pause, Send, Settings
 from .core.codecs import BinaryCodec, CodecFactory, Event, sniff
 from .core.relay import Forward
 from .errors import ChatlabError
@@ -126,7 +113,8 @@ class Server(ServerStats):
     def start(self) -> Server:
         """Run the loop in a daemon thread; returns at once."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self.serve_forever, name=f"chatlab-server-{self.address[1]}", daemon=True)
+            name = f"chatlab-server-{self.address[1]}"
+            self._thread = threading.Thread(target=self.serve_forever, name=name, daemon=True)
             self._thread.start()
         return self
 
@@ -200,15 +188,14 @@ class Server(ServerStats):
             if conn in self._starving:  # we are not reading it: its silence is ours
                 conn.last_heard_at, conn.ping_sent_at = now, 0.0
         self._listener.tick(now)
-        self._apply(None, self.room.handle(Tick(), now))
+        self._apply(None, self.room.handle(core.Tick(), now))
 
     def _check_starving(self, now: float) -> None:
-        """A sender we stopped reading (its parked frames are full) whose receiver took nothing for
-        ``stall_timeout``: the core cancels their transfers, and the sender is read again."""
+        """Senders not read (parked frames full) whose receiver took nothing for stall_timeout: cancelled."""
         for sender in list(self._starving):
             receiver = sender.blocked_by
             if receiver is not None and now - receiver.drained_at >= self.config.stall_timeout:
-                self._feed(sender, Stalled(sender, receiver, now - receiver.drained_at))
+                self._feed(sender, core.Stalled(sender, receiver, now - receiver.drained_at))
                 self._unblock(receiver, [sender])
             elif receiver is None:
                 self._starving.discard(sender)
@@ -250,7 +237,7 @@ class Server(ServerStats):
         try:
             conn.codec.feed(data)
         except (ChatlabError, ValueError) as exc:  # a codec may refuse bytes at once (a line past its limit)
-            self._feed(conn, Malformed(conn, str(exc)))
+            self._feed(conn, core.Malformed(conn, str(exc)))
             return
         self._process(conn)
 
@@ -269,7 +256,7 @@ class Server(ServerStats):
         return got
 
     def _recv_payload(self, conn: Connection, view: memoryview) -> None:
-        """Read a big payload into its own buffer while the kernel has bytes for it (a trip through select() per piece costs more than the piece)."""
+        """Read a big payload into its own buffer while the kernel has bytes for it (cheaper than select())."""
         codec: Any = conn.codec
         while view:
             got = self._recv(conn, view)
@@ -299,7 +286,7 @@ class Server(ServerStats):
             try:
                 event = self._next(conn)
             except (ChatlabError, ValueError, RecursionError) as exc:  # the codec cannot go on
-                self._feed(conn, Malformed(conn, str(exc)))
+                self._feed(conn, core.Malformed(conn, str(exc)))
                 return
             if event is None:
                 return
@@ -312,16 +299,16 @@ class Server(ServerStats):
                     self._update_events(conn)
                     return
             else:
-                self._feed(conn, Received(conn, event))
+                self._feed(conn, core.Received(conn, event))
         self._busy.add(conn)  # the rest waits for the next turn, once everyone else was served
         self._update_events(conn)
 
-    def _feed(self, conn: Connection, event: Received | Malformed | Stalled) -> None:
+    def _feed(self, conn: Connection, event: core.Received | core.Malformed | core.Stalled) -> None:
         """One event from ``conn`` into the core, and its outputs applied."""
         who = conn.name  # as the trace names it before a HELLO is handled
         outputs = self.room.handle(event, time.monotonic())
         paused = any(isinstance(out, Pause) for out in outputs)
-        if isinstance(event, Received) and not paused:
+        if isinstance(event, core.Received) and not paused:
             self.messages += 1
             self._trace("in", who, event.item)
         self._apply(conn, outputs)
@@ -461,14 +448,14 @@ class Server(ServerStats):
     # --------------------------------------------------------- disconnects
 
     def _disconnect(self, conn: Connection, reason: str, flush: bool = False) -> None:
-        """Out of the chat at once; the socket closes now, or once its queue is sent (``flush``, at most CLOSE_FLUSH_TIMEOUT)."""
+        """Out of the chat at once; the socket closes now, or once its queue is sent (``flush``, with a deadline)."""
         if conn not in self._connections:
             return
         if conn.closing is None:
             log.info("%s disconnected: %s", conn.name, reason or "quit")
             conn.closing = reason
             conn.close_by = time.monotonic() + CLOSE_FLUSH_TIMEOUT
-            self._apply(conn, self.room.handle(Gone(conn, reason), time.monotonic()))  # quit notices, cancels
+            self._apply(conn, self.room.handle(core.Gone(conn, reason), time.monotonic()))  # quit notices, cancels
             self._unblock(conn, list(conn.blocking))
             if conn.blocked_by is not None:
                 conn.blocked_by.blocking.discard(conn)
@@ -485,7 +472,7 @@ class Server(ServerStats):
         self._busy.discard(conn)
         self._dirty.discard(conn)
         self._starving.discard(conn)
-        self.room.handle(Gone(conn, conn.closing or "closed"), time.monotonic())  # a no-op unless shutting down
+        self.room.handle(core.Gone(conn, conn.closing or "closed"), time.monotonic())  # a no-op unless shutting down
         if conn.events:
             self._selector.unregister(conn.sock)
             conn.events = 0

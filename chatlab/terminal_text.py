@@ -167,7 +167,8 @@ def clean(text: str) -> str:
 
 # The client library's fixed phrases for why something ended, shown in the current language.
 _REASONS = {CLOSED_BY_SERVER: N_("closed by the server"), CLOSED_BY_US: N_("you closed the connection")}
-_REASON_PREFIXES = {"connection broken: ": N_("connection broken: {error}"), "connection ended: ": N_("connection ended: {reason}")}
+_REASON_PREFIXES = {"connection broken: ": N_("connection broken: {error}"),
+                    "connection ended: ": N_("connection ended: {reason}")}
 
 
 def shown_reason(reason: str) -> str:
@@ -260,7 +261,8 @@ _FORMATS: dict[type, Callable[[Any, str], str | None]] = {
     FileFailed: _failed,
     DirectFallback: lambda event, me: "-- " + _("{name!r} to {to}: {reason}").format(
         name=clean(event.name), to=clean(event.to), reason=clean(event.reason)),
-    Disconnected: lambda event, me: "-- " + _("disconnected: {reason}").format(reason=clean(shown_reason(event.reason))),
+    Disconnected: lambda event, me: "-- " + _("disconnected: {reason}").format(
+        reason=clean(shown_reason(event.reason))),
     **{kind: lambda event, me: None for kind in (p.Ping, p.Pong, p.Welcome, p.FileAccept, p.FileReject, p.FileChunk,
                                                  p.FileAck, p.FileDone, p.FileCancel)},
 }
@@ -324,7 +326,8 @@ def _summary(transfer: Transfer, stats: Any) -> str:
     resumed = transfer.resumed_from
     if resumed > 0:
         return _(" ({total}: {resumed} were already there, {sent} sent in {took}{rate})").format(
-            total=format_size(resumed + sent), resumed=format_size(resumed), sent=format_size(sent), took=took, rate=rate)
+            total=format_size(resumed + sent), resumed=format_size(resumed), sent=format_size(sent), took=took,
+            rate=rate)
     return _(" ({sent} in {took}{rate})").format(sent=format_size(sent), took=took, rate=rate)
 
 

@@ -179,6 +179,7 @@ def test_item3_a_stalled_receiver_holds_back_only_file_frames_and_its_transfer_i
             mallory.sendall(p.encode(p.Hello("mallory")))
             peer = RawPeer.__new__(RawPeer)
             peer.sock, peer.decoder = mallory, p.MessageDecoder()
+            peer.expect(p.Welcome)  # registered before alice offers
             transfer = alice.send_file(payload, to="mallory", strategy="sleep")
             offer = peer.expect(p.FileOffer)
             mallory.sendall(p.encode(p.FileAccept(offer.stream_id)))
@@ -241,7 +242,8 @@ def test_item4_a_direct_accept_without_a_port_costs_the_receiver():
     for session, nick in ((alice, "alice"), (bob, "bob")):
         room.connect(session, 0.0)
         room.handle(core.Received(session, p.Hello(nick)), 0.0)
-    sid = room.handle(core.Received(alice, frame(p.FileOffer(1, "bob", "f", 1, "ab" * 32, "ab" * 16))), 0.0)[0].message.stream_id
+    offer = frame(p.FileOffer(1, "bob", "f", 1, "ab" * 32, "ab" * 16))
+    sid = room.handle(core.Received(alice, offer), 0.0)[0].message.stream_id
     outputs = room.handle(core.Received(bob, frame(p.FileAccept(sid, 0, "somewhere"))), 0.0)
     assert any(isinstance(out.message, p.ErrorMessage) and out.to is bob for out in outputs if hasattr(out, "message"))
 
@@ -270,7 +272,8 @@ def test_item6_offers_and_transfers_that_make_no_progress_expire():
         room.connect(session, 0.0)
         room.handle(core.Received(session, p.Hello(nick)), 0.0)
     room.handle(core.Received(alice, frame(p.FileOffer(1, "bob", "never-answered", 10, "ab" * 32))), 0.0)
-    sid = room.handle(core.Received(alice, frame(p.FileOffer(2, "bob", "accepted-then-idle", 10, "ab" * 32))), 0.0)[0].message.stream_id
+    offer = frame(p.FileOffer(2, "bob", "accepted-then-idle", 10, "ab" * 32))
+    sid = room.handle(core.Received(alice, offer), 0.0)[0].message.stream_id
     room.handle(core.Received(bob, frame(p.FileAccept(sid))), 1.0)
     assert room.relay.count(alice) == (2, 0)
     assert not [o for o in room.handle(core.Tick(), 15.0) if isinstance(getattr(o, "message", None), p.FileCancel)]
@@ -344,8 +347,8 @@ def test_item8_irc_clients_too_are_told_once_per_burst():
     with chatlab.Server(port=0, flood_limit=FloodLimit(rate=20, burst=5)) as server:
         sock = socket.create_connection(server.address, timeout=10)
         try:
-            sock.sendall(b"NICK ann\r\nUSER ann 0 * :Ann\r\n" + b"".join(b"PRIVMSG #lobby :line %d\r\n" % i for i in range(60))
-                         + b"PING :end\r\n")
+            lines = b"".join(b"PRIVMSG #lobby :line %d\r\n" % i for i in range(60))
+            sock.sendall(b"NICK ann\r\nUSER ann 0 * :Ann\r\n" + lines + b"PING :end\r\n")
             received = b""
             while b"PONG" not in received:
                 data = sock.recv(65536)
@@ -487,6 +490,7 @@ def test_hello_can_land_in_a_room_of_its_own_with_the_rooms_rules():
     room.handle(core.Received(ana, p.Hello("ana")), 0.0)
     outputs = room.handle(core.Received(bob, p.Hello("bob", "", "#ana-3f9c")), 0.0)
     assert outputs[0].message.room == "#ana-3f9c"
-    assert all(o.to is not ana and ana not in (o.to if isinstance(o.to, list) else []) for o in outputs)  # lobby saw nothing
+    # the lobby saw nothing:
+    assert all(o.to is not ana and ana not in (o.to if isinstance(o.to, list) else []) for o in outputs)
     outputs = room.handle(core.Received(eve, p.Hello("eve", "wrong", "exam")), 0.0)
     assert outputs[0].message.room == "lobby" and outputs[-1].message.code == "bad-password"

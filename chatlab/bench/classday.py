@@ -1,4 +1,4 @@
-"""``bench classday``: a class day on one server: N students doing what the notebooks do, nothing lost, nothing left behind.
+"""``bench classday``: a class day: N students doing what the notebooks do, nothing lost, nothing left behind.
 
 Each simulated student (``--students``, default 60) connects over the binary
 protocol or IRC text (one in four), sits in a group room of about ten, chats
@@ -121,7 +121,8 @@ class BinaryStudent:
         next_action = time.monotonic() + self.rng.uniform(0.5, 3.0)
         while time.monotonic() < self.day.ends_at + DRAIN:  # the last lines said still arrive
             try:
-                event = self.client.next_event(timeout=max(0.01, min(next_action, self.day.ends_at + DRAIN) - time.monotonic()))
+                wait = min(next_action, self.day.ends_at + DRAIN) - time.monotonic()
+                event = self.client.next_event(timeout=max(0.01, wait))
                 self.on_event(event)
             except TimeoutError:
                 pass
@@ -291,8 +292,10 @@ def _students(day: Day, n: int, rng: random.Random) -> list[Any]:
     return students
 
 
-def _run_threads(day: Day, students: list[Any], rng: random.Random, held: list[socket.socket]) -> list[threading.Thread]:
-    threads = [threading.Thread(target=_later, args=(0.0, s.live), name=f"classday-{s.nick}", daemon=True) for s in students]
+def _run_threads(day: Day, students: list[Any], rng: random.Random,
+                 held: list[socket.socket]) -> list[threading.Thread]:
+    threads = [threading.Thread(target=_later, args=(0.0, s.live), name=f"classday-{s.nick}", daemon=True)
+               for s in students]
     group_rooms = sorted({room for key, room in day.rooms.items() if ":" not in key})
     for i, student in enumerate(students):
         if i % 5 == 0:
@@ -300,7 +303,8 @@ def _run_threads(day: Day, students: list[Any], rng: random.Random, held: list[s
                                             daemon=True))
         how = LEAVES[i % len(LEAVES)]
         hops = rng.sample(group_rooms, min(2, len(group_rooms))) + ["lobby"]
-        threads.append(threading.Thread(target=_later, args=(rng.uniform(1.0, 10.0), visitor, day, f"v{i:03d}", how, hops, held),
+        visit = (rng.uniform(1.0, 10.0), visitor, day, f"v{i:03d}", how, hops, held)
+        threads.append(threading.Thread(target=_later, args=visit,
                                         daemon=True))
     for thread in threads:
         thread.start()
@@ -393,7 +397,8 @@ def _day(args: argparse.Namespace, sc: Scenario, server: Child, selector: str, s
     return {"students": args.students, "selector": selector, "seconds": round(time.monotonic() - started, 1),
             "lines_said": sum(len(s) for s in day.ledger.said.values()), "lines_heard": len(lat),
             "lost": lost, "reordered": reordered,
-            "p50_ms": round(1000 * (percentile(lat, 50) or 0), 1), "p99_ms": round(1000 * (percentile(lat, 99) or 0), 1),
+            "p50_ms": round(1000 * (percentile(lat, 50) or 0), 1),
+            "p99_ms": round(1000 * (percentile(lat, 99) or 0), 1),
             "peak_rss_mib": round(peaks.get("rss_kib", 0) / 1024, 1), "peak_fds": peaks.get("fds", 0),
             "peak_connections": peaks.get("connections", 0), **day.ledger.counts,
             "errors": len(day.ledger.errors), "first_error": day.ledger.errors[0] if day.ledger.errors else ""}
