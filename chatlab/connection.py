@@ -136,6 +136,7 @@ def check_descriptor_limit(max_clients: int) -> str | None:
         except (ValueError, OSError):
             pass
     if soft != resource.RLIM_INFINITY and soft < needed:
+        log.warning("descriptor limit %d is below what max_clients %d needs (%d)", soft, max_clients, needed)
         return (f"this process may open {soft} descriptors (ulimit -n), fewer than --max-clients {max_clients} needs"
                 f" ({needed}): clients past {max(soft - DESCRIPTORS_PER_SERVER, 0)} will be refused as server-full;"
                 f" raise it with 'ulimit -n {needed}' or lower --max-clients")

@@ -91,9 +91,8 @@ class Server(ServerStats):
         self.on_frame = on_frame
         self.text_codec = text_codec
         self.room = ChatRoom(config)  # the rules; everything below is sockets
-        self.warning = check_descriptor_limit(config.max_clients)  # serve() prints it; the log has it too
-        if self.warning:
-            log.warning("%s", self.warning)
+        self.warning = check_descriptor_limit(config.max_clients)  # logged there; serve() prints it too
+        self.room.wall_offset = time.time() - time.monotonic()  # the core shows wall-clock times (IRC's topic times)
         self._selector, self._listener, self._wake_r, self._wake_w = open_sockets(host, port, config)
         self.address: tuple[str, int] = self._listener.sock.getsockname()[:2]
         self._connections: set[Connection] = set()

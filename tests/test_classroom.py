@@ -482,15 +482,9 @@ def test_class_mode_keeps_scripted_characters_in_the_students_own_room(server, m
                 assert alice.nick == "alice" and own.server.nicks == ["alice"]
 
 
-def test_hello_can_land_in_a_room_of_its_own_with_the_rooms_rules():
-    room = ChatRoom(Settings(flood_limit=None, room_passwords={"exam": "pw"}))
-    ana, bob, eve = Session(peer="127.0.0.1:1"), Session(peer="127.0.0.1:2"), Session(peer="127.0.0.1:3")
-    for session in (ana, bob, eve):
-        room.connect(session, 0.0)
-    room.handle(core.Received(ana, p.Hello("ana")), 0.0)
-    outputs = room.handle(core.Received(bob, p.Hello("bob", "", "#ana-3f9c")), 0.0)
-    assert outputs[0].message.room == "#ana-3f9c"
-    # the lobby saw nothing:
-    assert all(o.to is not ana and ana not in (o.to if isinstance(o.to, list) else []) for o in outputs)
-    outputs = room.handle(core.Received(eve, p.Hello("eve", "wrong", "exam")), 0.0)
-    assert outputs[0].message.room == "lobby" and outputs[-1].message.code == "bad-password"
+def test_a_scripted_character_goes_to_its_room_without_passing_through_the_lobby(server):
+    with chatlab.Client.connect(server.address, nick="teacher") as teacher, \
+            chatlab.Client.connect(server.address, nick="bob", room="#ana-3f9c") as bob:
+        assert bob.room == "#ana-3f9c"
+        with pytest.raises(TimeoutError):  # the lobby heard nothing of bob
+            teacher.wait_for(chatlab.Notice, timeout=0.5, predicate=lambda n: n.nick == "bob")

@@ -401,6 +401,7 @@ def _every_checker_on_an_unsolved_exercise():
     from chatlab import exercises as ex
 
     yield "check_echo_server", lambda: ex.check_echo_server(_unsolved, show=False)
+    yield "check_predictions", lambda: ex.check_predictions(_unsolved, show=False)
     yield "check_make_listener", lambda: ex.check_make_listener(_unsolved, show=False)
     yield "check_select_step", lambda: ex.check_select_step(_unsolved, show=False)
     yield "check_framing", lambda: ex.check_framing(_unsolved, _unsolved, show=False)
@@ -411,6 +412,7 @@ def _every_checker_on_an_unsolved_exercise():
     yield "check_priority_writer", lambda: ex.check_priority_writer(_UnsolvedClass, show=False)
     yield "check_broadcast_handler", lambda: ex.check_broadcast_handler(_unsolved_handler, show=False)
     yield "check_upload_lines", lambda: ex.check_upload_lines(_unsolved, show=False)
+    yield "check_pinger", lambda: ex.check_pinger(_unsolved, show=False)
 
 
 def test_every_checker_speaks_chinese_on_an_unsolved_exercise(lang):

@@ -56,7 +56,7 @@ def test_every_sender_field_is_filled_in_by_the_server(connect, raw):
     assert mallory.expect(p.ErrorMessage).code == "already-registered"
     mallory.send(p.Whisper("bob", "this is alice"))
     mallory.send(p.FileOffer(1, "bob", "homework.pdf", 10, "ab" * 32))
-    forged = b'{"text":"hi","sender":"alice","room":"staff"}'  # fields a SAY does not have: ignored
+    forged = b'{"text":"hi","sender":"alice","nick":"alice"}'  # fields a SAY does not have: ignored
     mallory.sock.sendall(p.pack_header(p.FrameType.SAY, len(forged)) + forged)
     private = bob.wait_for(chatlab.PrivateMessage)
     offer = bob.wait_for(chatlab.FileOffer)
