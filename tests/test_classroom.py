@@ -488,3 +488,22 @@ def test_a_scripted_character_goes_to_its_room_without_passing_through_the_lobby
         assert bob.room == "#ana-3f9c"
         with pytest.raises(TimeoutError):  # the lobby heard nothing of bob
             teacher.wait_for(chatlab.Notice, timeout=0.5, predicate=lambda n: n.nick == "bob")
+
+
+# ----------------------------------------------------------------- the class-day bench
+
+
+@pytest.mark.slow
+def test_bench_classday_loses_nothing_and_leaves_nothing_behind(tmp_path):
+    import argparse
+
+    from chatlab.bench import classday
+    parser = argparse.ArgumentParser()
+    classday.add_arguments(parser)
+    args = parser.parse_args(["--students", "8"])
+    args.quick, args.progress, args.out = True, False, tmp_path
+    sc = classday.run(args, tmp_path)
+    row = sc.rows[0]
+    assert row["lost"] == 0 and row["reordered"] == 0 and row["lines_said"] > 0
+    assert row["fds_end"] == row["fds_start"] and row["connections_end"] == 0
+    assert {v.status for v in sc.verdicts} == {"PASS"}, [v.line() for v in sc.verdicts]
