@@ -11,11 +11,11 @@ import time
 from collections.abc import Callable
 
 import pytest
-from solutions.send_strategy import AIMDWindow
 
 from chatlab import experiments as ex
-from chatlab.exercises import check_chat_delay_prediction, check_send_strategy
 from chatlab.core.transfer import AdaptiveWindow, FixedWindow, SendStrategy, SleepPaced
+from chatlab.exercises import check_chat_delay_prediction, check_send_strategy
+from solutions.send_strategy import AIMDWindow
 
 KiB = 1024
 

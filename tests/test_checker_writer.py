@@ -14,9 +14,9 @@ import threading
 import time
 
 import pytest
-from solutions.priority_writer import TwoPriorityWriter
 
 from chatlab.exercises import check_priority_writer
+from solutions.priority_writer import TwoPriorityWriter
 
 
 class Unsolved:

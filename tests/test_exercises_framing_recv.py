@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chatlab.core.protocol import FrameType, Say, encode, pack_header
 from chatlab.errors import FrameTooLarge
 from chatlab.exercises.framing import HEADER, MAX_PAYLOAD, check_framing
 from chatlab.exercises.recv import (
@@ -21,7 +22,6 @@ from chatlab.exercises.recv import (
     wait_until_buffered,
 )
 from solutions.framing_recv import decode_frames, encode_frame, read_frame, recv_exact
-from chatlab.core.protocol import FrameType, Say, encode, pack_header
 
 
 def failed(report) -> set[str]:

@@ -16,10 +16,10 @@ import pytest
 
 import chatlab
 from chatlab import experiments as ex
-from chatlab.experiments.measure import Workspace, chat_setup
-from chatlab.exercises.bot import check_bot
-from solutions.bot import run_bot as reference_bot
 from chatlab.core.transfer import AdaptiveWindow, FixedWindow, SleepPaced
+from chatlab.exercises.bot import check_bot
+from chatlab.experiments.measure import Workspace, chat_setup
+from solutions.bot import run_bot as reference_bot
 
 KiB = 1024
 TINY = 256 * KiB

@@ -14,9 +14,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatlab.core import protocol as p
-from chatlab.core.transfer import AdaptiveWindow, ChecksumMismatch, IncomingTransfer, OutgoingTransfer, TransferProtocolError, file_reader
+from chatlab.core.transfer import (
+    AdaptiveWindow,
+    ChecksumMismatch,
+    IncomingTransfer,
+    OutgoingTransfer,
+    TransferProtocolError,
+    file_reader,
+)
 from chatlab.core.transfer.strategies import KiB
-
 
 # ------------------------------------------------ big payloads received in place
 

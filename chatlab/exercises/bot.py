@@ -38,8 +38,8 @@ from typing import Any
 
 from ..client import Client
 from ..core.protocol import ChatMessage, PrivateMessage
-from ..server import Server
 from ..i18n import N_, _
+from ..server import Server
 from ._report import NotWrittenYet, Report, describe_error, run_cases, student
 
 BOT = "timebot"

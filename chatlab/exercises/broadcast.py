@@ -530,7 +530,7 @@ def _briefly_behind(room: _Room) -> str:
 
 def _never_reads(room: _Room) -> str:
     alice, bob = room.client(), room.client()
-    mallory = room.client(rcvbuf=4096)  # connects, never reads
+    room.client(rcvbuf=4096)  # mallory: connects, never reads
     room.settle(3)
     frame = _say("x" * 8000)
     count = 4 * MAX_QUEUED // len(frame)  # four times the limit, for every member
@@ -580,7 +580,7 @@ def _never_reads(room: _Room) -> str:
 def _one_frame(sock: socket.socket, decoder: p.FrameDecoder) -> bool:
     """Read until ``decoder`` yields one frame; False if none comes within WAIT seconds."""
     deadline = time.monotonic() + WAIT
-    while (frame := decoder.next_frame()) is None:
+    while decoder.next_frame() is None:
         if time.monotonic() > deadline:
             return False
         sock.settimeout(max(0.01, deadline - time.monotonic()))
