@@ -100,6 +100,36 @@ def _normalise(result: Any) -> list[Frame]:
     return frames
 
 
+def _check_trickled(k: int, at: int, frame: Any, got: list[Any], expected: list[Any], n: int) -> None:
+    """The ``k``-th frame out of a one-byte trickle (``n`` bytes), returned after byte ``at``."""
+    if k >= len(expected):
+        raise AssertionError(
+            _("after byte {at} of {n} it returned an extra frame {frame}").format(at=at, n=n, frame=_show(frame))
+        )
+    want_at, want = expected[k]
+    if frame in [f for _at, f in got[:k]] and frame != want:
+        raise AssertionError(
+            _(
+                "after byte {at} of {n} it returned {frame} a second time: the bytes of a"
+                " frame that was returned must leave the buffer"
+            ).format(at=at, n=n, frame=_show(frame))
+        )
+    if frame == want and at > want_at:
+        empty = _(" (its payload is empty: the header alone completes it)") if not want[1] else ""
+        raise AssertionError(
+            _(
+                "{frame} came out only after byte {at} of {n}, but it was complete after"
+                " byte {complete_at}{empty}: return a frame as soon as its last byte is in the buffer"
+            ).format(frame=_show(frame), at=at, n=n, complete_at=want_at, empty=empty)
+        )
+    assert (at, frame) == (want_at, want), (
+        _("after byte {at} of {n} it returned {frame}; expected {want}, complete after byte {complete_at}").format(
+            at=at, n=n, frame=_show(frame), want=_show(want), complete_at=want_at
+        )
+        + (f" [{differ(frame, want)}]" if _show(frame) == _show(want) else "")
+    )
+
+
 def check_framing(
     encode_frame: Callable[[int, bytes], bytes],
     decode_frames: Callable[[bytearray], list[Frame]],
@@ -238,32 +268,7 @@ def check_framing(
             buffer += stream[i : i + 1]
             got.extend((i + 1, f) for f in dec(buffer))
         for k, (at, frame) in enumerate(got):
-            if k >= len(expected):
-                raise AssertionError(
-                    _("after byte {at} of {n} it returned an extra frame {frame}").format(at=at, n=len(stream), frame=_show(frame))
-                )
-            want_at, want = expected[k]
-            if frame in [f for _at, f in got[:k]] and frame != want:
-                raise AssertionError(
-                    _(
-                        "after byte {at} of {n} it returned {frame} a second time: the bytes of a"
-                        " frame that was returned must leave the buffer"
-                    ).format(at=at, n=len(stream), frame=_show(frame))
-                )
-            if frame == want and at > want_at:
-                empty = _(" (its payload is empty: the header alone completes it)") if not want[1] else ""
-                raise AssertionError(
-                    _(
-                        "{frame} came out only after byte {at} of {n}, but it was complete after"
-                        " byte {complete_at}{empty}: return a frame as soon as its last byte is in the buffer"
-                    ).format(frame=_show(frame), at=at, n=len(stream), complete_at=want_at, empty=empty)
-                )
-            assert (at, frame) == (want_at, want), (
-                _("after byte {at} of {n} it returned {frame}; expected {want}, complete after byte {complete_at}").format(
-                    at=at, n=len(stream), frame=_show(frame), want=_show(want), complete_at=want_at
-                )
-                + (f" [{differ(frame, want)}]" if _show(frame) == _show(want) else "")
-            )
+            _check_trickled(k, at, frame, got, expected, len(stream))
         assert len(got) == len(expected), _("only {got} of {n} frames came out; missing {frame}").format(
             got=len(got), n=len(expected), frame=_show(expected[len(got)][1])
         )

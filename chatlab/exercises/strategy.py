@@ -133,21 +133,28 @@ def _how_it_changes(strategy: SendStrategy) -> str:
     big = [d for d in drops if d * max(windows) > strategy.chunk_size / 2]
     if big and sorted(big)[len(big) // 2] < 0.2:
         return _("your window shrinks by small fixed steps (additive decrease)") + "; "
-    rtt = strategy.base_rtt or 0.0
-    if rtt > 0:
-        times = [(row.time, row.window_bytes) for row in strategy.trace]
-        fastest = 0.0
-        j = 0
-        for t0, w0 in times:
-            while j < len(times) and times[j][0] < t0 + rtt:
-                j += 1
-            if j < len(times) and w0 >= 4 * strategy.chunk_size:
-                fastest = max(fastest, times[j][1] / w0)
-        if fastest >= 1.6:
-            return _("your window grows {times:.1f}-fold in one round trip (multiplicative increase)").format(
-                times=fastest
-            ) + "; "
+    fastest = _fastest_growth(strategy)
+    if fastest >= 1.6:
+        return _("your window grows {times:.1f}-fold in one round trip (multiplicative increase)").format(
+            times=fastest
+        ) + "; "
     return ""
+
+
+def _fastest_growth(strategy: SendStrategy) -> float:
+    """The largest factor the window grew by within one base RTT (from at least 4 chunks); 0 if no RTT yet."""
+    rtt = strategy.base_rtt or 0.0
+    if rtt <= 0:
+        return 0.0
+    times = [(row.time, row.window_bytes) for row in strategy.trace]
+    fastest = 0.0
+    j = 0
+    for t0, w0 in times:
+        while j < len(times) and times[j][0] < t0 + rtt:
+            j += 1
+        if j < len(times) and w0 >= 4 * strategy.chunk_size:
+            fastest = max(fastest, times[j][1] / w0)
+    return fastest
 
 
 def _fresh(make: MakeStrategy) -> SendStrategy:
