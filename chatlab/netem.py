@@ -320,7 +320,8 @@ class LinkEmulator:
 
     def __repr__(self) -> str:
         where = f"{self._address[0]}:{self._address[1]}" if self._address else "not started"
-        return f"<LinkEmulator {where} -> {self.target[0]}:{self.target[1]}, up: {self.upstream.describe()}; down: {self.downstream.describe()}>"
+        return (f"<LinkEmulator {where} -> {self.target[0]}:{self.target[1]},"
+                f" up: {self.upstream.describe()}; down: {self.downstream.describe()}>")
 
     # ------------------------------------------------------ the loop thread
 
@@ -540,7 +541,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "(one-way delay, rate limit, random re-splitting of the byte stream). "
         "Point your client at the address it prints. The same settings apply in both directions.",
     )
-    parser.add_argument("--target", required=True, type=_host_port, metavar="HOST:PORT", help="where to forward connections")
+    parser.add_argument("--target", required=True, type=_host_port, metavar="HOST:PORT",
+                        help="where to forward connections")
     parser.add_argument(
         "--listen",
         default=("127.0.0.1", 0),
@@ -548,11 +550,15 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="where to listen (default 127.0.0.1:0, any free port)",
     )
-    parser.add_argument("--delay-ms", type=float, default=20.0, help="one-way delay in milliseconds (default 20; RTT is twice this)")
-    parser.add_argument("--rate-mbit", type=float, default=50.0, help="bottleneck rate in Mbit/s (default 50; 0 = unlimited)")
+    parser.add_argument("--delay-ms", type=float, default=20.0,
+                        help="one-way delay in milliseconds (default 20; RTT is twice this)")
+    parser.add_argument("--rate-mbit", type=float, default=50.0,
+                        help="bottleneck rate in Mbit/s (default 50; 0 = unlimited)")
     parser.add_argument("--split", action="store_true", help="re-split the byte stream at random points")
-    parser.add_argument("--max-segment", type=int, default=LinkProfile.max_segment, help="longest piece when splitting, in bytes")
-    parser.add_argument("--queue-kb", type=float, default=LinkProfile.queue_bytes / 1024, help="bottleneck queue size in KiB (default 256)")
+    parser.add_argument("--max-segment", type=int, default=LinkProfile.max_segment,
+                        help="longest piece when splitting, in bytes")
+    parser.add_argument("--queue-kb", type=float, default=LinkProfile.queue_bytes / 1024,
+                        help="bottleneck queue size in KiB (default 256)")
     parser.add_argument("--seed", type=int, default=None, help="seed for the splitter (default: random)")
     return parser
 
@@ -601,7 +607,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         link.close()
     s = link.stats
-    print(f"netem: stopped. {s.connections} connection(s), {s.bytes_up} bytes up, {s.bytes_down} bytes down, {s.resets} reset(s).", flush=True)
+    print(f"netem: stopped. {s.connections} connection(s), {s.bytes_up} bytes up, {s.bytes_down} bytes down,"
+          f" {s.resets} reset(s).", flush=True)
     return 0
 
 

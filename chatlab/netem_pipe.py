@@ -54,13 +54,15 @@ class _Direction:
     tears the whole connection down.
     """
 
-    def __init__(self, src: socket.socket, dst: socket.socket, profile: LinkProfile, rng: random.Random, now: float) -> None:
+    def __init__(self, src: socket.socket, dst: socket.socket, profile: LinkProfile, rng: random.Random,
+                 now: float) -> None:
         self.src = src
         self.dst = dst
         self.profile = profile
         self.rng = rng
         self.queue = bytearray()  # read from src, waiting for the token bucket
-        self.wire: collections.deque[tuple[float, bytes | None]] = collections.deque()  # (arrival time, data); None is the FIN
+        # (arrival time, data); None is the FIN
+        self.wire: collections.deque[tuple[float, bytes | None]] = collections.deque()
         self.wire_bytes = 0
         self.outbuf = bytearray()  # arrived at the far end, not yet written to dst
         self.eof = False  # src sent its FIN
@@ -185,7 +187,8 @@ class _Direction:
 class _Connection:
     """A proxied connection: a client socket, a target socket and a :class:`_Direction` each way."""
 
-    def __init__(self, number: int, client: socket.socket, server: socket.socket, up: LinkProfile, down: LinkProfile, now: float) -> None:
+    def __init__(self, number: int, client: socket.socket, server: socket.socket, up: LinkProfile, down: LinkProfile,
+                 now: float) -> None:
         self.client = client
         self.server = server
         self.connecting = True  # the target connection is not established yet

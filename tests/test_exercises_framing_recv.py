@@ -514,7 +514,8 @@ def recv_exact_incomplete_read(sock, n):
     return data
 
 
-@pytest.mark.parametrize("right", [recv_exact_recursive, recv_exact_into, recv_exact_chunks_list, recv_exact_incomplete_read])
+@pytest.mark.parametrize("right",
+                         [recv_exact_recursive, recv_exact_into, recv_exact_chunks_list, recv_exact_incomplete_read])
 def test_check_recv_exact_passes_a_correct_answer_written_differently(right):
     report = check_recv_exact(right, timeout=0.5, show=False)
     assert report.all_passed, report.summary()

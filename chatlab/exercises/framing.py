@@ -158,7 +158,8 @@ def check_framing(
             return _normalise(call_with_deadline(timeout, decode_frames, buffer))
         except DeadlineExceeded as exc:
             raise AssertionError(
-                _("decode_frames {error}: a loop that never removes bytes from the buffer runs forever").format(error=exc)
+                _("decode_frames {error}: a loop that never removes bytes from the buffer runs"
+                  " forever").format(error=exc)
             ) from None
 
     def wire_format() -> str:
@@ -176,7 +177,8 @@ def check_framing(
             buffer = bytearray(enc(kind, payload))
             got = dec(buffer)
             assert got == [(kind, payload)], (
-                _("decode_frames(encode_frame{frame}) gave {got}").format(frame=_show((kind, payload)), got=_show_all(got))
+                _("decode_frames(encode_frame{frame}) gave {got}").format(frame=_show((kind, payload)),
+                                                                          got=_show_all(got))
                 + (f" [{differ(got, [(kind, payload)])}]" if _show_all(got) == _show_all([(kind, payload)]) else "")
             )
             assert not buffer, _left_over(buffer)
@@ -190,7 +192,8 @@ def check_framing(
         got = dec(buffer)
         assert got == [(7, b"")], (
             _("decoding {data!r}: {difference}").format(data=data, difference=differ(got, [(7, b"")]))
-            + (_(" (a frame with an empty payload is complete as soon as its 3-byte header is there)") if not got else "")
+            + (_(" (a frame with an empty payload is complete as soon as its 3-byte header is there)")
+               if not got else "")
         )
         assert not buffer, _left_over(buffer)
         return _("3 bytes, header only")
@@ -209,10 +212,12 @@ def check_framing(
         assert data == _spec(9, payload), _(
             "encode_frame(9, <{max} bytes>) gave {n} bytes starting {start!r},"
             " expected {want} bytes starting {want_start!r}"
-        ).format(max=MAX_PAYLOAD, n=len(data), start=data[:3], want=HEADER_SIZE + MAX_PAYLOAD, want_start=_spec(9, payload)[:3])
+        ).format(max=MAX_PAYLOAD, n=len(data), start=data[:3], want=HEADER_SIZE + MAX_PAYLOAD,
+                 want_start=_spec(9, payload)[:3])
         buffer = bytearray(_spec(9, payload))
         got = dec(buffer)
-        assert got == [(9, payload)], _("decoding a {max}-byte payload gave {got}").format(max=MAX_PAYLOAD, got=_show_all(got))
+        assert got == [(9, payload)], _("decoding a {max}-byte payload gave {got}").format(max=MAX_PAYLOAD,
+                                                                                           got=_show_all(got))
         assert not buffer, _left_over(buffer)
         return _("{n} bytes").format(n=MAX_PAYLOAD)
 
@@ -245,7 +250,8 @@ def check_framing(
                 " a frame is complete only when all `length` payload bytes are there"
             ).format(cut=cut, n=len(frame), got=_show_all(first))
             assert bytes(buffer) == frame[:cut], _(
-                "after {cut} of {n} bytes the buffer holds {held!r}: keep the bytes of an unfinished frame for the next call"
+                "after {cut} of {n} bytes the buffer holds {held!r}: keep the bytes of an unfinished frame for"
+                " the next call"
             ).format(cut=cut, n=len(frame), held=bytes(buffer))
             buffer += frame[cut:]
             second = dec(buffer)

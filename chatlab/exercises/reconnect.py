@@ -59,7 +59,9 @@ Upload = Callable[[Callable[[], socket.socket], list], None]
 
 
 class CheckerFinished(BaseException):
-    """Raised by connect() once a case is over, so a function still retrying stops (not an Exception: not caught by accident)."""
+    """Raised by connect() once a case is over, so a function still retrying stops.
+
+    Not an Exception, so that it is not caught by accident."""
 
 
 class _Server:
@@ -247,7 +249,8 @@ class _Run:
             _judge_held(held)
         if leaks:
             self.judge_leaks()
-        return _("{attempts} connection attempt(s), {seconds:.1f} s").format(attempts=len(self.attempts), seconds=self.took)
+        return _("{attempts} connection attempt(s), {seconds:.1f} s").format(attempts=len(self.attempts),
+                                                                             seconds=self.took)
 
     def judge_outcome(self) -> None:
         """Fail with a hint if the function raised (an error of its own, not the end of the case)."""
