@@ -45,8 +45,10 @@ delay and rate-limit datagrams, with seeded randomness (notebook 10).
 
 Everything runs on one background thread with a :mod:`selectors` loop over
 non-blocking sockets, so this module is also a worked example of the
-event-loop style that the chat server uses.  Standard library only; works on
-Linux, macOS and Windows.
+event-loop style that the chat server uses.  The pipeline of one connection
+(the queue, token bucket, wire and splitter above) is in :mod:`chatlab.netem_pipe`;
+this module has the profile, the statistics, the loop and the command line.
+Standard library only; works on Linux, macOS and Windows.
 """
 
 from __future__ import annotations
