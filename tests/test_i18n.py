@@ -300,7 +300,7 @@ def test_a_checker_prints_chinese_under_chatlab_lang_zh():
                             env=_env(CHATLAB_LANG="zh"), timeout=60)
     lines = result.stdout.splitlines()
     assert result.returncode == 0, result.stderr
-    assert lines[0] == "check_framing：0/8 个测试用例通过"
+    assert lines[0] == "check_framing：0/10 个测试用例通过"
     assert all(_has_chinese(line) for line in lines), result.stdout
     assert "[未通过] 帧的字节格式 - 还没写：encode_frame() 仍然抛出 NotImplementedError" in result.stdout
 
@@ -308,7 +308,7 @@ def test_a_checker_prints_chinese_under_chatlab_lang_zh():
 def test_a_checker_prints_english_by_default():
     result = subprocess.run([sys.executable, "-c", _STUB_CHECK], capture_output=True, text=True, encoding="utf-8",
                             env=_env(LANG="C.UTF-8"), timeout=60)
-    assert "check_framing: 0/8 cases pass" in result.stdout
+    assert "check_framing: 0/10 cases pass" in result.stdout
     assert "[FAIL] wire format - not written yet" in result.stdout
     assert not _has_chinese(result.stdout)
 
