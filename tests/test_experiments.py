@@ -396,6 +396,30 @@ def _whispers_to_itself(bot: chatlab.Client, stop: threading.Event) -> None:
             bot.say(time.strftime("the time is %H:%M:%S"))
 
 
+def _returns_after_1s_silence(bot: chatlab.Client, stop: threading.Event) -> None:
+    """From a reviewer's attempts to fool the checker: a 1 s wait_for timeout taken for 'done'."""
+    while not stop.is_set():
+        try:
+            message = bot.wait_for((chatlab.ChatMessage, chatlab.PrivateMessage), timeout=1.0)
+        except TimeoutError:
+            return  # BUG: one second of silence ends the bot
+        except chatlab.ConnectionClosed:
+            return
+        if message.sender != bot.nick and message.text.strip() == "!time":
+            bot.say(time.strftime("the time is %H:%M:%S"))
+
+
+def _catch_all_return(bot: chatlab.Client, stop: threading.Event) -> None:
+    """From a reviewer's attempts to fool the checker: any error, a 1 s timeout too, ends the bot."""
+    while not stop.is_set():
+        try:
+            message = bot.wait_for((chatlab.ChatMessage, chatlab.PrivateMessage), timeout=1.0)
+            if message.sender != bot.nick and message.text.strip() == "!time":
+                bot.say(time.strftime("the time is %H:%M:%S"))
+        except Exception:
+            return
+
+
 BOT_WRONG_ANSWERS = [
     # (name, run_bot, the cases that must fail, words the hint must hold)
     ("answers anything containing !time, itself included", _naive_bot,
@@ -408,6 +432,8 @@ BOT_WRONG_ANSWERS = [
     ("lets ConnectionClosed escape", _bot(closed_returns=False), ("server goes away",), "normal end"),
     ("blocks in wait_for forever", _deaf_bot, ("stop is set", "server goes away"), "even while nobody says"),
     ("returns at the first silence", _bot(timeout_returns=True), ("in its room",), "through any stretch of silence"),
+    ("returns after 1 s of silence", _returns_after_1s_silence, ("in its room",), "means nobody spoke"),
+    ("a catch-all except returns", _catch_all_return, ("in its room",), "means nobody spoke"),
     ("a wrong answer format", _bot(text="It is %H:%M"), ("in its room",), "should read 'the time is HH:MM:SS'"),
     ("crashes on a whisper", _crashes_on_whispers, ("whisper",), "AttributeError"),
     ("answers once, then returns", _answers_once_then_returns, ("each of two people",), "should still be running"),

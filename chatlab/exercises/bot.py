@@ -46,6 +46,7 @@ BOT = "timebot"
 ANSWER = re.compile(r"the time is (\d\d):(\d\d):(\d\d)")
 REPLY_TIMEOUT = 2.0  # seconds an answer may take
 QUIET = 0.6  # seconds of silence that count as "no answer"
+SILENT_SPELL = 1.5  # seconds nobody speaks before the first !time (longer than a 1 s wait_for timeout)
 STOP_GRACE = 1.5  # seconds run_bot may take to return after stop is set or the server goes away
 CLOCK_SLACK = 5  # seconds the answer may differ from the checker's clock
 
@@ -97,7 +98,8 @@ class _Harness:
             raise AssertionError(
                 _(
                     "run_bot returned while it should still be running: a bot runs until it is told to stop or"
-                    " its connection closes, through any stretch of silence"
+                    " its connection closes, through any stretch of silence (a timeout while waiting"
+                    " for a message means nobody spoke: go round the loop again)"
                 )
             )
 
@@ -160,7 +162,7 @@ def _check_answer(message: Any) -> str:
 
 def _answers_time(run_bot: RunBot) -> str:
     with _harness(run_bot) as h:
-        time.sleep(0.3)  # a moment of silence first: nobody asks right away in a real room
+        time.sleep(SILENT_SPELL)  # silence first: nobody asks right away in a real room
         h.check_alive()
         h.say("alice", "!time")
         _check_answer(h.first_answer("alice"))
