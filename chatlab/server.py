@@ -38,6 +38,7 @@ import itertools
 import logging
 import selectors
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -50,6 +51,7 @@ from .core.chatroom import (RESERVED_NICKS, Broadcast, ChatRoom, Close, FloodLim
 from .core.codecs import BinaryCodec, Codec, CodecFactory, Event, sniff
 from .errors import ChatlabError, RemoteProtocolError
 from .core.relay import MAX_TRANSFERS, Forward
+from .tls import TlsError, TlsLayer, looks_like_tls, server_context
 
 log = logging.getLogger("chatlab.server")
 
@@ -89,6 +91,8 @@ class Connection(Session):
         self.blocking: set[Connection] = set()  # senders waiting on our queue
         self.closing: str | None = None  # reason; close once the outbox is flushed
         self.events = 0  # the selector events we currently ask for
+        self.tls: TlsLayer | None = None  # set when the first bytes were a TLS ClientHello
+        self.tls_checked = False  # whether the first bytes were looked at for TLS yet
 
 
 class Server:
@@ -106,19 +110,26 @@ class Server:
         on_frame: called as ``on_frame("in"|"out", nick_or_address, frame)`` for each
             frame, from the server's thread; the frame log of notebook 05 uses it.
         text_codec: the codec for clients that do not start with chatlab's magic bytes.
+        tls_cert, tls_key: a certificate chain and its key (PEM files, ``python -m chatlab
+            certs`` makes them): then a client whose first bytes are a TLS ClientHello
+            gets TLS on the same port, and plain clients still work.  Or pass a
+            ready ``tls=ssl.SSLContext``.
         settings: fields of :class:`chatlab.core.chatroom.Settings` (``selector="epoll"``,
             ``flood_limit=None``, ``room_passwords={"class": "secret"}``...), or a whole
             ``config=Settings(...)``; the result is :attr:`config`, frozen.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, config: Settings | None = None,
-                 on_frame: Tracer | None = None, text_codec: CodecFactory | None = None, **settings: Any) -> None:
+                 on_frame: Tracer | None = None, text_codec: CodecFactory | None = None,
+                 tls_cert: str | None = None, tls_key: str | None = None, tls: ssl.SSLContext | None = None,
+                 **settings: Any) -> None:
         self.config = config = dataclasses.replace(config or Settings(), **settings)
         if config.selector not in SELECTORS or not hasattr(selectors, SELECTORS[config.selector]):
             available = [name for name, cls in SELECTORS.items() if hasattr(selectors, cls)]
             raise ValueError(f"selector {config.selector!r} is not available here; choose one of {available}")
         self.on_frame = on_frame
         self.text_codec = text_codec
+        self.tls_context = tls if tls is not None else server_context(tls_cert, tls_key) if tls_cert else None
         self.room = ChatRoom(config)  # the rules; everything below is sockets
         self._selector: selectors.BaseSelector = getattr(selectors, SELECTORS[config.selector])()
         self._listener = self._open_listener(host, port, config.backlog)
@@ -267,7 +278,7 @@ class Server:
     def _on_readable(self, conn: Connection) -> None:
         # A big payload (a file chunk) is received straight into its own buffer, which is
         # then forwarded as is: one copy in, none on the way out (sendmsg takes the buffer).
-        into = getattr(conn.codec, "payload_buffer", None)
+        into = getattr(conn.codec, "payload_buffer", None) if conn.tls is None else None  # TLS: decrypt first
         view = into() if into is not None else None
         if view is not None:
             self._recv_payload(conn, view)
@@ -281,6 +292,12 @@ class Server:
             return
         if not data:
             self._disconnect(conn, "connection closed")
+            return
+        if not conn.tls_checked:
+            data = self._check_for_tls(conn, data)
+        if conn.tls is not None:
+            data = self._decrypt(conn, data)
+        if not data:
             return
         if conn.codec is None:  # the first bytes say which framing this client speaks
             conn.first_bytes += data
@@ -296,6 +313,35 @@ class Server:
             self._apply(conn, self.room.kick(conn, "protocol-error", str(exc)))
             return
         self._process(conn)
+
+    def _check_for_tls(self, conn: Connection, data: bytes) -> bytes:
+        """A connection's first bytes: a TLS ClientHello (``16 03``) starts TLS on this connection."""
+        start = conn.first_bytes + data
+        verdict = looks_like_tls(start)
+        if verdict is None:  # one byte 0x16: wait for the next
+            conn.first_bytes = start
+            return b""
+        conn.tls_checked = True
+        if not verdict:
+            return data  # plain: the codec sniff goes on with first_bytes + data
+        conn.first_bytes = b""
+        if self.tls_context is None:
+            self._disconnect(conn, "a TLS client, but this server has no certificate (start it with --tls-cert/--tls-key)")
+            return b""
+        conn.tls = TlsLayer.server(self.tls_context)
+        return start
+
+    def _decrypt(self, conn: Connection, ciphertext: bytes) -> bytes:
+        """TLS records in, plaintext out; the handshake's own records go straight to the outbox."""
+        assert conn.tls is not None
+        try:
+            plaintext = conn.tls.receive(ciphertext)
+        except TlsError as exc:  # a failed handshake ends this connection only
+            self._queue_raw(conn, conn.tls.data_to_send())  # the alert that says why, if any
+            self._disconnect(conn, str(exc), flush=True)
+            return b""
+        self._queue_raw(conn, conn.tls.data_to_send())
+        return plaintext
 
     def _recv_payload(self, conn: Connection, view: memoryview) -> None:
         """Read a big payload into its own buffer, and go on while the kernel has bytes for it:
@@ -433,6 +479,14 @@ class Server:
     def _queue(self, conn: Connection, *parts: bytes) -> None:
         """Append to a connection's queue; the loop sends it at the end of this turn."""
         if conn.closing is not None or conn not in self._connections:
+            return
+        if conn.tls is not None:  # the outbox of a TLS connection holds ciphertext
+            parts = (conn.tls.encrypt(b"".join(parts)),)
+        self._queue_raw(conn, *parts)
+
+    def _queue_raw(self, conn: Connection, *parts: bytes) -> None:
+        """Append bytes as they are (for TLS, records already encrypted)."""
+        if conn not in self._connections:
             return
         self._dirty.add(conn)
         for part in parts:
@@ -601,8 +655,9 @@ class Server:
 def serve(host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
     """Run a server in the foreground until Ctrl-C (the CLI's ``server`` verb)."""
     server = Server(host, port, **options)
-    print(f"chatlab server listening on {server.address[0]}:{server.address[1]} ({server.config.selector}); Ctrl-C stops it",
-          flush=True)
+    tls = ", TLS and plain on the same port" if server.tls_context is not None else ""
+    print(f"chatlab server listening on {server.address[0]}:{server.address[1]} ({server.config.selector}{tls}); "
+          "Ctrl-C stops it", flush=True)
     server.serve_forever()
 
 

@@ -694,7 +694,8 @@ def ask_nick(stream: TextIO | None = None, output: TextIO | None = None) -> str 
 
 
 def run_terminal_client(address: Address, nick: str, *, input: TextIO | None = None,
-                        output: TextIO | None = None, download_dir: str = "downloads") -> int:
+                        output: TextIO | None = None, download_dir: str = "downloads",
+                        connect_options: dict[str, Any] | None = None) -> int:
     """Chat from a terminal until /quit, end of input or Ctrl-C; returns the exit code.
 
     Args:
@@ -705,6 +706,7 @@ def run_terminal_client(address: Address, nick: str, *, input: TextIO | None = N
         output: print to this text stream instead of stdout (tests); errors go
             there too instead of stderr.
         download_dir: where ``/accept`` saves files (created when first needed).
+        connect_options: more :meth:`Client.connect` keywords (``tls=True, cafile=...``).
 
     Returns:
         0 after /quit, end of input, Ctrl-C or Ctrl-D; 1 if the server could
@@ -718,7 +720,7 @@ def run_terminal_client(address: Address, nick: str, *, input: TextIO | None = N
         print(f"chatlab: {clean(text)}", file=stream, flush=True)
 
     try:
-        client = Client.connect(address, nick)
+        client = Client.connect(address, nick, **(connect_options or {}))
     except NickError as exc:
         error(_("the server refused the nickname {nick!r}: {text} ({code})").format(nick=nick, text=exc.text, code=exc.code))
         return EXIT_REFUSED

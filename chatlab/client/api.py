@@ -28,6 +28,7 @@ import logging
 import os
 import queue
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -50,6 +51,7 @@ from ..errors import (
 from ..events import (
     EventQueue,
 )
+from ..tls import client_context, wrap_client
 from .direct import DirectIncoming, DirectPath
 from .receiving import ReceivingFiles
 from .sending import Sending, Transfer
@@ -143,7 +145,9 @@ class Client(ReceivingFiles, Sending, DirectPath, Threads):
     @classmethod
     def connect(cls, address: Address, nick: str, *, password: str = "", timeout: float = 5.0,
                 download_dir: str | os.PathLike[str] | None = None, overwrite: bool = False,
-                priority_writer: bool = True, unsent_limit: int | None = UNSENT_LIMIT) -> Client:
+                priority_writer: bool = True, unsent_limit: int | None = UNSENT_LIMIT,
+                tls: bool | ssl.SSLContext = False, cafile: str | os.PathLike[str] | None = None,
+                server_hostname: str | None = None) -> Client:
         """Connect, introduce ourselves as ``nick`` and wait for the welcome.
 
         ``address`` is ``("host", port)`` or ``"host:port"``; ``chatlab server``
@@ -155,12 +159,17 @@ class Client(ReceivingFiles, Sending, DirectPath, Threads):
         file chunks: the naive writer notebook 07 compares against.
         ``unsent_limit`` caps the bytes the kernel holds unsent for this socket
         (``TCP_NOTSENT_LOWAT``, where the OS has it); ``None`` leaves the OS default.
+        ``tls=True`` speaks TLS (notebook 11), checking the server's certificate
+        against ``cafile`` (the class CA; default: the system's CAs) and the host
+        name in ``address`` (or ``server_hostname``); pass an ``ssl.SSLContext`` as
+        ``tls`` to choose everything yourself.
 
         Raises:
             ValueError: ``address`` is not HOST:PORT, or the port is invalid.
             NickError: the server refused the nickname (taken, reserved, malformed).
             ServerError: the server refused the connection (e.g. it is full).
             ConnectionBroken: nothing answered at ``address``, or not in time.
+            TlsError: with ``tls``: the certificate was refused (the message says why).
         """
         host, port = parse_address(address)
         with translate_socket_errors(f"could not connect to {host}:{port}"):
@@ -170,6 +179,10 @@ class Client(ReceivingFiles, Sending, DirectPath, Threads):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 if unsent_limit and hasattr(socket, "TCP_NOTSENT_LOWAT"):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, unsent_limit)
+            if tls:
+                context = tls if isinstance(tls, ssl.SSLContext) else client_context(os.fspath(cafile) if cafile else None)
+                sock = wrap_client(sock, context, server_hostname or host, timeout)  # type: ignore[assignment]
+            with translate_socket_errors("connection failed during the handshake"):
                 sock.sendall(p.encode(p.Hello(nick, password)))
                 decoder = p.FrameDecoder()
                 welcome = cls._await_welcome(sock, decoder, timeout)
