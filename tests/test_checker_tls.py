@@ -1,0 +1,156 @@
+"""check_tls_client (notebook 11): the mistakes students make with TLS each fail, with a hint that names it;
+correct solutions written differently pass."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from typing import Any, Callable
+
+import pytest
+
+from chatlab.exercises import check_tls_client
+from solutions.tls_client import connect_tls
+
+pytest.importorskip("cryptography")
+pytestmark = pytest.mark.slow  # each run makes certificates and waits out a silent server
+
+
+def _connected(host: str, port: int, timeout: float | None = 5) -> socket.socket:
+    return socket.create_connection((host, port), timeout=timeout)
+
+
+# ------------------------------------------------------------------ wrong answers, as students write them
+
+def cert_none(host: str, port: int, cafile: str) -> Any:
+    context = ssl.create_default_context(cafile=cafile)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # "it kept failing, this made it work"
+    return context.wrap_socket(_connected(host, port), server_hostname=host)
+
+
+def no_hostname_check(host: str, port: int, cafile: str) -> Any:
+    context = ssl.create_default_context(cafile=cafile)
+    context.check_hostname = False
+    return context.wrap_socket(_connected(host, port), server_hostname=host)
+
+
+def no_sni(host: str, port: int, cafile: str) -> Any:
+    context = ssl.create_default_context(cafile=cafile)
+    context.check_hostname = False  # required to leave server_hostname out
+    return context.wrap_socket(_connected(host, port))
+
+
+def plaintext_fallback(host: str, port: int, cafile: str) -> Any:
+    context = ssl.create_default_context(cafile=cafile)
+    try:
+        return context.wrap_socket(_connected(host, port), server_hostname=host)
+    except (ssl.SSLError, OSError):
+        return _connected(host, port)  # "better plain than nothing"
+
+
+def system_cas_only(host: str, port: int, cafile: str) -> Any:
+    context = ssl.create_default_context()  # forgets the class CA
+    return context.wrap_socket(_connected(host, port), server_hostname=host)
+
+
+def unverified_context(host: str, port: int, cafile: str) -> Any:
+    return ssl._create_unverified_context().wrap_socket(_connected(host, port), server_hostname=host)
+
+
+def no_timeout(host: str, port: int, cafile: str) -> Any:
+    context = ssl.create_default_context(cafile=cafile)
+    return context.wrap_socket(_connected(host, port, timeout=None), server_hostname=host)
+
+
+def leaks_the_socket(host: str, port: int, cafile: str) -> Any:
+    context = ssl.create_default_context(cafile=cafile)
+    sock = _connected(host, port)
+    try:
+        return context.wrap_socket(sock, server_hostname=host)
+    except ssl.SSLError:
+        raise ConnectionError("handshake failed") from None  # ... and sock? (wrap_socket detached it: it is closed)
+
+
+def returns_the_tcp_socket(host: str, port: int, cafile: str) -> Any:
+    context = ssl.create_default_context(cafile=cafile)
+    sock = _connected(host, port)
+    context.wrap_socket(sock, server_hostname=host)  # the wrapped socket is thrown away
+    return sock
+
+
+def wraps_first_and_never_closes(host: str, port: int, cafile: str) -> Any:
+    context = ssl.create_default_context(cafile=cafile)
+    tls = context.wrap_socket(socket.socket(socket.AF_INET), server_hostname=host)
+    tls.settimeout(4)
+    tls.connect((host, port))  # a refused certificate raises here, and tls stays open
+    return tls
+
+
+def stub(host: str, port: int, cafile: str) -> Any:
+    raise NotImplementedError
+
+
+WRONG: list[tuple[Callable[..., Any], str, str]] = [
+    (cert_none, "refuses a certificate from an untrusted CA", "CERT_NONE"),
+    (no_hostname_check, "refuses a certificate for another host name", "check_hostname"),
+    (no_sni, "sends the server's name (SNI)", "server_hostname"),
+    (plaintext_fallback, "never falls back to plaintext", "plaintext"),
+    (system_cas_only, "a good server: handshake, then the line, encrypted", "cafile"),
+    (unverified_context, "refuses a certificate from an untrusted CA", "CERT_NONE"),
+    (no_timeout, "gives up on a server that never answers", "timeout"),
+    (returns_the_tcp_socket, "a good server: handshake, then the line, encrypted", "wrap_socket"),
+    (wraps_first_and_never_closes, "closes its socket when the handshake fails", "close it"),
+    (stub, "a good server: handshake, then the line, encrypted", "not written yet"),
+]
+
+
+@pytest.mark.parametrize("wrong, case, hint", WRONG, ids=[w[0].__name__ for w in WRONG])
+def test_a_wrong_answer_fails_its_case_with_a_hint(wrong: Callable[..., Any], case: str, hint: str):
+    report = check_tls_client(wrong, show=False)
+    assert not report
+    result = next(r for r in report.results if r.name == case)
+    assert not result.passed, report.summary()
+    assert hint in result.detail, report.summary()
+
+
+# ------------------------------------------------------------------ right answers, written differently
+
+def with_a_context_built_by_hand(host: str, port: int, cafile: str) -> Any:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname by default
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_verify_locations(cafile)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(4)
+    try:
+        sock.connect((host, port))
+        tls = context.wrap_socket(sock, server_hostname=host)
+    except BaseException:
+        sock.close()
+        raise
+    return tls
+
+
+def wrapping_before_connect(host: str, port: int, cafile: str) -> Any:
+    context = ssl.create_default_context(cafile=cafile)
+    tls = context.wrap_socket(socket.socket(socket.AF_INET), server_hostname=host)
+    tls.settimeout(4)
+    try:
+        tls.connect((host, port))  # the handshake happens in connect()
+    except BaseException:
+        tls.close()
+        raise
+    return tls
+
+
+@pytest.mark.parametrize("right", [connect_tls, with_a_context_built_by_hand, wrapping_before_connect],
+                         ids=lambda f: f.__name__)
+def test_a_correct_answer_passes_every_case(right: Callable[..., Any]):
+    report = check_tls_client(right, show=False)
+    assert report, report.summary()
+
+
+def test_leaving_the_socket_to_wrap_socket_s_clean_up_still_passes():
+    """wrap_socket() closes the socket it took when the handshake fails, so this one leaks nothing."""
+    report = check_tls_client(leaks_the_socket, show=False)
+    assert next(r for r in report.results if r.name == "closes its socket when the handshake fails").passed
