@@ -192,3 +192,41 @@ def test_openssl_s_client_verifying_with_the_class_ca_gets_an_irc_welcome(tls_se
 
 def test_ssl_is_available_with_tls_1_2_or_newer():
     assert ssl.HAS_TLSv1_2 or ssl.HAS_TLSv1_3
+
+
+# ------------------------------------------------------------------ someone on the path (chatlab.wiretap)
+
+def test_a_wiretap_hears_a_room_key_in_the_clear_and_only_ciphertext_over_tls(tls_server: chatlab.Server,
+                                                                               class_files: dict[str, Path]):
+    from chatlab.wiretap import Wiretap
+
+    with Wiretap(tls_server.address) as tap:
+        with chatlab.Client.connect(tap.address, "alice") as alice:
+            alice.join("secret", password="tulip-7")
+        with chatlab.Client.connect(tap.address, "bob", tls=True, cafile=class_files["ca"],
+                                    server_hostname="localhost") as bob:
+            bob.join("vault", password="orchid-9")
+            bob.say("nobody can read this")
+    assert tap.heard(b"tulip-7")
+    assert not tap.heard(b"orchid-9") and not tap.heard(b"nobody can read this")
+    assert tap.upstream.count(b"\x16\x03") >= 1  # bob's ClientHello went through
+
+
+def test_an_interceptor_reads_a_client_that_skips_verification_and_is_refused_by_one_that_checks(
+        tls_server: chatlab.Server, class_files: dict[str, Path], tmp_path: Path):
+    from chatlab.wiretap import Interceptor
+
+    mallory = certs.make_class_ca("mallory")
+    cert, key = certs.issue_server_cert(mallory, ["localhost", "127.0.0.1"])
+    (tmp_path / "m.pem").write_bytes(cert)
+    (tmp_path / "m-key.pem").write_bytes(key)
+    careless = ssl.create_default_context()
+    careless.check_hostname = False
+    careless.verify_mode = ssl.CERT_NONE
+    with Interceptor(tls_server.address, str(tmp_path / "m.pem"), str(tmp_path / "m-key.pem")) as middle:
+        with pytest.raises(TlsError, match="do not trust"):
+            chatlab.Client.connect(middle.address, "alice", tls=True, cafile=class_files["ca"])
+        with chatlab.Client.connect(middle.address, "carol", tls=careless) as carol:
+            carol.join("vault", password="orchid-9")
+    assert middle.refused == 1
+    assert middle.heard(b"orchid-9")
