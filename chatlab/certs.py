@@ -107,11 +107,13 @@ def _subject_alt_names(hosts: Sequence[str]) -> list[Any]:
 
 
 def issue_server_cert(ca: ClassCA, hosts: Sequence[str] = DEFAULT_HOSTS, days: int = DEFAULT_DAYS,
-                      not_before: datetime.datetime | None = None) -> tuple[bytes, bytes]:
+                      not_before: datetime.datetime | None = None, common_name: str | None = None) -> tuple[bytes, bytes]:
     """A server certificate signed by ``ca`` for ``hosts`` (names and IP addresses): ``(cert_pem, key_pem)``.
 
     ``not_before`` and a negative ``days`` make an already expired certificate,
-    which is what notebook 11 uses to show the error a client must get.
+    which is what notebook 11 uses to show the error a client must get.  The subject's
+    common name is ``hosts[0]`` unless ``common_name`` says otherwise; clients go by the
+    subject alternative names (``hosts``), never by the common name (RFC 6125).
     """
     if not hosts:
         raise ValueError("a server certificate needs at least one host name or address")
@@ -127,7 +129,7 @@ def issue_server_cert(ca: ClassCA, hosts: Sequence[str] = DEFAULT_HOSTS, days: i
     end = start + datetime.timedelta(days=days) if days > 0 else start + datetime.timedelta(minutes=1)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name(hosts[0])).issuer_name(ca_cert.subject)
+        .subject_name(_name(common_name or hosts[0])).issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(start).not_valid_after(end)

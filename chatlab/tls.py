@@ -244,6 +244,10 @@ class TlsSocket:
         self.sendall(data)
         return len(data)
 
+    def version(self) -> str | None:
+        """The TLS version agreed, as ``ssl.SSLSocket.version()`` says it."""
+        return self.layer.version
+
     # everything else is the TCP socket's
     def __getattr__(self, name: str) -> Any:
         return getattr(self.raw, name)

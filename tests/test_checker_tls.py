@@ -87,6 +87,57 @@ def wraps_first_and_never_closes(host: str, port: int, cafile: str) -> Any:
     return tls
 
 
+def hard_coded_name(host: str, port: int, cafile: str) -> Any:
+    context = ssl.create_default_context(cafile=cafile)
+    return context.wrap_socket(_connected(host, port), server_hostname="localhost")  # copied from a demo
+
+
+def substring_name_check(host: str, port: int, cafile: str) -> Any:
+    context = ssl.create_default_context(cafile=cafile)
+    context.check_hostname = False
+    tls = context.wrap_socket(_connected(host, port), server_hostname=host)
+    if host not in str(tls.getpeercert()):  # "my own check"
+        tls.close()
+        raise ssl.CertificateError(f"{host} is not in the certificate")
+    return tls
+
+
+def common_name_check(host: str, port: int, cafile: str) -> Any:
+    context = ssl.create_default_context(cafile=cafile)
+    context.check_hostname = False
+    tls = context.wrap_socket(_connected(host, port), server_hostname=host)
+    subject = dict(pair[0] for pair in tls.getpeercert()["subject"])
+    if subject["commonName"] != host:
+        tls.close()
+        raise ssl.CertificateError(f"CN {subject['commonName']} is not {host}")
+    return tls
+
+
+def old_protocols_allowed(host: str, port: int, cafile: str) -> Any:
+    context = ssl.create_default_context(cafile=cafile)
+    context.minimum_version = ssl.TLSVersion.TLSv1  # "for old servers"
+    context.set_ciphers("ALL:@SECLEVEL=0")
+    return context.wrap_socket(_connected(host, port), server_hostname=host)
+
+
+def none_on_error(host: str, port: int, cafile: str) -> Any:
+    context = ssl.create_default_context(cafile=cafile)
+    try:
+        return context.wrap_socket(_connected(host, port), server_hostname=host)
+    except ssl.SSLError as exc:
+        print("TLS error:", exc)
+        return None
+
+
+def unverified_retry(host: str, port: int, cafile: str) -> Any:
+    context = ssl.create_default_context(cafile=cafile)
+    try:
+        return context.wrap_socket(_connected(host, port), server_hostname=host)
+    except ssl.SSLCertVerificationError:
+        print("warning: certificate not verified, continuing anyway")
+        return ssl._create_unverified_context().wrap_socket(_connected(host, port), server_hostname=host)
+
+
 def stub(host: str, port: int, cafile: str) -> Any:
     raise NotImplementedError
 
@@ -101,6 +152,12 @@ WRONG: list[tuple[Callable[..., Any], str, str]] = [
     (no_timeout, "gives up on a server that never answers", "timeout"),
     (returns_the_tcp_socket, "a good server: handshake, then the line, encrypted", "wrap_socket"),
     (wraps_first_and_never_closes, "closes its socket when the handshake fails", "close it"),
+    (hard_coded_name, "checks the host it is given (an address)", "not a name written into your code"),
+    (substring_name_check, "refuses a look-alike host name", "home-made check"),
+    (common_name_check, "refuses a certificate for another host name", "another host"),
+    (old_protocols_allowed, "refuses an outdated protocol (TLS 1.0)", "TLS 1.0"),
+    (none_on_error, "refuses a certificate from an untrusted CA", "returned None"),
+    (unverified_retry, "refuses a certificate from an untrusted CA", "CERT_NONE"),
     (stub, "a good server: handshake, then the line, encrypted", "not written yet"),
 ]
 
@@ -143,7 +200,15 @@ def wrapping_before_connect(host: str, port: int, cafile: str) -> Any:
     return tls
 
 
-@pytest.mark.parametrize("right", [connect_tls, with_a_context_built_by_hand, wrapping_before_connect],
+def with_a_ten_second_timeout_and_cadata(host: str, port: int, cafile: str) -> Any:
+    with open(cafile) as f:
+        context = ssl.create_default_context(cadata=f.read())
+    with socket.create_connection((host, port), timeout=10) as sock:  # the longest the exercise allows
+        return context.wrap_socket(sock, server_hostname=host)
+
+
+@pytest.mark.parametrize("right", [connect_tls, with_a_context_built_by_hand, wrapping_before_connect,
+                                   with_a_ten_second_timeout_and_cadata],
                          ids=lambda f: f.__name__)
 def test_a_correct_answer_passes_every_case(right: Callable[..., Any]):
     report = check_tls_client(right, show=False)

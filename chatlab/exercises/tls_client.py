@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..i18n import _
+from ..tls import TlsError
 from ._report import Report, run_cases
 from .recv import DeadlineExceeded, call_with_deadline
 
@@ -34,7 +35,8 @@ HOST = "127.0.0.1"
 NAME = "localhost"  # the host name the student connects with; the good certificate is for it
 SECRET = b"PRIVMSG #lobby :the room key is tulip\r\n"
 SERVER_WAIT = 3.0  # seconds a checker server waits for the student's client
-SILENT_WAIT = 8.0  # the silent server holds the connection this long; the student must give up sooner
+TIMEOUT_LIMIT = 10.0  # the exercise asks for a timeout of at most this many seconds
+SILENT_WAIT = TIMEOUT_LIMIT + 4  # the silent server holds the connection this long
 
 ConnectTls = Callable[[str, int, str], Any]
 
@@ -52,11 +54,14 @@ class _Certificates:
         ca = certs.make_class_ca()
         self.ca = self._write("ca.pem", ca.cert_pem)
         self.good = self._pair("good", *certs.issue_server_cert(ca, [NAME, HOST]))
-        self.other_host = self._pair("other", *certs.issue_server_cert(ca, ["elsewhere.example"]))
+        # For another host, though its common name says ours: names are checked in the SANs, not the CN.
+        self.other_host = self._pair("other", *certs.issue_server_cert(ca, ["elsewhere.example"], common_name=NAME))
         past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=30)
         self.expired = self._pair("expired", *certs.issue_server_cert(ca, [NAME, HOST], days=-1, not_before=past))
         mallory = certs.make_class_ca("mallory's CA")
         self.untrusted = self._pair("mallory", *certs.issue_server_cert(mallory, [NAME, HOST]))
+        self.look_alike = self._pair("lookalike", *certs.issue_server_cert(ca, [f"{NAME}.evil.example", HOST]))
+        self.address_only = self._pair("address", *certs.issue_server_cert(ca, [HOST]))  # no name, only 127.0.0.1
 
     def _write(self, name: str, data: bytes) -> Path:
         path = self.folder / name
@@ -68,39 +73,58 @@ class _Certificates:
 
 
 class _Server:
-    """One connection's worth of server on a free loopback port, in a thread.
+    """A server on a free loopback port, in a thread, that serves every connection the same way.
 
     ``mode`` is ``"tls"`` (a handshake with ``cert``), ``"plain"`` (no TLS: it
     answers like an IRC server in the clear) or ``"silent"`` (accepts, says nothing).
-    It records the server name the client sent (SNI) and every byte of data.
+    ``outdated`` makes the TLS server speak only TLS 1.0, which no client should
+    accept any more.  It records the server names clients sent (SNI), how many
+    handshakes completed, and every byte of data.  A retry (a second connection)
+    meets the same certificate, so "try again without checking" is caught.
     """
 
-    def __init__(self, mode: str, cert: tuple[Path, Path] | None = None) -> None:
+    def __init__(self, mode: str, cert: tuple[Path, Path] | None = None, outdated: bool = False) -> None:
         self.mode = mode
-        self.sni: str | None = None
-        self.handshake_ok = False
+        self.sni: list[str | None] = []
+        self.handshakes = 0
         self.data = bytearray()
         self.raw = bytearray()  # what arrived before or instead of TLS
         self.context: ssl.SSLContext | None = None
         if cert is not None:
             self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            if outdated:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    self.context.minimum_version = self.context.maximum_version = ssl.TLSVersion.TLSv1
+                self.context.set_ciphers("ALL:@SECLEVEL=0")
             self.context.load_cert_chain(str(cert[0]), str(cert[1]))
             self.context.sni_callback = self._remember_sni
         self.listener = socket.create_server((HOST, 0))
-        self.listener.settimeout(SERVER_WAIT)
+        self.listener.settimeout(0.1)  # to notice close() between connections
         self.port = self.listener.getsockname()[1]
         self.done = threading.Event()
-        self.thread = threading.Thread(target=self._serve, name=f"chatlab-tls-check-{mode}", daemon=True)
-        self.thread.start()
+        self.threads: list[threading.Thread] = []
+        self._start(self._accept_loop)
+
+    def _start(self, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name=f"chatlab-tls-check-{self.mode}", daemon=True)
+        self.threads.append(thread)
+        thread.start()
 
     def _remember_sni(self, sslobj: Any, name: str | None, context: ssl.SSLContext) -> None:
-        self.sni = name
+        self.sni.append(name)
 
-    def _serve(self) -> None:
-        try:
-            conn, _addr = self.listener.accept()
-        except OSError:
-            return
+    def _accept_loop(self) -> None:
+        while not self.done.is_set():
+            try:
+                conn, _addr = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self._start(self._serve, conn)
+
+    def _serve(self, conn: socket.socket) -> None:
         try:
             conn.settimeout(SILENT_WAIT if self.mode == "silent" else SERVER_WAIT)
             if self.mode == "silent":
@@ -111,7 +135,7 @@ class _Server:
             else:
                 assert self.context is not None
                 with self.context.wrap_socket(conn, server_side=True) as tls:
-                    self.handshake_ok = True
+                    self.handshakes += 1
                     self._read(tls, self.data)
                 return
         except (OSError, ssl.SSLError):
@@ -133,19 +157,22 @@ class _Server:
     def close(self) -> None:
         self.done.set()
         self.listener.close()
-        self.thread.join(SILENT_WAIT + 1)
+        for thread in self.threads:
+            thread.join(SILENT_WAIT + 1)
 
 
-def _call(connect_tls: ConnectTls, server: _Server, cafile: Path, seconds: float = 6.0) -> tuple[Any, BaseException | None]:
+def _call(connect_tls: ConnectTls, server: _Server, cafile: Path, seconds: float = 8.0,
+          host: str = NAME) -> tuple[Any, BaseException | None]:
     """Run the student's function against ``server``; (its socket or None, what it raised)."""
     try:
-        return call_with_deadline(seconds, connect_tls, NAME, server.port, str(cafile)), None
+        return call_with_deadline(seconds, connect_tls, host, server.port, str(cafile)), None
     except NotImplementedError:
         raise AssertionError(_("not written yet: connect_tls() still raises NotImplementedError")) from None
     except DeadlineExceeded:
-        raise AssertionError(_("connect_tls() was still waiting after {seconds:g} s: give the socket a timeout "
-                               "(socket.create_connection(address, timeout=...)), so a server that never answers "
-                               "cannot hang your program").format(seconds=seconds)) from None
+        raise AssertionError(_("connect_tls() was still waiting after {seconds:g} s: give the socket a timeout of at "
+                               "most {limit:g} s (socket.create_connection(address, timeout=...)), so a server that "
+                               "never answers cannot hang your program").format(seconds=seconds, limit=TIMEOUT_LIMIT)
+                             ) from None
     except Exception as exc:  # noqa: BLE001 - refusing is the right answer in most cases
         return None, exc
 
@@ -157,8 +184,9 @@ def _send_secret(sock: Any) -> None:
         sock.close()
 
 
-def _must_refuse(connect_tls: ConnectTls, server: _Server, cafile: Path, mistake: str) -> str:
-    sock, error = _call(connect_tls, server, cafile)
+def _must_refuse(connect_tls: ConnectTls, server: _Server, cafile: Path, mistake: str, host: str = NAME) -> str:
+    """The student's function must raise an ssl error for this server, and send it nothing."""
+    sock, error = _call(connect_tls, server, cafile, host=host)
     if sock is not None:
         try:
             _send_secret(sock)
@@ -168,9 +196,16 @@ def _must_refuse(connect_tls: ConnectTls, server: _Server, cafile: Path, mistake
         leaked = SECRET in server.data or SECRET in server.raw
         raise AssertionError(mistake + (_(" (and the server read your line)") if leaked else ""))
     server.close()
-    assert SECRET not in server.raw, mistake
-    if isinstance(error, (ssl.SSLError, ssl.CertificateError, OSError, ValueError)):
+    assert SECRET not in server.raw and SECRET not in server.data, mistake
+    if error is None:
+        raise AssertionError(_("returned None instead of raising: the caller cannot tell a refused certificate from "
+                               "a connection; let the ssl error propagate (or raise your own)"))
+    if isinstance(error, (ssl.SSLError, ssl.CertificateError, TlsError)):
         return _("refused: {error}").format(error=type(error).__name__)
+    if isinstance(error, (TimeoutError, socket.timeout)):
+        raise AssertionError(_("timed out instead of refusing: this server answers the handshake at once with a "
+                               "certificate that must be refused, so the refusal should be the ssl error "
+                               "(did your code try again another way?)"))
     raise AssertionError(_("raised {error}: {message}; a refused certificate should raise the ssl error itself "
                            "(ssl.SSLCertVerificationError), so the caller knows what happened").format(
         error=type(error).__name__, message=error))
@@ -218,10 +253,11 @@ def check_tls_client(connect_tls: ConnectTls, show: bool = True) -> Report:
         if sock is not None:
             sock.close()
         server.close()
-        assert server.sni == NAME, _(
+        sent = server.sni[-1] if server.sni else None
+        assert sent == NAME, _(
             "the server name sent in the handshake (SNI) was {sni!r}, not {name!r}: pass "
             "server_hostname=host to wrap_socket; the server uses it to choose its certificate, and the client "
-            "to check the certificate is for that name").format(sni=server.sni, name=NAME)
+            "to check the certificate is for that name").format(sni=sent, name=NAME)
         return _("SNI {name!r}").format(name=NAME)
 
     def untrusted_ca() -> str:
@@ -239,6 +275,32 @@ def check_tls_client(connect_tls: ConnectTls, show: bool = True) -> Report:
         return _must_refuse(connect_tls, _Server("tls", files.expired), files.ca, _(
             "accepted an expired certificate: leave the default verification on"))
 
+    def the_host_it_is_given() -> str:
+        server = _Server("tls", files.address_only)  # a certificate for 127.0.0.1 only
+        sock, error = _call(connect_tls, server, files.ca, host=HOST)
+        if sock is None:
+            server.close()
+            raise AssertionError(_("connect_tls({host!r}, ...) failed against a certificate made for {host}: "
+                                   "{error}. Check the certificate against the host argument, not a name written "
+                                   "into your code").format(host=HOST, error=error))
+        try:
+            _send_secret(sock)
+        finally:
+            server.close()
+        assert server.data == SECRET, _("the server received {got!r} instead of your line").format(got=bytes(server.data))
+        return _("connected to {host} by its address").format(host=HOST)
+
+    def look_alike() -> str:
+        return _must_refuse(connect_tls, _Server("tls", files.look_alike), files.ca, _(
+            "accepted a certificate for localhost.evil.example when asked for localhost: a name that merely "
+            "contains yours is another host. A home-made check (a substring, the CN alone) gets this wrong: "
+            "leave check_hostname=True and let ssl compare the names"))
+
+    def outdated_protocol() -> str:
+        return _must_refuse(connect_tls, _Server("tls", files.good, outdated=True), files.ca, _(
+            "agreed to TLS 1.0 with weak ciphers: those can be broken. Do not lower minimum_version or the "
+            "cipher security level; ssl.create_default_context() refuses them"))
+
     def no_plaintext_fallback() -> str:
         return _must_refuse(connect_tls, _Server("plain"), files.ca, _(
             "went on without TLS when the server did not speak it: a fallback to plaintext lets anyone who can "
@@ -246,7 +308,7 @@ def check_tls_client(connect_tls: ConnectTls, show: bool = True) -> Report:
 
     def silent_server() -> str:
         server = _Server("silent")
-        sock, error = _call(connect_tls, server, files.ca, seconds=SILENT_WAIT - 1)
+        sock, error = _call(connect_tls, server, files.ca, seconds=TIMEOUT_LIMIT + 2)
         server.close()
         if sock is not None:
             sock.close()
@@ -275,6 +337,9 @@ def check_tls_client(connect_tls: ConnectTls, show: bool = True) -> Report:
         (_("refuses a certificate from an untrusted CA"), untrusted_ca),
         (_("refuses a certificate for another host name"), other_host),
         (_("refuses an expired certificate"), expired),
+        (_("checks the host it is given (an address)"), the_host_it_is_given),
+        (_("refuses a look-alike host name"), look_alike),
+        (_("refuses an outdated protocol (TLS 1.0)"), outdated_protocol),
         (_("never falls back to plaintext"), no_plaintext_fallback),
         (_("gives up on a server that never answers"), silent_server),
         (_("closes its socket when the handshake fails"), closes_on_failure),
