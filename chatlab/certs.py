@@ -8,7 +8,7 @@ names students type to reach it (``server.pem``, ``server-key.pem``)::
 
     python -m chatlab certs --out class-tls --host localhost --host 192.0.2.10 --host teacher.local
     python -m chatlab server --tls-cert class-tls/server.pem --tls-key class-tls/server-key.pem
-    python -m chatlab client --tls --cafile class-tls/ca.pem --host teacher.local
+    python -m chatlab client --tls --cafile class-tls/ca.pem teacher.local:7777
 
 The X.509 work is done by the ``cryptography`` package (``pip install
 "chatlab[tls]"``), never by hand-made ASN.1.
@@ -142,20 +142,64 @@ def issue_server_cert(ca: ClassCA, hosts: Sequence[str] = DEFAULT_HOSTS, days: i
     return cert.public_bytes(serialization.Encoding.PEM), _pem_key(key)
 
 
-def write_class_files(out: str | os.PathLike[str], hosts: Sequence[str] = DEFAULT_HOSTS,
-                      days: int = DEFAULT_DAYS) -> dict[str, Path]:
-    """Make a CA and a server certificate into ``out``; return the four paths by role.
+def check_hosts(hosts: Sequence[str]) -> list[str]:
+    """The names and addresses as a certificate can hold them; ValueError names the first that cannot be.
 
-    The keys are written readable by their owner only (on POSIX systems).
+    A name of another script (``café.example``) is written as IDNA (``xn--caf-dma.example``).
     """
+    checked = []
+    for host in hosts:
+        host = host.strip()
+        try:
+            checked.append(str(ipaddress.ip_address(host)))
+            continue
+        except ValueError:
+            pass
+        labels = host.rstrip(".").split(".")
+        if not host or any(not label for label in labels) or all(label.isdigit() for label in labels):
+            raise ValueError(f"{host!r} is neither a host name nor an IP address")
+        try:
+            ascii_name = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise ValueError(f"{host!r} is not a valid host name") from None
+        if not all(c.isalnum() or c in "-." for c in ascii_name):
+            raise ValueError(f"{host!r} is not a valid host name (letters, digits, '-' and '.' only)")
+        checked.append(ascii_name)
+    if not checked:
+        raise ValueError("a server certificate needs at least one host name or address")
+    return checked
+
+
+def write_class_files(out: str | os.PathLike[str], hosts: Sequence[str] = DEFAULT_HOSTS,
+                      days: int = DEFAULT_DAYS, new_ca: bool = False) -> dict[str, Path]:
+    """Make a server certificate into ``out`` (and the CA, unless ``out`` has one); return the four paths by role.
+
+    An existing ``ca.pem`` and ``ca-key.pem`` in ``out`` are kept and sign the new server
+    certificate, so running it again (to add a host name) does not invalidate the CA the
+    students already have; ``new_ca=True`` makes a new one anyway.  The keys are written
+    readable by their owner only (on POSIX systems).
+
+    Raises:
+        ValueError: ``days`` below 1, or a host that no certificate can hold.
+        OSError: ``out`` cannot be written.
+    """
+    if days < 1:
+        raise ValueError(f"--days must be at least 1, not {days}")
+    hosts = check_hosts(hosts)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    ca = make_class_ca(days=days)
-    cert, key = issue_server_cert(ca, hosts, days)
     paths = {"ca": folder / "ca.pem", "ca_key": folder / "ca-key.pem",
              "cert": folder / "server.pem", "key": folder / "server-key.pem"}
-    for role, data in (("ca", ca.cert_pem), ("ca_key", ca.key_pem), ("cert", cert), ("key", key)):
-        paths[role].write_bytes(data)
+    if not new_ca and paths["ca"].exists() and paths["ca_key"].exists():
+        ca = ClassCA(paths["ca"].read_bytes(), paths["ca_key"].read_bytes())
+        written = ("cert", "key")
+    else:
+        ca = make_class_ca(days=max(days, DEFAULT_DAYS))
+        written = ("ca", "ca_key", "cert", "key")
+    cert, key = issue_server_cert(ca, hosts, days)
+    data = {"ca": ca.cert_pem, "ca_key": ca.key_pem, "cert": cert, "key": key}
+    for role in written:
+        paths[role].write_bytes(data[role])
         if role.endswith("key"):
             os.chmod(paths[role], 0o600)
     return paths
@@ -169,11 +213,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", action="append", dest="hosts", metavar="NAME",
                         help=_("a name or address students connect to; repeat it (default: localhost, 127.0.0.1, ::1)"))
     parser.add_argument("--days", type=int, default=DEFAULT_DAYS, help=_("days the certificates are valid (default: %(default)s)"))
+    parser.add_argument("--new-ca", action="store_true",
+                        help=_("make a new class CA even if --out has one (students then need the new ca.pem)"))
     args = parser.parse_args(argv)
-    paths = write_class_files(args.out, args.hosts or DEFAULT_HOSTS, args.days)
-    print(_("class CA:           {path}   (give it to every student: --cafile)").format(path=paths["ca"]))
-    print(_("CA key:             {path}   (keep it: it signs certificates)").format(path=paths["ca_key"]))
-    print(_("server certificate: {path}   (--tls-cert) for {hosts}").format(path=paths["cert"], hosts=", ".join(args.hosts or DEFAULT_HOSTS)))
+    hosts = args.hosts or list(DEFAULT_HOSTS)
+    had_ca = (Path(args.out) / "ca.pem").exists() and (Path(args.out) / "ca-key.pem").exists()
+    try:
+        paths = write_class_files(args.out, hosts, args.days, new_ca=args.new_ca)
+    except ValueError as exc:
+        parser.error(str(exc))
+    except OSError as exc:
+        parser.error(_("cannot write into {folder}: {error}").format(folder=args.out, error=exc.strerror or exc))
+    if had_ca and not args.new_ca:
+        print(_("class CA:           {path}   (kept: the students' copy stays valid)").format(path=paths["ca"]))
+    else:
+        print(_("class CA:           {path}   (give it to every student: --cafile)").format(path=paths["ca"]))
+        print(_("CA key:             {path}   (keep it: it signs certificates)").format(path=paths["ca_key"]))
+    print(_("server certificate: {path}   (--tls-cert) for {hosts}").format(path=paths["cert"], hosts=", ".join(hosts)))
     print(_("server key:         {path}   (--tls-key)").format(path=paths["key"]))
     return 0
 

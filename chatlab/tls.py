@@ -72,7 +72,13 @@ def client_context(cafile: str | None = None) -> ssl.SSLContext:
     ``verify_mode=CERT_REQUIRED`` and ``check_hostname=True``: turning either off
     lets anyone on the path read and change the chat (notebook 11 shows it).
     """
-    context = ssl.create_default_context(cafile=cafile)
+    try:
+        context = ssl.create_default_context(cafile=cafile)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such CA file: {cafile} (the class CA, ca.pem, comes from the teacher)") from None
+    except ssl.SSLError as exc:
+        raise TlsError(f"{cafile} holds no CA certificate ({exc.reason or exc}): pass the class CA, ca.pem, "
+                       "not a key or a server certificate's key") from None
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
 
@@ -81,8 +87,10 @@ def client_context(cafile: str | None = None) -> ssl.SSLContext:
 _VERIFY_HINTS = {
     "Hostname mismatch": "the certificate is for another host name: connect with a name the certificate lists",
     "IP address mismatch": "the certificate does not list this IP address: connect with a name or address it lists",
-    "unable to get local issuer certificate": "the certificate was signed by a CA you do not trust: pass the class CA (cafile=...)",
-    "self-signed certificate": "the certificate is self-signed and not trusted: pass the CA that signed it (cafile=...)",
+    "unable to get local issuer certificate": "the certificate was signed by a CA you do not trust: pass the class CA "
+                                              "(cafile=... in Python, --cafile on the command line)",
+    "self-signed certificate": "the certificate is self-signed and not trusted: pass the CA that signed it "
+                               "(cafile=... in Python, --cafile on the command line)",
     "certificate has expired": "the server's certificate has expired: the teacher must make a new one",
     "certificate is not yet valid": "the server's certificate is not valid yet: check both clocks",
 }
@@ -283,5 +291,6 @@ def wrap_client(sock: socket.socket, context: ssl.SSLContext, server_hostname: s
             layer.receive(data)
     except TlsError as exc:
         if "TLS failed" in str(exc) and "WRONG_VERSION_NUMBER" in str(exc).upper():
-            raise TlsError(f"{exc} (the server does not speak TLS here)") from None
+            raise TlsError(f"{exc}: the server answered in plain text, not TLS (a server without --tls-cert, "
+                           "or a full server refusing the connection)") from None
         raise

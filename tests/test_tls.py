@@ -230,3 +230,44 @@ def test_an_interceptor_reads_a_client_that_skips_verification_and_is_refused_by
             carol.join("vault", password="orchid-9")
     assert middle.refused == 1
     assert middle.heard(b"orchid-9")
+
+
+def test_a_cafile_without_tls_true_still_means_tls(tls_server: chatlab.Server, class_files: dict[str, Path]):
+    """Forgetting tls=True must not silently send the room key in the clear."""
+    from chatlab.wiretap import Wiretap
+
+    with Wiretap(tls_server.address) as tap:
+        with chatlab.Client.connect(tap.address, "bob", cafile=class_files["ca"], server_hostname="localhost") as bob:
+            bob.join("vault", password="orchid-9")
+            assert isinstance(bob._sock, chatlab.tls.TlsSocket)
+    assert not tap.heard(b"orchid-9")
+
+
+def test_a_missing_or_wrong_cafile_is_named(tls_server: chatlab.Server, class_files: dict[str, Path], tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match="no such CA file"):
+        chatlab.Client.connect(tls_server.address, "bob", tls=True, cafile=tmp_path / "nope.pem")
+    with pytest.raises(TlsError, match="holds no CA certificate"):
+        chatlab.Client.connect(tls_server.address, "bob", tls=True, cafile=class_files["key"])
+
+
+def test_a_silent_listener_is_a_connection_error_not_a_bare_timeout():
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        with pytest.raises(chatlab.ConnectionBroken, match="TLS handshake"):
+            chatlab.Client.connect(silent.getsockname()[:2], "bob", tls=True, timeout=1)
+
+
+def test_certs_again_keeps_the_class_ca_and_refuses_what_no_certificate_can_hold(tmp_path: Path):
+    run = [sys.executable, "-m", "chatlab", "certs", "--out", str(tmp_path / "c")]
+    assert subprocess.run(run, capture_output=True, timeout=60).returncode == 0
+    ca = (tmp_path / "c" / "ca.pem").read_bytes()
+    again = subprocess.run(run + ["--host", "teacher.local"], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "kept" in again.stdout
+    assert (tmp_path / "c" / "ca.pem").read_bytes() == ca  # the students' copy stays valid
+    from cryptography import x509
+    server = x509.load_pem_x509_certificate((tmp_path / "c" / "server.pem").read_bytes())
+    ca_cert = x509.load_pem_x509_certificate(ca)
+    assert server.issuer == ca_cert.subject
+    for bad, words in [(["--days", "0"], "at least 1"), (["--host", ""], "neither"), (["--host", "bad name"], "valid"),
+                       (["--host", "300.1.1.1"], "neither")]:
+        done = subprocess.run(run + bad, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr, (bad, done.stderr)

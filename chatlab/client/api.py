@@ -144,7 +144,8 @@ class Client(ReceivingFiles, Sending, DirectPath, Threads):
         ``tls=True`` speaks TLS (notebook 11), checking the server's certificate
         against ``cafile`` (the class CA; default: the system's CAs) and the host
         name in ``address`` (or ``server_hostname``); pass an ``ssl.SSLContext`` as
-        ``tls`` to choose everything yourself.
+        ``tls`` to choose everything yourself.  A ``cafile`` or a ``server_hostname``
+        means TLS too: they would be silently ignored otherwise.
 
         Raises:
             ValueError: ``address`` is not HOST:PORT, or the port is invalid.
@@ -161,9 +162,10 @@ class Client(ReceivingFiles, Sending, DirectPath, Threads):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 if unsent_limit and hasattr(socket, "TCP_NOTSENT_LOWAT"):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, unsent_limit)
-            if tls:
+            if tls or cafile is not None or server_hostname is not None:  # a CA or a name to check means TLS
                 context = tls if isinstance(tls, ssl.SSLContext) else client_context(os.fspath(cafile) if cafile else None)
-                sock = wrap_client(sock, context, server_hostname or host, timeout)  # type: ignore[assignment]
+                with translate_socket_errors("connection failed during the TLS handshake"):
+                    sock = wrap_client(sock, context, server_hostname or host, timeout)  # type: ignore[assignment]
             with translate_socket_errors("connection failed during the handshake"):
                 sock.sendall(p.encode(p.Hello(nick, password)))
                 decoder = p.FrameDecoder()
