@@ -218,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help=_("send the bytes over a connection of their own to the receiver, not through the server"
                              " (falls back to the server if that connection cannot be made)"))
     send.add_argument("--timeout", type=float, default=600.0, help=_("give up after this many seconds"))
+    send.add_argument("--tls", action="store_true", help=_("connect with TLS, checking the server's certificate"))
+    send.add_argument("--cafile", metavar="PEM", help=_("the CA to trust for --tls (the class CA the teacher gives you)"))
     send.add_argument("address", metavar="HOST:PORT",
                       help=_("the server (`chatlab server` listens on {address})").format(address=DEFAULT_ADDRESS))
     send.set_defaults(run=_cmd_send)

@@ -271,3 +271,16 @@ def test_certs_again_keeps_the_class_ca_and_refuses_what_no_certificate_can_hold
                        (["--host", "300.1.1.1"], "neither")]:
         done = subprocess.run(run + bad, capture_output=True, text=True, timeout=60)
         assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr, (bad, done.stderr)
+
+
+def test_chatlab_send_over_tls(tls_server: chatlab.Server, class_files: dict[str, Path], tmp_path: Path):
+    source = tmp_path / "notes.txt"
+    source.write_bytes(b"tls " * 5000)
+    (tmp_path / "in").mkdir()
+    host, port = tls_server.address
+    with chatlab.Client.connect(tls_server.address, "bob", download_dir=tmp_path / "in"):
+        done = subprocess.run([sys.executable, "-m", "chatlab", "send", str(source), "--to", "bob", "--tls",
+                               "--cafile", str(class_files["ca"]), f"localhost:{port}"],
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "in" / "notes.txt").read_bytes() == source.read_bytes()
