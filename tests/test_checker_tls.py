@@ -138,6 +138,20 @@ def unverified_retry(host: str, port: int, cafile: str) -> Any:
         return ssl._create_unverified_context().wrap_socket(_connected(host, port), server_hostname=host)
 
 
+_CACHED: list[ssl.SSLContext] = []
+
+
+def cached_context(host: str, port: int, cafile: str) -> Any:
+    if not _CACHED:  # "build it once, it is expensive"
+        _CACHED.append(ssl.create_default_context(cafile=cafile))
+    return _CACHED[0].wrap_socket(_connected(host, port), server_hostname=host)
+
+
+def eleven_second_timeout(host: str, port: int, cafile: str) -> Any:
+    context = ssl.create_default_context(cafile=cafile)
+    return context.wrap_socket(_connected(host, port, timeout=11), server_hostname=host)
+
+
 def stub(host: str, port: int, cafile: str) -> Any:
     raise NotImplementedError
 
@@ -152,12 +166,14 @@ WRONG: list[tuple[Callable[..., Any], str, str]] = [
     (no_timeout, "gives up on a server that never answers", "timeout"),
     (returns_the_tcp_socket, "a good server: handshake, then the line, encrypted", "wrap_socket"),
     (wraps_first_and_never_closes, "closes its socket when the handshake fails", "close it"),
-    (hard_coded_name, "checks the host it is given (an address)", "not a name written into your code"),
+    (hard_coded_name, "checks the host it is given (an address, another class's CA)", "not a name written into your code"),
     (substring_name_check, "refuses a look-alike host name", "home-made check"),
     (common_name_check, "refuses a certificate for another host name", "another host"),
     (old_protocols_allowed, "refuses an outdated protocol (TLS 1.0)", "TLS 1.0"),
     (none_on_error, "refuses a certificate from an untrusted CA", "returned None"),
     (unverified_retry, "refuses a certificate from an untrusted CA", "CERT_NONE"),
+    (cached_context, "checks the host it is given (an address, another class's CA)", "every call"),
+    (eleven_second_timeout, "gives up on a server that never answers", "at most 10"),
     (stub, "a good server: handshake, then the line, encrypted", "not written yet"),
 ]
 
@@ -207,7 +223,17 @@ def with_a_ten_second_timeout_and_cadata(host: str, port: int, cafile: str) -> A
         return context.wrap_socket(sock, server_hostname=host)
 
 
-@pytest.mark.parametrize("right", [connect_tls, with_a_context_built_by_hand, wrapping_before_connect,
+def raising_its_own_error(host: str, port: int, cafile: str) -> Any:
+    context = ssl.create_default_context(cafile=cafile)
+    sock = socket.create_connection((host, port), timeout=5)
+    try:
+        return context.wrap_socket(sock, server_hostname=host)
+    except ssl.SSLError as exc:
+        sock.close()
+        raise ConnectionError(f"TLS handshake with {host} failed: {exc}") from exc
+
+
+@pytest.mark.parametrize("right", [connect_tls, with_a_context_built_by_hand, wrapping_before_connect, raising_its_own_error,
                                    with_a_ten_second_timeout_and_cadata],
                          ids=lambda f: f.__name__)
 def test_a_correct_answer_passes_every_case(right: Callable[..., Any]):

@@ -61,7 +61,10 @@ class _Certificates:
         mallory = certs.make_class_ca("mallory's CA")
         self.untrusted = self._pair("mallory", *certs.issue_server_cert(mallory, [NAME, HOST]))
         self.look_alike = self._pair("lookalike", *certs.issue_server_cert(ca, [f"{NAME}.evil.example", HOST]))
-        self.address_only = self._pair("address", *certs.issue_server_cert(ca, [HOST]))  # no name, only 127.0.0.1
+        # Another class's CA (a new term, a new teacher): a context cached from an earlier call's cafile fails here.
+        other_ca = certs.make_class_ca("another class CA")
+        self.other_ca = self._write("other-ca.pem", other_ca.cert_pem)
+        self.address_only = self._pair("address", *certs.issue_server_cert(other_ca, [HOST]))  # only 127.0.0.1
 
     def _write(self, name: str, data: bytes) -> Path:
         path = self.folder / name
@@ -184,6 +187,16 @@ def _send_secret(sock: Any) -> None:
         sock.close()
 
 
+def _from_tls(error: BaseException | None) -> bool:
+    """Is ``error`` the handshake's own, or one raised from it (``raise ConnectionError(...) from exc``)?"""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, (ssl.SSLError, ssl.CertificateError, TlsError)):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
+
+
 def _must_refuse(connect_tls: ConnectTls, server: _Server, cafile: Path, mistake: str, host: str = NAME) -> str:
     """The student's function must raise an ssl error for this server, and send it nothing."""
     sock, error = _call(connect_tls, server, cafile, host=host)
@@ -200,15 +213,15 @@ def _must_refuse(connect_tls: ConnectTls, server: _Server, cafile: Path, mistake
     if error is None:
         raise AssertionError(_("returned None instead of raising: the caller cannot tell a refused certificate from "
                                "a connection; let the ssl error propagate (or raise your own)"))
-    if isinstance(error, (ssl.SSLError, ssl.CertificateError, TlsError)):
+    if _from_tls(error):
         return _("refused: {error}").format(error=type(error).__name__)
     if isinstance(error, (TimeoutError, socket.timeout)):
         raise AssertionError(_("timed out instead of refusing: this server answers the handshake at once with a "
                                "certificate that must be refused, so the refusal should be the ssl error "
                                "(did your code try again another way?)"))
-    raise AssertionError(_("raised {error}: {message}; a refused certificate should raise the ssl error itself "
-                           "(ssl.SSLCertVerificationError), so the caller knows what happened").format(
-        error=type(error).__name__, message=error))
+    raise AssertionError(_("raised {error}: {message}; the TLS handshake's own error (an ssl.SSLError) should "
+                           "reach the caller, as it is or as the cause of yours (raise ... from exc), so the caller "
+                           "knows what happened").format(error=type(error).__name__, message=error))
 
 
 def check_tls_client(connect_tls: ConnectTls, show: bool = True) -> Report:
@@ -277,9 +290,13 @@ def check_tls_client(connect_tls: ConnectTls, show: bool = True) -> Report:
 
     def the_host_it_is_given() -> str:
         server = _Server("tls", files.address_only)  # a certificate for 127.0.0.1 only
-        sock, error = _call(connect_tls, server, files.ca, host=HOST)
+        sock, error = _call(connect_tls, server, files.other_ca, host=HOST)
         if sock is None:
             server.close()
+            if "unable to get local issuer" in str(error):
+                raise AssertionError(_("connect_tls() did not trust the cafile it was given this time ({error}): "
+                                       "build the context from the cafile argument on every call, not once for "
+                                       "all calls").format(error=error))
             raise AssertionError(_("connect_tls({host!r}, ...) failed against a certificate made for {host}: "
                                    "{error}. Check the certificate against the host argument, not a name written "
                                    "into your code").format(host=HOST, error=error))
@@ -308,7 +325,7 @@ def check_tls_client(connect_tls: ConnectTls, show: bool = True) -> Report:
 
     def silent_server() -> str:
         server = _Server("silent")
-        sock, error = _call(connect_tls, server, files.ca, seconds=TIMEOUT_LIMIT + 2)
+        sock, error = _call(connect_tls, server, files.ca, seconds=TIMEOUT_LIMIT + 0.8)
         server.close()
         if sock is not None:
             sock.close()
@@ -337,7 +354,7 @@ def check_tls_client(connect_tls: ConnectTls, show: bool = True) -> Report:
         (_("refuses a certificate from an untrusted CA"), untrusted_ca),
         (_("refuses a certificate for another host name"), other_host),
         (_("refuses an expired certificate"), expired),
-        (_("checks the host it is given (an address)"), the_host_it_is_given),
+        (_("checks the host it is given (an address, another class's CA)"), the_host_it_is_given),
         (_("refuses a look-alike host name"), look_alike),
         (_("refuses an outdated protocol (TLS 1.0)"), outdated_protocol),
         (_("never falls back to plaintext"), no_plaintext_fallback),
