@@ -66,7 +66,8 @@ def _key() -> Any:
 def _pem_key(key: Any) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
 
 
 def make_class_ca(name: str = "chatlab class CA", days: int = DEFAULT_DAYS) -> ClassCA:
@@ -85,7 +86,8 @@ def make_class_ca(name: str = "chatlab class CA", days: int = DEFAULT_DAYS) -> C
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                     content_commitment=False,
                                      key_encipherment=False, data_encipherment=False, key_agreement=False,
                                      encipher_only=False, decipher_only=False), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
@@ -107,7 +109,8 @@ def _subject_alt_names(hosts: Sequence[str]) -> list[Any]:
 
 
 def issue_server_cert(ca: ClassCA, hosts: Sequence[str] = DEFAULT_HOSTS, days: int = DEFAULT_DAYS,
-                      not_before: datetime.datetime | None = None, common_name: str | None = None) -> tuple[bytes, bytes]:
+                      not_before: datetime.datetime | None = None,
+                      common_name: str | None = None) -> tuple[bytes, bytes]:
     """A server certificate signed by ``ca`` for ``hosts`` (names and IP addresses): ``(cert_pem, key_pem)``.
 
     ``not_before`` and a negative ``days`` make an already expired certificate,
@@ -192,7 +195,7 @@ def write_class_files(out: str | os.PathLike[str], hosts: Sequence[str] = DEFAUL
              "cert": folder / "server.pem", "key": folder / "server-key.pem"}
     if not new_ca and paths["ca"].exists() and paths["ca_key"].exists():
         ca = ClassCA(paths["ca"].read_bytes(), paths["ca_key"].read_bytes())
-        written = ("cert", "key")
+        written: tuple[str, ...] = ("cert", "key")
     else:
         ca = make_class_ca(days=max(days, DEFAULT_DAYS))
         written = ("ca", "ca_key", "cert", "key")
@@ -212,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="chatlab-tls", help=_("folder for the four files (default: %(default)s)"))
     parser.add_argument("--host", action="append", dest="hosts", metavar="NAME",
                         help=_("a name or address students connect to; repeat it (default: localhost, 127.0.0.1, ::1)"))
-    parser.add_argument("--days", type=int, default=DEFAULT_DAYS, help=_("days the certificates are valid (default: %(default)s)"))
+    parser.add_argument("--days", type=int, default=DEFAULT_DAYS,
+                        help=_("days the certificates are valid (default: %(default)s)"))
     parser.add_argument("--new-ca", action="store_true",
                         help=_("make a new class CA even if --out has one (students then need the new ca.pem)"))
     args = parser.parse_args(argv)

@@ -32,8 +32,8 @@ from typing import Any, Callable
 
 from .errors import RemoteProtocolError
 
-__all__ = ["TLS_RECORD_START", "TlsError", "TlsLayer", "TlsSocket", "looks_like_tls", "server_context", "client_context",
-           "wrap_client"]
+__all__ = ["TLS_RECORD_START", "TlsError", "TlsLayer", "TlsSocket", "looks_like_tls", "server_context",
+           "client_context", "wrap_client"]
 
 # A TLS record's first two bytes: content type 22 (handshake), protocol major version 3.
 TLS_RECORD_START = b"\x16\x03"

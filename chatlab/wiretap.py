@@ -46,7 +46,8 @@ class _Relay:
         self._start(self._accept_loop, "accept")
 
     def _start(self, target: Callable[..., None], name: str, *args: object) -> None:
-        thread = threading.Thread(target=target, args=args, name=f"chatlab-{type(self).__name__.lower()}-{name}", daemon=True)
+        thread_name = f"chatlab-{type(self).__name__.lower()}-{name}"
+        thread = threading.Thread(target=target, args=args, name=thread_name, daemon=True)
         with self._lock:
             self._threads.append(thread)
         thread.start()

@@ -166,7 +166,8 @@ WRONG: list[tuple[Callable[..., Any], str, str]] = [
     (no_timeout, "gives up on a server that never answers", "timeout"),
     (returns_the_tcp_socket, "a good server: handshake, then the line, encrypted", "wrap_socket"),
     (wraps_first_and_never_closes, "closes its socket when the handshake fails", "close it"),
-    (hard_coded_name, "checks the host it is given (an address, another class's CA)", "not a name written into your code"),
+    (hard_coded_name, "checks the host it is given (an address, another class's CA)",
+     "not a name written into your code"),
     (substring_name_check, "refuses a look-alike host name", "home-made check"),
     (common_name_check, "refuses a certificate for another host name", "another host"),
     (old_protocols_allowed, "refuses an outdated protocol (TLS 1.0)", "TLS 1.0"),
@@ -233,8 +234,8 @@ def raising_its_own_error(host: str, port: int, cafile: str) -> Any:
         raise ConnectionError(f"TLS handshake with {host} failed: {exc}") from exc
 
 
-@pytest.mark.parametrize("right", [connect_tls, with_a_context_built_by_hand, wrapping_before_connect, raising_its_own_error,
-                                   with_a_ten_second_timeout_and_cadata],
+@pytest.mark.parametrize("right", [connect_tls, with_a_context_built_by_hand, wrapping_before_connect,
+                                   raising_its_own_error, with_a_ten_second_timeout_and_cadata],
                          ids=lambda f: f.__name__)
 def test_a_correct_answer_passes_every_case(right: Callable[..., Any]):
     report = check_tls_client(right, show=False)

@@ -16,10 +16,10 @@ import pytest
 
 import chatlab
 from chatlab import experiments as ex
-from chatlab.experiments.measure import Workspace, chat_setup
-from chatlab.exercises.bot import check_bot
-from solutions.bot import run_bot as reference_bot
 from chatlab.core.transfer import AdaptiveWindow, FixedWindow, SleepPaced
+from chatlab.exercises.bot import check_bot
+from chatlab.experiments.measure import Workspace, chat_setup
+from solutions.bot import run_bot as reference_bot
 
 KiB = 1024
 TINY = 256 * KiB
@@ -69,7 +69,8 @@ def test_modules_stay_short_and_functions_simple() -> None:
     """Issue 19's bounds, for the code this package was split from and the functions split with it."""
     radon_complexity = pytest.importorskip("radon.complexity")
     root = Path(ex.__file__).resolve().parent.parent
-    files = [*sorted((root / "experiments").glob("*.py")), root / "fourways" / "measure.py", root / "core" / "protocol.py"]
+    files = [*sorted((root / "experiments").glob("*.py")), root / "fourways" / "measure.py",
+             root / "core" / "protocol.py"]
     for path in files:
         text = path.read_text(encoding="utf-8")
         if path.parent.name == "experiments":
@@ -356,6 +357,45 @@ def _crashes_on_whispers(bot: chatlab.Client, stop: threading.Event) -> None:
             bot.say(time.strftime("the time is %H:%M:%S"))
 
 
+def _answers_once_then_returns(bot: chatlab.Client, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            message = bot.wait_for(chatlab.ChatMessage, timeout=0.2)
+        except TimeoutError:
+            continue
+        except chatlab.ConnectionClosed:
+            return
+        if message.sender != bot.nick and message.text.strip() == "!time":
+            bot.say(time.strftime("the time is %H:%M:%S"))
+            return  # BUG: one answer and the bot is gone
+
+
+def _swallows_every_error(bot: chatlab.Client, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            message = bot.wait_for((chatlab.ChatMessage, chatlab.PrivateMessage), timeout=0.2)
+            if message.sender != bot.nick and message.text.strip() == "!time":
+                bot.say(time.strftime("the time is %H:%M:%S"))
+        except Exception:  # BUG: ConnectionClosed too, so a bot whose server is gone spins on
+            continue
+
+
+def _whispers_to_itself(bot: chatlab.Client, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            message = bot.wait_for((chatlab.ChatMessage, chatlab.PrivateMessage), timeout=0.2)
+        except TimeoutError:
+            continue
+        except chatlab.ConnectionClosed:
+            return
+        if message.sender == bot.nick or message.text.strip() != "!time":
+            continue
+        if isinstance(message, chatlab.PrivateMessage):
+            bot.whisper(message.to, time.strftime("the time is %H:%M:%S"))  # BUG: `to` is the bot itself
+        else:
+            bot.say(time.strftime("the time is %H:%M:%S"))
+
+
 BOT_WRONG_ANSWERS = [
     # (name, run_bot, the cases that must fail, words the hint must hold)
     ("answers anything containing !time, itself included", _naive_bot,
@@ -370,11 +410,16 @@ BOT_WRONG_ANSWERS = [
     ("returns at the first silence", _bot(timeout_returns=True), ("in its room",), "through any stretch of silence"),
     ("a wrong answer format", _bot(text="It is %H:%M"), ("in its room",), "should read 'the time is HH:MM:SS'"),
     ("crashes on a whisper", _crashes_on_whispers, ("whisper",), "AttributeError"),
+    ("answers once, then returns", _answers_once_then_returns, ("each of two people",), "should still be running"),
+    ("swallows ConnectionClosed with every other error", _swallows_every_error, ("server goes away",),
+     "a closed connection is the end"),
+    ("whispers the answer to message.to", _whispers_to_itself, ("whisper",), "a whisper's sender is the person"),
 ]
 
 
 @pytest.mark.parametrize("name, run_bot, must_fail, hint", BOT_WRONG_ANSWERS, ids=[row[0] for row in BOT_WRONG_ANSWERS])
-def test_bot_checker_fails_a_classic_wrong_answer(name: str, run_bot: Any, must_fail: tuple[str, ...], hint: str) -> None:
+def test_bot_checker_fails_a_classic_wrong_answer(name: str, run_bot: Any, must_fail: tuple[str, ...],
+                                                  hint: str) -> None:
     results = []
     for case in must_fail:
         report = check_bot(run_bot, show=False, only=case)

@@ -8,7 +8,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,8 @@ def class_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture
 def tls_server(class_files: dict[str, Path]):
-    with chatlab.Server(port=0, flood_limit=None, tls_cert=str(class_files["cert"]), tls_key=str(class_files["key"])) as server:
+    with chatlab.Server(port=0, flood_limit=None, tls_cert=str(class_files["cert"]),
+                        tls_key=str(class_files["key"])) as server:
         yield server
 
 
@@ -150,7 +150,8 @@ def test_a_broken_handshake_costs_only_its_own_connection(tls_server: chatlab.Se
 
 def test_certs_writes_a_ca_and_a_server_certificate_for_the_hosts_given(tmp_path: Path):
     out = subprocess.run([sys.executable, "-m", "chatlab", "certs", "--out", str(tmp_path / "c"),
-                          "--host", "teacher.local", "--host", "192.0.2.10"], capture_output=True, text=True, timeout=60)
+                          "--host", "teacher.local", "--host", "192.0.2.10"],
+                         capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert {f.name for f in (tmp_path / "c").iterdir()} == {"ca.pem", "ca-key.pem", "server.pem", "server-key.pem"}
     from cryptography import x509
@@ -164,7 +165,8 @@ def test_certs_writes_a_ca_and_a_server_certificate_for_the_hosts_given(tmp_path
 
 def test_the_server_cli_says_what_is_wrong_with_its_tls_files(tmp_path: Path):
     run = [sys.executable, "-m", "chatlab", "server", "--port", "0"]
-    missing = subprocess.run(run + ["--tls-cert", str(tmp_path / "nope.pem")], capture_output=True, text=True, timeout=60)
+    missing = subprocess.run(run + ["--tls-cert", str(tmp_path / "nope.pem")],
+                             capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "no such file" in missing.stderr and "chatlab certs" in missing.stderr
     (tmp_path / "junk.pem").write_text("not a certificate")
     junk = subprocess.run(run + ["--tls-cert", str(tmp_path / "junk.pem")], capture_output=True, text=True, timeout=60)

@@ -68,7 +68,8 @@ def _exc_name(exc: BaseException) -> str:
 def _left_over(buffer: bytearray, where: str = "") -> str:
     return _(
         "{where}{n} bytes were left in the buffer after the last whole frame: the bytes of a frame"
-        " that was returned must leave the buffer, or the next call returns it again"
+        " that was returned must leave the buffer, or the next call returns it again (del buffer[:n] changes"
+        " the caller's bytearray; buffer = buffer[n:] only makes a new one inside your function)"
     ).format(where=where, n=len(buffer))
 
 
@@ -79,10 +80,54 @@ def _normalise(result: Any) -> list[Frame]:
         )
     frames = []
     for item in result:
+        if isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[1], str):
+            raise AssertionError(
+                _(
+                    "decode_frames returned the payload as text ({item!r}): payloads are bytes, and may not be text"
+                    " at all; leave them undecoded"
+                ).format(item=item)
+            )
         ok = isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[1], (bytes, bytearray, memoryview))
         assert ok, _("decode_frames must return (kind, payload) pairs, got {item!r}").format(item=item)
+        if not isinstance(item[0], int):
+            raise AssertionError(
+                _(
+                    "decode_frames returned the kind as {type} ({kind!r}): the kind is a number from 0 to 255"
+                    " (struct.unpack gives an int, and so does buffer[0]; buffer[0:1] is bytes)"
+                ).format(type=type(item[0]).__name__, kind=item[0])
+            )
         frames.append((int(item[0]), bytes(item[1])))
     return frames
+
+
+def _check_trickled(k: int, at: int, frame: Any, got: list[Any], expected: list[Any], n: int) -> None:
+    """The ``k``-th frame out of a one-byte trickle (``n`` bytes), returned after byte ``at``."""
+    if k >= len(expected):
+        raise AssertionError(
+            _("after byte {at} of {n} it returned an extra frame {frame}").format(at=at, n=n, frame=_show(frame))
+        )
+    want_at, want = expected[k]
+    if frame in [f for _at, f in got[:k]] and frame != want:
+        raise AssertionError(
+            _(
+                "after byte {at} of {n} it returned {frame} a second time: the bytes of a"
+                " frame that was returned must leave the buffer"
+            ).format(at=at, n=n, frame=_show(frame))
+        )
+    if frame == want and at > want_at:
+        empty = _(" (its payload is empty: the header alone completes it)") if not want[1] else ""
+        raise AssertionError(
+            _(
+                "{frame} came out only after byte {at} of {n}, but it was complete after"
+                " byte {complete_at}{empty}: return a frame as soon as its last byte is in the buffer"
+            ).format(frame=_show(frame), at=at, n=n, complete_at=want_at, empty=empty)
+        )
+    assert (at, frame) == (want_at, want), (
+        _("after byte {at} of {n} it returned {frame}; expected {want}, complete after byte {complete_at}").format(
+            at=at, n=n, frame=_show(frame), want=_show(want), complete_at=want_at
+        )
+        + (f" [{differ(frame, want)}]" if _show(frame) == _show(want) else "")
+    )
 
 
 def check_framing(
@@ -113,7 +158,8 @@ def check_framing(
             return _normalise(call_with_deadline(timeout, decode_frames, buffer))
         except DeadlineExceeded as exc:
             raise AssertionError(
-                _("decode_frames {error}: a loop that never removes bytes from the buffer runs forever").format(error=exc)
+                _("decode_frames {error}: a loop that never removes bytes from the buffer runs"
+                  " forever").format(error=exc)
             ) from None
 
     def wire_format() -> str:
@@ -131,7 +177,8 @@ def check_framing(
             buffer = bytearray(enc(kind, payload))
             got = dec(buffer)
             assert got == [(kind, payload)], (
-                _("decode_frames(encode_frame{frame}) gave {got}").format(frame=_show((kind, payload)), got=_show_all(got))
+                _("decode_frames(encode_frame{frame}) gave {got}").format(frame=_show((kind, payload)),
+                                                                          got=_show_all(got))
                 + (f" [{differ(got, [(kind, payload)])}]" if _show_all(got) == _show_all([(kind, payload)]) else "")
             )
             assert not buffer, _left_over(buffer)
@@ -145,7 +192,8 @@ def check_framing(
         got = dec(buffer)
         assert got == [(7, b"")], (
             _("decoding {data!r}: {difference}").format(data=data, difference=differ(got, [(7, b"")]))
-            + (_(" (a frame with an empty payload is complete as soon as its 3-byte header is there)") if not got else "")
+            + (_(" (a frame with an empty payload is complete as soon as its 3-byte header is there)")
+               if not got else "")
         )
         assert not buffer, _left_over(buffer)
         return _("3 bytes, header only")
@@ -164,10 +212,12 @@ def check_framing(
         assert data == _spec(9, payload), _(
             "encode_frame(9, <{max} bytes>) gave {n} bytes starting {start!r},"
             " expected {want} bytes starting {want_start!r}"
-        ).format(max=MAX_PAYLOAD, n=len(data), start=data[:3], want=HEADER_SIZE + MAX_PAYLOAD, want_start=_spec(9, payload)[:3])
+        ).format(max=MAX_PAYLOAD, n=len(data), start=data[:3], want=HEADER_SIZE + MAX_PAYLOAD,
+                 want_start=_spec(9, payload)[:3])
         buffer = bytearray(_spec(9, payload))
         got = dec(buffer)
-        assert got == [(9, payload)], _("decoding a {max}-byte payload gave {got}").format(max=MAX_PAYLOAD, got=_show_all(got))
+        assert got == [(9, payload)], _("decoding a {max}-byte payload gave {got}").format(max=MAX_PAYLOAD,
+                                                                                           got=_show_all(got))
         assert not buffer, _left_over(buffer)
         return _("{n} bytes").format(n=MAX_PAYLOAD)
 
@@ -200,7 +250,8 @@ def check_framing(
                 " a frame is complete only when all `length` payload bytes are there"
             ).format(cut=cut, n=len(frame), got=_show_all(first))
             assert bytes(buffer) == frame[:cut], _(
-                "after {cut} of {n} bytes the buffer holds {held!r}: keep the bytes of an unfinished frame for the next call"
+                "after {cut} of {n} bytes the buffer holds {held!r}: keep the bytes of an unfinished frame for"
+                " the next call"
             ).format(cut=cut, n=len(frame), held=bytes(buffer))
             buffer += frame[cut:]
             second = dec(buffer)
@@ -223,32 +274,7 @@ def check_framing(
             buffer += stream[i : i + 1]
             got.extend((i + 1, f) for f in dec(buffer))
         for k, (at, frame) in enumerate(got):
-            if k >= len(expected):
-                raise AssertionError(
-                    _("after byte {at} of {n} it returned an extra frame {frame}").format(at=at, n=len(stream), frame=_show(frame))
-                )
-            want_at, want = expected[k]
-            if frame in [f for _at, f in got[:k]] and frame != want:
-                raise AssertionError(
-                    _(
-                        "after byte {at} of {n} it returned {frame} a second time: the bytes of a"
-                        " frame that was returned must leave the buffer"
-                    ).format(at=at, n=len(stream), frame=_show(frame))
-                )
-            if frame == want and at > want_at:
-                empty = _(" (its payload is empty: the header alone completes it)") if not want[1] else ""
-                raise AssertionError(
-                    _(
-                        "{frame} came out only after byte {at} of {n}, but it was complete after"
-                        " byte {complete_at}{empty}: return a frame as soon as its last byte is in the buffer"
-                    ).format(frame=_show(frame), at=at, n=len(stream), complete_at=want_at, empty=empty)
-                )
-            assert (at, frame) == (want_at, want), (
-                _("after byte {at} of {n} it returned {frame}; expected {want}, complete after byte {complete_at}").format(
-                    at=at, n=len(stream), frame=_show(frame), want=_show(want), complete_at=want_at
-                )
-                + (f" [{differ(frame, want)}]" if _show(frame) == _show(want) else "")
-            )
+            _check_trickled(k, at, frame, got, expected, len(stream))
         assert len(got) == len(expected), _("only {got} of {n} frames came out; missing {frame}").format(
             got=len(got), n=len(expected), frame=_show(expected[len(got)][1])
         )

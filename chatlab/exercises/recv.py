@@ -1,8 +1,9 @@
 """Exercise for notebook 04: ``recv_exact(sock, n)``, checked on real sockets.
 
 ``sock.recv(n)`` returns *at most* ``n`` bytes: whatever the kernel had
-buffered when it was called, up to ``n``.  The student writes ``recv_exact(sock, n)``, which returns exactly ``n`` bytes or
-raises if the peer closes the connection first, and checks it with::
+buffered when it was called, up to ``n``.  The student writes ``recv_exact(sock, n)``,
+which returns exactly ``n`` bytes or raises if the peer closes the connection first, and
+checks it with::
 
     from chatlab.exercises.recv import check_recv_exact
     check_recv_exact(recv_exact)
@@ -242,7 +243,8 @@ def _read_rest(sock: socket.socket, n: int) -> bytes:
     return bytes(data)
 
 
-def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeout: float = 1.0, show: bool = True) -> Report:
+def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeout: float = 1.0,
+                     show: bool = True) -> Report:
     """Run ``recv_exact(sock, n)`` on real loopback sockets under hostile conditions.
 
     ``timeout`` is each socket's timeout; the student's function gets one more
@@ -258,9 +260,17 @@ def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeo
             return _as_bytes(call_with_deadline(timeout + 1.0, recv_exact, sock, n))
         except TimeoutError as exc:
             raise AssertionError(
-                _("recv() timed out{where}: it waited for bytes that were never sent (socket timeout {timeout:g} s)").format(
-                    where=where(exc, [recv_exact]), timeout=timeout
-                )
+                _(
+                    "recv() timed out{where}: it waited for bytes that were never sent (socket timeout {timeout:g} s)"
+                ).format(where=where(exc, [recv_exact]), timeout=timeout)
+            ) from None
+        except EOFError as exc:
+            raise AssertionError(
+                _(
+                    "raised {error}{where} while the peer was still connected and sending: recv() returning"
+                    " fewer bytes than asked is normal, it returns what has arrived so far; only b'' means"
+                    " the peer closed"
+                ).format(error=type(exc).__name__, where=where(exc, [recv_exact]))
             ) from None
 
     def exactly_n_in_one_send() -> str:
@@ -277,10 +287,14 @@ def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeo
         with tcp_pair(timeout) as (client, server), sending_in_background(client, data, piece=1, delay=0.003):
             got = call(server, len(data))
         assert len(got) == len(data), _(
-            "returned {got} of {n} bytes: one recv() returns what has arrived so far, "
-            "so keep calling it until you have n bytes"
+            "returned {got} of {n} bytes while the peer was still connected and sending: recv(n) returned"
+            " fewer bytes than asked, because one recv() returns what has arrived so far (at most n);"
+            " keep calling it until you have n bytes"
         ).format(got=len(got), n=len(data))
-        assert got == data, _("wrong bytes: {data!r}").format(data=got)
+        assert got == data, _(
+            "the right number of bytes, but not the bytes sent, in order ({data!r}): each piece goes after"
+            " the ones before it"
+        ).format(data=got)
         return _("{n} one-byte sends").format(n=len(data))
 
     def more_than_n_buffered() -> str:
@@ -296,7 +310,7 @@ def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeo
         assert got == first, _("asked for {n} bytes, got {got}: {data!r}").format(n=len(first), got=len(got), data=got)
         assert rest == second, _(
             "returned the right {n} bytes, but {lost} of the {after} bytes after them were consumed and lost:"
-            " never recv() more than you still need"
+            " never recv() more than you still need (a buffered sock.makefile() reads ahead too)"
         ).format(n=len(first), lost=len(second) - len(rest), after=len(second))
         return _("took {n}, left {rest} for the next read").format(n=len(first), rest=len(second))
 
@@ -348,13 +362,35 @@ def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeo
                         " at once; waiting for more bytes means b'' was not noticed"
                     ).format(where=where(exc, [recv_exact]))
                 ) from None
-            except Exception as exc:  # any clear error will do; EOFError is the usual choice
+            except EOFError as exc:  # what the docstring asks for (asyncio.IncompleteReadError is one)
                 return _("raised {error}").format(error=type(exc).__qualname__)
+            except ConnectionError as exc:
+                raise AssertionError(
+                    _(
+                        "raised {error}{where}, but the docstring asks for EOFError: the peer closed the"
+                        " connection in order (a FIN: recv() returned b''), which is the end of the stream,"
+                        " not a broken connection; the caller catches EOFError to tell one from the other"
+                    ).format(error=type(exc).__name__, where=where(exc, [recv_exact]))
+                ) from None
+            except Exception as exc:
+                raise AssertionError(
+                    _(
+                        "raised {error}{where}: when recv() returns b'' before n bytes came, raise EOFError,"
+                        " as the docstring asks, so that the caller can tell the end of the stream from a bug"
+                    ).format(error=type(exc).__name__, where=where(exc, [recv_exact]))
+                ) from None
+        if returned_value is None:
+            raise AssertionError(
+                _(
+                    "returned None when the peer closed after {got} of {n} bytes: raise EOFError instead"
+                    " (recv() returned b'': no more bytes will come, and a caller would take None for a message)"
+                ).format(got=len(sent), n=n)
+            )
         got = _as_bytes(returned_value)
         raise AssertionError(
             _(
-                "returned {got} of {n} bytes ({data!r}) instead of raising:"
-                " the caller would take half a message for a whole one"
+                "returned {got} of {n} bytes ({data!r}) instead of raising when the peer closed: raise EOFError"
+                " when recv() returns b'' before n bytes came, or the caller takes half a message for a whole one"
             ).format(got=len(got), n=n, data=got)
         )
 
@@ -379,7 +415,10 @@ def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeo
                     )
                 ) from None
         assert len(got) == len(data), (
-            _("returned fewer than the {n} bytes asked for").format(n=len(data))
+            _(
+                "returned {got} of the {n} bytes asked for while the peer was still connected and sending:"
+                " one recv() returns what has arrived so far, so keep calling it until you have them all"
+            ).format(got=len(got), n=len(data))
             if len(got) < len(data)
             else _("returned more than the {n} bytes asked for").format(n=len(data))
         )

@@ -247,17 +247,20 @@ def check_tls_client(connect_tls: ConnectTls, show: bool = True) -> Report:
             message = str(error)
             if "unable to get local issuer" in message:
                 raise AssertionError(_("the good server's certificate was refused ({error}): trust the class CA "
-                                       "you are given, ssl.create_default_context(cafile=cafile)").format(error=message))
+                                       "you are given, ssl.create_default_context(cafile=cafile)").format(
+                                           error=message))
             raise AssertionError(_("could not connect to a good server: {name}: {error}").format(
                 name=type(error).__name__, error=error))
         version = sock.version() if hasattr(sock, "version") else None
         try:
             assert hasattr(sock, "version"), _("connect_tls() returned {type}, not a TLS socket (ssl.SSLSocket): "
-                                               "return what context.wrap_socket() gives you").format(type=type(sock).__name__)
+                                               "return what context.wrap_socket() gives you").format(
+                                                   type=type(sock).__name__)
             _send_secret(sock)
         finally:
             server.close()
-        assert server.data == SECRET, _("the server received {got!r} instead of your line").format(got=bytes(server.data))
+        assert server.data == SECRET, _("the server received {got!r} instead of your line").format(
+            got=bytes(server.data))
         return _("{version}, the line arrived encrypted").format(version=version)
 
     def sends_sni() -> str:
@@ -304,7 +307,8 @@ def check_tls_client(connect_tls: ConnectTls, show: bool = True) -> Report:
             _send_secret(sock)
         finally:
             server.close()
-        assert server.data == SECRET, _("the server received {got!r} instead of your line").format(got=bytes(server.data))
+        assert server.data == SECRET, _("the server received {got!r} instead of your line").format(
+            got=bytes(server.data))
         return _("connected to {host} by its address").format(host=HOST)
 
     def look_alike() -> str:
