@@ -24,16 +24,19 @@ The certificates: :mod:`chatlab.certs` makes a class CA and a server certificate
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import socket
 import ssl
 import threading
 import time
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
 
 from .errors import RemoteProtocolError
 
 __all__ = ["TLS_RECORD_START", "TlsError", "TlsLayer", "TlsSocket", "looks_like_tls", "server_context",
-           "client_context", "wrap_client"]
+           "client_context", "wrap_client", "DirectIdentity", "direct_identity", "wrap_pinned"]
 
 # A TLS record's first two bytes: content type 22 (handshake), protocol major version 3.
 TLS_RECORD_START = b"\x16\x03"
@@ -294,3 +297,66 @@ def wrap_client(sock: socket.socket, context: ssl.SSLContext, server_hostname: s
             raise TlsError(f"{exc}: the server answered in plain text, not TLS (a server without --tls-cert, "
                            "or a full server refusing the connection)") from None
         raise
+
+
+# ---------------------------------------------------------------- the direct path over TLS
+
+
+class DirectIdentity(NamedTuple):
+    """A receiver's certificate for direct connections: its server context and its SHA-256 (hex)."""
+
+    context: ssl.SSLContext
+    fingerprint: str
+
+
+_identity: list[DirectIdentity] = []
+_identity_lock = threading.Lock()
+
+
+def direct_identity() -> DirectIdentity | None:
+    """This process's self-signed certificate for direct connections (made once), or ``None``
+    without the ``cryptography`` package (then a TLS client receives files through the server).
+
+    No CA is needed: the receiver sends the certificate's SHA-256 in its ``FILE_ACCEPT``,
+    through the chat connection, which is itself TLS, and the sender accepts exactly that
+    certificate (pinning), as WebRTC does with the fingerprints in its signalling.
+    """
+    with _identity_lock:
+        if not _identity:
+            try:
+                from . import certs
+            except ImportError:
+                return None
+            try:
+                cert, key = certs.issue_server_cert(certs.make_class_ca("chatlab direct"), ["chatlab-direct"])
+            except (ImportError, SystemExit):
+                return None
+            import tempfile
+
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            with tempfile.TemporaryDirectory() as folder:  # load_cert_chain reads files only
+                Path(folder, "c.pem").write_bytes(cert)
+                Path(folder, "k.pem").write_bytes(key)
+                context.load_cert_chain(str(Path(folder, "c.pem")), str(Path(folder, "k.pem")))
+            der = ssl.PEM_cert_to_DER_cert(cert.decode("ascii"))
+            _identity.append(DirectIdentity(context, hashlib.sha256(der).hexdigest()))
+        return _identity[0]
+
+
+def wrap_pinned(sock: socket.socket, fingerprint: str) -> ssl.SSLSocket:
+    """The sender's end of a TLS direct connection: accept exactly the certificate whose SHA-256 is
+    ``fingerprint`` (it came through the chat server); raises :class:`TlsError` for any other."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = False  # no name to check: the pin below is stricter than any CA
+    context.verify_mode = ssl.CERT_NONE  # checked by hand, against the pin, right after the handshake
+    try:
+        tls = context.wrap_socket(sock)
+    except ssl.SSLError as exc:
+        raise TlsError(_describe(exc)) from None
+    der = tls.getpeercert(binary_form=True) or b""
+    if not hmac.compare_digest(hashlib.sha256(der).hexdigest(), fingerprint):
+        tls.close()
+        raise TlsError("the direct connection presented another certificate than the receiver announced")
+    return tls

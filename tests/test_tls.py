@@ -286,3 +286,34 @@ def test_chatlab_send_over_tls(tls_server: chatlab.Server, class_files: dict[str
                               capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "in" / "notes.txt").read_bytes() == source.read_bytes()
+
+
+def test_a_direct_transfer_between_tls_clients_runs_tls_and_the_file_never_crosses_in_the_clear(
+        tls_server: chatlab.Server, class_files: dict[str, Path], tmp_path: Path):
+    from chatlab.wiretap import Wiretap
+
+    secret = b"the exam answers, page " * 40_000  # ~0.9 MB that must not be readable on the wire
+    source = tmp_path / "answers.txt"
+    source.write_bytes(secret)
+    (tmp_path / "in").mkdir()
+    options = {"tls": True, "cafile": class_files["ca"], "server_hostname": "localhost"}
+    with chatlab.Client.connect(tls_server.address, "alice", **options) as alice, \
+            chatlab.Client.connect(tls_server.address, "bob", download_dir=tmp_path / "in", **options) as bob:
+        taps: list[Wiretap] = []
+
+        def through_a_tap(address: tuple[str, int]) -> tuple[str, int]:  # the direct connection, watched
+            taps.append(Wiretap(address))
+            return taps[-1].address
+
+        bob.advertise_direct = through_a_tap
+        try:
+            transfer = alice.send_file(source, "bob", via="direct")
+            transfer.wait(30)
+            assert transfer.via == "direct" and not transfer.fallback_reason
+            assert bob.wait_for(chatlab.client.FileReceived, 10).path.read_bytes() == secret
+        finally:
+            for tap in taps:
+                tap.close()
+    assert taps, "the direct path was not taken"
+    assert len(taps[0].upstream) > len(secret)  # the file went through the tap ...
+    assert not taps[0].heard(b"the exam answers")  # ... as ciphertext only
