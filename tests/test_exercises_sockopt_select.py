@@ -163,6 +163,32 @@ RESTARTS = "restarts twice on its port with connections in TIME_WAIT"
 REFUSED = "a port a live listener holds is still refused"
 LINUX = sys.platform.startswith("linux")
 
+# From a reviewer's attempts to fool the checker.
+def fool_w_ignores_host(port, host="127.0.0.1"):
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))  # BUG: host argument ignored (hard-coded)
+    sock.listen()
+    return sock
+
+
+def fool_w_localhost(port, host="127.0.0.1"):
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("localhost", port))  # BUG: host argument ignored
+    sock.listen()
+    return sock
+
+
+def fool_w_nonblocking_listener(port, host="127.0.0.1"):
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(0)
+    sock.setblocking(False)
+    return sock
+
+
 LISTENER_WRONG_ANSWERS = [
     # (name, make_listener, cases that must fail, words the hint must hold, runs here)
     ("no SO_REUSEADDR", listener_without_option, {OPTION_ON, RESTARTS}, "TIME_WAIT", POSIX),
@@ -179,6 +205,9 @@ LISTENER_WRONG_ANSWERS = [
     ("SO_REUSEADDR set to 0", listener_option_zero, {OPTION_ON, RESTARTS}, "0 switches it off", POSIX),
     ("SO_REUSEADDR at the TCP level", listener_wrong_level, {OPTION_ON}, "not IPPROTO_TCP", POSIX),
     ("returns (socket, port)", listener_and_port, {LISTENS}, "returned tuple", True),
+    ("host hard-coded", fool_w_ignores_host, {LISTENS}, "use the host it is given", LINUX),
+    ("'localhost' hard-coded", fool_w_localhost, {LISTENS}, "use the host it is given", LINUX),
+    ("a non-blocking listener", fool_w_nonblocking_listener, {LISTENS}, "setblocking(False)", True),
 ]
 
 

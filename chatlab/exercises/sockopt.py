@@ -133,6 +133,10 @@ def check_make_listener(make_listener: MakeListener, show: bool = True) -> Repor
                 if host in ("0.0.0.0", "::")
                 else _("bound to {host!r}, not the host given ({given!r})").format(host=host, given=HOST)
             )
+            assert sock.gettimeout() != 0.0, _(
+                "make_listener returned a non-blocking socket (setblocking(False)): accept() on it raises"
+                " BlockingIOError whenever no client is waiting yet; return it blocking, as socket() made it"
+            )
             sock.settimeout(TIMEOUT)
             try:
                 with socket.create_connection((HOST, port), timeout=TIMEOUT):
@@ -145,7 +149,26 @@ def check_make_listener(make_listener: MakeListener, show: bool = True) -> Repor
                         " connections only once it listens"
                     ).format(error=type(exc).__name__, message=exc)
                 ) from None
+        _uses_the_host_given()
         return ""
+
+    def _uses_the_host_given() -> None:
+        other = "127.0.0.2"  # another loopback address (Linux answers on all of 127/8)
+        try:
+            with socket.socket() as probe:
+                probe.bind((other, 0))
+        except OSError:
+            return  # this system has only 127.0.0.1: nothing to tell a hard-coded host from
+        wanted = _free_port()
+        try:
+            sock = make_listener(wanted, other)
+        except TypeError:
+            return  # a make_listener(port) without a host parameter: the notebook's older form
+        with sock:
+            host = sock.getsockname()[0]
+        assert host == other, _(
+            "make_listener({port}, {given!r}) bound to {host!r}: use the host it is given, not one of your own"
+        ).format(port=wanted, given=other, host=host)
 
     def option_on() -> str:
         with _call(make_listener, 0) as sock:
