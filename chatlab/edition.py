@@ -23,11 +23,28 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:  # imported when used: a plain install of chatlab has no Jupyter tools
     import nbformat
+
+CELL_TIMEOUT = 180  # seconds per cell when an edition is run: a hung accept() still ends
+HANDOUT = "handout"  # locale/<lang>/handout.po: the README of the edition
+
+
+@dataclass(frozen=True)
+class Edition:
+    """Which edition to write: its language, instructor or student, run or not."""
+
+    source: Path | None = None  # the English instructor notebooks (default: notebooks/ of this checkout)
+    lang: str = "en"  # "en" or a catalog language ("zh_CN")
+    instructor: bool = False  # keep the solutions and the exercises' key points
+    execute: bool = False  # run the translated notebooks, so that outputs are in their language
+    enforce_metadata: bool = True
+    progress: bool = False
+
 
 STUDENT_README = """\
 # chatlab notebooks: student edition
@@ -97,6 +114,31 @@ def student_notebook(nb: nbformat.NotebookNode, enforce_metadata: bool = True) -
     return nbformat.reads(body, as_version=4)
 
 
+def answer_key_points(nb: nbformat.NotebookNode) -> list[int]:
+    """The key-point cells (本节要点) of the exercise sections: they state the answer.
+
+    An exercise section is a ``## `` section that holds a solution cell; its key points
+    close it, after the checker.  The instructor edition keeps them there, the
+    student edition leaves them out.
+    """
+    from .nbcatalog import is_key_points
+
+    found: list[int] = []
+    starts = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.startswith("## ")]
+    for k, start in enumerate(starts):
+        end = starts[k + 1] if k + 1 < len(starts) else len(nb.cells)
+        section = range(start, end)
+        if any(is_solution_cell(nb.cells[i]) for i in section):
+            found.extend(i for i in section if is_key_points(nb.cells[i]))
+    return found
+
+
+def without_answer_key_points(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    drop = set(answer_key_points(nb))
+    nb.cells = [cell for i, cell in enumerate(nb.cells) if i not in drop]
+    return nb
+
+
 def default_source() -> Path:
     """The instructor notebooks of a source checkout (the wheel does not ship them)."""
     for candidate in (Path(__file__).resolve().parent.parent / "notebooks", Path.cwd() / "notebooks"):
@@ -105,26 +147,115 @@ def default_source() -> Path:
     raise SystemExit("no instructor notebooks found: run this from a clone of the chatlab repository, or pass --source DIR")
 
 
-def write_student_edition(out_dir: Path, source: Path | None = None, enforce_metadata: bool = True) -> list[Path]:
-    """Write the student edition of every ``NN_*.ipynb`` in ``source`` into ``out_dir``; return the paths."""
-    _require_nbgrader()  # before anything is imported or written: say how to install it (it brings nbformat)
+def catalog_language(lang: str) -> str:
+    """``"zh"`` -> ``"zh_CN"``, ``"en"`` -> ``"en"``; a language without notebook catalogs is refused."""
+    from .i18n import normalise
+
+    found = normalise(lang)
+    if found is None:
+        raise SystemExit(f"no notebooks in {lang!r}: the editions are en and zh")
+    return found
+
+
+def handout_catalog(source: Path, lang: str) -> Any:
+    """The catalog of the edition's README (``locale/<lang>/handout.po``), up to date with its English."""
+    from babel.messages.catalog import Catalog
+
+    from . import nbcatalog
+
+    fresh = Catalog(locale=lang, project="chatlab notebooks", fuzzy=False)
+    fresh.add(STUDENT_README, locations=[("chatlab/edition.py", 0)])
+    cat = nbcatalog.read_catalog(nbcatalog.catalog_path(source, lang, HANDOUT), lang)
+    cat.update(fresh, update_header_comment=False)
+    cat.fuzzy = False
+    return cat
+
+
+def translated(nb: nbformat.NotebookNode, source: Path, lang: str, name: str) -> nbformat.NotebookNode:
+    """``nb`` in ``lang`` through its catalog; a missing or stale translation stops the build, named."""
+    from . import nbcatalog
+
+    path = nbcatalog.catalog_path(source, lang, name)
+    out, missing = nbcatalog.translate(nb, nbcatalog.read_catalog(path, lang))
+    if missing:
+        first = missing[0]
+        raise SystemExit(f"{path}: {len(missing)} cells of {name}.ipynb have no current translation "
+                         f"(first: cell {first.cell}, {first.text[:50]!r}); "
+                         "run python tools/notebook_catalogs.py update and translate them")
+    return out
+
+
+def execute(nb: nbformat.NotebookNode, cwd: Path, lang: str) -> nbformat.NotebookNode:
+    """Run every cell of ``nb`` in a fresh kernel with ``CHATLAB_LANG=lang``, so chatlab prints in ``lang``."""
+    import os
+
+    from nbclient import NotebookClient
+
+    before = os.environ.get("CHATLAB_LANG")
+    os.environ["CHATLAB_LANG"] = lang  # the kernel inherits this process's environment
+    try:
+        NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name=nb.metadata.get("kernelspec", {}).get("name", "python3"),
+                       resources={"metadata": {"path": str(cwd)}}).execute()
+    finally:
+        if before is None:
+            del os.environ["CHATLAB_LANG"]
+        else:
+            os.environ["CHATLAB_LANG"] = before
+    return nb
+
+
+def edition_notebook(path: Path, options: Edition) -> nbformat.NotebookNode:
+    """One notebook of the edition ``options`` describes."""
     import nbformat
 
-    source = source or default_source()
+    nb = nbformat.read(path, as_version=4)
+    if options.lang != "en":
+        nb = translated(nb, path.parent, options.lang, path.stem)
+        if options.execute:
+            nb = execute(nb, path.parent, options.lang)
+    if options.instructor:
+        return nb
+    return without_answer_key_points(student_notebook(nb, options.enforce_metadata))
+
+
+def handout_readme(source: Path, lang: str) -> str:
+    if lang == "en":
+        return STUDENT_README
+    from . import nbcatalog
+
+    text = nbcatalog.read_catalog(nbcatalog.catalog_path(source, lang, HANDOUT), lang).get(STUDENT_README)
+    if text is None or text.fuzzy or not text.string:
+        raise SystemExit(f"{nbcatalog.catalog_path(source, lang, HANDOUT)}: the README's translation is missing or stale")
+    return str(text.string)
+
+
+def write_edition(out_dir: Path, options: Edition) -> list[Path]:
+    """Write the edition ``options`` describes of every ``NN_*.ipynb`` into ``out_dir``; return the paths."""
+    if not options.instructor:
+        _require_nbgrader()  # before anything is imported or written: say how to install it (it brings nbformat)
+    import nbformat
+
+    source = options.source or default_source()
     notebooks = sorted(source.glob("[0-9][0-9]_*.ipynb"))
     if not notebooks:
         raise SystemExit(f"no notebooks (NN_name.ipynb) in {source}")
-    out_dir.mkdir(parents=True, exist_ok=True)
     if out_dir.resolve() == source.resolve():
         raise SystemExit("the student edition must not overwrite the instructor notebooks: choose another OUT_DIR")
+    out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for path in notebooks:
-        nb = nbformat.read(path, as_version=4)
+        if options.progress:
+            print(f"{path.name} ...", flush=True)
         target = out_dir / path.name
-        nbformat.write(student_notebook(nb, enforce_metadata), target)
+        nbformat.write(edition_notebook(path, options), target)
         written.append(target)
-    (out_dir / "README.md").write_text(STUDENT_README, encoding="utf-8")
+    (out_dir / "README.md").write_text(handout_readme(source, options.lang), encoding="utf-8")
     return written
+
+
+def write_student_edition(out_dir: Path, source: Path | None = None, enforce_metadata: bool = True) -> list[Path]:
+    """Write the English student edition of every ``NN_*.ipynb`` in ``source`` into ``out_dir``; return the paths."""
+    return write_edition(out_dir, Edition(source=source, enforce_metadata=enforce_metadata))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -132,15 +263,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m chatlab student-edition",
         description="Write the student edition of the notebooks: solutions replaced by stubs "
                     "(nbgrader's ClearSolutions), exercise outputs cleared (ClearOutput), "
-                    "every other output kept.")
-    parser.add_argument("out_dir", metavar="OUT_DIR", type=Path, help="where to write the student notebooks")
+                    "every other output kept. With --lang zh, the Chinese edition: the prose "
+                    "from notebooks/locale/zh_CN/*.po, run with CHATLAB_LANG=zh.")
+    parser.add_argument("out_dir", metavar="OUT_DIR", type=Path, help="where to write the notebooks")
     parser.add_argument("--source", type=Path, default=None,
                         help="the instructor notebooks (default: notebooks/ of this checkout)")
+    parser.add_argument("--lang", default="en", help="en (default) or zh")
+    parser.add_argument("--instructor", action="store_true",
+                        help="the instructor edition: solutions and the exercises' key points kept")
+    parser.add_argument("--no-execute", dest="execute", action="store_false",
+                        help="with --lang zh: keep the outputs of the English run instead of running "
+                             "the Chinese notebooks (minutes) with CHATLAB_LANG=zh")
     args = parser.parse_args(argv)
-    written = write_student_edition(args.out_dir, args.source)
+    lang = catalog_language(args.lang)
+    options = Edition(source=args.source, lang=lang, instructor=args.instructor,
+                      execute=args.execute and lang != "en", progress=True)
+    written = write_edition(args.out_dir, options)
     for path in written:
         print(f"wrote {path}")
-    print(f"{len(written)} student notebooks in {args.out_dir}; hand out that folder (solutions removed)")
+    kind = "instructor" if args.instructor else "student"
+    what = "solutions kept: not for students" if args.instructor else "hand out that folder (solutions removed)"
+    print(f"{len(written)} {kind} notebooks in {args.out_dir}; {what}")
     return 0
 
 
