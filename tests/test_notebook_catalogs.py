@@ -84,7 +84,7 @@ def test_the_chinese_notebook_is_mostly_chinese(path: Path) -> None:
 
 def test_the_handout_readme_is_translated() -> None:
     readme = edition.handout_readme(SOURCE, LANG)
-    assert chinese_share(readme) >= MIN_CHINESE_SHARE and "# YOUR CODE HERE" in readme
+    assert chinese_share(readme) >= 0.5 and "# YOUR CODE HERE" in readme  # it names packages and commands
 
 
 def test_an_english_edit_makes_its_translation_stale(tmp_path: Path) -> None:
