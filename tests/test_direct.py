@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 import chatlab
-from chatlab import direct
+from chatlab.client import direct
 from chatlab.core import protocol as p
 from chatlab.events import DirectFallback, FileStarted
 from chatlab.netem import LinkEmulator, LinkProfile

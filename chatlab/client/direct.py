@@ -39,17 +39,28 @@ address format are plain functions a test can call without a network.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
+import logging
 import os
 import secrets
 import socket
 import threading
 import time
-from typing import BinaryIO, Callable
+from typing import TYPE_CHECKING, BinaryIO, Callable
 
-from . import hashing
+from ..core import protocol as p
+from ..core.transfer import IncomingTransfer, TransferState
+from ..errors import ChatlabError
+from ..events import DirectFallback
+from .state import ClientState
+
+if TYPE_CHECKING:
+    from .sending import Transfer
+
+from .. import hashing
 
 TOKEN_HEX_DIGITS = 32  # 128 random bits, as hex
 CONNECT_TIMEOUT = 3.0  # sender: seconds to reach the receiver's address before falling back to the server
@@ -59,6 +70,8 @@ IDLE_TIMEOUT = 60.0  # either side: no byte moved for this long means the peer i
 BUFFER_SIZE = 1024 * 1024  # the receiver's reused recv_into buffer
 DIGEST_SIZE = 32  # raw SHA-256 after the file's bytes
 ACK_EVERY = 4 * 1024 * 1024  # the receiver acks (through the server) every this many bytes
+
+log = logging.getLogger("chatlab.client")
 
 
 def new_token() -> str:
@@ -277,3 +290,148 @@ __all__ = [
     "new_token", "valid_token", "OneTimeToken", "format_address", "parse_address", "DirectListener",
     "send_file", "receive_file", "CONNECT_TIMEOUT", "ACCEPT_TIMEOUT", "HANDSHAKE_TIMEOUT", "TOKEN_HEX_DIGITS",
 ]
+
+
+# ------------------------------------------- the direct path inside the Client
+
+
+class DirectIncoming:
+    """Receiver: the direct path of one incoming transfer, shared by the reader and the direct thread."""
+
+    def __init__(self, listener: DirectListener) -> None:
+        self.listener = listener
+        self.lock = threading.Lock()  # IncomingTransfer is not thread-safe: one of the two threads at a time
+        self.path = ""  # "direct" or "server", once the first bytes decided it
+        self.sock: socket.socket | None = None
+        self.thread: threading.Thread | None = None
+        self.ended_elsewhere = False  # the sender's cancel or our own close ended it: nothing to tell the sender
+
+
+class DirectPath(ClientState):
+    """Both ends of the direct path in a :class:`~chatlab.client.Client` (a mixin)."""
+
+    def _listen_direct(self, offer: p.FileOffer, incoming: IncomingTransfer) -> DirectIncoming | None:
+        """Listen for the sender on the chat connection's own local address; None if we cannot (then: the server)."""
+        try:
+            host = self._sock.getsockname()[0]
+            return DirectIncoming(DirectListener(host, offer.token))
+        except OSError as exc:
+            log.info("%s: no direct path for %s (%s); the sender will use the server", self.nick, offer.name, exc)
+            return None
+
+    def _advertised(self, path: DirectIncoming) -> tuple[str, int]:
+        return self.advertise_direct(path.listener.address) if self.advertise_direct else path.listener.address
+
+    def _on_incoming_shared(self, message: p.Message, incoming: IncomingTransfer, path: DirectIncoming) -> None:
+        """Reader thread: a relayed frame for a transfer that was offered the direct path."""
+        sid = incoming.stream_id
+        with path.lock:
+            if isinstance(message, p.FileChunk) and not path.path:
+                path.path = "server"  # the sender fell back: no direct connection may write now
+                path.listener.close()
+            if path.path == "direct" and not isinstance(message, p.FileCancel):
+                return  # the bytes come over the direct connection; nothing else is expected here
+            if isinstance(message, p.FileCancel):
+                path.ended_elsewhere = True
+            replies = self._handle_incoming(sid, incoming, message)
+        for reply in replies:
+            self._reply(p.encode(reply))  # one ack per relayed chunk: the fallback is the rare case
+        if incoming.done or incoming.failed:
+            self._incoming_over(sid, incoming)
+
+    def _receive_direct(self, sid: int, incoming: IncomingTransfer, path: DirectIncoming) -> None:
+        """Direct thread (receiver): wait for the sender's connection, then write its bytes to the .part."""
+        try:
+            sock = path.listener.accept()
+            path.listener.close()  # one connection per transfer: the port closes as soon as the sender is in
+            if sock is None:
+                return  # the sender did not come: its chunks come through the server instead
+            with path.lock:
+                if path.path or incoming.state is not TransferState.ACTIVE:
+                    sock.close()
+                    return
+                path.path, path.sock = "direct", sock
+            with sock:
+                self._receive_direct_bytes(sid, incoming, path, sock)
+        except Exception as exc:  # noqa: BLE001 - never a thread traceback; the transfer says why it failed
+            log.debug("%s: direct receive of %s ended: %r", self.nick, incoming.name, exc)
+            with path.lock:
+                # Our own verdict (a bad SHA-256, a disk error) always goes to the sender; a broken
+                # connection only if nothing else (the sender's cancel, our close) ended it first.
+                tell = not path.ended_elsewhere and (isinstance(exc, ChatlabError) or incoming.state is TransferState.ACTIVE)
+                if tell:
+                    reason = str(exc) if isinstance(exc, ChatlabError) else f"direct connection: {exc}"
+                    self._reply(p.encode(incoming.cancel(reason)))
+            if incoming.failed:
+                self._incoming_over(sid, incoming)
+
+    def _receive_direct_bytes(self, sid: int, incoming: IncomingTransfer, path: DirectIncoming,
+                              sock: socket.socket) -> None:
+        def write(data: memoryview) -> int:
+            with path.lock:
+                return incoming.write(data)
+
+        def progress(total: int) -> None:  # acks go through the server: the sender's progress bar
+            self._reply(p.encode(p.FileAck(sid, total)))
+
+        digest = receive_file(sock, incoming.size - incoming.received, write, progress)
+        with path.lock:
+            done = incoming.finish(digest)  # ChecksumMismatch if the bytes are not the file
+        self._reply(p.encode(p.FileAck(sid, incoming.size)))
+        self._reply(p.encode(done))
+        self._incoming_over(sid, incoming)
+
+    def _keep_direct_thread(self, thread: threading.Thread) -> None:
+        """Start a direct-path thread and keep it for close() to join (the ended ones are let go)."""
+        self._direct_threads = [t for t in self._direct_threads if t.is_alive()] + [thread]
+        thread.start()
+
+    def _fall_back(self, transfer: Transfer, reason: str) -> None:
+        """Writer thread: the direct connection is not to be; the chunks go through the server."""
+        transfer.fallback_reason = reason
+        transfer.outgoing.direct_failed()
+        self._events.put(DirectFallback(transfer.to, transfer.name, reason))
+
+    def _send_direct(self, transfer: Transfer, address: tuple[str, int]) -> None:
+        """Direct thread (sender): connect to the receiver, present the token, sendfile() the bytes."""
+        outgoing = transfer.outgoing
+        try:
+            sock = socket.create_connection(address, timeout=CONNECT_TIMEOUT)
+        except OSError as exc:
+            reason = f"no direct connection to {format_address(address)} ({exc.strerror or exc}); sending through the server"
+            self._reply(functools.partial(self._direct_fell_back, transfer, reason))
+            return
+        try:
+            with sock:
+                transfer._direct_sock = sock
+                if transfer._finished.is_set():
+                    return
+                self._reply(functools.partial(outgoing.direct_connected))  # before any ack can come back
+                sock.settimeout(IDLE_TIMEOUT)
+                sock.sendall(transfer.token.encode("ascii"))
+                # A file object of our own (a dup of the descriptor): the writer may close the
+                # transfer's file when it ends, while sendfile() is still running here.
+                with os.fdopen(os.dup(transfer._file.fileno()), "rb") as file:
+                    outgoing.sha256 = send_file(sock, file, outgoing.start_offset, outgoing.size)
+                sock.shutdown(socket.SHUT_WR)
+                sock.settimeout(IDLE_TIMEOUT)
+                while sock.recv(4096):  # the receiver closes once it has verified: then we are done here
+                    pass
+        except Exception as exc:  # noqa: BLE001 - never a thread traceback; the transfer says why it failed
+            log.debug("%s: direct send of %s ended: %r", self.nick, transfer.name, exc)
+            if not transfer._finished.is_set():
+                reason = f"direct connection to {transfer.to} broke: {exc}"
+                self._reply(functools.partial(self._direct_broke, transfer, reason))
+        finally:
+            transfer._direct_sock = None
+
+    def _direct_fell_back(self, transfer: Transfer, reason: str) -> None:
+        """Writer thread: the direct connection could not be made."""
+        if self._outgoing.get(transfer.outgoing.stream_id) is transfer:
+            self._fall_back(transfer, reason)  # _pump (after every job) sends the chunks now
+
+    def _direct_broke(self, transfer: Transfer, reason: str) -> None:
+        """Writer thread: the direct connection broke mid-transfer: cancel it (a resume can follow)."""
+        if self._outgoing.get(transfer.outgoing.stream_id) is transfer and not (transfer.done or transfer.failed):
+            self._queue_file_frames(transfer, [transfer.outgoing.cancel(reason)])
+
