@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 from .client import DEFAULT_ADDRESS, DEFAULT_HOST, DEFAULT_PORT
 from .errors import ChatlabError
-from .i18n import _
+from .i18n import _, translate_argparse
 
 
 def _configure_logging(verbose: int) -> None:
@@ -203,6 +203,7 @@ PASS_THROUGH = {"netem": _cmd_netem, "bench": _cmd_bench, "student-edition": _cm
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    translate_argparse()  # usage:, options:, error: in the student's language too
     argv = list(sys.argv[1:] if argv is None else argv)
     verb_at = next((i for i, word in enumerate(argv) if not word.startswith("-")), None)
     if verb_at is not None and argv[verb_at] in PASS_THROUGH:

@@ -601,8 +601,10 @@ class Server:
 def serve(host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
     """Run a server in the foreground until Ctrl-C (the CLI's ``server`` verb)."""
     server = Server(host, port, **options)
-    print(f"chatlab server listening on {server.address[0]}:{server.address[1]} ({server.config.selector}); Ctrl-C stops it",
-          flush=True)
+    from .i18n import _
+
+    print(_("chatlab server listening on {host}:{port} ({selector}); Ctrl-C stops it").format(
+        host=server.address[0], port=server.address[1], selector=server.config.selector), flush=True)
     server.serve_forever()
 
 

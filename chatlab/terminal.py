@@ -38,6 +38,7 @@ from .core import protocol as p
 from .client import CLOSED_BY_SERVER, CLOSED_BY_US, Address, Client, DirectFallback, Disconnected, FileFailed, FileReceived, FileStarted
 from .errors import ChatlabError, ConnectionBroken, ConnectionClosed, NickError, ServerError
 from .i18n import N_, _, ngettext
+from .notices import shown_error, shown_motd, shown_notice
 from .units import format_rate, format_size
 
 __all__ = ["run_terminal_client", "parse_command", "format_event", "format_size", "Command", "TerminalSession", "HELP"]
@@ -202,6 +203,31 @@ def shown_reason(reason: str) -> str:
     return reason
 
 
+def shown_address(address: Any) -> str:
+    """``("127.0.0.1", 7777)`` -> ``127.0.0.1:7777``; a ``"host:port"`` string as it is."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return str(address)
+
+
+def connect_failure(address: Any, exc: BaseException) -> str:
+    """Why connecting failed, in the current language: the OS's own words for the cause, and a hint when refused.
+
+    ``could not connect to 127.0.0.1:7777: Connection refused; is a chatlab server running there? ...``
+    """
+    cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+    if isinstance(cause, TimeoutError) and not cause.strerror:
+        reason = _("timed out")
+    elif isinstance(cause, OSError) and cause.strerror:
+        reason = cause.strerror
+    else:
+        reason = str(cause)
+    if isinstance(cause, ConnectionRefusedError):
+        return _("could not connect to {address}: {error}; is a chatlab server running there?"
+                 " (start one with: python -m chatlab server)").format(address=shown_address(address), error=reason)
+    return _("could not connect to {address}: {error}").format(address=shown_address(address), error=reason)
+
+
 def format_event(event: Any, me: str) -> str | None:
     """The line to print for one event from :meth:`Client.next_event`, or ``None`` to print nothing.
 
@@ -219,9 +245,9 @@ def format_event(event: Any, me: str) -> str | None:
         return _("[private] <{sender} -> {to}> {text}").format(
             sender=clean(event.sender), to=clean(event.to), text=clean(event.text))
     if isinstance(event, p.Notice):
-        return f"-- {clean(event.text)}"
+        return f"-- {clean(shown_notice(event))}"
     if isinstance(event, p.ErrorMessage):
-        return f"!! {clean(event.code)}: {clean(event.text)}"
+        return f"!! {clean(event.code)}: {clean(shown_error(event))}"
     if isinstance(event, p.WhoReply):
         return _format_who(event, me)
     if isinstance(event, p.FileOffer):
@@ -308,7 +334,7 @@ class TerminalSession:
         self.write("-- " + _("connected to {host}:{port} as {nick}; /help lists the commands").format(
             host=host, port=port, nick=self.client.nick))
         if self.client.motd:
-            self.write(f"-- {clean(self.client.motd)}")
+            self.write(f"-- {clean(shown_motd(self.client.motd))}")
         self._printer.start()
 
     # ----------------------------------------------------------- the printer
@@ -720,21 +746,19 @@ def run_terminal_client(address: Address, nick: str, *, input: TextIO | None = N
     try:
         client = Client.connect(address, nick)
     except NickError as exc:
-        error(_("the server refused the nickname {nick!r}: {text} ({code})").format(nick=nick, text=exc.text, code=exc.code))
+        error(_("the server refused the nickname {nick!r}: {text} ({code})").format(nick=nick, text=shown_error(exc), code=exc.code))
         return EXIT_REFUSED
     except ServerError as exc:
-        error(_("the server refused the connection: {text} ({code})").format(text=exc.text, code=exc.code))
+        error(_("the server refused the connection: {text} ({code})").format(text=shown_error(exc), code=exc.code))
         return EXIT_REFUSED
     except ValueError as exc:  # from parse_address
         error(str(exc))
         return EXIT_REFUSED
-    except (ConnectionBroken, ConnectionClosed) as exc:
-        refused = isinstance(exc.__cause__, ConnectionRefusedError)
-        error(_("{error}; is a chatlab server running there? (start one with: python -m chatlab server)").format(error=exc)
-              if refused else str(exc))
+    except (ConnectionBroken, ConnectionClosed, OSError) as exc:
+        error(connect_failure(address, exc))
         return EXIT_CONNECTION
-    except (ChatlabError, OSError) as exc:  # e.g. something that is not a chatlab server answered
-        error(_("could not connect to {address}: {error}").format(address=address, error=exc))
+    except ChatlabError as exc:  # e.g. something that is not a chatlab server answered
+        error(_("could not connect to {address}: {error}").format(address=shown_address(address), error=exc))
         return EXIT_CONNECTION
     except KeyboardInterrupt:
         return EXIT_OK
