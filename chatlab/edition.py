@@ -46,6 +46,21 @@ class Edition:
     progress: bool = False
 
 
+# The first code cell of a translated edition: checkers in its language even when CHATLAB_LANG is not set
+# (set_language beats the environment), and figures drawn with a font that has the language's glyphs.
+SETUP_CELLS = {
+    "zh_CN": (
+        "# 中文版：检查程序用中文报告（与设置 CHATLAB_LANG=zh 的效果相同），图表使用本机的中文字体\n"
+        "import chatlab.i18n\n"
+        "import chatlab.plotfonts\n"
+        "\n"
+        "chatlab.i18n.set_language(\"zh\")\n"
+        "cjk_font = chatlab.plotfonts.use_cjk_font()"
+    ),
+}
+SETUP_TAG = "edition-setup"
+
+
 STUDENT_README = """\
 # chatlab notebooks: student edition
 
@@ -185,6 +200,18 @@ def translated(nb: nbformat.NotebookNode, source: Path, lang: str, name: str) ->
     return out
 
 
+def with_setup_cell(nb: nbformat.NotebookNode, lang: str) -> nbformat.NotebookNode:
+    """``nb`` with the edition's setup cell (:data:`SETUP_CELLS`) before its first code cell."""
+    import nbformat
+
+    source = SETUP_CELLS.get(lang)
+    if source is None:
+        return nb
+    first_code = next((i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"), len(nb.cells))
+    nb.cells.insert(first_code, nbformat.v4.new_code_cell(source, metadata={"tags": [SETUP_TAG]}))
+    return nb
+
+
 def execute(nb: nbformat.NotebookNode, cwd: Path, lang: str) -> nbformat.NotebookNode:
     """Run every cell of ``nb`` in a fresh kernel with ``CHATLAB_LANG=lang``, so chatlab prints in ``lang``."""
     import os
@@ -210,7 +237,7 @@ def edition_notebook(path: Path, options: Edition) -> nbformat.NotebookNode:
 
     nb = nbformat.read(path, as_version=4)
     if options.lang != "en":
-        nb = translated(nb, path.parent, options.lang, path.stem)
+        nb = with_setup_cell(translated(nb, path.parent, options.lang, path.stem), options.lang)
         if options.execute:
             nb = execute(nb, path.parent, options.lang)
     if options.instructor:

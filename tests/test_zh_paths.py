@@ -141,3 +141,33 @@ def test_the_demo_transcript_is_chinese(zh) -> None:
     text = out.getvalue()
     assert "看到了" in text and "演示服务器已停止" in text and "加入了" in text
     assert "seen by" not in text and " joined " not in text.replace("PRIVMSG", "")
+
+
+def test_figures_use_an_installed_cjk_font(monkeypatch) -> None:
+    matplotlib = pytest.importorskip("matplotlib")
+    from matplotlib import font_manager
+
+    from chatlab import plotfonts
+
+    fake = font_manager.FontEntry(fname="/fonts/NotoSansCJK-Regular.ttc", name="Noto Sans CJK SC")
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", [*font_manager.fontManager.ttflist, fake])
+    with matplotlib.rc_context():
+        assert plotfonts.use_cjk_font() == "Noto Sans CJK SC"
+        assert matplotlib.rcParams["font.sans-serif"][0] == "Noto Sans CJK SC"
+
+
+def test_without_a_cjk_font_it_says_what_to_install(monkeypatch, zh) -> None:
+    matplotlib = pytest.importorskip("matplotlib")
+    from matplotlib import font_manager
+
+    from chatlab import plotfonts
+
+    monkeypatch.setattr(font_manager.fontManager, "ttflist",
+                        [e for e in font_manager.fontManager.ttflist if e.name not in plotfonts.CJK_FONTS])
+    monkeypatch.setattr(sys, "platform", "linux")
+    out = io.StringIO()
+    with matplotlib.rc_context():
+        before = list(matplotlib.rcParams["font.sans-serif"])
+        assert plotfonts.use_cjk_font(out) is None
+        assert matplotlib.rcParams["font.sans-serif"] == before
+    assert "fonts-noto-cjk" in out.getvalue() and "中文字体" in out.getvalue()
