@@ -16,7 +16,18 @@ nbconvert, not by code of ours that imitates them:
   answer passing).  Every other output stays, so students read the teaching
   outputs before they run anything.
 
-nbgrader is an optional dependency: ``python -m pip install -e ".[instructor]"``.
+The key points (本节要点) of an exercise section state its answer: the student
+edition leaves them out; the instructor notebooks keep them after the checker.
+
+``--lang zh`` makes the Chinese edition of either: the markdown cells and the
+exercises' docstrings come from ``notebooks/locale/zh_CN/NN_name.po``
+(:mod:`chatlab.nbcatalog`; a missing or stale translation stops the build), a
+setup cell sets the language and a CJK font for the figures, and the notebooks
+are run with ``CHATLAB_LANG=zh`` so that their outputs are Chinese too (then
+the student edition clears the exercises' outputs as above).  ``--instructor``
+writes the instructor edition of that language.
+
+nbgrader and Babel are optional dependencies: ``python -m pip install -e ".[instructor]"``.
 """
 
 from __future__ import annotations
