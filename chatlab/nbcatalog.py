@@ -27,16 +27,29 @@ from __future__ import annotations
 
 import io
 import tokenize
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # Jupyter's and Babel's tools are optional extras, imported when used
     import nbformat
     from babel.messages.catalog import Catalog
 
-__all__ = ["KEY_POINTS_TAG", "CODE", "Unit", "units", "catalog_path", "read_catalog", "write_catalog",
-           "template", "update", "translate", "problems", "translated_text"]
+__all__ = [
+    "CODE",
+    "KEY_POINTS_TAG",
+    "Unit",
+    "catalog_path",
+    "problems",
+    "read_catalog",
+    "template",
+    "translate",
+    "translated_text",
+    "units",
+    "update",
+    "write_catalog",
+]
 
 KEY_POINTS_TAG = "zh-key-points"  # a markdown cell of Chinese key points (本节要点): not translated
 CODE = "code"  # the context of a docstring or comment in an exercise cell

@@ -20,13 +20,13 @@ from typing import Any
 
 from .i18n import N_, _
 
-__all__ = ["NOTICE_RULES", "ERROR_RULES", "shown_notice", "shown_error", "shown_motd"]
+__all__ = ["ERROR_RULES", "NOTICE_RULES", "shown_error", "shown_motd", "shown_notice"]
 
 Rule = tuple[str, "re.Pattern[str]", str]
 
 
 def _rule(key: str, pattern: str, message: str) -> Rule:
-    return key, re.compile(pattern + r"\Z", re.S), message
+    return key, re.compile(pattern + r"\Z", re.DOTALL), message
 
 
 NOTICE_RULES: list[Rule] = [

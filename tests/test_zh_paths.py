@@ -28,7 +28,7 @@ ARGPARSE_ENGLISH = ("usage:", "options:", "show this help", "error:", "argument 
 
 def chatlab(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
     env = {**os.environ, "CHATLAB_LANG": "zh", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "chatlab", *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "chatlab", *args], capture_output=True, text=True, env=env, check=False,
                           cwd=ROOT, timeout=timeout)
 
 
@@ -60,7 +60,7 @@ def test_help_is_chinese(verb: str) -> None:
 
 def test_english_stays_english() -> None:
     done = subprocess.run([sys.executable, "-m", "chatlab", "server", "--port", "abc"], capture_output=True, text=True,
-                          env={**os.environ, "CHATLAB_LANG": "en", "PYTHONPATH": str(ROOT)}, cwd=ROOT, timeout=30)
+                          env={**os.environ, "CHATLAB_LANG": "en", "PYTHONPATH": str(ROOT)}, cwd=ROOT, timeout=30, check=False)
     assert "usage:" in done.stderr and "error: argument --port" in done.stderr
 
 
