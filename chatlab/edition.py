@@ -12,9 +12,10 @@ nbconvert, not by code of ours that imitates them:
 * ``ClearSolutions`` replaces each solution region with
   ``# YOUR CODE HERE`` / ``raise NotImplementedError()``;
 * ``ClearOutput`` clears the outputs of the exercise cells only: the solution
-  cells and the checker cell right after each (those outputs would show the
-  answer passing).  Every other output stays, so students read the teaching
-  outputs before they run anything.
+  cells, the checker cell right after each (those outputs would show the
+  answer passing) and the later code cells of the exercise's section, which
+  print what the answer does.  Every other output stays, so students read the
+  teaching outputs before they run anything.
 
 The key points (本节要点) of an exercise section state its answer: the student
 edition leaves them out; the instructor notebooks keep them after the checker.
@@ -112,14 +113,36 @@ def exercise_cell_indices(nb: nbformat.NotebookNode) -> list[int]:
     return sorted(set(indices))
 
 
+def sections(nb: nbformat.NotebookNode) -> list[range]:
+    """The cells of each ``## `` section, heading included (cells before the first heading belong to none)."""
+    starts = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.startswith("## ")]
+    ends = [*starts[1:], len(nb.cells)]
+    return [range(start, end) for start, end in zip(starts, ends)]
+
+
+def answer_output_indices(nb: nbformat.NotebookNode) -> list[int]:
+    """The exercise cells and every later code cell of their section: what they print comes from the answer.
+
+    The instructor run shows the reference answer there (a chat room built on it, a
+    measurement with it); a student's run shows theirs, so the student edition keeps
+    none of those outputs (and nbval, which compares stored outputs, has none to compare).
+    """
+    found = set(exercise_cell_indices(nb))
+    for section in sections(nb):
+        first = next((i for i in section if is_solution_cell(nb.cells[i])), None)
+        if first is not None:
+            found.update(i for i in section if i > first and nb.cells[i].cell_type == "code")
+    return sorted(found)
+
+
 def _preprocessors(enforce_metadata: bool) -> list[Any]:
     nbgrader: Any = _require_nbgrader()
 
     class ClearExerciseOutput(nbgrader.ClearOutput):
-        """nbgrader's ClearOutput, applied to the exercise cells only."""
+        """nbgrader's ClearOutput, applied to the exercise cells and the cells that print what the answer does."""
 
         def preprocess(self, nb: nbformat.NotebookNode, resources: dict) -> tuple[nbformat.NotebookNode, dict]:
-            for index in exercise_cell_indices(nb):
+            for index in answer_output_indices(nb):
                 nb.cells[index], resources = self.preprocess_cell(nb.cells[index], resources, index)
             return nb, resources
 
@@ -150,10 +173,7 @@ def answer_key_points(nb: nbformat.NotebookNode) -> list[int]:
     from .nbcatalog import is_key_points
 
     found: list[int] = []
-    starts = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.startswith("## ")]
-    for k, start in enumerate(starts):
-        end = starts[k + 1] if k + 1 < len(starts) else len(nb.cells)
-        section = range(start, end)
+    for section in sections(nb):
         if any(is_solution_cell(nb.cells[i]) for i in section):
             found.extend(i for i in section if is_key_points(nb.cells[i]))
     return found

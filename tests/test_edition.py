@@ -21,7 +21,7 @@ pytest.importorskip("nbgrader", reason='the student edition needs nbgrader: pip 
 nbclient = pytest.importorskip("nbclient")
 
 from chatlab.edition import (  # noqa: E402
-    answer_key_points, exercise_cell_indices, is_solution_cell, student_notebook, write_student_edition,
+    answer_key_points, answer_output_indices, exercise_cell_indices, is_solution_cell, student_notebook, write_student_edition,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,7 +104,7 @@ def test_no_answer_is_left_and_the_teaching_outputs_are(edition: Path, source: P
     assert answers, f"{source.name}: no key points after its exercise"  # they state the answer: left out
     instructor.cells = [cell for i, cell in enumerate(instructor.cells) if i not in answers]
     assert len(student.cells) == len(instructor.cells)
-    cleared = set(exercise_cell_indices(instructor))
+    cleared = set(answer_output_indices(instructor))
     for index, (theirs, ours) in enumerate(zip(student.cells, instructor.cells)):
         assert "BEGIN SOLUTION" not in theirs.source and "END SOLUTION" not in theirs.source
         if is_solution_cell(ours):
