@@ -34,6 +34,7 @@ nbgrader and Babel are optional dependencies: ``python -m pip install -e ".[inst
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,18 +122,31 @@ def sections(nb: nbformat.NotebookNode) -> list[range]:
 
 
 def answer_output_indices(nb: nbformat.NotebookNode) -> list[int]:
-    """The exercise cells and every later code cell of their section: what they print comes from the answer.
+    """The exercise cells, and the later code cells of their section that use the answer.
 
-    The instructor run shows the reference answer there (a chat room built on it, a
-    measurement with it); a student's run shows theirs, so the student edition keeps
-    none of those outputs (and nbval, which compares stored outputs, has none to compare).
+    A later cell uses the answer when it names what the solution cell defines (its
+    functions and classes) or what the checker cell assigns (``report``): the
+    instructor run shows the reference answer there (a chat room built on it, a
+    measurement with it), a student's run shows theirs.  So the student edition keeps
+    none of those outputs, and nbval, which compares stored outputs, has none to compare.
     """
     found = set(exercise_cell_indices(nb))
     for section in sections(nb):
-        first = next((i for i in section if is_solution_cell(nb.cells[i])), None)
-        if first is not None:
-            found.update(i for i in section if i > first and nb.cells[i].cell_type == "code")
+        exercise = [i for i in section if i in found]
+        if not exercise:
+            continue
+        names = {name for i in exercise for name in _defined_names(nb.cells[i].source)}
+        uses = re.compile(r"\b(" + "|".join(map(re.escape, sorted(names))) + r")\b") if names else None
+        for i in section:
+            if i > exercise[0] and nb.cells[i].cell_type == "code" and uses and uses.search(nb.cells[i].source):
+                found.add(i)
     return sorted(found)
+
+
+def _defined_names(source: str) -> set[str]:
+    """The top-level functions, classes and variables a cell defines (``def f``, ``class C``, ``report = ...``)."""
+    found = re.finditer(r"^(?:(?:async\s+def|def|class)\s+(\w+)|(\w+)\s*=)", source, flags=re.M)
+    return {name for match in found for name in match.groups() if name}
 
 
 def _preprocessors(enforce_metadata: bool) -> list[Any]:
