@@ -29,7 +29,7 @@ FIRST_APPEARANCE = [
     ("06", "bandwidth-delay product", "带宽时延积"),
     ("07", "head-of-line blocking", "队头阻塞"),
     ("09", "half-close", "半关闭"),
-    ("09", "half-open", "半开连接"),
+    ("09", "half-open connection", "半开连接"),
 ]
 
 
