@@ -172,7 +172,14 @@ def write_catalog(cat: Catalog, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     pofile.write_po(buffer, cat, width=0, include_previous=True, sort_output=False)
-    path.write_bytes(buffer.getvalue())
+    new = buffer.getvalue()
+    if path.exists() and _without_date(path.read_bytes()) == _without_date(new):
+        return  # nothing but the creation date would change: leave the file (and git) alone
+    path.write_bytes(new)
+
+
+def _without_date(po: bytes) -> bytes:
+    return b"\n".join(line for line in po.split(b"\n") if not line.startswith(b'"POT-Creation-Date:'))
 
 
 def template(nb: nbformat.NotebookNode, name: str, lang: str) -> Catalog:
