@@ -169,3 +169,15 @@ def test_a_chinese_student_notebook_runs_and_its_checker_speaks_chinese(monkeypa
                             resources={"metadata": {"path": str(SOURCE)}}).execute()
     printed = "".join(o.get("text", "") for o in student.cells[checker].outputs if o.get("output_type") == "stream")
     assert "未通过" in printed and len(CJK.findall(printed)) > 20, printed
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_chinese_markdown_renders_its_emphasis(path: Path) -> None:
+    """CommonMark cannot close ``**`` after a full-width colon before a Chinese character (``**是：**一``)."""
+    markdown_it = pytest.importorskip("markdown_it")
+    md = markdown_it.MarkdownIt("commonmark").enable("table")
+    nb, _missing = nbcatalog.translate(nbformat.read(path, as_version=4), catalog(path))
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            html = re.sub(r"<code>.*?</code>|<pre>.*?</pre>", "", md.render(cell.source), flags=re.DOTALL)
+            assert "**" not in html, f"{path.name} cell {index + 1}: a ** shows as text: {html[:200]!r}"
