@@ -55,6 +55,7 @@ from ..client import Client
 from ..events import FileReceived
 from ..core.protocol import ChatMessage
 from ..server import Server
+from ..stats import median, percentile
 from .common import (
     MiB,
     Child,
@@ -62,10 +63,8 @@ from .common import (
     human_bytes,
     iter_progress,
     make_file,
-    median,
     nc_path,
     parse_size,
-    percentile,
     proc_cpu_seconds,
     pyplot,
     table,

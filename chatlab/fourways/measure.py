@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import selectors
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Iterator, cast
 
 from ..core import protocol as p
+from ..stats import median, percentile
 
 try:
     import psutil
@@ -172,12 +172,12 @@ def _rounds_result(kind: str, clients: int, expected: int, latencies: list[float
     cpu = None  # the OS counts CPU time in ticks of about 10 ms: too short a run says nothing
     if cpu_seconds is not None and delivered and cpu_seconds >= 0.05:
         cpu = cpu_seconds / delivered * 1e6
-    ordered = sorted(latencies)
+    p50, p99 = median(latencies), percentile(latencies, 99)
     return RoundsResult(
         kind, clients, expected, delivered, seconds,
         delivered / seconds if seconds > 0 else 0.0,
-        statistics.median(ordered) * 1000 if ordered else None,
-        ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000 if ordered else None,
+        None if p50 is None else p50 * 1000,
+        None if p99 is None else p99 * 1000,
         cpu,
     )
 
