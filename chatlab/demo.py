@@ -19,18 +19,20 @@ import unicodedata
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from .core import protocol as p
 from .client import Client, FileReceived, FileStarted
-from .server import Server
+from .core import protocol as p
 from .i18n import N_, _
 from .notices import shown_error, shown_notice
+from .server import Server
 from .units import format_rate, format_size
 
 
 def describe_event(event: Any) -> str:
     """One transcript line for a chat event."""
     if isinstance(event, p.ChatMessage):
-        return f"[{event.room}] * {event.sender} {event.text}" if event.action else f"[{event.room}] <{event.sender}> {event.text}"
+        if event.action:
+            return f"[{event.room}] * {event.sender} {event.text}"
+        return f"[{event.room}] <{event.sender}> {event.text}"
     if isinstance(event, p.PrivateMessage):
         return _("[private] <{sender} -> {to}> {text}").format(sender=event.sender, to=event.to, text=event.text)
     if isinstance(event, p.Notice):
@@ -113,7 +115,8 @@ class Transcript:
         if self.text_client is not None:
             for line in self.text_client.pending():
                 shown = line.replace("\x01", "\\x01")  # CTCP's invisible delimiters, made visible
-                print("    " + _("{nick} (IRC) reads: {line}").format(nick=self.text_client.nick, line=shown), file=self.out)
+                reads = _("{nick} (IRC) reads: {line}").format(nick=self.text_client.nick, line=shown)
+                print("    " + reads, file=self.out)
 
 
 def in_order(received: dict[str, list[str]]) -> list[str]:
@@ -161,16 +164,21 @@ def send_during_chat(sender: Client, receiver: Client, workdir: Path, out: TextI
     sender.say("sending you the lab data now")
     line = receiver.wait_for(p.ChatMessage, timeout=5)
     had = next((file.received for file in receiver.receiving() if file.name == started.name), started.size)
-    when = (_("while {nick} had {done} of {size}").format(nick=receiver.nick, done=format_size(had), size=format_size(started.size))
-            if had < started.size else _("after the whole file"))  # a fast machine: the file won the race, and we say so
+    if had < started.size:
+        when = _("while {nick} had {done} of {size}").format(
+            nick=receiver.nick, done=format_size(had), size=format_size(started.size))
+    else:  # a fast machine: the file won the race, and we say so
+        when = _("after the whole file")
     sender.wait_for(p.ChatMessage, timeout=5)  # the sender's own copy of the same line: printed once, above
     print(padded(describe_event(line), 52) + " " + _("(seen by {nicks}; it arrived {when})").format(
         nicks=f"{sender.nick}, {receiver.nick}", when=when), file=out)
     stats = transfer.wait(timeout=60)
     got = receiver.wait_for(FileReceived, timeout=10)
     print("-- " + _("{name}: {size} from {sender}, SHA-256 verified, {rate} with the adaptive window").format(
-        name=got.name, size=format_size(got.size), sender=got.sender, rate=format_rate(stats.bytes, stats.seconds)), file=out)
-    print("-- " + _("saved as {path} (the demo's temporary folder, deleted when it ends)").format(path=got.path), file=out)
+        name=got.name, size=format_size(got.size), sender=got.sender, rate=format_rate(stats.bytes, stats.seconds)),
+        file=out)
+    saved = _("saved as {path} (the demo's temporary folder, deleted when it ends)").format(path=got.path)
+    print("-- " + saved, file=out)
 
 
 def run_demo(selector: str = "select", out: TextIO | None = None) -> int:
@@ -180,8 +188,8 @@ def run_demo(selector: str = "select", out: TextIO | None = None) -> int:
         host, port = server.address
         inbox = Path(tmp) / "inbox"
         inbox.mkdir()
-        print(_("chatlab demo: a server on {host}:{port} ({selector}), three chatlab clients and one IRC text client").format(
-            host=host, port=port, selector=selector), file=out)
+        print(_("chatlab demo: a server on {host}:{port} ({selector}), three chatlab clients and one IRC text client")
+              .format(host=host, port=port, selector=selector), file=out)
         with Client.connect(server.address, nick="alice") as alice, \
              Client.connect(server.address, nick="bob", download_dir=inbox) as bob, \
              Client.connect(server.address, nick="carol") as carol:  # fmt: skip

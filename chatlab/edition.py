@@ -204,7 +204,8 @@ def default_source() -> Path:
     for candidate in (Path(__file__).resolve().parent.parent / "notebooks", Path.cwd() / "notebooks"):
         if any(candidate.glob("[0-9][0-9]_*.ipynb")):
             return candidate
-    raise SystemExit("no instructor notebooks found: run this from a clone of the chatlab repository, or pass --source DIR")
+    raise SystemExit("no instructor notebooks found: run this from a clone of the chatlab repository,"
+                     " or pass --source DIR")
 
 
 def catalog_language(lang: str) -> str:
@@ -297,7 +298,8 @@ def handout_readme(source: Path, lang: str) -> str:
 
     text = nbcatalog.read_catalog(nbcatalog.catalog_path(source, lang, HANDOUT), lang).get(STUDENT_README)
     if text is None or text.fuzzy or not text.string:
-        raise SystemExit(f"{nbcatalog.catalog_path(source, lang, HANDOUT)}: the README's translation is missing or stale")
+        path = nbcatalog.catalog_path(source, lang, HANDOUT)
+        raise SystemExit(f"{path}: the README's translation is missing or stale")
     return str(text.string)
 
 

@@ -185,7 +185,8 @@ def _without_date(po: bytes) -> bytes:
 def template(nb: nbformat.NotebookNode, name: str, lang: str) -> Catalog:
     """A catalog with one empty entry per unit of ``nb``, located as ``name.ipynb:<cell>``."""
     catalog, _pofile = _babel()
-    cat = catalog.Catalog(locale=lang, project="chatlab notebooks", fuzzy=False, header_comment=HEADER.format(name=name))
+    cat = catalog.Catalog(locale=lang, project="chatlab notebooks", fuzzy=False,
+                          header_comment=HEADER.format(name=name))
     for unit in units(nb):  # located by cell number, counted from 1 as a reader counts
         cat.add(unit.text, context=unit.context, locations=[(f"{name}.ipynb", unit.cell + 1)])
     return cat
@@ -238,5 +239,6 @@ def problems(nb: nbformat.NotebookNode, cat: Catalog) -> list[str]:
             found.append(f"{where}: the English changed, the translation is stale (fuzzy): {unit.text[:60]!r}")
     for message in cat:
         if message.id and (message.id, message.context) not in wanted:
-            found.append(f"an entry no cell has (remove it, or run tools/notebook_catalogs.py update): {str(message.id)[:60]!r}")
+            found.append("an entry no cell has (remove it, or run tools/notebook_catalogs.py update): "
+                         f"{str(message.id)[:60]!r}")
     return found

@@ -21,7 +21,12 @@ pytest.importorskip("nbgrader", reason='the student edition needs nbgrader: pip 
 nbclient = pytest.importorskip("nbclient")
 
 from chatlab.edition import (  # noqa: E402
-    answer_key_points, answer_output_indices, exercise_cell_indices, is_solution_cell, student_notebook, write_student_edition,
+    answer_key_points,
+    answer_output_indices,
+    exercise_cell_indices,
+    is_solution_cell,
+    student_notebook,
+    write_student_edition,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,14 +60,16 @@ def kernel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def solution_cell(source: str, metadata: bool = True) -> nbformat.NotebookNode:
     cell = nbformat.v4.new_code_cell(source)
     if metadata:
-        cell.metadata["nbgrader"] = {"solution": True, "grade": False, "locked": False, "grade_id": "x", "schema_version": 3}
+        cell.metadata["nbgrader"] = {"solution": True, "grade": False, "locked": False, "grade_id": "x",
+                                     "schema_version": 3}
     return cell
 
 
 def small_notebook(metadata: bool = True) -> nbformat.NotebookNode:
     taught = nbformat.v4.new_code_cell("print('taught')", outputs=[nbformat.v4.new_output("stream", text="taught\n")])
     exercise = solution_cell("def f():\n    ### BEGIN SOLUTION\n    return 42\n    ### END SOLUTION", metadata)
-    checker = nbformat.v4.new_code_cell("check_f(f)", outputs=[nbformat.v4.new_output("stream", text="1/1 cases pass\n")])
+    passed = nbformat.v4.new_output("stream", text="1/1 cases pass\n")
+    checker = nbformat.v4.new_code_cell("check_f(f)", outputs=[passed])
     after = nbformat.v4.new_code_cell("print('after')", outputs=[nbformat.v4.new_output("stream", text="after\n")])
     nb = nbformat.v4.new_notebook(cells=[taught, exercise, nbformat.v4.new_markdown_cell("check it:"), checker, after])
     nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
@@ -135,7 +142,9 @@ def run(path: Path, kernel_dir: Path) -> nbformat.NotebookNode:
 
 
 @pytest.mark.parametrize("source", SOURCE, ids=lambda p: p.name)
-def test_the_student_edition_runs_to_the_end_and_every_checker_fails(edition: Path, kernel_dir: Path, source: Path) -> None:
+def test_the_student_edition_runs_to_the_end_and_every_checker_fails(
+    edition: Path, kernel_dir: Path, source: Path
+) -> None:
     nb = run(edition / source.name, kernel_dir)
     for index, cell in enumerate(nb.cells):
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]

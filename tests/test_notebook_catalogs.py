@@ -58,9 +58,11 @@ def notebook(cells: list) -> nbformat.NotebookNode:
 
 def exercise() -> nbformat.NotebookNode:
     cell = nbformat.v4.new_code_cell(
-        'def f(x):\n    """Return x twice."""\n    ### BEGIN SOLUTION\n    # the answer\n    return 2 * x\n    ### END SOLUTION\n'
+        'def f(x):\n    """Return x twice."""\n'
+        "    ### BEGIN SOLUTION\n    # the answer\n    return 2 * x\n    ### END SOLUTION\n"
         "LIMIT = 3  # seconds at most\n")
-    cell.metadata["nbgrader"] = {"solution": True, "grade": False, "locked": False, "grade_id": "x", "schema_version": 3}
+    cell.metadata["nbgrader"] = {"solution": True, "grade": False, "locked": False, "grade_id": "x",
+                                 "schema_version": 3}
     return cell
 
 
@@ -79,7 +81,8 @@ def test_the_chinese_notebook_is_mostly_chinese(path: Path) -> None:
     assert share >= MIN_CHINESE_SHARE, f"{path.name}: only {share:.0%} of the prose is Chinese"
     for unit in nbcatalog.units(nb):  # and every markdown cell on its own, not just the total
         if unit.context is None and len(prose(unit.text)) > 80:
-            assert chinese_share(unit.text) >= 0.3, f"{path.name} cell {unit.cell + 1} is mostly English: {unit.text[:80]!r}"
+            share = chinese_share(unit.text)
+            assert share >= 0.3, f"{path.name} cell {unit.cell + 1} is mostly English: {unit.text[:80]!r}"
 
 
 def test_the_handout_readme_is_translated() -> None:
@@ -136,7 +139,8 @@ def test_the_student_edition_leaves_out_the_key_points_that_give_the_answer() ->
 def chinese_edition(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("nbgrader")
     out = tmp_path_factory.mktemp("zh")
-    done = subprocess.run([sys.executable, "-m", "chatlab", "student-edition", "--lang", "zh", "--no-execute", str(out)],
+    command = [sys.executable, "-m", "chatlab", "student-edition", "--lang", "zh", "--no-execute", str(out)]
+    done = subprocess.run(command,
                           capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     return out
@@ -149,7 +153,8 @@ def test_the_chinese_student_edition_is_written(chinese_edition: Path) -> None:
         cells = json.loads((chinese_edition / path.name).read_text(encoding="utf-8"))["cells"]
         text = "".join("".join(c["source"]) for c in cells)
         assert "BEGIN SOLUTION" not in text and "# YOUR CODE HERE" in text
-        assert chinese_share("\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")) >= MIN_CHINESE_SHARE
+        markdown = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+        assert chinese_share(markdown) >= MIN_CHINESE_SHARE
 
 
 @pytest.mark.slow

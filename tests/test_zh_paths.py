@@ -28,8 +28,8 @@ ARGPARSE_ENGLISH = ("usage:", "options:", "show this help", "error:", "argument 
 
 def chatlab(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
     env = {**os.environ, "CHATLAB_LANG": "zh", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "chatlab", *args], capture_output=True, text=True, env=env, check=False,
-                          cwd=ROOT, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "chatlab", *args], capture_output=True, text=True, env=env,
+                          check=False, cwd=ROOT, timeout=timeout)
 
 
 @pytest.fixture
@@ -59,8 +59,9 @@ def test_help_is_chinese(verb: str) -> None:
 
 
 def test_english_stays_english() -> None:
+    env = {**os.environ, "CHATLAB_LANG": "en", "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-m", "chatlab", "server", "--port", "abc"], capture_output=True, text=True,
-                          env={**os.environ, "CHATLAB_LANG": "en", "PYTHONPATH": str(ROOT)}, cwd=ROOT, timeout=30, check=False)
+                          env=env, cwd=ROOT, timeout=30, check=False)
     assert "usage:" in done.stderr and "error: argument --port" in done.stderr
 
 
@@ -105,7 +106,8 @@ def test_server_notices_are_shown_in_the_clients_language(zh, event, shown: str)
 
 def test_an_unknown_notice_is_shown_as_the_server_wrote_it(zh) -> None:
     assert format_event(p.Notice("info", "a teacher's own words"), "me") == "-- a teacher's own words"
-    assert notices.shown_motd("Welcome to chatlab. Type /help for commands.") == "欢迎来到 chatlab。输入 /help 查看命令。"
+    welcome = notices.shown_motd("Welcome to chatlab. Type /help for commands.")
+    assert welcome == "欢迎来到 chatlab。输入 /help 查看命令。"
     assert notices.shown_motd("Lab 3 today") == "Lab 3 today"
 
 
