@@ -97,4 +97,5 @@ def test_a_key_term_carries_its_chinese_where_it_first_appears(number, term, chi
     assert first, f"{term!r} does not appear in notebook {number}"
     after = prose[first.end() : first.end() + 40].lstrip("*")
     seen = prose[first.start() : first.end() + 40]
-    assert after.startswith(f"（{chinese}）"), f"notebook {number}: {term!r} first appears without （{chinese}）: ...{seen!r}"
+    assert after.startswith(f"（{chinese}）"), (
+        f"notebook {number}: {term!r} first appears without （{chinese}）: ...{seen!r}")
