@@ -1,4 +1,4 @@
-"""What the server says, shown in the reader's language: its notices and errors rendered from their codes.
+"""What the server (or a failed connect) says, shown in the reader's language: notices and errors from their codes.
 
 The wire stays English (docs/TRANSLATING.md says why: one server serves every
 client, and ASCII reaches any console).  What a client shows its user is its
@@ -20,7 +20,9 @@ from typing import Any
 
 from .i18n import N_, _
 
-__all__ = ["ERROR_RULES", "NOTICE_RULES", "shown_error", "shown_motd", "shown_notice"]
+__all__ = [
+    "ERROR_RULES", "NOTICE_RULES", "connect_failure", "shown_address", "shown_error", "shown_motd", "shown_notice",
+]
 
 Rule = tuple[str, "re.Pattern[str]", str]
 
@@ -93,3 +95,28 @@ def shown_error(error: Any) -> str:
 def shown_motd(motd: str) -> str:
     """The server's greeting: the default one translated, a teacher's own shown as written."""
     return _("Welcome to chatlab. Type /help for commands.") if motd == MOTD else motd
+
+
+def shown_address(address: Any) -> str:
+    """``("127.0.0.1", 7777)`` -> ``127.0.0.1:7777``; a ``"host:port"`` string as it is."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return str(address)
+
+
+def connect_failure(address: Any, exc: BaseException) -> str:
+    """Why connecting failed, in the current language: the OS's own words for the cause, and a hint when refused.
+
+    ``could not connect to 127.0.0.1:7777: Connection refused; is a chatlab server running there? ...``
+    """
+    cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+    if isinstance(cause, TimeoutError) and not cause.strerror:
+        reason = _("timed out")
+    elif isinstance(cause, OSError) and cause.strerror:
+        reason = cause.strerror
+    else:
+        reason = str(cause)
+    if isinstance(cause, ConnectionRefusedError):
+        return _("could not connect to {address}: {error}; is a chatlab server running there?"
+                 " (start one with: python -m chatlab server)").format(address=shown_address(address), error=reason)
+    return _("could not connect to {address}: {error}").format(address=shown_address(address), error=reason)

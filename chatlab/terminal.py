@@ -38,7 +38,7 @@ from .core import protocol as p
 from .client import CLOSED_BY_SERVER, CLOSED_BY_US, Address, Client, DirectFallback, Disconnected, FileFailed, FileReceived, FileStarted
 from .errors import ChatlabError, ConnectionBroken, ConnectionClosed, NickError, ServerError
 from .i18n import N_, _, ngettext
-from .notices import shown_error, shown_motd, shown_notice
+from .notices import connect_failure, shown_address, shown_error, shown_motd, shown_notice
 from .units import format_rate, format_size
 
 __all__ = ["run_terminal_client", "parse_command", "format_event", "format_size", "Command", "TerminalSession", "HELP"]
@@ -201,31 +201,6 @@ def shown_reason(reason: str) -> str:
             rest = shown_reason(reason[len(prefix):])
             return _(template).format(error=rest, reason=rest)
     return reason
-
-
-def shown_address(address: Any) -> str:
-    """``("127.0.0.1", 7777)`` -> ``127.0.0.1:7777``; a ``"host:port"`` string as it is."""
-    if isinstance(address, tuple) and len(address) >= 2:
-        return f"{address[0]}:{address[1]}"
-    return str(address)
-
-
-def connect_failure(address: Any, exc: BaseException) -> str:
-    """Why connecting failed, in the current language: the OS's own words for the cause, and a hint when refused.
-
-    ``could not connect to 127.0.0.1:7777: Connection refused; is a chatlab server running there? ...``
-    """
-    cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
-    if isinstance(cause, TimeoutError) and not cause.strerror:
-        reason = _("timed out")
-    elif isinstance(cause, OSError) and cause.strerror:
-        reason = cause.strerror
-    else:
-        reason = str(cause)
-    if isinstance(cause, ConnectionRefusedError):
-        return _("could not connect to {address}: {error}; is a chatlab server running there?"
-                 " (start one with: python -m chatlab server)").format(address=shown_address(address), error=reason)
-    return _("could not connect to {address}: {error}").format(address=shown_address(address), error=reason)
 
 
 def format_event(event: Any, me: str) -> str | None:
