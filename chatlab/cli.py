@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
 
     demo = verbs.add_parser("demo", help=_("start an embedded server, let a few scripted clients chat, print the transcript"))
-    demo.add_argument("--selector", default="select", choices=["select", "poll", "epoll"])
+    demo.add_argument("--selector", default="select", choices=["select", "poll", "epoll"], help=_("the event loop's backend"))
     demo.set_defaults(run=_cmd_demo)
 
     server = verbs.add_parser("server", help=_("run a chat server until Ctrl-C"))
@@ -159,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--port", type=port_number, default=DEFAULT_PORT,
                         help=_("port to listen on; 0 lets the OS choose (default {port})").format(port=DEFAULT_PORT))
     server.add_argument("--selector", default="select", choices=["select", "poll", "epoll"], help=_("the event loop's backend"))
-    server.add_argument("--max-clients", type=int, default=200)
+    server.add_argument("--max-clients", type=int, default=200,
+                        help=_("refuse connections beyond this many clients (default 200)"))
     server.add_argument("--flood-rate", type=float, default=5.0, help=_("chat messages per second per client before it is slowed"))
     server.add_argument("--no-flood-limit", action="store_true", help=_("turn flood control off (load tests)"))
     server.add_argument("--room-password", action="append", type=room_password, metavar="ROOM=PASSWORD",
@@ -174,10 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     client.set_defaults(run=_cmd_client)
 
     send = verbs.add_parser("send", help=_("send a file to another user, with a progress bar"))
-    send.add_argument("file")
-    send.add_argument("--to", required=True, metavar="NICK")
+    send.add_argument("file", help=_("the file to send"))
+    send.add_argument("--to", required=True, metavar="NICK", help=_("the receiver's nickname"))
     send.add_argument("--nick", default=None, help=_("your nickname (default: a generated one)"))
-    send.add_argument("--strategy", default="adaptive", choices=["sleep", "fixed", "adaptive"])
+    send.add_argument("--strategy", default="adaptive", choices=["sleep", "fixed", "adaptive"],
+                      help=_("how the sender paces the chunks (default adaptive, notebook 06)"))
     send.add_argument("--direct", action="store_true",
                       help=_("send the bytes over a connection of their own to the receiver, not through the server"
                              " (falls back to the server if that connection cannot be made)"))

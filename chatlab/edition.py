@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from .i18n import _
+
 if TYPE_CHECKING:  # imported when used: a plain install of chatlab has no Jupyter tools
     import nbformat
 
@@ -335,19 +337,19 @@ def write_student_edition(out_dir: Path, source: Path | None = None, enforce_met
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m chatlab student-edition",
-        description="Write the student edition of the notebooks: solutions replaced by stubs "
-                    "(nbgrader's ClearSolutions), exercise outputs cleared (ClearOutput), "
-                    "every other output kept. With --lang zh, the Chinese edition: the prose "
-                    "from notebooks/locale/zh_CN/*.po, run with CHATLAB_LANG=zh.")
-    parser.add_argument("out_dir", metavar="OUT_DIR", type=Path, help="where to write the notebooks")
+        description=_("Write the student edition of the notebooks: solutions replaced by stubs "
+                      "(nbgrader's ClearSolutions), exercise outputs cleared (ClearOutput), "
+                      "every other output kept. With --lang zh, the Chinese edition: the prose "
+                      "from notebooks/locale/zh_CN/*.po, run with CHATLAB_LANG=zh."))
+    parser.add_argument("out_dir", metavar="OUT_DIR", type=Path, help=_("where to write the notebooks"))
     parser.add_argument("--source", type=Path, default=None,
-                        help="the instructor notebooks (default: notebooks/ of this checkout)")
-    parser.add_argument("--lang", default="en", help="en (default) or zh")
+                        help=_("the instructor notebooks (default: notebooks/ of this checkout)"))
+    parser.add_argument("--lang", default="en", help=_("en (default) or zh"))
     parser.add_argument("--instructor", action="store_true",
-                        help="the instructor edition: solutions and the exercises' key points kept")
+                        help=_("the instructor edition: solutions and the exercises' key points kept"))
     parser.add_argument("--no-execute", dest="execute", action="store_false",
-                        help="with --lang zh: keep the outputs of the English run instead of running "
-                             "the Chinese notebooks (minutes) with CHATLAB_LANG=zh")
+                        help=_("with --lang zh: keep the outputs of the English run instead of running "
+                               "the Chinese notebooks (minutes) with CHATLAB_LANG=zh"))
     args = parser.parse_args(argv)
     lang = catalog_language(args.lang)
     options = Edition(source=args.source, lang=lang, instructor=args.instructor,

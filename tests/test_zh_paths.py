@@ -48,7 +48,7 @@ def test_argparse_errors_are_chinese(args: list[str]) -> None:
     assert not any(word in done.stderr for word in ARGPARSE_ENGLISH), done.stderr
 
 
-@pytest.mark.parametrize("verb", ["server", "client", "send", "netem"])
+@pytest.mark.parametrize("verb", ["server", "client", "send", "netem", "demo", "student-edition"])
 def test_help_is_chinese(verb: str) -> None:
     done = chatlab(verb, "--help")
     assert done.returncode == 0, done.stderr
