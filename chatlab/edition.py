@@ -1,4 +1,4 @@
-"""``python -m chatlab student-edition OUT_DIR``: the notebooks a teacher hands out.
+"""``python -m chatlab student-edition [OUT_DIR] [--wheel]``: the notebooks a teacher hands out.
 
 The notebooks in ``notebooks/`` are the *instructor edition*: every exercise
 cell holds the reference answer between ``### BEGIN SOLUTION`` and
@@ -11,22 +11,26 @@ nbconvert, not by code of ours that imitates them:
 
 * ``ClearSolutions`` replaces each solution region with
   ``# YOUR CODE HERE`` / ``raise NotImplementedError()``;
-* ``ClearOutput`` clears the outputs of the exercise cells only: the solution
-  cells, the checker cell right after each (those outputs would show the
-  answer passing) and the later code cells of the exercise's section, which
-  print what the answer does.  Every other output stays, so students read the
-  teaching outputs before they run anything.
-
-The key points (本节要点) of an exercise section state its answer: the student
-edition leaves them out; the instructor notebooks keep them after the checker.
+* ``LockCells`` makes the autograded-tests cells (one after each checker cell,
+  ``"grade": true`` with its points) read-only, as ``nbgrader generate_assignment``
+  does, so the sources of the student edition and of nbgrader's release agree cell
+  for cell (``tests/test_nbgrader_course.py`` compares them);
+* ``ClearOutput`` clears the outputs of the cells that would show a reference
+  result: the solution cells, the checker cell right after each, the graded
+  test cells, and every later code cell that uses a name a solution or checker
+  cell defines (a guard such as ``if not report:``, a demonstration run on the
+  answer).  Every other output stays, so students read the teaching outputs
+  before they run anything (nbgrader's release clears them all).
 
 ``--lang zh`` makes the Chinese edition of either: the markdown cells and the
 exercises' docstrings come from ``notebooks/locale/zh_CN/NN_name.po``
 (:mod:`chatlab.nbcatalog`; a missing or stale translation stops the build), a
 setup cell sets the language and a CJK font for the figures, and the notebooks
 are run with ``CHATLAB_LANG=zh`` so that their outputs are Chinese too (then
-the student edition clears the exercises' outputs as above).  ``--instructor``
-writes the instructor edition of that language.
+the student edition clears the exercises' outputs as above, and leaves out the
+key points (本节要点) of the exercise sections, which the instructor edition
+keeps after the checker).  ``--instructor`` writes the instructor edition of
+that language.
 
 nbgrader and Babel are optional dependencies: ``python -m pip install -e ".[instructor]"``.
 """
@@ -34,7 +38,9 @@ nbgrader and Babel are optional dependencies: ``python -m pip install -e ".[inst
 from __future__ import annotations
 
 import argparse
+import ast
 import re
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,13 +85,25 @@ SETUP_TAG = "edition-setup"
 STUDENT_README = """\
 # chatlab notebooks: student edition
 
-Open these notebooks with `jupyter lab` in an environment where chatlab is installed
-(from a copy of the kit's repository: `python -m pip install -e ".[notebooks]"`).
+These notebooks need Python 3.10 or newer and the chatlab package with its notebook tools.
+Install chatlab from the wheel your teacher hands out with this folder (a file named
+`chatlab-<version>-py3-none-any.whl`), in a virtual environment of your own:
+
+    python -m venv chatlab-env
+    . chatlab-env/bin/activate          (Windows: chatlab-env\\Scripts\\activate)
+    python -m pip install "chatlab-<version>-py3-none-any.whl[notebooks]"
+    jupyter lab
+
+(Your teacher may instead give you a package index to install `chatlab[notebooks]` from.)
+The package holds everything the notebooks read, the packet captures included, but no answer:
+do not install from a copy of the kit's repository, which holds the instructor notebooks.
 
 Each notebook ends with an exercise: a cell with `# YOUR CODE HERE` and
-`raise NotImplementedError()` where your code goes, and a checker cell right after it.
-Run the checker as often as you like: it prints one PASS or FAIL line per case, with a hint.
-Until you write your answer every case FAILs; nothing else in the notebook depends on it.
+`raise NotImplementedError()` where your code goes, a checker cell right after it, and a
+locked cell that grades it (it runs the checker again and fails with an AssertionError until
+every case passes). Run the checker as often as you like: it prints one PASS or FAIL line per
+case, with a hint. Until you write your answer every case FAILs; nothing else in the notebook
+depends on it. Cells that build on your answer say so, and what to run first.
 """
 
 
@@ -103,17 +121,86 @@ def is_solution_cell(cell: nbformat.NotebookNode) -> bool:
     return bool(cell.get("metadata", {}).get("nbgrader", {}).get("solution", False))
 
 
-def exercise_cell_indices(nb: nbformat.NotebookNode) -> list[int]:
-    """The solution cells and, after each, the next code cell: the one that runs the checker."""
-    indices: list[int] = []
+def is_grade_cell(cell: nbformat.NotebookNode) -> bool:
+    """An nbgrader autograded-tests cell: ``"grade": true`` (with points) and not a solution cell."""
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return bool(meta.get("grade", False)) and not meta.get("solution", False) and cell.get("cell_type") == "code"
+
+
+def checker_cell_indices(nb: nbformat.NotebookNode) -> list[int]:
+    """The code cell right after each solution cell: the one that runs the exercise's checker."""
+    indices = []
     for i, cell in enumerate(nb.cells):
         if not is_solution_cell(cell):
             continue
-        indices.append(i)
         checker = next((j for j in range(i + 1, len(nb.cells)) if nb.cells[j].cell_type == "code"), None)
-        if checker is not None and not is_solution_cell(nb.cells[checker]):
+        if checker is not None and not is_solution_cell(nb.cells[checker]) and not is_grade_cell(nb.cells[checker]):
             indices.append(checker)
-    return sorted(set(indices))
+    return indices
+
+
+def _used_names(source: str) -> set[str]:
+    """The identifiers a cell's code mentions (not the words inside its strings and comments)."""
+    import io
+    import tokenize
+
+    names = set()
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.NAME:
+                names.add(token.string)
+            elif token.type == tokenize.STRING and "f" in token.string.split("'")[0].split('"')[0].lower():
+                names.update(re.findall(r"[A-Za-z_]\w*", token.string))  # an f-string's fields (Python < 3.12)
+    except (tokenize.TokenError, IndentationError, SyntaxError):  # a half-written cell: every word counts
+        names = set(re.findall(r"\w+", source))
+    return names
+
+
+def _defined_names(source: str, functions_only: bool = False) -> set[str]:
+    """The names a cell binds at its top level (functions, classes, assignments, imports)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:  # an IPython magic or a half-written cell: fall back to the obvious forms
+        pairs = re.findall(r"^(?:def|class)\s+(\w+)|^(\w+)\s*=", source, re.MULTILINE)
+        return {name for pair in pairs for name in pair if name}
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif functions_only:
+            continue
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+    return names
+
+
+def exercise_cell_indices(nb: nbformat.NotebookNode) -> list[int]:
+    """Every cell whose output would show a reference result, so the student edition clears it.
+
+    The solution cells; the checker cell after each; the autograded-tests cells; and every
+    later code cell whose code uses a name a solution or checker cell binds (``report``,
+    ``recv_exact``, ``AIMDWindow`` ...), directly or through a function such a cell defines
+    in turn: a demonstration run on the answer shows the answer's results.
+    """
+    solutions = [i for i, cell in enumerate(nb.cells) if is_solution_cell(cell)]
+    if not solutions:
+        return []
+    checkers = checker_cell_indices(nb)
+    indices = set(solutions) | set(checkers) | {i for i, cell in enumerate(nb.cells) if is_grade_cell(cell)}
+    names: set[str] = set()
+    for i in sorted(indices):
+        names |= _defined_names(nb.cells[i].source)
+    names.discard("_")
+    for i in range(solutions[0] + 1, len(nb.cells)):
+        cell = nb.cells[i]
+        if cell.cell_type != "code" or i in indices or not names:
+            continue
+        if names & _used_names(cell.source):
+            indices.add(i)
+            names |= _defined_names(cell.source, functions_only=True)  # read_frame() built on recv_exact()
+    return sorted(indices)
 
 
 def sections(nb: nbformat.NotebookNode) -> list[range]:
@@ -121,62 +208,6 @@ def sections(nb: nbformat.NotebookNode) -> list[range]:
     starts = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.startswith("## ")]
     ends = [*starts[1:], len(nb.cells)]
     return [range(start, end) for start, end in zip(starts, ends)]
-
-
-def answer_output_indices(nb: nbformat.NotebookNode) -> list[int]:
-    """The exercise cells, and the later code cells of their section that use the answer.
-
-    A later cell uses the answer when it names what the solution cell defines (its
-    functions and classes) or what the checker cell assigns (``report``): the
-    instructor run shows the reference answer there (a chat room built on it, a
-    measurement with it), a student's run shows theirs.  So the student edition keeps
-    none of those outputs, and nbval, which compares stored outputs, has none to compare.
-    """
-    found = set(exercise_cell_indices(nb))
-    for section in sections(nb):
-        exercise = [i for i in section if i in found]
-        if not exercise:
-            continue
-        names = {name for i in exercise for name in _defined_names(nb.cells[i].source)}
-        uses = re.compile(r"\b(" + "|".join(map(re.escape, sorted(names))) + r")\b") if names else None
-        for i in section:
-            if i > exercise[0] and nb.cells[i].cell_type == "code" and uses and uses.search(nb.cells[i].source):
-                found.add(i)
-    return sorted(found)
-
-
-def _defined_names(source: str) -> set[str]:
-    """The top-level functions, classes and variables a cell defines (``def f``, ``class C``, ``report = ...``)."""
-    found = re.finditer(r"^(?:(?:async\s+def|def|class)\s+(\w+)|(\w+)\s*=)", source, flags=re.M)
-    return {name for match in found for name in match.groups() if name}
-
-
-def _preprocessors(enforce_metadata: bool) -> list[Any]:
-    nbgrader: Any = _require_nbgrader()
-
-    class ClearExerciseOutput(nbgrader.ClearOutput):
-        """nbgrader's ClearOutput, applied to the exercise cells and the cells that print what the answer does."""
-
-        def preprocess(self, nb: nbformat.NotebookNode, resources: dict) -> tuple[nbformat.NotebookNode, dict]:
-            for index in answer_output_indices(nb):
-                nb.cells[index], resources = self.preprocess_cell(nb.cells[index], resources, index)
-            return nb, resources
-
-    # enforce_metadata: every solution region must sit in a cell marked as a solution
-    # cell, which is what nbgrader's full pipeline needs too.
-    return [nbgrader.ClearSolutions(enforce_metadata=enforce_metadata), ClearExerciseOutput()]
-
-
-def student_notebook(nb: nbformat.NotebookNode, enforce_metadata: bool = True) -> nbformat.NotebookNode:
-    """Return the student edition of one instructor notebook (``nb`` itself is left as it was)."""
-    import nbformat
-    from nbconvert.exporters import NotebookExporter
-
-    exporter = NotebookExporter()
-    for preprocessor in _preprocessors(enforce_metadata):
-        exporter.register_preprocessor(preprocessor, enabled=True)
-    body, _resources = exporter.from_notebook_node(nbformat.from_dict(nb))
-    return nbformat.reads(body, as_version=4)
 
 
 def answer_key_points(nb: nbformat.NotebookNode) -> list[int]:
@@ -201,13 +232,70 @@ def without_answer_key_points(nb: nbformat.NotebookNode) -> nbformat.NotebookNod
     return nb
 
 
+def _preprocessors(enforce_metadata: bool) -> list[Any]:
+    nbgrader: Any = _require_nbgrader()
+
+    class ClearExerciseOutput(nbgrader.ClearOutput):
+        """nbgrader's ClearOutput, applied to the exercise cells only."""
+
+        def preprocess(self, nb: nbformat.NotebookNode, resources: dict) -> tuple[nbformat.NotebookNode, dict]:
+            for index in exercise_cell_indices(nb):
+                nb.cells[index], resources = self.preprocess_cell(nb.cells[index], resources, index)
+            return nb, resources
+
+    # enforce_metadata: every solution region must sit in a cell marked as a solution
+    # cell, which is what nbgrader's full pipeline needs too.
+    # LockCells: the graded tests read-only, as nbgrader's release has them.
+    return [nbgrader.ClearSolutions(enforce_metadata=enforce_metadata), nbgrader.LockCells(), ClearExerciseOutput()]
+
+
+def student_notebook(nb: nbformat.NotebookNode, enforce_metadata: bool = True) -> nbformat.NotebookNode:
+    """Return the student edition of one instructor notebook (``nb`` itself is left as it was)."""
+    import nbformat
+    from nbconvert.exporters import NotebookExporter
+
+    exporter = NotebookExporter()
+    for preprocessor in _preprocessors(enforce_metadata):
+        exporter.register_preprocessor(preprocessor, enabled=True)
+    body, _resources = exporter.from_notebook_node(nbformat.from_dict(nb))
+    return nbformat.reads(body, as_version=4)
+
+
 def default_source() -> Path:
     """The instructor notebooks of a source checkout (the wheel does not ship them)."""
     for candidate in (Path(__file__).resolve().parent.parent / "notebooks", Path.cwd() / "notebooks"):
         if any(candidate.glob("[0-9][0-9]_*.ipynb")):
             return candidate
-    raise SystemExit("no instructor notebooks found: run this from a clone of the chatlab repository,"
-                     " or pass --source DIR")
+    raise SystemExit("no instructor notebooks found: run this from a clone of the chatlab repository, "
+                     "or pass --source DIR")
+
+
+def default_out_dir(source: Path | None = None, lang: str = "en", instructor: bool = False) -> Path:
+    """Where the student edition goes without OUT_DIR: beside the checkout, never inside it.
+
+    A folder inside the clone would be one more untracked folder there (and one a teacher
+    might commit next to the answers); ``handout/`` is in .gitignore all the same.  Another
+    language or the instructor edition gets its own folder (``chatlab-handout-zh``).
+    """
+    source = (source or default_source()).resolve()
+    root = source.parent if source.name == "notebooks" else source
+    suffix = ("" if lang == "en" else "-" + lang.split("_")[0]) + ("-instructor" if instructor else "")
+    return root.parent / f"chatlab-handout{suffix}"
+
+
+def build_wheel(out_dir: Path) -> Path:
+    """Build chatlab's wheel (no dependencies) into ``out_dir``: the package students install."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "pyproject.toml").exists():
+        raise SystemExit("--wheel needs a clone of the chatlab repository (it builds the wheel from it)")
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                           "-w", str(out_dir), str(root)], check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"building the wheel failed:\n{done.stderr.strip()}")
+    wheels = sorted(out_dir.glob("chatlab-*.whl"), key=lambda p: p.stat().st_mtime)
+    if not wheels:
+        raise SystemExit("pip wheel wrote no chatlab wheel")
+    return wheels[-1]
 
 
 def catalog_language(lang: str) -> str:
@@ -290,7 +378,10 @@ def edition_notebook(path: Path, options: Edition) -> nbformat.NotebookNode:
             nb = execute(nb, path.parent, options.lang)
     if options.instructor:
         return nb
-    return without_answer_key_points(student_notebook(nb, options.enforce_metadata))
+    student = student_notebook(nb, options.enforce_metadata)
+    # The English student edition agrees cell for cell with nbgrader's release (tests/test_nbgrader_course.py);
+    # a translated one leaves out the key points of the exercise sections, which come after the checker.
+    return student if options.lang == "en" else without_answer_key_points(student)
 
 
 def handout_readme(source: Path, lang: str) -> str:
@@ -341,9 +432,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "(nbgrader's ClearSolutions), exercise outputs cleared (ClearOutput), "
                       "every other output kept. With --lang zh, the Chinese edition: the prose "
                       "from notebooks/locale/zh_CN/*.po, run with CHATLAB_LANG=zh."))
-    parser.add_argument("out_dir", metavar="OUT_DIR", type=Path, help=_("where to write the notebooks"))
+    parser.add_argument("out_dir", metavar="OUT_DIR", type=Path, nargs="?", default=None,
+                        help=_("where to write the notebooks (default: chatlab-handout/ beside the repository,"
+                               " outside it; chatlab-handout-zh/ for --lang zh)"))
     parser.add_argument("--source", type=Path, default=None,
                         help=_("the instructor notebooks (default: notebooks/ of this checkout)"))
+    parser.add_argument("--wheel", action="store_true",
+                        help=_("also build chatlab's wheel into OUT_DIR: what the students install (README.md says how)"))
     parser.add_argument("--lang", default="en", help=_("en (default) or zh"))
     parser.add_argument("--instructor", action="store_true",
                         help=_("the instructor edition: solutions and the exercises' key points kept"))
@@ -354,12 +449,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     lang = catalog_language(args.lang)
     options = Edition(source=args.source, lang=lang, instructor=args.instructor,
                       execute=args.execute and lang != "en", progress=True)
-    written = write_edition(args.out_dir, options)
+    out_dir = args.out_dir if args.out_dir is not None else default_out_dir(args.source, lang, args.instructor)
+    written = write_edition(out_dir, options)
     for path in written:
         print(f"wrote {path}")
+    if args.wheel:
+        print(f"wrote {build_wheel(out_dir)}")
     kind = "instructor" if args.instructor else "student"
     what = "solutions kept: not for students" if args.instructor else "hand out that folder (solutions removed)"
-    print(f"{len(written)} {kind} notebooks in {args.out_dir}; {what}")
+    print(f"{len(written)} {kind} notebooks in {out_dir}; {what}")
     return 0
 
 

@@ -123,16 +123,17 @@ def test_the_build_names_a_stale_translation(tmp_path: Path) -> None:
         edition.write_edition(tmp_path / "out", edition.Edition(source=tmp_path, lang=LANG, instructor=True))
 
 
-def test_the_student_edition_leaves_out_the_key_points_that_give_the_answer() -> None:
+def test_the_exercises_key_points_come_after_the_checker_and_out_of_the_chinese_student_edition() -> None:
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
         answers = edition.answer_key_points(nb)
         assert answers, f"{path.name}: no key points in its exercise section"
+        checkers = edition.checker_cell_indices(nb)
         for index in answers:
-            checker = max(i for i in range(index) if nb.cells[i].cell_type == "code")
-            assert not edition.is_solution_cell(nb.cells[checker]), f"{path.name}: key points before the checker"
-        remaining = edition.without_answer_key_points(nb)
-        assert not edition.answer_key_points(remaining)
+            assert any(checker < index for checker in checkers), f"{path.name}: key points before the checker"
+        student = edition.edition_notebook(path, edition.Edition(lang=LANG))
+        assert not edition.answer_key_points(student), f"{path.name}: the Chinese student edition keeps them"
+        assert any(edition.is_solution_cell(c) for c in student.cells)
 
 
 @pytest.fixture(scope="module")
