@@ -9,7 +9,8 @@ text itself (the ``msgid``):
   and is copied as it is);
 * in an exercise cell (an nbgrader solution cell), each docstring and each comment
   outside the ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` region: the lines a
-  student reads above the stub.  These carry the context ``code``.
+  student reads above the stub; and the comments of the graded-tests cell after it.
+  These carry the context ``code``.
 
 Code and outputs are shared: a translated notebook differs from the English one in
 the text of those cells only.  An English edit changes a msgid, so the translation
@@ -82,6 +83,12 @@ def is_solution_cell(cell: Any) -> bool:
     return bool(cell.get("metadata", {}).get("nbgrader", {}).get("solution", False))
 
 
+def is_grade_cell(cell: Any) -> bool:
+    """An nbgrader autograded-tests cell (locked, read by students above the exercise's points)."""
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return bool(meta.get("grade", False)) and not meta.get("solution", False)
+
+
 def _offsets(source: str) -> list[int]:
     """The offset of the start of each line (1-based rows, as tokenize counts them)."""
     starts = [0, 0]
@@ -137,7 +144,7 @@ def units(nb: nbformat.NotebookNode) -> list[Unit]:
     for index, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown" and not is_key_points(cell) and cell.source.strip():
             found.append(Unit(index, None, cell.source, 0, len(cell.source)))
-        elif cell.cell_type == "code" and is_solution_cell(cell):
+        elif cell.cell_type == "code" and (is_solution_cell(cell) or is_grade_cell(cell)):
             found.extend(code_units(index, cell.source))
     return found
 

@@ -165,7 +165,7 @@ def test_a_chinese_student_notebook_runs_and_its_checker_speaks_chinese(monkeypa
     nbclient = pytest.importorskip("nbclient")
     options = edition.Edition(lang=LANG, execute=True)
     student = edition.edition_notebook(SOURCE / "00_first_socket.ipynb", options)
-    checker = edition.exercise_cell_indices(student)[-1]
+    checker = edition.checker_cell_indices(student)[-1]
     assert student.cells[checker].outputs == []  # the answer's run is not shown
     teaching = "".join(o.get("text", "") for c in student.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "ESTABLISHED" in teaching  # the teaching outputs are there, from the Chinese run
