@@ -438,7 +438,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--source", type=Path, default=None,
                         help=_("the instructor notebooks (default: notebooks/ of this checkout)"))
     parser.add_argument("--wheel", action="store_true",
-                        help=_("also build chatlab's wheel into OUT_DIR: what the students install (README.md says how)"))
+                        help=_("also build chatlab's wheel into OUT_DIR: what the students install"
+                               " (README.md says how)"))
     parser.add_argument("--lang", default="en", help=_("en (default) or zh"))
     parser.add_argument("--instructor", action="store_true",
                         help=_("the instructor edition: solutions and the exercises' key points kept"))
