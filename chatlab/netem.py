@@ -776,7 +776,8 @@ def _build_parser() -> argparse.ArgumentParser:
                       "(one-way delay, rate limit, random re-splitting of the byte stream). "
                       "Point your client at the address it prints. The same settings apply in both directions."),
     )
-    parser.add_argument("--target", required=True, type=_host_port, metavar="HOST:PORT", help=_("where to forward connections"))
+    parser.add_argument("--target", required=True, type=_host_port, metavar="HOST:PORT",
+                        help=_("where to forward connections"))
     parser.add_argument(
         "--listen",
         default=("127.0.0.1", 0),
@@ -784,11 +785,15 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help=_("where to listen (default 127.0.0.1:0, any free port)"),
     )
-    parser.add_argument("--delay-ms", type=float, default=20.0, help=_("one-way delay in milliseconds (default 20; RTT is twice this)"))
-    parser.add_argument("--rate-mbit", type=float, default=50.0, help=_("bottleneck rate in Mbit/s (default 50; 0 = unlimited)"))
+    parser.add_argument("--delay-ms", type=float, default=20.0,
+                        help=_("one-way delay in milliseconds (default 20; RTT is twice this)"))
+    parser.add_argument("--rate-mbit", type=float, default=50.0,
+                        help=_("bottleneck rate in Mbit/s (default 50; 0 = unlimited)"))
     parser.add_argument("--split", action="store_true", help=_("re-split the byte stream at random points"))
-    parser.add_argument("--max-segment", type=int, default=LinkProfile.max_segment, help=_("longest piece when splitting, in bytes"))
-    parser.add_argument("--queue-kb", type=float, default=LinkProfile.queue_bytes / 1024, help=_("bottleneck queue size in KiB (default 256)"))
+    parser.add_argument("--max-segment", type=int, default=LinkProfile.max_segment,
+                        help=_("longest piece when splitting, in bytes"))
+    parser.add_argument("--queue-kb", type=float, default=LinkProfile.queue_bytes / 1024,
+                        help=_("bottleneck queue size in KiB (default 256)"))
     parser.add_argument("--seed", type=int, default=None, help=_("seed for the splitter (default: random)"))
     return parser
 
@@ -824,8 +829,8 @@ def main(argv: list[str] | None = None) -> int:
         link.start()
         host, port = link.address
         target = f"{args.target[0]}:{args.target[1]}"
-        print("netem: " + _("listening on {host}:{port}, forwarding to {target}").format(host=host, port=port, target=target),
-              flush=True)
+        listening = _("listening on {host}:{port}, forwarding to {target}").format(host=host, port=port, target=target)
+        print("netem: " + listening, flush=True)
         print("netem: " + _("{profile} each way, RTT {rtt:g} ms. Ctrl-C to stop.").format(
             profile=profile.describe(), rtt=profile.rtt * 1000), flush=True)
         while link.running:
@@ -840,8 +845,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         link.close()
     s = link.stats
-    print("netem: " + _("stopped. {connections} connection(s), {up} bytes up, {down} bytes down, {resets} reset(s).").format(
-        connections=s.connections, up=s.bytes_up, down=s.bytes_down, resets=s.resets), flush=True)
+    stopped = _("stopped. {connections} connection(s), {up} bytes up, {down} bytes down, {resets} reset(s).")
+    print("netem: " + stopped.format(connections=s.connections, up=s.bytes_up, down=s.bytes_down, resets=s.resets),
+          flush=True)
     return 0
 
 

@@ -493,7 +493,8 @@ def _build_parser() -> argparse.ArgumentParser:
                       "reorders, delays (with jitter) and rate-limits them, as Linux's tc netem does. Send to the "
                       "address it prints; the replies come back from it. The same settings apply in both directions."),
     )
-    parser.add_argument("--udp", action="store_true", help=_("(accepted, so that chatlab netem --udp ... passes through)"))
+    parser.add_argument("--udp", action="store_true",
+                        help=_("(accepted, so that chatlab netem --udp ... passes through)"))
     parser.add_argument("--target", required=True, type=_host_port, metavar="HOST:PORT",
                         help=_("where to forward datagrams"))
     parser.add_argument("--listen", default=("127.0.0.1", 0), type=lambda s: _host_port(s, allow_zero=True),
