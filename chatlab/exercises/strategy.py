@@ -414,7 +414,8 @@ def check_send_strategy(make_strategy: MakeStrategy, *, show: bool = True) -> Re
         label = shown_link(get_link(name))
         cases.append((_("fills the link ({link})").format(link=label), fills(name)))
         cases.append((_("keeps the queue short ({link})").format(link=label), short_queue(name)))
-    cases.append((_("two flows sharing a link converge to fair shares ({link})").format(link=shown_link(get_link(FAIR_LINK))), fair_shares))
+    fair = _("two flows sharing a link converge to fair shares ({link})").format(link=shown_link(get_link(FAIR_LINK)))
+    cases.append((fair, fair_shares))
     cases.append((_("uses the clock it is given, not the wall clock"), own_clock))
     return run_cases("check_send_strategy", [(name, _explained(case)) for name, case in cases], show=show)
 
