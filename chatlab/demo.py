@@ -62,7 +62,8 @@ class TextClient:
         self.nick = nick
         self.sock = socket.create_connection(address, timeout=5)
         self.lines = self.sock.makefile("rb")
-        self.send(f"NICK {nick}", f"USER {nick} 0 * :{nick} on a plain socket")
+        # A program registering at once is an IRC client: it joins the channels it wants itself.
+        self.send(f"NICK {nick}", f"USER {nick} 0 * :{nick} on a plain socket", "JOIN #lobby")
         self.read_until(" 366 ")  # RPL_ENDOFNAMES: registered, and in #lobby
         self.pings = 0
 
