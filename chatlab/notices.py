@@ -42,6 +42,21 @@ NOTICE_RULES: list[Rule] = [
     _rule("info", r"(?P<room>.+) has no password: yours was ignored \(only a room's creator sets one\)",
           N_("{room} has no password: yours was ignored (only a room's creator sets one)")),
     _rule("info", r"the server is shutting down", N_("the server is shutting down")),
+    _rule("nick", r"(?P<old>.+?) is now known as (?P<nick>.+)", N_("{old} is now known as {nick}")),
+    _rule("away", r"you are away: (?P<text>.*)", N_("you are away: {text}")),
+    _rule("away", r"you are back", N_("you are back")),
+    _rule("away", r"(?P<nick>.+?) is away: (?P<text>.*)", N_("{nick} is away: {text}")),
+    _rule("oper", r"you are now a server operator", N_("you are now a server operator")),
+    _rule("kick", r"(?P<nick>.+?) kicked (?P<target>.+?) out of (?P<room>.+?) \((?P<reason>.*)\)",
+          N_("{nick} kicked {target} out of {room} ({reason})")),
+    _rule("topic", r"(?P<nick>.+?) set the topic of (?P<room>.+?): (?P<topic>.*)",
+          N_("{nick} set the topic of {room}: {topic}")),
+    _rule("topic", r"(?P<nick>.+?) cleared the topic of (?P<room>.+)", N_("{nick} cleared the topic of {room}")),
+    _rule("invite", r"(?P<nick>.+?) invites (?P<target>.+?) into (?P<room>.+)",
+          N_("{nick} invites {target} into {room}")),
+    _rule("mode", r"(?P<nick>.+?) sets mode (?P<detail>.+?) on (?P<room>.+)",
+          N_("{nick} sets mode {detail} on {room}")),
+    _rule("mode", r"your modes: (?P<detail>.*)", N_("your modes: {detail}")),
 ]
 
 ERROR_RULES: list[Rule] = [

@@ -173,3 +173,13 @@ def test_without_a_cjk_font_it_says_what_to_install(monkeypatch, zh) -> None:
         assert plotfonts.use_cjk_font(out) is None
         assert matplotlib.rcParams["font.sans-serif"] == before
     assert "fonts-noto-cjk" in out.getvalue() and "中文字体" in out.getvalue()
+
+
+@pytest.mark.parametrize("notice, shown", [
+    (p.Notice("kick", "bob kicked carol out of #team (spam)", "bob", "#team"), "-- bob 把 carol 踢出了 #team（spam）"),
+    (p.Notice("topic", "bob set the topic of #team: lab 3", "bob", "#team"), "-- bob 把 #team 的话题设为：lab 3"),
+    (p.Notice("nick", "alice is now known as alicia", "alice"), "-- alice 改名为 alicia"),
+    (p.Notice("mode", "bob sets mode +m on #team", "bob", "#team"), "-- bob 把 #team 的模式设为 +m"),
+], ids=["kick", "topic", "nick", "mode"])
+def test_the_operators_notices_are_shown_in_the_clients_language(zh, notice, shown: str) -> None:
+    assert format_event(notice, "me") == shown
