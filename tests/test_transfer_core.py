@@ -24,7 +24,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatlab.errors import LocalProtocolError, RemoteProtocolError, TransferError
 from chatlab.core.protocol import (
     FileAccept,
     FileAck,
@@ -57,6 +56,7 @@ from chatlab.core.transfer import (
     safe_filename,
     sha256_file,
 )
+from chatlab.errors import LocalProtocolError, RemoteProtocolError, TransferError
 
 # --------------------------------------------------------------------------
 # Strategies on their own

@@ -10,7 +10,7 @@ from ...errors import LocalProtocolError, TransferError
 from ..protocol import FileAccept, FileAck, FileCancel, FileChunk, FileDone, FileOffer, Message
 from .errors import TransferProtocolError
 from .files import PART_SUFFIX, Digest, PartFile, safe_filename
-from .sender import SHA256_HEX, TransferState, _TransferLife, _check_stream
+from .sender import SHA256_HEX, TransferState, _check_stream, _TransferLife
 
 ToSender = FileAck | FileDone
 """What a receiver sends in answer to the sender's chunks."""
