@@ -94,8 +94,8 @@ NOTICES = [
     (p.Notice("leave", "bob left for team1", "bob", "lobby"), "-- bob 离开，去了 team1"),
     (p.Notice("quit", "bob quit (bye)", "bob", "lobby"), "-- bob 退出了（bye）"),
     (p.Notice("quit", "bob quit", "bob", "lobby"), "-- bob 退出了"),
-    (p.ErrorMessage("no-such-nick", "nobody called 'zed' is online"), "!! no-such-nick: 没有名叫 'zed' 的人在线"),
-    (p.ErrorMessage("nick-taken", "the nickname 'alice' is already in use"), "!! nick-taken: 昵称 'alice' 已被占用"),
+    (p.ErrorMessage("no-such-nick", "nobody called 'zed' is online"), "!! 没有这个人: 没有名叫 'zed' 的人在线"),
+    (p.ErrorMessage("nick-taken", "the nickname 'alice' is already in use"), "!! 昵称已被占用: 昵称 'alice' 已被占用"),
 ]
 
 
