@@ -20,7 +20,7 @@ Unix chat client in C might do: on Windows ``select()`` accepts sockets only,
 not stdin (nor pipes).  A thread that blocks on the keyboard works everywhere.
 
 The parsing and formatting functions do no I/O, so they are unit-tested
-without a terminal (``tests/test_terminal.py``).
+without a terminal (``tests/io/test_terminal.py``).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ version whole and run this again.  It is idempotent: a second run changes nothin
 cell.  It touches markdown only (outputs and code cells stay as executed), splits a markdown cell at
 a '## ' heading in its middle (so that every section ends on a cell boundary), and writes the JSON
 as Jupyter does (nbformat).  A new '## ' section without an entry in ``P`` is reported, and fails
-tests/test_i18n_notebooks.py until it has one.
+tests/notebooks/test_i18n_notebooks.py until it has one.
 """
 
 import re, sys, os

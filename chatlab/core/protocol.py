@@ -5,7 +5,7 @@ clocks.  You turn messages into bytes with :func:`encode`, and you turn bytes
 back into messages by feeding them to a :class:`FrameDecoder` in whatever
 pieces the network delivered them, then pulling whole frames out.  Because it
 never touches a socket, it is tested by feeding it bytes (see
-``tests/test_protocol.py``), and the server, the client and the notebooks all
+``tests/core/test_protocol.py``), and the server, the client and the notebooks all
 share it.
 
 Every frame is a 12-byte header packed with :mod:`struct` in network byte

@@ -31,7 +31,7 @@ from chatlab.errors import RemoteProtocolError
 from conftest import RawPeer
 from test_irc import irc_lines_until_closed, is_text_entry, replay_text_entry  # the corpus's IRC text entries
 
-CORPUS = Path(__file__).parent / "corpus"
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 SERVER_FRAMES = {p.FrameType.WELCOME, p.FrameType.ERROR, p.FrameType.CHAT, p.FrameType.PRIVATE, p.FrameType.NOTICE,
                  p.FrameType.WHO_REPLY, p.FrameType.PING, p.FrameType.PONG} | set(p.TRANSFER_TYPES)
 

@@ -29,7 +29,7 @@ try:
 except ImportError:  # the test extra installs it; without it only the library's tests skip (test_fuzz imports us)
     irc_client = None
 
-CORPUS = Path(__file__).parent / "corpus"
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 
 
 class IrcPeer:
