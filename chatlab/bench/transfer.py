@@ -463,7 +463,10 @@ def run(args: argparse.Namespace, out_dir: Path) -> Scenario:
         # -- where a goal is missed, a profile of one more run ------------
         nc_rate = next((r.get("mb_per_s") for r in rows if r["method"] == NC), None)
         socat_rate = next((r.get("mb_per_s") for r in rows if r["method"] == SOCAT), None)
-        if nc_rate and args.profile:
+        if nc_rate and args.profile and py_spy() is None:
+            print("note: py-spy is not installed (pip install py-spy, the bench extra): the rows that miss their goal "
+                  "are not profiled", file=sys.stderr)
+        elif nc_rate and args.profile:
             for method, goal in GOALS.items():
                 rate = next((r.get("mb_per_s") for r in rows if r["method"] == method), None)
                 behind_socat = method == RELAYED and socat_rate is not None and rate is not None and rate < socat_rate
@@ -606,6 +609,8 @@ def _verdicts(sc: Scenario, by: dict[str, dict[str, Any]], nc_rate: float | None
             why = WHY_NOT[method]
             if ratio < goal and profiles and method in profiles:
                 why += "; the py-spy profile of one more run is printed above and saved next to the CSV"
+            elif ratio < goal and args.profile:
+                why += "; no profile (py-spy is not installed)" if py_spy() is None else ""
             sc.verdict(target, ratio >= goal, f"{rate:.0f} MB/s vs nc {nc_rate:.0f} MB/s = {ratio:.2f}x",
                        "" if ratio >= goal else why)
     socat_rate = by.get(SOCAT, {}).get("mb_per_s")
@@ -614,8 +619,9 @@ def _verdicts(sc: Scenario, by: dict[str, dict[str, Any]], nc_rate: float | None
         sc.verdict(f"{RELAYED} >= {SOCAT}", None if socat_rate is None else rate >= socat_rate,
                    f"{rate:.0f} vs {socat_rate or 0:.0f} MB/s" + (f" = {rate / socat_rate:.2f}x" if socat_rate else ""),
                    "socat is not installed (apt-get install socat)" if socat_rate is None else
-                   "" if rate >= socat_rate else "socat relays in C without framing, acks or hashing; the py-spy profile "
-                   "of one more run is printed above and saved next to the CSV")
+                   "" if rate >= socat_rate else "socat relays in C without framing, acks or hashing" + (
+                       "; the py-spy profile of one more run is printed above and saved next to the CSV"
+                       if profiles and RELAYED in profiles else ""))
     p99 = adaptive.get("chat_p99_ms")
     if p99 is not None:
         sc.verdict("chat p99 during a loopback transfer < 10 ms", p99 < 10.0,
