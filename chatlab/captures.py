@@ -42,11 +42,10 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from .core import protocol as p
 from .errors import ProtocolError
@@ -318,7 +317,7 @@ def _transfer(address: tuple[str, int]) -> None:
         downloads = Path(tmp) / "downloads"
         downloads.mkdir()
         with Client.connect(address, nick="alice") as alice, \
-                Client.connect(address, nick="bob", download_dir=downloads) as bob:
+                Client.connect(address, nick="bob", download_dir=downloads):
             time.sleep(0.1)
             transfer = alice.send_file(source, to="bob", strategy=FixedWindow(chunks=2, chunk_size=4096))
             transfer.wait(timeout=20)

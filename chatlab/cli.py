@@ -49,6 +49,7 @@ def room_password(text: str) -> tuple[str, str]:
 
 def server_options(args: argparse.Namespace) -> dict[str, object]:
     """The ``Server(...)`` keyword arguments that ``chatlab server``'s options ask for."""
+    from .core.chatroom import normalize_name
     from .core.protocol import describe
     from .server import FloodLimit
 
@@ -56,7 +57,7 @@ def server_options(args: argparse.Namespace) -> dict[str, object]:
     options["flood_limit"] = None if args.no_flood_limit else FloodLimit(rate=args.flood_rate)
     passwords: dict[str, str] = {}
     for room, password in args.room_password or []:
-        if room.casefold() in (known.casefold() for known in passwords):
+        if normalize_name(room) in (normalize_name(known) for known in passwords):  # the key the server uses
             raise ValueError(_("--room-password gives room {room!r} twice").format(room=room))
         passwords[room] = password
     if passwords:

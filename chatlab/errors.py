@@ -67,6 +67,20 @@ class ConnectionBroken(ChatlabError):
     """The connection failed: reset by the peer, timed out or unreachable."""
 
 
+class IncompleteReadError(ChatlabError, EOFError):
+    """The stream ended before ``expected`` bytes arrived; ``partial`` holds those that did.
+
+    :func:`chatlab.streams.recv_exact` raises it, with the contract of asyncio's
+    ``StreamReader.readexactly`` and its ``IncompleteReadError``: all ``n`` bytes, or
+    this error carrying the fewer bytes read before the peer closed.
+    """
+
+    def __init__(self, partial: bytes, expected: int) -> None:
+        super().__init__(f"the peer closed after {len(partial)} of {expected} expected bytes")
+        self.partial = partial
+        self.expected = expected
+
+
 class ServerError(ChatlabError):
     """The server refused a request; ``code`` says why in one word."""
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterator
 
+from .addresses import parse_address
 from .i18n import _
 from .server import Server
 
@@ -38,14 +39,13 @@ class LabServer:
         return self.server is None
 
 
-def parse_address(text: str) -> tuple[str, int]:
-    """``"host:port"`` (or ``"[::1]:port"``) -> ``(host, port)``, with a clear error otherwise."""
-    host, sep, port_text = text.strip().rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+def _class_server_address(text: str) -> tuple[str, int]:
+    """``CHATLAB_SERVER``'s ``"host:port"`` -> ``(host, port)``, with an error that names the variable."""
+    try:
+        return parse_address(text, default_host=None)
+    except ValueError:
         raise ValueError(_("{variable}={text!r}: expected host:port, e.g. 192.168.1.10:7777 (a port from 1 to 65535)").format(
-            variable=SERVER_ENV, text=text))
-    return host, int(port_text)
+            variable=SERVER_ENV, text=text)) from None
 
 
 @contextlib.contextmanager
@@ -62,7 +62,7 @@ def lab_server(**server_options: Any) -> Iterator[LabServer]:
     """
     shared = os.environ.get(SERVER_ENV, "").strip()
     if shared:
-        yield LabServer(address=parse_address(shared), server=None)
+        yield LabServer(address=_class_server_address(shared), server=None)
         return
     server = Server(port=0, **server_options).start()
     try:

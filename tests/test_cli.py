@@ -239,3 +239,12 @@ def test_a_malformed_room_password_is_refused(value, message, capsys):
 def test_a_room_given_twice_is_refused(capsys):
     assert main(["server", "--port", "0", "--room-password", "a=1", "--room-password", "A=2"]) == 2
     assert "gives room 'A' twice" in capsys.readouterr().err
+
+
+def test_a_room_given_twice_in_look_alike_letters_is_refused():
+    """The duplicate check keys rooms as the server does (normalize_name): full-width ｔｅａｍ is team."""
+    from chatlab.cli import build_parser, server_options
+
+    args = build_parser().parse_args(["server", "--room-password", "team=1", "--room-password", "ｔｅａｍ=2"])
+    with pytest.raises(ValueError, match="twice"):
+        server_options(args)

@@ -287,7 +287,7 @@ P["06_throughput"] = {
  "自适应窗口在各条链路上都接近链路速率：确认告诉发送方路径有多快，RTT 告诉它何时开始排队。这正是笔记所问的“类似TCP的连接”，只是为了聊天，在 TCP 之上又做了一次。",
 ],
 "## 8. Measure it": [
- "测量代码在 `chatlab/experiments.py`，notebook 和基准测试共用；`python -m chatlab.experiments data` 在你的机器上重新测量并写出 CSV 和图。",
+ "测量代码在 `chatlab/experiments/`，notebook 和基准测试共用；`python -m chatlab.experiments data` 在你的机器上重新测量并写出 CSV 和图。",
 ],
 "## 9. Exercise: predict": [
  "窗口 W 大于带宽时延积时，多出的 W − BDP 字节在瓶颈队列里排队，以链路速率排空。",

@@ -743,6 +743,7 @@ def run_slow_peers(scenarios: Sequence[str] = ("never-reader", "slowloris", "van
     why = "this peer misbehaves on purpose, and dropping it is what the scenario measures"
     for scenario in scenarios:
         with expected_warnings("chatlab.server", ("dropping ", "refusing a connection"), why), \
+                expected_warnings("chatlab.core.chatroom", ("dropping ",), why), \
                 Server(port=0, **options) as server:
             probe = Probe(server.address)
             try:

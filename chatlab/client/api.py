@@ -32,8 +32,9 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any, Callable
 
+from ..addresses import Address, parse_address
 from ..core import protocol as p
 from ..core.transfer import (
     IncomingTransfer,
@@ -67,27 +68,8 @@ from .threads import Threads
 
 log = logging.getLogger("chatlab.client")
 
-Address = Union[tuple[str, int], str]
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 7777  # where ``chatlab server`` listens unless told otherwise
 DEFAULT_ADDRESS = f"{DEFAULT_HOST}:{DEFAULT_PORT}"
-
-def parse_address(address: Address) -> tuple[str, int]:
-    """Accept ``("host", port)`` or ``"host:port"`` (``"[::1]:port"`` for IPv6).
-
-    Raises:
-        ValueError: not HOST:PORT, or the port is not between 1 and 65535.
-    """
-    if isinstance(address, str):
-        host, sep, port_text = address.rpartition(":")
-        if not sep or not port_text.isdigit():
-            raise ValueError(f"expected HOST:PORT, got {address!r}")
-        host, port = host.strip("[]") or "127.0.0.1", int(port_text)
-    else:
-        host, port = address[0], int(address[1])
-    if not 1 <= port <= 65535:
-        raise ValueError(f"invalid port {port}: a port is a number from 1 to 65535")
-    return host, port
-
 
 class Client(ReceivingFiles, Sending, DirectPath, Threads):
     """One chat connection.  Create it with :meth:`connect`; close it with ``with``.

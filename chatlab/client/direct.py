@@ -42,7 +42,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import ipaddress
 import logging
 import os
 import secrets
@@ -51,10 +50,12 @@ import threading
 import time
 from typing import TYPE_CHECKING, BinaryIO, Callable
 
+from ..addresses import format_address
 from ..core import protocol as p
 from ..core.transfer import IncomingTransfer, TransferState
-from ..errors import ChatlabError
+from ..errors import ChatlabError, IncompleteReadError
 from ..events import DirectFallback
+from ..streams import recv_exact
 from .state import ClientState
 
 if TYPE_CHECKING:
@@ -105,37 +106,6 @@ class OneTimeToken:
         return True
 
 
-def format_address(address: tuple[str, int]) -> str:
-    """``("127.0.0.1", 4000)`` -> ``"127.0.0.1:4000"``; IPv6 in brackets: ``"[::1]:4000"``."""
-    host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def parse_address(text: str) -> tuple[str, int]:
-    """The inverse of :func:`format_address`; only IP literals (the sender never resolves a name it was given).
-
-    Raises:
-        ValueError: not ``IP:PORT`` with a port from 1 to 65535.
-    """
-    host, sep, port = text.rpartition(":")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"not an IP:PORT address: {text!r}")
-    ipaddress.ip_address(host)  # raises ValueError for a name
-    return host, int(port)
-
-
-def recv_exact(sock: socket.socket, n: int) -> bytes:
-    """``n`` bytes from ``sock``, or fewer if the peer closed first."""
-    data = bytearray()
-    while len(data) < n:
-        got = sock.recv(n - len(data))
-        if not got:
-            break
-        data += got
-    return bytes(data)
-
-
 class DirectListener:
     """Receiver: a listening socket for one transfer, on the chat connection's own local address.
 
@@ -176,7 +146,7 @@ class DirectListener:
             try:
                 conn.settimeout(HANDSHAKE_TIMEOUT)
                 presented = recv_exact(conn, TOKEN_HEX_DIGITS)
-            except OSError:
+            except (OSError, IncompleteReadError):
                 presented = b""
             if self.ticket.claim(presented):
                 conn.settimeout(IDLE_TIMEOUT)
@@ -280,14 +250,15 @@ def receive_file(sock: socket.socket, remaining: int, write: Callable[[memoryvie
         if moved >= next_ack:
             next_ack += ACK_EVERY
             progress(total)
-    digest = recv_exact(sock, DIGEST_SIZE)
-    if len(digest) != DIGEST_SIZE:
-        raise ConnectionError("the direct connection closed before the SHA-256 that ends it")
+    try:
+        digest = recv_exact(sock, DIGEST_SIZE)
+    except IncompleteReadError:
+        raise ConnectionError("the direct connection closed before the SHA-256 that ends it") from None
     return digest.hex()
 
 
 __all__ = [
-    "new_token", "valid_token", "OneTimeToken", "format_address", "parse_address", "DirectListener",
+    "new_token", "valid_token", "OneTimeToken", "DirectListener",
     "send_file", "receive_file", "CONNECT_TIMEOUT", "ACCEPT_TIMEOUT", "HANDSHAKE_TIMEOUT", "TOKEN_HEX_DIGITS",
 ]
 

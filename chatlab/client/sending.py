@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..addresses import parse_address
 from ..core import protocol as p
 from ..core.transfer import (
     OutgoingTransfer,
@@ -188,7 +189,7 @@ class Sending(ClientState):
         address: tuple[str, int] | None = None
         if isinstance(message, p.FileAccept) and transfer.token:
             try:
-                address = direct.parse_address(message.direct) if message.direct else None
+                address = parse_address(message.direct, default_host=None, ip_only=True) if message.direct else None
             except ValueError:
                 address = None
             if address is None:

@@ -48,7 +48,7 @@ from . import protocol as p
 from ..errors import RemoteProtocolError
 from .relay import MAX_TRANSFERS, RELAY_HIGH_WATER, FileRelay, Forward, Send
 
-log = logging.getLogger("chatlab.server")
+log = logging.getLogger(__name__)  # "chatlab.core.chatroom": the chat rules log who is dropped and why
 
 RESERVED_NICKS = frozenset({"server", "chatlab", "admin", "root", "system", "operator", "nickserv", "everyone"})
 NICK_RE = re.compile(r"^[^\W\d][\w\-]{0,19}$")  # a letter first, then letters, digits, _ and -

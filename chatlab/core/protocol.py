@@ -540,38 +540,49 @@ def decode_message(frame: Frame) -> Message:
         RemoteProtocolError: the payload is not valid for the frame's type
             (bad UTF-8, bad JSON, a missing field or a field of the wrong type).
     """
-    cls = MESSAGE_TYPES[frame.type]
-    name = frame.type.name
-    if frame.type is FrameType.FILE_CHUNK:
+    if frame.type is FrameType.FILE_CHUNK:  # the hot path, inline: the 8-byte offset, then the data
         if len(frame.payload) < CHUNK_PREFIX.size:
-            raise RemoteProtocolError(f"{name} payload of {len(frame.payload)} bytes is shorter than its offset")
+            raise RemoteProtocolError(f"FILE_CHUNK payload of {len(frame.payload)} bytes is shorter than its offset")
         (offset,) = CHUNK_PREFIX.unpack_from(frame.payload)
         data = frame.payload[CHUNK_PREFIX.size :] if isinstance(frame.payload, bytes) else \
             memoryview(frame.payload)[CHUNK_PREFIX.size :]  # a big payload received in place: no copy
         return FileChunk(frame.stream_id, offset, data)
     if frame.type is FrameType.FILE_ACK:
-        if len(frame.payload) != ACK_BODY.size:
-            raise RemoteProtocolError(f"{name} payload must be {ACK_BODY.size} bytes, got {len(frame.payload)}")
-        return FileAck(frame.stream_id, ACK_BODY.unpack(frame.payload)[0])
+        return _decode_ack(frame)
+    return _decode_json(frame)
+
+
+def _decode_json(frame: Frame) -> Message:
+    """A message whose payload is a JSON object: each field present with its JSON type, or defaulted."""
+    cls = MESSAGE_TYPES[frame.type]
+    name = frame.type.name
     body = _parse_json_object(frame.payload, name)
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         if f.name == "stream_id":
             kwargs["stream_id"] = frame.stream_id
-            continue
-        if f.name not in body:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise RemoteProtocolError(f"{name} is missing its {f.name!r} field")
-            continue
-        value = body[f.name]
-        expected = _JSON_TYPES[str(f.type)]
-        if not isinstance(value, expected) or (expected == (int,) and isinstance(value, bool)):
-            raise RemoteProtocolError(f"{name} field {f.name!r} must be {str(f.type)}, got {type(value).__name__}")
-        if isinstance(value, str) and not _encodable(value):
-            # JSON's "\ud800" escape decodes to a lone surrogate, which no UTF-8 encoder accepts.
-            raise RemoteProtocolError(f"{name} field {f.name!r} holds a lone surrogate, not text")
-        kwargs[f.name] = value
+        elif f.name in body:
+            kwargs[f.name] = _checked_field(name, f, body[f.name])
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise RemoteProtocolError(f"{name} is missing its {f.name!r} field")
     return cls(**kwargs)
+
+
+def _decode_ack(frame: Frame) -> FileAck:
+    if len(frame.payload) != ACK_BODY.size:
+        raise RemoteProtocolError(f"FILE_ACK payload must be {ACK_BODY.size} bytes, got {len(frame.payload)}")
+    return FileAck(frame.stream_id, ACK_BODY.unpack(frame.payload)[0])
+
+
+def _checked_field(name: str, f: dataclasses.Field[Any], value: Any) -> Any:
+    """``value`` if it has the JSON type field ``f`` of message ``name`` needs, else a RemoteProtocolError."""
+    expected = _JSON_TYPES[str(f.type)]
+    if not isinstance(value, expected) or (expected == (int,) and isinstance(value, bool)):
+        raise RemoteProtocolError(f"{name} field {f.name!r} must be {str(f.type)}, got {type(value).__name__}")
+    if isinstance(value, str) and not _encodable(value):
+        # JSON's "\ud800" escape decodes to a lone surrogate, which no UTF-8 encoder accepts.
+        raise RemoteProtocolError(f"{name} field {f.name!r} holds a lone surrogate, not text")
+    return value
 
 
 def _encodable(text: str) -> bool:

@@ -65,7 +65,7 @@ class Forward(NamedTuple):
 
 
 @dataclass(eq=False)
-class Transfer:
+class RelayedTransfer:
     """One file on its way through the server."""
 
     sender: Peer
@@ -91,8 +91,8 @@ class FileRelay:
     def __init__(self, high_water: int = RELAY_HIGH_WATER, max_transfers: int = MAX_TRANSFERS) -> None:
         self.high_water = high_water
         self.max_transfers = max_transfers
-        self.sending: dict[Peer, dict[int, Transfer]] = {}  # by the sender's stream id
-        self.receiving: dict[Peer, dict[int, Transfer]] = {}  # by the receiver's stream id
+        self.sending: dict[Peer, dict[int, RelayedTransfer]] = {}  # by the sender's stream id
+        self.receiving: dict[Peer, dict[int, RelayedTransfer]] = {}  # by the receiver's stream id
         self._next_sid: dict[Peer, itertools.count[int]] = {}
 
     # ------------------------------------------------------------------ rules
@@ -107,7 +107,7 @@ class FileRelay:
             return [Send(sender, p.FileReject(offer.stream_id, reason))]
         assert target is not None
         counter = self._next_sid.setdefault(target, itertools.count(1))
-        transfer = Transfer(sender, offer.stream_id, target, p.INCOMING_STREAM_BIT | next(counter))
+        transfer = RelayedTransfer(sender, offer.stream_id, target, p.INCOMING_STREAM_BIT | next(counter))
         sending[transfer.sender_sid] = transfer
         self.receiving.setdefault(target, {})[transfer.receiver_sid] = transfer
         # The token (a direct connection offered) goes along: the receiver needs it to recognise the sender.
@@ -161,7 +161,7 @@ class FileRelay:
             self.end(transfer)
         return [Forward(other, kind, other_sid, frame.flags, frame.payload, kind is p.FrameType.FILE_CHUNK)]
 
-    def end(self, transfer: Transfer) -> None:
+    def end(self, transfer: RelayedTransfer) -> None:
         self.sending.get(transfer.sender, {}).pop(transfer.sender_sid, None)
         self.receiving.get(transfer.receiver, {}).pop(transfer.receiver_sid, None)
 
@@ -194,4 +194,4 @@ class FileRelay:
         return len(self.sending.get(peer, ())), len(self.receiving.get(peer, ()))
 
 
-__all__ = ["FileRelay", "Transfer", "Forward", "Send", "Peer", "MAX_TRANSFERS", "RELAY_HIGH_WATER"]
+__all__ = ["FileRelay", "RelayedTransfer", "Forward", "Send", "Peer", "MAX_TRANSFERS", "RELAY_HIGH_WATER"]

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..experiments import Link, SimulatedRun, get_link, simulate_transfer
 from ..core.transfer import FixedWindow, SendStrategy
+from ..experiments.links import Link, get_link
+from ..experiments.simulation import SimulatedRun, simulate_transfer
 from ..i18n import _
 from ._report import Report, run_cases
 

@@ -130,8 +130,64 @@ def _wait_until_in_room(socks: list[socket.socket], decoders: dict, sel: selecto
             return
 
 
+def _receive_round(sock: socket.socket, decoder: p.FrameDecoder, round_no: int,
+                   sent_at: dict[int, float]) -> list[float]:
+    """Read what ``sock`` has; the latency of each of this round's lines in it (late warm-up pings skipped)."""
+    data = sock.recv(65536)
+    if not data:
+        raise ConnectionError("the server closed a client")
+    now = time.perf_counter()
+    decoder.feed(data)
+    latencies = []
+    for frame in decoder:
+        said = p.decode_message(frame)
+        if not isinstance(said, p.Say) or not said.text.startswith(f"{round_no} "):
+            continue  # a late warm-up ping
+        sender = int(said.text.split()[1])
+        latencies.append(now - sent_at[sender])
+    return latencies
+
+
+def _one_round(socks: list[socket.socket], sel: selectors.BaseSelector, decoders: dict, round_no: int,
+               timeout: float, latencies: list[float]) -> bool:
+    """Every client says one line; wait until each has all of them.  False if some were missing at ``timeout``."""
+    sent_at = {}
+    for i, sock in enumerate(socks):
+        sent_at[i] = time.perf_counter()
+        sock.sendall(p.encode(p.Say(text=f"{round_no} {i}")))
+    waiting = len(socks) * len(socks)
+    deadline = time.perf_counter() + timeout
+    while waiting and time.perf_counter() < deadline:
+        for key, _ in sel.select(timeout=max(0.0, deadline - time.perf_counter())):
+            sock = cast(socket.socket, key.fileobj)
+            arrived = _receive_round(sock, decoders[sock], round_no, sent_at)
+            latencies.extend(arrived)
+            waiting -= len(arrived)
+    return not waiting
+
+
+def _rounds_result(kind: str, clients: int, expected: int, latencies: list[float], seconds: float,
+                   cpu_seconds: float | None) -> RoundsResult:
+    delivered = len(latencies)
+    cpu = None  # the OS counts CPU time in ticks of about 10 ms: too short a run says nothing
+    if cpu_seconds is not None and delivered and cpu_seconds >= 0.05:
+        cpu = cpu_seconds / delivered * 1e6
+    ordered = sorted(latencies)
+    return RoundsResult(
+        kind, clients, expected, delivered, seconds,
+        delivered / seconds if seconds > 0 else 0.0,
+        statistics.median(ordered) * 1000 if ordered else None,
+        ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000 if ordered else None,
+        cpu,
+    )
+
+
 def rounds(kind: str, clients: int, n_rounds: int = 10, round_timeout: float = 1.0) -> RoundsResult:
-    """Run ``n_rounds`` broadcast rounds with ``clients`` clients against a fresh server process."""
+    """Run ``n_rounds`` broadcast rounds with ``clients`` clients against a fresh server process.
+
+    A round that misses deliveries at ``round_timeout`` ends the run (the blocking
+    server never serves the second client); the result counts what was delivered.
+    """
     expected = clients * clients * n_rounds
     latencies: list[float] = []
     with server_process(kind) as (address, process):
@@ -143,32 +199,9 @@ def rounds(kind: str, clients: int, n_rounds: int = 10, round_timeout: float = 1
         _wait_until_in_room(socks, decoders, sel)
         cpu_before = _cpu_seconds(process)
         start = time.perf_counter()
-        stalled = False
         try:
             for round_no in range(n_rounds):
-                sent_at = {}
-                for i, sock in enumerate(socks):
-                    sent_at[i] = time.perf_counter()
-                    sock.sendall(p.encode(p.Say(text=f"{round_no} {i}")))
-                waiting = clients * clients
-                deadline = time.perf_counter() + round_timeout
-                while waiting and time.perf_counter() < deadline:
-                    for key, _ in sel.select(timeout=max(0.0, deadline - time.perf_counter())):
-                        sock = cast(socket.socket, key.fileobj)
-                        data = sock.recv(65536)
-                        if not data:
-                            raise ConnectionError("the server closed a client")
-                        now = time.perf_counter()
-                        decoders[sock].feed(data)
-                        for frame in decoders[sock]:
-                            said = p.decode_message(frame)
-                            if not isinstance(said, p.Say) or not said.text.startswith(f"{round_no} "):
-                                continue  # a late warm-up ping
-                            sender = int(said.text.split()[1])
-                            latencies.append(now - sent_at[sender])
-                            waiting -= 1
-                if waiting:
-                    stalled = True  # the blocking server never serves the second client
+                if not _one_round(socks, sel, decoders, round_no, round_timeout, latencies):
                     break
         finally:
             seconds = time.perf_counter() - start
@@ -176,18 +209,8 @@ def rounds(kind: str, clients: int, n_rounds: int = 10, round_timeout: float = 1
             sel.close()
             for sock in socks:
                 sock.close()
-    delivered = len(latencies)
-    cpu = None  # the OS counts CPU time in ticks of about 10 ms: too short a run says nothing
-    if cpu_before is not None and cpu_after is not None and delivered and cpu_after - cpu_before >= 0.05:
-        cpu = (cpu_after - cpu_before) / delivered * 1e6
-    ordered = sorted(latencies)
-    return RoundsResult(
-        kind, clients, expected, delivered, seconds,
-        delivered / seconds if seconds > 0 else 0.0,
-        statistics.median(ordered) * 1000 if ordered else None,
-        ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000 if ordered else None,
-        cpu,
-    )
+    cpu_seconds = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    return _rounds_result(kind, clients, expected, latencies, seconds, cpu_seconds)
 
 
 def footprint(kind: str, connections: int = 100, settle: float = 0.5) -> Footprint:

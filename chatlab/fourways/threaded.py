@@ -17,7 +17,7 @@ import threading
 
 from ..core import protocol as p
 from ..errors import ProtocolError
-from .common import recv_exact
+from ..streams import recv_exact
 
 
 def serve(listener: socket.socket, stop: threading.Event) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ...errors import LocalProtocolError, TransferError
-from ..protocol import FileAccept, FileAck, FileCancel, FileChunk, FileDone, FileOffer, FileReject, Message
+from ..protocol import FileAccept, FileAck, FileCancel, FileChunk, FileDone, FileOffer, Message
 from .errors import TransferProtocolError
 from .files import PART_SUFFIX, Digest, PartFile, safe_filename
 from .sender import SHA256_HEX, TransferState, _TransferLife, _check_stream
@@ -105,11 +105,6 @@ class IncomingTransfer(_TransferLife):
         self.state = TransferState.ACTIVE
         self.start_offset = self._part.offset
         return FileAccept(self.stream_id, self._part.offset)
-
-    def reject(self, reason: str = "") -> FileReject:
-        """Say no to the offer; returns the :class:`FileReject` to send."""
-        self._end(reason or "rejected", keep_part=True)
-        return FileReject(self.stream_id, reason)
 
     def handle(self, message: Message) -> list[ToSender]:
         """Feed one message from the sender (FileChunk, FileDone or FileCancel); return what to send back.
