@@ -1,19 +1,21 @@
-"""``bench transfer``: how fast a file moves, against the physical limit and against nc.
+"""``bench transfer``: how fast a file moves, against the physical limit, nc, rsync and magic-wormhole.
 
 On loopback, each method moves the same file and is timed the same way.  The
-five headline rows, run in turns (rep 1 of each, then rep 2...) so that the
-load of the moment hits them alike:
+headline rows, run in turns (rep 1 of each, then rep 2...) so that the load
+of the moment hits them alike:
 
-* **nc**: OpenBSD netcat, file -> file, no relay, no hash (skipped with a
-  note when Debian's ``netcat-openbsd`` is not installed).
-* **nc through socat**: the same through ``socat`` as a relay in the middle,
-  the fair peer for a relayed path (skipped when ``socat`` is not installed).
+* the tools a user would pick instead (:mod:`chatlab.bench.peers`): plain
+  **nc** (no check at all), **nc through socat** (a relay in C), **nc +
+  sha256sum on both ends** in the same pipelines (the careful user),
+  **rsync** to a local daemon (``--whole-file``, ``--checksum`` off and on)
+  and **magic-wormhole** with its own mailbox server and transit relay
+  (direct and relayed transit); each skipped, with the reason, when missing;
 * **chatlab direct**: ``send_file(via="direct")``: the offer through a chatlab
   server, the bytes over a second connection straight to the receiver
   (``socket.sendfile`` -> ``recv_into``); sender, server and receiver are
-  three processes.
+  three processes;
 * **chatlab via server, adaptive**: client -> chatlab server -> client, every
-  one its own process.
+  one its own process;
 * **chatlab via server, one process**: the same with the server and both
   clients in this one process (the notebook case: one GIL for all three).
 
@@ -43,7 +45,6 @@ import os
 import shutil
 import socket
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -81,6 +82,7 @@ from .peers import (
     Peer,
     Result,
 )
+from .probes import ChatProbe
 from .profiling import profile_run, py_spy
 
 STRATEGIES = ("sleep", "fixed", "adaptive")
@@ -125,64 +127,6 @@ def sha256_path(path: Path) -> str:
         while block := f.read(4 * MiB):
             digest.update(block)
     return digest.hexdigest()
-
-
-# ------------------------------------------------------------ chat probes
-
-
-class ChatProbe:
-    """Says a line every ``interval`` seconds (whether or not the last one came back) and times the server's echoes."""
-
-    def __init__(self, client: Client, interval: float) -> None:
-        self.client = client
-        self.interval = interval
-        self.rtts_ms: list[float] = []
-        self.lost = 0
-        self._sent: dict[int, float] = {}
-        self._stop = threading.Event()
-        self._sending = threading.Thread(target=self._send_loop, name="bench-chat-probe-send", daemon=True)
-        self._receiving = threading.Thread(target=self._receive_loop, name="bench-chat-probe-recv", daemon=True)
-
-    def __enter__(self) -> ChatProbe:
-        self._receiving.start()
-        self._sending.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._sending.join(10)
-        deadline = time.monotonic() + 3.0  # let the last echoes come back
-        while self._sent and time.monotonic() < deadline:
-            time.sleep(0.01)
-        self._receiving.join(0.5)
-        self.lost = len(self._sent)
-
-    def _send_loop(self) -> None:
-        n = 0
-        next_at = time.perf_counter()
-        while not self._stop.is_set():
-            n += 1
-            self._sent[n] = time.perf_counter()
-            try:
-                self.client.say(f"probe {n}")
-            except Exception:  # noqa: BLE001 - the connection closed: the run reports it
-                return
-            next_at += self.interval
-            self._stop.wait(max(0.0, next_at - time.perf_counter()))
-
-    def _receive_loop(self) -> None:
-        nick = self.client.nick
-        while not (self._stop.is_set() and not self._sent):
-            try:
-                m = self.client.wait_for(ChatMessage, timeout=0.1,
-                                         predicate=lambda m: m.sender == nick and m.text.startswith("probe "))
-            except TimeoutError:
-                continue
-            except Exception:  # noqa: BLE001
-                return
-            t0 = self._sent.pop(int(m.text.split()[1]), None)
-            if t0 is not None:
-                self.rtts_ms.append((time.perf_counter() - t0) * 1000)
 
 
 # ---------------------------------------------------------- the methods
