@@ -67,6 +67,7 @@ def beyond_select(sock: socket.socket, watched: int) -> bool:
 
 
 MAX_GATHER = 256  # buffers per sendmsg() (Linux takes up to 1,024)
+JOIN_BELOW = 16 * 1024  # a queue this small is joined and sent with send() rather than gathered by sendmsg()
 HAVE_SENDMSG = hasattr(socket.socket, "sendmsg")
 # Fairness: events handled for one client before the loop serves the others.  Without a
 # budget, one recv() of 64 KiB of tiny frames (5,000 PINGs) held everyone up for ~20 ms.
@@ -393,13 +394,12 @@ class Server:
         encoded: dict[type, bytes] = {}  # encode once per framing, queue the same bytes for everyone
         connections, dirty, binary = self._connections, self._dirty, self._binary
         peak, limit, over = self.peak_queued, self.config.max_queue, []
+        sender = getattr(message, "sender", None)
         for member in members:  # fan-out's hot path: _queue inlined (one call less per member)
             codec = member.codec or binary
             data = encoded.get(type(codec))
-            if data is None:
-                data = codec.encode(message)
-                if getattr(codec, "shared_encoding", False):
-                    encoded[type(codec)] = data
+            if data is None or member.nick == sender:  # the sender's own copy may differ (IRC sends none)
+                data = self._encode_once(codec, message, encoded, member.nick == sender)
             if not data or member.closing is not None or member not in connections:
                 continue
             member.outbox.append(data)
@@ -415,6 +415,22 @@ class Server:
         if self.on_frame is not None:
             for member in members:
                 self._trace("out", member.name, message)
+
+    @staticmethod
+    def _encode_once(codec: Any, message: p.Message, encoded: dict[type, bytes], own: bool) -> bytes:
+        """``message`` for one member; remembered in ``encoded`` for every other member with the same
+        framing when the codec says the bytes do not depend on who gets them (``encode_shared``, or
+        ``shared_encoding``).  ``own``: this member sent it (its copy is never shared)."""
+        if not own:
+            shared = getattr(codec, "encode_shared", None)
+            data = shared(message) if shared is not None else None
+            if data is not None:
+                encoded[type(codec)] = data
+                return data
+        data = codec.encode(message)
+        if not own and getattr(codec, "shared_encoding", False):
+            encoded[type(codec)] = data
+        return data
 
     def _send(self, conn: Connection, message: p.Message) -> None:
         if self.on_frame is not None:
@@ -507,8 +523,10 @@ class Server:
         try:
             if len(outbox) == 1:
                 sent = conn.sock.send(outbox[0])
+            elif conn.queued <= JOIN_BELOW or not HAVE_SENDMSG:
+                sent = conn.sock.send(b"".join(outbox))  # chat lines: copying them is cheaper than a gather list
             else:
-                sent = conn.sock.sendmsg(outbox) if HAVE_SENDMSG else conn.sock.send(b"".join(outbox))
+                sent = conn.sock.sendmsg(outbox)  # file chunks: gathered by the kernel, not copied here
         except (BlockingIOError, InterruptedError):
             return False
         except OSError as exc:
