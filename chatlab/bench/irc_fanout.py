@@ -484,7 +484,8 @@ def _idle_verdict(sc: Scenario, idle_rows: list[dict[str, Any]]) -> None:
     if "chatlab" in by and "ngircd" in by:
         mine, ref = by["chatlab"]["us_per_turn"], by["ngircd"]["us_per_turn"]
         sc.info(f"loop cost per turn with {by['chatlab']['idle_connections']:,} idle connections",
-                f"chatlab {mine:.1f} us vs ngircd {ref:.1f} us = {mine / ref:.2f}x")
+                f"chatlab {mine:.1f} us vs ngircd {ref:.1f} us" + (f" = {mine / ref:.2f}x" if ref else ""),
+                "" if mine and ref else "too few rounds for the CPU clock (10 ms ticks): raise --idle-rounds")
 
 
 NOTES = [
