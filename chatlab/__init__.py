@@ -52,10 +52,19 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and editors see: the same names, imported eagerly
-    from .client import Client, Disconnected, FileFailed, FileReceived, FileStarted, Transfer
-    from .core.protocol import ChatMessage, ErrorMessage, FileOffer, Notice, PrivateMessage, WhoReply
-    from .errors import (
-        ChatlabError, ConnectionBroken, ConnectionClosed, FrameTooLarge, LocalProtocolError, MessageTooLong,
-        NickError, ProtocolError, RemoteProtocolError, ServerError, TransferError,
-    )  # fmt: skip
-    from .server import FloodLimit, Server
+    from .client import Client, Disconnected, FileFailed, FileReceived, FileStarted, Transfer  # noqa: F401
+    from .core.protocol import ChatMessage, ErrorMessage, FileOffer, Notice, PrivateMessage, WhoReply  # noqa: F401
+    from .errors import (  # noqa: F401
+        ChatlabError,
+        ConnectionBroken,
+        ConnectionClosed,
+        FrameTooLarge,
+        LocalProtocolError,
+        MessageTooLong,
+        NickError,
+        ProtocolError,
+        RemoteProtocolError,
+        ServerError,
+        TransferError,
+    )
+    from .server import FloodLimit, Server  # noqa: F401

@@ -1,8 +1,8 @@
 """Packet captures of real loopback sessions, recorded and read back.
 
-The repository ships captures in ``data/captures/`` (classic pcap files that
-Wireshark, tcpdump and tshark open), so a student without capture rights can
-still look at real packets:
+The package ships captures in ``chatlab/data/captures/`` (classic pcap files that
+Wireshark, tcpdump and tshark open; package data, so an installed wheel has them too), so a
+student without capture rights can still look at real packets:
 
 ========================  ===================================================
 ``chat.pcap``             two clients join, chat, join a room, whisper; one
@@ -26,7 +26,7 @@ to capture on the loopback interface (root, or the ``wireshark`` group on
 Linux)::
 
     python -m chatlab.captures record --out /tmp/mine    # all four, into /tmp/mine
-    python -m chatlab.captures record --out data/captures   # replace the committed ones
+    python -m chatlab.captures record --out chatlab/data/captures   # replace the committed ones
 
 Without ``--out`` it records into a fresh temporary folder, so the committed
 files are only replaced when you say so.
@@ -50,7 +50,7 @@ from typing import Any, Callable
 from .core import protocol as p
 from .errors import ProtocolError
 
-CAPTURES = Path(__file__).resolve().parent.parent / "data" / "captures"
+CAPTURES = Path(__file__).resolve().parent / "data" / "captures"  # package data: the wheel ships them
 NAMES = ("chat.pcap", "transfer.pcap", "fin_rst.pcap", "time_wait.pcap")
 
 __all__ = ["CAPTURES", "NAMES", "Segment", "read", "show", "frames", "record", "main"]
@@ -136,7 +136,7 @@ def read(name: str | os.PathLike[str], port: int | None = None) -> list[Segment]
     """The TCP segments of a capture, with chatlab frames decoded where they end.
 
     Args:
-        name: a file in ``data/captures`` (``"chat.pcap"``) or a path.
+        name: a file in ``chatlab/data/captures`` (``"chat.pcap"``) or a path.
         port: only segments to or from this TCP port (default: all TCP segments).
     """
     from scapy.layers.inet import IP, TCP
@@ -400,7 +400,8 @@ SCENARIOS: dict[str, Callable[[Path, str], None]] = {
 }
 
 
-def record(out: str | os.PathLike[str] | None = None, names: tuple[str, ...] = NAMES, interface: str | None = None) -> Path:
+def record(out: str | os.PathLike[str] | None = None, names: tuple[str, ...] = NAMES,
+           interface: str | None = None) -> Path:
     """Record the captures into ``out`` (a new temporary folder when ``None``); return the folder."""
     folder = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="chatlab-captures-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -411,11 +412,12 @@ def record(out: str | os.PathLike[str] | None = None, names: tuple[str, ...] = N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m chatlab.captures", description="Record or show chatlab's packet captures.")
+    parser = argparse.ArgumentParser(prog="python -m chatlab.captures",
+                                     description="Record or show chatlab's packet captures.")
     sub = parser.add_subparsers(dest="command", required=True)
     rec = sub.add_parser("record", help="record the loopback sessions with dumpcap")
     rec.add_argument("--out", help="folder to write into (default: a new temporary folder); "
-                                   "--out data/captures replaces the committed captures")
+                                   "--out chatlab/data/captures replaces the committed captures")
     rec.add_argument("--only", choices=NAMES, action="append", help="record only this one (repeatable)")
     rec.add_argument("--interface", help="loopback interface (default lo, lo0 on macOS)")
     shw = sub.add_parser("show", help="print a capture one segment a line")

@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = ROOT / "wireshark" / "chatlab.lua"
-CAPTURES = ROOT / "data" / "captures"
+CAPTURES = ROOT / "chatlab" / "data" / "captures"
 TSHARK = shutil.which("tshark")
 
 pytestmark = pytest.mark.skipif(

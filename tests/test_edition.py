@@ -10,6 +10,7 @@ printed FAIL lines (not raised) on the stubs.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,15 @@ import pytest
 pytest.importorskip("nbgrader", reason='the student edition needs nbgrader: pip install -e ".[test]"')
 nbclient = pytest.importorskip("nbclient")
 
-from chatlab.edition import exercise_cell_indices, is_solution_cell, student_notebook, write_student_edition  # noqa: E402
+from chatlab.edition import (  # noqa: E402
+    checker_cell_indices,
+    default_out_dir,
+    exercise_cell_indices,
+    is_grade_cell,
+    is_solution_cell,
+    student_notebook,
+    write_student_edition,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -53,14 +62,16 @@ def kernel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def solution_cell(source: str, metadata: bool = True) -> nbformat.NotebookNode:
     cell = nbformat.v4.new_code_cell(source)
     if metadata:
-        cell.metadata["nbgrader"] = {"solution": True, "grade": False, "locked": False, "grade_id": "x", "schema_version": 3}
+        cell.metadata["nbgrader"] = {"solution": True, "grade": False, "locked": False, "grade_id": "x",
+                                     "schema_version": 3}
     return cell
 
 
 def small_notebook(metadata: bool = True) -> nbformat.NotebookNode:
     taught = nbformat.v4.new_code_cell("print('taught')", outputs=[nbformat.v4.new_output("stream", text="taught\n")])
     exercise = solution_cell("def f():\n    ### BEGIN SOLUTION\n    return 42\n    ### END SOLUTION", metadata)
-    checker = nbformat.v4.new_code_cell("check_f(f)", outputs=[nbformat.v4.new_output("stream", text="1/1 cases pass\n")])
+    checker = nbformat.v4.new_code_cell("check_f(f)",
+                                        outputs=[nbformat.v4.new_output("stream", text="1/1 cases pass\n")])
     after = nbformat.v4.new_code_cell("print('after')", outputs=[nbformat.v4.new_output("stream", text="after\n")])
     nb = nbformat.v4.new_notebook(cells=[taught, exercise, nbformat.v4.new_markdown_cell("check it:"), checker, after])
     nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
@@ -129,20 +140,102 @@ def run(path: Path, kernel_dir: Path) -> nbformat.NotebookNode:
     return nb
 
 
-@pytest.mark.parametrize("source", SOURCE, ids=lambda p: p.name)
-def test_the_student_edition_runs_to_the_end_and_every_checker_fails(edition: Path, kernel_dir: Path, source: Path) -> None:
-    nb = run(edition / source.name, kernel_dir)
+def check_run_to_the_end(nb: nbformat.NotebookNode, name: str) -> None:
+    """No cell raised but the graded tests (an AssertionError each: the stubs earn no points); every checker FAILs."""
     for index, cell in enumerate(nb.cells):
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-        assert not errors, f"cell {index} raised {errors[0].get('ename')}"
+        if is_grade_cell(cell):
+            assert [e.get("ename") for e in errors] == ["AssertionError"], (
+                f"{name} cell {index}: a graded cell on a stub must fail its assertion, got {errors}")
+        else:
+            assert not errors, f"{name} cell {index} raised {errors[0].get('ename')}: {errors[0].get('evalue')}"
         streams = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
         assert "Traceback (most recent call last)" not in streams, f"cell {index} printed a traceback:\n{streams}"
-    for index in exercise_cell_indices(nb):
+    for index in checker_cell_indices(nb):
         cell = nb.cells[index]
-        if is_solution_cell(cell):
-            continue
         printed = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
-        assert "FAIL" in printed, f"{source.name} cell {index}: the checker printed no FAIL on the stub:\n{printed}"
+        assert "FAIL" in printed, f"{name} cell {index}: the checker printed no FAIL on the stub:\n{printed}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", SOURCE, ids=lambda p: p.name)
+def test_the_student_edition_runs_to_the_end_and_every_checker_fails(edition: Path, kernel_dir: Path,
+                                                                     source: Path) -> None:
+    check_run_to_the_end(run(edition / source.name, kernel_dir), source.name)
+
+
+# ------------------------------------------------------------------ nothing answers an exercise
+
+ALL_PASS = re.compile(r"\b(check_\w+): (\d+)/\2 cases pass"
+                      r"|\bgraded: check_\w+ (\d+)/\3 cases pass"
+                      r"|\b(\d+) of \4 cases pass")
+
+# Text that answered an exercise in a cell a student reads before (or instead of) solving it.
+ANSWERS = {
+    "00_first_socket.ipynb": ["把收到的每个字节用 `sendall()` 发回"],
+    "01_setsockopt.ipynb": ["TIME_WAIT belongs to the side that sends the first FIN",
+                            "An option set after `bind()` comes too late",
+                            "does not let two live listeners share",
+                            "TIME_WAIT 属于先发送 FIN 的一方", "在 `bind()` 之后才设置选项就太晚了",
+                            "在 POSIX 系统上于 `bind()` 之前打开 `SO_REUSEADDR`"],
+    "02_select.ipynb": ["写集合只放 outbox 不为空的客户端"],
+    "04_recv.ipynb": ["每次最多只要还缺的字节数"],
+    "07_chat_while_sending.ipynb": ["`run(stop)` 是唯一的发送者"],
+    "08_four_servers.ipynb": ["用 `readexactly()` 读整帧并检查首部"],
+}
+
+
+def outputs_text(cell: nbformat.NotebookNode) -> str:
+    parts = []
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "stream":
+            parts.append(output.get("text", ""))
+        elif output.get("output_type") in ("execute_result", "display_data"):
+            parts.append(str(output.get("data", {}).get("text/plain", "")))
+    return "".join(parts)
+
+
+@pytest.mark.parametrize("source", SOURCE, ids=lambda p: p.name)
+def test_no_handout_cell_shows_a_reference_result(edition: Path, source: Path) -> None:
+    """No output of the reference answers, no passing verdict, no text that gives an answer away."""
+    instructor = nbformat.read(source, as_version=4)
+    student = nbformat.read(edition / source.name, as_version=4)
+    reference_lines, teaching_lines = set(), set()
+    answers = set(exercise_cell_indices(instructor))
+    for index, cell in enumerate(instructor.cells):  # what the answers printed in the instructor edition
+        lines = {line.strip() for line in outputs_text(cell).splitlines() if len(line.strip()) > 12}
+        (reference_lines if index in answers else teaching_lines).update(lines)
+    reference_lines -= teaching_lines  # a wrong answer's demonstration passes some cases too, and is kept
+    assert reference_lines, f"{source.name}: the instructor edition should show its answers passing"
+    for index, cell in enumerate(student.cells):
+        text = outputs_text(cell)
+        assert not ALL_PASS.search(text), f"{source.name} cell {index}: a passing verdict in the handout:\n{text}"
+        shown = {line.strip() for line in text.splitlines()} & reference_lines
+        assert not shown, f"{source.name} cell {index} shows a reference result: {sorted(shown)[:3]}"
+        for answer in ANSWERS.get(source.name, []):
+            assert answer not in cell.source, f"{source.name} cell {index} gives an answer away: {answer!r}"
+
+
+def test_every_exercise_dependent_output_is_cleared() -> None:
+    """The cells that show a reference result (guards and demonstrations on the answer) are found by name."""
+    nb = nbformat.read(ROOT / "notebooks" / "04_recv.ipynb", as_version=4)
+    cleared = exercise_cell_indices(nb)
+    for marker in ("def read_frame(", "truncated = encode("):
+        index = next(i for i, c in enumerate(nb.cells) if marker in c.source)
+        assert index in cleared, marker
+    teaching = next(i for i, c in enumerate(nb.cells) if "captures.read(\"chat.pcap\")" in c.source)
+    assert teaching not in cleared  # a teaching output after the exercise stays
+
+
+def test_the_default_output_is_outside_the_repository() -> None:
+    out = default_out_dir(ROOT / "notebooks").resolve()
+    assert ROOT.resolve() not in out.parents and out != ROOT.resolve(), out
+    assert "/handout/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_the_student_readme_gives_a_route_without_the_answers(edition: Path) -> None:
+    readme = (edition / "README.md").read_text()
+    assert "pip install -e" not in readme and ".whl[notebooks]" in readme, readme
 
 
 def test_without_the_instructor_tools_it_says_how_to_install_them(monkeypatch, tmp_path):

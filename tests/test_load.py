@@ -13,7 +13,8 @@ import selectors
 
 import pytest
 
-from chatlab.bench.load import raise_nofile_limit, run_load
+from chatlab.bench.common import raise_nofile_limit
+from chatlab.bench.load import run_load
 
 
 def report(result) -> str:
@@ -23,6 +24,7 @@ def report(result) -> str:
             + (f" at {result.rate:,.0f} lines/s offered" if result.rate else ""))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend, clients, room_size, messages", [
     ("select", 200, 50, 10),
     ("epoll", 1000, 10, 10),
@@ -49,3 +51,12 @@ def test_latency_at_a_steady_rate_with_a_server_in_its_own_process():
     print(report(result))
     assert result.ok, result.error_texts[:5]
     assert 300 <= result.msgs_per_s <= 1100  # it kept up with the offered rate (loosely: CI machines are busy)
+
+
+def test_a_small_load_in_a_thread_loses_nothing():
+    """The everyday-loop version: 30 clients, a few lines each, the server in a thread (about a second)."""
+    result = run_load(30, 4, 10, "select", server="thread", window=2)
+    print(report(result))
+    assert result.ok, result.error_texts[:5]
+    assert result.expected == 30 * 4 * 10 and result.received == result.expected
+    assert 0 < result.p50_ms <= result.p99_ms <= result.max_ms

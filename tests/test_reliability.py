@@ -29,7 +29,8 @@ import chatlab
 import chatlab.core.chatroom
 import chatlab.server
 from chatlab.core import protocol as p
-from chatlab.bench.load import FreezableProxy, NeverReader, Probe, ServerProcess, Slowloris, raise_nofile_limit, run_slow_peers
+from chatlab.bench.common import raise_nofile_limit, server_child
+from chatlab.bench.slowpeers import FreezableProxy, NeverReader, Probe, Slowloris, run_slow_peers
 from chatlab.server import FD_SETSIZE, RESERVED_NICKS, normalize_name
 from conftest import RawPeer
 
@@ -346,7 +347,7 @@ def test_every_kind_of_request_counts_against_the_flood_limit_and_none_is_lost()
 
 def test_a_flood_of_tiny_frames_does_not_stall_the_others():
     """Before the per-turn budget, 64 KiB of PINGs held everyone up for ~20-80 ms; now a few ms at most."""
-    with ServerProcess({"flood_limit": None}) as srv:  # in its own process, so this process's GIL does not blur it
+    with server_child() as srv:  # flood control off, in its own process, so this process's GIL does not blur it
         probe = Probe(srv.address)
         flooder = RawPeer(srv.address, "mallory")
         stop = threading.Event()

@@ -154,7 +154,7 @@ function chatlab.prefs_changed() register_port() end
 register_port()
 
 -- Heuristic: a connection whose first payload starts with 0xC4 0x01 and a known
--- type is chatlab, whatever the port (the captures in data/captures use random ports).
+-- type is chatlab, whatever the port (the captures in chatlab/data/captures use random ports).
 local function heuristic(tvb, pinfo, tree)
     if not chatlab.prefs.heuristic or tvb:len() < 3 then return false end
     if tvb(0, 1):uint() ~= MAGIC or tvb(1, 1):uint() ~= VERSION or not frame_types[tvb(2, 1):uint()] then

@@ -22,62 +22,105 @@ Scenarios:
 * ``irc``: IRC fan-out, N IRC clients in one channel: chatlab's text mode against
   ngircd (a C IRC server, if installed), driven by the same IRC load generator.
 * ``load``: many clients at once with nothing lost, and slow or dead peers
-  dropped without slowing the others (its own options: ``bench load --help``).
-* ``sweep``: the throughput sweeps and chat latencies behind notebooks 06 and 07.
-* ``all`` (the default): every scenario above, one after the other.
+  dropped without slowing the others.
+* ``sweep``: the throughput sweeps and chat latencies behind notebooks 06 and 07
+  (in ``OUT/sweep/``).
+* ``all`` (the default): every scenario above, one after the other
+  (``--skip sweep,load`` leaves some out).
 
 Ratios, not absolute times, are the headline: the machine is shared and noisy.
 Every promise the kit makes about speed or memory (docs/PERFORMANCE.md) is
-printed as PASS, NOT MET or SKIPPED, with the reason.
+printed as PASS, NOT MET or SKIPPED, with the reason.  A target not met is
+not an error; a scenario that finds something wrong (a line lost, a bad peer
+not dropped) or fails to run makes the command exit with status 1.
+
+Adding a scenario (the contract every scenario here follows):
+
+* a module ``chatlab/bench/NAME.py`` whose docstring starts
+  ``"``bench NAME``: what it measures"``: the words after ": " are its help
+  line and the heading printed when it runs, the whole docstring its
+  ``--help``;
+* ``add_arguments(parser)``: adds its own options to an ``argparse`` parser
+  that already has ``--out``, ``--quick`` and ``--no-progress`` (it must not
+  add those); every option has a default, since ``all`` runs it without any;
+* ``run(args, out) -> Scenario``: ``args`` holds its options and ``out``
+  (a :class:`~pathlib.Path`), ``quick`` and ``progress`` (show bars with
+  :func:`~chatlab.bench.common.iter_progress`); ``out`` exists.  It measures,
+  prints its tables as it goes (:func:`~chatlab.bench.common.table`), writes
+  its files into ``out`` and returns a :class:`~chatlab.bench.common.Scenario`
+  with its rows, its verdicts (``sc.verdict(target, ok, measured, reason)``,
+  ``sc.info(...)``), its notes, the files it wrote and its errors;
+  :func:`run_scenario` times it, prints the verdicts and notes and writes
+  ``NAME-targets.csv``;
+* an entry ``"NAME": "module"`` in :data:`SCENARIOS` (the order ``all`` runs
+  them in), and a line in the list above.
+
+Helpers live in :mod:`chatlab.bench.common`, one of each: a server or any
+helper process in a child process (:func:`~chatlab.bench.common.server_child`,
+:class:`~chatlab.bench.common.Child`), :func:`~chatlab.bench.common.raise_nofile_limit`,
+:func:`~chatlab.bench.common.available_selectors`, and :func:`chatlab.stats.percentile`.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import inspect
+import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from types import ModuleType
 
 from .common import Scenario, Verdict, bench_logging, machine_summary, raise_nofile_limit, resolve_out, write_csv
 
 COMMITTED_OUT = Path("data") / "bench"  # where the figures of the README and docs/PERFORMANCE.md live
-SCENARIOS = ("transfer", "fanout", "scaling", "memory", "chat", "irc")
-MODULES = {"chat": "chat_latency", "irc": "irc_fanout"}  # scenario -> module, where the names differ
-EXTRA = ("load", "sweep")
+# scenario -> its module in this package, in the order ``all`` runs them
+SCENARIOS: dict[str, str] = {
+    "transfer": "transfer", "fanout": "fanout", "scaling": "scaling", "memory": "memory", "chat": "chat_latency",
+    "irc": "irc_fanout", "load": "load", "sweep": "sweep",
+}
 
 
-def _module(name: str) -> Any:
-    return importlib.import_module(f"{__name__}.{MODULES.get(name, name)}")
+def scenario_module(name: str) -> ModuleType:
+    """The module of scenario ``name`` (a key of :data:`SCENARIOS`)."""
+    return importlib.import_module(f"{__name__}.{SCENARIOS[name]}")
+
+
+def _summary(module: ModuleType) -> str:
+    """The words after ": " on the first line of a scenario's docstring."""
+    return (module.__doc__ or "").split("\n")[0].split(": ", 1)[-1]
+
+
+def _for_people(doc: str | None) -> str:
+    """A docstring as ``--help`` shows it: no reST roles, quotes for literals."""
+    text = re.sub(r":\w+:`~[\w.]*?(\w+)`", r"\1", doc or "")  # :func:`~chatlab.x.name` -> name
+    text = re.sub(r":\w+:`([^`]+)`", r"\1", text)
+    return text.replace("``", "'").replace("**", "")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help=f"folder for the CSV and PNG files (default: a new folder in the system's temporary"
                              f" folder; --out {COMMITTED_OUT} refreshes the committed figures)")
-    parser.add_argument("--quick", action="store_true", help="small sizes and short runs (about a minute for everything)")
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes and short runs (a minute or two for everything)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m chatlab bench", description=(__doc__ or "").replace("``", "'"),
+    parser = argparse.ArgumentParser(prog="python -m chatlab bench", description=_for_people((__doc__ or "").split("\nAdding a scenario")[0]),
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="Run 'python -m chatlab bench SCENARIO --help' for a scenario's own options.\n")
+                                     epilog="Run 'python -m chatlab bench SCENARIO --help' for a scenario's options.\n")
     sub = parser.add_subparsers(dest="scenario", metavar="SCENARIO")
     everything = sub.add_parser("all", help="every scenario (the default)")
     _common(everything)
     everything.add_argument("--skip", default="", help="comma-separated scenarios to leave out, e.g. sweep,load")
     for name in SCENARIOS:
-        module = _module(name)
-        p = sub.add_parser(name, help=(module.__doc__ or "").split("\n")[0].split(": ", 1)[-1])
+        module = scenario_module(name)
+        p = sub.add_parser(name, help=_summary(module), description=_for_people(module.__doc__),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         _common(p)
         module.add_arguments(p)
-    for name, text in (("load", "many clients, nothing lost; slow and dead peers dropped (see 'bench load --help')"),
-                       ("sweep", "the throughput sweeps and chat latencies behind notebooks 06 and 07")):
-        p = sub.add_parser(name, help=text, add_help=False)
-        p.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -85,7 +128,7 @@ def _scenario_args(name: str, out: Path, quick: bool, progress: bool) -> argpars
     """The defaults of one scenario's options, as ``all`` runs it."""
     p = argparse.ArgumentParser()
     _common(p)
-    _module(name).add_arguments(p)
+    scenario_module(name).add_arguments(p)
     args = p.parse_args([])
     args.out, args.quick, args.progress = out, quick, progress
     return args
@@ -97,6 +140,8 @@ def report(sc: Scenario, out: Path) -> None:
         print(v.line())
     for note in sc.notes:
         print(f"  note: {note}")
+    for error in sc.errors:
+        print(f"  ERROR: {error}")
     if sc.verdicts:
         sc.files.append(write_csv(out / f"{sc.name}-targets.csv", [_verdict_row(sc.name, v) for v in sc.verdicts]))
     print(f"  {sc.name}: {sc.seconds:.0f} s; wrote " + ", ".join(str(f) for f in sc.files), flush=True)
@@ -107,58 +152,33 @@ def _verdict_row(scenario: str, v: Verdict) -> dict[str, str]:
 
 
 def run_scenario(name: str, args: argparse.Namespace) -> Scenario:
+    """Run one scenario with ``args`` (its options, ``out``, ``quick``, ``progress``), print and save its verdicts."""
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    module = _module(name)
-    title = (module.__doc__ or name).split("\n")[0].split(": ", 1)[-1]
+    title = _summary(scenario_module(name)) or name
     print(f"\n=== {title[:1].upper()}{title[1:]}", flush=True)
     started = time.monotonic()
-    sc: Scenario = module.run(args, out)
+    sc: Scenario = scenario_module(name).run(args, out)
     sc.seconds = time.monotonic() - started
     report(sc, out)
     return sc
 
 
-def run_load(rest: list[str]) -> int:
-    try:
-        from . import load  # written separately; may not be there
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.load":
-            raise
-        print("bench load: not available in this copy of chatlab (chatlab/bench/load.py is missing)")
-        return 2
-    result = load.main(rest)
-    return int(result or 0)
-
-
-def run_sweep(out: Path, quick: bool) -> int:
-    try:
-        experiments = importlib.import_module("chatlab.experiments")
-    except ModuleNotFoundError as exc:
-        if exc.name != "chatlab.experiments":
-            raise
-        print("bench sweep: not available in this copy of chatlab (chatlab/experiments.py is missing)")
-        return 2
-    run_all: Callable[..., Any] | None = getattr(experiments, "run_all", None)
-    if run_all is None:
-        print("bench sweep: chatlab.experiments has no run_all(out_dir, quick=...)")
-        return 2
-    out.mkdir(parents=True, exist_ok=True)
-    print("\n=== Throughput sweeps and chat latency during transfers (chatlab.experiments.run_all)", flush=True)
-    started = time.monotonic()
-    if "quick" in inspect.signature(run_all).parameters:
-        run_all(out, quick=quick)
-    else:
-        run_all(out)
-    print(f"  sweep: {time.monotonic() - started:.0f} s; results in {out}", flush=True)
-    return 0
+def _to_skip(text: str) -> set[str]:
+    """The scenarios ``--skip`` names; ValueError for one that does not exist."""
+    skip = {s.strip() for s in text.split(",") if s.strip()}
+    unknown = skip - set(SCENARIOS)
+    if unknown:
+        raise ValueError(f"unknown scenario(s) to skip: {', '.join(sorted(unknown))}")
+    return skip
 
 
 def run_everything(args: argparse.Namespace) -> int:
-    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    unknown = skip - set(SCENARIOS) - set(EXTRA)
-    if unknown:
-        print(f"bench: unknown scenario(s) to skip: {', '.join(sorted(unknown))}", file=sys.stderr)
+    """``bench all``: every scenario not skipped, one after the other; then every verdict in one table."""
+    try:
+        skip = _to_skip(args.skip)
+    except ValueError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
         return 2
     started = time.monotonic()
     results: list[Scenario] = []
@@ -167,34 +187,29 @@ def run_everything(args: argparse.Namespace) -> int:
         if name in skip:
             continue
         try:
-            results.append(run_scenario(name, _scenario_args(name, args.out, args.quick, args.progress)))
+            sc = run_scenario(name, _scenario_args(name, args.out, args.quick, args.progress))
         except Exception as exc:  # noqa: BLE001 - one broken scenario must not hide the others
             print(f"\nbench {name}: FAILED: {type(exc).__name__}: {exc}", flush=True)
             failed.append(name)
-    if "load" not in skip:
-        print("\n=== Reliability under load (chatlab.bench.load)", flush=True)
-        try:
-            run_load((["--quick"] if args.quick else []) + ["--out", str(args.out)])
-        except Exception as exc:  # noqa: BLE001
-            print(f"\nbench load: FAILED: {type(exc).__name__}: {exc}", flush=True)
-            failed.append("load")
-    if "sweep" not in skip:
-        try:
-            run_sweep(args.out / "sweep", args.quick)
-        except Exception as exc:  # noqa: BLE001
-            print(f"\nbench sweep: FAILED: {type(exc).__name__}: {exc}", flush=True)
-            failed.append("sweep")
-    verdicts = [_verdict_row(sc.name, v) for sc in results for v in sc.verdicts]
-    print(f"\n=== Targets ({machine_summary()}; {time.monotonic() - started:.0f} s in all)")
+            continue
+        results.append(sc)
+        if sc.errors:
+            failed.append(name)
+    _print_targets(results, args.out, time.monotonic() - started)
+    if failed:
+        print(f"scenarios that failed to run or found errors: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+def _print_targets(results: list[Scenario], out: Path, seconds: float) -> None:
+    print(f"\n=== Targets ({machine_summary()}; {seconds:.0f} s in all)")
     for sc in results:
         for v in sc.verdicts:
             print(f"{sc.name:>9} {v.line()}")
+    verdicts = [_verdict_row(sc.name, v) for sc in results for v in sc.verdicts]
     if verdicts:
-        write_csv(args.out / "targets.csv", verdicts)
-        print(f"\nwrote {args.out / 'targets.csv'}")
-    if failed:
-        print(f"scenarios that failed to run: {', '.join(failed)}")
-    return 1 if failed else 0
+        write_csv(out / "targets.csv", verdicts)
+        print(f"\nwrote {out / 'targets.csv'}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,22 +219,11 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["all", *argv]
     raise_nofile_limit()
     with bench_logging():
-        if argv[0] == "load":  # its own options, parsed by chatlab.bench.load
-            return run_load(argv[1:])
-        if argv[0] == "sweep":
-            sweep = argparse.ArgumentParser(prog="python -m chatlab bench sweep",
-                                            description="the throughput sweeps and chat latency measurements of"
-                                                        " notebooks 06 and 07 (chatlab.experiments)")
-            _common(sweep)
-            sargs = sweep.parse_args(argv[1:])
-            return run_sweep(resolve_out(sargs.out), sargs.quick)
-        parser = build_parser()
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(argv)
         args.out = resolve_out(args.out)
         if args.scenario == "all":
             return run_everything(args)
-        run_scenario(args.scenario, args)
-        return 0
+        return 1 if run_scenario(args.scenario, args).errors else 0
 
 
-__all__ = ["main", "run_scenario", "SCENARIOS"]
+__all__ = ["main", "run_scenario", "scenario_module", "build_parser", "SCENARIOS"]

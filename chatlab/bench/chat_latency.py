@@ -23,63 +23,61 @@ from typing import Any
 
 from ..client import Client
 from ..core.protocol import ChatMessage
-from .common import MiB, Child, Scenario, iter_progress, make_file, median, parse_size, percentile, pyplot, table, write_csv, save_figure
+from ..stats import median, percentile
+from .common import (
+    Child,
+    MiB,
+    Scenario,
+    iter_progress,
+    make_file,
+    parse_size,
+    pyplot,
+    save_figure,
+    server_child,
+    table,
+    write_csv,
+)
 from .transfer import ChatProbe, sha256_path
+
+WRITERS = ("priority", "fifo", "priority, no unsent limit")
+STRATEGIES = ("fixed", "adaptive")
+COLUMNS = [("strategy", "strategy"), ("writer", "writer"), ("idle_rtt_ms", "idle RTT ms"),
+           ("chat_p50_ms", "chat p50 ms"), ("chat_p99_ms", "chat p99 ms"), ("chat_max_ms", "max ms"),
+           ("samples", "probes"), ("link_fraction", "x link rate")]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=parse_size, default=None, help="file size (default 12MiB; --quick 3MiB)")
     parser.add_argument("--rate-mbit", type=float, default=50.0, help="the sender's link rate (default 50 Mbit/s)")
     parser.add_argument("--rtt-ms", type=float, default=40.0, help="the sender's link round trip (default 40 ms)")
-    parser.add_argument("--chunks", type=int, default=32, help="window of the fixed strategy, in 64 KiB chunks (default 32)")
+    parser.add_argument("--chunks", type=int, default=32,
+                        help="window of the fixed strategy, in 64 KiB chunks (default 32)")
     parser.add_argument("--probe-ms", type=float, default=20.0, help="one chat probe every this many ms (default 20)")
 
 
 def run(args: argparse.Namespace, out_dir: Path) -> Scenario:
     size = args.size or (3 * MiB if args.quick else 12 * MiB)
     sc = Scenario("chat", "Chat during a transfer: priority writer vs FIFO writer")
-    writers = ("priority", "fifo", "priority, no unsent limit")
-    cases = [(strategy, writer) for strategy in ("fixed", "adaptive") for writer in writers]
-    options = {"fixed": {"chunks": args.chunks}, "adaptive": {}}
+    cases = [(strategy, writer) for strategy in STRATEGIES for writer in WRITERS]
     print(f"chat: {size / MiB:g} MiB through a {args.rate_mbit:g} Mbit/s, {args.rtt_ms:g} ms link; a chat probe every "
           f"{args.probe_ms:g} ms; fixed window {args.chunks} chunks", flush=True)
     work = Path(tempfile.mkdtemp(prefix="chatlab-bench-chat-"))
     inbox = work / "inbox"
     inbox.mkdir()
     source = make_file(work / "file.bin", size)
-    digest = sha256_path(source)
     rows: list[dict[str, Any]] = []
     samples: dict[str, list[float]] = {}
     try:
-        with Child("server", "--selector", "select") as server, \
+        with server_child("select") as server, \
                 Child("netem", "--port", str(server.port), "--delay-ms", str(args.rtt_ms / 2),
                       "--rate-mbit", str(args.rate_mbit)) as link, \
                 Child("receiver", "--port", str(server.port), "--dir", str(inbox), "--nick", "bob") as receiver:
-            for k, (strategy, writer) in enumerate(iter_progress(cases, "chat", total=len(cases), enabled=args.progress)):
-                limit = {"unsent_limit": None} if writer.endswith("no unsent limit") else {}
-                with Client.connect(link.address, nick=f"alice{k}", priority_writer=writer.startswith("priority"),
-                                    **limit) as alice:  # type: ignore[arg-type]
-                    idle = []
-                    for _ in range(5):
-                        t0 = time.perf_counter()
-                        alice.say("idle")
-                        alice.wait_for(ChatMessage, timeout=5, predicate=lambda m: m.text == "idle")
-                        idle.append((time.perf_counter() - t0) * 1000)
-                    with ChatProbe(alice, args.probe_ms / 1000) as probe:
-                        transfer = alice.send_file(source, to="bob", strategy=strategy, **options[strategy])
-                        stats = transfer.wait(120 + size / 1e5)
-                report = receiver.read(30)
-                Path(report.get("path", work / "none")).unlink(missing_ok=True)
-                rtts = probe.rtts_ms
+            run_one = _Case(args, link, receiver, source, sha256_path(source))
+            for k, (strategy, writer) in enumerate(iter_progress(cases, "chat", total=len(cases),
+                                                                 enabled=args.progress)):
+                row, rtts = run_one(k, strategy, writer)
+                rows.append(row)
                 samples[f"{strategy}, {writer}"] = rtts
-                rows.append({
-                    "strategy": strategy + (f" ({args.chunks} chunks)" if strategy == "fixed" else ""), "writer": writer,
-                    "link": f"{args.rate_mbit:g} Mbit/s, {args.rtt_ms:g} ms", "idle_rtt_ms": median(idle),
-                    "chat_p50_ms": percentile(rtts, 50), "chat_p99_ms": percentile(rtts, 99),
-                    "chat_max_ms": max(rtts) if rtts else None, "samples": len(rtts), "lost": probe.lost,
-                    "mb_per_s": stats.mb_per_s, "link_fraction": stats.mb_per_s * 1e6 / (args.rate_mbit * 1e6 / 8),
-                    "verified": "sha256 by receiver" if report.get("sha256") == digest else f"FAILED {report}",
-                })
     finally:
         source.unlink(missing_ok=True)
         for f in inbox.iterdir():
@@ -88,15 +86,8 @@ def run(args: argparse.Namespace, out_dir: Path) -> Scenario:
         work.rmdir()
     sc.rows = rows
     print()
-    table(rows, [("strategy", "strategy"), ("writer", "writer"), ("idle_rtt_ms", "idle RTT ms"), ("chat_p50_ms", "chat p50 ms"),
-                 ("chat_p99_ms", "chat p99 ms"), ("chat_max_ms", "max ms"), ("samples", "probes"), ("link_fraction", "x link rate")])
-    for strategy in ("fixed", "adaptive"):
-        pr = next(r for r in rows if r["strategy"].startswith(strategy) and r["writer"] == "priority")
-        for other in ("fifo", "priority, no unsent limit"):
-            ot = next(r for r in rows if r["strategy"].startswith(strategy) and r["writer"] == other)
-            if pr["chat_p99_ms"] and ot["chat_p99_ms"]:
-                sc.info(f"{pr['strategy']}: chat p99, chatlab's priority writer vs {other}",
-                        f"{pr['chat_p99_ms']:.0f} ms vs {ot['chat_p99_ms']:.0f} ms ({ot['chat_p99_ms'] / pr['chat_p99_ms']:.1f}x)")
+    table(rows, COLUMNS)
+    _compare(sc, rows)
     sc.notes += [
         "The chat RTT is the sender's own line coming back from the server, so it crosses the emulated link twice; "
         "'idle RTT' is the same with no transfer running.",
@@ -111,14 +102,66 @@ def run(args: argparse.Namespace, out_dir: Path) -> Scenario:
     return sc
 
 
+class _Case:
+    """One (strategy, writer) case: a fresh sender through the link, idle RTTs, then the transfer with probes."""
+
+    def __init__(self, args: argparse.Namespace, link: Child, receiver: Child, source: Path, digest: str) -> None:
+        self.args, self.link, self.receiver, self.source, self.digest = args, link, receiver, source, digest
+
+    def __call__(self, k: int, strategy: str, writer: str) -> tuple[dict[str, Any], list[float]]:
+        args = self.args
+        limit = {"unsent_limit": None} if writer.endswith("no unsent limit") else {}
+        options = {"chunks": args.chunks} if strategy == "fixed" else {}
+        with Client.connect(self.link.address, nick=f"alice{k}", priority_writer=writer.startswith("priority"),
+                            **limit) as alice:  # type: ignore[arg-type]
+            idle = idle_rtts(alice)
+            with ChatProbe(alice, args.probe_ms / 1000) as probe:
+                transfer = alice.send_file(self.source, to="bob", strategy=strategy, **options)
+                stats = transfer.wait(120 + self.source.stat().st_size / 1e5)
+        report = self.receiver.read(30)
+        Path(report.get("path", self.source.parent / "none")).unlink(missing_ok=True)
+        rtts = probe.rtts_ms
+        row = {
+            "strategy": strategy + (f" ({args.chunks} chunks)" if strategy == "fixed" else ""), "writer": writer,
+            "link": f"{args.rate_mbit:g} Mbit/s, {args.rtt_ms:g} ms", "idle_rtt_ms": median(idle),
+            "chat_p50_ms": percentile(rtts, 50), "chat_p99_ms": percentile(rtts, 99),
+            "chat_max_ms": max(rtts) if rtts else None, "samples": len(rtts), "lost": probe.lost,
+            "mb_per_s": stats.mb_per_s, "link_fraction": stats.mb_per_s * 1e6 / (args.rate_mbit * 1e6 / 8),
+            "verified": "sha256 by receiver" if report.get("sha256") == self.digest else f"FAILED {report}",
+        }
+        return row, rtts
+
+
+def idle_rtts(client: Client, n: int = 5) -> list[float]:
+    """``n`` chat round trips (ms) with nothing else going on: the link's own."""
+    idle = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        client.say("idle")
+        client.wait_for(ChatMessage, timeout=5, predicate=lambda m: m.text == "idle")
+        idle.append((time.perf_counter() - t0) * 1000)
+    return idle
+
+
+def _compare(sc: Scenario, rows: list[dict[str, Any]]) -> None:
+    for strategy in STRATEGIES:
+        pr = next(r for r in rows if r["strategy"].startswith(strategy) and r["writer"] == "priority")
+        for other in WRITERS[1:]:
+            ot = next(r for r in rows if r["strategy"].startswith(strategy) and r["writer"] == other)
+            if pr["chat_p99_ms"] and ot["chat_p99_ms"]:
+                sc.info(f"{pr['strategy']}: chat p99, chatlab's priority writer vs {other}",
+                        f"{pr['chat_p99_ms']:.0f} ms vs {ot['chat_p99_ms']:.0f} ms "
+                        f"({ot['chat_p99_ms'] / pr['chat_p99_ms']:.1f}x)")
+
+
 def plot(samples: dict[str, list[float]], args: argparse.Namespace, path: Path) -> Path:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for name, values in samples.items():
         if values:
             data = sorted(values)
-            ax.plot(data, [(i + 1) / len(data) for i in range(len(data))], label=name, ls="-" if "priority" in name else "--",
-                    lw=1 if "no unsent limit" in name else 2)
+            ax.plot(data, [(i + 1) / len(data) for i in range(len(data))], label=name,
+                    ls="-" if "priority" in name else "--", lw=1 if "no unsent limit" in name else 2)
     ax.axvline(args.rtt_ms, color="k", ls=":", lw=1, label=f"link RTT {args.rtt_ms:g} ms")
     ax.set_xscale("log")
     ax.set_xlabel("chat round trip during the transfer, ms (log)")

@@ -2,7 +2,11 @@
 
 Every scenario returns a :class:`Scenario`: rows (one dict per measurement,
 written as CSV), verdicts (one per target the kit promises, PASS / NOT MET /
-SKIPPED with a one-line reason) and notes (what limits the figures).  The
+SKIPPED with a one-line reason), notes (what limits the figures) and errors
+(what went wrong, as opposed to slow: the command then exits with status 1).
+One of each helper lives here: :class:`Child` (any helper process, a server
+among them: :func:`server_child`), :func:`raise_nofile_limit`,
+:func:`available_selectors`; :func:`percentile` is :func:`chatlab.stats.percentile`.  The
 printing, CSV and PNG writing are the same for all of them, and so are the
 output folder (a fresh one unless ``--out`` names one) and the logging (log
 lines printed above the progress bars, never through them).
@@ -18,6 +22,7 @@ import math
 import os
 import re
 import resource
+import selectors
 import shutil
 import socket
 import subprocess
@@ -27,6 +32,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, Sequence
+
+from ..server import SELECTORS
+from ..stats import percentile
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -61,6 +69,7 @@ class Scenario:
     verdicts: list[Verdict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # not slow but wrong (a line lost, a peer not dropped): exit 1
     seconds: float = 0.0
 
     def verdict(self, target: str, ok: bool | None, measured: str, reason: str) -> Verdict:
@@ -107,7 +116,8 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], ou
     lines = []
     for n, r in enumerate(cells):
         # text left-aligned, numbers right-aligned
-        parts = [c.ljust(w) if n == 0 or i == 0 or not _numeric(c) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        parts = [c.ljust(w) if n == 0 or i == 0 or not _numeric(c) else c.rjust(w)
+                 for i, (c, w) in enumerate(zip(r, widths))]
         lines.append("  ".join(parts).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
@@ -158,29 +168,7 @@ def save_figure(fig: Any, path: Path) -> Path:
     return path
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The ``q``-th percentile (0-100) by linear interpolation; None for no values."""
-    if not values:
-        return None
-    data = sorted(values)
-    if len(data) == 1:
-        return data[0]
-    k = (len(data) - 1) * q / 100.0
-    lo = math.floor(k)
-    hi = min(lo + 1, len(data) - 1)
-    return data[lo] + (data[hi] - data[lo]) * (k - lo)
-
-
-def median(values: Sequence[float]) -> float | None:
-    return percentile(values, 50)
-
-
-# ------------------------------------------------------------------- sizes
-
-
-_SIZE_RE = re.compile(r"^\s*([\d.]+)\s*([KMG]i?B?|B)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "B": 1, "K": KiB, "KB": 1000, "KIB": KiB, "KI": KiB, "M": MiB, "MB": 10**6, "MIB": MiB, "MI": MiB,
-          "G": GiB, "GB": 10**9, "GIB": GiB, "GI": GiB}
+# ------------------------------------------------------------- fan-out rows
 
 
 def delivery_row(result: Any, server_cpu: float, rss_kib: float) -> dict[str, Any]:
@@ -201,6 +189,14 @@ def add_ratio(rows: list[dict[str, Any]], column: str, is_reference: Any) -> Non
     for r in rows:
         ref = next((x for x in rows if x["clients"] == r["clients"] and is_reference(x)), None)
         r[column] = r["deliveries_per_s"] / ref["deliveries_per_s"] if ref and ref["deliveries_per_s"] else None
+
+
+# ------------------------------------------------------------------- sizes
+
+
+_SIZE_RE = re.compile(r"^\s*([\d.]+)\s*([KMG]i?B?|B)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "B": 1, "K": KiB, "KB": 1000, "KIB": KiB, "KI": KiB, "M": MiB, "MB": 10**6, "MIB": MiB, "MI": MiB,
+          "G": GiB, "GB": 10**9, "GIB": GiB, "GI": GiB}
 
 
 def parse_size(text: str) -> int:
@@ -231,7 +227,7 @@ def human_bytes(n: float) -> str:
     return f"{n:.0f} B"
 
 
-def make_file(path: Path, size: int, seed: int = 7) -> Path:
+def make_file(path: Path, size: int) -> Path:
     """A file of ``size`` pseudo-random bytes (not compressible, not all the same)."""
     block = os.urandom(min(size, 4 * MiB)) if size else b""
     with open(path, "wb") as f:
@@ -246,17 +242,29 @@ def make_file(path: Path, size: int, seed: int = 7) -> Path:
 # ----------------------------------------------------------- the machine
 
 
-def raise_nofile_limit() -> int:
-    """Raise RLIMIT_NOFILE's soft limit to the hard limit; returns the soft limit now in force."""
+def raise_nofile_limit(needed: int | None = None) -> int:
+    """Raise this process's soft RLIMIT_NOFILE; returns the soft limit now in force.
+
+    With ``needed``, up to that many descriptors (never above the hard limit,
+    never lowering the limit); without, as far as the hard limit goes (65,536
+    when it is unlimited).  Compare the result with what you need: the hard
+    limit may be lower.
+    """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    ceiling = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    target = ceiling if needed is None else min(ceiling, needed)
     if soft < target:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
         except (ValueError, OSError):
             pass
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     return soft
+
+
+def available_selectors() -> list[str]:
+    """The names of :data:`chatlab.server.SELECTORS` this platform has (select everywhere, epoll on Linux)."""
+    return [name for name, cls in SELECTORS.items() if hasattr(selectors, cls)]
 
 
 def proc_status(pid: int | str = "self") -> dict[str, int]:
@@ -347,8 +355,6 @@ class Child:
 
     def read(self, timeout: float = 30.0) -> dict[str, Any]:
         """The next JSON line from the child."""
-        import selectors
-
         assert self.proc.stdout is not None
         with selectors.DefaultSelector() as sel:
             sel.register(self.proc.stdout, selectors.EVENT_READ)
@@ -408,6 +414,16 @@ class Child:
         self.close()
 
 
+def server_child(selector: str = "select", *, cpus: set[int] | None = None, **options: Any) -> Child:
+    """A chatlab server in a process of its own (``procs server``), flood control off, limits raised.
+
+    ``options`` are the helper's flags (``max_clients=1016`` -> ``--max-clients 1016``); its
+    ``stats`` command answers its counters (``peak_queued``, ``VmHWM``, loop iterations...).
+    """
+    flags = [arg for name, value in options.items() for arg in (f"--{name.replace('_', '-')}", str(value))]
+    return Child("server", "--selector", selector, *flags, cpus=cpus)
+
+
 def nc_path() -> str | None:
     """The ``nc`` to compare against, if it is OpenBSD netcat (Debian's netcat-openbsd)."""
     path = shutil.which("nc")
@@ -448,7 +464,7 @@ def iter_progress(iterable: Iterable[Any], desc: str, total: int | None = None, 
     return tqdm(iterable, desc=desc, total=total, leave=False, file=sys.stderr, dynamic_ncols=True, disable=None)
 
 
-# ----------------------------------------------------------------- output and logging
+# ------------------------------------------------------ output folder and logging
 
 
 def fresh_out_dir() -> Path:

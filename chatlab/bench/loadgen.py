@@ -10,9 +10,11 @@ How it measures, cheaply enough to keep up with a server on the other core:
   count bytes (deliveries = bytes / L) and never decode anything;
 * a few clients are *senders*: each keeps ``window`` of its own messages in
   flight (sent, not yet echoed back to it: the server delivers a message to
-  its sender too), decodes every frame it receives, and reads the send
-  timestamp embedded at a fixed place in the text: one latency sample per
-  frame a sender receives;
+  its sender too), splits what it receives into frames, and reads the send
+  timestamp and the sender at the fixed places where the protocol's own
+  encoder puts them (the first frame is decoded in full with
+  ``protocol.decode_message`` to check those places): one latency sample per
+  frame a sender receives, a few microseconds cheaper than decoding each;
 * the measurement starts after a warm-up, once the join notices of the
   set-up have all been read, and lasts a fixed time.
 """
@@ -135,87 +137,26 @@ class Crowd:
 
     def run(self, senders: int, window: int, seconds: float, warmup: float) -> FanoutResult:
         """Send from ``senders`` clients, ``window`` messages each in flight, for ``seconds`` after ``warmup``."""
-        senders = min(senders, self.n)
-        frame_len, ts_offset = chat_frame_length()
-        nick_bytes = [NICK_FMT.format(i).encode() for i in range(senders)]
-        sender_off = p.encode(p.ChatMessage(ROOM, NICK_FMT.format(0), _text(0, 0), False))[p.HEADER_SIZE:].index(nick_bytes[0])
-        decoders = [p.FrameDecoder() for _ in range(senders)]
-        outstanding = [0] * senders
-        seq = 0
-        sent = 0
-        listen_bytes = 0
-        sender_frames = 0
-        latencies: list[float] = []
-        socks = self.socks
-        by_fd = self.by_fd
-        chat_type = p.FrameType.CHAT
-        perf_ns = time.perf_counter_ns
-
-        def send(i: int) -> None:
-            nonlocal seq, sent
-            seq += 1
-            try:
-                socks[i].send(p.encode(p.Say(_text(seq, perf_ns()))))
-            except (BlockingIOError, InterruptedError):
-                return  # a full send buffer: the server is not reading us; try on the next echo
-            outstanding[i] += 1
-            sent += 1
-
+        traffic = _Traffic(self, min(senders, self.n), window)
         start = time.monotonic()
         measure_from = start + warmup
         end = measure_from + seconds
+        traffic.fill_windows(end)
+        t0, cpu0, sent_at_start = measure_from, time.process_time(), 0
         measuring = False
-        cpu0 = 0.0
-        for i in range(senders):
-            for _ in range(window):
-                send(i)
-        while True:
-            now = time.monotonic()
-            if not measuring and now >= measure_from:
+        while (now := time.monotonic()) < end:
+            if not measuring and now >= measure_from:  # the warm-up is over: count from here
                 measuring = True
-                listen_bytes = sender_frames = 0
-                latencies.clear()
-                sent_at_start = sent
-                cpu0 = time.process_time()
-                t0 = now
-            if now >= end:
-                break
-            for fd, _ in self.poller.poll(0.05):
-                i = by_fd[fd]
-                try:
-                    data = socks[i].recv(1 << 20)
-                except (BlockingIOError, InterruptedError):
-                    continue
-                except OSError as exc:
-                    self.errors.append(f"client {i}: {exc}")
-                    continue
-                if not data:
-                    self.errors.append(f"client {i}: the server closed the connection")
-                    self.poller.unregister(fd)
-                    continue
-                if i >= senders:
-                    listen_bytes += len(data)
-                    continue
-                dec = decoders[i]
-                dec.feed(data)
-                t_now = perf_ns()
-                mine = nick_bytes[i]
-                for frame in dec:
-                    if frame.type is not chat_type:
-                        continue
-                    payload = frame.payload
-                    sender_frames += 1
-                    latencies.append((t_now - int(payload[ts_offset:ts_offset + 20])) / 1e6)
-                    if payload[sender_off:sender_off + 6] == mine:
-                        outstanding[i] -= 1
-                while outstanding[i] < window and time.monotonic() < end:
-                    send(i)
+                traffic.listen_bytes = traffic.sender_frames = 0
+                traffic.latencies.clear()
+                t0, cpu0, sent_at_start = now, time.process_time(), traffic.sent
+            traffic.turn(end)
         elapsed = time.monotonic() - t0
         cpu = time.process_time() - cpu0
-        deliveries = listen_bytes // frame_len + sender_frames
-        return FanoutResult(self.n, senders, elapsed, deliveries, sent - sent_at_start, latencies,
-                            driver_cpu=cpu / elapsed if elapsed else 0.0, setup_seconds=self.setup_seconds,
-                            errors=self.errors[:5])
+        deliveries = traffic.listen_bytes // traffic.frame_len + traffic.sender_frames
+        return FanoutResult(self.n, traffic.senders, elapsed, deliveries, traffic.sent - sent_at_start,
+                            traffic.latencies, driver_cpu=cpu / elapsed if elapsed else 0.0,
+                            setup_seconds=self.setup_seconds, errors=(self.errors + traffic.errors)[:5])
 
     def close(self) -> None:
         for s in self.socks:
@@ -225,3 +166,92 @@ class Crowd:
                 pass
         self.socks.clear()
         self.poller.close()
+
+
+class _Traffic:
+    """The messages of one :meth:`Crowd.run`: the senders' windows, the bytes and frames counted, the latencies.
+
+    Listeners only count bytes; a sender reads the send time and the sender of each CHAT frame at
+    the offsets :func:`chat_frame_length` finds in a frame made by the protocol's own encoder, and
+    the first frame each sender receives is decoded in full (:func:`protocol.decode_message`) to
+    check those offsets.
+    """
+
+    def __init__(self, crowd: Crowd, senders: int, window: int) -> None:
+        self.crowd, self.senders, self.window = crowd, senders, window
+        self.frame_len, self.ts_offset = chat_frame_length()
+        self.nicks = [NICK_FMT.format(i).encode() for i in range(senders)]
+        sample = p.encode(p.ChatMessage(ROOM, NICK_FMT.format(0), _text(0, 0), False))[p.HEADER_SIZE:]
+        self.sender_offset = sample.index(self.nicks[0]) if senders else 0
+        self.decoders = [p.FrameDecoder() for _ in range(senders)]
+        self.checked = [False] * senders
+        self.outstanding = [0] * senders
+        self.seq = self.sent = self.listen_bytes = self.sender_frames = 0
+        self.latencies: list[float] = []
+        self.errors: list[str] = []
+
+    def send(self, i: int) -> None:
+        self.seq += 1
+        try:
+            self.crowd.socks[i].send(p.encode(p.Say(_text(self.seq, time.perf_counter_ns()))))
+        except (BlockingIOError, InterruptedError):
+            return  # a full send buffer: the server is not reading us; try on the next echo
+        self.outstanding[i] += 1
+        self.sent += 1
+
+    def fill_windows(self, end: float) -> None:
+        for i in range(self.senders):
+            self._refill(i, end)
+
+    def _refill(self, i: int, end: float) -> None:
+        while self.outstanding[i] < self.window and time.monotonic() < end:
+            self.send(i)
+
+    def turn(self, end: float) -> None:
+        """One poll: count what the listeners got, time what the senders got, and send again."""
+        crowd = self.crowd
+        socks, by_fd, senders = crowd.socks, crowd.by_fd, self.senders
+        for fd, _ in crowd.poller.poll(0.05):
+            i = by_fd[fd]
+            try:
+                data = socks[i].recv(1 << 20)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError as exc:
+                self.errors.append(f"client {i}: {exc}")
+                continue
+            if not data:
+                self.errors.append(f"client {i}: the server closed the connection")
+                crowd.poller.unregister(fd)
+            elif i >= senders:
+                self.listen_bytes += len(data)
+            else:
+                self._on_sender_data(i, data)
+                self._refill(i, end)
+
+    def _on_sender_data(self, i: int, data: bytes) -> None:
+        dec = self.decoders[i]
+        dec.feed(data)
+        t_now = time.perf_counter_ns()
+        mine, ts, who = self.nicks[i], self.ts_offset, self.sender_offset
+        chat, latencies = p.FrameType.CHAT, self.latencies
+        for frame in dec:
+            if frame.type is not chat:
+                continue
+            payload = frame.payload
+            if not self.checked[i]:
+                self._check_offsets(frame)
+                self.checked[i] = True
+            self.sender_frames += 1
+            latencies.append((t_now - int(payload[ts:ts + 20])) / 1e6)
+            if payload[who:who + 6] == mine:
+                self.outstanding[i] -= 1
+
+    def _check_offsets(self, frame: p.Frame) -> None:
+        """The fixed offsets agree with the protocol's decoder on this frame (or the run reports an error)."""
+        message = p.decode_message(frame)
+        payload = frame.payload
+        if not (isinstance(message, p.ChatMessage)
+                and message.sender.encode() == payload[self.sender_offset:self.sender_offset + 6]
+                and message.text.split()[-1].encode() == payload[self.ts_offset:self.ts_offset + 20]):
+            self.errors.append(f"a CHAT frame is not laid out as the load generator expects: {message}")

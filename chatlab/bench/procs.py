@@ -9,13 +9,12 @@ Kinds:
 
 * ``server``: a chatlab :class:`~chatlab.Server` (flood control off, limits
   raised), its loop instrumented to count iterations.  Commands: ``stats``,
-  ``reset`` (zero ``peak_queued`` and the peak RSS).
+  ``reset`` (zero ``peak_queued`` and the peak RSS).  Start it with
+  :func:`chatlab.bench.common.server_child` (the one way the benchmarks run a
+  server in a child process).
 * ``asyncio``: the reference asyncio chat server (:mod:`chatlab.bench.asyncio_ref`).
 * ``receiver``: a chatlab :class:`~chatlab.Client` that accepts every file
   into ``--dir`` and prints a JSON line for each one that arrives.
-* ``stub``: a *direct* receiver, no server: it answers the sender's HELLO
-  itself, then receives files with :class:`~chatlab.core.transfer.IncomingTransfer`
-  (written to disk, SHA-256 checked) and echoes chat lines back.
 * ``netem``: a :class:`~chatlab.netem.LinkEmulator` in front of ``--port``.
 * ``sink``: a plain socket receiver with no protocol: reads until EOF
   (optionally into a file), then answers one byte so the sender can time it.
@@ -34,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..core import protocol as p
+from ..server import SELECTORS
 from .common import proc_status, raise_nofile_limit
 
 
@@ -70,7 +69,7 @@ def run_server(args: argparse.Namespace) -> int:
     server = Server(
         args.host, 0, selector=args.selector, flood_limit=None, max_clients=args.max_clients,
         max_rooms=args.max_clients + 10, ping_interval=3600.0, ping_timeout=3600.0, hello_timeout=3600.0,
-        relay_high_water=args.high_water, max_queue=args.max_queue,
+        relay_high_water=args.high_water, max_queue=args.max_queue, backlog=args.backlog,
     )
     # Count loop iterations and the CPU time spent inside select(): wrap the
     # selector's select() (the loop calls it once per iteration).
@@ -186,78 +185,19 @@ def run_receiver(args: argparse.Namespace) -> int:
     return 0
 
 
-# -------------------------------------------------------------------- stub
-
-
-def run_stub(args: argparse.Namespace) -> int:
-    """A direct receiver: plays the server's handshake, then receives files itself (one connection at a time)."""
-    from ..core.transfer import IncomingTransfer
-
-    directory = Path(args.dir)
-    listener = socket.create_server((args.host, 0))
-    say({"port": listener.getsockname()[1], "pid": os.getpid()})
-    threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
-    while True:
-        conn, _ = listener.accept()
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        decoder = p.FrameDecoder()
-        incoming: dict[int, IncomingTransfer] = {}
-        nick = "peer"
-        with conn:
-            while True:
-                try:
-                    data = conn.recv(262144)
-                except OSError:
-                    break
-                if not data:
-                    break
-                decoder.feed(data)
-                out: list[bytes] = []
-                for frame in decoder:
-                    kind = frame.type
-                    if kind is p.FrameType.FILE_CHUNK:
-                        t = incoming.get(frame.stream_id)
-                        if t is not None:
-                            out.extend(p.encode(m) for m in t.handle(p.decode_message(frame)))
-                        continue
-                    message = p.decode_message(frame)
-                    if isinstance(message, p.Hello):
-                        nick = message.nick
-                        out.append(p.encode(p.Welcome(nick, "direct", "")))
-                    elif isinstance(message, p.FileOffer):
-                        t = IncomingTransfer(message, directory, overwrite=True)
-                        t.accepted_at = time.monotonic()  # type: ignore[attr-defined]
-                        incoming[message.stream_id] = t
-                        out.append(p.encode(t.accept()))
-                    elif isinstance(message, (p.FileDone, p.FileCancel)):
-                        t = incoming.pop(message.stream_id, None)
-                        if t is not None:
-                            out.extend(p.encode(m) for m in t.handle(message))
-                            if t.done:
-                                say({"event": "received", "path": str(t.path), "size": t.size, "sha256": t.sha256,
-                                     "seconds": time.monotonic() - t.accepted_at, "t": time.monotonic()})  # type: ignore[attr-defined]
-                            else:
-                                say({"event": "failed", "reason": t.reason})
-                    elif isinstance(message, p.Say):
-                        out.append(p.encode(p.ChatMessage("direct", nick, message.text, message.action)))
-                    elif isinstance(message, p.Ping):
-                        out.append(p.encode(p.Pong(message.token)))
-                    elif isinstance(message, p.Quit):
-                        break
-                if out:
-                    conn.sendall(b"".join(out))
-        for t in incoming.values():
-            t.close()
-
-
 # -------------------------------------------------------------------- sink
+
+
+def _exit_at_eof() -> None:
+    """Exit this helper when the parent closes our stdin (or dies)."""
+    threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
 
 
 def run_sink(args: argparse.Namespace) -> int:
     """Receive one connection's bytes until EOF (into a file or nowhere), answer b"k", repeat."""
     listener = socket.create_server((args.host, 0))
     say({"port": listener.getsockname()[1], "pid": os.getpid()})
-    threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
+    _exit_at_eof()
     buf = bytearray(1024 * 1024)
     view = memoryview(buf)
     while True:
@@ -298,7 +238,8 @@ def run_netem(args: argparse.Namespace) -> int:
 
         def handle(command: str) -> None:
             s = link.stats
-            say({"bytes_up": s.bytes_up, "bytes_down": s.bytes_down, "buffered": s.buffered, "connections": s.connections})
+            say({"bytes_up": s.bytes_up, "bytes_down": s.bytes_down, "buffered": s.buffered,
+                 "connections": s.connections})
 
         _stdin_lines(handle)
     return 0
@@ -309,10 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     kinds = parser.add_subparsers(dest="kind", required=True)
     s = kinds.add_parser("server")
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--selector", default="select", choices=["select", "poll", "epoll"])
+    s.add_argument("--selector", default="select", choices=list(SELECTORS))
     s.add_argument("--max-clients", type=int, default=20000)
     s.add_argument("--high-water", type=int, default=1024 * 1024)
     s.add_argument("--max-queue", type=int, default=64 * 1024 * 1024)
+    s.add_argument("--backlog", type=int, default=128)
     s.set_defaults(run=run_server)
     a = kinds.add_parser("asyncio")
     a.add_argument("--host", default="127.0.0.1")
@@ -323,10 +265,6 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--nick", default="bob")
     r.add_argument("--dir", required=True)
     r.set_defaults(run=run_receiver)
-    st = kinds.add_parser("stub")
-    st.add_argument("--host", default="127.0.0.1")
-    st.add_argument("--dir", required=True)
-    st.set_defaults(run=run_stub)
     sk = kinds.add_parser("sink")
     sk.add_argument("--host", default="127.0.0.1")
     sk.set_defaults(run=run_sink)

@@ -21,15 +21,26 @@ from pathlib import Path
 from typing import Any
 
 from ..core import protocol as p
-from ..server import FD_SETSIZE
-from .common import Child, Scenario, iter_progress, percentile, pyplot, raise_nofile_limit, table, write_csv, save_figure
-
-SELECTORS = ("select", "poll", "epoll")
+from ..server import FD_SETSIZE, SELECTORS
+from ..stats import percentile
+from .common import (
+    Child,
+    Scenario,
+    iter_progress,
+    pyplot,
+    raise_nofile_limit,
+    save_figure,
+    server_child,
+    table,
+    write_csv,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--counts", default=None, help="idle connection counts (default 10,100,1000,5000; --quick 10,100,1100)")
-    parser.add_argument("--selectors", default=",".join(SELECTORS), help="which selectors (default select,poll,epoll)")
+    parser.add_argument("--counts", default=None,
+                        help="idle connection counts (default 10,100,1000,5000; --quick 10,100,1100)")
+    parser.add_argument("--selectors", default=",".join(SELECTORS),
+                        help=f"which selectors (default {','.join(SELECTORS)})")
     parser.add_argument("--pings", type=int, default=None, help="ping round trips per step (default 400; --quick 100)")
 
 
@@ -54,7 +65,7 @@ class Idle:
                 s.sendall(p.encode(p.Hello(f"i{i:05d}")) + p.encode(p.Join(f"r{i:05d}")))
                 pending.append((i, s))
             for i, s in pending:
-                problem = self._wait_joined(s, f"r{i:05d}")
+                problem = wait_joined(s, f"r{i:05d}")
                 if problem is None:
                     self.socks.append(s)
                 else:
@@ -69,27 +80,28 @@ class Idle:
                 time.sleep(0.3)
                 break
 
-    @staticmethod
-    def _wait_joined(s: socket.socket, room: str) -> str | None:
-        decoder = p.MessageDecoder()
-        while True:
-            for m in decoder:
-                if isinstance(m, p.ErrorMessage):
-                    return f"{m.code}: {m.text}"
-                if isinstance(m, p.Notice) and m.kind == "join" and m.room == room:
-                    return None
-            try:
-                data = s.recv(65536)
-            except OSError as exc:
-                return f"connection broken: {exc}"
-            if not data:
-                return "the server closed the connection"
-            decoder.feed(data)
-
     def close(self) -> None:
         for s in self.socks:
             s.close()
         self.socks.clear()
+
+
+def wait_joined(s: socket.socket, room: str) -> str | None:
+    """Read until ``s`` is in ``room``; None then, or why it was refused."""
+    decoder = p.MessageDecoder()
+    while True:
+        for m in decoder:
+            if isinstance(m, p.ErrorMessage):
+                return f"{m.code}: {m.text}"
+            if isinstance(m, p.Notice) and m.kind == "join" and m.room == room:
+                return None
+        try:
+            data = s.recv(65536)
+        except OSError as exc:
+            return f"connection broken: {exc}"
+        if not data:
+            return "the server closed the connection"
+        decoder.feed(data)
 
 
 def ping_pong(address: tuple[str, int], n: int) -> list[float]:
@@ -97,7 +109,7 @@ def ping_pong(address: tuple[str, int], n: int) -> list[float]:
     with socket.create_connection(address, timeout=10) as s:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         s.sendall(p.encode(p.Hello("probe")) + p.encode(p.Join("probe-room")))
-        problem = Idle._wait_joined(s, "probe-room")
+        problem = wait_joined(s, "probe-room")
         if problem:
             raise RuntimeError(f"the probe client was refused: {problem}")
         decoder = p.MessageDecoder()
@@ -118,78 +130,37 @@ def ping_pong(address: tuple[str, int], n: int) -> list[float]:
     return rtts
 
 
+COLUMNS = [("selector", "selector"), ("target", "asked"), ("connections", "open"),
+           ("cpu_us_per_iteration", "CPU us/loop iteration"), ("select_cpu_us_per_call", "of it in select"),
+           ("rtt_p50_ms", "ping p50 ms"), ("rtt_p99_ms", "ping p99 ms"), ("kib_per_connection", "KiB/conn (RSS)"),
+           ("rss_mib", "server RSS MiB")]
+
+
 def run(args: argparse.Namespace, out_dir: Path) -> Scenario:
     counts = [int(x) for x in (args.counts or ("10,100,1100" if args.quick else "10,100,1000,5000")).split(",")]
     selectors = [s.strip() for s in args.selectors.split(",") if s.strip()]
     pings = args.pings or (100 if args.quick else 400)
     limit = raise_nofile_limit()
     sc = Scenario("scaling", "Scaling: idle connections")
-    print(f"scaling: {', '.join(map(str, counts))} idle connections per selector, {pings} ping round trips at each step; "
-          f"open-file limit {limit}", flush=True)
+    print(f"scaling: {', '.join(map(str, counts))} idle connections per selector, {pings} ping round trips at each "
+          f"step; open-file limit {limit}", flush=True)
     rows: list[dict[str, Any]] = []
     stops: dict[str, str] = {}
     for selector in iter_progress(selectors, "scaling", enabled=args.progress):
-        with Child("server", "--selector", selector) as server:
-            base = server.ask("stats")
-            idle = Idle(server.address)
-            try:
-                for count in counts:
-                    idle.grow(count)
-                    have = len(idle.socks)
-                    before = server.ask("stats")
-                    t0 = time.perf_counter()
-                    rtts = ping_pong(server.address, pings)
-                    wall = time.perf_counter() - t0
-                    after = server.ask("stats")
-                    iterations = after["iterations"] - before["iterations"]
-                    row = {
-                        "selector": selector, "target": count, "connections": have,
-                        "reached": have >= count,
-                        "cpu_us_per_iteration": (after["loop_cpu"] - before["loop_cpu"]) / iterations * 1e6 if iterations else None,
-                        "select_cpu_us_per_call": (after["select_cpu"] - before["select_cpu"]) / iterations * 1e6 if iterations else None,
-                        "iterations_per_ping": iterations / pings,
-                        "rtt_p50_ms": percentile(rtts, 50), "rtt_p99_ms": percentile(rtts, 99),
-                        "server_cpu_share": (after["loop_cpu"] - before["loop_cpu"]) / wall if wall else None,
-                        "rss_mib": after["VmRSS"] / 1024,
-                        "kib_per_connection": (after["VmRSS"] - base["VmRSS"]) / have if have else None,
-                        "note": idle.refused or "",
-                    }
-                    rows.append(row)
-                    if idle.refused:
-                        stops[selector] = f"{selector} stopped at {have:,} connections: {idle.refused}"
-                        break
-            finally:
-                server.close()
-                idle.close()
+        mine, stop = _climb(selector, counts, pings)
+        rows += mine
+        if stop:
+            stops[selector] = stop
     sc.rows = rows
     print()
-    table(rows, [("selector", "selector"), ("target", "asked"), ("connections", "open"),
-                 ("cpu_us_per_iteration", "CPU us/loop iteration"), ("select_cpu_us_per_call", "of it in select"),
-                 ("rtt_p50_ms", "ping p50 ms"), ("rtt_p99_ms", "ping p99 ms"), ("kib_per_connection", "KiB/conn (RSS)"),
-                 ("rss_mib", "server RSS MiB")])
-    for selector, text in stops.items():
+    table(rows, COLUMNS)
+    for text in stops.values():
         print(f"  {text}")
-    sel = [r for r in rows if r["selector"] == "select"]
-    if sel:
-        top = max(r["connections"] for r in sel)
-        if "select" in stops:
-            sc.verdict("select() stops at FD_SETSIZE with a clear message, not a crash", "server-full" in stops["select"],
-                       f"stopped at {top:,} connections (FD_SETSIZE {FD_SETSIZE})", stops["select"].split(": ", 1)[1])
-        else:
-            sc.verdict("select() stops at FD_SETSIZE with a clear message, not a crash", None,
-                       f"reached {top:,} connections", f"ask for more than {FD_SETSIZE} (e.g. --counts 10,100,1000,5000) to see the limit")
-    for selector in selectors:
-        mine = [r for r in rows if r["selector"] == selector and r["cpu_us_per_iteration"]]
-        if len(mine) >= 2:
-            lo, hi = mine[0], mine[-1]
-            sc.info(f"{selector}: loop cost from {lo['connections']:,} to {hi['connections']:,} connections",
-                    f"{lo['cpu_us_per_iteration']:.0f} -> {hi['cpu_us_per_iteration']:.0f} us CPU per iteration "
-                    f"({hi['cpu_us_per_iteration'] / lo['cpu_us_per_iteration']:.1f}x), "
-                    f"{hi['kib_per_connection']:.1f} KiB RSS per connection")
+    _verdicts(sc, rows, stops, selectors)
     sc.notes += [
         "CPU per loop iteration = the loop thread's CPU time / loop iterations while one client plays ping-pong "
-        "and the rest are idle (about one iteration per ping: the PING is read and the PONG sent at the end of the same "
-        "turn; servers before the end-of-turn flush took two).",
+        "and the rest are idle (about one iteration per ping: the PING is read and the PONG sent at the end of the "
+        "same turn; servers before the end-of-turn flush took two).",
         "select() and poll() hand the kernel every descriptor on every call, so their cost grows with the number of "
         "connections even when only one is active; epoll's does not.",
         "Memory per connection is the growth of the server's resident set (Python objects, buffers) divided by the "
@@ -198,6 +169,72 @@ def run(args: argparse.Namespace, out_dir: Path) -> Scenario:
     sc.files.append(write_csv(out_dir / "scaling.csv", rows))
     sc.files.append(plot(rows, out_dir / "scaling.png"))
     return sc
+
+
+def _climb(selector: str, counts: list[int], pings: int) -> tuple[list[dict[str, Any]], str]:
+    """One server, idle connections added step by step; the rows, and where it stopped ("" if it did not)."""
+    rows: list[dict[str, Any]] = []
+    with server_child(selector) as server:
+        base = server.ask("stats")
+        idle = Idle(server.address)
+        try:
+            for count in counts:
+                idle.grow(count)
+                rows.append(_step(server, idle, selector, count, pings, base))
+                if idle.refused:
+                    return rows, f"{selector} stopped at {len(idle.socks):,} connections: {idle.refused}"
+        finally:
+            server.close()
+            idle.close()
+    return rows, ""
+
+
+def _per(delta: float, iterations: int) -> float | None:
+    return delta / iterations * 1e6 if iterations else None
+
+
+def _step(server: Child, idle: Idle, selector: str, count: int, pings: int, base: dict[str, Any]) -> dict[str, Any]:
+    """Ping-pong with ``len(idle.socks)`` idle connections open: one row."""
+    have = len(idle.socks)
+    before = server.ask("stats")
+    t0 = time.perf_counter()
+    rtts = ping_pong(server.address, pings)
+    wall = time.perf_counter() - t0
+    after = server.ask("stats")
+    iterations = after["iterations"] - before["iterations"]
+    loop_cpu = after["loop_cpu"] - before["loop_cpu"]
+    return {
+        "selector": selector, "target": count, "connections": have, "reached": have >= count,
+        "cpu_us_per_iteration": _per(loop_cpu, iterations),
+        "select_cpu_us_per_call": _per(after["select_cpu"] - before["select_cpu"], iterations),
+        "iterations_per_ping": iterations / pings,
+        "rtt_p50_ms": percentile(rtts, 50), "rtt_p99_ms": percentile(rtts, 99),
+        "server_cpu_share": loop_cpu / wall if wall else None,
+        "rss_mib": after["VmRSS"] / 1024,
+        "kib_per_connection": (after["VmRSS"] - base["VmRSS"]) / have if have else None,
+        "note": idle.refused or "",
+    }
+
+
+def _verdicts(sc: Scenario, rows: list[dict[str, Any]], stops: dict[str, str], selectors: list[str]) -> None:
+    target = "select() stops at FD_SETSIZE with a clear message, not a crash"
+    sel = [r for r in rows if r["selector"] == "select"]
+    if sel:
+        top = max(r["connections"] for r in sel)
+        if "select" in stops:
+            sc.verdict(target, "server-full" in stops["select"],
+                       f"stopped at {top:,} connections (FD_SETSIZE {FD_SETSIZE})", stops["select"].split(": ", 1)[1])
+        else:
+            sc.verdict(target, None, f"reached {top:,} connections",
+                       f"ask for more than {FD_SETSIZE} (e.g. --counts 10,100,1000,5000) to see the limit")
+    for selector in selectors:
+        mine = [r for r in rows if r["selector"] == selector and r["cpu_us_per_iteration"]]
+        if len(mine) >= 2:
+            lo, hi = mine[0], mine[-1]
+            sc.info(f"{selector}: loop cost from {lo['connections']:,} to {hi['connections']:,} connections",
+                    f"{lo['cpu_us_per_iteration']:.0f} -> {hi['cpu_us_per_iteration']:.0f} us CPU per iteration "
+                    f"({hi['cpu_us_per_iteration'] / lo['cpu_us_per_iteration']:.1f}x), "
+                    f"{hi['kib_per_connection']:.1f} KiB RSS per connection")
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> Path:

@@ -54,6 +54,7 @@ from ..client import Client
 from ..core.protocol import ChatMessage
 from ..events import FileReceived
 from ..server import Server
+from ..stats import median, percentile
 from .common import (
     Child,
     MiB,
@@ -61,9 +62,7 @@ from .common import (
     human_bytes,
     iter_progress,
     make_file,
-    median,
     parse_size,
-    percentile,
     proc_cpu_seconds,
     pyplot,
     save_figure,

@@ -20,9 +20,10 @@ from ..client import UNSENT_LIMIT, Client, Transfer
 from ..core.protocol import ChatMessage
 from ..core.transfer import make_strategy
 from ..errors import ChatlabError, TransferError
+from ..stats import percentile
 from .links import CHAT_LINK, KiB, Link, MiB, get_link
 from .measure import HAS_UNSENT_LIMIT, Progress, Workspace, chat_setup, open_workspace, quiet
-from .results import ChatSample, ChatSummary, ms, percentile, sig, sig_or_none
+from .results import ChatSample, ChatSummary, ms, sig, sig_or_none
 
 __all__ = ["ChatConfig", "CHAT_CONFIGS", "BIG_WINDOW", "chat_latency"]
 
@@ -152,8 +153,8 @@ def _summarize(
         unsent_limit=config.unsent_limit if HAS_UNSENT_LIMIT else None,
         pings=len(samples),
         lost=len(samples) - len(rtts),
-        p50_ms=sig_or_none(percentile(rtts, 0.5)),
-        p99_ms=sig_or_none(percentile(rtts, 0.99)),
+        p50_ms=sig_or_none(percentile(rtts, 50)),
+        p99_ms=sig_or_none(percentile(rtts, 99)),
         max_ms=max(rtts) if rtts else None,
         file_bytes=file_bytes,
         mb_per_s=sig_or_none(mb_per_s),

@@ -33,8 +33,9 @@ from ..core.transfer import AdaptiveWindow, FixedWindow, SendStrategy, SleepPace
 from ..errors import ChatlabError
 from ..netem import LinkEmulator
 from ..server import Server
+from ..stats import percentile
 from .links import CHAT_LINK, FULL_LINKS, QUICK_LINKS, KiB, Link, MiB, get_link
-from .results import CHUNK, TracePoint, TransferRow, ms, percentile, sig, sig_or_none
+from .results import CHUNK, TracePoint, TransferRow, ms, sig, sig_or_none
 
 __all__ = [
     "HAS_UNSENT_LIMIT", "TransferResult", "measure_transfer", "sleep_sweep", "window_sweep", "adaptive_runs",
@@ -192,7 +193,7 @@ def _row_from_transfer(
         mb_per_s=sig(stats.mb_per_s),
         completed=completed,
         rtt_min_ms=ms(min(rtts)) if rtts else None,
-        rtt_p50_ms=ms(percentile(rtts, 0.5)),
+        rtt_p50_ms=ms(percentile(rtts, 50)),
         rtt_max_ms=ms(max(rtts)) if rtts else None,
         max_in_flight=max((r.bytes_sent - r.bytes_acked for r in trace), default=0),
         mean_window=sig_or_none(mean_window),

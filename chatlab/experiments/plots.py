@@ -180,9 +180,11 @@ def _trace_window(ax: Any, pts: list[TracePoint], link: Link | None) -> None:
     rtt_ax.set_ylabel("RTT (ms)", color="tab:red")
     rtt_ax.set_ylim(bottom=0)
     ax.set_ylim(bottom=0)
+    rtt_ax.set_ylim(top=rtt_ax.get_ylim()[1] * 1.45)  # head room: the points stay below the legend
+    ax.set_ylim(top=ax.get_ylim()[1] * 1.45)
     lines = ax.get_legend_handles_labels()
     more = rtt_ax.get_legend_handles_labels()
-    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="upper right")
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="upper right", ncol=3, framealpha=0.9)
 
 
 def plot_adaptive_trace(points: Sequence[TracePoint], rows: Sequence[TransferRow] = (), link: str | None = None) -> Any:
@@ -216,14 +218,15 @@ def _rtt_labels(ax: Any, bars: Any, chosen: list[TransferRow], top: float) -> No
 def _summary_panel(ax: Any, rows: Sequence[TransferRow], link: Link) -> None:
     order = ["sleep", "fixed", "adaptive"]
     chosen = sorted((r for r in rows if r.link == link.name), key=lambda r: order.index(r.strategy))
-    names = [f"adaptive\n{r.chunk_size // KiB} KiB chunks" if r.strategy == "adaptive"
-             else f"{r.strategy}\n{r.setting}" for r in chosen]
+    # one short item per line: side by side, "8 x 16 KiB" and "252 KiB chunks" ran together
+    names = [f"adaptive\nchunks\n{r.chunk_size // KiB} KiB" if r.strategy == "adaptive"
+             else f"{r.strategy}\n" + str(r.setting).replace(" x ", " x\n", 1) for r in chosen]
     bars = ax.bar(range(len(chosen)), [r.mb_per_s for r in chosen], color=[COLORS[r.strategy] for r in chosen])
     top = max([r.mb_per_s for r in chosen] + [link.mb_per_s or 0]) * 1.3
     _rtt_labels(ax, bars, chosen, top)
     _link_line(ax, link)
     ax.set_xticks(range(len(chosen)))
-    ax.set_xticklabels(names, fontsize=8)
+    ax.set_xticklabels(names, fontsize=7)
     ax.set_ylim(0, top or 1)
     ax.set_title(link.label, fontsize=10)
     if link.mb_per_s is not None:

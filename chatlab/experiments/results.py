@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import math
 import os
 import typing
 from collections.abc import Callable, Iterable, Sequence
@@ -122,17 +121,6 @@ class ChatSample:
     config: str
     time: float
     rtt_ms: float | None
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The ``q``-quantile (0..1) by linear interpolation, or ``None`` for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    pos = q * (len(ordered) - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 def sig(value: float) -> float:

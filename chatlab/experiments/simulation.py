@@ -16,8 +16,8 @@ import heapq
 from dataclasses import dataclass, field
 
 from ..core.transfer import SendStrategy, TraceRow
+from ..stats import percentile
 from .links import Link, get_link
-from .results import percentile
 
 __all__ = ["FRAME_OVERHEAD", "SimulatedRun", "simulate_transfer"]
 
@@ -81,7 +81,7 @@ class SimulatedRun:
         t0 = self.queue_delays[0][0]
         cut = t0 + skip * self.seconds
         late = [d for t, d in self.queue_delays if t >= cut] or [d for _, d in self.queue_delays]
-        value = percentile(late, q)
+        value = percentile(late, 100 * q)
         return None if value is None else value * 1000
 
 

@@ -5,13 +5,21 @@ so its memory, thread count and CPU time are its own and the load
 generator, in this process, does not share its GIL.  The load generator is
 one thread with ``selectors``, for every server alike.
 
-Two measurements per server:
+Three measurements per server:
 
 * :func:`rounds`: ``n`` clients; in each round every client sends one frame
   and waits until every client has received all ``n``: delivered messages
   per second and the latency of each delivery (send to receipt);
 * :func:`footprint`: open ``n`` idle connections, see how much memory and
-  how many threads the server process gained, per connection.
+  how many threads the server process gained, per connection;
+* :func:`send_calls`: the same rounds with the server under ``strace -c``
+  (Linux, when strace is installed): how many ``sendto``/``sendmsg`` system
+  calls it made per delivered frame.  The selectors server appends every
+  frame for a member to that member's outbox and sends the outbox with one
+  ``send()`` when the socket is writable, so one call carries many frames;
+  the threaded server calls ``sendall()`` once per frame and member, and
+  asyncio's transport tries a ``send()`` at once on every ``write()`` while
+  its buffer is empty, which on a fast loopback it nearly always is.
 
 CPU per delivery is the server's CPU time (user + system) over the rounds
 divided by the deliveries.  Memory, threads and CPU need :mod:`psutil`
@@ -21,16 +29,20 @@ divided by the deliveries.  Memory, threads and CPU need :mod:`psutil`
 from __future__ import annotations
 
 import contextlib
+import re
 import selectors
+import shutil
 import socket
-import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Iterator, cast
 
 from ..core import protocol as p
+from ..stats import median, percentile
 
 try:
     import psutil
@@ -62,11 +74,24 @@ class Footprint:
     threads_per_connection: float | None
 
 
+@dataclass
+class SendCalls:
+    kind: str
+    clients: int
+    frames: int  # frames the server delivered, the warm-up pings included
+    send_calls: int | None  # sendto + sendmsg system calls the server made (None: not measured)
+    frames_per_call: float | None
+
+
 @contextlib.contextmanager
-def server_process(kind: str) -> Iterator[tuple[Address, Any]]:
-    """Start ``python -m chatlab.fourways KIND``; yield its address and a psutil.Process (or None)."""
+def server_process(kind: str, wrapper: tuple[str, ...] = ()) -> Iterator[tuple[Address, Any]]:
+    """Start ``python -m chatlab.fourways KIND``; yield its address and a psutil.Process (or None).
+
+    ``wrapper`` goes in front of the command (``strace -c -o FILE ...``): the process is then
+    the wrapper's, and its CPU time is not the server's.
+    """
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chatlab.fourways", kind],
+        [*wrapper, sys.executable, "-m", "chatlab.fourways", kind],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
@@ -107,7 +132,8 @@ def _connect(address: Address, n: int) -> list[socket.socket]:
     return socks
 
 
-def _wait_until_in_room(socks: list[socket.socket], decoders: dict, sel: selectors.BaseSelector, timeout: float = 1.0) -> None:
+def _wait_until_in_room(socks: list[socket.socket], decoders: dict, sel: selectors.BaseSelector,
+                        timeout: float = 1.0) -> None:
     """Each client in turn pings and waits for its own ping to come back.
 
     connect() returns once the kernel has queued the connection, before the
@@ -172,17 +198,18 @@ def _rounds_result(kind: str, clients: int, expected: int, latencies: list[float
     cpu = None  # the OS counts CPU time in ticks of about 10 ms: too short a run says nothing
     if cpu_seconds is not None and delivered and cpu_seconds >= 0.05:
         cpu = cpu_seconds / delivered * 1e6
-    ordered = sorted(latencies)
+    p50, p99 = median(latencies), percentile(latencies, 99)
     return RoundsResult(
         kind, clients, expected, delivered, seconds,
         delivered / seconds if seconds > 0 else 0.0,
-        statistics.median(ordered) * 1000 if ordered else None,
-        ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000 if ordered else None,
+        None if p50 is None else p50 * 1000,
+        None if p99 is None else p99 * 1000,
         cpu,
     )
 
 
-def rounds(kind: str, clients: int, n_rounds: int = 10, round_timeout: float = 1.0) -> RoundsResult:
+def rounds(kind: str, clients: int, n_rounds: int = 10, round_timeout: float = 1.0,
+           wrapper: tuple[str, ...] = ()) -> RoundsResult:
     """Run ``n_rounds`` broadcast rounds with ``clients`` clients against a fresh server process.
 
     A round that misses deliveries at ``round_timeout`` ends the run (the blocking
@@ -190,7 +217,7 @@ def rounds(kind: str, clients: int, n_rounds: int = 10, round_timeout: float = 1
     """
     expected = clients * clients * n_rounds
     latencies: list[float] = []
-    with server_process(kind) as (address, process):
+    with server_process(kind, wrapper) as (address, process):
         socks = _connect(address, clients)
         sel = selectors.DefaultSelector()
         decoders = {sock: p.FrameDecoder() for sock in socks}
@@ -234,6 +261,50 @@ def footprint(kind: str, connections: int = 100, settle: float = 0.5) -> Footpri
         (rss_after - rss_before) / 1024 / connections,
         (threads_after - threads_before) / connections,
     )
+
+
+def strace_available() -> bool:
+    """strace can count a child's system calls here (Linux, strace installed, ptrace allowed)."""
+    strace = shutil.which("strace")
+    if strace is None or not sys.platform.startswith("linux"):
+        return False
+    done = subprocess.run([strace, "-f", "-c", "-o", "/dev/null", sys.executable, "-c", "pass"],
+                          check=False, capture_output=True, timeout=30)
+    return done.returncode == 0
+
+
+def _strace_counts(text: str) -> dict[str, int]:
+    """``strace -c``'s table: {syscall: calls}."""
+    counts = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and re.fullmatch(r"[a-z_0-9]+", fields[-1]) and fields[-1] != "total":
+            try:
+                counts[fields[-1]] = int(fields[3])
+            except ValueError:
+                continue
+    return counts
+
+
+def send_calls(kind: str, clients: int = 64, n_rounds: int = 10) -> SendCalls:
+    """The ``sendto``/``sendmsg`` system calls a server makes for ``n_rounds`` rounds of ``clients``.
+
+    The server runs under ``strace -f -c`` (which slows it: only the counts mean anything
+    here, not the time).  ``frames`` counts the deliveries of the rounds and of the warm-up
+    (each client in turn pings the room and waits for its ping: 1 + 2 + ... + clients).
+    Without strace (not Linux, not installed, ptrace refused) ``send_calls`` is None.
+    """
+    warmup = clients * (clients + 1) // 2
+    if not strace_available():
+        return SendCalls(kind, clients, 0, None, None)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "strace.txt"
+        wrapper = (str(shutil.which("strace")), "-f", "-c", "-e", "trace=sendto,sendmsg", "-o", str(out))
+        result = rounds(kind, clients, n_rounds, round_timeout=30.0, wrapper=wrapper)
+        calls = _strace_counts(out.read_text()) if out.exists() else {}
+    frames = result.delivered + warmup
+    total = calls.get("sendto", 0) + calls.get("sendmsg", 0)
+    return SendCalls(kind, clients, frames, total, frames / total if total else None)
 
 
 def compare(kinds: tuple[str, ...] = KINDS, client_counts: tuple[int, ...] = (1, 4, 16, 64),
