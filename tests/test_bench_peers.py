@@ -24,7 +24,10 @@ def source(tmp_path: Path) -> tuple[Path, str]:
     return path, sha256(path)
 
 
-@pytest.mark.parametrize("peer", [p for p in peers.PEERS if "wormhole" not in p.name], ids=lambda p: p.name.split(" (")[0])
+LOCAL_PEERS = [p for p in peers.PEERS if "wormhole" not in p.name]
+
+
+@pytest.mark.parametrize("peer", LOCAL_PEERS, ids=lambda p: p.name.split(" (")[0])
 def test_each_local_peer_copies_the_file_and_says_what_it_checked(peer, source, tmp_path):
     why = peer.missing()
     if why:

@@ -477,7 +477,8 @@ def test_bench_irc_without_ngircd_skips_it_with_a_note(tmp_path, capsys, monkeyp
     from chatlab.bench import irc_fanout, main
 
     monkeypatch.setattr(irc_fanout, "ngircd_path", lambda: None)
-    assert main(["irc", "--out", str(tmp_path), "--no-progress", "--clients", "5", "--seconds", "0.2", "--idle", "0"]) == 0
+    assert main(["irc", "--out", str(tmp_path), "--no-progress", "--clients", "5", "--seconds", "0.2",
+                 "--idle", "0"]) == 0
     assert [r["kind"] for r in bench_rows(tmp_path / "irc.csv")] == ["chatlab"]
     out = capsys.readouterr().out
     assert "ngircd is not installed" in out and "[SKIPPED] chatlab text mode >= ngircd at 5 clients" in out

@@ -59,12 +59,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clients", default=None, help="comma-separated room sizes (default 100,500; --quick 20,100)")
     parser.add_argument("--servers", default=",".join(SERVERS), help=f"which servers (default {','.join(SERVERS)})")
     parser.add_argument("--seconds", type=float, default=None, help="measured seconds per run (default 3; --quick 1)")
-    parser.add_argument("--window", type=int, default=64, help="lines kept in flight, all senders together (default 64)")
+    parser.add_argument("--window", type=int, default=64,
+                        help="lines kept in flight, all senders together (default 64)")
     parser.add_argument("--senders", type=int, default=1, help="clients that send, taking turns (default 1)")
     parser.add_argument("--selector", default="epoll", help="chatlab's selector (default epoll, as ngircd uses)")
     parser.add_argument("--idle", type=int, default=None,
-                        help="idle connections for the loop-cost-per-turn measurement (default 1000; --quick 200; 0: skip)")
-    parser.add_argument("--idle-rounds", type=int, default=5000, help="PING round trips for that measurement (default 5000)")
+                        help="idle connections for the loop-cost-per-turn measurement "
+                             "(default 1000; --quick 200; 0: skip)")
+    parser.add_argument("--idle-rounds", type=int, default=5000,
+                        help="PING round trips for that measurement (default 5000)")
 
 
 # ------------------------------------------------------------ the crowd
@@ -115,7 +118,8 @@ class IrcCrowd:
             deadline = time.monotonic() + timeout
             while len(joined) < clients:  # everyone has seen the end of the channel's member list (366)
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"only {len(joined)} of {clients} IRC clients got into {CHANNEL}: {self.errors[:3]}")
+                    raise TimeoutError(f"only {len(joined)} of {clients} IRC clients got into {CHANNEL}: "
+                                       f"{self.errors[:3]}")
                 self._read_setup(0.1, joined)
             last = time.monotonic()
             while time.monotonic() - last < 0.3:  # the last join notices
@@ -417,8 +421,8 @@ def run(args: argparse.Namespace, out_dir: Path) -> Scenario:
     where = {0} if pinned else None
     if pinned:
         pin(0, {1})
-    print(f"irc: rooms of {', '.join(map(str, counts))} IRC clients, {args.senders} sender(s), {args.window} lines in flight; "
-          f"{seconds:g} s per run; servers: {', '.join(servers)}", flush=True)
+    print(f"irc: rooms of {', '.join(map(str, counts))} IRC clients, {args.senders} sender(s), "
+          f"{args.window} lines in flight; {seconds:g} s per run; servers: {', '.join(servers)}", flush=True)
     runs = [(n, s) for n in counts for s in servers]
     try:
         rows = [_measure(kind, n, args, seconds, 0.3 if args.quick else 0.5, where)

@@ -108,7 +108,8 @@ def _nc_pair(source: Path, target: Path, relay: bool = False) -> float:
         socat, send_port = None, port
         if relay:
             send_port = free_port()
-            socat = subprocess.Popen(["socat", f"TCP-LISTEN:{send_port},bind=127.0.0.1,reuseaddr", f"TCP:127.0.0.1:{port}"],
+            socat = subprocess.Popen(["socat", f"TCP-LISTEN:{send_port},bind=127.0.0.1,reuseaddr",
+                                      f"TCP:127.0.0.1:{port}"],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             if not (wait_listening(port) and wait_listening(send_port)):
@@ -224,7 +225,8 @@ def missing_wormhole() -> str | None:
             probe = subprocess.run(["unshare", "-n", "ip", "link", "set", "lo", "up"], capture_output=True, text=True,
                                    timeout=10, check=False)
             _namespace_checked.append(None if probe.returncode == 0 else
-                                      f"no network namespace here (unshare -n: {probe.stderr.strip() or probe.returncode}; "
+                                      "no network namespace here (unshare -n: "
+                                      f"{probe.stderr.strip() or probe.returncode}; "
                                       "it needs root or user namespaces)")
         except (OSError, subprocess.TimeoutExpired) as exc:
             _namespace_checked.append(f"no network namespace here ({exc})")
@@ -233,7 +235,8 @@ def missing_wormhole() -> str | None:
 
 def _time_wormhole(source: Path, target: Path, relayed: bool) -> Result:
     cmd = ["unshare", "-n", sys.executable, "-m", "chatlab.bench.peers", "wormhole", str(source), str(target)]
-    done = subprocess.run(cmd + (["--relayed"] if relayed else []), capture_output=True, text=True, timeout=900, check=False)
+    done = subprocess.run(cmd + (["--relayed"] if relayed else []), capture_output=True, text=True, timeout=900,
+                          check=False)
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"magic-wormhole in a namespace failed: {(done.stderr or done.stdout).strip()[-300:]}")
@@ -296,7 +299,8 @@ PEERS = (
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chatlab.bench.peers",
-                                     description="one magic-wormhole transfer, run inside 'unshare -n' by bench transfer")
+                                     description="one magic-wormhole transfer, run inside 'unshare -n' "
+                                                 "by bench transfer")
     sub = parser.add_subparsers(dest="what", required=True)
     w = sub.add_parser("wormhole")
     w.add_argument("source", type=Path)

@@ -93,15 +93,19 @@ PEER_KEYS = {NC: "nc", SOCAT: "socat", NC_SHA: "nc-sha256", RSYNC: "rsync", RSYN
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--size", type=parse_size, default=None, help="file size on loopback (default 256MiB; --quick 32MiB)")
+    parser.add_argument("--size", type=parse_size, default=None,
+                        help="file size on loopback (default 256MiB; --quick 32MiB)")
     parser.add_argument("--sleep-size", type=parse_size, default=None,
                         help="file size for the sleep strategy, which is slow by design (default 8MiB; --quick 2MiB)")
-    parser.add_argument("--reps", type=int, default=None, help="runs per method; the median counts (default 3; --quick 1)")
-    parser.add_argument("--netem-size", type=parse_size, default=None, help="file size through the link emulator (default 24MiB; --quick 4MiB)")
+    parser.add_argument("--reps", type=int, default=None,
+                        help="runs per method; the median counts (default 3; --quick 1)")
+    parser.add_argument("--netem-size", type=parse_size, default=None,
+                        help="file size through the link emulator (default 24MiB; --quick 4MiB)")
     parser.add_argument("--rate-mbit", type=float, default=50.0, help="emulated link rate (default 50 Mbit/s)")
     parser.add_argument("--rtt-ms", type=float, default=40.0, help="emulated round-trip time (default 40 ms)")
     parser.add_argument("--no-netem", action="store_true", help="skip the link-emulator part")
-    parser.add_argument("--probe-ms", type=float, default=10.0, help="one chat probe every this many ms during transfers (default 10)")
+    parser.add_argument("--probe-ms", type=float, default=10.0,
+                        help="one chat probe every this many ms during transfers (default 10)")
     parser.add_argument("--peers", default="nc,socat,nc-sha256,rsync,wormhole",
                         help="the other tools to time beside chatlab (default nc,socat,nc-sha256,rsync,wormhole)")
     parser.add_argument("--no-profile", dest="profile", action="store_false",
@@ -353,7 +357,8 @@ class TransferBench:
             if rate is None or rate / nc_rate >= goal:
                 continue
             spied = {"process": os.getpid()} if method == ONE_PROCESS else \
-                {"sender": os.getpid(), "receiver": self.receiver.pid, **({} if method == DIRECT else {"server": self.server.pid})}
+                {"sender": os.getpid(), "receiver": self.receiver.pid,
+                 **({} if method == DIRECT else {"server": self.server.pid})}
             name = method.replace("chatlab ", "").replace(", ", "-").replace(" ", "-")
             path = self.out_dir / f"transfer-profile-{name}.txt"
             self.profiles[method] = profile_run(runners[method], spied, self.size / rate / 1e6 * 1.5, path)
@@ -432,14 +437,16 @@ def _print_tables(by: dict[str, dict[str, Any]], rows: list[dict[str, Any]], net
         print(summary)
     print()
     table([r for r in rows if r["path"] == "loopback"],
-          [("method", "loopback, file to file"), ("mb_per_s", "MB/s"), ("ratio_to_raw", "x raw"), ("ratio_to_nc", "x nc"),
+          [("method", "loopback, file to file"), ("mb_per_s", "MB/s"), ("ratio_to_raw", "x raw"),
+           ("ratio_to_nc", "x nc"),
            ("engine_mb_per_s", "MB/s accept->done"), ("chat_p50_ms", "chat p50 ms"), ("chat_p99_ms", "chat p99 ms"),
            ("verified", "verified")])
     if netem_rows:
         print()
         table(netem_rows, [("method", f"through the link emulator ({args.rate_mbit:g} Mbit/s, {args.rtt_ms:g} ms RTT)"),
                            ("mb_per_s", "MB/s"), ("link_fraction", "x link rate"), ("chat_p50_ms", "chat p50 ms"),
-                           ("chat_p99_ms", "chat p99 ms"), ("chat_p99_over_rtt", "p99 / RTT"), ("verified", "verified")])
+                           ("chat_p99_ms", "chat p99 ms"), ("chat_p99_over_rtt", "p99 / RTT"),
+                           ("verified", "verified")])
 
 
 NOTES = [
@@ -456,7 +463,8 @@ NOTES = [
 ]
 
 
-def run_netem(args: argparse.Namespace, work: Path, inbox: Path, probe: float) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def run_netem(args: argparse.Namespace, work: Path, inbox: Path,
+              probe: float) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Each strategy through the server, the sender behind an emulated link."""
     rows: list[dict[str, Any]] = []
     traces: dict[str, Any] = {}
@@ -482,8 +490,10 @@ def run_netem(args: argparse.Namespace, work: Path, inbox: Path, probe: float) -
                     r = time_chatlab(alice, "bob", receiver, source, strategy, probe, 120 + args.netem_size / 1e5)
                 engine_rate = r["bytes"] / r["engine_seconds"] if r["engine_seconds"] else 0.0
                 p99 = percentile(r["rtts"], 99)
-                rows.append({"method": f"chatlab via server, {strategy}", "path": f"netem {args.rate_mbit:g}Mbit/{args.rtt_ms:g}ms",
-                             "bytes": r["bytes"], "reps": 1, "seconds": r["engine_seconds"], "mb_per_s": engine_rate / 1e6,
+                rows.append({"method": f"chatlab via server, {strategy}",
+                             "path": f"netem {args.rate_mbit:g}Mbit/{args.rtt_ms:g}ms",
+                             "bytes": r["bytes"], "reps": 1, "seconds": r["engine_seconds"],
+                             "mb_per_s": engine_rate / 1e6,
                              "link_fraction": engine_rate / link_rate, "idle_chat_rtt_ms": median(idle),
                              "chat_p50_ms": percentile(r["rtts"], 50), "chat_p99_ms": p99,
                              "chat_p99_over_rtt": p99 / (rtt * 1000) if p99 else None, "chat_samples": len(r["rtts"]),
@@ -521,13 +531,15 @@ def _verdicts(sc: Scenario, by: dict[str, dict[str, Any]], netem_rows: list[dict
     socat_rate, relayed = _rate(by, SOCAT), _rate(by, RELAYED)
     if relayed is not None:
         sc.verdict(f"{RELAYED} >= {SOCAT}", None if socat_rate is None else relayed >= socat_rate,
-                   f"{relayed:.0f} vs {socat_rate or 0:.0f} MB/s" + (f" = {relayed / socat_rate:.2f}x" if socat_rate else ""),
+                   f"{relayed:.0f} vs {socat_rate or 0:.0f} MB/s"
+                   + (f" = {relayed / socat_rate:.2f}x" if socat_rate else ""),
                    "socat is not measured here (not installed, or left out with --peers)" if socat_rate is None else
                    "" if relayed >= socat_rate else "socat relays in C without framing, acks or hashing")
     _ahead_verdicts(sc, by)
     careful, direct = _rate(by, NC_SHA), _rate(by, DIRECT)
     if careful and direct:
-        sc.info(f"{DIRECT} (verifies as it goes) vs {NC_SHA}", f"{direct:.0f} vs {careful:.0f} MB/s = {direct / careful:.2f}x")
+        sc.info(f"{DIRECT} (verifies as it goes) vs {NC_SHA}",
+                f"{direct:.0f} vs {careful:.0f} MB/s = {direct / careful:.2f}x")
     _chat_verdict(sc, by.get(RELAYED, {}))
     _netem_verdicts(sc, netem_rows, args)
 
@@ -544,7 +556,8 @@ def _ahead_verdicts(sc: Scenario, by: dict[str, dict[str, Any]]) -> None:
         if best is None:
             sc.verdict(target, None, f"{rate:.0f} MB/s", "rsync and magic-wormhole were not measured (see the notes)")
             continue
-        sc.verdict(target, rate > tools[best], f"{rate:.0f} MB/s vs {best} {tools[best]:.0f} MB/s = {rate / tools[best]:.2f}x",
+        sc.verdict(target, rate > tools[best],
+                   f"{rate:.0f} MB/s vs {best} {tools[best]:.0f} MB/s = {rate / tools[best]:.2f}x",
                    "" if rate > tools[best] else WHY_NOT[method])
 
 
@@ -552,8 +565,9 @@ def _goal_verdict(sc: Scenario, method: str, goal: float, rate: float | None, nc
                   args: argparse.Namespace) -> None:
     target = f"{method} >= {goal:g}x nc (loopback, file to file)"
     if nc_rate is None:
-        sc.verdict(target, None, f"{rate or 0:.0f} MB/s", "plain nc was not measured (not OpenBSD netcat, not installed "
-                                                           "or left out with --peers): nothing to compare with")
+        sc.verdict(target, None, f"{rate or 0:.0f} MB/s",
+                   "plain nc was not measured (not OpenBSD netcat, not installed or left out with --peers): "
+                   "nothing to compare with")
         return
     if rate is None:
         return
@@ -571,7 +585,8 @@ def _chat_verdict(sc: Scenario, adaptive: dict[str, Any]) -> None:
     if p99 is None:
         return
     sc.verdict("chat p99 during a loopback transfer < 10 ms", p99 < 10.0,
-               f"p50 {adaptive['chat_p50_ms']:.1f} ms, p99 {p99:.1f} ms ({adaptive['chat_samples']} probes, adaptive via server)",
+               f"p50 {adaptive['chat_p50_ms']:.1f} ms, p99 {p99:.1f} ms "
+               f"({adaptive['chat_samples']} probes, adaptive via server)",
                "" if p99 < 10 else "the chat line waits behind the chunks already in the kernel's socket buffers "
                "and in the server's queue to the receiver; the priority writer only orders what is still in the client")
 
@@ -579,8 +594,9 @@ def _chat_verdict(sc: Scenario, adaptive: dict[str, Any]) -> None:
 def _netem_verdicts(sc: Scenario, netem_rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     for r in netem_rows:
         if not r["method"].endswith("adaptive"):
-            sc.info(f"{r['method'].split(', ')[-1]} through the link", f"{r['link_fraction'] * 100:.0f}% of the link rate, "
-                    f"chat p99 {r['chat_p99_ms']:.0f} ms" if r["chat_p99_ms"] else "no chat samples")
+            sc.info(f"{r['method'].split(', ')[-1]} through the link",
+                    f"{r['link_fraction'] * 100:.0f}% of the link rate, chat p99 {r['chat_p99_ms']:.0f} ms"
+                    if r["chat_p99_ms"] else "no chat samples")
             continue
         frac = r["link_fraction"]
         sc.verdict(f"adaptive through a {args.rate_mbit:g} Mbit/s, {args.rtt_ms:g} ms link >= 90% of the link rate",
@@ -609,8 +625,8 @@ def plot(rows: list[dict[str, Any]], netem_rows: list[dict[str, Any]], traces: d
 
 def _plot_loopback(ax: Any, loop: list[dict[str, Any]], args: argparse.Namespace) -> None:
     values = [r["mb_per_s"] for r in loop]
-    colors = ["#999999" if not r["method"].startswith("chatlab") else "#1f77b4" if "direct" in r["method"] else "#d62728"
-              for r in loop]
+    colors = ["#999999" if not r["method"].startswith("chatlab") else "#1f77b4" if "direct" in r["method"]
+              else "#d62728" for r in loop]
     ax.barh(range(len(loop)), values, color=colors)
     ax.set_yticks(range(len(loop)), [r["method"] for r in loop], fontsize=7)
     ax.invert_yaxis()
