@@ -26,7 +26,6 @@ from ..errors import (
     ChatlabError,
     TransferError,
 )
-from ..hashing import BackgroundSha256
 from . import direct
 from .state import (
     CONTROL,
@@ -122,7 +121,6 @@ class Transfer:
         return self.stats
 
     def _finish(self) -> None:
-        self.outgoing.close_digest()
         sock = self._direct_sock
         if sock is not None:  # wake the direct sender if it is still in sendfile()
             _shut(sock)
@@ -169,10 +167,7 @@ class Sending(ClientState):
         try:
             size = file.seek(0, os.SEEK_END)
             # No SHA-256 pass before the offer: the transfer hashes as it reads, the digest goes at the end.
-            # Relayed, the digest runs in a thread of its own beside the writer that sends the chunks
-            # (hashlib releases the GIL); a direct send hashes in direct.send_file and never starts it.
-            outgoing = OutgoingTransfer(next(self._stream_ids), size, "", file_reader(file), strategy,
-                                        digest=BackgroundSha256())
+            outgoing = OutgoingTransfer(next(self._stream_ids), size, "", file_reader(file), strategy)
             token = direct.new_token() if via == "direct" else ""
             transfer = Transfer(outgoing, to, Path(path).name if name is None else name, file, token)
             self._put(CONTROL, transfer)  # the writer registers it and sends its offer

@@ -12,7 +12,6 @@ from typing import BinaryIO
 from ...errors import TransferError
 from ..protocol import FileAccept, FileAck, FileCancel, FileChunk, FileDone, FileOffer, FileReject, Message
 from .errors import TransferProtocolError
-from .files import Digest
 from .strategies import AdaptiveWindow, MiB, SendStrategy, TraceRow
 
 # --------------------------------------------------------------------------
@@ -145,7 +144,6 @@ class OutgoingTransfer(_TransferLife):
         sha256: str,
         read: Callable[[int, int], bytes],
         strategy: SendStrategy | None = None,
-        digest: Digest | None = None,
     ) -> None:
         if size < 0:
             raise ValueError(f"file size must be >= 0, got {size}")
@@ -158,9 +156,7 @@ class OutgoingTransfer(_TransferLife):
         self._read = read
         self._done_sent = False
         # Hash while reading: the chunks are read once, in order, so one running digest suffices.
-        # ``digest``: one that hashes in a thread of its own (the client's), to keep the hashing off the
-        # thread that sends; it is closed once the digest is out (close_digest()).
-        self._digest: Digest | None = (digest if digest is not None else hashlib.sha256()) if not sha256 else None
+        self._digest = hashlib.sha256() if not sha256 else None
         self.via = "server"  # "direct" once the bytes go over a direct connection
         self._connecting = False  # trying the direct connection: no chunk goes meanwhile
 
@@ -252,12 +248,6 @@ class OutgoingTransfer(_TransferLife):
         self.started_at = now
         self.strategy.start(now, offset)
 
-    def close_digest(self) -> None:
-        """End a digest's own thread, if it has one (the transfer is over, or its digest is out)."""
-        close = getattr(self._digest, "close", None)
-        if close is not None:
-            close()
-
     def _hash_prefix(self, end: int) -> None:
         """A resume: the digest covers the whole file, so hash the bytes the receiver already has."""
         assert self._digest is not None
@@ -322,7 +312,6 @@ class OutgoingTransfer(_TransferLife):
             self._done_sent = True
             if self._digest is not None:  # the digest was made while reading: it travels now
                 self.sha256 = self._digest.hexdigest()
-                self.close_digest()
                 out.append(FileDone(self.stream_id, self.sha256))
             else:
                 out.append(FileDone(self.stream_id))
