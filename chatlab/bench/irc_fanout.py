@@ -436,6 +436,8 @@ def run(args: argparse.Namespace, out_dir: Path) -> Scenario:
     _print_tables(rows, idle_rows)
     _verdicts(sc, rows, counts)
     _idle_verdict(sc, idle_rows)
+    sc.errors += [f"chatlab at {r['clients']} IRC clients: {r['lost']} lines lost {r['errors']}".rstrip()
+                  for r in rows if r["kind"] == "chatlab" and (r["lost"] or r["errors"])]
     sc.notes += NOTES
     sc.files.append(write_csv(out_dir / "irc.csv", rows))
     if idle_rows:

@@ -407,6 +407,8 @@ def run(args: argparse.Namespace, out_dir: Path) -> Scenario:
     _print_tables(by, rows, netem_rows, bench.profiles, args)
     _verdicts(sc, by, netem_rows, args, bench.profiles)
     sc.notes += bench.notes + NOTES
+    sc.errors += [f"{r['method']} ({r['path']}): the copy is not the file"
+                  for r in rows if r.get("verified") == "MISMATCH"]
     sc.files.append(write_csv(out_dir / "transfer.csv", rows))
     sc.files.append(plot(rows, netem_rows, traces, args, out_dir / "transfer.png"))
     return sc
