@@ -13,6 +13,10 @@ student without capture rights can still look at real packets:
                           (``SO_LINGER`` 0)
 ``time_wait.pcap``        the server closes first (the active close) and its
                           side of the connection goes to TIME_WAIT
+``ping.pcap``             UDP: eight pings through a lossy link emulator
+                          (both legs: client to link, link to echo server),
+                          then a datagram to a closed port and the ICMP port
+                          unreachable that answers it (notebook 10)
 ========================  ===================================================
 
 Reading them needs scapy (``pip install scapy``, in the ``notebooks`` and
@@ -20,12 +24,13 @@ Reading them needs scapy (``pip install scapy``, in the ``notebooks`` and
 
     from chatlab import captures
     captures.show("fin_rst.pcap")          # one line per packet: flags, seq/ack, length, chatlab frames
+    captures.show_datagrams("ping.pcap")   # UDP and ICMP: one line per datagram
 
 Recording needs ``dumpcap`` (it comes with Wireshark / tshark) and the right
 to capture on the loopback interface (root, or the ``wireshark`` group on
 Linux)::
 
-    python -m chatlab.captures record --out /tmp/mine    # all four, into /tmp/mine
+    python -m chatlab.captures record --out /tmp/mine    # all five, into /tmp/mine
     python -m chatlab.captures record --out chatlab/data/captures   # replace the committed ones
 
 Without ``--out`` it records into a fresh temporary folder, so the committed
@@ -42,6 +47,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,9 +57,11 @@ from .core import protocol as p
 from .errors import ProtocolError
 
 CAPTURES = Path(__file__).resolve().parent / "data" / "captures"  # package data: the wheel ships them
-NAMES = ("chat.pcap", "transfer.pcap", "fin_rst.pcap", "time_wait.pcap")
+NAMES = ("chat.pcap", "transfer.pcap", "fin_rst.pcap", "time_wait.pcap")  # TCP: read() and show()
+UDP_NAMES = ("ping.pcap",)  # UDP and ICMP: read_datagrams() and show_datagrams()
 
-__all__ = ["CAPTURES", "NAMES", "Segment", "read", "show", "frames", "record", "main"]
+__all__ = ["CAPTURES", "NAMES", "UDP_NAMES", "Segment", "Datagram", "read", "show", "frames",
+           "read_datagrams", "show_datagrams", "record", "main"]
 
 
 # ---------------------------------------------------------------- reading
@@ -204,17 +212,87 @@ def show(name: str | os.PathLike[str], port: int | None = None, payload_only: bo
         print(line if len(line) <= width else line[: width - 3] + "...")
 
 
+@dataclass
+class Datagram:
+    """One UDP datagram (or an ICMP error about one) of a capture."""
+
+    number: int  # 1-based, as Wireshark numbers packets
+    time: float  # seconds since the first packet
+    src: tuple[str, int]
+    dst: tuple[str, int]
+    protocol: str  # "UDP" or "ICMP"
+    length: int  # UDP payload bytes (0 for ICMP)
+    payload: bytes
+    note: str = ""  # for ICMP: what it says, e.g. "port unreachable (a UDP datagram to port 40000)"
+
+
+_ICMP_UNREACHABLE = {3: "port unreachable", 1: "host unreachable", 0: "network unreachable"}
+
+
+def read_datagrams(name: str | os.PathLike[str]) -> list[Datagram]:
+    """The UDP datagrams and ICMP errors of a capture, in order.
+
+    Args:
+        name: a file in ``chatlab/data/captures`` (``"ping.pcap"``) or a path.
+    """
+    from scapy.layers.inet import ICMP, IP, UDP, UDPerror
+    from scapy.utils import rdpcap
+
+    path = Path(name)
+    if not path.exists():
+        path = CAPTURES / name
+    found: list[Datagram] = []
+    start: float | None = None
+    for number, packet in enumerate(rdpcap(str(path)), start=1):
+        if IP not in packet:
+            continue
+        ip = packet[IP]
+        start = float(packet.time) if start is None else start
+        when = round(float(packet.time) - start, 6)
+        if ICMP in packet:
+            icmp = packet[ICMP]
+            what = _ICMP_UNREACHABLE.get(icmp.code, f"code {icmp.code}") if icmp.type == 3 else f"type {icmp.type}"
+            note = what
+            if UDPerror in packet:
+                note += f" (about a UDP datagram to port {packet[UDPerror].dport})"
+            found.append(Datagram(number, when, (ip.src, 0), (ip.dst, 0), "ICMP", 0, b"", note))
+        elif UDP in packet:
+            udp = packet[UDP]
+            payload = bytes(udp.payload)
+            found.append(Datagram(number, when, (ip.src, udp.sport), (ip.dst, udp.dport), "UDP", len(payload), payload))
+    return found
+
+
+def show_datagrams(name: str | os.PathLike[str], width: int = 100, names: dict[int, str] | None = None) -> None:
+    """Print a capture's UDP datagrams and ICMP errors one a line: ports, length, payload.
+
+    Ports are shown without the address (everything is on 127.0.0.1), or
+    by the name ``names`` gives them (``{54388: "client"}``).
+    """
+    names = names or {}
+    w = max([5] + [len(n) for n in names.values()])
+    print(f"{'no':>3} {'time':>7}  {'from':>{w}} > {'to':<{w}} {'proto':<5} {'len':>4}  payload")
+    for d in read_datagrams(name):
+        if d.protocol == "ICMP":
+            line = f"{d.number:>3} {d.time:7.3f}  {'':>{w}}   {'':<{w}} ICMP  {'':>4}  {d.note}"
+        else:
+            text = d.payload.decode("ascii", "backslashreplace")
+            src, dst = names.get(d.src[1], str(d.src[1])), names.get(d.dst[1], str(d.dst[1]))
+            line = f"{d.number:>3} {d.time:7.3f}  {src:>{w}} > {dst:<{w}} UDP   {d.length:>4}  {text}"
+        print(line if len(line) <= width else line[: width - 3] + "...")
+
+
 # -------------------------------------------------------------- recording
 
 
 class _Capture:
     """dumpcap on the loopback interface, filtered on one TCP port, while the body runs."""
 
-    def __init__(self, path: Path, port: int, interface: str) -> None:
+    def __init__(self, path: Path, port: int, interface: str, bpf: str | None = None) -> None:
         dumpcap = shutil.which("dumpcap") or shutil.which("tshark")
         if dumpcap is None:
             raise RuntimeError("recording needs dumpcap or tshark (install Wireshark, or Debian's tshark package)")
-        self.cmd = [dumpcap, "-i", interface, "-f", f"tcp port {port}", "-P", "-q", "-w", str(path)]
+        self.cmd = [dumpcap, "-i", interface, "-f", bpf or f"tcp port {port}", "-P", "-q", "-w", str(path)]
         self.path = path
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -392,15 +470,69 @@ def _with_listener(body: Callable[[socket.socket], None]) -> Callable[[Path, str
     return run
 
 
+PING_SEED = 46  # with 8 pings: one lost on the way there, one reply lost on the way back, one ping duplicated
+
+
+def _ping(path: Path, interface: str) -> None:
+    """Eight pings through a lossy DatagramLink to an echo server, then a datagram to a closed port."""
+    from .netem_udp import DatagramLink, DatagramProfile
+
+    stop = threading.Event()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as echo, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        echo.bind(("127.0.0.1", 0))
+        echo.settimeout(0.05)
+        client.bind(("127.0.0.1", 0))
+        probe.bind(("127.0.0.1", 0))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as gone:
+            gone.bind(("127.0.0.1", 0))
+            closed = gone.getsockname()[1]  # closed again: nothing listens there
+
+        def serve() -> None:
+            while not stop.is_set():
+                try:
+                    data, peer = echo.recvfrom(2048)
+                except (TimeoutError, OSError):
+                    continue
+                echo.sendto(data, peer)
+
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
+        profile = DatagramProfile(delay=0.005, loss=0.15, duplicate=0.1, seed=PING_SEED)
+        try:
+            with DatagramLink(echo.getsockname()[:2], profile) as link:
+                ports = (echo.getsockname()[1], link.address[1])
+                # the ICMP error carries the first bytes of the datagram it is about: its UDP
+                # destination port sits 30 bytes into the ICMP message (8 + a 20-byte IP header + 2)
+                bpf = f"udp port {ports[0]} or udp port {ports[1]} or udp port {closed} or (icmp and icmp[30:2] = {closed})"
+                with _Capture(path, 0, interface, bpf):
+                    for k in range(1, 9):
+                        client.sendto(f"PING {k}".encode(), link.address)
+                        time.sleep(0.05)
+                    time.sleep(0.1)
+                    probe.connect(("127.0.0.1", closed))  # a connected UDP socket hears the ICMP error
+                    probe.send(b"anyone there?")
+                    probe.settimeout(1)
+                    try:
+                        probe.recv(2048)
+                    except ConnectionRefusedError:
+                        pass  # what the ICMP port unreachable becomes
+        finally:
+            stop.set()
+            server.join(5)
+
+
 SCENARIOS: dict[str, Callable[[Path, str], None]] = {
     "chat.pcap": _with_server(_chat),
     "transfer.pcap": _with_server(_transfer),
     "fin_rst.pcap": _with_listener(_fin_rst),
     "time_wait.pcap": _with_listener(_time_wait),
+    "ping.pcap": _ping,
 }
 
 
-def record(out: str | os.PathLike[str] | None = None, names: tuple[str, ...] = NAMES,
+def record(out: str | os.PathLike[str] | None = None, names: tuple[str, ...] = NAMES + UDP_NAMES,
            interface: str | None = None) -> Path:
     """Record the captures into ``out`` (a new temporary folder when ``None``); return the folder."""
     folder = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="chatlab-captures-"))
@@ -418,15 +550,17 @@ def main(argv: list[str] | None = None) -> int:
     rec = sub.add_parser("record", help="record the loopback sessions with dumpcap")
     rec.add_argument("--out", help="folder to write into (default: a new temporary folder); "
                                    "--out chatlab/data/captures replaces the committed captures")
-    rec.add_argument("--only", choices=NAMES, action="append", help="record only this one (repeatable)")
+    rec.add_argument("--only", choices=NAMES + UDP_NAMES, action="append", help="record only this one (repeatable)")
     rec.add_argument("--interface", help="loopback interface (default lo, lo0 on macOS)")
     shw = sub.add_parser("show", help="print a capture one segment a line")
-    shw.add_argument("name", help=f"one of {', '.join(NAMES)} or a path")
+    shw.add_argument("name", help=f"one of {', '.join(NAMES + UDP_NAMES)} or a path")
     args = parser.parse_args(argv)
     if args.command == "record":
-        folder = record(args.out, tuple(args.only or NAMES), args.interface)
-        for name in args.only or NAMES:
+        folder = record(args.out, tuple(args.only or NAMES + UDP_NAMES), args.interface)
+        for name in args.only or NAMES + UDP_NAMES:
             print(f"{folder / name}: {(folder / name).stat().st_size} bytes")
+    elif Path(args.name).name in UDP_NAMES:
+        show_datagrams(args.name)
     else:
         show(args.name)
     return 0

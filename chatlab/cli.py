@@ -121,6 +121,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_netem(args: argparse.Namespace) -> int:
+    if "--udp" in args.rest:  # datagrams: chatlab.netem_udp's own command line
+        from .netem_udp import main as netem_udp_main
+
+        return netem_udp_main(args.rest)
     from .netem import main as netem_main
 
     return netem_main(args.rest)

@@ -39,6 +39,10 @@ One profile applies to both directions.  To make the directions differ, pass
 ``upstream=`` (client to target) and/or ``downstream=`` (target to client);
 each one overrides ``profile`` for its direction.
 
+For UDP, :class:`DatagramLink` and :class:`DatagramProfile` (defined in
+:mod:`chatlab.netem_udp`, importable from here) lose, duplicate, reorder,
+delay and rate-limit datagrams, with seeded randomness (notebook 10).
+
 Everything runs on one background thread with a :mod:`selectors` loop over
 non-blocking sockets, so this module is also a worked example of the
 event-loop style that the chat server uses.  Standard library only; works on
@@ -61,7 +65,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-__all__ = ["LinkEmulator", "LinkProfile", "LinkStats", "main"]
+from .netem_udp import DatagramLink, DatagramPath, DatagramProfile, DatagramStats, PathStats
+
+__all__ = ["LinkEmulator", "LinkProfile", "LinkStats", "main",
+           "DatagramLink", "DatagramPath", "DatagramProfile", "DatagramStats", "PathStats"]
 
 Address = tuple[str, int]
 
@@ -265,8 +272,17 @@ class _Direction:
         Args:
             now: the current :func:`time.perf_counter` time.
         """
+        self._transmit(now)
+        self._arrive(now)
+        self._write(now)
+        # 4. Pass the FIN on once everything sent before it has been written.
+        if self.fin_arrived and not self.outbuf and not self.shut:
+            self.dst.shutdown(socket.SHUT_WR)
+            self.shut = True
+
+    def _transmit(self, now: float) -> None:
+        """1. Transmit from the queue onto the wire, as fast as the token bucket allows."""
         p = self.profile
-        # 1. Transmit from the queue onto the wire, as fast as the token bucket allows.
         n = min(len(self.queue), self._in_flight_room())
         if p.rate is not None:
             self.tokens = min(self.burst, self.tokens + (now - self.refilled) * p.rate)
@@ -283,36 +299,36 @@ class _Direction:
             self.wire.append((now + p.delay, None))  # the FIN queues up behind the data
             self.fin_on_wire = True
 
-        # 2. Whatever has spent `delay` on the wire has arrived.  The deque is
-        # in sending order and the delay is constant, so order is kept.
+    def _arrive(self, now: float) -> None:
+        """2. Whatever has spent ``delay`` on the wire has arrived.
+
+        The deque is in sending order and the delay is constant, so order is kept.
+        """
         while self.wire and self.wire[0][0] <= now:
-            _, arrived = self.wire.popleft()
+            _sent, arrived = self.wire.popleft()
             if arrived is None:
                 self.fin_arrived = True
             else:
                 self.outbuf += arrived
                 self.wire_bytes -= len(arrived)
 
-        # 3. Write what arrived to dst: all of it, or one random piece when splitting.
-        if self.outbuf and not self.write_blocked and now >= self.next_write:
-            n = len(self.outbuf)
-            if p.split:
-                n = self.rng.randint(1, min(n, p.max_segment))
-            try:
-                sent = self.dst.send(self.outbuf[:n])
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            del self.outbuf[:sent]
-            self.delivered += sent
-            if sent < n:
-                self.write_blocked = True  # kernel buffer full: resume on EVENT_WRITE
-            if p.split:
-                self.next_write = now + p.split_gap
-
-        # 4. Pass the FIN on once everything sent before it has been written.
-        if self.fin_arrived and not self.outbuf and not self.shut:
-            self.dst.shutdown(socket.SHUT_WR)
-            self.shut = True
+    def _write(self, now: float) -> None:
+        """3. Write what arrived to ``dst``: all of it, or one random piece when splitting."""
+        if not self.outbuf or self.write_blocked or now < self.next_write:
+            return
+        n = len(self.outbuf)
+        if self.profile.split:
+            n = self.rng.randint(1, min(n, self.profile.max_segment))
+        try:
+            sent = self.dst.send(self.outbuf[:n])
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        del self.outbuf[:sent]
+        self.delivered += sent
+        if sent < n:
+            self.write_blocked = True  # kernel buffer full: resume on EVENT_WRITE
+        if self.profile.split:
+            self.next_write = now + self.profile.split_gap
 
     def deadline(self) -> float | None:
         """When ``pump()`` next has something to do that no socket event will announce.

@@ -79,3 +79,23 @@ def test_record_writes_a_fresh_capture_into_the_folder_given(tmp_path) -> None: 
     assert folder == tmp_path
     flags = [seg.flags for seg in captures.read(tmp_path / "fin_rst.pcap")]
     assert "RST,ACK" in flags and flags.count("FIN,ACK") == 2
+
+
+def test_the_ping_capture_shows_loss_duplication_and_the_icmp_error() -> None:
+    datagrams = captures.read_datagrams("ping.pcap")
+    assert captures.UDP_NAMES == ("ping.pcap",) and (captures.CAPTURES / "ping.pcap").stat().st_size < 64 * 1024
+    client, link = datagrams[0].src[1], datagrams[0].dst[1]
+    to_link = [d.payload for d in datagrams if d.protocol == "UDP" and d.dst[1] == link]
+    back = [d.payload for d in datagrams if d.protocol == "UDP" and d.dst[1] == client]
+    assert to_link == [f"PING {k}".encode() for k in range(1, 9)]  # the client sent eight
+    assert len(back) < 8 + 1 and back.count(b"PING 2") == 2  # some lost on the way, one duplicated
+    icmp = [d for d in datagrams if d.protocol == "ICMP"]
+    assert len(icmp) == 1 and icmp[0].note.startswith("port unreachable")
+    assert f"port {datagrams[-2].dst[1]}" in icmp[0].note  # about the datagram just before it
+
+
+def test_show_datagrams_names_the_ports(capsys) -> None:  # type: ignore[no-untyped-def]
+    first = captures.read_datagrams("ping.pcap")[0]
+    captures.show_datagrams("ping.pcap", names={first.src[1]: "client", first.dst[1]: "link"})
+    lines = capsys.readouterr().out.splitlines()
+    assert "client > link" in lines[1] and "ICMP" in lines[-1]

@@ -30,6 +30,11 @@ FIRST_APPEARANCE = [
     ("07", "head-of-line blocking", "队头阻塞"),
     ("09", "half-close", "半关闭"),
     ("09", "half-open", "半开连接"),
+    ("01", "dual-stack", "双栈"),
+    ("03", "delayed ACK", "延迟确认"),
+    ("09", "exponential backoff", "指数退避"),
+    ("10", "datagram", "数据报"),
+    ("10", "jitter", "抖动"),
 ]
 
 

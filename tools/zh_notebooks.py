@@ -1,6 +1,6 @@
-"""Add the Chinese key points (本节要点) and the Chinese terms to notebooks 00-09 (markdown only).
+"""Add the Chinese key points (本节要点) and the Chinese terms to notebooks 00-10 (markdown only).
 
-    python tools/zh_notebooks.py notebooks/0*.ipynb
+    python tools/zh_notebooks.py notebooks/[01]*.ipynb
 
 The notebooks are the source of truth once this has run; it is kept for merges: when a notebook
 comes back from another branch without the Chinese (re-written or re-executed elsewhere), take that
@@ -77,6 +77,14 @@ P["01_setsockopt"] = {
 "## Exercise 2": [
  "`make_listener()` 把第 2 到第 5 节用在一起：服务器要能在自己的端口上立即重启，各操作系统的做法见第 5 节。",
  "检查器连续两次在 TIME_WAIT 连接仍在时重启，并确认正在监听的端口仍被拒绝。",
+],
+"## 7. IPv6 and dual stack": [
+ "IPv6 的环回地址是 `::1`，“所有接口”是 `::`；IPv6 套接字地址是四元组 `(host, port, flowinfo, scope_id)`。",
+ "双栈套接字：关闭 `IPV6_V6ONLY` 的 IPv6 套接字也接受 IPv4 连接，"
+ "对方地址显示为 IPv4 映射地址 `::ffff:127.0.0.1`；`create_server(..., dualstack_ipv6=True)` 会明确设置它。",
+ "`IPV6_V6ONLY` 的默认值因系统而异（Linux 关，Windows 和 FreeBSD 开），所以要在 `bind()` 之前明确设置。",
+ "Happy Eyeballs（RFC 8305）：IPv6 和 IPv4 地址并行尝试（IPv4 晚 250 ms 开始），谁先连上用谁，"
+ "避免坏掉的 IPv6 路径拖满整个连接超时。",
 ],
 }
 P["02_select"] = {
@@ -173,6 +181,14 @@ P["03_struct_and_framing"] = {
  "TCP 保证字节按序送达，但不保留 `send()` 之间的边界（粘包）；`sleep()` 只是掩盖问题。",
  "给消息成帧：长度前缀适用于任何数据；接收方维护缓冲区，只取出完整的帧；先检查首部再相信它。",
  "分隔符（IRC 的 CR LF）适合文本，代价是逐字节找行尾、限制行长、把分隔符挡在正文之外；chatlab 的服务器根据前两个字节在同一端口上两种都讲。",
+],
+"## 9. Two writes, then a read": [
+ "Nagle 算法：已发送的数据还没被确认时，小报文段先攒着，等确认到了再发；延迟确认："
+ "接收方先等一会儿（Linux 至少 40 ms），想把确认捎带在回复上。",
+ "两者相遇于“写、写、读”模式：第二次小写入等第一次的确认，接收方等第二次写入才回复、于是推迟确认，"
+ "每个请求白等一个延迟确认定时器。",
+ "办法：整条消息一次写出（chatlab 的 `encode()` 就是这样），并设置 `TCP_NODELAY` 关闭 Nagle；"
+ "chatlab 的服务器和客户端对每个连接都这样做。",
 ],
 }
 P["04_recv"] = {
@@ -408,6 +424,84 @@ P["09_when_connections_fail"] = {
  "`send()` 成功只表示“已复制进我的内核”，从不表示“对方已收到”。",
  "每次 `connect()`、每次等待回答都要设超时。保活只说明对方内核还在；应用层心跳才说明对方程序还在，这正是聊天服务器需要的。",
  "续传以**对方**确认已收到的为准，而不是以自己以为发出的为准。",
+],
+"## 5. Non-blocking": [
+ "非阻塞套接字上的 `connect()` 只是发起握手，立即返回 `EINPROGRESS`（Windows 上是 `EWOULDBLOCK`）。",
+ "连接结束时（无论成败）套接字变为可写；再用 `getsockopt(SOL_SOCKET, SO_ERROR)` 读取结果："
+ "0 或阻塞 `connect()` 本会抛出的错误（读一次即被清除）。",
+ "这样一个线程可以同时发起多个连接、各有各的超时：事件循环、Happy Eyeballs 和 Python 的 `settimeout()` 都是这"
+ "样实现的。",
+],
+"## 6. The listen backlog": [
+ "内核自己完成三次握手，完成的连接在监听套接字的全连接队列里等待 `accept()`；"
+ "`listen(backlog)` 决定队列长度（Linux 允许 backlog + 1，上限为 `net.core.somaxconn`）。",
+ "队列满时 Linux 丢弃客户端的 SYN，客户端 1 s、2 s、4 s……后重传：在客户端看来就像网络丢包。",
+ "进程的文件描述符达到上限时 `accept()` 报 `EMFILE`，连接仍留在队列里、监听套接字仍然可读："
+ "只记日志再循环会空转占满 CPU。",
+ "对策：提高上限；预留一个备用描述符，遇到 `EMFILE` 时关掉它、接受并立即关闭该连接、再重新打开；"
+ "或暂时不监视监听套接字。",
+],
+"## 7. `SO_LINGER`": [
+ "普通 `close()` 会把已排队的数据发完再发 FIN，主动关闭方进入 TIME_WAIT；"
+ "`SO_LINGER` 设为 0 后的 `close()` 直接发 RST：排队的数据全部丢弃，"
+ "对方收到 `ConnectionResetError` 而不是数据结尾。",
+ "`SO_LINGER` 0 不进入 TIME_WAIT，但不要拿它来“解决” `EADDRINUSE`：TIME_WAIT 保护后来的连接，"
+ "服务器重启应该用 `SO_REUSEADDR`。",
+ "只在确实要中止连接时使用：对方违反协议，或测试需要 RST。",
+],
+"## 8. Reconnect": [
+ "立即重连会猛烈冲击一台已经宕掉的服务器；固定的短暂等待会让同时断开的所有客户端同时回来（惊群）。",
+ "指数退避：每失败一次等待时间翻倍，直到上限；随机抖动（“full jitter”）：在 0 到当前上限之间随机取等待时间，"
+ "让一起失败的客户端分散开。",
+ "实测：不加抖动时 20 个客户端每次都在同一时刻一起重连；加了抖动后重连分散开，服务器恢复后大多数客户端很快回来。",
+],
+}
+
+P["10_udp"] = {
+"## 1. Datagrams": [
+ "UDP 发送的是数据报：一次 `sendto()` 对应一次 `recvfrom()`，边界由协议保留，不存在“粘包”，不需要成帧。",
+ "`sendto(data, address)` 每次都写明目的地址；`recvfrom()` 返回数据和发送方的地址。",
+ "缓冲区比数据报小时，多出的部分被丢弃，不会留给下一次读取；`b''` 是一个空数据报，不是对方关闭（UDP 没有连接，"
+ "也没有 FIN）。",
+],
+"## 2. How large": [
+ "IPv4 上 UDP 数据报的数据部分最多 65,507 字节（65,535 减去 20 字节 IP 首部和 8 字节 UDP 首部）；再大一字节，"
+ "`sendto()` 立即报 `EMSGSIZE`，什么也不发送。",
+ "真实网络上大于 MTU（以太网 1500 字节）的数据报要分片，丢一个分片整个数据报就丢了，"
+ "所以实际协议都把数据报控制在 1200～1500 字节以内。",
+],
+"## 3. Connected UDP": [
+ "UDP 套接字上的 `connect()` 不发送任何报文，只是记下默认的对端：之后可以用 `send()`/`recv()`，"
+ "内核也只接收来自该对端的数据报。",
+ "发往无人监听端口的数据报会换来 ICMP 端口不可达；只有**已连接**的 UDP 套接字会在下一次 `send()`/`recv()` 时得"
+ "到 `ConnectionRefusedError`。",
+ "未连接的套接字可能同时和许多对端通信，套接字接口无法指出是哪一次 `sendto()` 失败，"
+ "所以 POSIX 系统不把 ICMP 错误报告给它（Windows 例外）。",
+ "ICMP 会被限速和过滤：判断对方不在，要靠超时，不能只靠 `ECONNREFUSED`。",
+],
+"## 4. Loss": [
+ "`DatagramLink`（`chatlab.netem`）按 `DatagramProfile` 对数据报做丢失、重复、乱序、时延和抖动、限速，"
+ "参数与 Linux `tc netem` 一致；给定 `seed` 时每次运行的决定都相同。",
+ "乱序有两个来源：netem 式的“跳过时延”，以及抖动大于发送间隔时后发的数据报先到。",
+ "突发流量超过瓶颈队列时，多出的尾部被丢弃（尾部丢弃），这是互联网上最常见的丢包原因；接收方不及时读取，"
+ "自己的接收缓存也会溢出丢包。",
+ "TCP 会把这些全部修复；UDP 应用看到的是原样的网络，要自己决定如何处理。",
+],
+"## 5. The capture": [
+ "抓包同时看到两段路径（客户端→链路，链路→服务器），所以能看出数据报在哪一段丢失：去程丢失时服务器根本没收到，"
+ "回程丢失时服务器回答了但客户端没收到。",
+ "对客户端来说两种丢失看起来一样（都没有回答）：ping 能统计丢失率，却说不出丢在哪里。",
+ "去程被重复的 ping 会得到两个回答；发往关闭端口的数据报换来一条 ICMP 端口不可达，其中写着那个端口号。",
+],
+"## Exercise": [
+ "练习用到本 notebook 的每一节：数据报的边界、`recvfrom()` 给出的发送方地址、丢失、重复和乱序。",
+ "检查器的服务器会迟到、重复、不回答，还会让陌生人伪造回答、发来不是回答的数据报；FAIL 行的提示说明缺了什么。",
+ "结果与 `ping` 最后两行的内容相同：发送数、收到数、重复数、丢失率，以及 RTT 的最小/平均/最大/mdev（毫秒）。",
+],
+"## What to remember": [
+ "TCP 是字节流，丢失、重复、乱序都由内核修复；UDP 是数据报，网络怎么处理它，应用就原样看到什么。",
+ "一次 `sendto()` 对应一次 `recvfrom()`；接收缓冲区要和最大的数据报一样大。",
+ "每次等待 UDP 回答都要设超时，并从发送时刻算起；用自己放进去的序号把回答对应到请求，并检查发送方。",
 ],
 }
 

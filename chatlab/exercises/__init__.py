@@ -21,6 +21,7 @@ from .bot import check_bot
 from .broadcast import check_broadcast_handler
 from .first_socket import check_echo_server
 from .framing import check_framing
+from .pinger import check_pinger
 from .reconnect import check_upload_lines
 from .recv import check_recv_exact
 from .select_loop import check_select_step
@@ -42,4 +43,5 @@ __all__ = [
     "check_priority_writer",  # notebook 07
     "check_broadcast_handler",  # notebook 08
     "check_upload_lines",  # notebook 09
+    "check_pinger",  # notebook 10
 ]
