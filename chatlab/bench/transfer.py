@@ -518,6 +518,9 @@ WHY_NOT = {
                  "and the writes",
 }
 OTHER_TOOLS = (RSYNC, RSYNC_SUM, WORMHOLE, WORMHOLE_RELAY)
+WHY_BEHIND = ("rsync moves the bytes in C and checks them with a cheap whole-file checksum (xxh128 where both ends "
+              "have it), where chatlab hashes with SHA-256 on both ends: on two shared cores the hashing is what "
+              "chatlab's CPU goes to (docs/PERFORMANCE.md, where each microsecond per MB goes)")
 
 
 def _rate(by: dict[str, dict[str, Any]], method: str) -> float | None:
@@ -560,7 +563,7 @@ def _ahead_verdicts(sc: Scenario, by: dict[str, dict[str, Any]]) -> None:
             continue
         sc.verdict(target, rate > tools[best],
                    f"{rate:.0f} MB/s vs {best} {tools[best]:.0f} MB/s = {rate / tools[best]:.2f}x",
-                   "" if rate > tools[best] else WHY_NOT[method])
+                   "" if rate > tools[best] else WHY_BEHIND if best.startswith("rsync") else WHY_NOT[method])
 
 
 def _goal_verdict(sc: Scenario, method: str, goal: float, rate: float | None, nc_rate: float | None, profiled: bool,
