@@ -47,6 +47,15 @@ def room_password(text: str) -> tuple[str, str]:
     return room, password
 
 
+def oper_login(text: str) -> tuple[str, str]:
+    """argparse type for ``--oper NAME=PASSWORD``."""
+    name, sep, password = text.partition("=")
+    if not sep or not name or not password or " " in name:
+        raise argparse.ArgumentTypeError(
+            _("expected NAME=PASSWORD (a name without spaces), got {text!r}").format(text=text))
+    return name, password
+
+
 def server_options(args: argparse.Namespace) -> dict[str, object]:
     """The ``Server(...)`` keyword arguments that ``chatlab server``'s options ask for."""
     from .core.chatroom import normalize_name
@@ -62,6 +71,8 @@ def server_options(args: argparse.Namespace) -> dict[str, object]:
         passwords[room] = password
     if passwords:
         options["room_passwords"] = passwords
+    if getattr(args, "oper", None):
+        options["opers"] = dict(args.oper)
     if args.verbose >= 1:
         frames = logging.getLogger("chatlab.frames")
         options["on_frame"] = lambda direction, who, frame: frames.info(
@@ -168,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--no-flood-limit", action="store_true", help=_("turn flood control off (load tests)"))
     server.add_argument("--room-password", action="append", type=room_password, metavar="ROOM=PASSWORD",
                         help=_("ROOM needs PASSWORD to join (repeat for more rooms); other rooms get the password their creator gives"))
+    server.add_argument("--oper", action="append", type=oper_login, metavar="NAME=PASSWORD",
+                        help=_("a server operator's login, for IRC's OPER (repeat for more)"))
     server.set_defaults(run=_cmd_server)
 
     client = verbs.add_parser("client", help=_("an interactive terminal chat client"))

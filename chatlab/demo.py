@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from .core import protocol as p
 from .client import Client, FileReceived, FileStarted
+from .core import protocol as p
 from .server import Server
 from .units import format_rate, format_size
 
@@ -51,7 +51,8 @@ class TextClient:
         self.nick = nick
         self.sock = socket.create_connection(address, timeout=5)
         self.lines = self.sock.makefile("rb")
-        self.send(f"NICK {nick}", f"USER {nick} 0 * :{nick} on a plain socket")
+        # A program registering at once is an IRC client: it joins the channels it wants itself.
+        self.send(f"NICK {nick}", f"USER {nick} 0 * :{nick} on a plain socket", "JOIN #lobby")
         self.read_until(" 366 ")  # RPL_ENDOFNAMES: registered, and in #lobby
         self.pings = 0
 

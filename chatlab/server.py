@@ -122,6 +122,7 @@ class Server:
         self.on_frame = on_frame
         self.text_codec = text_codec
         self.room = ChatRoom(config)  # the rules; everything below is sockets
+        self.room.wall_offset = time.time() - time.monotonic()  # the core shows wall-clock times (IRC's topic times)
         self._selector: selectors.BaseSelector = getattr(selectors, SELECTORS[config.selector])()
         self._listener = self._open_listener(host, port, config.backlog)
         self.address: tuple[str, int] = self._listener.getsockname()[:2]

@@ -19,8 +19,18 @@ from hypothesis import strategies as st
 
 from chatlab.core import codecs
 from chatlab.core import protocol as p
-from chatlab.core.chatroom import (Broadcast, ChatRoom, Close, FloodLimit, Output, Pause, Send, Session, Settings,
-                              TokenBucket)
+from chatlab.core.chatroom import (
+    Broadcast,
+    ChatRoom,
+    Close,
+    FloodLimit,
+    Output,
+    Pause,
+    Send,
+    Session,
+    Settings,
+    TokenBucket,
+)
 from chatlab.core.relay import Forward
 
 T0 = 1000.0  # the fake clock starts here
@@ -132,7 +142,8 @@ def test_importing_the_core_loads_no_socket_or_selectors():
 
 
 def test_the_dispatch_table_has_one_handler_per_client_message():
-    assert set(ChatRoom.HANDLERS) == {p.Hello, p.Say, p.Whisper, p.Join, p.Leave, p.Who, p.Ping, p.Pong, p.Quit}
+    assert set(ChatRoom.HANDLERS) == {p.Hello, p.Say, p.Whisper, p.Join, p.Leave, p.Who, p.Ping, p.Pong, p.Quit,
+                                      p.Nick, p.Kick, p.Topic, p.Mode, p.Invite, p.Away, p.Oper, p.Wallops}
 
 
 # ---------------------------------------------------------------- nicknames
@@ -457,6 +468,12 @@ MESSAGES = st.one_of(
     st.builds(p.Whisper, NAMES, st.just("psst")), st.builds(p.Join, NAMES, st.sampled_from(["", "pw", "other"])),
     st.builds(p.Leave), st.builds(p.Who), st.builds(p.Ping, st.integers(0, 9)), st.builds(p.Pong),
     st.builds(p.Quit, st.just("bye")), st.builds(p.ChatMessage, NAMES, NAMES, st.just("forged")),
+    st.builds(p.Join, NAMES, st.just(""), st.just(True)), st.builds(p.Leave, NAMES), st.builds(p.Nick, NAMES),
+    st.builds(p.Kick, NAMES, NAMES), st.builds(p.Topic, NAMES, st.just("t"), st.booleans()),
+    st.builds(p.Mode, NAMES, st.sampled_from(["", "+o", "-o", "+k", "+imnstl", "+b", "-b", "+v", "+q", "+i", "-i"]),
+              st.lists(NAMES | st.just("3"), max_size=3)),
+    st.builds(p.Invite, NAMES, NAMES), st.builds(p.Away, st.sampled_from(["", "lunch"])),
+    st.builds(p.Who, NAMES, NAMES, NAMES, st.booleans()), st.builds(p.Say, st.just("hi"), st.just(False), NAMES),
 )
 TRANSFERS = st.builds(lambda sid, peer: frame(p.FileOffer(sid, peer, "f.txt", 10, SHA)), st.integers(1, 3), NAMES) | \
     st.builds(lambda kind, sid: frame(kind(sid)), st.sampled_from([p.FileAccept, p.FileDone, p.FileCancel]),
@@ -479,8 +496,10 @@ def test_any_sequence_keeps_the_tables_consistent(steps, flood):
         live = [s for s in sessions if s not in h.closed]
         assert {s for s in live if s.nick} == set(room.nicks.values())
         for key, members in room.rooms.items():
-            assert len(members) == len(set(members)) and all(s.room_key == key and s.nick for s in members)
-        assert all(s.room_key in room.rooms for s in live if s.nick)
+            assert len(members) == len(set(members)) and all(key in s.rooms and s.nick for s in members)
+        for s in live:
+            assert all(s in room.rooms[key] for key in s.rooms) and (s.room_key in s.rooms or s.room_key == "")
+        assert set(room.state) <= set(room.rooms) and all(room.state[k].ops <= set(room.rooms[k]) for k in room.state)
         assert all(s.gone for s in sessions if s in h.closed)
         assert set(room.relay.sending) | set(room.relay.receiving) <= set(live) | {s for s in sessions if not s.nick}
         for transfers in list(room.relay.sending.values()) + list(room.relay.receiving.values()):

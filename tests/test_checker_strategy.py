@@ -7,6 +7,7 @@ Everything runs on the simulated link: milliseconds, the same on every machine.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -82,6 +83,76 @@ class WindowInChunks(AIMDWindow):
         return int(self.window // self.chunk_size)
 
 
+class AdditiveDecrease(AIMDWindow):
+    """AIAD: takes one chunk off instead of halving."""
+
+    def on_ack(self, now: float, acked: int) -> None:
+        newly_acked = acked - self.acked
+        SendStrategy.on_ack(self, now, acked)
+        if newly_acked <= 0 or self.rtt is None or self.base_rtt is None:
+            return
+        if self.rtt - self.base_rtt > self.target:
+            if now >= self.hold_until:
+                self.window = max(self.chunk_size, self.window - self.chunk_size)  # BUG: additive decrease
+                self.hold_until = now + self.rtt
+        else:
+            self.window += self.chunk_size * newly_acked / self.window
+
+
+class ExponentialIncreaseForever(AIMDWindow):
+    """Slow start that never ends: a chunk per acked chunk doubles the window every round trip."""
+
+    def on_ack(self, now: float, acked: int) -> None:
+        newly_acked = acked - self.acked
+        SendStrategy.on_ack(self, now, acked)
+        if newly_acked <= 0 or self.rtt is None or self.base_rtt is None:
+            return
+        if self.rtt - self.base_rtt > self.target:
+            if now >= self.hold_until:
+                self.window = max(self.chunk_size, self.window / 2)
+                self.hold_until = now + self.rtt
+        else:
+            self.window += newly_acked  # BUG: multiplicative increase
+
+
+class WallClockHold(AIMDWindow):
+    """Holds the next decrease for a round trip of *real* time, not of the clock it is given."""
+
+    def on_ack(self, now: float, acked: int) -> None:
+        newly_acked = acked - self.acked
+        SendStrategy.on_ack(self, now, acked)
+        if newly_acked <= 0 or self.rtt is None or self.base_rtt is None:
+            return
+        if self.rtt - self.base_rtt > self.target:
+            if time.monotonic() >= self.hold_until:  # BUG: the wall clock
+                self.window = max(self.chunk_size, self.window / 2)
+                self.hold_until = time.monotonic() + self.rtt
+        else:
+            self.window += self.chunk_size * newly_acked / self.window
+
+
+class ForgetsNone(AIMDWindow):
+    """Computes with rtt before the first sample exists."""
+
+    def on_ack(self, now: float, acked: int) -> None:
+        queueing = self.rtt - self.base_rtt  # BUG: None before the first ack
+        SendStrategy.on_ack(self, now, acked)
+        if queueing > self.target:
+            self.window = max(self.chunk_size, self.window / 2)
+        else:
+            self.window += self.chunk_size * self.chunk_size / self.window
+
+
+class ForgetsSuperInit(AIMDWindow):
+    """Sets its own fields and never calls SendStrategy.__init__."""
+
+    def __init__(self) -> None:  # BUG: no super().__init__(chunk_size)
+        self.chunk_size = 16 * KiB
+        self.target = 0.010
+        self.window = 2.0 * self.chunk_size
+        self.hold_until = 0.0
+
+
 def big_fixed_window() -> SendStrategy:
     return FixedWindow(chunks=64, chunk_size=16 * KiB)
 
@@ -106,7 +177,42 @@ WRONG_ANSWERS: list[tuple[Callable[[], SendStrategy], str, str]] = [
     (big_fixed_window, "keeps the queue short (20 Mbit/s", "bandwidth-delay product"),
     (small_fixed_window, "fills the link (50 Mbit/s", "below the bandwidth-delay product"),
     (sleep_paced, "keeps the queue short (20 Mbit/s", "waits in the queue"),
+    (AdditiveDecrease, "two flows sharing a link", "additive decrease"),
+    (ExponentialIncreaseForever, "two flows sharing a link", "multiplicative increase"),
+    (WallClockHold, "uses the clock it is given", "wall clock"),
+    (ForgetsNone, "delivers a whole file", "check for None"),
+    (ForgetsSuperInit, "delivers a whole file", "super().__init__(chunk_size)"),
 ]
+
+
+class AIMDByRoundTrips(SendStrategy):
+    """A correct AIMD written differently: counts round trips by acked bytes, not by time."""
+
+    def __init__(self, chunk_size: int = 16 * KiB, target: float = 0.010) -> None:
+        super().__init__(chunk_size)
+        self.target = target
+        self.cwnd = 2 * chunk_size
+        self.cut_at = -1  # no cut until the bytes sent after the last one are acked
+
+    @property
+    def window_bytes(self) -> int:
+        return max(self.chunk_size, int(self.cwnd))
+
+    def _on_ack(self, now: float, newly_acked: int, rtt: float | None) -> None:
+        if rtt is None or self.base_rtt is None:
+            return
+        if rtt - self.base_rtt > self.target:
+            if self.acked > self.cut_at:
+                self.cwnd = max(self.chunk_size, self.cwnd * 0.5)
+                self.cut_at = self.sent  # one cut per window of data
+        else:
+            self.cwnd += self.chunk_size * newly_acked / self.cwnd
+
+
+@pytest.mark.parametrize("make", [AIMDByRoundTrips])
+def test_a_correct_strategy_written_differently_passes(make: Callable[[], SendStrategy]) -> None:
+    report = check_send_strategy(make, show=False)
+    assert report.all_passed, report.summary()
 
 
 def test_the_reference_and_the_library_strategy_pass() -> None:
@@ -188,6 +294,19 @@ def window_in_chunks(chunks: int, chunk_size: int, link: ex.Link) -> float:
     return link.rtt_ms + max(0.0, chunks - link.bdp_bytes) / link.rate * 1000
 
 
+def answers_in_seconds(chunks: int, chunk_size: int, link: ex.Link) -> float:
+    return predicted_ms(chunks, chunk_size, link) / 1000
+
+
+def negative_queue(chunks: int, chunk_size: int, link: ex.Link) -> float:
+    assert link.rate is not None and link.bdp_bytes is not None
+    return link.rtt_ms + (chunks * chunk_size - link.bdp_bytes) / link.rate * 1000  # no max(0, ...)
+
+
+def one_way_delay(chunks: int, chunk_size: int, link: ex.Link) -> float:
+    return predicted_ms(chunks, chunk_size, link) - link.rtt_ms / 2
+
+
 def unsolved_prediction(chunks: int, chunk_size: int, link: ex.Link) -> float:
     raise NotImplementedError()
 
@@ -198,6 +317,9 @@ PREDICTION_WRONG_ANSWERS = [
     (megabits_as_bytes, "1 Mbit/s is 125,000 bytes/s"),
     (window_in_chunks, "waits in the queue"),
     (unsolved_prediction, "not written yet"),
+    (answers_in_seconds, "returns milliseconds"),
+    (negative_queue, "not negative"),
+    (one_way_delay, "needs the round trip"),
 ]
 
 

@@ -7,6 +7,7 @@ The checker runs on real loopback sockets, so these tests take a few seconds.
 
 from __future__ import annotations
 
+import collections
 import queue
 import socket
 import threading
@@ -138,6 +139,169 @@ class ChatAsAStack(DrainsChunksInBatches):
                 pass
 
 
+class JoinsChunksInBatches:
+    """Chat first, but up to 40 waiting chunks joined into one sendall(): chat waits behind the batch."""
+
+    BATCH = 40
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.chat: queue.Queue[bytes] = queue.Queue()
+        self.chunks: queue.Queue[bytes] = queue.Queue()
+
+    def send_chat(self, frame: bytes) -> None:
+        self.chat.put(frame)
+
+    def send_chunk(self, frame: bytes) -> None:
+        self.chunks.put(frame)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            if not self.chat.empty():
+                self.sock.sendall(self.chat.get())
+                continue
+            try:
+                batch = [self.chunks.get(timeout=0.05)]
+            except queue.Empty:
+                continue
+            while len(batch) < self.BATCH:
+                try:
+                    batch.append(self.chunks.get_nowait())
+                except queue.Empty:
+                    break
+            self.sock.sendall(b"".join(batch))
+
+
+class RoundRobin(JoinsChunksInBatches):
+    """Takes turns: one chat frame, one chunk, one chat frame..."""
+
+    def run(self, stop: threading.Event) -> None:
+        turn = 0
+        while not stop.is_set():
+            queues = (self.chat, self.chunks)
+            for k in range(2):
+                chosen = queues[(turn + k) % 2]
+                if not chosen.empty():
+                    self.sock.sendall(chosen.get())
+                    turn = (turn + k + 1) % 2
+                    break
+            else:
+                time.sleep(0.005)
+
+
+class Spins(TwoPriorityWriter):
+    """Polls the queue with get_nowait() in a tight loop: a whole CPU for nothing."""
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                _, _, frame = self._queue.get_nowait()
+            except queue.Empty:
+                continue
+            self.sock.sendall(frame)
+
+
+class ReturnsWhenIdle(TwoPriorityWriter):
+    """Takes an empty queue for the end of the work."""
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                _, _, frame = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                return
+            self.sock.sendall(frame)
+
+
+class ChatAtTheFront(TwoPriorityWriter):
+    """One deque, chat put at the front with appendleft(): the newest chat line goes first."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.frames: collections.deque[bytes] = collections.deque()
+        self.ready = threading.Condition()
+
+    def send_chat(self, frame: bytes) -> None:
+        with self.ready:
+            self.frames.appendleft(frame)
+            self.ready.notify()
+
+    def send_chunk(self, frame: bytes) -> None:
+        with self.ready:
+            self.frames.append(frame)
+            self.ready.notify()
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            with self.ready:
+                if not self.frames:
+                    self.ready.wait(0.05)
+                    continue
+                frame = self.frames.popleft()
+            self.sock.sendall(frame)
+
+
+class BlocksOnTheChunkQueue(JoinsChunksInBatches):
+    """Chat first, but while idle it waits half a second on the chunk queue: chat waits with it."""
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                frame = self.chat.get_nowait()
+            except queue.Empty:
+                try:
+                    frame = self.chunks.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+            self.sock.sendall(frame)
+
+
+class WriterOnACondition:
+    """Correct, written differently: two deques and a Condition instead of a PriorityQueue."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.chat: collections.deque[bytes] = collections.deque()
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.ready = threading.Condition()
+
+    def send_chat(self, frame: bytes) -> None:
+        with self.ready:
+            self.chat.append(frame)
+            self.ready.notify()
+
+    def send_chunk(self, frame: bytes) -> None:
+        with self.ready:
+            self.chunks.append(frame)
+            self.ready.notify()
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            with self.ready:
+                self.ready.wait_for(lambda: self.chat or self.chunks or stop.is_set(), timeout=0.05)
+                if self.chat:
+                    frame = self.chat.popleft()
+                elif self.chunks:
+                    frame = self.chunks.popleft()
+                else:
+                    continue
+            self.sock.sendall(frame)
+
+
+class WriterWithSendLoop(TwoPriorityWriter):
+    """Correct, written differently: send() in a loop on its return value, a memoryview to avoid copies."""
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                _, _, frame = self._queue.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            view = memoryview(frame)
+            while view:
+                view = view[self.sock.send(view):]
+
+
 # (wrong answer, the case that must fail, words its hint must contain)
 WRONG_ANSWERS: list[tuple[type, str, str]] = [
     (Unsolved, "one chat frame", "not written yet"),
@@ -148,7 +312,19 @@ WRONG_ANSWERS: list[tuple[type, str, str]] = [
     (WaitsWithoutTimeout, "returns soon after stop is set", "with a timeout"),
     (DrainsChunksInBatches, "chat overtakes a running transfer", "before taking each chunk"),
     (ChatAsAStack, "chat lines keep their order", "order they were queued"),
+    (JoinsChunksInBatches, "chat overtakes a running transfer", "joins many chunks into one sendall()"),
+    (RoundRobin, "a burst of chat lines", "takes turns"),
+    (Spins, "waits for more frames", "spins"),
+    (ReturnsWhenIdle, "waits for more frames", "before stop was set"),
+    (ChatAtTheFront, "chat lines keep their order", "order they were queued"),
+    (BlocksOnTheChunkQueue, "waits for more frames", "does not wake up for them"),
 ]
+
+
+@pytest.mark.parametrize("writer", [WriterOnACondition, WriterWithSendLoop])
+def test_a_correct_writer_written_differently_passes(writer: type) -> None:
+    report = check_priority_writer(writer, show=False)
+    assert report.all_passed, report.summary()
 
 
 def test_the_reference_passes() -> None:

@@ -129,3 +129,94 @@ def test_the_port_preference_and_the_heuristic_decode_the_same() -> None:
 
 def test_without_port_or_heuristic_nothing_is_chatlab() -> None:
     assert tshark("chat.pcap", "-Y", "chatlab", "-T", "fields", "-e", "frame.number") == []
+
+
+# ------------------------------------------------- synthetic captures: IRC, GBK, a split first frame, direct
+
+
+def write_pcap(path: Path, conversations: list[tuple[int, list[tuple[str, bytes]]]]) -> None:
+    """A pcap of TCP connections to 127.0.0.1:``port``: each ``(port, [("c"|"s", payload), ...])``
+    with its handshake, sequence numbers that add up, and one segment per payload."""
+    import struct
+
+    records = []
+    t = 1_700_000_000.0
+
+    def packet(src: int, dst: int, seq: int, ack: int, flags: int, data: bytes = b"") -> None:
+        nonlocal t
+        tcp = struct.pack("!HHIIBBHHH", src, dst, seq, ack, 5 << 4, flags, 65535, 0, 0) + data
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0x4000, 64, 6, 0,
+                         bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1])) + tcp
+        frame = b"\x00" * 12 + b"\x08\x00" + ip
+        t += 0.001
+        records.append(struct.pack("<IIII", int(t), int(t % 1 * 1e6), len(frame), len(frame)) + frame)
+
+    for n, (port, turns) in enumerate(conversations):
+        client = 40000 + n
+        cseq, sseq = 1000, 5000
+        packet(client, port, cseq, 0, 0x02)
+        packet(port, client, sseq, cseq + 1, 0x12)
+        cseq, sseq = cseq + 1, sseq + 1
+        packet(client, port, cseq, sseq, 0x10)
+        for who, data in turns:
+            if who == "c":
+                packet(client, port, cseq, sseq, 0x18, data)
+                cseq += len(data)
+            else:
+                packet(port, client, sseq, cseq, 0x18, data)
+                sseq += len(data)
+    header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+    path.write_bytes(header + b"".join(records))
+
+
+def run_tshark(path: Path, *args: str, heuristic: bool = True) -> tuple[list[list[str]], str]:
+    cmd = [TSHARK, "-n", "-X", f"lua_script:{LUA}", "-o", f"chatlab.heuristic:{'TRUE' if heuristic else 'FALSE'}",
+           "-r", str(path), *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Lua" not in done.stderr, done.stderr
+    return [line.split("\t") for line in done.stdout.splitlines()], done.stderr
+
+
+def test_irc_text_on_the_chatlab_port_is_shown_as_irc_not_as_malformed_chatlab(tmp_path) -> None:
+    from chatlab.core import protocol as p
+
+    capture = tmp_path / "irc.pcap"
+    write_pcap(capture, [
+        (7777, [("c", b"NICK carol\r\nUSER carol 0 * :Carol\r\n"), ("s", b":chatlab 001 carol :Welcome\r\n"),
+                ("c", b"PRIVMSG #lobby :hi\r\n")]),
+        (7777, [("c", "你好\r\n".encode("gbk")), ("s", b":chatlab NOTICE * :not valid UTF-8\r\n")]),  # starts c4 e3
+        (7777, [("c", p.encode(p.Hello("alice"))), ("s", p.encode(p.Welcome("alice", "lobby")))]),
+    ])
+    rows, _ = run_tshark(capture, "-Y", "irc", "-T", "fields", "-e", "tcp.stream", "-e", "irc.request.command",
+                         "-e", "irc.response.command")
+    streams = {row[0] for row in rows}
+    assert streams == {"0", "1"}, rows  # both text connections, each side, are IRC
+    commands = {c for row in rows for cell in row[1:] for c in cell.split(",") if c}
+    assert {"NICK", "USER", "PRIVMSG", "001", "NOTICE"} <= commands, rows
+    experts, _ = run_tshark(capture, "-Y", "chatlab.not_chatlab || _ws.malformed", "-T", "fields", "-e", "frame.number")
+    assert experts == []  # no "malformed chatlab frame" for text
+    frames, _ = run_tshark(capture, "-Y", "chatlab", "-T", "fields", "-e", "tcp.stream", "-e", "chatlab.type")
+    assert frames == [["2", "0x01"], ["2", "0x02"]]  # the binary connection is still chatlab
+
+
+def test_a_first_frame_split_after_one_or_two_bytes_is_found_by_the_heuristic(tmp_path) -> None:
+    from chatlab.core import protocol as p
+
+    hello, say = p.encode(p.Hello("alice")), p.encode(p.Say("split early"))
+    capture = tmp_path / "split.pcap"
+    write_pcap(capture, [(45678, [("c", hello[:1]), ("c", hello[1:] + say)]),
+                         (45679, [("c", hello[:2]), ("c", hello[2:5]), ("c", hello[5:] + say)])])
+    rows, _ = run_tshark(capture, "-Y", "chatlab", "-T", "fields", "-e", "tcp.stream", "-e", "chatlab.type")
+    assert [(row[0], t) for row in rows for t in row[1].split(",")] == [
+        ("0", "0x01"), ("0", "0x10"), ("1", "0x01"), ("1", "0x10")]
+
+
+def test_the_direct_paths_token_is_found_on_its_own_port(tmp_path) -> None:
+    token = "0123456789abcdef" * 2
+    capture = tmp_path / "direct.pcap"
+    write_pcap(capture, [(40123, [("c", token.encode() + b"the file's first bytes"), ("c", b"more bytes" * 10)])])
+    rows, _ = run_tshark(capture, "-Y", "chatlab_direct", "-T", "fields", "-e", "chatlab_direct.token",
+                         "-e", "chatlab_direct.data")
+    assert [row[0] for row in rows] == [token, ""]
+    assert bytes.fromhex(rows[0][1].replace(":", "")) == b"the file's first bytes"

@@ -150,3 +150,30 @@ def test_not_written_yet_is_no_ordinary_exception():
         wrapped()
     assert not isinstance(info.value, Exception)  # `except Exception` in a checker cannot count it as a pass
     assert "not written yet" in str(info.value)
+
+
+def test_report_passed_is_true_only_when_every_case_passed():
+    from chatlab.exercises import CaseResult, Report
+
+    partial = Report("check_x", [CaseResult("a", True), CaseResult("b", False, "why")])
+    assert partial.passed == 1 and f"{partial.passed}/{len(partial.results)}" == "1/2"
+    assert not partial.passed and not partial.all_passed and not partial  # `assert report.passed` fails
+    assert partial.failed == ["b"]
+    whole = Report("check_x", [CaseResult("a", True), CaseResult("b", True)])
+    assert whole.passed == 2 and whole.passed and whole.all_passed and whole and whole.failed == []
+    assert not Report("check_x").all_passed and not Report("check_x").passed  # no case is no pass
+    assert "check_x: 1/2 cases pass" in partial.summary()
+
+
+def test_a_real_checker_with_one_failing_case_is_not_passed():
+    def listener_never_listening(port, host="127.0.0.1"):
+        import socket
+
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        return sock
+
+    report = exercises.check_make_listener(listener_never_listening, show=False)
+    assert 0 < report.passed < len(report.results) or report.passed == 0
+    assert not report.passed and not report.all_passed

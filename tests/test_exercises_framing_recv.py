@@ -140,6 +140,40 @@ def encode_forgets_return(kind, payload):
     HEADER.pack(kind, len(payload)) + payload
 
 
+def decode_payload_as_text(buffer):
+    return [(kind, payload.decode("utf-8", "replace")) for kind, payload in decode_frames(buffer)]
+
+
+def decode_rebinds_the_buffer(buffer):
+    frames = []
+    while len(buffer) >= 3:
+        kind, length = HEADER.unpack_from(buffer)
+        if len(buffer) < 3 + length:
+            break
+        frames.append((kind, bytes(buffer[3 : 3 + length])))
+        buffer = buffer[3 + length :]  # BUG: a new bytearray; the caller's is never emptied
+    return frames
+
+
+def decode_slice_off_by_header(buffer):
+    frames = []
+    while len(buffer) >= 3:
+        kind, length = HEADER.unpack_from(buffer)
+        if len(buffer) < 3 + length:
+            break
+        frames.append((kind, bytes(buffer[3:length])))  # BUG: the end forgets the header's 3 bytes
+        del buffer[: 3 + length]
+    return frames
+
+
+def decode_kind_as_bytes(buffer):
+    return [(bytes([kind]), payload) for kind, payload in decode_frames(buffer)]  # BUG: b'\x01' is not 1
+
+
+def encode_kind_as_text(kind, payload):
+    return str(kind).encode() + len(payload).to_bytes(2, "big") + payload  # BUG: "1" is not the byte 1
+
+
 FRAMING_WRONG_ANSWERS = [
     # (name, encode_frame, decode_frames, cases that must fail, words the hint must hold)
     ("one recv() is one message", encode_frame, decode_one_recv_one_message,
@@ -162,6 +196,12 @@ FRAMING_WRONG_ANSWERS = [
      {"wire format", "round trip", "empty payload", "max-size payload"}, "expected b'\\x01\\x00\\x02hi'"),
     ("forgets to return", encode_forgets_return, decode_frames,
      {"wire format", "round trip", "empty payload", "max-size payload"}, "did you forget to `return`"),
+    ("payload decoded to text", encode_frame, decode_payload_as_text, {"round trip"}, "payloads are bytes"),
+    ("buffer = buffer[n:] instead of del", encode_frame, decode_rebinds_the_buffer, {"round trip"},
+     "buffer = buffer[n:] only makes a new one"),
+    ("payload slice forgets the header", encode_frame, decode_slice_off_by_header, {"round trip"}, "gave"),
+    ("kind written as text", encode_kind_as_text, decode_frames, {"wire format"}, "kind as 1 byte"),
+    ("kind returned as bytes", encode_frame, decode_kind_as_bytes, {"round trip"}, "buffer[0:1] is bytes"),
 ]
 
 
@@ -323,6 +363,84 @@ def recv_forgets_return(sock, n):
         data += chunk
 
 
+def recv_raises_connection_error(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("peer closed")  # BUG: the docstring asks for EOFError
+        data += chunk
+    return data
+
+
+def recv_returns_none_at_eof(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            return None  # BUG: the caller cannot tell None from a message
+        data += chunk
+    return data
+
+
+def recv_raises_value_error(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ValueError("incomplete")  # BUG: not what the docstring asks
+        data += chunk
+    return data
+
+
+def recv_short_read_is_eof(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if len(chunk) < n - len(data):  # BUG: a short recv() is not the end of the stream
+            raise EOFError("short read")
+        data += chunk
+    return data
+
+
+def recv_makefile_read(sock, n):
+    data = sock.makefile("rb").read(n)  # BUG: the buffered reader reads ahead
+    if len(data) < n:
+        raise EOFError
+    return data
+
+
+def recv_into_overwrites(sock, n):
+    buffer = bytearray(n)
+    got = 0
+    while got < n:
+        k = sock.recv_into(buffer, n - got)  # BUG: always writes at the start of the buffer
+        if not k:
+            raise EOFError
+        got += k
+    return bytes(buffer)
+
+
+def recv_returns_empty_at_eof(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            return b""  # BUG: an empty message is still a message to the caller
+        data += chunk
+    return data
+
+
+def recv_compares_with_str(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if chunk == "":  # BUG: b'' is not ''
+            raise EOFError
+        data += chunk
+    return data
+
+
 RECV_WRONG_ANSWERS = [
     # (name, recv_exact, cases that must fail, words the hint must hold)
     ("a single recv()", recv_once, {"1-byte trickle", "peer closes mid-message", "1 MiB message"},
@@ -339,7 +457,67 @@ RECV_WRONG_ANSWERS = [
     ("blocks when n is 0", recv_raises_on_zero, {"n = 0"}, "timed out"),
     ("returns str", recv_decodes_text, {"exactly n in one send", "1 MiB message"}, "returned str"),
     ("forgets to return", recv_forgets_return, {"exactly n in one send", "n = 0"}, "did you forget to `return`"),
+    ("a single recv(n)", recv_once, {"1-byte trickle"}, "fewer bytes than asked"),
+    ("ConnectionError where EOFError is asked", recv_raises_connection_error, {"peer closes mid-message"},
+     "the docstring asks for EOFError"),
+    ("returns None at end of stream", recv_returns_none_at_eof, {"peer closes mid-message"}, "raise EOFError instead"),
+    ("ValueError at end of stream", recv_raises_value_error, {"peer closes mid-message"}, "raise EOFError"),
+    ("a short recv() taken for end of stream", recv_short_read_is_eof, {"1-byte trickle"}, "only b'' means"),
+    ("a buffered makefile().read(n)", recv_makefile_read, {"more than n buffered"}, "reads ahead"),
+    ("recv_into() always at the start", recv_into_overwrites, {"1-byte trickle"}, "each piece goes after"),
+    ("compares with '' instead of b''", recv_compares_with_str, {"peer closes mid-message"}, "b''"),
+    ("returns b'' at end of stream", recv_returns_empty_at_eof, {"peer closes mid-message"}, "raise EOFError"),
 ]
+
+
+def recv_exact_recursive(sock, n):
+    if n == 0:
+        return b""
+    chunk = sock.recv(n)
+    if not chunk:
+        raise EOFError("closed")
+    return chunk + recv_exact_recursive(sock, n - len(chunk))
+
+
+def recv_exact_into(sock, n):
+    buffer = bytearray(n)
+    view = memoryview(buffer)
+    got = 0
+    while got < n:
+        k = sock.recv_into(view[got:], n - got)
+        if k == 0:
+            raise EOFError(f"after {got} of {n}")
+        got += k
+    return bytes(buffer)
+
+
+def recv_exact_chunks_list(sock, n):
+    parts, left = [], n
+    while left:
+        part = sock.recv(min(left, 8192))
+        if part == b"":
+            raise EOFError
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
+
+
+def recv_exact_incomplete_read(sock, n):
+    import asyncio
+
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise asyncio.IncompleteReadError(data, n)  # an EOFError too
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("right", [recv_exact_recursive, recv_exact_into, recv_exact_chunks_list, recv_exact_incomplete_read])
+def test_check_recv_exact_passes_a_correct_answer_written_differently(right):
+    report = check_recv_exact(right, timeout=0.5, show=False)
+    assert report.all_passed, report.summary()
 
 
 @pytest.mark.parametrize("name, recv_exact_, must_fail, hint", RECV_WRONG_ANSWERS,

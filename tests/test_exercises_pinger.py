@@ -25,6 +25,7 @@ def pinger(bug: str):
         rtts: list[float] = []
         answered: set[int] = set()
         duplicates = 0
+        run_started = time.perf_counter()
         for seq in range(1, count + 1):
             sent_at = time.perf_counter()
             sock.sendto(f"PING {seq} {sent_at}".encode(), server)
@@ -62,16 +63,19 @@ def pinger(bug: str):
                         duplicates += 1
                 elif k == seq:
                     answered.add(k)
-                    rtts.append((now - sent_at) * (1 if bug == "seconds" else 1000))
+                    began = run_started if bug == "rtt from the start" else sent_at
+                    rtts.append((now - began) * (1 if bug == "seconds" else 1000))
                     break
         received = len(rtts)
         loss = (count - received) / count * (1 if bug == "fraction" else 100)
+        nothing = 0.0 if bug == "zeros for no RTT" else None
         stats = {"sent": count, "received": received, "duplicates": duplicates, "loss": loss,
-                 "min": None, "avg": None, "max": None, "mdev": None}
+                 "min": nothing, "avg": nothing, "max": nothing, "mdev": nothing}
         if rtts or bug == "divides by zero":
             mean = sum(rtts) / received
             var = sum(r * r for r in rtts) / received - mean * mean
-            stats.update(min=min(rtts), avg=mean, max=max(rtts), mdev=math.sqrt(max(0.0, var)))
+            mdev = max(0.0, var) if bug == "variance for mdev" else math.sqrt(max(0.0, var))
+            stats.update(min=min(rtts), avg=mean, max=max(rtts), mdev=mdev)
         return stats
 
     ping.__name__ = "ping"
@@ -104,7 +108,46 @@ WRONG_ANSWERS = [
     ("seconds", {"no loss: 5 pings, RTT 20 to 60 ms"}, "milliseconds, not seconds"),
     ("fraction", {"a lost reply: ping 2 is never answered"}, "in percent"),
     ("divides by zero", {"every reply lost"}, "ZeroDivisionError"),
+    ("rtt from the start", {"no loss: 5 pings, RTT 20 to 60 ms"}, "from its own ping's sendto()"),
+    ("zeros for no RTT", {"every reply lost"}, "should be None"),
+    ("variance for mdev", {"no loss: 5 pings, RTT 20 to 60 ms"}, "that is the variance"),
 ]
+
+
+def ping_on_a_connected_socket(sock: socket.socket, server: tuple, count: int, timeout: float) -> dict:
+    """Correct, written differently: connect() makes the kernel drop datagrams from other addresses."""
+    sock.connect(server)
+    rtts: list[float] = []
+    answered: set[int] = set()
+    duplicates = 0
+    for seq in range(1, count + 1):
+        sent_at = time.monotonic()
+        sock.send(b"PING %d hello" % seq)
+        while (left := sent_at + timeout - time.monotonic()) > 0:
+            sock.settimeout(left)
+            try:
+                words = sock.recv(2048).split()
+            except (TimeoutError, ConnectionRefusedError):
+                break
+            if len(words) < 2 or words[0] != b"PING" or not words[1].isdigit():
+                continue
+            if int(words[1]) in answered:
+                duplicates += 1
+            elif int(words[1]) == seq:
+                answered.add(seq)
+                rtts.append((time.monotonic() - sent_at) * 1000)
+                break
+    n = len(rtts)
+    mean = sum(rtts) / n if n else None
+    return {"sent": count, "received": n, "duplicates": duplicates, "loss": 100 * (count - n) / count,
+            "min": min(rtts) if n else None, "avg": mean, "max": max(rtts) if n else None,
+            "mdev": math.sqrt(max(0.0, sum(r * r for r in rtts) / n - mean * mean)) if n else None}
+
+
+@pytest.mark.slow
+def test_a_pinger_on_a_connected_socket_passes():
+    report = check_pinger(ping_on_a_connected_socket, show=False)
+    assert report.all_passed, report.summary()
 
 
 @pytest.mark.slow

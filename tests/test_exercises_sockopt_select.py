@@ -110,6 +110,53 @@ def listener_udp(port, host="127.0.0.1"):
     return sock
 
 
+def listener_option_zero(port, host="127.0.0.1"):
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)  # 0 switches it off
+    sock.bind((host, port))
+    sock.listen()
+    return sock
+
+
+def listener_wrong_level(port, host="127.0.0.1"):
+    sock = socket.socket()
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.SO_REUSEADDR, 1)  # a socket-level option at the TCP level
+    except OSError:
+        pass
+    sock.bind((host, port))
+    sock.listen()
+    return sock
+
+
+def listener_and_port(port, host="127.0.0.1"):
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen()
+    return sock, sock.getsockname()[1]  # a tuple, not the socket
+
+
+def listener_create_server(port, host="127.0.0.1"):
+    return socket.create_server((host, port))  # sets SO_REUSEADDR itself on POSIX, not on Windows
+
+
+def listener_with_backlog_and_timeout(port, host="127.0.0.1"):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if os.name != "nt":
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, True)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.settimeout(5.0)
+    return sock
+
+
+@pytest.mark.parametrize("right", [listener_create_server, listener_with_backlog_and_timeout])
+def test_check_make_listener_passes_a_listener_written_differently(right):
+    report = check_make_listener(right, show=False)
+    assert report.all_passed, report.summary()
+
+
 LISTENS = "returns a bound, listening TCP socket"
 OPTION_ON = "SO_REUSEADDR is on (POSIX; off is right on Windows)"
 RESTARTS = "restarts twice on its port with connections in TIME_WAIT"
@@ -129,6 +176,9 @@ LISTENER_WRONG_ANSWERS = [
      "already closed", True),
     ("forgets to return", listener_forgets_return, {LISTENS, OPTION_ON, RESTARTS}, "forget to `return`", True),
     ("a UDP socket", listener_udp, {LISTENS, OPTION_ON, RESTARTS}, "only a stream (TCP)", POSIX),
+    ("SO_REUSEADDR set to 0", listener_option_zero, {OPTION_ON, RESTARTS}, "0 switches it off", POSIX),
+    ("SO_REUSEADDR at the TCP level", listener_wrong_level, {OPTION_ON}, "not IPPROTO_TCP", POSIX),
+    ("returns (socket, port)", listener_and_port, {LISTENS}, "returned tuple", True),
 ]
 
 
@@ -165,7 +215,8 @@ def test_reference_serve_step_passes():
 
 BUGS = (
     "always_writable", "keep_eof", "blocking_sendall", "no_reset", "write_dropped", "no_trim", "blocking_accept",
-    "no_echo", "close_not_removed", "no_outbox_entry", "nonblocking_sendall",
+    "no_echo", "close_not_removed", "no_outbox_entry", "nonblocking_sendall", "timeout_ignored", "outbox_kept",
+    "clear_after_send",
 )
 
 
@@ -176,12 +227,15 @@ def make_buggy(bug):
     def drop(sock, clients, outbox):
         if bug != "close_not_removed":
             clients.remove(sock)
-            outbox.pop(sock, None)
+            if bug != "outbox_kept":
+                outbox.pop(sock, None)
         sock.close()
 
     def step(listener, clients, outbox, timeout):
         want_write = list(clients) if bug == "always_writable" else [c for c in clients if outbox.get(c)]
-        readable, writable, _ = select.select([listener, *clients], want_write, [], timeout)
+        readable, writable, _ = select.select(
+            [listener, *clients], want_write, [], None if bug == "timeout_ignored" else timeout
+        )
         for sock in readable:
             if sock is listener:
                 conn, _ = listener.accept()
@@ -223,7 +277,9 @@ def make_buggy(bug):
                     raise
                 drop(sock, clients, outbox)
                 continue
-            if bug != "no_trim":
+            if bug == "clear_after_send":
+                outbox[sock].clear()  # what send() did not take is lost
+            elif bug != "no_trim":
                 del outbox[sock][:sent]
 
     return step
@@ -243,6 +299,9 @@ SELECT_WRONG_ANSWERS = [
     ("close_not_removed", "a client closing mid-stream is removed, its last bytes delivered", "must leave clients"),
     ("no_outbox_entry", "echoes a line back to its sender", "every client in clients needs one"),
     ("nonblocking_sendall", "a slow reader delays no one and catches up later", "BlockingIOError"),
+    ("timeout_ignored", "idle clients: waits for the timeout, no busy loop", "Pass select() the timeout"),
+    ("outbox_kept", "a client closing mid-stream is removed, its last bytes delivered", "still a key of outbox"),
+    ("clear_after_send", "a slow reader delays no one and catches up later", "del outbox[sock][:sent]"),
 ]
 
 

@@ -356,6 +356,45 @@ def _crashes_on_whispers(bot: chatlab.Client, stop: threading.Event) -> None:
             bot.say(time.strftime("the time is %H:%M:%S"))
 
 
+def _answers_once_then_returns(bot: chatlab.Client, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            message = bot.wait_for(chatlab.ChatMessage, timeout=0.2)
+        except TimeoutError:
+            continue
+        except chatlab.ConnectionClosed:
+            return
+        if message.sender != bot.nick and message.text.strip() == "!time":
+            bot.say(time.strftime("the time is %H:%M:%S"))
+            return  # BUG: one answer and the bot is gone
+
+
+def _swallows_every_error(bot: chatlab.Client, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            message = bot.wait_for((chatlab.ChatMessage, chatlab.PrivateMessage), timeout=0.2)
+            if message.sender != bot.nick and message.text.strip() == "!time":
+                bot.say(time.strftime("the time is %H:%M:%S"))
+        except Exception:  # BUG: ConnectionClosed too, so a bot whose server is gone spins on
+            continue
+
+
+def _whispers_to_itself(bot: chatlab.Client, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            message = bot.wait_for((chatlab.ChatMessage, chatlab.PrivateMessage), timeout=0.2)
+        except TimeoutError:
+            continue
+        except chatlab.ConnectionClosed:
+            return
+        if message.sender == bot.nick or message.text.strip() != "!time":
+            continue
+        if isinstance(message, chatlab.PrivateMessage):
+            bot.whisper(message.to, time.strftime("the time is %H:%M:%S"))  # BUG: `to` is the bot itself
+        else:
+            bot.say(time.strftime("the time is %H:%M:%S"))
+
+
 BOT_WRONG_ANSWERS = [
     # (name, run_bot, the cases that must fail, words the hint must hold)
     ("answers anything containing !time, itself included", _naive_bot,
@@ -370,6 +409,10 @@ BOT_WRONG_ANSWERS = [
     ("returns at the first silence", _bot(timeout_returns=True), ("in its room",), "through any stretch of silence"),
     ("a wrong answer format", _bot(text="It is %H:%M"), ("in its room",), "should read 'the time is HH:MM:SS'"),
     ("crashes on a whisper", _crashes_on_whispers, ("whisper",), "AttributeError"),
+    ("answers once, then returns", _answers_once_then_returns, ("each of two people",), "should still be running"),
+    ("swallows ConnectionClosed with every other error", _swallows_every_error, ("server goes away",),
+     "a closed connection is the end"),
+    ("whispers the answer to message.to", _whispers_to_itself, ("whisper",), "a whisper's sender is the person"),
 ]
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import sys
+import threading
 import time
 from typing import Callable
 
@@ -196,9 +198,99 @@ def only_resets(connect, lines):  # type: ignore[no-untyped-def]
             continue
 
 
+def _backing_off(delays, close: bool = True, one_recv_one_message: bool = False):  # type: ignore[no-untyped-def]
+    """A reconnecting client whose n-th wait in a row is ``delays(n)`` seconds."""
+    def upload(connect, lines):  # type: ignore[no-untyped-def]
+        failures = 0
+        while True:
+            try:
+                sock = connect()
+            except (ConnectionRefusedError, TimeoutError):
+                time.sleep(delays(failures))
+                failures += 1
+                continue
+            failures = 0
+            try:
+                sock.settimeout(1.0)
+                decoder = p.MessageDecoder()
+
+                def count() -> int:
+                    if one_recv_one_message:  # BUG: one recv() taken for one message
+                        data = sock.recv(4096)
+                        if not data:
+                            raise EOFError
+                        fresh = p.MessageDecoder()
+                        fresh.feed(data)
+                        return next(iter(fresh)).token
+                    return next_count(sock, decoder)
+
+                held = count()
+                while held < len(lines):
+                    sock.sendall(p.encode(p.Say(lines[held])))
+                    held = count()
+                if close:
+                    sock.close()
+                return
+            except (ConnectionError, TimeoutError, EOFError):
+                if close:
+                    sock.close()
+                continue
+    return upload
+
+
+hot_loop = _backing_off(lambda n: 0, close=False)  # BUG: no wait at all, and the failed sockets stay open
+fixed_delay = _backing_off(lambda n: 0.1)  # BUG: no backoff
+exponential_without_jitter = _backing_off(lambda n: min(0.05 * 2**n, 2.0))  # BUG: no jitter
+leaks_failed_sockets = _backing_off(lambda n: random.uniform(0.5, 1) * min(0.05 * 2**n, 2.0), close=False)
+random_wait_that_never_grows = _backing_off(lambda n: random.uniform(0.05, 0.15))  # BUG: jitter, no backoff
+waits_seconds_from_the_start = _backing_off(lambda n: 1.0 * 2**n)  # BUG: 1 s, 2 s, 4 s... for a server back soon
+one_recv_one_message = _backing_off(lambda n: random.uniform(0.5, 1) * min(0.05 * 2**n, 2.0), one_recv_one_message=True)
+
+
+def pipelined_with_backoff(connect, lines):  # type: ignore[no-untyped-def]
+    """Correct, written differently: sends every remaining line at once, reads the counts as they come,
+    backs off with full jitter on threading.Event().wait() instead of time.sleep()."""
+    pause = threading.Event()
+    attempt = 0
+    while True:
+        try:
+            sock = connect()
+        except OSError:
+            pause.wait(random.uniform(0, min(2.0, 0.1 * 2**attempt)))
+            attempt += 1
+            continue
+        attempt = 0
+        with sock:
+            sock.settimeout(1.0)
+            decoder = p.MessageDecoder()
+            try:
+                held = next_count(sock, decoder)
+                sock.sendall(b"".join(p.encode(p.Say(line)) for line in lines[held:]))
+                while held < len(lines):
+                    held = next_count(sock, decoder)
+                return
+            except (OSError, EOFError):
+                continue
+
+
+@pytest.mark.slow
+def test_checker_passes_a_pipelined_uploader_with_backoff() -> None:
+    report = check_upload_lines(pipelined_with_backoff, show=False)
+    assert report.all_passed, report.summary()
+
+
 @pytest.mark.parametrize(
     "wrong, failing_case, hint",
     [
+        (hot_loop, "refused again and again", "hammers a server"),
+        (hot_loop, "FIN", "connections were left open"),
+        (fixed_delay, "refused again and again", "did not grow"),
+        (exponential_without_jitter, "refused again and again", "jitter"),
+        (leaks_failed_sockets, "RST", "still open when connect() was called again"),
+        (random_wait_that_never_grows, "refused again and again", "did not grow"),
+        pytest.param(waits_seconds_from_the_start, "refused again and again", "the waits are too long",
+                     marks=pytest.mark.slow),
+        (one_recv_one_message, "no failure", "One recv() is not one message"),
         (stub, "no failure", "not written yet"),
         (connects_once, "ECONNREFUSED", "call connect() again" if sys.platform != "win32" else "reconnecting"),
         (no_timeout, "half-open", "without a timeout"),

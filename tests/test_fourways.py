@@ -11,7 +11,7 @@ import pytest
 
 from chatlab.core import protocol as p
 from chatlab.errors import ProtocolError
-from chatlab.exercises.broadcast import check_broadcast_handler
+from chatlab.exercises.broadcast import MAX_QUEUED, check_broadcast_handler
 from chatlab.fourways import SERVERS, measure, running
 from chatlab.fourways.asyncio_server import handle_client as package_handler
 from solutions.broadcast import handle_client as reference_handler
@@ -243,6 +243,205 @@ async def awaits_every_drain(reader, writer, room):  # type: ignore[no-untyped-d
         writer.close()
 
 
+async def no_finally_no_connection_error(reader, writer, room):  # type: ignore[no-untyped-def]
+    room.add(writer)
+    try:
+        while True:
+            header = await reader.readexactly(p.HEADER_SIZE)
+            payload = await reader.readexactly(p.parse_header(header).length)
+            for member in list(room):
+                member.write(header + payload)
+    except (asyncio.IncompleteReadError, ProtocolError):  # BUG: a reset raises ConnectionResetError
+        room.discard(writer)
+        writer.close()
+
+
+async def finally_but_reset_escapes(reader, writer, room):  # type: ignore[no-untyped-def]
+    room.add(writer)
+    try:
+        while True:
+            header = await reader.readexactly(p.HEADER_SIZE)
+            payload = await reader.readexactly(p.parse_header(header).length)
+            for member in list(room):
+                member.write(header + payload)
+    except (asyncio.IncompleteReadError, ProtocolError):  # BUG: ConnectionResetError escapes (a traceback)
+        pass
+    finally:
+        room.discard(writer)
+        writer.close()
+
+
+async def own_header_check(reader, writer, room):  # type: ignore[no-untyped-def]
+    room.add(writer)
+    try:
+        while True:
+            header = await reader.readexactly(12)
+            magic, _version, _type, _flags, _stream, length = struct.unpack("!BBBBII", header)
+            if magic != p.MAGIC:
+                break
+            payload = await reader.readexactly(length)  # BUG: no maximum: 2 GiB "frames" are awaited
+            for member in list(room):
+                member.write(header + payload)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        room.discard(writer)
+        writer.close()
+
+
+async def sleeps_to_pace(reader, writer, room):  # type: ignore[no-untyped-def]
+    room.add(writer)
+    try:
+        while True:
+            header = await reader.readexactly(p.HEADER_SIZE)
+            payload = await reader.readexactly(p.parse_header(header).length)
+            for member in list(room):
+                member.write(header + payload)
+            time.sleep(0.01)  # BUG: blocks the whole loop
+    except (asyncio.IncompleteReadError, ConnectionError, ProtocolError):
+        pass
+    finally:
+        room.discard(writer)
+        writer.close()
+
+
+async def drain_with_a_timeout(reader, writer, room):  # type: ignore[no-untyped-def]
+    room.add(writer)
+    try:
+        while True:
+            header = await reader.readexactly(p.HEADER_SIZE)
+            payload = await reader.readexactly(p.parse_header(header).length)
+            for member in list(room):
+                member.write(header + payload)
+                try:
+                    await asyncio.wait_for(member.drain(), 0.3)  # BUG: every frame waits for the slowest
+                except asyncio.TimeoutError:
+                    pass
+    except (asyncio.IncompleteReadError, ConnectionError, ProtocolError):
+        pass
+    finally:
+        room.discard(writer)
+        writer.close()
+
+
+async def drops_without_closing(reader, writer, room):  # type: ignore[no-untyped-def]
+    room.add(writer)
+    try:
+        while True:
+            header = await reader.readexactly(p.HEADER_SIZE)
+            payload = await reader.readexactly(p.parse_header(header).length)
+            for member in list(room):
+                if member.transport.get_write_buffer_size() > MAX_QUEUED:
+                    room.discard(member)  # BUG: out of the room, but its connection stays open
+                else:
+                    member.write(header + payload)
+    except (asyncio.IncompleteReadError, ConnectionError, ProtocolError):
+        pass
+    finally:
+        room.discard(writer)
+        writer.close()
+
+
+async def drops_at_any_backlog(reader, writer, room):  # type: ignore[no-untyped-def]
+    room.add(writer)
+    try:
+        while True:
+            header = await reader.readexactly(p.HEADER_SIZE)
+            payload = await reader.readexactly(p.parse_header(header).length)
+            for member in list(room):
+                if member.transport.get_write_buffer_size() > 0:  # BUG: a little behind is normal
+                    room.discard(member)
+                    member.close()
+                else:
+                    member.write(header + payload)
+    except (asyncio.IncompleteReadError, ConnectionError, ProtocolError):
+        pass
+    finally:
+        room.discard(writer)
+        writer.close()
+
+
+async def leaves_without_closing(reader, writer, room):  # type: ignore[no-untyped-def]
+    room.add(writer)
+    try:
+        while True:
+            header = await reader.readexactly(p.HEADER_SIZE)
+            payload = await reader.readexactly(p.parse_header(header).length)
+            for member in list(room):
+                member.write(header + payload)
+    except (asyncio.IncompleteReadError, ConnectionError, ProtocolError):
+        pass
+    finally:
+        room.discard(writer)  # BUG: and never writer.close()
+
+
+async def drops_while_iterating(reader, writer, room):  # type: ignore[no-untyped-def]
+    room.add(writer)
+    try:
+        while True:
+            header = await reader.readexactly(p.HEADER_SIZE)
+            payload = await reader.readexactly(p.parse_header(header).length)
+            for member in room:  # BUG: the set changes size while it is iterated
+                if member.transport.get_write_buffer_size() > MAX_QUEUED:
+                    room.discard(member)
+                    member.close()
+                else:
+                    member.write(header + payload)
+    except (asyncio.IncompleteReadError, ConnectionError, ProtocolError):
+        pass
+    finally:
+        room.discard(writer)
+        writer.close()
+
+
+async def reads_with_read(reader, writer, room):  # type: ignore[no-untyped-def]
+    room.add(writer)
+    try:
+        while True:
+            header = await reader.read(p.HEADER_SIZE)  # BUG: at most 12 bytes, maybe fewer
+            if not header:
+                break
+            payload = await reader.readexactly(p.parse_header(header).length)
+            for member in list(room):
+                member.write(header + payload)
+    except (asyncio.IncompleteReadError, ConnectionError, ProtocolError):
+        pass
+    finally:
+        room.discard(writer)
+        writer.close()
+
+
+async def per_member_queues(reader, writer, room):  # type: ignore[no-untyped-def]
+    """Correct, written differently: drops by the transport's buffer, parses with a MessageDecoder-free loop,
+    and writes header and payload separately (no await between them: nothing can interleave)."""
+    room.add(writer)
+    try:
+        while True:
+            header = p.parse_header(await reader.readexactly(p.HEADER_SIZE))
+            payload = await reader.readexactly(header.length) if header.length else b""
+            raw = p.HEADER.pack(*header)
+            for member in tuple(room):
+                if member.is_closing():
+                    room.discard(member)
+                elif member.transport.get_write_buffer_size() + len(raw) + len(payload) > MAX_QUEUED:
+                    room.discard(member)
+                    member.transport.abort()
+                else:
+                    member.write(raw)
+                    member.write(payload)
+    except (EOFError, OSError, ProtocolError):
+        return
+    finally:
+        room.discard(writer)
+        writer.close()
+
+
+@pytest.mark.slow
+def test_checker_passes_a_correct_handler_written_differently() -> None:
+    report = check_broadcast_handler(per_member_queues, show=False)
+    assert report.all_passed, report.summary()
+
+
 @pytest.mark.parametrize(
     "wrong, failing_case, hint",
     [
@@ -255,6 +454,16 @@ async def awaits_every_drain(reader, writer, room):  # type: ignore[no-untyped-d
         (blocking_recv_inside, "two senders trickling at once", "blocking"),
         (package_handler, "never reads", "grows without bound"),  # chatlab.fourways' server has no limit
         (awaits_every_drain, "never reads", "drain()"),
+        (no_finally_no_connection_error, "reset (RST)", "ConnectionResetError"),
+        (finally_but_reset_escapes, "reset (RST)", "catch ConnectionError"),
+        (own_header_check, "more than the maximum payload", "parse_header checks it"),
+        (sleeps_to_pace, "two clients hear each other", "time.sleep()"),
+        pytest.param(drain_with_a_timeout, "never reads", "asyncio.wait_for()", marks=pytest.mark.slow),
+        (drops_without_closing, "never reads", "never closed"),
+        (drops_at_any_backlog, "briefly behind", "drop only past the limit"),
+        (leaves_without_closing, "a client that leaves is taken", "never closed"),
+        (drops_while_iterating, "never reads", "list(room)"),
+        (reads_with_read, "trickled one byte at a time", "readexactly(n) waits for all n"),
     ],
 )
 def test_checker_fails_classic_wrong_answers(wrong, failing_case: str, hint: str, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -257,7 +257,8 @@ def test_fuzz_decode_message_returns_the_declared_types_or_a_protocol_error(kind
     assert isinstance(message, p.MESSAGE_TYPES[kind])
     for f in dataclasses.fields(message):
         value = getattr(message, f.name)
-        expected = {"str": str, "int": int, "bool": bool, "bytes": bytes}.get(str(f.type), dict)
+        expected = {"str": str, "int": int, "bool": bool, "bytes": bytes}.get(str(f.type).split("[")[0], dict)
+        expected = list if str(f.type).startswith("list") else expected
         assert isinstance(value, expected) and (expected is bool or not isinstance(value, bool)), (f.name, value)
 
 

@@ -401,6 +401,7 @@ def _every_checker_on_an_unsolved_exercise():
     from chatlab import exercises as ex
 
     yield "check_echo_server", lambda: ex.check_echo_server(_unsolved, show=False)
+    yield "check_predictions", lambda: ex.check_predictions(_unsolved, show=False)
     yield "check_make_listener", lambda: ex.check_make_listener(_unsolved, show=False)
     yield "check_select_step", lambda: ex.check_select_step(_unsolved, show=False)
     yield "check_framing", lambda: ex.check_framing(_unsolved, _unsolved, show=False)

@@ -128,8 +128,8 @@ class _TextClient:
     def __init__(self, address: tuple[str, int], nick: str) -> None:
         self.sock = socket.create_connection(address, timeout=5)
         self.buffer = b""
-        self.send(f"NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n".encode())
-        self.until(b" 001 ")
+        self.send(f"NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\nJOIN #lobby\r\n".encode())  # IRC clients join themselves
+        self.until(b" 366 ")
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)

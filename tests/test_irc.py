@@ -10,6 +10,7 @@ corpus) are checked for text connections too; ``replay_text_entry`` is how
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import socket
 import time
@@ -20,9 +21,8 @@ import pytest
 
 import chatlab
 from chatlab.core import codecs
-from chatlab.core import protocol as p
-from chatlab.errors import TransferError
 from chatlab.core.irc import ERROR_NUMERICS, MAX_LINE
+from chatlab.errors import TransferError
 
 try:
     import irc.client as irc_client
@@ -149,6 +149,9 @@ def test_an_irc_library_client_and_chatlab_clients_chat_both_ways(server, connec
     alice = connect("alice")
     dave = irc_peer("dave")
     assert dave.wait_for("welcome").target == "dave"
+    dave.wait_for("endofmotd")
+    assert not [e for e in dave.events if e.type == "join"], "an IRC client registering at once gets no forced channel"
+    dave.conn.join("#lobby")
     assert dave.wait_for("join").target == "#lobby"
     names = dave.wait_for("namreply")
     assert names.arguments[1] == "#lobby" and set(names.arguments[2].split()) == {"alice", "dave"}
@@ -173,14 +176,17 @@ def test_an_irc_library_client_and_chatlab_clients_chat_both_ways(server, connec
     assert (whispered.to, whispered.text) == ("alice", "psst yourself")
     assert not [e for e in dave.events if e.type == "pubmsg" and e.source.nick == "dave"], "IRC clients get no echo"
 
-    dave.conn.join("#team")  # one room at a time: joining moves dave, with the PART IRC clients expect
-    assert dave.wait_for("part", lambda e: e.source.nick == "dave").target == "#lobby"
+    dave.conn.join("#team")  # many rooms at once: dave stays in #lobby and is #team's operator
     assert dave.wait_for("join", lambda e: e.source.nick == "dave").target == "#team"
-    assert alice.wait_for(chatlab.Notice, predicate=lambda n: n.kind == "leave").nick == "dave"
-    alice.join("team")
+    assert dave.wait_for("namreply", lambda e: e.arguments[1] == "#team").arguments[2] == "@dave"
+    alice.join("team", stay=True)
     assert dave.wait_for("join", lambda e: e.source.nick == "alice").target == "#team"
-    alice.say("in team now")
+    alice.say("in team now", room="team")
     assert dave.wait_for("pubmsg").target == "#team"
+    alice.say("and in the lobby", room="lobby")
+    assert dave.wait_for("pubmsg").target == "#lobby"
+    dave.conn.privmsg("#team", "both rooms")
+    assert alice.wait_for(chatlab.ChatMessage, predicate=lambda m: m.sender == "dave").room == "team"
 
     dave.conn.quit("gone fishing")
     quit = alice.wait_for(chatlab.Notice, predicate=lambda n: n.kind == "quit")
@@ -193,8 +199,12 @@ def test_an_irc_library_client_and_chatlab_clients_chat_both_ways(server, connec
 
 def test_two_irc_clients_see_each_others_joins_lines_and_quits(server, irc_peer):
     erin = irc_peer("erin")
+    erin.wait_for("endofmotd")
+    erin.conn.join("#lobby")
     erin.wait_for("endofnames")
     frank = irc_peer("frank")
+    frank.wait_for("endofmotd")
+    frank.conn.join("#lobby")
     assert erin.wait_for("join", lambda e: e.source.nick == "frank").target == "#lobby"
     frank.wait_for("endofnames")
     frank.conn.privmsg("#lobby", "hi erin")
@@ -215,7 +225,7 @@ def test_a_taken_nick_gets_433_and_the_library_may_pick_another(server, connect,
 def test_a_file_offer_to_an_irc_user_is_refused_with_a_reason(server, connect, irc_peer, tmp_path):
     alice = connect("alice")
     dave = irc_peer("dave")
-    dave.wait_for("endofnames")
+    dave.wait_for("endofmotd")
     path = tmp_path / "notes.txt"
     path.write_text("hello")
     transfer = alice.send_file(path, "dave")
@@ -226,7 +236,13 @@ def test_a_file_offer_to_an_irc_user_is_refused_with_a_reason(server, connect, i
 # ------------------------------------------------------ raw lines, as nc
 
 
+def typing(server: chatlab.Server) -> None:
+    """Make every text client count as a person typing into nc (who is put in the default room)."""
+    server.room.settings = dataclasses.replace(server.room.settings, typing_time=0.0)
+
+
 def test_raw_lines_as_nc_sends_them_with_a_typo_before_user(server, connect, line_peer):
+    typing(server)
     bob = connect("bob")
     nc = line_peer()
     nc.send("hello")
@@ -254,14 +270,14 @@ def test_raw_lines_as_nc_sends_them_with_a_typo_before_user(server, connect, lin
 def test_crlf_lines_split_anywhere_and_one_byte_at_a_time(server, connect, line_peer):
     bob = connect("bob")
     nc = line_peer()
-    for byte in b"NICK dora\r\nUSER dora 0 * :Dora\r\nPRIVMSG #lobby :one byte at a time\r\n":
+    for byte in b"NICK dora\r\nUSER dora 0 * :Dora\r\nJOIN #lobby\r\nPRIVMSG #lobby :one byte at a time\r\n":
         nc.sock.sendall(bytes([byte]))
     assert bob.wait_for(chatlab.ChatMessage, predicate=lambda m: m.sender == "dora").text == "one byte at a time"
 
 
 def test_binary_users_comings_and_goings_are_join_part_and_quit_lines(server, connect, line_peer):
     nc = line_peer()
-    nc.send("NICK carol\nUSER carol 0 * :Carol")
+    nc.send("NICK carol\nUSER carol 0 * :Carol\nJOIN #lobby")
     nc.lines(lambda line: " 366 " in line)
     bob = connect("bob")
     assert nc.lines(lambda line: "JOIN" in line)[-1] == ":bob!bob@chatlab JOIN #lobby"
@@ -269,8 +285,8 @@ def test_binary_users_comings_and_goings_are_join_part_and_quit_lines(server, co
     assert nc.lines(lambda line: "PART" in line)[-1] == ":bob!bob@chatlab PART #lobby :bob left for team"
     nc.send("JOIN #team")
     got = nc.lines(lambda line: " 366 " in line)
-    assert got[:2] == [":carol!carol@chatlab PART #lobby :moved to #team", ":carol!carol@chatlab JOIN #team"]
-    assert ":chatlab 353 carol = #team :bob carol" in got
+    assert got[0] == ":carol!carol@chatlab JOIN #team"  # and carol is still in #lobby: no PART
+    assert ":chatlab 353 carol = #team :@bob carol" in got
     bob.close("lunch")
     assert nc.lines(lambda line: "QUIT" in line)[-1] == ":bob!bob@chatlab QUIT :lunch"
 
@@ -279,6 +295,8 @@ def test_nick_collisions_with_binary_users_fold_case_and_look_alikes(server, con
     connect("alice")
     nc = line_peer()
     nc.sock.sendall("NICK ＡＬＩＣＥ\r\nUSER a 0 * :A\r\n".encode())
+    assert numeric(nc.lines(lambda line: " 433 " in line)[-1]) == "433"  # a look-alike of alice
+    nc.send("NICK ALICE")
     assert numeric(nc.lines(lambda line: " 433 " in line)[-1]) == "433"
     nc.send("NICK admin")
     assert numeric(nc.lines(lambda line: " 432 " in line)[-1]) == "432"  # reserved
@@ -293,7 +311,7 @@ def test_a_room_password_is_an_irc_channel_key():
         nc = LinePeer(srv.address)
         try:
             nc.send("NICK dana\nUSER dana 0 * :Dana")
-            nc.lines(lambda line: " 366 " in line)
+            nc.lines(lambda line: " 376 " in line)
             nc.send("JOIN #staff wrong")
             assert nc.lines(lambda line: " 475 " in line)[-1].startswith(":chatlab 475 dana #staff :")
             nc.send("JOIN #staff sesame")
@@ -310,7 +328,7 @@ def test_flood_control_slows_a_text_client_and_loses_nothing():
          chatlab.Client.connect(srv.address, nick="bob") as bob:  # fmt: skip
         nc = LinePeer(srv.address)
         try:
-            nc.send("NICK eve\nUSER eve 0 * :Eve")
+            nc.send("NICK eve\nUSER eve 0 * :Eve\nJOIN #lobby")
             nc.lines(lambda line: " 366 " in line)
             nc.send("\n".join(f"PRIVMSG #lobby :line {i}" for i in range(30)))
             notice = nc.lines(lambda line: "NOTICE" in line)[-1]
@@ -327,7 +345,7 @@ def test_keepalive_pings_a_silent_text_client_and_drops_it_if_it_never_answers()
         try:
             for peer, nick in ((answering, "ann"), (silent, "sid")):
                 peer.send(f"NICK {nick}\nUSER {nick} 0 * :x")
-                peer.lines(lambda line: " 366 " in line)
+                peer.lines(lambda line: " 376 " in line)
             ping = answering.lines(lambda line: line.startswith("PING "), timeout=5)[-1]
             answering.send("PONG " + ping.split(" ", 1)[1])
             silent.until_closed(timeout=5)
@@ -339,12 +357,12 @@ def test_keepalive_pings_a_silent_text_client_and_drops_it_if_it_never_answers()
 
 
 def test_registration_never_finished_ends_with_an_error_line():
-    with chatlab.Server(port=0, hello_timeout=0.4) as srv:
+    with chatlab.Server(port=0, hello_timeout=0.4, text_hello_timeout=0.4) as srv:
         lurker = LinePeer(srv.address)
         try:
             lurker.send("NICK lurker")
             got = lurker.lines(lambda line: "ERROR" in line, timeout=5)
-            assert got[-1] == ":chatlab ERROR :Closing link: * (no NICK and USER within 0.4 s)"
+            assert got[-1] == ":chatlab ERROR :Closing link: * (no registration (NICK and USER) within 0.4 s)"
             lurker.until_closed()
             assert lurker.closed
         finally:
@@ -368,7 +386,7 @@ def test_ten_thousand_pings_are_answered_and_the_others_chat_on(server, connect,
     alice, bob = connect("alice"), connect("bob")
     nc = line_peer()
     nc.send("NICK pinger\nUSER p 0 * :p")
-    nc.lines(lambda line: " 366 " in line)
+    nc.lines(lambda line: " 376 " in line)
     nc.sock.sendall(b"PING :x\r\n" * 10_000)
     alice.say("still here")
     assert bob.wait_for(chatlab.ChatMessage, predicate=lambda m: m.text == "still here").sender == "alice"

@@ -15,6 +15,14 @@ SAMPLES: list[p.Message] = [
     p.Hello("alice"), p.Welcome("alice", "lobby", "hi"), p.ErrorMessage("nick-taken", "in use"),
     p.Ping(7), p.Pong(7), p.Quit("bye"), p.Say("héllo 你好"), p.Say("waves", action=True),
     p.Whisper("bob", "psst"), p.Join("team1", "pw"), p.Leave(), p.Who(),
+    p.Join("team2", stay=True), p.Leave("team2", "bye"), p.Who(room="team1", full=True), p.Say("hi", room="team1"),
+    p.Nick("alicia"), p.Kick("team1", "bob", "spam"), p.Topic("team1", "plans", change=True), p.Topic("team1"),
+    p.Mode("#team1", "+ov", ["bob", "carol"]), p.Mode("alice", "+i"), p.Invite("bob", "team1"), p.Away("lunch"),
+    p.Oper("admin", "secret"), p.Wallops("restart at noon"),
+    p.Notice("kick", "alice kicked bob", "alice", "team1", target="bob", detail="spam"),
+    p.WhoReply({"a": "lobby"}, {"lobby": 1}, people={"a": {"user": "a", "rooms": {"lobby": "@"}}},
+               channels={"lobby": {"members": {"a": "@"}, "topic": ""}}, history=[{"nick": "z", "at": 3}],
+               stats={"users": 1}),
     p.ChatMessage("lobby", "alice", "hi"), p.PrivateMessage("alice", "bob", "x"), p.Notice("join", "alice joined", "alice", "lobby"),
     p.WhoReply({"alice": "lobby"}, {"lobby": 1}),
     p.FileOffer(3, "bob", "a.bin", 10, "00" * 32), p.FileAccept(3, 5), p.FileReject(3, "no"),
@@ -31,6 +39,19 @@ def decode_all(data: bytes, step: int | None = None) -> list[p.Message]:
         out.extend(decoder)
     assert decoder.frames.buffered == 0
     return out
+
+
+def test_fields_added_later_are_left_out_at_their_default():
+    # A frame that does not use them is byte for byte what a version-1 peer sent before.
+    assert p.encode(p.Join("team1", "pw")).endswith(b'{"room":"team1","password":"pw"}')
+    assert p.encode(p.WhoReply({"a": "lobby"}, {})).endswith(b'{"users":{"a":"lobby"},"rooms":{}}')
+    assert p.encode(p.Leave()) == p.pack_header(p.FrameType.LEAVE, 0)
+
+
+@pytest.mark.parametrize("payload", [b'{"target":"#x","modes":"+o","args":[1]}', b'{"target":"#x","args":"bob"}'])
+def test_list_fields_are_checked_item_by_item(payload):
+    with pytest.raises(RemoteProtocolError, match="args"):
+        p.decode_message(p.Frame(p.FrameType.MODE, 0, 0, payload))
 
 
 def test_every_message_type_has_a_sample():

@@ -28,9 +28,9 @@ from hypothesis import strategies as st
 import chatlab
 import chatlab.core.chatroom
 import chatlab.server
-from chatlab.core import protocol as p
 from chatlab.bench.common import raise_nofile_limit, server_child
 from chatlab.bench.slowpeers import FreezableProxy, NeverReader, Probe, Slowloris, run_slow_peers
+from chatlab.core import protocol as p
 from chatlab.server import FD_SETSIZE, RESERVED_NICKS, normalize_name
 from conftest import RawPeer
 
@@ -54,7 +54,7 @@ def test_every_sender_field_is_filled_in_by_the_server(connect, raw):
     assert mallory.expect(p.ErrorMessage).code == "already-registered"
     mallory.send(p.Whisper("bob", "this is alice"))
     mallory.send(p.FileOffer(1, "bob", "homework.pdf", 10, "ab" * 32))
-    forged = b'{"text":"hi","sender":"alice","room":"staff"}'  # fields a SAY does not have: ignored
+    forged = b'{"text":"hi","sender":"alice","nick":"alice"}'  # fields a SAY does not have: ignored
     mallory.sock.sendall(p.pack_header(p.FrameType.SAY, len(forged)) + forged)
     private = bob.wait_for(chatlab.PrivateMessage)
     offer = bob.wait_for(chatlab.FileOffer)

@@ -71,6 +71,27 @@ log = logging.getLogger("chatlab.client")
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 7777  # where ``chatlab server`` listens unless told otherwise
 DEFAULT_ADDRESS = f"{DEFAULT_HOST}:{DEFAULT_PORT}"
 
+class Nickname(str):
+    """A client's nickname: a plain ``str`` (compared, printed, sent as one) that renames when called.
+
+    ``client.nick`` reads the nickname; ``client.nick("robert")`` is :meth:`Client.nick_change`.
+    """
+
+    def __new__(cls, value: str, rename: Callable[[str, float], None]) -> Nickname:
+        obj = super().__new__(cls, value)
+        obj._rename = rename
+        return obj
+
+    _rename: Callable[[str, float], None]
+
+    def __call__(self, new: str, timeout: float = 5.0) -> None:
+        """Be called ``new`` from now on (see :meth:`Client.nick_change`)."""
+        self._rename(new, timeout)
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (str, (str(self),))  # pickled, copied or sent elsewhere: the plain name
+
+
 class Client(ReceivingFiles, Sending, DirectPath, Threads):
     """One chat connection.  Create it with :meth:`connect`; close it with ``with``.
 
@@ -107,6 +128,8 @@ class Client(ReceivingFiles, Sending, DirectPath, Threads):
         self._decoder = decoder
         self.nick = welcome.nick
         self.room = welcome.room
+        self.rooms: list[str] = [welcome.room] if welcome.room else []  # every room I am in (the reader keeps it)
+        self._staying: set[str] = set()  # rooms joined with stay=True whose confirmation has not come yet
         self.motd = welcome.motd
         self.address: tuple[str, int] = sock.getpeername()[:2]
         self._events = EventQueue(owner=self.nick)
@@ -189,15 +212,15 @@ class Client(ReceivingFiles, Sending, DirectPath, Threads):
         with self._socket_errors("reading TCP_NOTSENT_LOWAT"):
             return int(self._sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT))
 
-    def say(self, text: str) -> None:
-        """Send ``text`` to everyone in my current room.
+    def say(self, text: str, room: str = "") -> None:
+        """Send ``text`` to everyone in my current room (or in ``room``, one of the rooms I am in).
 
         Raises:
             MessageTooLong: the line does not fit in one frame (nothing is sent;
                 the connection stays up).  ``exc.limit`` is the most a line may have.
             ConnectionClosed: the connection is closed.
         """
-        self._send(p.Say(text))
+        self._send(p.Say(text, room=room))
 
     def action(self, text: str) -> None:
         """An IRC-style ``/me`` action: ``* alice waves``."""
@@ -207,17 +230,23 @@ class Client(ReceivingFiles, Sending, DirectPath, Threads):
         """A private message that only ``to`` (and I) receive.  Raises :class:`MessageTooLong` as :meth:`say` does."""
         self._send(p.Whisper(to, text))
 
-    def join(self, room: str, password: str = "", timeout: float = 5.0) -> None:
-        """Move to ``room`` and return once the server confirms it.
+    def join(self, room: str, password: str = "", timeout: float = 5.0, *, stay: bool = False) -> None:
+        """Move to ``room`` and return once the server confirms it; with ``stay=True``, join it
+        *as well*, without leaving the rooms I am in (as IRC clients do).
 
-        Whoever creates a room with a password sets it; later joiners need it.
+        Whoever creates a room with a password sets it; later joiners need it.  Whoever
+        creates a room is its operator (:meth:`kick`, :meth:`topic`, :meth:`mode`).
 
         Raises:
             ServerError: the server refused (bad name, wrong password, too many rooms...).
             TimeoutError: no answer within ``timeout`` seconds.
         """
         since = self._events.mark()
-        self._send(p.Join(room, password))
+        if stay:
+            from ..core.chatroom import normalize_name
+
+            self._staying.add(normalize_name(room))  # the reader keeps the current room in self.rooms
+        self._send(p.Join(room, password, stay=stay))
         answer = self._events.take(
             lambda e: (isinstance(e, p.Notice) and e.kind == "join" and e.nick == self.nick) or isinstance(e, p.ErrorMessage),
             timeout, since=since, consume=False, what=f"confirmation of joining {room!r}",
@@ -226,17 +255,102 @@ class Client(ReceivingFiles, Sending, DirectPath, Threads):
             self._events.remove(answer)
             raise ServerError(answer.code, answer.text)
 
-    def leave(self, timeout: float = 5.0) -> None:
-        """Leave my room for the server's default room."""
-        since = self._events.mark()
-        self._send(p.Leave())
-        self._events.take(lambda e: isinstance(e, p.Notice) and e.kind == "join" and e.nick == self.nick,
-                          timeout, since=since, consume=False, what="confirmation of leaving")
+    def leave(self, room: str = "", reason: str = "", timeout: float = 5.0) -> None:
+        """Leave ``room`` (one of mine); without one, leave my current room for the server's default room.
 
-    def who(self, timeout: float = 5.0) -> p.WhoReply:
-        """Ask who is online; returns a :class:`WhoReply` (``users``: nick -> room, ``rooms``: room -> size)."""
+        Raises:
+            ServerError: ``room`` does not exist, or I am not in it.
+        """
+        if not room:
+            since = self._events.mark()
+            self._send(p.Leave())
+            self._events.take(lambda e: isinstance(e, p.Notice) and e.kind == "join" and e.nick == self.nick,
+                              timeout, since=since, consume=False, what="confirmation of leaving")
+            return
+        self._ask(p.Leave(room, reason),
+                  lambda e: isinstance(e, p.Notice) and e.kind == "leave" and e.nick == self.nick,
+                  timeout, f"confirmation of leaving {room!r}")
+
+    # Rooms have operators (whoever created one); IRC users share these rules.
+
+    @property
+    def nick(self) -> Nickname:
+        """My nickname, as the server accepted it: a ``str``; calling it renames me (``client.nick("robert")``)."""
+        return self._nick
+
+    @nick.setter
+    def nick(self, value: str) -> None:
+        self._nick = Nickname(value, self.nick_change)
+
+    def nick_change(self, nick: str, timeout: float = 5.0) -> None:
+        """Be called ``nick`` from now on; everyone who shares a room with me sees it.
+
+        Raises:
+            ServerError: the nick is taken (``nick-taken``), invalid or reserved.
+        """
+        old = self.nick
+        self._ask(p.Nick(nick), lambda e: isinstance(e, p.Notice) and e.kind == "nick" and e.nick == old,
+                  timeout, f"confirmation of the nick {nick!r}")
+
+    def kick(self, room: str, nick: str, reason: str = "", timeout: float = 5.0) -> None:
+        """Remove ``nick`` from ``room`` (I must be one of its operators)."""
+        self._ask(p.Kick(room, nick, reason), lambda e: isinstance(e, p.Notice) and e.kind == "kick",
+                  timeout, f"confirmation of kicking {nick!r}")
+
+    def topic(self, room: str, text: str | None = None, timeout: float = 5.0) -> str:
+        """``room``'s topic; with ``text``, set it first ("" clears it; under mode +t, operators only)."""
+        if text is not None:
+            self._ask(p.Topic(room, text, change=True), lambda e: isinstance(e, p.Notice) and e.kind == "topic",
+                      timeout, f"confirmation of {room!r}'s topic")
+            return text
+        reply = self._ask(p.Topic(room), lambda e: isinstance(e, p.WhoReply), timeout, f"{room!r}'s topic")
+        info: dict[str, Any] = next(iter(reply.channels.values()), {})
+        return str(info.get("topic", ""))
+
+    def mode(self, target: str, modes: str = "", *args: str, timeout: float = 5.0) -> str:
+        """Change a room's modes (``mode("team", "+o", "bob")``, ``"+k", "secret"``, ``"+m"``...), or my
+        own (``mode(client.nick, "+i")``); without ``modes``, return them (``"+nt"``)."""
+        if not modes.strip("+-"):
+            reply = self._ask(p.Mode(target), lambda e: isinstance(e, p.WhoReply), timeout, f"{target!r}'s modes")
+            found: dict[str, Any] = next(iter(reply.channels.values()), {}) or next(iter(reply.people.values()), {})
+            return str(found.get("modes", ""))
+        notice = self._ask(p.Mode(target, modes, list(args)), lambda e: isinstance(e, p.Notice) and e.kind == "mode",
+                           timeout, f"confirmation of mode {modes}")
+        return str(notice.detail)
+
+    def invite(self, nick: str, room: str, timeout: float = 5.0) -> None:
+        """Invite ``nick`` into ``room`` (needed to enter a room with mode +i)."""
+        self._ask(p.Invite(nick, room),
+                  lambda e: isinstance(e, p.Notice) and e.kind == "invite" and e.nick == self.nick,
+                  timeout, f"confirmation of inviting {nick!r}")
+
+    def away(self, text: str = "", timeout: float = 5.0) -> None:
+        """Mark me away with ``text`` (whisperers are told), or back when it is empty."""
+        self._ask(p.Away(text), lambda e: isinstance(e, p.Notice) and e.kind == "away" and e.nick == self.nick,
+                  timeout, "confirmation of away")
+
+    def _ask(self, message: p.Message, answer: Callable[[Any], bool], timeout: float, what: str) -> Any:
+        """Send ``message``; return the first event ``answer`` accepts, or raise the server's refusal."""
         since = self._events.mark()
-        self._send(p.Who())
+        self._send(message)
+        got = self._events.take(lambda e: answer(e) or isinstance(e, p.ErrorMessage), timeout, since=since,
+                                consume=False, what=what)
+        if isinstance(got, p.ErrorMessage):
+            self._events.remove(got)
+            raise ServerError(got.code, got.text)
+        if isinstance(got, p.WhoReply):
+            self._events.remove(got)
+        return got
+
+    def who(self, timeout: float = 5.0, **details: Any) -> p.WhoReply:
+        """Ask who is online; returns a :class:`WhoReply` (``users``: nick -> room, ``rooms``: room -> size).
+
+        ``details`` are :class:`~chatlab.core.protocol.Who`'s fields: ``room="team"`` or
+        ``nick="bob"`` adds ``people`` and ``channels`` (operators, topic, modes...), ``full=True``
+        everyone's, ``was="bob"`` the ``history`` of a nick that left.
+        """
+        since = self._events.mark()
+        self._send(p.Who(**details))
         reply: p.WhoReply = self._events.take(lambda e: isinstance(e, p.WhoReply), timeout, since=since, what="an answer to WHO")
         return reply
 

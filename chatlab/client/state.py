@@ -54,6 +54,7 @@ class ClientState:
 
     nick: str
     room: str
+    rooms: list[str]
     motd: str
     address: tuple[str, int]
     priority_writer: bool

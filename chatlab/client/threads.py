@@ -189,9 +189,38 @@ class Threads(ClientState):
             if isinstance(message, p.Ping):
                 self._reply(p.encode(p.Pong(message.token)))
                 continue
-            if isinstance(message, p.Notice) and message.kind == "join" and message.nick == self.nick:
-                self.room = message.room
+            if isinstance(message, p.Notice):
+                self._track_rooms(message)
             self._events.put(message)
+
+    def _track_rooms(self, notice: p.Notice) -> None:
+        """Keep ``nick``, ``room`` and ``rooms`` as the server says they are (reader thread)."""
+        mine = notice.nick == self.nick
+        if notice.kind == "join" and mine:
+            self._joined(notice.room)
+        elif (notice.kind == "leave" and mine) or (notice.kind == "kick" and notice.target == self.nick):
+            self.rooms = [r for r in self.rooms if r != notice.room]
+            if self.room == notice.room:
+                self.room = self.rooms[-1] if self.rooms else ""
+        elif notice.kind == "nick" and mine:
+            self.nick = notice.target
+
+    def _joined(self, room: str) -> None:
+        if not self._stayed(room) and self.room and self.room != room:
+            self.rooms = [r for r in self.rooms if r != self.room]  # a plain join moves: the current room is left
+        self.rooms = [r for r in self.rooms if r != room] + [room]
+        self.room = room
+
+    def _stayed(self, room: str) -> bool:
+        """Was the join of ``room`` a ``join(..., stay=True)`` (so the current room was not left)?"""
+        from ..core.chatroom import normalize_name
+
+        staying: set[str] = getattr(self, "_staying", set())
+        key = normalize_name(room)
+        if key in staying:
+            staying.discard(key)
+            return True
+        return False
 
     def _finish(self, reason: str) -> None:
         """The connection is over: say why (once), and wake the writer so it exits."""

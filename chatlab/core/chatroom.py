@@ -21,15 +21,23 @@ the outputs, with no socket anywhere.  The rules, once:
   and ``bob`` are one name; a few are reserved.  A bad or taken nickname
   closes a binary client; a session with ``nick_retries`` (text clients, which
   type ``NICK`` again) gets the error and stays unregistered.
-* Everyone is in exactly one room; rooms are created by joining them and vanish
-  when the last member leaves (the default room stays).  As IRC's channel keys:
-  whoever creates a room with a password sets it, later joiners need it;
-  passwords given to :class:`Settings` are there from the start and stay.
+* A user is in any number of rooms.  A plain ``Join`` *moves* (leaves the current
+  room first: what chatlab's client did from the start); ``Join(stay=True)`` adds a
+  room, and ``Leave(room)`` leaves that one (IRC's JOIN and PART are these).  Rooms
+  are created by joining them and vanish when the last member leaves (the default
+  room stays).  Whoever creates a room is its operator (:mod:`chatlab.core.channels`:
+  modes, topic, kick, invite, bans).  As IRC's channel keys: whoever creates a room
+  with a password sets it, later joiners need it; passwords given to
+  :class:`Settings` are there from the start and stay.
+* A registered user may change nick (everyone sharing a room sees it).  Nicknames
+  follow one of two grammars: Unicode letters (the binary client's) or RFC 2812's
+  (``[bot]``, ``foo|afk``); look-alikes collide either way.
 * Flood control is a token bucket per session; a client over its rate is
   simply read later (nothing is dropped), and told so once per episode.
 * Keepalive: a session silent for ``ping_interval`` is pinged, and closed if
   nothing arrives within ``ping_timeout``; one that never says HELLO is closed
-  after ``hello_timeout``.
+  after ``hello_timeout`` (a text client, typed by a person, after
+  ``text_hello_timeout``).
 
 What the server understands is the table :data:`ChatRoom.HANDLERS`, one
 handler per message kind.
@@ -41,20 +49,26 @@ import hmac
 import logging
 import re
 import unicodedata
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, NamedTuple, Union
 
-from . import protocol as p
 from ..errors import RemoteProtocolError
+from . import protocol as p
+from .channels import RoomState
 from .relay import MAX_TRANSFERS, RELAY_HIGH_WATER, FileRelay, Forward, Send
 
 log = logging.getLogger(__name__)  # "chatlab.core.chatroom": the chat rules log who is dropped and why
 
 RESERVED_NICKS = frozenset({"server", "chatlab", "admin", "root", "system", "operator", "nickserv", "everyone"})
 NICK_RE = re.compile(r"^[^\W\d][\w\-]{0,19}$")  # a letter first, then letters, digits, _ and -
+# RFC 2812 2.3.1: a letter or one of [ ] \ ` _ ^ { | } first, then those, digits and "-" (ASCII only).
+IRC_NICK_RE = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}\-]{0,19}")
 ROOM_RE = re.compile(r"^#?[\w\-]{1,32}$")
 # Messages that cost a flood token (session upkeep such as PING does not).
-PACED = frozenset({p.Say, p.Whisper, p.Join, p.Leave, p.Who, p.FileOffer})
+PACED = frozenset({p.Say, p.Whisper, p.Join, p.Leave, p.Who, p.FileOffer,
+                   p.Nick, p.Kick, p.Topic, p.Mode, p.Invite, p.Away, p.Oper, p.Wallops})
+WHOWAS_KEPT = 200  # departed nicks remembered for WHOWAS
 
 
 def normalize_name(name: str) -> str:
@@ -87,8 +101,11 @@ class Settings:
     ping_interval: float = 30.0
     ping_timeout: float = 60.0
     hello_timeout: float = 10.0
+    text_hello_timeout: float = 60.0  # a person typing NICK and USER into nc needs time to read the hints
+    typing_time: float = 2.0  # a text client that registers faster than this is a program: no auto-join
     default_room: str = "lobby"
     room_passwords: dict[str, str] | None = None  # preset: {"class": "secret"}; they stay when the room empties
+    opers: dict[str, str] | None = None  # server operators: {"name": "password"} (OPER; the CLI's --oper)
     motd: str = "Welcome to chatlab. Type /help for commands."
 
     relay_high_water: int = RELAY_HIGH_WATER
@@ -165,7 +182,14 @@ class Session:
         self.nick_retries = nick_retries  # a bad or taken nick is an error, not a disconnect
         self.nick: str | None = None  # None until HELLO succeeds
         self.nick_key = ""  # normalize_name(nick): the key in ChatRoom.nicks
-        self.room_key = ""  # normalize_name(room): the key in ChatRoom.rooms; "" before HELLO
+        self.room_key = ""  # the current room (where a Say without a room goes); "" before HELLO or in none
+        self.rooms: dict[str, None] = {}  # every room I am in, in joining order (a dict as an ordered set)
+        self.user = ""  # IRC USER's username (the nick when not given)
+        self.realname = ""
+        self.away = ""  # the away message; "" when here
+        self.modes: set[str] = set()  # user modes: i (invisible), w (wallops), o (server operator)
+        self.signon = now
+        self.last_said_at = now  # for WHOIS idle time
         self.connected_at = now
         self.last_heard_at = now
         self.ping_sent_at = 0.0  # 0.0: no ping outstanding
@@ -204,6 +228,10 @@ class ChatRoom:
         self.preset_passwords = {normalize_name(k): v for k, v in (settings.room_passwords or {}).items()}
         self.passwords = dict(self.preset_passwords)  # preset ones, plus those set by a room's creator
         self.default_key = normalize_name(settings.default_room)
+        self.state: dict[str, RoomState] = {}  # normalize_name(room) -> operators, modes, topic... (channels.py)
+        self.history: deque[dict[str, Any]] = deque(maxlen=WHOWAS_KEPT)  # departed nicks, newest last
+        self.now = 0.0  # the time of the message being handled (the server's monotonic clock)
+        self.wall_offset = 0.0  # now + this = the wall clock (IRC shows topic and sign-on times); the server sets it
         self.relay = FileRelay(settings.relay_high_water, settings.max_transfers)
 
     # ------------------------------------------------------------ entry points
@@ -218,6 +246,7 @@ class ChatRoom:
     def receive(self, session: Session, message: p.Message, now: float) -> list[Output]:
         """``session`` sent ``message`` at ``now``: what happens."""
         session.last_heard_at, session.ping_sent_at = now, 0.0
+        self.now = now
         if type(message) in PACED:
             paused = self.pace(session, now)
             if paused:
@@ -276,8 +305,10 @@ class ChatRoom:
         s = self.settings
         outputs: list[Output] = []
         for session in list(self.sessions):
-            if session.nick is None and now - session.connected_at > s.hello_timeout:
-                outputs += self.kick(session, "hello-timeout", f"no HELLO within {s.hello_timeout:g} s")
+            limit = s.text_hello_timeout if session.nick_retries else s.hello_timeout
+            if session.nick is None and now - session.connected_at > limit:
+                what = "registration (NICK and USER)" if session.nick_retries else "HELLO"
+                outputs += self.kick(session, "hello-timeout", f"no {what} within {limit:g} s")
             elif session.ping_sent_at and now - session.ping_sent_at > s.ping_timeout:
                 outputs.append(Close(session, f"ping timeout: no answer for {now - session.last_heard_at:.1f} s",
                                      flush=False))
@@ -296,7 +327,14 @@ class ChatRoom:
         if session.nick is not None:
             if self.nicks.get(session.nick_key) is session:
                 del self.nicks[session.nick_key]
-            outputs += self._leave_room(session, "quit", f"{session.nick} quit ({reason})" if reason else f"{session.nick} quit")
+            self._remember(session)
+            text = f"{session.nick} quit ({reason})" if reason else f"{session.nick} quit"
+            others = self._neighbours(session)
+            room = self.room_names.get(session.room_key, "")
+            for key in list(session.rooms):
+                self._remove_member(session, key)
+            if others:
+                outputs.append(Broadcast(others, p.Notice("quit", text, session.nick, room)))
             outputs += self.relay.drop(session, reason)
         return outputs
 
@@ -312,59 +350,96 @@ class ChatRoom:
             return [self._error(session, "already-registered", f"you are already {session.nick}")]
         nick = unicodedata.normalize("NFKC", hello.nick).strip()
         key = normalize_name(nick)
-        problem = None
-        if not NICK_RE.match(nick):
-            problem = ("bad-nick", f"{hello.nick!r} is not a valid nickname: 1-20 letters, digits, '_' or '-', starting with a letter")
-        elif key in RESERVED_NICKS:
-            problem = ("nick-reserved", f"the nickname {nick!r} is reserved")
-        elif key in self.nicks:
-            problem = ("nick-taken", f"the nickname {nick!r} is already in use")
+        problem = self._nick_problem(hello.nick, nick, key)
         if problem:
             if session.nick_retries:
                 return [self._error(session, *problem)]
             return self.kick(session, *problem)
         session.nick, session.nick_key = nick, key
+        session.user, session.realname = hello.user or nick, hello.realname or nick
+        session.signon = session.last_said_at = self.now
         self.nicks[key] = session
         log.info("%s is %s", session.peer, nick)
-        welcome = Send(session, p.Welcome(nick, self.room_display(self.settings.default_room), self.settings.motd))
-        return [welcome, *self._enter_room(session, self.settings.default_room)]
+        # A text client that registers at once is a program (an IRC client): it joins what it wants itself.
+        typed = not session.nick_retries or self.now - session.connected_at >= self.settings.typing_time
+        lobby = hello.lobby and typed
+        room = self.room_display(self.settings.default_room) if lobby else ""
+        welcome = Send(session, p.Welcome(nick, room, self.settings.motd))
+        return [welcome, *self._enter_room(session, self.settings.default_room)] if lobby else [welcome]
+
+    def _nick_problem(self, given: str, nick: str, key: str, me: Session | None = None) -> tuple[str, str] | None:
+        """Why ``nick`` cannot be had (a code and a sentence), or ``None``."""
+        if not (NICK_RE.match(nick) or IRC_NICK_RE.fullmatch(nick)):
+            return ("bad-nick", f"{given!r} is not a valid nickname: 1-20 letters, digits, '_' or '-', starting with "
+                                "a letter (or, as in IRC, [ ] \\ ` ^ { | })")
+        if key in RESERVED_NICKS:
+            return ("nick-reserved", f"the nickname {nick!r} is reserved")
+        holder = self.nicks.get(key)
+        if holder is not None and holder is not me:
+            return ("nick-taken", f"the nickname {nick!r} is already in use")
+        return None
 
     def on_say(self, session: Session, say: p.Say) -> list[Output]:
-        problem = self._check_text(session, say.text)
+        problem = self._check_text(session, say.text) or self._may_speak(session, say.room)
         if problem:
-            return [problem]
-        room = session.room_key
-        return [Broadcast(list(self.rooms[room]), p.ChatMessage(self.room_names[room], session.nick or "", say.text, say.action))]
+            return [] if say.notice else [problem]  # a NOTICE is never answered automatically
+        room = normalize_name(say.room) if say.room else session.room_key
+        session.last_said_at = self.now
+        line = p.ChatMessage(self.room_names[room], session.nick or "", say.text, say.action, notice=say.notice)
+        return [Broadcast(list(self.rooms[room]), line)]
+
+    def _may_speak(self, session: Session, room: str) -> Send | None:
+        """An error if ``session`` may not speak in ``room`` ("": its current room) now, else ``None``."""
+        key = normalize_name(room) if room else session.room_key
+        if not key:
+            return self._error(session, "not-in-room", "you are in no room: join one first")
+        if key not in self.rooms:
+            return self._error(session, "no-such-room", f"there is no room {room!r}", room)
+        state, name = self._state(key), self.room_names[key]
+        member = key in session.rooms
+        if not member and "n" in state.flags:
+            return self._error(session, "cannot-send", f"you are not in {name} (it takes no messages from outside)",
+                               name)
+        voiced = session in state.ops or session in state.voiced
+        if "m" in state.flags and not voiced:
+            return self._error(session, "cannot-send", f"{name} is moderated: only operators and voiced members speak",
+                               name)
+        if state.bans and not voiced and state.banned(self._mask(session)):  # the mask only when there are bans
+            return self._error(session, "cannot-send", f"you are banned from {name}", name)
+        return None
 
     def on_whisper(self, session: Session, whisper: p.Whisper) -> list[Output]:
         target = self.nicks.get(normalize_name(whisper.to))
+        problem = None
         if target is None:
-            return [self._error(session, "no-such-nick", f"nobody called {whisper.to!r} is online")]
-        problem = self._check_text(session, whisper.text)
-        if problem:
-            return [problem]
-        private = p.PrivateMessage(session.nick or "", target.nick or "", whisper.text, whisper.action)
+            problem = self._error(session, "no-such-nick", f"nobody called {whisper.to!r} is online", whisper.to)
+        problem = problem or self._check_text(session, whisper.text)
+        if problem or target is None:
+            return [] if whisper.notice or problem is None else [problem]  # a NOTICE is never answered automatically
+        session.last_said_at = self.now
+        private = p.PrivateMessage(session.nick or "", target.nick or "", whisper.text, whisper.action,
+                                   notice=whisper.notice)
         if target is session:
             return [Send(target, private)]
-        return [Send(target, private), Send(session, private)]  # the sender's copy confirms delivery
+        outputs: list[Output] = [Send(target, private), Send(session, private)]  # the sender's copy confirms delivery
+        if target.away and not whisper.notice:
+            outputs.append(Send(session, p.Notice("away", f"{target.nick} is away: {target.away}", target.nick or "",
+                                                  detail=target.away)))
+        return outputs
 
     def on_join(self, session: Session, join: p.Join) -> list[Output]:
         room, password = join.room, join.password
         key = normalize_name(room)
-        if " " in room.strip():
-            return [self._error(session, "bad-room", f"{room!r} is not a valid room name: spaces are not allowed in "
-                                                     "room names (in the terminal client a password is given as /join ROOM key=PASSWORD)")]
-        if not ROOM_RE.fullmatch(room):  # fullmatch: "$" alone would let "class\n" pass
-            return [self._error(session, "bad-room", f"{room!r} is not a valid room name: 1-32 letters, digits, '_' or '-'")]
-        if key == session.room_key:
-            return [self._error(session, "already-in-room", f"you are already in {self.room_display(room)}")]
+        if not join.stay and key in session.rooms and key != session.room_key:
+            return self._move_within(session, key)
         exists = key in self.rooms or key == self.default_key
-        if not exists and len(self.rooms) >= self.settings.max_rooms:
-            return [self._error(session, "too-many-rooms", f"the server already has {self.settings.max_rooms} rooms")]
         expected = self.passwords.get(key)
-        if expected is not None and not hmac.compare_digest(expected.encode(), password.encode()):
-            return [self._error(session, "bad-password", f"room {room!r} needs the right password")]
-        outputs = self._leave_room(session, "leave", f"{session.nick} left for {room}")
+        refused = self._bad_room_name(session, room) or self._join_refused(session, join, key, exists)
+        if refused:
+            return [refused]
+        outputs: list[Output] = []
+        if not join.stay and session.room_key:  # a move: leave the current room first
+            outputs += self._leave_room(session, "leave", f"{session.nick} left for {room}")
         if not exists and password:  # the creator sets the key, as in IRC
             self.passwords[key] = password
         outputs += self._enter_room(session, room)
@@ -373,13 +448,65 @@ class ChatRoom:
                                                           "yours was ignored (only a room's creator sets one)")))
         return outputs
 
+    def _move_within(self, session: Session, key: str) -> list[Output]:
+        """A plain (moving) join of a room ``session`` is in already: leave the current one, make ``key`` current."""
+        name = self.room_names[key]
+        outputs = self._leave_room(session, "leave", f"{session.nick} left for {name}")
+        session.room_key = key
+        return [*outputs, Send(session, p.Notice("join", f"{session.nick} joined {name}", session.nick or "", name))]
+
+    def _join_refused(self, session: Session, join: p.Join, key: str, exists: bool) -> Send | None:
+        """Why ``join`` of room ``key`` is refused, or ``None``."""
+        room = join.room
+        if key == session.room_key or (join.stay and key in session.rooms):
+            return self._error(session, "already-in-room", f"you are already in {self.room_display(room)}", room)
+        if not exists and len(self.rooms) >= self.settings.max_rooms:
+            return self._error(session, "too-many-rooms", f"the server already has {self.settings.max_rooms} rooms",
+                               room)
+        expected = self.passwords.get(key)
+        if expected is not None and not hmac.compare_digest(expected.encode(), join.password.encode()):
+            return self._error(session, "bad-password", f"room {room!r} needs the right password", room)
+        return self._door(session, key, room) if exists else None
+
+    def _bad_room_name(self, session: Session, room: str) -> Send | None:
+        if " " in room.strip():
+            return self._error(session, "bad-room", f"{room!r} is not a valid room name: spaces are not allowed in "
+                                                    "room names (in the terminal client a password is given as "
+                                                    "/join ROOM key=PASSWORD)", room)
+        if not ROOM_RE.fullmatch(room):  # fullmatch: "$" alone would let "class\n" pass
+            return self._error(session, "bad-room", f"{room!r} is not a valid room name: 1-32 letters, digits, '_' or '-'",
+                               room)
+        return None
+
+    def _door(self, session: Session, key: str, room: str) -> Send | None:
+        """The rules of an existing room's door (IRC 471, 473, 474), or ``None``: come in."""
+        state, name = self._state(key), self.room_display(room)
+        invited = session.nick_key in state.invited
+        if state.bans and not invited and state.banned(self._mask(session)):
+            return self._error(session, "banned", f"you are banned from {name}", name)
+        if "i" in state.flags and not invited:
+            return self._error(session, "invite-only", f"{name} is invite only: ask a member for an invitation", name)
+        if state.limit and len(self.rooms.get(key, ())) >= state.limit:
+            return self._error(session, "room-full", f"{name} is full ({state.limit} members)", name)
+        return None
+
     def on_leave(self, session: Session, leave: p.Leave) -> list[Output]:
-        return self.on_join(session, p.Join(self.settings.default_room))
+        if not leave.room:  # version 1's LEAVE: back to the default room
+            return self.on_join(session, p.Join(self.settings.default_room))
+        key = normalize_name(leave.room)
+        if key not in self.rooms:
+            return [self._error(session, "no-such-room", f"there is no room {leave.room!r}", leave.room)]
+        if key not in session.rooms:
+            return [self._error(session, "not-in-room", f"you are not in {self.room_names[key]}", self.room_names[key])]
+        text = f"{session.nick} left {self.room_names[key]}" + (f" ({leave.reason})" if leave.reason else "")
+        return self._leave_room(session, "leave", text, key=key, detail=leave.reason, tell_self=True)
 
     def on_who(self, session: Session, who: p.Who) -> list[Output]:
-        users = {s.nick: self.room_names[s.room_key] for s in self.nicks.values() if s.nick}
-        rooms = {self.room_names[k]: len(members) for k, members in self.rooms.items()}
-        return [Send(session, p.WhoReply(users, rooms))]
+        users = {s.nick: self.room_names.get(s.room_key, "") for s in self.nicks.values() if s.nick}
+        rooms = {self.room_names[k]: len(members) for k, members in self.rooms.items() if self._visible(session, k)}
+        if not (who.room or who.nick or who.was or who.full):
+            return [Send(session, p.WhoReply(users, rooms))]
+        return [Send(session, p.WhoReply(users, rooms, **self._details(session, who)))]
 
     def on_ping(self, session: Session, ping: p.Ping) -> list[Output]:
         return [Send(session, p.Pong(ping.token))]
@@ -400,8 +527,8 @@ class ChatRoom:
         """A room's name as its creator wrote it."""
         return self.room_names.get(normalize_name(room), room)
 
-    def _error(self, session: Session, code: str, text: str) -> Send:
-        return Send(session, p.ErrorMessage(code, text))
+    def _error(self, session: Session, code: str, text: str, subject: str = "") -> Send:
+        return Send(session, p.ErrorMessage(code, text, subject))
 
     def _check_text(self, session: Session, text: str) -> Send | None:
         if not text.strip():
@@ -415,25 +542,90 @@ class ChatRoom:
         key = normalize_name(room)
         name = self.room_names.setdefault(key, room)
         members = self.rooms.setdefault(key, [])
+        state = self._state(key)
+        if not members and key != self.default_key:
+            state.ops.add(session)  # whoever creates a room is its operator
         members.append(session)
+        state.invited.discard(session.nick_key)
+        session.rooms[key] = None
         session.room_key = key
         # Everyone in the room hears it, the newcomer included: that is its confirmation.
         return [Broadcast(list(members), p.Notice("join", f"{session.nick} joined {name}", session.nick or "", name))]
 
-    def _leave_room(self, session: Session, kind: str, text: str) -> list[Output]:
-        key = session.room_key
+    def _leave_room(self, session: Session, kind: str, text: str, key: str | None = None, detail: str = "",
+                    tell_self: bool = False) -> list[Output]:
+        """``session`` leaves ``key`` (its current room by default); the others hear ``kind``."""
+        key = session.room_key if key is None else key
         members = self.rooms.get(key)
-        session.room_key = ""
-        if members is None:
+        if members is None or session not in members:
+            session.room_key = "" if key == session.room_key else session.room_key
             return []
-        members.remove(session)
         name = self.room_names[key]
+        told = list(members) if tell_self else [m for m in members if m is not session]
+        self._remove_member(session, key)
+        return [Broadcast(told, p.Notice(kind, text, session.nick or "", name, detail=detail))]
+
+    def _remove_member(self, session: Session, key: str) -> None:
+        """Take ``session`` out of room ``key``; a room left empty vanishes (not the default one)."""
+        members = self.rooms.get(key)
+        session.rooms.pop(key, None)
+        if session.room_key == key:
+            session.room_key = next(reversed(session.rooms), "")  # the room joined last becomes current
+        if members is None or session not in members:
+            return
+        members.remove(session)
+        state = self.state.get(key)
+        if state is not None:
+            state.ops.discard(session)
+            state.voiced.discard(session)
         if not members and key != self.default_key:
             del self.rooms[key], self.room_names[key]
+            self.state.pop(key, None)
             if key not in self.preset_passwords:
                 self.passwords.pop(key, None)  # the room is gone, and its creator's key with it
-        return [Broadcast(list(members), p.Notice(kind, text, session.nick or "", name))]
 
+    def _state(self, key: str) -> RoomState:
+        state = self.state.get(key)
+        if state is None:
+            state = self.state[key] = RoomState(self.room_names.get(key, key), self.now, key == self.default_key)
+        return state
+
+    def _neighbours(self, session: Session, include_self: bool = False) -> list[Session]:
+        """Everyone who shares a room with ``session``, once each (who sees its nick change or quit)."""
+        seen: dict[Session, None] = {session: None} if include_self else {}
+        for key in session.rooms:
+            for member in self.rooms.get(key, ()):
+                if member is not session:
+                    seen[member] = None
+        return list(seen)
+
+    @staticmethod
+    def _mask(session: Session) -> str:
+        return f"{session.nick}!{session.user or session.nick}@chatlab"  # as IRC clients see everyone
+
+    def wall(self, when: float | None = None) -> int:
+        """``when`` (default: now) on the wall clock, in whole seconds since 1970."""
+        return int((self.now if when is None else when) + self.wall_offset)
+
+    def _details(self, session: Session, who: p.Who) -> dict[str, Any]:
+        from .operators import details  # the module that adds the operators' handlers imports this one
+
+        return details(self, session, who)
+
+    def _visible(self, session: Session, key: str) -> bool:
+        """May ``session`` see room ``key`` in lists (+s rooms: members only)?"""
+        state = self.state.get(key)
+        return state is None or "s" not in state.flags or key in session.rooms
+
+    def _remember(self, session: Session) -> None:
+        """WHOWAS: a nick that is given up (a quit, a rename) is remembered for a while."""
+        self.history.append({"nick": session.nick or "", "key": session.nick_key, "user": session.user,
+                             "realname": session.realname, "at": self.wall()})
+
+
+from .operators import (
+    add_operator_handlers,  # (the handlers of nick, kick, topic, mode...): at the end, it imports this module
+)
 
 ChatRoom.HANDLERS = {
     p.Hello: ChatRoom.on_hello,
@@ -446,9 +638,10 @@ ChatRoom.HANDLERS = {
     p.Pong: ChatRoom.on_pong,
     p.Quit: ChatRoom.on_quit,
 }
+add_operator_handlers(ChatRoom)
 
 
 __all__ = [
     "ChatRoom", "Session", "Settings", "FloodLimit", "TokenBucket", "normalize_name",
-    "Send", "Broadcast", "Forward", "Pause", "Close", "Output", "RESERVED_NICKS", "NICK_RE", "ROOM_RE",
+    "Send", "Broadcast", "Forward", "Pause", "Close", "Output", "RESERVED_NICKS", "NICK_RE", "IRC_NICK_RE", "ROOM_RE",
 ]

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from typing import Callable, ClassVar, Protocol, Union
 
-from . import protocol as p
 from ..errors import RemoteProtocolError
+from . import protocol as p
 from .irc import IrcCodec
 
 Event = Union[p.Message, p.Frame, bytes]  # what next_event() returns, besides None

@@ -9,26 +9,27 @@ chat core's messages, and hands it the core's messages to turn into lines.
 
 The theory, once:
 
-* **Framing by delimiter.**  A message is a line: it ends at LF (IRC clients send
-  CR LF, ``nc`` a bare LF).  A CR alone ends a line too, as in most IRC servers, and
-  empty lines are skipped, so CR LF, LF and CR all work.  Where length-prefix
+* **Framing by delimiter.**  A message is a line: CR LF (IRC clients), LF (``nc``) and a
+  lone CR all end one, and empty lines are skipped.  Where length-prefix
   framing reads a header and knows how much is coming, delimiter framing must scan
   every byte for the end, cap the line (512 bytes with the CR LF, RFC 1459 2.3),
   and keep the delimiter out of the text: a chat line from a binary client that
   holds a newline is sent to IRC as two lines, or it would forge a second message.
   A line over the cap gets numeric 417 and is dropped up to its end: at most 512
   bytes of an unfinished line are ever held.
-* **Text is UTF-8.**  A line that is not, or that holds a NUL byte, gets a NOTICE
-  saying why and is dropped; nothing raises.
+* **Text is UTF-8.**  A line that is not, or holds a NUL byte, gets a NOTICE and is dropped.
 * **Registration.**  ``NICK`` + ``USER`` (in either order; ``CAP LS`` and ``PASS``
-  are tolerated) become ``Hello(nick)`` for the core.  A taken or invalid nick comes
-  back as 433 or 432 and the client may send another ``NICK``: the server registers
-  text connections with ``nick_retries``.
+  are tolerated) become ``Hello(nick, user=..., realname=...)`` for the core.  A taken
+  or invalid nick comes back as 433 or 432 and the client may send another ``NICK``:
+  the server registers text connections with ``nick_retries``.  Nicks follow RFC 2812.
 * **Mapping.**  A chatlab room ``lobby`` is the IRC channel ``#lobby`` (a room a
   binary client named ``#x`` is ``##x``: one ``#`` is always added, so the mapping
-  goes both ways).  A chatlab user is in one room at a time: ``JOIN #other`` moves
-  them, and they see the ``PART`` an IRC client expects.  IRC clients show what
-  their user said themselves, so the core's echo of one's own chat line is dropped.
+  goes both ways).  An IRC user is in any number of channels (``Join(stay=True)``);
+  a person typing into ``nc`` is put in the default room on registering, a program
+  (``CAP LS``, or NICK and USER at once) is not.  IRC clients show what their user
+  said themselves, so the core's echo of one's own chat line is dropped.
+* **Dispatch.**  ``IrcCodec.HANDLERS`` maps each command to its method; queries ask
+  the core (a ``Who``...) and :mod:`chatlab.core.irc_replies` formats its ``WhoReply``.
 
 The codec's surface is the server's ``Codec`` seam::
 
@@ -48,162 +49,50 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import deque
-from typing import Callable, ClassVar, Iterator, Union
+from typing import Any, Callable, ClassVar, Union
 
-from . import protocol as p
 from ..errors import RemoteProtocolError
+from . import protocol as p
+from .channels import ROOM_MODES, USER_MODES
+from .chatroom import NICK_RE
+from .chatroom import normalize_name as _key  # names collide as they do in the core: NFKC, casefolded
+from .irc_lines import (
+    MAX_CONTENT,
+    MAX_LINE,
+    SERVER,
+    _chat_lines,
+    channel_of,
+    format_line,
+    parse_line,
+    privmsg_lines,
+    room_of,
+    source,
+)
+from .irc_replies import (
+    CLOSING_CODES,
+    ERROR_NUMERICS,
+    HELP,
+    NICK_CODES,
+    NICKLEN,
+    REPLY_FORMATTERS,
+    VERSION,
+    error_params,
+    info_lines,
+    isupport_line,
+    motd_lines,
+)
 
-SERVER = "chatlab"  # the server's name in every line it sends, and every user's host
-MAX_LINE = 512  # bytes, CR LF included (RFC 1459 2.3; ngircd's COMMAND_LEN is the same)
-MAX_CONTENT = MAX_LINE - 2
 REGISTER_HINT = "register with NICK yourname and USER yourname 0 * :Your Name"
 
 Event = Union[p.Message, bytes]  # what next_event hands the server (never a Frame: no files here)
 _TOO_LONG = b"\x00too long"  # marks a dropped line in the queue (a real line never holds NUL)
 
-# What the server understands, before and after registering (HELP prints it).
+# What the server understands before registering; the rest of HANDLERS needs NICK and USER first.
 COMMANDS_BEFORE_REGISTRATION = frozenset({"CAP", "PASS", "NICK", "USER", "PING", "PONG", "QUIT", "HELP"})
-COMMANDS = COMMANDS_BEFORE_REGISTRATION | frozenset(
-    {"PRIVMSG", "NOTICE", "JOIN", "PART", "NAMES", "LIST", "WHO", "WHOIS", "TOPIC", "MODE", "MOTD", "AWAY"}
-)
-HELP = [
-    "chatlab speaks a subset of IRC. Commands:",
-    "  NICK name / USER name 0 * :Real Name   register (both, in either order)",
-    "  PRIVMSG #room :text                    say text in your room",
-    "  PRIVMSG nick :text                     whisper to one user",
-    "  JOIN #room [password]                  move to #room (one room at a time)",
-    "  PART #room                             back to the default room",
-    "  NAMES, LIST, WHO, WHOIS nick, TOPIC, MODE, MOTD, AWAY, PING, QUIT :reason",
-]
 
-# The core's error codes as IRC numerics (RFC 2812 5.2; 479 and 417 as ircds use them).
-# None: an IRC server says nothing here (JOIN of the channel you are in).
-ERROR_NUMERICS: dict[str, str | None] = {
-    "nick-taken": "433",  # ERR_NICKNAMEINUSE
-    "bad-nick": "432",  # ERR_ERRONEUSNICKNAME
-    "nick-reserved": "432",
-    "already-registered": "462",  # ERR_ALREADYREGISTRED
-    "no-such-nick": "401",  # ERR_NOSUCHNICK
-    "bad-room": "479",  # ERR_BADCHANNAME
-    "too-many-rooms": "403",  # ERR_NOSUCHCHANNEL: the server will not create it
-    "bad-password": "475",  # ERR_BADCHANNELKEY
-    "empty-message": "412",  # ERR_NOTEXTTOSEND
-    "already-in-room": None,
-}
-NICK_CODES = frozenset({"nick-taken", "bad-nick", "nick-reserved"})
-# Errors after which the server closes the connection: IRC says ERROR, then hangs up.
-CLOSING_CODES = frozenset({"protocol-error", "hello-timeout", "server-full"})
-_LINE_END = re.compile(r"\r\n|\r|\n")
+IRC_NICK = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}\-]{0,%d}" % (NICKLEN - 1))  # RFC 2812 2.3.1
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "CONNECT", "PATCH"})
 TLS_HANDSHAKE = b"\x16\x03"  # a TLS record (handshake, version 3.x): an IRC client set to use TLS
-
-
-def channel_of(room: str) -> str:
-    """The IRC channel of a chatlab room: ``lobby`` -> ``#lobby`` (and ``#x`` -> ``##x``)."""
-    return "#" + room
-
-
-def room_of(channel: str) -> str:
-    """The chatlab room of an IRC channel: ``#lobby`` -> ``lobby``."""
-    return channel[1:]
-
-
-def _key(name: str) -> str:
-    """Names collide as they do in the core: look-alikes (NFKC) and case folded."""
-    return unicodedata.normalize("NFKC", name).casefold()
-
-
-def source(nick: str) -> str:
-    """Who a line is from, as IRC clients expect it: ``alice!alice@chatlab``."""
-    return f"{nick}!{nick}@{SERVER}"
-
-
-# ------------------------------------------------------------------ lines
-
-
-def parse_line(line: str) -> tuple[str, list[str]] | None:
-    """``[@tags] [:prefix] COMMAND param ... [:trailing]`` -> ``(COMMAND, params)``.
-
-    The command is upper-cased; a prefix from a client means nothing and is
-    ignored, as are IRCv3 tags.  ``None`` for a line with no command.
-    """
-    if line.startswith("@"):
-        line = line.partition(" ")[2]
-    line = line.lstrip(" ")
-    if line.startswith(":"):
-        line = line.partition(" ")[2]
-    head, colon, trailing = line.partition(" :")
-    if not colon and head.startswith(":"):  # "QUIT :bye" was split above; ":x" alone is a bare trailing
-        head, trailing, colon = "", head[1:], " :"
-    params = head.split()
-    if colon:
-        params.append(trailing)
-    if not params:
-        return None
-    return params[0].upper(), params[1:]
-
-
-def format_line(origin: str, command: str, *params: str, text: str | None = None) -> bytes:
-    """One line, CR LF included, at most 512 bytes.
-
-    ``text``, when given, is the trailing parameter (after ``:``, it may hold
-    spaces).  CR, LF and NUL never reach the wire: they would end the line early
-    and let a parameter forge a second message.
-    """
-    words = [f":{origin}", command, *params]
-    if text is not None:
-        words.append(":" + text)
-    line = " ".join(words)
-    if "\r" in line or "\n" in line or "\x00" in line:
-        line = line.replace("\r", " ").replace("\n", " ").replace("\x00", "")
-    data = line.encode("utf-8", "replace")
-    if len(data) > MAX_CONTENT:  # cut on a character boundary
-        data = data[:MAX_CONTENT].decode("utf-8", "ignore").encode("utf-8")
-    return data + b"\r\n"
-
-
-def split_utf8(text: str, limit: int) -> Iterator[str]:
-    """Pieces of ``text`` of at most ``limit`` UTF-8 bytes, never cutting a character."""
-    data = text.encode("utf-8", "replace")
-    while len(data) > limit:
-        cut = limit
-        while cut > 0 and data[cut] & 0xC0 == 0x80:  # a continuation byte: back up to the character's start
-            cut -= 1
-        yield data[:cut].decode("utf-8")
-        data = data[cut:]
-    yield data.decode("utf-8")
-
-
-def privmsg_lines(sender: str, target: str, text: str, action: bool = False, command: str = "PRIVMSG") -> bytes:
-    """A chat line as IRC lines: one per line of ``text``, long ones split to fit 512 bytes."""
-    origin = source(sender)
-    room = MAX_CONTENT - len(f":{origin} {command} {target} :".encode()) - (len("\x01ACTION \x01") if action else 0)
-    out = []
-    for paragraph in _LINE_END.split(text.replace("\x00", "")):
-        if not paragraph:
-            continue
-        for piece in split_utf8(paragraph, room):
-            out.append(format_line(origin, command, target, text=f"\x01ACTION {piece}\x01" if action else piece))
-    return b"".join(out)
-
-
-_last_chat: tuple[p.ChatMessage | None, bytes] = (None, b"")
-
-
-def _chat_lines(message: p.ChatMessage) -> bytes:
-    """A room's line is the same for every IRC member: format it once per message, not once per member.
-
-    The server encodes one broadcast for its members one after the other, so remembering the
-    last message (by identity: no hashing of its text) is enough.  The tuple is read and
-    replaced whole, so servers in several threads do not mix their lines up.
-    """
-    global _last_chat
-    cached = _last_chat
-    if cached[0] is message:
-        return cached[1]
-    data = privmsg_lines(message.sender, channel_of(message.room), message.text, message.action)
-    _last_chat = (message, data)
-    return data
 
 
 # ------------------------------------------------------------------ the codec
@@ -217,25 +106,34 @@ class IrcCodec:
     # IRC connection; a room line is still formatted once per message (_chat_lines' cache).
     shared_encoding: ClassVar[bool] = False
     nick_retries = True  # a taken nick is a 433 and the client sends another NICK, not a disconnect
+    HANDLERS: ClassVar[dict[str, Callable[[IrcCodec, list[str]], None]]]  # filled below the class
 
     def __init__(self, max_payload: int = p.MAX_PAYLOAD) -> None:
         """``max_payload`` is the binary framing's limit, taken for the seam's sake: a line's is MAX_LINE."""
         self.nick: str | None = None  # set by the core's Welcome: registered
-        self.channel = ""  # the channel we are in, e.g. "#lobby"
-        self.home = ""  # the default room's channel, where PART takes us
+        self.channels: dict[str, str] = {}  # _key(channel) -> "#channel", those we are in
+        self.home = ""  # the default room's channel (where a person typing into nc is put)
         self.motd = ""
         self._wanted_nick = ""  # from NICK, before registration
-        self._user_given = False
+        self._user: list[str] = []  # USER's parameters
         self._password = ""
+        self._cap = False  # CAP seen: a real IRC client, which gets no forced channel
+        self._burst = False  # NICK and USER arrived together: registered by a program, no forced channel either
         self._hello_sent = False  # waiting for the core's Welcome or a nick error
         self._lines: deque[bytes] = deque()  # complete lines not yet handled
         self._partial = b""  # the start of a line whose end has not arrived
         self._discarding = False  # inside a line over the cap: drop up to its end
         self._pending: deque[Event] = deque()  # events a line produced, handed out one per call
-        self._who_for: deque[tuple[str, str]] = deque()  # why each Who was sent: ("names", "#lobby")...
-        self._last_request: p.Message | None = None  # what a core error answers (401 needs the nick)
+        self._queries: dict[int, tuple[str, str, p.Message]] = {}  # id(request) -> (purpose, target, request)
+        self._who_for: deque[tuple[str, str, p.Message]] = deque()  # the queries handed to the core, in order
+        self._last_request: p.Message | None = None  # what a core error answers
         self._ping_tokens: deque[str] = deque()  # a client's PING tokens, for the core's Pong to echo
         self._first_bytes = b""  # the start of the stream: is it TLS?
+
+    @property
+    def channel(self) -> str:
+        """The channel joined last ("" in none): where a plain line's hint points."""
+        return next(reversed(self.channels.values()), "")
 
     # ------------------------------------------------------------- bytes in
 
@@ -250,6 +148,8 @@ class IrcCodec:
             return
         if len(self._first_bytes) < 2:
             self._first_bytes += data[: 2 - len(self._first_bytes)]
+        if self.nick is None and b"NICK " in data.upper() and b"USER " in data.upper():
+            self._burst = True  # NICK and USER in one read: a program (or a paste), not a person typing
         pieces = data.replace(b"\r", b"\n").split(b"\n")  # CR LF, LF and a lone CR all end a line
         pieces[0] = self._partial + pieces[0]
         self._partial = pieces.pop()  # after the last line end: unfinished
@@ -270,7 +170,8 @@ class IrcCodec:
         """The next event for the server: a message for the core, bytes for this client, or None."""
         if not self._pending:
             if self._first_bytes.startswith(TLS_HANDSHAKE):
-                raise RemoteProtocolError("this server does not speak TLS: connect without it (plain IRC or chatlab frames)")
+                raise RemoteProtocolError("this server does not speak TLS: connect without it "
+                                          "(plain IRC or chatlab frames)")
             if not self._lines:
                 return None
             self._handle_line(self._lines.popleft())
@@ -279,11 +180,15 @@ class IrcCodec:
         event = self._pending.popleft()
         if not isinstance(event, bytes):
             self._last_request = event
+            query = self._queries.pop(id(event), None)
+            if query is not None:  # the core answers in the order it is asked: remember why, in that order
+                self._who_for.append(query)
         return event
 
     def _handle_line(self, raw: bytes) -> None:
         if raw is _TOO_LONG:
-            self._numeric("417", text=f"Input line was too long (the limit is {MAX_LINE} bytes with CR LF); it was dropped")
+            self._numeric("417", text=f"Input line was too long (the limit is {MAX_LINE} bytes with CR LF); "
+                                      "it was dropped")
             return
         if b"\x00" in raw:
             self._notice("a line with a NUL byte was dropped: IRC text may not contain NUL")
@@ -301,15 +206,26 @@ class IrcCodec:
         if self.nick is None and command in HTTP_METHODS and params[-1:] and params[-1].startswith("HTTP/"):
             # A browser or curl: close, as IRC servers do (a web page must not make a browser talk IRC)
             raise RemoteProtocolError("this is a chat server (IRC or chatlab frames), not a web server")
-        word = line.lstrip(" ").split(" ", 1)[0] if not line.startswith((":", "@")) else command
-        if command not in COMMANDS:
-            hint = "Unknown command" if self.nick else f"Unknown command; {REGISTER_HINT}"
-            self._numeric("421", word, text=hint)
+        handler = self.HANDLERS.get(command)
+        if handler is None:
+            self._unknown(line, command, params)
         elif self.nick is None and command not in COMMANDS_BEFORE_REGISTRATION:
             self._numeric("451", text=f"You have not registered; {REGISTER_HINT}")
         else:
-            handler: Callable[[list[str]], None] = getattr(self, f"_on_{command.lower()}")
-            handler(params)
+            handler(self, params)
+
+    def _unknown(self, line: str, command: str, params: list[str]) -> None:
+        word = line.lstrip(" ").split(" ", 1)[0] if not line.startswith((":", "@")) else command
+        if self.nick is None:
+            self._numeric("421", word, text=f"Unknown command; {REGISTER_HINT}")
+        elif not word.isupper() and self.channel:  # "hello everyone": chat typed as is
+            self._numeric("421", word, text=f"Unknown command; to talk, type PRIVMSG {self.channel} :your text "
+                                            "(HELP lists the commands)")
+        elif not word.isupper():
+            self._numeric("421", word, text="Unknown command; to talk, join a channel first: JOIN #lobby, then "
+                                            "PRIVMSG #lobby :your text (HELP lists the commands)")
+        else:
+            self._numeric("421", word, text="Unknown command")
 
     # --------------------------------------------------------- what we send
 
@@ -328,14 +244,19 @@ class IrcCodec:
     def _notice(self, text: str) -> None:
         self._reply(format_line(SERVER, "NOTICE", self.nick or "*", text=text))
 
-    def _ask_who(self, purpose: str, target: str) -> None:
-        self._who_for.append((purpose, target))
-        self._request(p.Who())
+    def _ask(self, purpose: str, target: str, request: p.Message) -> None:
+        """A query: the core answers ``request`` with a WhoReply (or an error), formatted for ``purpose``."""
+        self._queries[id(request)] = (purpose, target, request)
+        self._request(request)
+
+    def _ask_who(self, purpose: str, target: str, **fields: Any) -> None:
+        self._ask(purpose, target, p.Who(**fields))
 
     # ------------------------------------------------------- registration
 
     def _on_cap(self, params: list[str]) -> None:
         sub = params[0].upper() if params else ""
+        self._cap = True
         if sub in ("LS", "LIST"):
             self._reply(format_line(SERVER, "CAP", self.nick or "*", sub, text=""))  # no capabilities to offer
         elif sub == "REQ":
@@ -346,32 +267,40 @@ class IrcCodec:
     def _on_pass(self, params: list[str]) -> None:
         if self.nick is not None:
             self._numeric("462", text="You may not reregister")
-        elif params:
+        elif not params:
+            self._numeric("461", "PASS", text="Not enough parameters")
+        else:
             self._password = params[0]
 
     def _on_nick(self, params: list[str]) -> None:
-        if not params or not params[0]:
+        wanted = params[0] if params else ""
+        if not wanted:
             self._numeric("431", text="No nickname given")
+        elif not (IRC_NICK.fullmatch(wanted) or NICK_RE.match(unicodedata.normalize("NFKC", wanted))):
+            self._numeric("432", wanted, text=f"Erroneous nickname: 1-{NICKLEN} letters (any script), digits or "
+                                              "[ ] \\ ` _ ^ { | } -, not starting with a digit or -")
         elif self.nick is not None:
-            if params[0] != self.nick:
-                self._numeric("447", params[0], text="chatlab does not rename users; reconnect with the new nick")
+            if wanted != self.nick:
+                self._request(p.Nick(wanted))
         else:
-            self._wanted_nick = params[0]
+            self._wanted_nick = wanted
             self._hello_if_ready()
 
     def _on_user(self, params: list[str]) -> None:
-        if self.nick is not None:
+        if self.nick is not None or self._hello_sent:
             self._numeric("462", text="You may not reregister")
-        elif not params:
+        elif len(params) < 4 or not params[0]:
             self._numeric("461", "USER", text="Not enough parameters; try USER yourname 0 * :Your Name")
         else:
-            self._user_given = True
+            self._user = params
             self._hello_if_ready()
 
     def _hello_if_ready(self) -> None:
-        if self._wanted_nick and self._user_given and not self._hello_sent:
+        if self._wanted_nick and self._user and not self._hello_sent:
             self._hello_sent = True
-            self._request(p.Hello(self._wanted_nick, self._password))
+            user = re.sub(r"[^A-Za-z0-9_.\-]", "", self._user[0])[:10] or self._wanted_nick
+            lobby = not (self._cap or self._burst)
+            self._request(p.Hello(self._wanted_nick, self._password, user=user, realname=self._user[3], lobby=lobby))
 
     def _on_ping(self, params: list[str]) -> None:
         if not params:
@@ -395,108 +324,197 @@ class IrcCodec:
 
     # ---------------------------------------------------------------- chat
 
-    def _on_privmsg(self, params: list[str], command: str = "PRIVMSG") -> None:
-        if not params:
-            self._numeric("411", text=f"No recipient given ({command})")
+    def _on_privmsg(self, params: list[str], notice: bool = False) -> None:
+        command = "NOTICE" if notice else "PRIVMSG"
+        if not params or not params[0]:
+            if not notice:
+                self._numeric("411", text=f"No recipient given ({command})")
             return
         if len(params) < 2 or not params[1]:
-            self._numeric("412", text="No text to send")
+            if not notice:
+                self._numeric("412", text="No text to send")
             return
         text, action = params[1], False
         if text.startswith("\x01"):  # CTCP: \x01COMMAND args\x01
-            ctcp, _, rest = text.strip("\x01").partition(" ")
-            if ctcp.upper() != "ACTION":
-                if command == "PRIVMSG":  # CTCP replies come as NOTICE: those are dropped quietly
-                    what = "file transfers (DCC)" if ctcp.upper() == "DCC" else f"CTCP {ctcp.upper()}"
-                    self._notice(f"{what}: not relayed by chatlab; use the chatlab client for files")
+            acted = self._ctcp(params[0], text, notice)
+            if acted is None:
                 return
-            text, action = rest, True
+            text, action = acted, True
         for target in params[0].split(","):
             if target.startswith(("#", "&")):
-                if _key(target) != _key(self.channel):
-                    self._numeric("404", target, text=f"Cannot send to channel: you are in {self.channel} "
-                                                      "(chatlab users are in one room at a time)")
-                else:
-                    self._request(p.Say(text, action))
+                self._request(p.Say(text, action, room=room_of(target), notice=notice))
             elif target:
-                self._request(p.Whisper(target, text, action))
+                self._request(p.Whisper(target, text, action, notice=notice))
+
+    def _ctcp(self, target: str, text: str, notice: bool) -> str | None:
+        """An ACTION's text; ``None`` for other CTCP (not relayed: the sender of a request is told why)."""
+        ctcp, _, rest = text.strip("\x01").partition(" ")
+        if ctcp.upper() == "ACTION":
+            return rest
+        if not notice:  # CTCP replies come as NOTICE: those are dropped quietly
+            what = "files (DCC): use the chatlab client for files" if ctcp.upper() == "DCC" else \
+                f"CTCP {ctcp.upper()} requests: chatlab does not relay them"
+            self._notice(f"not sent to {target}: {what}")
+        return None
 
     def _on_notice(self, params: list[str]) -> None:
-        self._on_privmsg(params, command="NOTICE")
+        self._on_privmsg(params, notice=True)
 
     def _on_join(self, params: list[str]) -> None:
         if not params or not params[0]:
             self._numeric("461", "JOIN", text="Not enough parameters; try JOIN #room")
             return
-        if params[0] == "0":  # "leave every channel": back to the default room
-            self._on_part([self.channel])
+        if params[0] == "0":  # leave every channel
+            for channel in list(self.channels.values()):
+                self._request(p.Leave(room_of(channel)))
             return
         keys = params[1].split(",") if len(params) > 1 else []
-        for i, channel in enumerate(params[0].split(",")):  # one room at a time: you end up in the last
-            if not channel.startswith("#"):
+        for i, channel in enumerate(params[0].split(",")):
+            if not channel.startswith("#") or len(channel) < 2:
                 self._numeric("403", channel, text="No such channel (chatlab channels start with #)")
-            else:
-                self._request(p.Join(room_of(channel), keys[i] if i < len(keys) else ""))
+            elif _key(channel) not in self.channels:
+                self._request(p.Join(room_of(channel), keys[i] if i < len(keys) else "", stay=True))
 
     def _on_part(self, params: list[str]) -> None:
-        if not params:
+        if not params or not params[0]:
             self._numeric("461", "PART", text="Not enough parameters")
             return
         for channel in params[0].split(","):
-            if _key(channel) != _key(self.channel):
-                self._numeric("442", channel, text="You're not on that channel")
-            elif _key(channel) == _key(self.home):
-                self._notice(f"you stay in {self.home}: every chatlab user is in one room, and PART takes you here")
+            if not channel.startswith("#"):
+                self._numeric("403", channel, text="No such channel")
             else:
-                self._request(p.Leave())
+                self._request(p.Leave(room_of(channel), params[1] if len(params) > 1 else ""))
 
-    def _on_names(self, params: list[str]) -> None:
-        self._ask_who("names", params[0].split(",")[0] if params else self.channel)
+    def _on_kick(self, params: list[str]) -> None:
+        if len(params) < 2:
+            self._numeric("461", "KICK", text="Not enough parameters")
+            return
+        reason = params[2] if len(params) > 2 else ""
+        channels, nicks = params[0].split(","), params[1].split(",")
+        if len(channels) != len(nicks):  # "KICK #a n1,n2": one channel for every nick
+            channels = channels[:1] * len(nicks)
+        for channel, nick in zip(channels, nicks):
+            if not channel.startswith("#"):
+                self._numeric("403", channel, text="No such channel")
+            elif nick:
+                self._request(p.Kick(room_of(channel), nick, reason))
 
-    def _on_list(self, params: list[str]) -> None:
-        self._ask_who("list", "")
-
-    def _on_who(self, params: list[str]) -> None:
-        self._ask_who("who", params[0] if params else "*")
-
-    def _on_whois(self, params: list[str]) -> None:
-        if not params:
-            self._numeric("431", text="No nickname given")
+    def _on_invite(self, params: list[str]) -> None:
+        if not params:  # INVITE alone: the invitations I hold (336, 337)
+            self._ask_who("invites", self.nick or "", nick=self.nick or "")
+        elif len(params) < 2:
+            self._numeric("461", "INVITE", text="Not enough parameters")
+        elif not params[1].startswith("#"):
+            self._numeric("403", params[1], text="No such channel")
         else:
-            self._ask_who("whois", params[-1])
+            self._request(p.Invite(params[0], room_of(params[1])))
 
     def _on_topic(self, params: list[str]) -> None:
         if not params:
             self._numeric("461", "TOPIC", text="Not enough parameters")
+        elif not params[0].startswith("#"):
+            self._numeric("403", params[0], text="No such channel")
         elif len(params) > 1:
-            self._numeric("482", params[0], text="chatlab rooms have no topic")
+            self._request(p.Topic(room_of(params[0]), params[1], change=True))
         else:
-            self._numeric("331", params[0], text="No topic is set")
+            self._ask("topic", params[0], p.Topic(room_of(params[0])))
 
     def _on_mode(self, params: list[str]) -> None:
         if not params:
             self._numeric("461", "MODE", text="Not enough parameters")
-        elif not params[0].startswith("#"):
-            if _key(params[0]) != _key(self.nick or ""):
-                self._numeric("502", text="Cannot change mode for other users")
-            elif len(params) == 1:
-                self._reply(format_line(SERVER, "221", self.nick or "*", "+"))
-            # "MODE me +i", sent by clients after registering: user modes mean nothing here, no answer
-        elif len(params) == 1:
-            self._reply(format_line(SERVER, "324", self.nick or "*", params[0], "+"))
-        elif params[1].lstrip("+") == "b":  # clients ask for the ban list on join
-            self._numeric("368", params[0], text="End of channel ban list")
+            return
+        target, modes, args = params[0], params[1] if len(params) > 1 else "", params[2:]
+        if not target.startswith("#"):
+            request = p.Mode(target, modes)
+            self._ask("umode", target, request) if not modes.strip("+-") else self._request(request)
+            return
+        room = room_of(target)
+        if not modes.strip("+-"):
+            self._ask("mode", target, p.Mode(room))
+        elif modes.strip("+-") == "b" and not args:
+            self._ask("bans", target, p.Mode(room, "+b"))
         else:
-            self._numeric("482", params[0], text="You're not channel operator (chatlab rooms have no modes)")
-
-    def _on_motd(self, params: list[str]) -> None:
-        self._reply(self._motd_lines())
+            self._request(p.Mode(room, modes, args))
 
     def _on_away(self, params: list[str]) -> None:
-        if params and params[0]:
-            self._numeric("306", text="You have been marked as being away")
+        self._request(p.Away(params[0] if params else ""))
+
+    def _on_oper(self, params: list[str]) -> None:
+        if len(params) < 2:
+            self._numeric("461", "OPER", text="Not enough parameters")
         else:
-            self._numeric("305", text="You are no longer marked as being away")
+            self._request(p.Oper(params[0], params[1]))
+
+    def _on_wallops(self, params: list[str]) -> None:
+        if not params or not params[0]:
+            self._numeric("461", "WALLOPS", text="Not enough parameters")
+        else:
+            self._request(p.Wallops(params[0]))
+
+    # ------------------------------------------------------------- queries
+
+    def _on_names(self, params: list[str]) -> None:
+        if not params:
+            self._ask_who("names-all", "*", full=True)
+            return
+        if "," in params[0]:  # "NAMES #a,#b": each one's 353s, then one 366 for the list
+            self._ask_who("names-some", params[0], full=True)
+        else:
+            self._ask_who("names", params[0], room=room_of(params[0]) if params[0].startswith("#") else "")
+
+    def _on_list(self, params: list[str]) -> None:
+        self._ask_who("list", params[0] if params else "", full=True)
+
+    def _on_who(self, params: list[str]) -> None:
+        mask = params[0] if params else "*"
+        if mask.startswith("#"):
+            self._ask_who("who", mask, room=room_of(mask))
+        else:
+            self._ask_who("who", mask, full=True)
+
+    def _on_whois(self, params: list[str]) -> None:
+        if not params or not params[-1]:
+            self._numeric("431", text="No nickname given")
+            return
+        for nick in params[-1].split(","):
+            self._ask_who("whois", nick, nick=nick)
+
+    def _on_whowas(self, params: list[str]) -> None:
+        if not params or not params[0]:
+            self._numeric("431", text="No nickname given")
+            return
+        count = params[1] if len(params) > 1 else ""
+        for nick in params[0].split(","):
+            self._ask_who(f"whowas {count}", nick, was=nick)
+
+    def _on_userhost(self, params: list[str]) -> None:
+        if not params:
+            self._numeric("461", "USERHOST", text="Not enough parameters")
+        else:
+            self._ask_who("userhost", " ".join(params[:5]), full=True)
+
+    def _on_ison(self, params: list[str]) -> None:
+        if not params:
+            self._numeric("461", "ISON", text="Not enough parameters")
+        else:
+            self._ask_who("ison", " ".join(" ".join(params).split()), full=True)
+
+    def _on_lusers(self, params: list[str]) -> None:
+        self._ask_who("lusers", "", nick=self.nick or "")
+
+    def _on_motd(self, params: list[str]) -> None:
+        self._reply(self.motd_lines())
+
+    def _on_version(self, params: list[str]) -> None:
+        self._numeric("351", f"{VERSION}.", SERVER, text="chatlab: a chat server for a socket programming class")
+        self._reply(self._isupport())
+
+    def _on_info(self, params: list[str]) -> None:
+        self._reply(info_lines(self.nick or "*", VERSION))
+
+    def _on_links(self, params: list[str]) -> None:
+        self._numeric("364", SERVER, SERVER, text="0 chatlab: one server, no links")  # <mask> <server> :<hops> <info>
+        self._numeric("365", "*", text="End of LINKS list")
 
     # ------------------------------------------------------------- lines out
 
@@ -510,138 +528,166 @@ class IrcCodec:
         """A core message to this client as IRC lines (``b""``: nothing to send)."""
         if isinstance(message, p.ChatMessage):  # the hot path first: a room's chat line
             return b"" if message.sender == self.nick else _chat_lines(message)
-        if isinstance(message, p.PrivateMessage):
-            if message.sender == self.nick and message.to != self.nick:
-                return b""  # our own whisper's confirmation: the IRC client showed it already
-            return privmsg_lines(message.sender, message.to, message.text, message.action)
-        if isinstance(message, p.Notice):
-            return self._encode_notice(message)
-        if isinstance(message, p.WhoReply):
-            return self._encode_who_reply(message)
-        if isinstance(message, p.Welcome):
-            return self._encode_welcome(message)
-        if isinstance(message, p.ErrorMessage):
-            return self._encode_error(message)
-        if isinstance(message, p.Ping):
-            return f"PING :{message.token}\r\n".encode()
-        if isinstance(message, p.Pong):
-            token = self._ping_tokens.popleft() if self._ping_tokens else str(message.token)
-            return format_line(SERVER, "PONG", SERVER, text=token)
-        if isinstance(message, p.FileOffer):  # the server refuses these; should one get here, say what it was
-            return format_line(SERVER, "NOTICE", self.nick or "*",
-                               text=f"{message.peer} offered you a file ({message.name}); IRC clients cannot receive "
-                                    "chatlab files")
-        return b""  # a transfer frame or a client-to-server message: nothing an IRC client understands
+        encoder = ENCODERS.get(type(message))
+        return encoder(self, message) if encoder is not None else b""  # a transfer frame: nothing IRC understands
+
+    def _encode_private(self, message: p.PrivateMessage) -> bytes:
+        if message.sender == self.nick and message.to != self.nick:
+            return b""  # our own whisper's confirmation: the IRC client showed it already
+        command = "NOTICE" if message.notice else "PRIVMSG"
+        return privmsg_lines(message.sender, message.to, message.text, message.action, command)
+
+    def _encode_ping(self, message: p.Ping) -> bytes:
+        return f"PING :{message.token}\r\n".encode()
+
+    def _encode_pong(self, message: p.Pong) -> bytes:
+        token = self._ping_tokens.popleft() if self._ping_tokens else str(message.token)
+        return format_line(SERVER, "PONG", SERVER, text=token)
+
+    def _encode_offer(self, message: p.FileOffer) -> bytes:  # the server refuses these; should one get here, say so
+        return format_line(SERVER, "NOTICE", self.nick or "*",
+                           text=f"{message.peer} offered you a file ({message.name}); "
+                                "IRC clients cannot receive chatlab files")
 
     def _encode_welcome(self, welcome: p.Welcome) -> bytes:
         self.nick, self.motd, self._hello_sent = welcome.nick, welcome.motd, False
-        self.home = channel_of(welcome.room)
+        self.home = channel_of(welcome.room) if welcome.room else ""
         me = welcome.nick
         lines = [
             format_line(SERVER, "001", me, text=f"Welcome to chatlab, {source(me)}"),
-            format_line(SERVER, "002", me, text=f"Your host is {SERVER}, a chatlab server speaking a subset of IRC"),
+            format_line(SERVER, "002", me, text=f"Your host is {SERVER}, running version {VERSION}"),
             format_line(SERVER, "003", me, text="This server was created for a socket programming class"),
-            format_line(SERVER, "004", me, SERVER, "chatlab", "i", "nt"),
-            format_line(SERVER, "005", me, "CHANTYPES=#", "NICKLEN=20", "CHANNELLEN=33", "CHANLIMIT=#:1",
-                        "PREFIX=()", "CASEMAPPING=ascii", "NETWORK=chatlab", text="are supported by this server"),
+            format_line(SERVER, "004", me, SERVER, VERSION, USER_MODES, ROOM_MODES),
         ]
-        return b"".join(lines) + self._motd_lines()
+        self._ask_who("welcome", "", nick=me)  # LUSERS, then the MOTD
+        return b"".join(lines) + self._isupport()
 
-    def _motd_lines(self) -> bytes:
-        if not self.motd:
-            return format_line(SERVER, "422", self.nick or "*", text="MOTD File is missing")
-        me = self.nick or "*"
-        body = [format_line(SERVER, "372", me, text=f"- {line}") for line in self.motd.splitlines()]
-        body.append(format_line(SERVER, "372", me, text="- IRC users: HELP (in irssi /quote HELP) lists what this server understands"))
-        return (format_line(SERVER, "375", me, text=f"- {SERVER} Message of the day -") + b"".join(body)
-                + format_line(SERVER, "376", me, text="End of /MOTD command."))
+    def _isupport(self) -> bytes:
+        return isupport_line(self.nick or "*")
+
+    def motd_lines(self) -> bytes:
+        return motd_lines(self.nick or "*", self.motd)
 
     def _encode_notice(self, notice: p.Notice) -> bytes:
-        channel = channel_of(notice.room) if notice.room else self.channel
-        if notice.kind == "join" and notice.nick and notice.nick == self.nick:
-            # We were put in a room: the PART of the old one (the core does not echo our leave), the JOIN,
-            # and the member list, which the codec asks the core for.
-            out = b""
-            if self.channel and _key(self.channel) != _key(channel):
-                out += format_line(source(self.nick), "PART", self.channel, text=f"moved to {channel}")
-            self.channel = channel
-            self._ask_who("names", channel)
-            return out + format_line(source(self.nick), "JOIN", channel)
-        if notice.kind == "join" and notice.nick:
-            return format_line(source(notice.nick), "JOIN", channel)
-        if notice.kind == "leave" and notice.nick:
-            return format_line(source(notice.nick), "PART", channel, text=notice.text)
-        if notice.kind == "quit" and notice.nick:
-            reason = notice.text
-            said = f"{notice.nick} quit ("
-            if reason.startswith(said) and reason.endswith(")"):
-                reason = reason[len(said) : -1]
-            elif reason == f"{notice.nick} quit":
-                reason = "Quit"
-            return format_line(source(notice.nick), "QUIT", text=reason)
+        encoder = NOTICE_ENCODERS.get(notice.kind) if notice.nick else None
+        if encoder is not None:
+            return encoder(self, notice)
         return format_line(SERVER, "NOTICE", self.nick or "*", text=notice.text)
+
+    def _notice_join(self, notice: p.Notice) -> bytes:
+        channel = channel_of(notice.room)
+        if notice.nick == self.nick:  # we are in: the topic and the member list follow (the codec asks the core)
+            self.channels[_key(channel)] = channel
+            request = p.Who(room=notice.room)
+            self._queries[id(request)] = ("joined", channel, request)
+            self._pending.appendleft(request)  # before the next JOIN of "JOIN #a,#b": 353 and 366 follow their JOIN
+        return format_line(source(notice.nick), "JOIN", channel)
+
+    def _notice_leave(self, notice: p.Notice) -> bytes:
+        channel = channel_of(notice.room)
+        if notice.nick == self.nick:
+            self.channels.pop(_key(channel), None)
+        return format_line(source(notice.nick), "PART", channel, text=notice.detail or notice.text)
+
+    def _notice_quit(self, notice: p.Notice) -> bytes:
+        reason, said = notice.text, f"{notice.nick} quit ("
+        if reason.startswith(said) and reason.endswith(")"):
+            reason = reason[len(said) : -1]
+        elif reason == f"{notice.nick} quit":
+            reason = "Quit"
+        return format_line(source(notice.nick), "QUIT", text=reason)
+
+    def _notice_nick(self, notice: p.Notice) -> bytes:
+        if notice.nick == self.nick:
+            self.nick = notice.target
+        return format_line(source(notice.nick), "NICK", text=notice.target)
+
+    def _notice_kick(self, notice: p.Notice) -> bytes:
+        channel = channel_of(notice.room)
+        if notice.target == self.nick:
+            self.channels.pop(_key(channel), None)
+        return format_line(source(notice.nick), "KICK", channel, notice.target, text=notice.detail)
+
+    def _notice_topic(self, notice: p.Notice) -> bytes:
+        return format_line(source(notice.nick), "TOPIC", channel_of(notice.room), text=notice.detail)
+
+    def _notice_mode(self, notice: p.Notice) -> bytes:
+        target = channel_of(notice.room) if notice.room else notice.target
+        return format_line(source(notice.nick), "MODE", target, *notice.detail.split())
+
+    def _notice_invite(self, notice: p.Notice) -> bytes:
+        if notice.nick == self.nick and notice.target != self.nick:
+            return format_line(SERVER, "341", self.nick, notice.target, channel_of(notice.room))
+        return format_line(source(notice.nick), "INVITE", notice.target, text=channel_of(notice.room))
+
+    def _notice_away(self, notice: p.Notice) -> bytes:
+        me = self.nick or "*"
+        if notice.nick != self.nick:
+            return format_line(SERVER, "301", me, notice.nick, text=notice.detail)
+        if notice.detail:
+            return format_line(SERVER, "306", me, text="You have been marked as being away")
+        return format_line(SERVER, "305", me, text="You are no longer marked as being away")
+
+    def _notice_oper(self, notice: p.Notice) -> bytes:
+        me = self.nick or "*"
+        return (format_line(SERVER, "381", me, text="You are now an IRC operator")
+                + format_line(source(me), "MODE", me, "+o"))
+
+    def _notice_wallops(self, notice: p.Notice) -> bytes:
+        return format_line(source(notice.nick), "WALLOPS", text=notice.detail)
 
     def _encode_error(self, error: p.ErrorMessage) -> bytes:
         if error.code in CLOSING_CODES:
             text = error.text.replace("no HELLO", "no NICK and USER")  # say it in the client's terms
             return format_line(SERVER, "ERROR", text=f"Closing link: {self.nick or '*'} ({text})")
+        if self._who_for and self._who_for[-1][2] is self._last_request:
+            self._who_for.pop()  # a query the core refused: no WhoReply will come for it
         me = self.nick or "*"
-        last = self._last_request
-        if error.code not in ERROR_NUMERICS:
-            return format_line(SERVER, "NOTICE", me, text=f"{error.code}: {error.text}")
-        number = ERROR_NUMERICS[error.code]
+        number = ERROR_NUMERICS.get(error.code, "")
+        if error.code == "already-in-room" and isinstance(self._last_request, p.Invite):
+            number = "443"
         if number is None:
             return b""
+        if not number:
+            return format_line(SERVER, "NOTICE", me, text=f"{error.code}: {error.text}")
         if error.code in NICK_CODES and self.nick is None:
             self._hello_sent = False  # the client may try another NICK
             return format_line(SERVER, number, me, self._wanted_nick or "*", text=error.text)
-        if isinstance(last, p.Whisper) and number == "401":
-            return format_line(SERVER, number, me, last.to, text=f"No such nick/channel ({error.text})")
-        if isinstance(last, p.Join) and number in ("479", "403", "475"):
-            return format_line(SERVER, number, me, channel_of(last.room), text=error.text)
-        return format_line(SERVER, number, me, text=error.text)
+        return format_line(SERVER, number, me, *error_params(number, error.subject), text=error.text)
 
     def _encode_who_reply(self, reply: p.WhoReply) -> bytes:
-        purpose, target = self._who_for.popleft() if self._who_for else ("names", self.channel)
-        me = self.nick or "*"
-        by_room: dict[str, list[str]] = {}
-        for nick, room in reply.users.items():
-            by_room.setdefault(_key(channel_of(room)), []).append(nick)
-        if purpose == "list":
-            return (format_line(SERVER, "321", me, "Channel", text="Users  Name")
-                    + b"".join(format_line(SERVER, "322", me, channel_of(room), str(size), text="")
-                               for room, size in sorted(reply.rooms.items()))
-                    + format_line(SERVER, "323", me, text="End of /LIST"))
-        if purpose == "whois":
-            user = next((n for n in reply.users if _key(n) == _key(target)), None)
-            if user is None:
-                return (format_line(SERVER, "401", me, target, text="No such nick/channel")
-                        + format_line(SERVER, "318", me, target, text="End of /WHOIS list"))
-            return (format_line(SERVER, "311", me, user, user, SERVER, "*", text=user)
-                    + format_line(SERVER, "319", me, user, text=channel_of(reply.users[user]))
-                    + format_line(SERVER, "312", me, user, SERVER, text="chatlab")
-                    + format_line(SERVER, "318", me, user, text="End of /WHOIS list"))
-        if purpose == "who":
-            if target.startswith("#"):
-                rows = [(n, target) for n in sorted(by_room.get(_key(target), []))]
-            else:
-                rows = sorted((n, channel_of(r)) for n, r in reply.users.items() if target == "*" or _key(n) == _key(target))
-            return (b"".join(format_line(SERVER, "352", me, channel, n, SERVER, SERVER, n, "H", text=f"0 {n}")
-                             for n, channel in rows)
-                    + format_line(SERVER, "315", me, target, text="End of /WHO list"))
-        # names: 353 lines of nicks, each under 512 bytes, then 366
-        members = sorted(by_room.get(_key(target), []))
-        head = f":{SERVER} 353 {me} = {target} :"
-        out: list[bytes] = []
-        batch: list[str] = []
-        for nick in members:
-            if batch and len(head) + len(" ".join(batch + [nick]).encode()) > MAX_CONTENT:
-                out.append(format_line(SERVER, "353", me, "=", target, text=" ".join(batch)))
-                batch = []
-            batch.append(nick)
-        if batch:
-            out.append(format_line(SERVER, "353", me, "=", target, text=" ".join(batch)))
-        return b"".join(out) + format_line(SERVER, "366", me, target, text="End of /NAMES list")
+        purpose, target, _ = self._who_for.popleft() if self._who_for else ("names", self.channel, None)
+        kind, _, arg = purpose.partition(" ")
+        return REPLY_FORMATTERS[kind](self, reply, target, arg)
 
 
-__all__ = ["IrcCodec", "parse_line", "format_line", "privmsg_lines", "channel_of", "room_of", "MAX_LINE", "COMMANDS"]
+# The dispatch table: each IRC command and its handler.  HELP, the 421 answer and docs/IRC.md go by it.
+IrcCodec.HANDLERS = {
+    "CAP": IrcCodec._on_cap, "PASS": IrcCodec._on_pass, "NICK": IrcCodec._on_nick, "USER": IrcCodec._on_user,
+    "PING": IrcCodec._on_ping, "PONG": IrcCodec._on_pong, "QUIT": IrcCodec._on_quit, "HELP": IrcCodec._on_help,
+    "PRIVMSG": IrcCodec._on_privmsg, "NOTICE": IrcCodec._on_notice, "JOIN": IrcCodec._on_join,
+    "PART": IrcCodec._on_part, "KICK": IrcCodec._on_kick, "INVITE": IrcCodec._on_invite, "TOPIC": IrcCodec._on_topic,
+    "MODE": IrcCodec._on_mode, "AWAY": IrcCodec._on_away, "OPER": IrcCodec._on_oper, "WALLOPS": IrcCodec._on_wallops,
+    "NAMES": IrcCodec._on_names, "LIST": IrcCodec._on_list, "WHO": IrcCodec._on_who, "WHOIS": IrcCodec._on_whois,
+    "WHOWAS": IrcCodec._on_whowas, "USERHOST": IrcCodec._on_userhost, "ISON": IrcCodec._on_ison,
+    "LUSERS": IrcCodec._on_lusers, "MOTD": IrcCodec._on_motd, "VERSION": IrcCodec._on_version,
+    "INFO": IrcCodec._on_info, "LINKS": IrcCodec._on_links,
+}
+COMMANDS = frozenset(IrcCodec.HANDLERS)
+
+# How each core message becomes lines (ChatMessage, the hot path, is handled before this table).
+ENCODERS: dict[type, Callable[[IrcCodec, Any], bytes]] = {
+    p.PrivateMessage: IrcCodec._encode_private, p.Notice: IrcCodec._encode_notice,
+    p.WhoReply: IrcCodec._encode_who_reply, p.Welcome: IrcCodec._encode_welcome, p.ErrorMessage: IrcCodec._encode_error,
+    p.Ping: IrcCodec._encode_ping, p.Pong: IrcCodec._encode_pong, p.FileOffer: IrcCodec._encode_offer,
+}
+NOTICE_ENCODERS: dict[str, Callable[[IrcCodec, p.Notice], bytes]] = {
+    "join": IrcCodec._notice_join, "leave": IrcCodec._notice_leave, "quit": IrcCodec._notice_quit,
+    "nick": IrcCodec._notice_nick, "kick": IrcCodec._notice_kick, "topic": IrcCodec._notice_topic,
+    "mode": IrcCodec._notice_mode, "invite": IrcCodec._notice_invite, "away": IrcCodec._notice_away,
+    "oper": IrcCodec._notice_oper, "wallops": IrcCodec._notice_wallops,
+}
+
+
+__all__ = ["IrcCodec", "parse_line", "format_line", "privmsg_lines", "channel_of", "room_of", "MAX_LINE", "COMMANDS",
+           "HELP", "ERROR_NUMERICS"]

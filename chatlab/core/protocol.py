@@ -69,6 +69,14 @@ class FrameType(IntEnum):
     JOIN = 0x12
     LEAVE = 0x13
     WHO = 0x14
+    NICK = 0x15  # rename myself
+    KICK = 0x16  # an operator removes someone from a room
+    TOPIC = 0x17  # ask for, or set, a room's topic
+    MODE = 0x18  # ask for, or change, a room's (or my own) modes
+    INVITE = 0x19  # invite someone into a room
+    AWAY = 0x1A  # mark myself away (with a message) or back
+    OPER = 0x1B  # become a server operator (name and password from the server's --oper)
+    WALLOPS = 0x1C  # an operator's message to every user with mode +w
     # chat, server -> client
     CHAT = 0x20
     PRIVATE = 0x21
@@ -262,13 +270,20 @@ class FrameDecoder:
 # --------------------------------------------------------------------------
 
 
+# Fields added after version 1's release: left out at their default, so old peers' frames stay byte for byte.
+LATER = {"omit_default": True}
+
+
 @dataclass(frozen=True)
 class Hello:
-    """Client -> server, first frame on a connection: who I am."""
+    """Client -> server, first frame: who I am (``user``, ``realname``: IRC's USER; ``lobby``: the default room?)."""
 
     TYPE: ClassVar[FrameType] = FrameType.HELLO
     nick: str
     password: str = ""
+    user: str = field(default="", metadata=LATER)
+    realname: str = field(default="", metadata=LATER)
+    lobby: bool = field(default=True, metadata=LATER)
 
 
 @dataclass(frozen=True)
@@ -283,11 +298,12 @@ class Welcome:
 
 @dataclass(frozen=True)
 class ErrorMessage:
-    """Server -> client: a request was refused.  ``code`` is one word, e.g. ``nick-taken``."""
+    """Server -> client: a request was refused.  ``code`` is one word (``nick-taken``); ``subject``: about what."""
 
     TYPE: ClassVar[FrameType] = FrameType.ERROR
     code: str
     text: str
+    subject: str = field(default="", metadata=LATER)
 
 
 @dataclass(frozen=True)
@@ -319,6 +335,8 @@ class Say:
     TYPE: ClassVar[FrameType] = FrameType.SAY
     text: str
     action: bool = False
+    room: str = field(default="", metadata=LATER)  # "": my current room
+    notice: bool = field(default=False, metadata=LATER)  # IRC NOTICE: never answered automatically
 
 
 @dataclass(frozen=True)
@@ -329,29 +347,41 @@ class Whisper:
     to: str
     text: str
     action: bool = False
+    notice: bool = field(default=False, metadata=LATER)  # IRC NOTICE: no error back, no away reply
 
 
 @dataclass(frozen=True)
 class Join:
-    """Client -> server: move me to ``room`` (created if it does not exist)."""
+    """Client -> server: move me to ``room`` (created if new: then I am its operator); ``stay``: join it as well."""
 
     TYPE: ClassVar[FrameType] = FrameType.JOIN
     room: str
     password: str = ""
+    stay: bool = field(default=False, metadata=LATER)
 
 
 @dataclass(frozen=True)
 class Leave:
-    """Client -> server: leave my room and go back to the default room."""
+    """Client -> server: leave ``room``; without one, leave my current room for the default room."""
 
     TYPE: ClassVar[FrameType] = FrameType.LEAVE
+    room: str = field(default="", metadata=LATER)
+    reason: str = field(default="", metadata=LATER)
 
 
 @dataclass(frozen=True)
 class Who:
-    """Client -> server: who is online, and which rooms exist?"""
+    """Client -> server: who is online, and which rooms exist?  With a field, the details
+    (:class:`WhoReply`'s later fields) of a ``room``, a ``nick``, everything (``full``), or WHOWAS (``was``)."""
 
     TYPE: ClassVar[FrameType] = FrameType.WHO
+    room: str = field(default="", metadata=LATER)
+    nick: str = field(default="", metadata=LATER)
+    was: str = field(default="", metadata=LATER)
+    full: bool = field(default=False, metadata=LATER)
+
+
+from .room_messages import Away, Invite, Kick, Mode, Nick, Oper, Topic, Wallops, short_reprs  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -363,6 +393,7 @@ class ChatMessage:
     sender: str
     text: str
     action: bool = False
+    notice: bool = field(default=False, metadata=LATER)
 
 
 @dataclass(frozen=True)
@@ -374,20 +405,22 @@ class PrivateMessage:
     to: str
     text: str
     action: bool = False
+    notice: bool = field(default=False, metadata=LATER)
 
 
 @dataclass(frozen=True)
 class Notice:
-    """Server -> client: something happened.
-
-    ``kind`` is one of ``join``, ``leave``, ``quit``, ``flood``, ``info``.
-    """
+    """Server -> client: something happened.  ``kind``: ``join``, ``leave``, ``quit``, ``flood``, ``info``,
+    ``nick``, ``kick``, ``topic``, ``mode``, ``invite``, ``away``, ``oper``, ``wallops`` (what ``target`` and
+    ``detail`` hold for each: docs/PROTOCOL.md)."""
 
     TYPE: ClassVar[FrameType] = FrameType.NOTICE
     kind: str
     text: str
     nick: str = ""
     room: str = ""
+    target: str = field(default="", metadata=LATER)
+    detail: str = field(default="", metadata=LATER)
 
 
 @dataclass(frozen=True)
@@ -397,12 +430,11 @@ class WhoReply:
     TYPE: ClassVar[FrameType] = FrameType.WHO_REPLY
     users: dict[str, str] = field(default_factory=dict)
     rooms: dict[str, int] = field(default_factory=dict)
-
-
-# Fields added after version 1's first release: written only when they are not at their
-# default, so a frame that does not use them is byte for byte what older peers sent
-# (and older peers, which ignore keys they do not know, can read the ones that do).
-LATER = {"omit_default": True}
+    # The answers to a Who with fields (their keys: docs/PROTOCOL.md); empty otherwise, and then not sent.
+    people: dict[str, dict] = field(default_factory=dict, metadata=LATER)
+    channels: dict[str, dict] = field(default_factory=dict, metadata=LATER)
+    history: list[dict] = field(default_factory=list, metadata=LATER)
+    stats: dict[str, int] = field(default_factory=dict, metadata=LATER)
 
 
 @dataclass(frozen=True)
@@ -486,6 +518,7 @@ class FileCancel:
 
 Message = Union[
     Hello, Welcome, ErrorMessage, Ping, Pong, Quit, Say, Whisper, Join, Leave, Who,
+    Nick, Kick, Topic, Mode, Invite, Away, Oper, Wallops,
     ChatMessage, PrivateMessage, Notice, WhoReply,
     FileOffer, FileAccept, FileReject, FileChunk, FileAck, FileDone, FileCancel,
 ]  # fmt: skip
@@ -494,10 +527,15 @@ MESSAGE_TYPES: dict[FrameType, type] = {
     cls.TYPE: cls
     for cls in (
         Hello, Welcome, ErrorMessage, Ping, Pong, Quit, Say, Whisper, Join, Leave, Who,
+        Nick, Kick, Topic, Mode, Invite, Away, Oper, Wallops,
         ChatMessage, PrivateMessage, Notice, WhoReply,
         FileOffer, FileAccept, FileReject, FileChunk, FileAck, FileDone, FileCancel,
     )
 }  # fmt: skip
+
+
+
+short_reprs(MESSAGE_TYPES.values())  # room_messages.py: reprs without later fields at their default
 
 # Transfer frames are the only ones whose stream id means something.
 TRANSFER_TYPES = frozenset(t for t in FrameType if t >= FrameType.FILE_OFFER)
@@ -510,7 +548,14 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "bool": (bool,),
     "dict[str, str]": (dict,),
     "dict[str, int]": (dict,),
+    "dict[str, dict]": (dict,),
+    "list[str]": (list,),
+    "list[dict]": (list,),
 }
+# What the items of a list or the values of a dict must be (checked too: a list of
+# numbers where names are expected is the peer's error, not a crash later).
+_ITEM_TYPES: dict[str, type] = {"dict[str, str]": str, "dict[str, int]": int, "dict[str, dict]": dict,
+                                "list[str]": str, "list[dict]": dict}
 
 
 def encode(message: Message, flags: int = 0) -> bytes:
@@ -522,9 +567,16 @@ def encode(message: Message, flags: int = 0) -> bytes:
         payload = ACK_BODY.pack(message.received)
     else:
         body = {f.name: getattr(message, f.name) for f in dataclasses.fields(message)
-                if f.name != "stream_id" and not (f.metadata.get("omit_default") and getattr(message, f.name) == f.default)}
+                if f.name != "stream_id" and not (f.metadata.get("omit_default") and _is_default(message, f))}
         payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8") if body else b""
     return pack_header(message.TYPE, len(payload), stream_id, flags) + payload
+
+
+def _is_default(message: Message, f: dataclasses.Field[Any]) -> bool:
+    value = getattr(message, f.name)
+    if f.default_factory is not dataclasses.MISSING:
+        return bool(value == f.default_factory())
+    return bool(value == f.default)
 
 
 def encode_chunk(stream_id: int, offset: int, data: bytes) -> bytes:
@@ -579,10 +631,18 @@ def _checked_field(name: str, f: dataclasses.Field[Any], value: Any) -> Any:
     expected = _JSON_TYPES[str(f.type)]
     if not isinstance(value, expected) or (expected == (int,) and isinstance(value, bool)):
         raise RemoteProtocolError(f"{name} field {f.name!r} must be {str(f.type)}, got {type(value).__name__}")
+    item = _ITEM_TYPES.get(str(f.type))
+    if item is not None and not _items_are(value, item):  # type: ignore[arg-type]  # a list or a dict, checked above
+        raise RemoteProtocolError(f"{name} field {f.name!r} must be {str(f.type)}")
     if isinstance(value, str) and not _encodable(value):
         # JSON's "\ud800" escape decodes to a lone surrogate, which no UTF-8 encoder accepts.
         raise RemoteProtocolError(f"{name} field {f.name!r} holds a lone surrogate, not text")
     return value
+
+
+def _items_are(value: list[Any] | dict[str, Any], item: type) -> bool:
+    items = value.values() if isinstance(value, dict) else value
+    return all(isinstance(v, item) and not (item is int and isinstance(v, bool)) for v in items)
 
 
 def _encodable(text: str) -> bool:

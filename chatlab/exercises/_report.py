@@ -24,6 +24,7 @@ from ..i18n import _
 
 __all__ = [
     "CaseResult",
+    "PassCount",
     "Report",
     "NotWrittenYet",
     "run_cases",
@@ -42,22 +43,56 @@ class CaseResult:
     detail: str = ""
 
 
+class PassCount(int):
+    """How many cases passed: an ``int`` that is true only when *every* case passed.
+
+    So ``assert report.passed`` (as a grading cell may write it) fails unless the
+    whole exercise passes, while ``f"{report.passed}/{len(report.results)}"`` and
+    ``report.passed == 0`` still count.
+    """
+
+    all_passed: bool
+
+    def __new__(cls, count: int, all_passed: bool) -> PassCount:
+        value = super().__new__(cls, count)
+        value.all_passed = all_passed
+        return value
+
+    def __bool__(self) -> bool:
+        return self.all_passed
+
+
 @dataclass
 class Report:
-    """The outcome of one checker run; ``bool(report)`` is True when every case passed."""
+    """The outcome of one checker run.
+
+    ``report.all_passed`` (also ``bool(report)`` and ``bool(report.passed)``) is True
+    only when there was at least one case and every case passed: the one thing a
+    grading cell asserts.  ``report.passed`` counts the cases that passed (an int),
+    ``report.failed`` lists the names of those that failed, ``report.results`` holds
+    one :class:`CaseResult` (``name``, ``passed``, ``detail``) per case.
+    """
 
     title: str
     results: list[CaseResult] = field(default_factory=list)
 
-    def __bool__(self) -> bool:
+    @property
+    def all_passed(self) -> bool:
         return bool(self.results) and all(r.passed for r in self.results)
 
+    def __bool__(self) -> bool:
+        return self.all_passed
+
     @property
-    def passed(self) -> int:
-        return sum(r.passed for r in self.results)
+    def passed(self) -> PassCount:
+        return PassCount(sum(r.passed for r in self.results), self.all_passed)
+
+    @property
+    def failed(self) -> list[str]:
+        return [r.name for r in self.results if not r.passed]
 
     def summary(self) -> str:
-        lines = [_("{title}: {passed}/{total} cases pass").format(title=self.title, passed=self.passed, total=len(self.results))]
+        lines = [_("{title}: {passed}/{total} cases pass").format(title=self.title, passed=int(self.passed), total=len(self.results))]
         for r in self.results:
             # TRANSLATORS: the mark of a case that passed, printed as [PASS]
             mark = _("PASS") if r.passed else _("FAIL")

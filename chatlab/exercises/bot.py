@@ -65,6 +65,7 @@ class _Harness:
     thread: threading.Thread
     run_bot: RunBot
     errors: list[BaseException] = field(default_factory=list)
+    whispers: list[str] = field(default_factory=list)  # to whom the bot whispered
 
     def say(self, nick: str, text: str) -> None:
         self.people[nick].say(text)
@@ -126,6 +127,13 @@ def _harness(run_bot: RunBot, people: tuple[str, ...] = ("alice", "carol")) -> I
 
         thread = threading.Thread(target=target, name="chatlab-student-bot", daemon=True)
         harness = _Harness(server, bot, clients, stop, thread, run_bot, errors)
+        whisper = bot.whisper
+
+        def noted_whisper(to: str, text: str) -> None:  # who the bot whispers to, for the hints
+            harness.whispers.append(to)
+            whisper(to, text)
+
+        bot.whisper = noted_whisper  # type: ignore[method-assign]
         thread.start()
         try:
             time.sleep(0.05)  # let the bot reach its first wait_for
@@ -215,6 +223,14 @@ def _answers_whisper(run_bot: RunBot) -> str:
                 ) from None
             if not isinstance(exc, _NoAnswer):
                 raise
+            elsewhere = [to for to in h.whispers if to != "alice"]
+            if elsewhere:
+                raise AssertionError(
+                    _(
+                        "the bot whispered its answer to {to!r}, not to alice who asked: a whisper's sender is the"
+                        " person to answer (its `to` is the bot itself)"
+                    ).format(to=elsewhere[0])
+                ) from None
             raise AssertionError(
                 _("{error}: a whisper arrives as a different kind of message than a room line").format(error=exc)
             ) from None
@@ -230,6 +246,8 @@ def _several_people(run_bot: RunBot) -> str:
         h.say("alice", "!time")
         h.say("carol", "!time")
         got = [h.first_answer("alice")] + h.answers("alice", QUIET)
+        if len(got) < 2:
+            h.check_alive()
         assert len(got) == 2, _("two people asked, {n} answer(s) came").format(n=len(got))
         for message in got:
             _check_answer(message)

@@ -22,7 +22,10 @@ taken out of the room and closed.
 
 :func:`check_broadcast_handler` serves real loopback clients with it (an
 event loop in a background thread, ``asyncio.start_server``) and prints one
-line per case.
+line per case.  On every case it also watches the event loop: a ``time.sleep()``
+in the coroutine, or any call that holds the loop for more than
+:data:`MAX_STALL` seconds, fails; and a writer taken out of the room (its
+client left, was reset, or was dropped) must have been closed.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import socket
+import struct
 import threading
 import time
 from typing import Any, Awaitable, Callable
@@ -43,6 +47,9 @@ HOST = "127.0.0.1"
 WAIT = 1.0  # seconds to wait for something that should arrive
 MAX_QUEUED = 256 * 1024  # bytes waiting for one member beyond which it is dropped
 SERVER_SNDBUF = 32 * 1024  # small kernel send buffers, so that a member that never reads backs up quickly
+HEARTBEAT = 0.005  # seconds between two wake-ups of the checker's task on the student's event loop
+MAX_STALL = 0.3  # the loop may go this long without running that task (a loaded machine is slow, not blocked)
+ROOM_DEADLINE = 5.0  # seconds for the never-reading case's frames to go round (the reference: about 0.3 s)
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, set], Awaitable[None]]
 
@@ -65,6 +72,10 @@ class _Room:
         self.listener.listen(16)
         self.address = self.listener.getsockname()[:2]
         self.sockets: list[socket.socket] = []
+        self.writers: list[asyncio.StreamWriter] = []  # every client's writer, in the order they came
+        self.finished: set[asyncio.StreamWriter] = set()  # the writers whose handler has returned
+        self.longest_stall = 0.0  # the longest the loop went without running its heartbeat, in seconds
+        self.slept = 0  # time.sleep() calls made on the loop's thread
         ready = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
         self.thread.start()
@@ -73,23 +84,60 @@ class _Room:
 
     async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:  # small kernel buffers on every OS (not all copy the listener's to accepted sockets)
-            writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SERVER_SNDBUF)
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SERVER_SNDBUF)
+            # No Nagle: a handler that writes a header and its payload separately is not held 40 ms
+            # for the peer's delayed ACK on every frame (correct, only slower, and not what is tested).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
+        self.writers.append(writer)
         try:
             await self.handle_client(reader, writer, self.room)
         except Exception as exc:  # the student's bug, shown in the hints; never a traceback
             self.errors.append(exc)
             writer.close()
+        finally:
+            self.finished.add(writer)
+
+    async def _heartbeat(self) -> None:
+        """Wake up every few milliseconds; a late wake-up means something blocked the loop."""
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(HEARTBEAT)
+            self.longest_stall = max(self.longest_stall, time.monotonic() - before - HEARTBEAT)
+
+    def stall(self) -> float:
+        """The longest stall of the loop since the last call, in seconds."""
+        stall, self.longest_stall = self.longest_stall, 0.0
+        return stall
+
+    def unclosed(self) -> list[asyncio.StreamWriter]:
+        """Writers out of the room (dropped, or their client left) that nobody closed."""
+        def check() -> list[asyncio.StreamWriter]:
+            return [w for w in self.writers if w not in self.room and w in self.finished | self.dropped()
+                    and not w.transport.is_closing()]
+        return asyncio.run_coroutine_threadsafe(_call(check), self.loop).result(2)
+
+    def dropped(self) -> set[asyncio.StreamWriter]:
+        return {w for w in self.writers if w not in self.room and w not in self.finished}
 
     def _run(self, ready: threading.Event) -> None:
         asyncio.set_event_loop(self.loop)
         server = self.loop.run_until_complete(asyncio.start_server(self._serve_one, sock=self.listener))
+        heartbeat = self.loop.create_task(self._heartbeat())
         ready.set()
         try:
             self.loop.run_forever()
         finally:
             server.close()
+            heartbeat.cancel()
+            for writer in self.writers:  # what the student left open, closed now
+                if not writer.transport.is_closing():
+                    try:
+                        writer.transport.abort()
+                    except Exception:  # a transport already half torn down
+                        pass
             for task in asyncio.all_tasks(self.loop):
                 task.cancel()
             self.loop.run_until_complete(asyncio.sleep(0.05))
@@ -120,6 +168,8 @@ class _Room:
         while time.monotonic() < deadline:
             if self.room_size() >= members:
                 return
+            if self.errors and isinstance(self.errors[0], NotImplementedError):
+                break  # an unsolved exercise: no need to wait
             time.sleep(0.01)
         if self.errors and isinstance(self.errors[0], NotImplementedError):
             raise NotWrittenYet(getattr(self.handle_client, "__name__", "handle_client"))
@@ -138,6 +188,10 @@ class _Room:
         why = ""
         if isinstance(exc, (TimeoutError, BlockingIOError)):
             why = _("; a blocking socket call inside a coroutine stalls every client: await reader.readexactly()")
+        elif isinstance(exc, struct.error):
+            why = _("; a header was cut short: reader.read(n) returns at most n bytes, reader.readexactly(n) waits for all n")
+        elif isinstance(exc, RuntimeError) and "changed size during iteration" in str(exc):
+            why = _("; the room changed while you looped over it (a member was dropped): loop over a copy, list(room)")
         return _(" (your handler raised {error}: {message}{why})").format(error=type(exc).__name__, message=exc, why=why)
 
     def close(self) -> None:
@@ -147,6 +201,40 @@ class _Room:
             self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         self.listener.close()
+
+
+async def _call(fn: Callable[[], Any]) -> Any:
+    return fn()
+
+
+class _SleepProbe:
+    """While active, count the time.sleep() calls made on one thread (the event loop's)."""
+
+    def __init__(self, room: _Room) -> None:
+        self.room = room
+        self.original = time.sleep
+        handler = room.handle_client
+        # The student's own `from time import sleep` too.
+        self.namespace: dict[str, Any] = getattr(getattr(handler, "__wrapped__", handler), "__globals__", {})
+        self.names = [name for name, value in self.namespace.items() if value is time.sleep]
+
+    def __enter__(self) -> _SleepProbe:
+        original, room, loop_thread = self.original, self.room, self.room.thread.ident
+
+        def sleep(seconds: float) -> None:
+            if threading.get_ident() == loop_thread:
+                room.slept += 1
+            original(seconds)
+
+        time.sleep = sleep  # type: ignore[assignment]
+        for name in self.names:
+            self.namespace[name] = sleep
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        time.sleep = self.original
+        for name in self.names:
+            self.namespace[name] = self.original
 
 
 def _frames(sock: socket.socket, count: int, wait: float = WAIT) -> list[p.Frame]:
@@ -195,10 +283,58 @@ def _case(handle_client: Handler, body: Callable[[_Room], str | None]) -> Callab
     def run() -> str | None:
         room = _Room(handle_client)
         try:
-            return body(room)
+            with _SleepProbe(room):
+                try:
+                    result = body(room)
+                except OSError as exc:  # a checker's client could not send: the server closed on it
+                    raise AssertionError(
+                        _("the server closed the connection of a client that was still sending ({error})").format(
+                            error=type(exc).__name__
+                        )
+                        + room.blame()
+                    ) from None
+            _responsive(room)
+            return result
         finally:
             room.close()
     return run
+
+
+def _responsive(room: _Room) -> None:
+    """Fail when the handler blocked the event loop during the case."""
+    if room.slept:
+        raise AssertionError(
+            _(
+                "your coroutine called time.sleep() ({n} time(s)): it blocks the whole event loop, and every"
+                " client waits meanwhile; a coroutine pauses with await asyncio.sleep()"
+            ).format(n=room.slept)
+        )
+    stall = room.stall()
+    if stall > MAX_STALL:
+        raise AssertionError(
+            _(
+                "the event loop was blocked for {ms:.0f} ms while your coroutine ran: a call that blocks"
+                " (time.sleep(), a plain socket call, a long computation) stops every client at once; wait"
+                " with await (reader.readexactly(), asyncio.sleep())"
+            ).format(ms=stall * 1000)
+            + room.blame()
+        )
+
+
+def _expect_closed(room: _Room, who: str) -> None:
+    """Every writer out of the room must have been closed."""
+    deadline = time.monotonic() + WAIT
+    while (left_open := room.unclosed()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if left_open:
+        raise AssertionError(
+            _(
+                "{who} is out of the room but the connection was never closed: its socket (and anything"
+                " buffered for it) stays until the process ends; close the writer you take out of the room"
+                " (writer.close())"
+            ).format(who=who)
+            + room.blame()
+        )
 
 
 def _hears_itself(room: _Room) -> None:
@@ -277,19 +413,43 @@ def _leaves_mid_frame(room: _Room) -> None:
     ), _("bob, after alice left mid-frame,"))
 
 
-def _leave_and_check(room: _Room, last_words: bytes, still_in_room: str, bob_after: str) -> None:
+def _resets(room: _Room) -> None:
+    _leave_and_check(room, _say("half a")[:14], _(
+        "alice's connection was reset (RST) and she is still in the room: reading then raises"
+        " ConnectionResetError, not IncompleteReadError; catch ConnectionError too, and take the"
+        " writer out of the room in a finally block, whatever ended the loop"
+    ), _("bob, after alice's connection was reset,"), reset=True)
+
+
+def _resets_quietly(room: _Room) -> None:
+    _resets(room)
+    escaped = [exc for exc in room.errors if isinstance(exc, ConnectionError)]
+    if escaped:
+        raise AssertionError(
+            _(
+                "alice left the room, but {error} escaped from your coroutine: a server prints that traceback for"
+                " every client whose connection is reset, which is an ordinary way to leave; catch ConnectionError"
+                " where you catch IncompleteReadError"
+            ).format(error=type(escaped[0]).__name__)
+        )
+
+
+def _leave_and_check(room: _Room, last_words: bytes, still_in_room: str, bob_after: str, reset: bool = False) -> None:
     """alice sends ``last_words`` (maybe half a frame), closes; she must leave the room and bob still hear."""
     alice, bob = room.client(), room.client()
     room.settle(2)
     if last_words:
         alice.sendall(last_words)
         time.sleep(0.05)
+    if reset:  # SO_LINGER with a zero timeout: close() sends a RST instead of a FIN
+        alice.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     alice.close()
     deadline = time.monotonic() + WAIT
     while room.room_size() > 1 and time.monotonic() < deadline:
         time.sleep(0.01)
     if room.room_size() != 1:
         raise AssertionError(still_in_room + room.blame())
+    _expect_closed(room, "alice")
     bob.sendall(_say("still here"))
     _expect(bob, ["still here"], bob_after, room)
 
@@ -317,6 +477,57 @@ def _garbage(room: _Room) -> None:
     _expect(bob, ["after the garbage"], "bob", room)
 
 
+def _oversized(room: _Room) -> None:
+    mallory, bob = room.client(), room.client()
+    room.settle(2)
+    huge = 0x7FFFFFFF
+    header = p.HEADER.pack(p.MAGIC, p.VERSION, int(p.FrameType.SAY), 0, 0, huge)
+    mallory.sendall(header + b"x" * 1000)
+    mallory.settimeout(WAIT)
+    try:
+        closed = mallory.recv(100) == b""
+    except TimeoutError:
+        closed = False
+    except ConnectionError:
+        closed = True
+    if not closed:
+        raise AssertionError(
+            _(
+                "a client sent a well-formed header announcing {n:,} bytes, more than the protocol's maximum"
+                " of {max:,}, and is still connected: your server waits for them, and readexactly() would hold"
+                " them all in memory. Refuse a length above the maximum (protocol.parse_header checks it) and"
+                " disconnect"
+            ).format(n=huge, max=p.MAX_PAYLOAD)
+            + room.blame()
+        )
+    bob.sendall(_say("after the huge header"))
+    _expect(bob, ["after the huge header"], "bob", room)
+
+
+def _briefly_behind(room: _Room) -> str:
+    alice = room.client()
+    bob = room.client(rcvbuf=4096)  # reads only at the end: more and more waits for him, below the limit
+    room.settle(2)
+    frame = _say("y" * 8000)
+    count = (MAX_QUEUED // 2) // len(frame)
+    alice_in = p.FrameDecoder()
+    for sent in range(count):
+        alice.sendall(frame)
+        if not _one_frame(alice, alice_in):
+            raise AssertionError(_("alice did not hear her own frame {n}").format(n=sent) + room.blame())
+    got = len(_frames(bob, count, wait=WAIT * 2))
+    if got < count or room.room_size() < 2:
+        raise AssertionError(
+            _(
+                "bob read nothing while {count} frames ({kib} KiB) were sent, then read them all, and got {got}:"
+                " he was dropped with less than MAX_QUEUED = {limit} KiB waiting. Some bytes waiting for a member"
+                " is normal (the network is slower than your loop); drop only past the limit"
+            ).format(count=count, kib=count * len(frame) // 1024, got=got, limit=MAX_QUEUED // 1024)
+            + room.blame()
+        )
+    return _("{count} frames waited for bob, and all arrived").format(count=count)
+
+
 def _never_reads(room: _Room) -> str:
     alice, bob = room.client(), room.client()
     mallory = room.client(rcvbuf=4096)  # connects, never reads
@@ -326,9 +537,20 @@ def _never_reads(room: _Room) -> str:
     alice_in, bob_in = p.FrameDecoder(), p.FrameDecoder()
     # Lockstep: alice sends a frame, then bob and alice each read it before the next one, so the two
     # members that keep up never have more than a frame waiting; only mallory's backlog grows.
+    started = time.monotonic()
     for sent in range(count):
         alice.sendall(frame)
         for sock, decoder, who in ((bob, bob_in, "bob"), (alice, alice_in, "alice")):
+            if time.monotonic() - started > ROOM_DEADLINE:
+                raise AssertionError(
+                    _(
+                        "after {seconds:g} s only {sent} of {count} frames had gone round, {ms:.0f} ms each, while"
+                        " mallory read nothing: the room waits for its slowest member (await member.drain(), even"
+                        " inside asyncio.wait_for() with a timeout, holds up the sender and everyone after it);"
+                        " drop a member that falls too far behind instead of waiting for it"
+                    ).format(seconds=ROOM_DEADLINE, sent=sent, count=count, ms=(time.monotonic() - started) * 1000 / max(sent, 1))
+                    + room.blame()
+                )
             if not _one_frame(sock, decoder):
                 raise AssertionError(
                     _(
@@ -351,6 +573,7 @@ def _never_reads(room: _Room) -> str:
         )
     if room.room_size() < 2:
         raise AssertionError(_("alice or bob was dropped too, though both read everything") + room.blame())
+    _expect_closed(room, "mallory")
     return _("{count} frames to bob, mallory dropped").format(count=count)
 
 
@@ -385,7 +608,10 @@ def check_broadcast_handler(handle_client: Handler, show: bool = True) -> Report
         (_("three frames glued in one send() arrive as three"), _glued),
         (_("a client that leaves is taken out of the room"), _leaves),
         (_("a client that leaves mid-frame is taken out of the room"), _leaves_mid_frame),
+        (_("a client whose connection is reset (RST) is taken out of the room"), _resets_quietly),
         (_("a client speaking garbage is disconnected"), _garbage),
+        (_("a header announcing more than the maximum payload is refused"), _oversized),
+        (_("a member briefly behind (below the limit) stays in the room"), _briefly_behind),
         (_("a client that never reads is dropped; the others get everything"), _never_reads),
     ]
     return run_cases("check_broadcast_handler", [(name, _case(handle_client, body)) for name, body in cases], show=show)

@@ -68,7 +68,8 @@ def _exc_name(exc: BaseException) -> str:
 def _left_over(buffer: bytearray, where: str = "") -> str:
     return _(
         "{where}{n} bytes were left in the buffer after the last whole frame: the bytes of a frame"
-        " that was returned must leave the buffer, or the next call returns it again"
+        " that was returned must leave the buffer, or the next call returns it again (del buffer[:n] changes"
+        " the caller's bytearray; buffer = buffer[n:] only makes a new one inside your function)"
     ).format(where=where, n=len(buffer))
 
 
@@ -79,8 +80,22 @@ def _normalise(result: Any) -> list[Frame]:
         )
     frames = []
     for item in result:
+        if isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[1], str):
+            raise AssertionError(
+                _(
+                    "decode_frames returned the payload as text ({item!r}): payloads are bytes, and may not be text"
+                    " at all; leave them undecoded"
+                ).format(item=item)
+            )
         ok = isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[1], (bytes, bytearray, memoryview))
         assert ok, _("decode_frames must return (kind, payload) pairs, got {item!r}").format(item=item)
+        if not isinstance(item[0], int):
+            raise AssertionError(
+                _(
+                    "decode_frames returned the kind as {type} ({kind!r}): the kind is a number from 0 to 255"
+                    " (struct.unpack gives an int, and so does buffer[0]; buffer[0:1] is bytes)"
+                ).format(type=type(item[0]).__name__, kind=item[0])
+            )
         frames.append((int(item[0]), bytes(item[1])))
     return frames
 

@@ -226,11 +226,20 @@ def _check_rtts(got: dict, want: dict) -> str:
             raise AssertionError(_("{key} is {got:.4g}, expected about {want:.0f}: RTTs are in milliseconds, not"
                                    " seconds").format(key=key, got=value, want=want[key]))
         if not want[key] - 1.0 <= value <= want[key] + RTT_SLACK_MS:
+            if key != "min" and value > want[key] and got["min"] <= want["min"] + RTT_SLACK_MS:
+                raise AssertionError(_(
+                    "{key} RTT is {got:.1f} ms, expected about {want:.0f} ms, while the first ping's is right: each"
+                    " RTT runs from its own ping's sendto() to its reply, not from the start of the run (or a reply"
+                    " was matched to the wrong ping: check the sequence number, and that it came from the server)").format(
+                    key=key, got=value, want=want[key]))
             raise AssertionError(_("{key} RTT is {got:.1f} ms, expected about {want:.0f} ms: a reply was matched to the"
                                    " wrong ping (check the sequence number, and that it came from the server)").format(
                 key=key, got=value, want=want[key]))
     mdev = got["mdev"]
     if not isinstance(mdev, (int, float)) or abs(mdev - want["mdev"]) > MDEV_SLACK_MS:
+        if isinstance(mdev, (int, float)) and want["mdev"] > 1 and abs(mdev - want["mdev"] ** 2) < MDEV_SLACK_MS * want["mdev"]:
+            raise AssertionError(_("mdev is {got:.1f}, about the square of {want:.1f} ms: that is the variance; mdev is"
+                                   " its square root, in ms").format(got=mdev, want=want["mdev"]))
         raise AssertionError(_("mdev is {got!r}, expected about {want:.1f} ms: the standard deviation of the RTTs,"
                                " sqrt(mean(rtt**2) - mean(rtt)**2)").format(got=mdev, want=want["mdev"]))
     return _("{received}/{sent} replies, rtt min {min:.1f} ms, avg {avg:.1f} ms, max {max:.1f} ms").format(**got)

@@ -18,17 +18,25 @@ The server's side of the protocol (chatlab frames):
   ``Pong(token=n)``, the new count (a cumulative acknowledgement, like
   FILE_ACK).
 
+The server sends each of its answers in two pieces (one ``recv()`` is not one
+message), and the answers to several lines that arrived together in one piece.
+
 :func:`check_upload_lines` runs it against a server that fails in each way
 notebook 09 shows (ECONNREFUSED, a connect timeout, a FIN and a RST in the
-middle, a peer gone silent) and prints one line per case.
+middle, a peer gone silent) and prints one line per case.  It also requires
+backoff with jitter: two clients refused six times in a row at the same moment
+must wait longer after each failure (exponential backoff) and not in lockstep
+(a random part in each wait).  A connection left open when ``connect()`` is
+called again, or when the function returns, fails.
 """
 
 from __future__ import annotations
 
 import socket
+import statistics
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from ..core import protocol as p
 from ..errors import ProtocolError
@@ -37,6 +45,13 @@ from ..i18n import N_, _
 from ._report import NotWrittenYet, Report, run_cases
 
 CONNECT_TIMEOUT = 0.5  # what connect() waits for an answer to its SYN
+SPLIT_AT = 5  # every answer of the server arrives in two pieces: its first 5 bytes, then the rest
+SPLIT_PAUSE = 0.01  # seconds between the two pieces
+REFUSALS = 6  # the backoff case: connect() is refused this many times in a row, for two clients at once
+BACKOFF_DEADLINE = 12.0  # seconds the backoff case gives the two clients
+MIN_WAITING = 0.05  # seconds: six refused attempts in less than this is a hot loop
+MIN_GROWTH = 1.8  # the last two waits must be this many times the first two (doubling gives 16; a random wait
+# that does not grow, about 1; full jitter fails this about once in a thousand runs)
 CASE_DEADLINE = 6.0  # seconds the student's function gets per case
 LINES = [f"line {i}" for i in range(6)]
 
@@ -89,12 +104,19 @@ class _Server:
         with self.lock:
             return p.encode(p.Pong(len(self.held)))
 
+    def _send_split(self, conn: socket.socket, data: bytes) -> None:
+        """Send ``data`` in two pieces a moment apart: the first recv() gets part of a PONG only."""
+        cut = min(SPLIT_AT, len(data) - 1)
+        conn.sendall(data[:cut])
+        time.sleep(SPLIT_PAUSE)
+        conn.sendall(data[cut:])
+
     def _serve(self, conn: socket.socket, script: str) -> None:
         decoder = p.MessageDecoder()
         received = 0
         conn.settimeout(0.05)
         try:
-            conn.sendall(self._count())
+            self._send_split(conn, self._count())
             while not self.stop.is_set():
                 try:
                     data = conn.recv(65536)
@@ -105,6 +127,7 @@ class _Server:
                 if script == "silent" and received >= 1:
                     continue  # gone: no ack, no FIN, no RST
                 decoder.feed(data)
+                replies: list[bytes] = []  # the answers to every line of this recv(), sent glued together
                 for message in decoder:
                     if not isinstance(message, p.Say):
                         continue
@@ -115,9 +138,13 @@ class _Server:
                     with self.lock:
                         self.held.append(message.text)
                     if script == "fin" and received == 2:
+                        if replies:
+                            conn.sendall(b"".join(replies))
                         conn.close()
                         return
-                    conn.sendall(self._count())
+                    replies.append(self._count())
+                if replies:
+                    self._send_split(conn, b"".join(replies))
         except (OSError, ProtocolError):
             pass
         finally:
@@ -144,60 +171,82 @@ _HINTS = {  # translated when shown: _(_HINTS[name])
 _OTHER_ERRORS = N_("catch it, reconnect and resume")
 
 
-def _case(upload: Upload, scripts: list[str], connect_plan: list[str]) -> Callable[[], str]:
-    def run() -> str:
-        server = _Server(scripts)
-        refused = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        refused.bind(("127.0.0.1", 0))  # bound, never listening: a SYN to it gets a RST
-        silent, fillers = full_backlog_listener()
-        attempts = 0
-        handed_out: list[socket.socket] = []
-        finished = threading.Event()
+class _Run:
+    """One run of the student's function against one server and one plan of connect() outcomes."""
 
-        def connect() -> socket.socket:
-            nonlocal attempts
-            if finished.is_set():
-                raise CheckerFinished("this case is over")
-            plan = connect_plan[attempts] if attempts < len(connect_plan) else "ok"
-            attempts += 1
-            target = {"ok": server.address, "refuse": refused.getsockname()[:2],
-                      "timeout": silent.getsockname()[:2]}[plan]
-            sock = socket.create_connection(target, timeout=CONNECT_TIMEOUT)
-            sock.settimeout(None)  # blocking, no timeout: choosing one is the student's job
-            handed_out.append(sock)
-            return sock
+    def __init__(self, upload: Upload, scripts: list[str], connect_plan: list[str]) -> None:
+        self.upload = upload
+        self.server = _Server(scripts)
+        self.refused = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.refused.bind(("127.0.0.1", 0))  # bound, never listening: a SYN to it gets a RST
+        self.silent, self.fillers = full_backlog_listener()
+        self.plan = connect_plan
+        self.attempts: list[float] = []  # when connect() was called
+        self.handed_out: list[socket.socket] = []
+        self.open_at_reconnect = 0  # sockets from earlier connect() calls still open at a later call
+        self.finished = threading.Event()
+        self.outcome: list[BaseException] = []
+        self.thread = threading.Thread(target=self._student, daemon=True)
+        self.started = 0.0
+        self.took = 0.0
+        self.hung = False
+        self.held: list[str] = []
+        self.open_at_end = 0
 
-        outcome: list[BaseException] = []
+    def connect(self) -> socket.socket:
+        if self.finished.is_set():
+            raise CheckerFinished("this case is over")
+        self.open_at_reconnect += sum(1 for sock in self.handed_out if sock.fileno() != -1)
+        plan = self.plan[len(self.attempts)] if len(self.attempts) < len(self.plan) else "ok"
+        self.attempts.append(time.monotonic())
+        target = {"ok": self.server.address, "refuse": self.refused.getsockname()[:2],
+                  "timeout": self.silent.getsockname()[:2]}[plan]
+        sock = socket.create_connection(target, timeout=CONNECT_TIMEOUT)
+        sock.settimeout(None)  # blocking, no timeout: choosing one is the student's job
+        self.handed_out.append(sock)
+        return sock
 
-        def student() -> None:
-            try:
-                upload(connect, list(LINES))
-            except BaseException as exc:
-                outcome.append(exc)
+    def _student(self) -> None:
+        try:
+            self.upload(self.connect, list(LINES))
+        except BaseException as exc:
+            self.outcome.append(exc)
 
-        thread = threading.Thread(target=student, daemon=True)
-        started = time.monotonic()
-        thread.start()
-        thread.join(CASE_DEADLINE)
-        took = time.monotonic() - started
-        hung = thread.is_alive()
-        finished.set()
-        server.close()  # closes every connection: a hung function gets b'' or an error and can end
-        for sock in handed_out:
+    def start(self) -> None:
+        self.started = time.monotonic()
+        self.thread.start()
+
+    def finish(self, deadline: float) -> None:
+        self.thread.join(max(0.0, self.started + deadline - time.monotonic()))
+        self.took = time.monotonic() - self.started
+        self.hung = self.thread.is_alive()
+        self.open_at_end = sum(1 for sock in self.handed_out if sock.fileno() != -1)
+        self.finished.set()
+        self.server.close()  # closes every connection: a hung function gets b'' or an error and can end
+        for sock in self.handed_out:
             sock.close()  # and a function spinning on a dead socket gets EBADF and stops
-        thread.join(2)
-        for sock in (refused, silent, *fillers):
+        self.thread.join(2)
+        for sock in (self.refused, self.silent, *self.fillers):
             sock.close()
-        with server.lock:
-            held = list(server.held)
+        with self.server.lock:
+            self.held = list(self.server.held)
+
+    def judge(self, deadline: float, leaks: bool = True) -> str:
+        """Fail with a hint unless the server holds every line once, in order, and nothing leaked."""
+        held, outcome, hung = self.held, self.outcome, self.hung
         if outcome and isinstance(outcome[0], NotImplementedError):
-            raise NotWrittenYet(getattr(upload, "__name__", "upload_lines"))
+            raise NotWrittenYet(getattr(self.upload, "__name__", "upload_lines"))
         if outcome and not (hung and isinstance(outcome[0], (CheckerFinished, OSError))):
             exc = outcome[0]
             name = type(exc).__name__
-            hint = _HINTS.get(name, _OTHER_ERRORS)
+            hint = _HINTS.get(name)
+            text = _(hint) if hint else _(_OTHER_ERRORS) + _(
+                "; if it came from reading the server's answer: the server sends each PONG in two pieces, and"
+                " several PONGs may come in one recv(). One recv() is not one message: feed every recv() to one"
+                " MessageDecoder, kept for the whole connection, and take the messages it yields"
+            )
             raise AssertionError(
-                _("your function raised {error}: {message} ({hint})").format(error=name, message=exc, hint=_(hint))
+                _("your function raised {error}: {message} ({hint})").format(error=name, message=exc, hint=text)
             )
         if hung:
             raise AssertionError(
@@ -205,7 +254,7 @@ def _case(upload: Upload, scripts: list[str], connect_plan: list[str]) -> Callab
                     "did not finish in {seconds:.0f} s (server holds {held} of {n} lines): a recv()"
                     " without a timeout waits forever for a peer that went silent, and a loop that reads b'' (the"
                     " peer's FIN) as 'nothing yet' never ends"
-                ).format(seconds=CASE_DEADLINE, held=len(held), n=len(LINES))
+                ).format(seconds=deadline, held=len(held), n=len(LINES))
             )
         if held != LINES:
             dupes = sorted({line for line in held if held.count(line) > 1})
@@ -225,7 +274,123 @@ def _case(upload: Upload, scripts: list[str], connect_plan: list[str]) -> Callab
                     ).format(lines=missing)
                 )
             raise AssertionError(_("lines out of order: {lines}").format(lines=held))
-        return _("{attempts} connection attempt(s), {seconds:.1f} s").format(attempts=attempts, seconds=took)
+        if leaks:
+            self.judge_leaks()
+        return _("{attempts} connection attempt(s), {seconds:.1f} s").format(attempts=len(self.attempts), seconds=self.took)
+
+    def judge_leaks(self) -> None:
+        if self.open_at_reconnect or self.open_at_end:
+            raise AssertionError(
+                _(
+                    "every line arrived, but connections were left open: {reconnect} still open when connect()"
+                    " was called again, {end} when your function returned. Each one keeps a file descriptor and"
+                    " the server's resources; close a socket once its connection has failed or is done"
+                    " (with sock: ...)"
+                ).format(reconnect=self.open_at_reconnect, end=self.open_at_end)
+            )
+
+
+def _case(upload: Upload, scripts: list[str], connect_plan: list[str]) -> Callable[[], str]:
+    def run() -> str:
+        attempt = _Run(upload, scripts, connect_plan)
+        attempt.start()
+        attempt.finish(CASE_DEADLINE)
+        return attempt.judge(CASE_DEADLINE)
+    return run
+
+
+class _SleepRecorder:
+    """While active, note the seconds each thread asks time.sleep() for (the student's own
+    ``from time import sleep`` included), to judge backoff and jitter without timing noise."""
+
+    def __init__(self, upload: Upload) -> None:
+        self.calls: dict[int, list[float]] = {}
+        self.original = time.sleep
+        self.namespace: dict[str, Any] = getattr(getattr(upload, "__wrapped__", upload), "__globals__", {})
+        self.names = [name for name, value in self.namespace.items() if value is time.sleep]
+
+    def __enter__(self) -> _SleepRecorder:
+        original, calls = self.original, self.calls
+
+        def sleep(seconds: float) -> None:
+            calls.setdefault(threading.get_ident(), []).append(seconds)
+            original(seconds)
+
+        time.sleep = sleep  # type: ignore[assignment]
+        for name in self.names:
+            self.namespace[name] = sleep
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        time.sleep = self.original
+        for name in self.names:
+            self.namespace[name] = self.original
+
+
+def _backoff_case(upload: Upload) -> Callable[[], str]:
+    def run() -> str:
+        runs = [_Run(upload, [], ["refuse"] * REFUSALS) for _client in range(2)]
+        with _SleepRecorder(upload) as recorder:
+            for attempt in runs:
+                attempt.start()
+            for attempt in runs:
+                attempt.finish(BACKOFF_DEADLINE)
+        for attempt in runs:
+            if attempt.hung and len(attempt.attempts) <= REFUSALS and all(
+                isinstance(exc, (CheckerFinished, OSError)) for exc in attempt.outcome
+            ):
+                gaps = [b - a for a, b in zip(attempt.attempts, attempt.attempts[1:])]
+                raise AssertionError(
+                    _(
+                        "still waiting to try again after {seconds:g} s, having tried {n} time(s) (waits of {ms} ms):"
+                        " the waits are too long for a server that comes back quickly. Start with a short wait"
+                        " (tens of milliseconds), double it after each failure, and cap it at a few seconds"
+                    ).format(
+                        seconds=BACKOFF_DEADLINE, n=len(attempt.attempts), ms=", ".join(f"{g * 1000:.0f}" for g in gaps) or "-"
+                    )
+                )
+            attempt.judge(BACKOFF_DEADLINE, leaks=False)
+        waits = [[b - a for a, b in zip(r.attempts, r.attempts[1:REFUSALS + 1])] for r in runs]
+        shown = "; ".join(", ".join(f"{w * 1000:.0f}" for w in client) for client in waits)
+        if min(sum(client) for client in waits) < MIN_WAITING:
+            raise AssertionError(
+                _(
+                    "{n} refused attempts in a row came {ms} ms apart: a loop that reconnects at once hammers a"
+                    " server that is down (every client that lost it does the same). Wait between attempts,"
+                    " longer after each failure in a row (exponential backoff), with a random part (jitter)"
+                ).format(n=REFUSALS, ms=shown)
+            )
+        asked = [recorder.calls.get(r.thread.ident or -1, []) for r in runs]
+        slept = all(len(calls) >= REFUSALS - 1 for calls in asked)
+        # What it asked time.sleep() for, when it did: exact, no scheduling noise; else the waits seen.
+        measured = [calls[:REFUSALS] for calls in asked] if slept else waits
+        first = sum(statistics.mean(client[:2]) for client in measured)
+        last = sum(statistics.mean(client[-2:]) for client in measured)
+        if last < MIN_GROWTH * first:
+            raise AssertionError(
+                _(
+                    "the waits between refused attempts did not grow ({ms} ms, two clients): after each failure"
+                    " in a row, wait about twice as long as the time before (exponential backoff, up to a cap),"
+                    " so that a server that stays down is asked less and less often"
+                ).format(ms=shown)
+            )
+        if slept:
+            same = all(abs(x - y) <= 0.02 * max(abs(x), abs(y), 1e-9) for x, y in zip(asked[0], asked[1]))
+        else:  # it waits some other way: compare the moments the two clients came back
+            offsets = [[t - r.attempts[0] for t in r.attempts[1:REFUSALS + 1]] for r in runs]
+            same = all(abs(x - y) < max(0.01, 0.03 * max(x, y)) for x, y in zip(*offsets))
+        if same:
+            raise AssertionError(
+                _(
+                    "two clients refused at the same moment waited as long as each other ({ms} ms) and came"
+                    " back together, every time: clients that lost the server together (it restarted) return"
+                    " together and knock it over again. Add a random part to each wait (jitter: for example"
+                    " random.uniform(0, delay))"
+                ).format(ms=shown)
+            )
+        for attempt in runs:
+            attempt.judge_leaks()
+        return _("waits {ms} ms (two clients)").format(ms=shown)
     return run
 
 
@@ -244,6 +409,7 @@ def check_upload_lines(upload_lines: Upload, show: bool = True, only: str | None
         (N_("FIN: the server stores a line and closes before acknowledging it"), _case(upload_lines, ["fin"], [])),
         (N_("RST: the server resets on a line before storing it"), _case(upload_lines, ["rst"], [])),
         (N_("half-open: the server goes silent (no ack, no FIN, no RST)"), _case(upload_lines, ["silent"], [])),
+        (N_("refused again and again: waits longer each time, with jitter (two clients)"), _backoff_case(upload_lines)),
         (N_("all of the above, one after another"),
          _case(upload_lines, ["silent", "fin", "rst"], ["refuse", "timeout", "ok", "refuse", "ok", "ok"])),
     ]

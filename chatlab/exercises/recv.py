@@ -262,6 +262,14 @@ def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeo
                     where=where(exc, [recv_exact]), timeout=timeout
                 )
             ) from None
+        except EOFError as exc:
+            raise AssertionError(
+                _(
+                    "raised {error}{where} while the peer was still connected and sending: recv() returning"
+                    " fewer bytes than asked is normal, it returns what has arrived so far; only b'' means"
+                    " the peer closed"
+                ).format(error=type(exc).__name__, where=where(exc, [recv_exact]))
+            ) from None
 
     def exactly_n_in_one_send() -> str:
         data = b"0123456789"
@@ -277,10 +285,14 @@ def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeo
         with tcp_pair(timeout) as (client, server), sending_in_background(client, data, piece=1, delay=0.003):
             got = call(server, len(data))
         assert len(got) == len(data), _(
-            "returned {got} of {n} bytes: one recv() returns what has arrived so far, "
-            "so keep calling it until you have n bytes"
+            "returned {got} of {n} bytes while the peer was still connected and sending: recv(n) returned"
+            " fewer bytes than asked, because one recv() returns what has arrived so far (at most n);"
+            " keep calling it until you have n bytes"
         ).format(got=len(got), n=len(data))
-        assert got == data, _("wrong bytes: {data!r}").format(data=got)
+        assert got == data, _(
+            "the right number of bytes, but not the bytes sent, in order ({data!r}): each piece goes after"
+            " the ones before it"
+        ).format(data=got)
         return _("{n} one-byte sends").format(n=len(data))
 
     def more_than_n_buffered() -> str:
@@ -296,7 +308,7 @@ def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeo
         assert got == first, _("asked for {n} bytes, got {got}: {data!r}").format(n=len(first), got=len(got), data=got)
         assert rest == second, _(
             "returned the right {n} bytes, but {lost} of the {after} bytes after them were consumed and lost:"
-            " never recv() more than you still need"
+            " never recv() more than you still need (a buffered sock.makefile() reads ahead too)"
         ).format(n=len(first), lost=len(second) - len(rest), after=len(second))
         return _("took {n}, left {rest} for the next read").format(n=len(first), rest=len(second))
 
@@ -348,13 +360,35 @@ def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeo
                         " at once; waiting for more bytes means b'' was not noticed"
                     ).format(where=where(exc, [recv_exact]))
                 ) from None
-            except Exception as exc:  # any clear error will do; EOFError is the usual choice
+            except EOFError as exc:  # what the docstring asks for (asyncio.IncompleteReadError is one)
                 return _("raised {error}").format(error=type(exc).__qualname__)
+            except ConnectionError as exc:
+                raise AssertionError(
+                    _(
+                        "raised {error}{where}, but the docstring asks for EOFError: the peer closed the"
+                        " connection in order (a FIN: recv() returned b''), which is the end of the stream,"
+                        " not a broken connection; the caller catches EOFError to tell one from the other"
+                    ).format(error=type(exc).__name__, where=where(exc, [recv_exact]))
+                ) from None
+            except Exception as exc:
+                raise AssertionError(
+                    _(
+                        "raised {error}{where}: when recv() returns b'' before n bytes came, raise EOFError,"
+                        " as the docstring asks, so that the caller can tell the end of the stream from a bug"
+                    ).format(error=type(exc).__name__, where=where(exc, [recv_exact]))
+                ) from None
+        if returned_value is None:
+            raise AssertionError(
+                _(
+                    "returned None when the peer closed after {got} of {n} bytes: raise EOFError instead"
+                    " (recv() returned b'': no more bytes will come, and a caller would take None for a message)"
+                ).format(got=len(sent), n=n)
+            )
         got = _as_bytes(returned_value)
         raise AssertionError(
             _(
-                "returned {got} of {n} bytes ({data!r}) instead of raising:"
-                " the caller would take half a message for a whole one"
+                "returned {got} of {n} bytes ({data!r}) instead of raising when the peer closed: raise EOFError"
+                " when recv() returns b'' before n bytes came, or the caller takes half a message for a whole one"
             ).format(got=len(got), n=n, data=got)
         )
 
@@ -379,7 +413,10 @@ def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeo
                     )
                 ) from None
         assert len(got) == len(data), (
-            _("returned fewer than the {n} bytes asked for").format(n=len(data))
+            _(
+                "returned {got} of the {n} bytes asked for while the peer was still connected and sending:"
+                " one recv() returns what has arrived so far, so keep calling it until you have them all"
+            ).format(got=len(got), n=len(data))
             if len(got) < len(data)
             else _("returned more than the {n} bytes asked for").format(n=len(data))
         )

@@ -34,6 +34,7 @@ import struct
 import sys
 import threading
 import time
+import traceback
 from typing import Any, Callable
 
 from ..i18n import N_, _
@@ -150,6 +151,16 @@ class _Harness:
         worker.join(timeout + STEP_GRACE)
         self.calls += 1
         if worker.is_alive():
+            frame = sys._current_frames().get(worker.ident or -1)
+            last = traceback.extract_stack(frame)[-1] if frame is not None else None
+            if last is not None and (last.filename.endswith("selectors.py") or "select(" in (last.line or "")):
+                raise StepBlocked(
+                    _(
+                        "serve_step(timeout={timeout}) did not return within {seconds:g} s: it is still waiting in"
+                        " select(){where}. Pass select() the timeout serve_step was given (None, or no timeout,"
+                        " waits until something happens, which may be never)"
+                    ).format(timeout=timeout, seconds=timeout + STEP_GRACE, where=_(" (line {line})").format(line=last.lineno))
+                )
             raise StepBlocked(
                 _(
                     "serve_step(timeout={timeout}) did not return within {seconds:g} s: something"
@@ -208,7 +219,9 @@ class _Harness:
                     raise AssertionError(
                         _(
                             "waiting for {what}: a client received {got} bytes that differ from the"
-                            " {n} expected from byte {at} on (duplicated or lost data?)"
+                            " {n} expected from byte {at} on: bytes were lost or sent twice. send() takes only"
+                            " part of a big outbox and returns how many bytes it took: remove exactly those"
+                            " from the outbox (del outbox[sock][:sent]) and keep the rest for the next step"
                         ).format(what=what, got=len(got), n=len(expected), at=at)
                     )
             return all(len(peer.received) == len(expected) for peer in peers)

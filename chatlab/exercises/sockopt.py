@@ -152,7 +152,11 @@ def check_make_listener(make_listener: MakeListener, show: bool = True) -> Repor
         if os.name == "nt":
             return ""  # on Windows leaving it off is right (see the module docstring)
         # BSD/macOS report the option's bit (4) rather than 1: any non-zero value means on
-        assert reuse, _("getsockopt(SOL_SOCKET, SO_REUSEADDR) reads 0: the option is off")
+        assert reuse, _(
+            "getsockopt(SOL_SOCKET, SO_REUSEADDR) reads 0: the option is off. Switch it on with"
+            " setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1): level SOL_SOCKET (not IPPROTO_TCP), value 1"
+            " (0 switches it off), before bind()"
+        )
         return ""
 
     def restart_after_time_wait() -> str:

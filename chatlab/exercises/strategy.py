@@ -19,15 +19,26 @@ the run shows (a window stuck at its minimum, a window that only grows).
 
 from __future__ import annotations
 
+import heapq
+import random
+import time
 from collections.abc import Callable
 
 from ..core.transfer import FixedWindow, SendStrategy
 from ..experiments.links import Link, get_link
-from ..experiments.simulation import SimulatedRun, simulate_transfer
+from ..experiments.simulation import FRAME_OVERHEAD, SimulatedRun, simulate_transfer
 from ..i18n import _
 from ._report import Report, run_cases
 
-__all__ = ["check_send_strategy", "check_chat_delay_prediction", "LINKS", "MIN_LINK_SHARE", "MAX_QUEUE_MS"]
+__all__ = [
+    "check_send_strategy",
+    "check_chat_delay_prediction",
+    "simulate_shared_link",
+    "LINKS",
+    "MIN_LINK_SHARE",
+    "MAX_QUEUE_MS",
+    "MIN_FAIR_RATIO",
+]
 
 # The links of the checker: one chunk of 16 KiB crosses each in under 7 ms, so a
 # queueing target of 10 ms is never smaller than one chunk.
@@ -36,7 +47,107 @@ MIN_LINK_SHARE = 0.8  # once started, at least this share of the link rate
 MAX_QUEUE_MS = 40.0  # the 90th percentile of the queueing delay, once started
 FILE_SECONDS = 4.0  # each file keeps the link busy this long at full rate
 
+# Two flows of the same strategy share FAIR_LINK; the second starts FAIR_DELAY seconds after the
+# first, while the first is still below the bandwidth-delay product (so both measure the true base
+# RTT).  Over the last half of FAIR_SECONDS the smaller flow's throughput must be at least
+# MIN_FAIR_RATIO of the larger one's.  The reference AIMD gets 0.96 there, additive decrease 0.08,
+# multiplicative increase 0.3 (simulated, the same on every machine).
+FAIR_LINK = "50mbit-40ms"
+FAIR_DELAY = 0.5
+FAIR_SECONDS = 12.0
+MIN_FAIR_RATIO = 0.7
+# The wall-clock probe: the same transfer twice, the second with a real pause in every on_ack.
+PROBE_LINK = "20mbit-20ms"
+PROBE_BYTES = 1_500_000
+PROBE_PAUSE = 0.003  # seconds of real time per ack in the slow replay
+
 MakeStrategy = Callable[[], SendStrategy]
+
+
+def simulate_shared_link(
+    strategies: list[SendStrategy], starts: list[float], link: str | Link, seconds: float, max_events: int = 400_000
+) -> list[list[tuple[float, int]]]:
+    """Run several flows (endless files) through one bottleneck FIFO, on a fake clock.
+
+    The model of :func:`chatlab.experiments.simulate_transfer`, with one queue shared by
+    every flow: flow ``i`` starts at ``starts[i]`` and sends full chunks while its
+    strategy's allowance lets them go.  Returns, per flow, the ``(time, bytes acked)``
+    of every ack until ``seconds``.  An exception from a strategy propagates.
+    """
+    link = get_link(link)
+    rate = link.rate
+    if rate is None:
+        raise ValueError("simulate_shared_link needs a link with a rate, e.g. '50mbit-40ms'")
+    one_way = link.rtt_ms / 2000
+    busy_until = 0.0
+    events: list[tuple[float, int, str, int, int]] = []  # (time, order, kind, flow, bytes acked)
+    order = 0
+    log: list[list[tuple[float, int]]] = [[] for _flow in strategies]
+    woken: list[float | None] = [None] * len(strategies)
+    for i, at in enumerate(starts):
+        heapq.heappush(events, (at, order, "start", i, 0))
+        order += 1
+
+    def send(i: int, now: float) -> None:
+        nonlocal busy_until, order
+        strategy = strategies[i]
+        while strategy.allowance(now) >= strategy.chunk_size:
+            offset = strategy.sent
+            strategy.on_sent(now, offset, strategy.chunk_size)
+            if strategy.sent <= offset:
+                raise RuntimeError("on_sent() did not advance strategy.sent")
+            busy_until = max(now, busy_until) + (strategy.chunk_size + FRAME_OVERHEAD) / rate
+            heapq.heappush(events, (busy_until + 2 * one_way, order, "ack", i, offset + strategy.chunk_size))
+            order += 1
+        wake = strategy.wake_at(now)
+        if wake is not None and wake != woken[i]:
+            woken[i] = wake
+            heapq.heappush(events, (max(wake, now), order, "wake", i, 0))
+            order += 1
+
+    for _event in range(max_events):
+        if not events:
+            break
+        now, _order, kind, i, acked = heapq.heappop(events)
+        if now > seconds:
+            break
+        if kind == "start":
+            strategies[i].start(now)
+        elif kind == "ack":
+            strategies[i].on_ack(now, acked)
+            log[i].append((now, acked))
+        send(i, now)
+    return log
+
+
+def _acked_between(log: list[tuple[float, int]], t0: float, t1: float) -> int:
+    before = max((acked for t, acked in log if t <= t0), default=0)
+    after = max((acked for t, acked in log if t <= t1), default=0)
+    return after - before
+
+
+def _how_it_changes(strategy: SendStrategy) -> str:
+    """What the window trace shows about the rules: a fixed-size cut, or growth in proportion."""
+    windows = [row.window_bytes for row in strategy.trace]
+    drops = [(a - b) / a for a, b in zip(windows, windows[1:]) if a > 0 and b < a]
+    big = [d for d in drops if d * max(windows) > strategy.chunk_size / 2]
+    if big and sorted(big)[len(big) // 2] < 0.2:
+        return _("your window shrinks by small fixed steps (additive decrease)") + "; "
+    rtt = strategy.base_rtt or 0.0
+    if rtt > 0:
+        times = [(row.time, row.window_bytes) for row in strategy.trace]
+        fastest = 0.0
+        j = 0
+        for t0, w0 in times:
+            while j < len(times) and times[j][0] < t0 + rtt:
+                j += 1
+            if j < len(times) and w0 >= 4 * strategy.chunk_size:
+                fastest = max(fastest, times[j][1] / w0)
+        if fastest >= 1.6:
+            return _("your window grows {times:.1f}-fold in one round trip (multiplicative increase)").format(
+                times=fastest
+            ) + "; "
+    return ""
 
 
 def _fresh(make: MakeStrategy) -> SendStrategy:
@@ -61,14 +172,44 @@ def _mean_window(run: SimulatedRun) -> float:
     return area / span if span > 0 else float(trace[-1].window_bytes)
 
 
+def _explain(exc: BaseException) -> str:
+    """The strategy raised ``exc``: say so, with the usual cause when there is one."""
+    text = _("the strategy raised {error}: {message}").format(error=type(exc).__name__, message=exc)
+    if isinstance(exc, TypeError) and "NoneType" in str(exc):
+        text += _(
+            " (rtt and base_rtt are None until the first ack of a chunk has come back: check for None"
+            " before computing with them)"
+        )
+    elif isinstance(exc, AttributeError) and any(name in str(exc) for name in ("acked", "sent", "trace", "_send_times", "chunk_size")):
+        text += _(
+            " (SendStrategy keeps sent, acked, rtt and the trace: call super().__init__(chunk_size) in your"
+            " __init__, and super().on_ack(now, acked) in your on_ack)"
+        )
+    return text
+
+
+def _explained(case: Callable[[], str | None]) -> Callable[[], str | None]:
+    """The case, with an exception from the strategy's code explained (failed checks pass through)."""
+
+    def run() -> str | None:
+        try:
+            return case()
+        except AssertionError:
+            raise
+        except NotImplementedError:
+            raise AssertionError(_("not written yet: the strategy still raises NotImplementedError (write the missing code, then run this again)")) from None
+        except Exception as exc:
+            raise AssertionError(_explain(exc)) from None
+
+    return run
+
+
 def _check_run(run: SimulatedRun, chunk_size: int) -> None:
     """Fail with a hint when the run broke, stalled or ran out of time."""
     if run.error is not None:
         if isinstance(run.error, NotImplementedError):
             raise AssertionError(_("not written yet: the strategy still raises NotImplementedError (write the missing code, then run this again)"))
-        raise AssertionError(
-            _("the strategy raised {error}: {message}").format(error=type(run.error).__name__, message=run.error)
-        )
+        raise AssertionError(_explain(run.error))
     if run.stalled:
         kib = run.bytes_acked / 1024
         window = run.trace[-1].window_bytes if run.trace else 0
@@ -196,6 +337,67 @@ def check_send_strategy(make_strategy: MakeStrategy, *, show: bool = True) -> Re
 
         return case
 
+    def fair_shares() -> str:
+        flows = [_fresh(make_strategy), _fresh(make_strategy)]
+        random.seed(1)
+        try:
+            logs = simulate_shared_link(flows, [0.0, FAIR_DELAY], FAIR_LINK, FAIR_SECONDS)
+        except NotImplementedError:
+            raise AssertionError(_("not written yet: the strategy still raises NotImplementedError (write the missing code, then run this again)")) from None
+        except Exception as exc:
+            raise AssertionError(_explain(exc)) from None
+        half = FAIR_SECONDS / 2
+        got = [_acked_between(log, half, FAIR_SECONDS) / half / 1e6 for log in logs]
+        detail = _("the first flow {a:.2f} MB/s, the second {b:.2f} MB/s").format(a=got[0], b=got[1])
+        small, large = min(got), max(got)
+        if large <= 0 or small / large < MIN_FAIR_RATIO:
+            bigger = flows[got.index(large)]
+            raise AssertionError(
+                _(
+                    "{detail}: two flows of your strategy sharing one link do not converge towards equal"
+                    " shares ({how}the smaller gets {ratio:.0%} of the larger, need {need:.0%}). Chiu and Jain's"
+                    " argument: when both cut their windows by the same factor, the larger loses more, so the gap"
+                    " shrinks at every cut, and growing both by the same constant keeps it. A cut by a fixed"
+                    " amount (additive decrease) keeps the gap, growth in proportion to the window (multiplicative"
+                    " increase) keeps the ratio: add a constant per round trip, cut by a factor (AIMD)"
+                ).format(
+                    detail=detail, how=_how_it_changes(bigger), ratio=small / large if large > 0 else 0.0,
+                    need=MIN_FAIR_RATIO,
+                )
+            )
+        return detail
+
+    def own_clock() -> str:
+        def replay(pause: float) -> list[tuple[int, int]]:
+            strategy = _fresh(make_strategy)
+            if pause:
+                on_ack = strategy.on_ack
+
+                def slow_on_ack(now: float, acked: int) -> None:
+                    time.sleep(pause)  # real time passes; the simulated clock does not care
+                    on_ack(now, acked)
+
+                try:
+                    strategy.on_ack = slow_on_ack  # type: ignore[method-assign]
+                except AttributeError:  # __slots__: nothing to probe with
+                    return []
+            random.seed(2)
+            run = simulate_transfer(strategy, PROBE_LINK, PROBE_BYTES)
+            _check_run(run, strategy.chunk_size)
+            return [(row.bytes_sent, row.window_bytes) for row in run.trace]
+
+        fast, slow = replay(0.0), replay(PROBE_PAUSE)
+        if fast != slow:
+            raise AssertionError(
+                _(
+                    "the same transfer on the same simulated link gave other windows when the computer ran it"
+                    " more slowly: your strategy reads the wall clock (time.time(), time.monotonic()). Use the"
+                    " `now` that on_ack() and allowance() are given: the simulation runs on its own clock, and"
+                    " chatlab's sender passes its clock the same way"
+                )
+            )
+        return _("the same windows at two real speeds")
+
     cases: list[tuple[str, Callable[[], str | None]]] = [
         (_("the first window holds a chunk"), first_window),
         (_("delivers a whole file ({link})").format(link=get_link(LINKS[0]).label), delivers_the_file),
@@ -204,7 +406,9 @@ def check_send_strategy(make_strategy: MakeStrategy, *, show: bool = True) -> Re
         label = get_link(name).label
         cases.append((_("fills the link ({link})").format(link=label), fills(name)))
         cases.append((_("keeps the queue short ({link})").format(link=label), short_queue(name)))
-    return run_cases("check_send_strategy", cases, show=show)
+    cases.append((_("two flows sharing a link converge to fair shares ({link})").format(link=get_link(FAIR_LINK).label), fair_shares))
+    cases.append((_("uses the clock it is given, not the wall clock"), own_clock))
+    return run_cases("check_send_strategy", [(name, _explained(case)) for name, case in cases], show=show)
 
 
 # --------------------------------------------------------------------------
@@ -258,7 +462,14 @@ def check_chat_delay_prediction(
                 predicted=predicted, simulated=simulated
             )
             if abs(predicted - simulated) > max(3.0, PREDICTION_TOLERANCE * simulated):
-                if predicted < link.rtt_ms:
+                if 0 < predicted and abs(predicted * 1000 - simulated) <= PREDICTION_TOLERANCE * simulated:
+                    hint = _("that is the right delay in seconds: the function returns milliseconds")
+                elif predicted < link.rtt_ms and window < link.bdp_bytes and predicted < link.rtt_ms - 1:
+                    hint = _(
+                        "this window ({window} KiB) is smaller than the bandwidth-delay product ({bdp:.0f} KiB): the"
+                        " queue is empty, not negative (max(0, window - BDP)), and a chat line still needs the round trip"
+                    ).format(window=window // 1024, bdp=link.bdp_bytes / 1024)
+                elif predicted < link.rtt_ms:
                     hint = _("even with no queue at all a chat line needs the round trip")
                 elif window <= link.bdp_bytes:
                     hint = _(

@@ -49,10 +49,18 @@ __all__ = ["check_priority_writer", "PriorityWriter"]
 CHUNK = 16 * 1024  # file data per chunk frame
 KERNEL_BUFFER = 64 * 1024  # SO_SNDBUF on the writer's socket and SO_RCVBUF on the reader's
 QUEUED_CHUNKS = 128  # chunks kept waiting during the running transfer: 2 MiB
-MAX_CHUNKS_AHEAD = 48  # a chat line may see at most this many chunks arrive before it (FIFO: about 128)
+# A chat line may see at most this many chunks arrive before it: what the kernel buffers already
+# hold.  The reference waits behind 11-12 (measured on loopback, 64 KiB buffers); one FIFO queue
+# about 128; a writer that joins 40 chunks into one sendall() about 40.
+MAX_CHUNKS_AHEAD = 20
+BURST = 5  # chat lines queued at once during a transfer: they leave together, no chunk between them
 STOP_GRACE = 1.0  # seconds run() may take to return after stop is set
 TIMEOUT = 5.0
 SEND_AT_MOST = 8 * 1024  # the most one send() takes
+IDLE = 0.3  # seconds with nothing to send
+MAX_IDLE_LATENCY = 0.1  # seconds a chat frame queued to an idle writer may take to arrive (the reference: ~1 ms)
+IDLE_PROBE_GAPS = (0.07, 0.11, 0.05, 0.13, 0.0)  # five frames, at irregular moments; the second slowest counts
+MAX_IDLE_CPU = 0.15  # share of one CPU the writer thread may use meanwhile (a spinning loop uses all of it)
 
 
 class PriorityWriter(Protocol):
@@ -230,6 +238,17 @@ class _Rig:
             self.thread.join(STOP_GRACE)
 
 
+def _thread_cpu(thread: threading.Thread) -> float | None:
+    """CPU seconds ``thread`` has used so far, or None where the OS cannot say."""
+    clock = getattr(time, "pthread_getcpuclockid", None)
+    if clock is None or thread.ident is None:
+        return None
+    try:
+        return time.clock_gettime(clock(thread.ident))
+    except (OSError, OverflowError):
+        return None
+
+
 def _scrambled(n: int) -> list[str]:
     """n distinct chat lines of equal length whose byte order is not their sending order."""
     return [f"line {(i * 37) % 101:03d}/{i:03d}" for i in range(n)]
@@ -352,10 +371,87 @@ def check_priority_writer(writer_class: WriterClass, *, only: str | None = None,
             chunks=typical, queued=QUEUED_CHUNKS, ms=statistics.median(delays) * 1000
         )
         assert typical <= MAX_CHUNKS_AHEAD, _(
-            "{detail}: it waited for the chunks queued before it. A chat frame that is waiting must go"
-            " before every chunk that is waiting: look at the chat queue before taking each chunk"
-        ).format(detail=detail)
+            "{detail}, at most {limit} allowed (what the kernel buffers hold): it waited for the chunks"
+            " queued before it. A chat frame that is waiting must go before every chunk that is waiting: look"
+            " at the chat queue before taking each chunk (a writer that joins many chunks into one sendall()"
+            " makes chat wait behind the whole batch)"
+        ).format(detail=detail, limit=MAX_CHUNKS_AHEAD)
         return detail
+
+    def chat_burst_goes_together() -> str:
+        with contextlib.ExitStack() as stack:
+            rig = _Rig(writer_class, stack, pause=0.004)
+            for i in range(QUEUED_CHUNKS):
+                rig.call("send_chunk", chunk_frame(i))
+            time.sleep(0.1)  # the writer is blocked in sendall(): kernel buffers full, the rest queued
+            texts = [f"burst {n}" for n in range(BURST)]
+            for text in texts:
+                rig.call("send_chat", chat_frame(text))
+            deadline = time.monotonic() + TIMEOUT * 2
+            arrived: dict[str, int] = {}
+            while len(arrived) < BURST and time.monotonic() < deadline:
+                rig.check_alive()
+                for _at, chunks_before, frame in list(rig.reader.frames):
+                    if frame.type == p.FrameType.SAY:
+                        text = p.decode_message(frame).text  # type: ignore[union-attr]
+                        if text in texts:
+                            arrived.setdefault(text, chunks_before)
+                time.sleep(0.002)
+            rig.check_alive()
+        assert len(arrived) == BURST, _("{got} of {n} chat lines arrived within {seconds:g} s").format(
+            got=len(arrived), n=BURST, seconds=TIMEOUT * 2
+        )
+        between = max(arrived.values()) - min(arrived.values())
+        assert between <= 1, _(
+            "{n} chat lines queued at once during a transfer arrived with {between} chunks between them: your"
+            " writer takes turns (a chat frame, then a chunk, ...). Priority means every waiting chat frame"
+            " goes before any waiting chunk, not one of each in turn"
+        ).format(n=BURST, between=between)
+        return _("{n} chat lines together, {between} chunk(s) between them").format(n=BURST, between=between)
+
+    def waits_while_idle() -> str:
+        with contextlib.ExitStack() as stack:
+            rig = _Rig(writer_class, stack)
+            rig.call("send_chat", chat_frame("before the pause"))
+            rig.wait_for(1)
+            rig.check_alive()
+            time.sleep(0.05)
+            cpu_before = _thread_cpu(rig.thread)
+            time.sleep(IDLE)  # nothing to send
+            cpu_after = _thread_cpu(rig.thread)
+            rig.check_alive()
+            assert rig.thread.is_alive(), _(
+                "run() returned while the queues were empty, before stop was set: a writer waits for more frames"
+                " (with a timeout, to look at stop) until it is told to stop"
+            )
+            busy = None if cpu_before is None or cpu_after is None else (cpu_after - cpu_before) / IDLE
+            assert busy is None or busy < MAX_IDLE_CPU, _(
+                "with nothing to send, the writer thread kept the CPU {percent:.0%} busy: it spins in a loop"
+                " that polls the queues. Block until a frame comes (queue.get(timeout=...), or a Condition's"
+                " wait(timeout)) instead of checking again at once"
+            ).format(percent=busy)
+            latencies = []
+            for k, gap in enumerate(IDLE_PROBE_GAPS):  # frames queued at different moments of the writer's wait
+                sent_at = time.monotonic()
+                rig.call("send_chat", chat_frame(f"after the pause {k}"))
+                rig.wait_for(2 + k)
+                rig.check_alive()
+                if len(rig.reader.frames) >= 2 + k:
+                    latencies.append(rig.reader.frames[-1][0] - sent_at)
+                time.sleep(gap)
+            assert rig.reader.texts() == ["before the pause"] + [f"after the pause {k}" for k in range(len(IDLE_PROBE_GAPS))], _(
+                "after a pause with nothing to send, a new chat frame did not arrive ({got!r})"
+            ).format(got=rig.reader.texts()[1:])
+            slow = sorted(latencies)[-2] if len(latencies) >= 2 else 0.0
+            assert slow <= MAX_IDLE_LATENCY, _(
+                "chat frames queued while the writer was idle took up to {ms:.0f} ms to arrive: the writer was"
+                " waiting on something that does not wake up for them (the chunk queue, or a sleep). Wait on one"
+                " thing that any new frame wakes at once: one PriorityQueue, or a Condition notified by send_chat"
+                " and send_chunk"
+            ).format(ms=max(latencies) * 1000)
+        return _("idle for {seconds:g} s, CPU {percent}").format(
+            seconds=IDLE, percent=_("not measured") if busy is None else f"{busy:.0%}"
+        )
 
     def returns_after_stop() -> str:
         with contextlib.ExitStack() as stack:
@@ -380,6 +476,8 @@ def check_priority_writer(writer_class: WriterClass, *, only: str | None = None,
         (N_("file chunks keep their order"), chunks_keep_their_order),
         (N_("frames arrive whole (chat from two threads during a transfer)"), frames_arrive_whole),
         (N_("chat overtakes a running transfer"), chat_overtakes_a_running_transfer),
+        (N_("a burst of chat lines goes out together, before the waiting chunks"), chat_burst_goes_together),
+        (N_("waits for more frames, without spinning, while there is nothing to send"), waits_while_idle),
         (N_("returns soon after stop is set"), returns_after_stop),
     ]
     if only is not None:  # the English name, or the name in the current language

@@ -1,12 +1,16 @@
-"""Notebook 09's exercise: a client that reconnects and resumes (same body as in the notebook)."""
+"""Notebook 09's exercise: a client that reconnects and resumes (the notebook's solution should hold the same body)."""
 
 from __future__ import annotations
 
+import random
 import socket
 import time
 from typing import Callable
 
 from chatlab.core import protocol as p
+
+FIRST_WAIT = 0.05  # seconds before the first retry
+MAX_WAIT = 2.0  # the longest wait between two attempts
 
 
 def next_count(sock: socket.socket, decoder: p.MessageDecoder) -> int:
@@ -22,12 +26,15 @@ def next_count(sock: socket.socket, decoder: p.MessageDecoder) -> int:
 
 
 def upload_lines(connect: Callable[[], socket.socket], lines: list[str]) -> None:
+    wait = FIRST_WAIT
     while True:
         try:
             sock = connect()
         except (ConnectionRefusedError, TimeoutError):
-            time.sleep(0.1)  # not up yet, or no answer: try again
+            time.sleep(random.uniform(wait / 2, wait))  # not up yet, or no answer: back off, with jitter
+            wait = min(2 * wait, MAX_WAIT)
             continue
+        wait = FIRST_WAIT  # connected: the next failure starts from a short wait again
         try:
             with sock:
                 sock.settimeout(1.0)  # a silent peer must not hold us forever
