@@ -64,10 +64,16 @@ def server_options(args: argparse.Namespace) -> dict[str, object]:
 
     options: dict[str, object] = {"selector": args.selector, "max_clients": args.max_clients}
     options["flood_limit"] = None if args.no_flood_limit else FloodLimit(rate=args.flood_rate)
+    from .core.chatroom import Settings
+
     passwords: dict[str, str] = {}
     for room, password in args.room_password or []:
         if normalize_name(room) in (normalize_name(known) for known in passwords):  # the key the server uses
             raise ValueError(_("--room-password gives room {room!r} twice").format(room=room))
+        if normalize_name(room.lstrip("#")) == normalize_name(Settings.default_room):
+            raise ValueError(_("--room-password cannot protect {room!r}: everyone lands in the default room on"
+                               " arrival, so its password would only keep out those who left and came back;"
+                               " protect another room, e.g. --room-password class=PASSWORD").format(room=room))
         passwords[room] = password
     if passwords:
         options["room_passwords"] = passwords
@@ -80,9 +86,22 @@ def server_options(args: argparse.Namespace) -> dict[str, object]:
     return options
 
 
-def _cmd_server(args: argparse.Namespace) -> int:
-    from .server import serve
+def serve(host: str = "127.0.0.1", port: int = 0, **options: object) -> None:
+    """Run a server in the foreground until Ctrl-C, then print one line: what it served."""
+    from .server import Server
 
+    server = Server(host, port, **options)  # type: ignore[arg-type]
+    if server.warning:
+        print(_("warning: {text}").format(text=server.warning), file=sys.stderr, flush=True)
+    print(_("chatlab server listening on {host}:{port} ({selector}); Ctrl-C stops it").format(
+        host=server.address[0], port=server.address[1], selector=server.config.selector), flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        print(_("chatlab server stopped: {summary}").format(summary=server.summary()), flush=True)
+
+
+def _cmd_server(args: argparse.Namespace) -> int:
     try:
         options = server_options(args)
     except ValueError as exc:
@@ -178,7 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--flood-rate", type=float, default=5.0, help=_("chat messages per second per client before it is slowed"))
     server.add_argument("--no-flood-limit", action="store_true", help=_("turn flood control off (load tests)"))
     server.add_argument("--room-password", action="append", type=room_password, metavar="ROOM=PASSWORD",
-                        help=_("ROOM needs PASSWORD to join (repeat for more rooms); other rooms get the password their creator gives"))
+                        help=_("ROOM needs PASSWORD to join (repeat for more rooms; not the default room, lobby);"
+                               " other rooms get the password their creator gives"))
+    server.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                        help=_("-v: log connections and each frame; -vv: debug (also accepted before 'server')"))
     server.add_argument("--oper", action="append", type=oper_login, metavar="NAME=PASSWORD",
                         help=_("a server operator's login, for IRC's OPER (repeat for more)"))
     server.set_defaults(run=_cmd_server)

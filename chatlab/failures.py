@@ -156,7 +156,8 @@ def set_keepalive(sock: socket.socket, idle: int = 10, interval: int = 5, count:
     if sys.platform == "win32" and hasattr(socket, "SIO_KEEPALIVE_VALS"):
         sock.ioctl(socket.SIO_KEEPALIVE_VALS, (1, idle * 1000, interval * 1000))  # type: ignore[attr-defined]
         done.append(f"SIO_KEEPALIVE_VALS=({idle * 1000} ms, {interval * 1000} ms)")
-    idle_option = getattr(socket, "TCP_KEEPIDLE", None) or getattr(socket, "TCP_KEEPALIVE", None)  # macOS: TCP_KEEPALIVE
+    # the idle time is TCP_KEEPIDLE on Linux and Windows, TCP_KEEPALIVE on macOS
+    idle_option = getattr(socket, "TCP_KEEPIDLE", None) or getattr(socket, "TCP_KEEPALIVE", None)
     for name, option, value in (
         ("TCP_KEEPIDLE" if hasattr(socket, "TCP_KEEPIDLE") else "TCP_KEEPALIVE", idle_option, idle),
         ("TCP_KEEPINTVL", getattr(socket, "TCP_KEEPINTVL", None), interval),

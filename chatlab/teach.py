@@ -3,22 +3,39 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 import importlib
 import inspect
 import os
 import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .addresses import parse_address
 from .i18n import _
 from .server import Server
 
+if TYPE_CHECKING:
+    from .client import Client
+
 # Set by the teacher (e.g. CHATLAB_SERVER=192.168.1.10:7777) so every student's
 # notebook joins one class server instead of starting its own.
 SERVER_ENV = "CHATLAB_SERVER"
+
+
+def _student_tag() -> str:
+    """A short tag that tells this student's notebooks apart on the class server (same for the whole kernel)."""
+    try:
+        user = re.sub(r"[^a-z0-9]", "", getpass.getuser().lower())[:8] or "student"
+    except (KeyError, OSError, ImportError):  # no user name to be had (some containers)
+        user = "student"
+    return f"{user}-{secrets.token_hex(2)}"
+
+
+STUDENT = _student_tag()  # e.g. "ana-3f9c": the scripted characters' suffix and room in class mode
 
 
 @dataclass(frozen=True)
@@ -28,6 +45,13 @@ class LabServer:
     ``address`` is where to connect. ``server`` is the :class:`chatlab.Server`
     running inside this notebook, or ``None`` when the notebook uses the class
     server named by ``CHATLAB_SERVER`` (then there is nothing local to inspect).
+
+    Class mode: on the class server, a notebook's scripted characters (alice, bob,
+    carol...) are this student's, not everyone's.  :meth:`connect` gives each a nick
+    with the student's tag (``alice-ana-3f9c`` would be too long: ``alice_3f9c``) and
+    puts it in the student's own room, and :meth:`room` names the other rooms a
+    notebook uses, so the lobby shows only what students chose to say.  At home both
+    change nothing.
     """
 
     address: tuple[str, int]
@@ -37,6 +61,26 @@ class LabServer:
     def shared(self) -> bool:
         """True when this is the class server, shared with everyone in the room."""
         return self.server is None
+
+    def nick(self, name: str) -> str:
+        """A scripted character's nickname: ``name`` at home, ``name_3f9c`` on the class server."""
+        return f"{name}_{STUDENT.rsplit('-', 1)[1]}" if self.shared else name
+
+    def room(self, name: str = "") -> str:
+        """A room of this notebook: ``name`` at home (the default room for ``""``); on the class
+        server, one of this student's own (``#ana-3f9c``, ``#ana-3f9c-team``)."""
+        if not self.shared:
+            return name or "lobby"
+        own = f"{STUDENT}-{name.lstrip('#')}" if name else STUDENT
+        return ("#" if name.startswith("#") or not name else "") + own[:32]
+
+    def connect(self, name: str, **options: Any) -> Client:
+        """A scripted character, connected (and, on the class server, in this student's own room)."""
+        from .client import Client
+
+        if self.shared:  # straight into the student's room: the lobby never sees them come and go
+            options.setdefault("room", self.room())
+        return Client.connect(self.address, nick=self.nick(name), **options)
 
 
 def _class_server_address(text: str) -> tuple[str, int]:
@@ -49,18 +93,20 @@ def _class_server_address(text: str) -> tuple[str, int]:
 
 
 @contextlib.contextmanager
-def lab_server(**server_options: Any) -> Iterator[LabServer]:
+def lab_server(*, own: bool = False, **server_options: Any) -> Iterator[LabServer]:
     """The chat server a notebook uses: the class server if the teacher set one, else its own.
 
     With ``CHATLAB_SERVER=host:port`` in the environment nothing is started and the
-    notebook connects there (``server_options`` are then the teacher's business).
+    notebook connects there (``server_options`` are then the teacher's business),
+    unless ``own=True``: a cell that looks inside the server (its frame log, its
+    settings) always gets this notebook's own embedded server.
     Otherwise a :class:`chatlab.Server` is started on a free loopback port with
     ``server_options``, and stopped on exit, even when the body raises::
 
         with chatlab.teach.lab_server(flood_limit=None) as lab:
-            alice = chatlab.Client.connect(lab.address, nick="alice")
+            alice = lab.connect("alice")     # in class mode: alice_3f9c, in this student's room
     """
-    shared = os.environ.get(SERVER_ENV, "").strip()
+    shared = "" if own else os.environ.get(SERVER_ENV, "").strip()
     if shared:
         yield LabServer(address=_class_server_address(shared), server=None)
         return

@@ -31,16 +31,28 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, ClassVar, TextIO
 
+from .client import Address, Client, Disconnected, Transfer
 from .core import protocol as p
-from .client import CLOSED_BY_SERVER, CLOSED_BY_US, Address, Client, DirectFallback, Disconnected, FileFailed, FileReceived, FileStarted
 from .errors import ChatlabError, ConnectionBroken, ConnectionClosed, NickError, ServerError
-from .i18n import N_, _, ngettext
-from .units import format_rate, format_size
+from .i18n import _
+from .terminal_text import (
+    HELP,
+    Command,
+    _percent,
+    _summary,
+    clean,
+    format_event,
+    help_lines,
+    parse_command,
+    shown_reason,
+)
+from .units import format_size
 
-__all__ = ["run_terminal_client", "parse_command", "format_event", "format_size", "Command", "TerminalSession", "HELP"]
+# parse_command, format_event, shown_reason...: the text side, in terminal_text.py, named here too (tests, notebooks)
+__all__ = ["run_terminal_client", "parse_command", "format_event", "format_size", "Command", "TerminalSession", "HELP",
+           "shown_reason"]
 
 # Exit codes of run_terminal_client.
 EXIT_OK = 0  # /quit, end of input, Ctrl-C, Ctrl-D
@@ -52,216 +64,7 @@ FLUSH_TIMEOUT = 2.0  # seconds to wait, on /quit, for replies to what we sent be
 PROGRESS_INTERVAL = 2.0  # seconds between two progress lines of a file transfer
 OFFER_ANSWER_WAIT = 1.0  # seconds to wait for a quick answer (e.g. "nobody by that name") before saying "offering"
 WATCH_POLL = 0.05  # seconds; how often a transfer's watcher thread looks at it
-
-# The English text; the client prints _(HELP), the help in the current language.
-HELP = N_("""\
-Commands:
-  TEXT                   say TEXT to everyone in your room (start with // to say a line beginning with /)
-  /me ACTION             an action: * alice waves
-  /msg NICK TEXT         a private message to NICK only
-  /join ROOM [key=PW]    move to ROOM (created if it does not exist); key=PW gives its password,
-                         or sets it if you create the room.  Room names have no spaces
-  /leave                 go back to the default room
-  /who                   who is online, and in which room
-  /send FILE NICK [--direct]  send a file to NICK (sizes are decimal: 1 MB = 1,000,000 bytes);
-                         --direct: over a connection of its own to NICK, not through the server
-  /accept [N]            accept file offer N (the latest by default) into the download folder
-  /reject [N]            turn file offer N down
-  /quit [REASON]         leave the chat (end of input and Ctrl-D do the same)
-  /help                  this list""")
-
-# name -> (usage, minimum args, maximum args)
-_COMMANDS: dict[str, tuple[str, int, int]] = {
-    "me": ("/me ACTION", 1, 1),
-    "msg": ("/msg NICK TEXT", 2, 2),
-    "join": ("/join ROOM [key=PASSWORD]", 1, 2),
-    "leave": ("/leave", 0, 0),
-    "who": ("/who", 0, 0),
-    "send": ("/send FILE NICK [--direct]", 2, 3),
-    "accept": ("/accept [N]", 0, 1),
-    "reject": ("/reject [N]", 0, 1),
-    "quit": ("/quit [REASON]", 0, 1),
-    "help": ("/help", 0, 0),
-}
-_REST_OF_LINE = {"me", "msg", "quit"}  # their last argument is free text, spaces included
-_ALIASES = {"w": "msg", "whisper": "msg", "tell": "msg", "j": "join", "part": "leave", "exit": "quit", "?": "help"}
-
-
-@dataclass(frozen=True)
-class Command:
-    """One line typed by the user, understood.
-
-    ``name`` is ``say`` for plain text, ``empty`` for a blank line, ``invalid``
-    for a line that cannot be run (``error`` then says why, in one line), or
-    one of the slash commands: ``me``, ``msg``, ``join``, ``leave``, ``who``,
-    ``send``, ``quit``, ``help``.  ``args`` are its arguments, as strings.
-    """
-
-    name: str
-    args: tuple[str, ...] = ()
-    error: str = ""
-
-
-def parse_command(line: str) -> Command:
-    """Understand one typed line; never raises.
-
-    >>> parse_command("/msg bob see you at 5")
-    Command(name='msg', args=('bob', 'see you at 5'), error='')
-    >>> parse_command("hello")
-    Command(name='say', args=('hello',), error='')
-    """
-    line = line.rstrip("\r\n")
-    if not line.strip():
-        return Command("empty")
-    if line.startswith("//"):  # the IRC convention to say something that starts with a slash
-        return Command("say", (line[1:],))
-    if not line.startswith("/"):
-        return Command("say", (line,))
-    word, _space, rest = line[1:].partition(" ")
-    name = _ALIASES.get(word.lower(), word.lower())
-    if name not in _COMMANDS:
-        shown = "/" + word if word else "/"
-        return Command("invalid", error=_("unknown command {command!r}: type /help for the list").format(command=shown))
-    usage, least, most = _COMMANDS[name]
-    rest = rest.strip()
-    if name == "send":
-        direct = rest == "--direct" or rest.endswith(" --direct")
-        rest = rest.removesuffix("--direct").rstrip() if direct else rest
-        # The nick is the last word, the file is everything before it: paths may contain spaces.
-        path, _space, nick = rest.rpartition(" ")
-        args = [_unquote(path.strip()), nick] + (["--direct"] if direct else []) if path.strip() and nick else []
-    elif name == "join":
-        return _parse_join(rest, usage)
-    elif name in _REST_OF_LINE:
-        args = rest.split(None, most - 1) if rest else []
-    else:
-        args = rest.split()
-    if not least <= len(args) <= most:
-        return Command("invalid", error=_("usage: {usage}").format(usage=usage))
-    return Command(name, tuple(args))
-
-
-def _parse_join(rest: str, usage: str) -> Command:
-    """``/join ROOM [key=PASSWORD]``.
-
-    The password is marked with ``key=`` (IRC calls a room's password its
-    key) so that ``/join my room`` cannot be read as room "my" with password
-    "room": it is an error that says room names have no spaces.
-    """
-    words = rest.split()
-    if not words:
-        return Command("invalid", error=_("usage: {usage}").format(usage=usage))
-    room, extra = words[0], words[1:]
-    keys = [word[len("key="):] for word in extra if word.startswith("key=")]
-    if len(keys) < len(extra):
-        return Command("invalid", error=_("room names have no spaces: {text!r} is not a room name"
-                                          " (to give room {room!r} a password, type /join {room} key=PASSWORD)").format(
-            text=rest, room=room))
-    if len(keys) > 1 or (keys and not keys[0]):
-        return Command("invalid", error=_("usage: {usage} (one key=, with a password after the =)").format(usage=usage))
-    return Command("join", (room, *keys))
-
-
-def _unquote(text: str) -> str:
-    """``"my file.txt"`` -> ``my file.txt``: shells taught people to quote paths."""
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
-        return text[1:-1]
-    return text
-
-
-# Characters that would let a peer move the cursor, clear the screen, ring the
-# bell, start a fake new line, or reverse the text direction on our terminal.
-_UNSAFE = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
-_UNSAFE.update({c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))})
-
-
-def clean(text: str) -> str:
-    """``text`` with control characters shown escaped (``\\x1b``), safe to print on a terminal."""
-    return text.translate(_UNSAFE)
-
-
-# Protocol messages the client handles itself (keepalive, the inner frames of a
-# transfer): nothing a person needs to read.
-_SILENT = (p.Ping, p.Pong, p.Welcome, p.FileAccept, p.FileReject, p.FileChunk, p.FileAck, p.FileDone, p.FileCancel)
-
-
-# The client library's fixed phrases for why something ended, shown in the current language.
-_REASONS = {CLOSED_BY_SERVER: N_("closed by the server"), CLOSED_BY_US: N_("you closed the connection")}
-_REASON_PREFIXES = {"connection broken: ": N_("connection broken: {error}"), "connection ended: ": N_("connection ended: {reason}")}
-
-
-def shown_reason(reason: str) -> str:
-    """``reason`` from the client library, translated where it is one of its fixed phrases."""
-    english = _REASONS.get(reason)
-    if english is not None:
-        return _(english)
-    for prefix, template in _REASON_PREFIXES.items():
-        if reason.startswith(prefix):
-            rest = shown_reason(reason[len(prefix):])
-            return _(template).format(error=rest, reason=rest)
-    return reason
-
-
-def format_event(event: Any, me: str) -> str | None:
-    """The line to print for one event from :meth:`Client.next_event`, or ``None`` to print nothing.
-
-    ``me`` is my own nick (the WHO list marks it).  Everything that came from
-    other people goes through :func:`clean` first.
-    """
-    if isinstance(event, p.ChatMessage):
-        if event.action:
-            return f"* {clean(event.sender)} {clean(event.text)}"
-        return f"[{clean(event.room)}] <{clean(event.sender)}> {clean(event.text)}"
-    if isinstance(event, p.PrivateMessage):
-        if event.action:
-            return _("[private] * {sender} {text} (to {to})").format(
-                sender=clean(event.sender), text=clean(event.text), to=clean(event.to))
-        return _("[private] <{sender} -> {to}> {text}").format(
-            sender=clean(event.sender), to=clean(event.to), text=clean(event.text))
-    if isinstance(event, p.Notice):
-        return f"-- {clean(event.text)}"
-    if isinstance(event, p.ErrorMessage):
-        return f"!! {clean(event.code)}: {clean(event.text)}"
-    if isinstance(event, p.WhoReply):
-        return _format_who(event, me)
-    if isinstance(event, p.FileOffer):
-        return "-- " + _("{peer} offers you {name!r} ({size})").format(
-            peer=clean(event.peer), name=clean(event.name), size=format_size(event.size))
-    if isinstance(event, FileStarted):
-        resumed = _("; resuming at {size}, where an earlier transfer stopped").format(
-            size=format_size(event.resumed_from)) if event.resumed_from else ""
-        return "-- " + _("receiving {name!r} from {sender} ({size}) into {path}{resumed}").format(
-            name=clean(event.name), sender=clean(event.sender), size=format_size(event.size),
-            path=clean(str(event.path)), resumed=resumed)
-    if isinstance(event, FileReceived):
-        return "-- " + _("received {name!r} from {sender} ({size}, SHA-256 verified): saved as {path}").format(
-            name=clean(event.name), sender=clean(event.sender), size=format_size(event.size), path=clean(str(event.path)))
-    if isinstance(event, FileFailed):
-        return "!! " + _("receiving {name!r} from {sender} failed: {reason}").format(
-            name=clean(event.name), sender=clean(event.sender), reason=clean(shown_reason(event.reason)))
-    if isinstance(event, DirectFallback):
-        return "-- " + _("{name!r} to {to}: {reason}").format(name=clean(event.name), to=clean(event.to), reason=clean(event.reason))
-    if isinstance(event, Disconnected):
-        return "-- " + _("disconnected: {reason}").format(reason=clean(shown_reason(event.reason)))
-    if isinstance(event, _SILENT):
-        return None
-    return f"-- {clean(repr(event))}"  # an event this version does not know: show it rather than lose it
-
-
-def _format_who(reply: p.WhoReply, me: str) -> str:
-    """``-- 3 online in 2 rooms: lobby (2): alice (you), carol | team1 (1): bob``."""
-    members: dict[str, list[str]] = {room: [] for room in reply.rooms}
-    for nick, room in reply.users.items():
-        members.setdefault(room, []).append(nick)
-    parts = []
-    for room in sorted(members, key=str.casefold):
-        nicks = sorted(members[room], key=str.casefold)
-        shown = ", ".join(clean(n) + (_(" (you)") if n == me else "") for n in nicks) or _("nobody")
-        parts.append(f"{clean(room)} ({len(nicks)}): {shown}")
-    rooms = len(members)
-    online = ngettext("{users} online in {rooms} room: ", "{users} online in {rooms} rooms: ", rooms)
-    return "-- " + online.format(users=len(reply.users), rooms=rooms) + " | ".join(parts)
-
+CTRL_C = "pressed Ctrl-C"  # the QUIT reason the others see ("alice quit (pressed Ctrl-C)")
 
 def _request(client: Client, message: p.Message) -> None:
     """Send a request without waiting for its answer: the printer thread prints the answer.
@@ -286,6 +89,8 @@ class TerminalSession:
         client: a connected client; the session closes it.
         write: prints one line; called from several threads, must be thread-safe.
     """
+
+    _RUNS: ClassVar[dict[str, Callable[..., None]]]  # command name -> the method that runs it (below the class)
 
     def __init__(self, client: Client, write: Callable[[str], None], download_dir: str = "downloads") -> None:
         self.client = client
@@ -377,32 +182,47 @@ class TerminalSession:
 
     def execute(self, command: Command) -> bool:
         """Run one parsed command.  Returns ``False`` after ``/quit``."""
-        client, args = self.client, command.args
-        if command.name == "say":
-            client.say(args[0])
-        elif command.name == "me":
-            client.action(args[0])
-        elif command.name == "msg":
-            client.whisper(args[0], args[1])
-        elif command.name == "join":
-            _request(client, p.Join(args[0], args[1] if len(args) > 1 else ""))
-        elif command.name == "leave":
-            _request(client, p.Leave())
-        elif command.name == "who":
-            _request(client, p.Who())
-        elif command.name == "send":
-            self.send_file(args[0], args[1], via="direct" if args[2:] else "server")
-        elif command.name in ("accept", "reject"):
-            self.answer_offer(command.name, args[0] if args else None)
-        elif command.name == "help":
-            for line in _(HELP).splitlines():
-                self.write(line)
-        elif command.name == "invalid":
-            self.write(f"!! {command.error}")
-        elif command.name == "quit":
-            self.quit(args[0] if args else "")
+        if command.name == "quit":
+            self.quit(command.args[0] if command.args else "")
             return False
+        if command.name == "invalid":
+            self.write(f"!! {command.error}")
+            return True
+        run = self._RUNS.get(command.name)
+        if run is not None:
+            run(self, *command.args)
         return True
+
+    def _say(self, text: str) -> None:
+        self.client.say(text)
+
+    def _me(self, text: str) -> None:
+        self.client.action(text)
+
+    def _msg(self, nick: str, text: str) -> None:
+        self.client.whisper(nick, text)
+
+    def _join(self, room: str, key: str = "") -> None:
+        _request(self.client, p.Join(room, key))
+
+    def _leave(self) -> None:
+        _request(self.client, p.Leave())
+
+    def _who(self) -> None:
+        _request(self.client, p.Who())
+
+    def _send(self, path: str, nick: str, direct: str = "") -> None:
+        self.send_file(path, nick, via="direct" if direct else "server")
+
+    def _accept_offer(self, number: str | None = None) -> None:
+        self.answer_offer("accept", number)
+
+    def _reject_offer(self, number: str | None = None) -> None:
+        self.answer_offer("reject", number)
+
+    def _help(self) -> None:
+        for line in help_lines():
+            self.write(line)
 
     def answer_offer(self, verb: str, number: str | None) -> None:
         """``/accept N`` or ``/reject N``; without N, the latest offer."""
@@ -459,6 +279,9 @@ class TerminalSession:
         if send_file is None:
             self.write("!! " + _("file transfer is not available in this version"))
             return
+        if os.path.isdir(path):
+            self.write("!! " + _("{path} is a folder: /send sends one file (zip the folder first)").format(path=clean(path)))
+            return
         if not os.path.isfile(path):
             self.write("!! " + _("no such file: {path}").format(path=clean(path)))
             return
@@ -468,99 +291,84 @@ class TerminalSession:
         except (ChatlabError, OSError, ValueError) as exc:
             self.write("!! " + _("could not send {name}: {error}").format(name=clean(name), error=clean(str(exc))))
             return
-        threading.Thread(target=self._watch_transfer, args=(transfer, name, nick),
-                         name=f"chatlab-transfer-{name}", daemon=True).start()
+        watch = _TransferWatch(self.write, transfer, name, nick)
+        threading.Thread(target=watch.run, name=f"chatlab-transfer-{name}", daemon=True).start()
 
-    def _watch_transfer(self, transfer: Any, name: str, nick: str) -> None:
-        """Report one outgoing transfer until it ends: its answer, its progress, its outcome.
 
-        "offering" is printed only if no answer came within OFFER_ANSWER_WAIT:
-        an offer to a nick nobody has is refused by the server within a round
-        trip, and then the one line to print is that refusal.
-        """
-        outcome: dict[str, Any] = {}
+class _TransferWatch:
+    """Reports one outgoing transfer until it ends: its answer, its progress, its outcome (its own thread).
 
-        def wait() -> None:
-            try:
-                outcome["result"] = transfer.wait()
-            except BaseException as exc:  # reported below, whatever it is
-                outcome["error"] = exc
+    "offering" is printed only if no answer came within OFFER_ANSWER_WAIT: an
+    offer to a nick nobody has is refused by the server within a round trip,
+    and then the one line to print is that refusal.
+    """
 
-        waiter = threading.Thread(target=wait, daemon=True)
+    def __init__(self, write: Callable[[str], None], transfer: Transfer, name: str, nick: str) -> None:
+        self.write, self.transfer, self.name, self.nick = write, transfer, name, nick
+        self.label = _("{name} to {nick}").format(name=clean(name), nick=clean(nick))
+        self.offer_shown = self.accept_shown = False
+        self.progress_at, self.progress_shown = 0.0, ""
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        waiter = threading.Thread(target=self._wait, daemon=True)
         waiter.start()
-        label, size = _("{name} to {nick}").format(name=clean(name), nick=clean(nick)), transfer.size
         offered_at = time.monotonic()
-        offer_shown = accept_shown = False
-        progress_at, progress_shown = 0.0, None
         while True:
             waiter.join(WATCH_POLL)
             finished, now = not waiter.is_alive(), time.monotonic()
-            accepted = getattr(transfer, "accepted", True)  # (an object without the attribute: assume it was)
-            if not (offer_shown or accepted or finished) and now - offered_at >= OFFER_ANSWER_WAIT:
+            if not (self.offer_shown or self.transfer.accepted or finished) and now - offered_at >= OFFER_ANSWER_WAIT:
                 self.write("-- " + _("offering {file} ({size}); waiting for {nick} to accept").format(
-                    file=label, size=format_size(size), nick=clean(nick)))
-                offer_shown = True
-            if accepted and not accept_shown and hasattr(transfer, "accepted"):
-                resumed = getattr(transfer, "resumed_from", 0)
-                if resumed:
-                    self.write("-- " + _("{nick} accepted {name}; resuming: {done} of {size} were already there"
-                                         " from an interrupted transfer").format(
-                        nick=clean(nick), name=clean(name), done=format_size(resumed), size=format_size(size)))
-                else:
-                    self.write("-- " + _("{nick} accepted {name}; sending {size}").format(
-                        nick=clean(nick), name=clean(name), size=format_size(size)))
-                accept_shown = True
+                    file=self.label, size=format_size(self.transfer.size), nick=clean(self.nick)))
+                self.offer_shown = True
+            if self.transfer.accepted and not self.accept_shown:
+                self._accepted()
             if finished:
                 break
-            progress = _progress(transfer)
-            if accepted and now - progress_at >= PROGRESS_INTERVAL and progress is not None and progress != progress_shown:
-                if progress_at:  # not at the very start: "0%" says nothing
-                    self.write(f"-- {clean(name)} -> {clean(nick)}: {progress}")
-                progress_at, progress_shown = now, progress
-        if getattr(transfer, "failed", False) or "error" in outcome:
-            # The transfer's own reason: the error's text repeats "sending X to Y failed", which we say already.
-            reason = getattr(transfer, "reason", "") or str(outcome.get("error", ""))
-            accepted = getattr(transfer, "accepted", True)
-            if accepted:
-                self.write("!! " + _("sending {file} failed: {reason}").format(file=label, reason=clean(reason)))
-            else:
-                self.write("!! " + _("cannot send {file}: {reason}").format(file=label, reason=clean(reason)))
+            if self.transfer.accepted:
+                self._progress(now)
+        self.write(self._outcome())
+
+    def _wait(self) -> None:
+        try:
+            self.result = self.transfer.wait()
+        except BaseException as exc:  # reported by _outcome, whatever it is
+            self.error = exc
+
+    def _accepted(self) -> None:
+        self.accept_shown = True
+        nick, name, size = clean(self.nick), clean(self.name), format_size(self.transfer.size)
+        resumed = self.transfer.resumed_from
+        if resumed:
+            self.write("-- " + _("{nick} accepted {name}; resuming: {done} of {size} were already there"
+                                 " from an interrupted transfer").format(nick=nick, name=name, done=format_size(resumed), size=size))
         else:
-            self.write("-- " + _("sent {file}{summary}").format(file=label, summary=_summary(transfer, outcome.get("result"))))
+            self.write("-- " + _("{nick} accepted {name}; sending {size}").format(nick=nick, name=name, size=size))
+
+    def _progress(self, now: float) -> None:
+        progress = _percent(self.transfer.acked, self.transfer.size)
+        if now - self.progress_at >= PROGRESS_INTERVAL and progress != self.progress_shown:
+            if self.progress_at:  # not at the very start: "0%" says nothing
+                self.write(f"-- {clean(self.name)} -> {clean(self.nick)}: {progress}")
+            self.progress_at, self.progress_shown = now, progress
+
+    def _outcome(self) -> str:
+        if not self.transfer.failed and self.error is None:
+            return "-- " + _("sent {file}{summary}").format(file=self.label, summary=_summary(self.transfer, self.result))
+        # The transfer's own reason: the error's text repeats "sending X to Y failed", which we say already.
+        reason = clean(self.transfer.reason or str(self.error or ""))
+        if self.transfer.accepted:
+            return "!! " + _("sending {file} failed: {reason}").format(file=self.label, reason=reason)
+        return "!! " + _("cannot send {file}: {reason}").format(file=self.label, reason=reason)
 
 
-def _percent(done: int, size: int) -> str:
-    """``"42% (4.2 MB of 10.0 MB)"``."""
-    return _("{percent}% ({done} of {size})").format(
-        percent=100 * done // size if size else 100, done=format_size(done), size=format_size(size))
-
-
-def _progress(transfer: Any) -> str | None:
-    """``"42% (4.2 MB of 10.0 MB)"`` from whatever counters the transfer object has."""
-    size = getattr(transfer, "size", None)
-    done = next((getattr(transfer, a) for a in ("acked", "sent", "transferred") if isinstance(getattr(transfer, a, None), int)), None)
-    if not isinstance(size, int) or done is None or size <= 0:
-        return None
-    return _percent(done, size)
-
-
-def _summary(transfer: Any, result: Any) -> str:
-    """`` (10.0 MB in 1.2 s, 8.3 MB/s)``; after a resume the whole file, then what this session sent.
-
-    ``result`` is what ``wait()`` returned (a TransferStats: ``bytes`` sent this
-    session and ``seconds``); anything else gives an empty string.
-    """
-    stats = result.stats() if callable(getattr(result, "stats", None)) else result
-    sent, seconds = getattr(stats, "bytes", None), getattr(stats, "seconds", None)
-    if not isinstance(sent, int) or not isinstance(seconds, (int, float)):
-        return ""
-    resumed = getattr(transfer, "resumed_from", 0)
-    if isinstance(resumed, int) and resumed > 0:
-        return _(" ({total}: {resumed} were already there, {sent} sent in {seconds:.1f} s, {rate})").format(
-            total=format_size(resumed + sent), resumed=format_size(resumed), sent=format_size(sent),
-            seconds=seconds, rate=format_rate(sent, seconds))
-    return _(" ({sent} in {seconds:.1f} s, {rate})").format(
-        sent=format_size(sent), seconds=seconds, rate=format_rate(sent, seconds))
+TerminalSession._RUNS = {
+    "say": TerminalSession._say, "me": TerminalSession._me, "msg": TerminalSession._msg,
+    "join": TerminalSession._join, "leave": TerminalSession._leave, "who": TerminalSession._who,
+    "send": TerminalSession._send, "accept": TerminalSession._accept_offer, "reject": TerminalSession._reject_offer,
+    "help": TerminalSession._help,
+}
 
 
 # ----------------------------------------------------------------- front ends
@@ -622,7 +430,7 @@ def _run_plain(session: TerminalSession, stream: TextIO, real_stdin: bool) -> No
             if not session.handle_line(line):
                 return
     except KeyboardInterrupt:  # Ctrl-C, or wake() above
-        session.quit(flush=False)
+        session.quit(CTRL_C, flush=False)
 
 
 def _run_prompt(session: TerminalSession) -> None:
@@ -660,7 +468,7 @@ def _run_prompt(session: TerminalSession) -> None:
                 session.quit()
                 return
             except KeyboardInterrupt:  # Ctrl-C
-                session.quit(flush=False)
+                session.quit(CTRL_C, flush=False)
                 return
             if not session.handle_line(line):
                 return
@@ -693,8 +501,40 @@ def ask_nick(stream: TextIO | None = None, output: TextIO | None = None) -> str 
             return line.strip()
 
 
+def _connect(address: Address, nick: str, error: Callable[[str], None],
+             ask: tuple[TextIO | None, TextIO | None] | None) -> Client | int:
+    """A connected client, or the exit code; with ``ask`` (streams to ask on), a taken or bad
+    nickname is asked again instead of ending the program."""
+    while True:
+        try:
+            return Client.connect(address, nick)
+        except NickError as exc:
+            error(_("the server refused the nickname {nick!r}: {text} ({code})").format(nick=nick, text=exc.text, code=exc.code))
+            again = ask_nick(*ask) if ask is not None else None
+            if again is None:
+                return EXIT_REFUSED
+            nick = again
+        except ServerError as exc:
+            error(_("the server refused the connection: {text} ({code})").format(text=exc.text, code=exc.code))
+            return EXIT_REFUSED
+        except ValueError as exc:  # from parse_address
+            error(str(exc))
+            return EXIT_REFUSED
+        except (ConnectionBroken, ConnectionClosed) as exc:
+            refused = isinstance(exc.__cause__, ConnectionRefusedError)
+            error(_("{error}; is a chatlab server running there? (start one with: python -m chatlab server)").format(error=exc)
+                  if refused else str(exc))
+            return EXIT_CONNECTION
+        except (ChatlabError, OSError) as exc:  # e.g. something that is not a chatlab server answered
+            error(_("could not connect to {address}: {error}").format(address=address, error=exc))
+            return EXIT_CONNECTION
+        except KeyboardInterrupt:
+            return EXIT_OK
+
+
 def run_terminal_client(address: Address, nick: str, *, input: TextIO | None = None,
-                        output: TextIO | None = None, download_dir: str = "downloads") -> int:
+                        output: TextIO | None = None, download_dir: str = "downloads",
+                        ask_again: bool | None = None) -> int:
     """Chat from a terminal until /quit, end of input or Ctrl-C; returns the exit code.
 
     Args:
@@ -705,6 +545,9 @@ def run_terminal_client(address: Address, nick: str, *, input: TextIO | None = N
         output: print to this text stream instead of stdout (tests); errors go
             there too instead of stderr.
         download_dir: where ``/accept`` saves files (created when first needed).
+        ask_again: when the server refuses the nickname (taken, reserved, invalid),
+            ask for another one on ``input`` instead of exiting; the default is to
+            ask when reading from a terminal.
 
     Returns:
         0 after /quit, end of input, Ctrl-C or Ctrl-D; 1 if the server could
@@ -717,27 +560,11 @@ def run_terminal_client(address: Address, nick: str, *, input: TextIO | None = N
         stream = output if output is not None else sys.stderr
         print(f"chatlab: {clean(text)}", file=stream, flush=True)
 
-    try:
-        client = Client.connect(address, nick)
-    except NickError as exc:
-        error(_("the server refused the nickname {nick!r}: {text} ({code})").format(nick=nick, text=exc.text, code=exc.code))
-        return EXIT_REFUSED
-    except ServerError as exc:
-        error(_("the server refused the connection: {text} ({code})").format(text=exc.text, code=exc.code))
-        return EXIT_REFUSED
-    except ValueError as exc:  # from parse_address
-        error(str(exc))
-        return EXIT_REFUSED
-    except (ConnectionBroken, ConnectionClosed) as exc:
-        refused = isinstance(exc.__cause__, ConnectionRefusedError)
-        error(_("{error}; is a chatlab server running there? (start one with: python -m chatlab server)").format(error=exc)
-              if refused else str(exc))
-        return EXIT_CONNECTION
-    except (ChatlabError, OSError) as exc:  # e.g. something that is not a chatlab server answered
-        error(_("could not connect to {address}: {error}").format(address=address, error=exc))
-        return EXIT_CONNECTION
-    except KeyboardInterrupt:
-        return EXIT_OK
+    if ask_again is None:
+        ask_again = input is None and sys.stdin.isatty()
+    client = _connect(address, nick, error, (input, output) if ask_again else None)
+    if isinstance(client, int):
+        return client
 
     session = TerminalSession(client, write, download_dir)
     try:

@@ -125,7 +125,8 @@ def test_the_core_imports_no_io():
     core = Path(__file__).parents[1] / "chatlab" / "core"
     for path in sorted(core.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        imported = {alias.name.split(".")[0]
+                    for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
         imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         assert not imported & {"socket", "selectors", "threading", "time", "select", "asyncio"}, (path.name, imported)
 
@@ -134,8 +135,10 @@ def test_importing_the_core_loads_no_socket_or_selectors():
     """The whole import chain counts: chatlab/__init__.py must not drag the client and server in."""
     code = (
         "import sys\n"
-        "import chatlab.core.chatroom, chatlab.core.codecs, chatlab.core.irc, chatlab.core.relay, chatlab.core.transfer\n"
-        "print(sorted(m for m in ('socket', 'selectors', 'select', 'chatlab.server', 'chatlab.client') if m in sys.modules))\n"
+        "import chatlab.core.chatroom, chatlab.core.codecs, chatlab.core.irc, chatlab.core.relay,"
+        " chatlab.core.transfer\n"
+        "print(sorted(m for m in ('socket', 'selectors', 'select', 'chatlab.server', 'chatlab.client')"
+        " if m in sys.modules))\n"
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "[]"
@@ -170,8 +173,9 @@ def test_look_alike_nicknames_collide(look_alike):
     assert mallory in h.closed and h.room.find("alice") is not mallory
 
 
-@pytest.mark.parametrize("nick, code", [("admin", "nick-reserved"), ("ＡＤＭＩＮ", "nick-reserved"), ("1abc", "bad-nick"),
-                                        ("a b", "bad-nick"), ("x" * 21, "bad-nick"), ("", "bad-nick")])
+@pytest.mark.parametrize("nick, code", [("admin", "nick-reserved"), ("ＡＤＭＩＮ", "nick-reserved"),
+                                        ("1abc", "bad-nick"), ("a b", "bad-nick"), ("x" * 21, "bad-nick"),
+                                        ("", "bad-nick")])
 def test_bad_and_reserved_nicknames_close_a_binary_client(nick, code):
     h = Harness()
     session = h.connect()

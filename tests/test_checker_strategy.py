@@ -11,11 +11,11 @@ import time
 from collections.abc import Callable
 
 import pytest
-from solutions.send_strategy import AIMDWindow
 
 from chatlab import experiments as ex
-from chatlab.exercises import check_chat_delay_prediction, check_send_strategy
 from chatlab.core.transfer import AdaptiveWindow, FixedWindow, SendStrategy, SleepPaced
+from chatlab.exercises import check_chat_delay_prediction, check_send_strategy
+from solutions.send_strategy import AIMDWindow
 
 KiB = 1024
 
@@ -328,7 +328,8 @@ def test_the_reference_prediction_passes() -> None:
     assert report, report.summary()
 
 
-@pytest.mark.parametrize(("predict", "hint"), PREDICTION_WRONG_ANSWERS, ids=[f.__name__ for f, _ in PREDICTION_WRONG_ANSWERS])
+@pytest.mark.parametrize(("predict", "hint"), PREDICTION_WRONG_ANSWERS,
+                         ids=[f.__name__ for f, _ in PREDICTION_WRONG_ANSWERS])
 def test_a_wrong_prediction_fails_with_a_hint(predict: Callable[[int, int, ex.Link], float], hint: str) -> None:
     report = check_chat_delay_prediction(predict, show=False)
     assert not report

@@ -14,9 +14,9 @@ import threading
 import time
 
 import pytest
-from solutions.priority_writer import TwoPriorityWriter
 
 from chatlab.exercises import check_priority_writer
+from solutions.priority_writer import TwoPriorityWriter
 
 
 class Unsolved:
@@ -342,7 +342,9 @@ def test_a_classic_wrong_answer_fails_with_a_hint(writer: type, case: str, hint:
     assert hint in failed[matching[0]], failed[matching[0]]
 
 
-def test_an_unsolved_stub_prints_fail_lines_leaves_no_thread_and_never_raises(capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unsolved_stub_prints_fail_lines_leaves_no_thread_and_never_raises(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     class StubbedRun(TwoPriorityWriter):
         def run(self, stop: threading.Event) -> None:
             raise NotImplementedError()

@@ -9,11 +9,10 @@ import threading
 import pytest
 
 import chatlab
-from chatlab.core import protocol as p
 from chatlab.client import parse_address
+from chatlab.core import protocol as p
 from chatlab.errors import translate_socket_errors
 from chatlab.events import EventQueue
-
 
 # ------------------------------------------------ a line too long for one frame (issue 10, item 5)
 

@@ -22,18 +22,11 @@ from chatlab.client import direct
 from chatlab.core import protocol as p
 from chatlab.events import DirectFallback, FileStarted
 from chatlab.netem import LinkEmulator, LinkProfile
+from chatlab.streams import recv_exact
 
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def dropped(sock: socket.socket) -> bool:
-    """Did the other end close this connection (a FIN, or a reset when it left our bytes unread)?"""
-    try:
-        return sock.recv(1) == b""
-    except ConnectionResetError:
-        return True
 
 
 def make_file(directory: Path, name: str, size: int) -> Path:
@@ -94,17 +87,38 @@ def thread_errors() -> Iterator[list[threading.ExceptHookArgs]]:
 # ------------------------------------------------------------- the token
 
 
-def test_a_token_is_good_once_and_compared_whole():
+def dropped(sock: socket.socket) -> bool:
+    """Did the other end close this connection (a FIN, or a reset when it left our bytes unread),
+    once its greeting (nonce and proof) is read?"""
+    try:
+        while data := sock.recv(4096):
+            if len(data) > direct.NONCE_SIZE + direct.PROOF_SIZE:
+                return False
+        return True
+    except ConnectionResetError:
+        return True
+
+
+def test_a_token_is_good_once_and_proved_without_being_sent():
     token = direct.new_token()
     assert direct.valid_token(token) and token != direct.new_token()
-    ticket = direct.OneTimeToken(token)
-    assert not ticket.claim(token[:-1].encode() + b"0" if token[-1] != "0" else token[:-1].encode() + b"1")
-    assert not ticket.claim(b"")
-    assert ticket.claim(token.encode())
-    assert not ticket.claim(token.encode())  # replayed
+    hello = direct.receiver_hello(token)
+    assert token.encode() not in hello and len(hello) == direct.NONCE_SIZE + direct.PROOF_SIZE
+    answer = direct.sender_answer(token, hello)
+    assert answer is not None and token.encode() not in answer
+    assert direct.sender_answer(direct.new_token(), hello) is None  # a receiver without the token: no answer
+    assert direct.sender_answer(token, b"garbage from some local service") is None
+    ticket, nonce = direct.OneTimeToken(token), hello[: direct.NONCE_SIZE]
+    assert not ticket.claim(b"\0" * direct.PROOF_SIZE, nonce) and not ticket.claim(b"", nonce)
+    assert ticket.claim(answer, nonce)
+    assert not ticket.claim(answer, nonce)  # replayed
 
 
-def test_listener_drops_a_wrong_token_at_once_and_a_replayed_one_too():
+def greeted(sock: socket.socket) -> bytes:
+    return recv_exact(sock, direct.NONCE_SIZE + direct.PROOF_SIZE)
+
+
+def test_listener_drops_a_wrong_proof_at_once_and_a_replayed_one_too():
     token = direct.new_token()
     listener = direct.DirectListener("127.0.0.1", token)
     accepted: list[socket.socket | None] = []
@@ -112,26 +126,84 @@ def test_listener_drops_a_wrong_token_at_once_and_a_replayed_one_too():
     waiter.start()
     try:
         with socket.create_connection(listener.address, timeout=5) as intruder:
-            intruder.sendall(b"f" * direct.TOKEN_HEX_DIGITS)
+            greeted(intruder)
+            intruder.sendall(b"f" * direct.PROOF_SIZE)
             assert dropped(intruder)  # closed on us, before anything was written anywhere
         with socket.create_connection(listener.address, timeout=5) as sender:
-            sender.sendall(token.encode())
+            hello = greeted(sender)
+            answer = direct.sender_answer(token, hello)
+            sender.sendall(answer)
             waiter.join(10)
             assert accepted and accepted[0] is not None
             accepted[0].close()
         assert listener.refused == 1
-        # The same token again, on the same listener: refused too (the listener is still open here).
+        # A proof again, on the same listener: refused too (the token is used; the listener is still open here).
         replay_result: list[socket.socket | None] = []
         again = threading.Thread(target=lambda: replay_result.append(listener.accept(timeout=1.0)))
         again.start()
         with socket.create_connection(listener.address, timeout=5) as replay:
-            replay.sendall(token.encode())
+            replay.sendall(direct.sender_answer(token, greeted(replay)))
             assert dropped(replay)
         again.join(10)
         assert replay_result == [None] and listener.refused == 2
     finally:
         listener.close()
         waiter.join(10)
+
+
+def test_silent_connections_do_not_hold_up_the_real_sender():
+    """Issue 20, item 5: eight silent connections used to cost the real sender 16 s."""
+    token = direct.new_token()
+    listener = direct.DirectListener("127.0.0.1", token)
+    accepted: list[socket.socket | None] = []
+    waiter = threading.Thread(target=lambda: accepted.append(listener.accept(timeout=10)))
+    waiter.start()
+    silent = [socket.create_connection(listener.address, timeout=5) for _ in range(8)]
+    try:
+        started = time.monotonic()
+        with socket.create_connection(listener.address, timeout=5) as sender:
+            sender.sendall(direct.sender_answer(token, greeted(sender)))
+            waiter.join(10)
+            assert accepted and accepted[0] is not None
+            accepted[0].close()
+        assert time.monotonic() - started < 1.5
+    finally:
+        for sock in silent:
+            sock.close()
+        listener.close()
+        waiter.join(10)
+
+
+def test_a_sender_writes_nothing_to_a_port_that_cannot_prove_the_token(clients, tmp_path, inbox):
+    """Issue 20, item 4: aimed at a service that answers garbage (or nothing), the sender writes zero bytes."""
+    alice, bob = clients("alice"), clients("bob", download_dir=inbox)
+    decoy = socket.create_server(("127.0.0.1", 0))
+    received = bytearray()
+
+    def serve_decoy() -> None:
+        conn, _ = decoy.accept()
+        with conn:
+            conn.settimeout(5)
+            conn.sendall(b"220 a local service says hello, with no proof at all\r\n" + b"x" * 64)
+            try:
+                while data := conn.recv(65536):
+                    received.extend(data)
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve_decoy, daemon=True)
+    thread.start()
+    bob.advertise_direct = lambda address: ("127.0.0.1", decoy.getsockname()[1])  # bob names the decoy's port
+    source = make_file(tmp_path, "f.bin", 200_000)
+    try:
+        transfer = alice.send_file(source, to="bob", via="direct")
+        transfer.wait(timeout=30)
+        thread.join(10)
+        assert bytes(received) == b""  # neither a token nor a byte of the file
+        assert transfer.via == "server"  # it fell back, and the file arrived through the server
+        assert bob.wait_for(chatlab.FileReceived, timeout=10).path.read_bytes() == source.read_bytes()
+    finally:
+        decoy.close()
 
 
 @pytest.mark.parametrize("text", ["localhost:80", "127.0.0.1", "127.0.0.1:0", "[::1]:70000", ""])
@@ -178,7 +250,7 @@ def test_a_wrong_token_on_the_receivers_port_changes_nothing(clients, tmp_path, 
 
     def advertise(address: tuple[str, int]) -> tuple[str, int]:
         intruder = socket.create_connection(address, timeout=5)  # first in the listener's queue
-        intruder.sendall(b"0" * direct.TOKEN_HEX_DIGITS + b"evil bytes that must never reach the file")
+        intruder.sendall(b"0" * direct.PROOF_SIZE + b"evil bytes that must never reach the file")
         intruders.append(intruder)
         return address
 

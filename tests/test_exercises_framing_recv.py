@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chatlab.core.protocol import FrameType, Say, encode, pack_header
 from chatlab.errors import FrameTooLarge
 from chatlab.exercises.framing import HEADER, MAX_PAYLOAD, check_framing
 from chatlab.exercises.recv import (
@@ -21,7 +22,6 @@ from chatlab.exercises.recv import (
     wait_until_buffered,
 )
 from solutions.framing_recv import decode_frames, encode_frame, read_frame, recv_exact
-from chatlab.core.protocol import FrameType, Say, encode, pack_header
 
 
 def failed(report) -> set[str]:
@@ -514,7 +514,8 @@ def recv_exact_incomplete_read(sock, n):
     return data
 
 
-@pytest.mark.parametrize("right", [recv_exact_recursive, recv_exact_into, recv_exact_chunks_list, recv_exact_incomplete_read])
+@pytest.mark.parametrize("right",
+                         [recv_exact_recursive, recv_exact_into, recv_exact_chunks_list, recv_exact_incomplete_read])
 def test_check_recv_exact_passes_a_correct_answer_written_differently(right):
     report = check_recv_exact(right, timeout=0.5, show=False)
     assert report.all_passed, report.summary()

@@ -16,10 +16,10 @@ import pytest
 
 import chatlab
 from chatlab import experiments as ex
-from chatlab.experiments.measure import Workspace, chat_setup
-from chatlab.exercises.bot import check_bot
-from solutions.bot import run_bot as reference_bot
 from chatlab.core.transfer import AdaptiveWindow, FixedWindow, SleepPaced
+from chatlab.exercises.bot import check_bot
+from chatlab.experiments.measure import Workspace, chat_setup
+from solutions.bot import run_bot as reference_bot
 
 KiB = 1024
 TINY = 256 * KiB
@@ -69,7 +69,8 @@ def test_modules_stay_short_and_functions_simple() -> None:
     """Issue 19's bounds, for the code this package was split from and the functions split with it."""
     radon_complexity = pytest.importorskip("radon.complexity")
     root = Path(ex.__file__).resolve().parent.parent
-    files = [*sorted((root / "experiments").glob("*.py")), root / "fourways" / "measure.py", root / "core" / "protocol.py"]
+    files = [*sorted((root / "experiments").glob("*.py")), root / "fourways" / "measure.py",
+             root / "core" / "protocol.py"]
     for path in files:
         text = path.read_text(encoding="utf-8")
         if path.parent.name == "experiments":
@@ -417,7 +418,8 @@ BOT_WRONG_ANSWERS = [
 
 
 @pytest.mark.parametrize("name, run_bot, must_fail, hint", BOT_WRONG_ANSWERS, ids=[row[0] for row in BOT_WRONG_ANSWERS])
-def test_bot_checker_fails_a_classic_wrong_answer(name: str, run_bot: Any, must_fail: tuple[str, ...], hint: str) -> None:
+def test_bot_checker_fails_a_classic_wrong_answer(name: str, run_bot: Any, must_fail: tuple[str, ...],
+                                                  hint: str) -> None:
     results = []
     for case in must_fail:
         report = check_bot(run_bot, show=False, only=case)

@@ -15,7 +15,8 @@ import chatlab
 from chatlab.core import protocol as p
 from chatlab.exercises.reconnect import check_upload_lines
 from chatlab.failures import BlackHole, abort, full_backlog_listener, keepalive_settings, set_keepalive
-from solutions.reconnect import next_count, upload_lines as reference
+from solutions.reconnect import next_count
+from solutions.reconnect import upload_lines as reference
 
 
 def test_abort_sends_a_rst_the_peer_sees_as_econnreset() -> None:

@@ -14,9 +14,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatlab.core import protocol as p
-from chatlab.core.transfer import AdaptiveWindow, ChecksumMismatch, IncomingTransfer, OutgoingTransfer, TransferProtocolError, file_reader
+from chatlab.core.transfer import (
+    AdaptiveWindow,
+    ChecksumMismatch,
+    IncomingTransfer,
+    OutgoingTransfer,
+    TransferProtocolError,
+    file_reader,
+)
 from chatlab.core.transfer.strategies import KiB
-
 
 # ------------------------------------------------ big payloads received in place
 
@@ -83,7 +89,8 @@ def test_small_frames_never_get_a_payload_buffer():
 
 def test_the_sender_hashes_while_reading_and_sends_the_digest_at_the_end():
     data = os.urandom(300_000)
-    t = OutgoingTransfer(1, len(data), "", file_reader(io.BytesIO(data)), AdaptiveWindow(max_chunks=1000, initial_chunks=1000))
+    t = OutgoingTransfer(1, len(data), "", file_reader(io.BytesIO(data)),
+                         AdaptiveWindow(max_chunks=1000, initial_chunks=1000))
     assert t.offer("bob", "f.bin").sha256 == ""
     out = t.handle(0.0, p.FileAccept(1, 0))
     assert b"".join(m.data for m in out if isinstance(m, p.FileChunk)) == data
@@ -93,7 +100,8 @@ def test_the_sender_hashes_while_reading_and_sends_the_digest_at_the_end():
 def test_a_resume_hashes_the_prefix_the_receiver_already_has(tmp_path):
     data = os.urandom(200_000)
     (tmp_path / "f.bin.part").write_bytes(data[:70_000])
-    sender = OutgoingTransfer(1, len(data), "", file_reader(io.BytesIO(data)), AdaptiveWindow(max_chunks=1000, initial_chunks=1000))
+    sender = OutgoingTransfer(1, len(data), "", file_reader(io.BytesIO(data)),
+                              AdaptiveWindow(max_chunks=1000, initial_chunks=1000))
     receiver = IncomingTransfer(p.FileOffer(1, "alice", "f.bin", len(data), ""), tmp_path)
     accept = receiver.accept()
     assert accept.offset == 70_000
@@ -107,7 +115,8 @@ def test_the_receiver_needs_a_digest_from_somewhere_and_one_story(tmp_path):
     good = hashlib.sha256(data).hexdigest()
 
     def receiver(offered: str) -> IncomingTransfer:
-        t = IncomingTransfer(p.FileOffer(1, "alice", "f.bin", len(data), offered), tmp_path, overwrite=True, resume=False)
+        t = IncomingTransfer(p.FileOffer(1, "alice", "f.bin", len(data), offered), tmp_path, overwrite=True,
+                             resume=False)
         t.accept()
         t.handle(p.FileChunk(1, 0, data))
         return t

@@ -70,7 +70,7 @@ def wait_for_part(part: Path, at_least: int, timeout: float = 15.0) -> None:
 
 def only_the_part_is_left(inbox: Path, name: str) -> int:
     """Nothing complete-looking: the directory holds NAME.part only. Returns its size."""
-    assert sorted(p.name for p in inbox.iterdir()) == [name + ".part"]
+    assert sorted(p.name for p in inbox.iterdir() if not p.name.startswith(".")) == [name + ".part"]
     return (inbox / (name + ".part")).stat().st_size
 
 

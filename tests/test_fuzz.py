@@ -73,7 +73,8 @@ def test_the_corpus_is_there():
     assert all(entry.data for entry in ENTRIES)
 
 
-def read_until_closed(sock: socket.socket, decoder: p.MessageDecoder, timeout: float = 5.0) -> tuple[list[p.Message], bool]:
+def read_until_closed(sock: socket.socket, decoder: p.MessageDecoder,
+                      timeout: float = 5.0) -> tuple[list[p.Message], bool]:
     """Every message until the server closes (True) or ``timeout`` passes (False)."""
     out: list[p.Message] = []
     deadline = time.monotonic() + timeout
@@ -92,7 +93,8 @@ def read_until_closed(sock: socket.socket, decoder: p.MessageDecoder, timeout: f
     return out, False
 
 
-def read_until_pong(sock: socket.socket, decoder: p.MessageDecoder, token: int, timeout: float = 5.0) -> list[p.Message]:
+def read_until_pong(sock: socket.socket, decoder: p.MessageDecoder, token: int,
+                    timeout: float = 5.0) -> list[p.Message]:
     out: list[p.Message] = []
     deadline = time.monotonic() + timeout
     while not any(isinstance(m, p.Pong) and m.token == token for m in out):
@@ -168,7 +170,8 @@ def test_a_frame_at_the_cap_is_buffered_up_to_the_cap_and_no_further():
          chatlab.Client.connect(srv.address, nick="alice") as alice:  # fmt: skip
         peer = RawPeer(srv.address, "mallory")
         try:
-            peer.sock.sendall(p.pack_header(p.FrameType.SAY, cap) + b'{"text":"' + b"x" * (cap - 100))  # all but 89 bytes
+            peer.sock.sendall(p.pack_header(p.FrameType.SAY, cap) + b'{"text":"'
+                              + b"x" * (cap - 100))  # all but 89 bytes
             deadline = time.monotonic() + 5
             while max(connection_buffers(srv)) < cap - 100:
                 assert time.monotonic() < deadline, "the server never read the partial frame"
@@ -311,15 +314,19 @@ def typed_frames(draw: st.DrawFn) -> bytes:
     return raw_frame(int(cls.TYPE), 0, draw(stream_ids), json.dumps(body).encode())
 
 
-binary_frames = st.builds(p.encode_chunk, stream_ids, hostile_int.filter(lambda n: 0 <= n < 2**64), st.binary(max_size=16)) | \
-    st.builds(lambda sid, n: raw_frame(int(p.FrameType.FILE_ACK), 0, sid, p.ACK_BODY.pack(n)), stream_ids, st.integers(0, 2**64 - 1))
-hello_first = st.sampled_from([b"", p.encode(p.Hello("mallory")), p.encode(p.Hello("mallory")), p.encode(p.Hello("mallory"))])
+binary_frames = st.builds(p.encode_chunk, stream_ids, hostile_int.filter(lambda n: 0 <= n < 2**64),
+                          st.binary(max_size=16)) | \
+    st.builds(lambda sid, n: raw_frame(int(p.FrameType.FILE_ACK), 0, sid, p.ACK_BODY.pack(n)),
+              stream_ids, st.integers(0, 2**64 - 1))
+hello_first = st.sampled_from([b"", p.encode(p.Hello("mallory")), p.encode(p.Hello("mallory")),
+                               p.encode(p.Hello("mallory"))])
 valid_requests = st.sampled_from([
     p.Say("hi"), p.Whisper("alice", "psst"), p.Join("team"), p.Leave(), p.Who(), p.Ping(3), p.Pong(1), p.Hello("again"),
     p.FileOffer(1, "alice", "f.bin", 10, "ab" * 32), p.FileAccept(0x8000_0001, 0), p.FileDone(1), p.FileCancel(1, "x"),
 ]).map(p.encode)
 server_streams = st.tuples(hello_first, st.lists(
-    typed_frames() | typed_frames() | typed_frames() | binary_frames | frames | valid_requests | headers_at_the_edge | garbage,
+    typed_frames() | typed_frames() | typed_frames() | binary_frames | frames | valid_requests
+    | headers_at_the_edge | garbage,
     max_size=8))
 
 

@@ -39,7 +39,8 @@ class IrcPeer:
         self.reactor = irc_client.Reactor()
         self.events: list[Any] = []
         self.reactor.add_global_handler("all_events", lambda conn, event: self.events.append(event), -10)
-        self.conn = self.reactor.server().connect(address[0], address[1], nick, username=nick, ircname=f"{nick} (irc lib)")
+        self.conn = self.reactor.server().connect(address[0], address[1], nick, username=nick,
+                                                  ircname=f"{nick} (irc lib)")
 
     def wait_for(self, kind: str, predicate: Callable[[Any], bool] = lambda e: True, timeout: float = 5.0) -> Any:
         """The oldest recorded event of ``kind`` (``pubmsg``, ``join``...) that matches; removed once seen."""
@@ -50,7 +51,8 @@ class IrcPeer:
                     self.events.remove(event)
                     return event
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no {kind} event; got {[(e.type, e.source, e.target, e.arguments) for e in self.events]}")
+                raise TimeoutError(f"no {kind} event; got"
+                                   f" {[(e.type, e.source, e.target, e.arguments) for e in self.events]}")
             self.reactor.process_once(0.02)
 
     def close(self) -> None:
@@ -263,7 +265,8 @@ def test_raw_lines_as_nc_sends_them_with_a_typo_before_user(server, connect, lin
     nc.send("LIST")
     assert ":chatlab 322 carol #lobby 2 :" in nc.lines(lambda line: " 323 " in line)
     nc.send("QUIT :done")
-    assert nc.lines(lambda line: line.startswith(":chatlab ERROR"))[-1] == ":chatlab ERROR :Closing link: carol (Quit: done)"
+    errors = nc.lines(lambda line: line.startswith(":chatlab ERROR"))
+    assert errors[-1] == ":chatlab ERROR :Closing link: carol (Quit: done)"
     assert bob.wait_for(chatlab.Notice, predicate=lambda n: n.kind == "quit").nick == "carol"
 
 

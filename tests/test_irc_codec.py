@@ -502,7 +502,8 @@ def test_parse_and_format_lines():
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.binary(max_size=700) | st.sampled_from([b"\r\n", b"\n", b"\r", b"\x00", b"NICK a\r\n", b"USER a 0 * :A\n",
+@given(st.lists(st.binary(max_size=700) | st.sampled_from([b"\r\n", b"\n", b"\r", b"\x00", b"NICK a\r\n",
+                                                           b"USER a 0 * :A\n",
                                                             b"PRIVMSG #lobby :hi\r\n", b"JOIN #x\n", b"\xff\xfe"]),
                 max_size=12), st.booleans())
 def test_fuzz_any_bytes_bounded_buffer_typed_events_and_valid_lines(chunks, register):

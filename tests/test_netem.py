@@ -394,7 +394,8 @@ def test_cli_forwards_and_exits_cleanly_on_ctrl_c() -> None:
     with Server(echo) as server:
         host, port = server.address
         proc = subprocess.Popen(
-            [sys.executable, "-m", "chatlab.netem", "--target", f"{host}:{port}", "--delay-ms", "5", "--split", "--seed", "1"],
+            [sys.executable, "-m", "chatlab.netem", "--target", f"{host}:{port}", "--delay-ms", "5", "--split",
+             "--seed", "1"],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

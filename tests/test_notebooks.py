@@ -34,7 +34,8 @@ def read(path: Path) -> nbformat.NotebookNode:
 
 
 def stdout_of(cell: nbformat.NotebookNode) -> str:
-    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stdout")
+    return "".join(o.get("text", "") for o in cell.get("outputs", [])
+                   if o.get("output_type") == "stream" and o.get("name") == "stdout")
 
 
 def is_solution(cell: nbformat.NotebookNode) -> bool:
@@ -98,7 +99,8 @@ def test_show_source_calls_are_found() -> None:
     assert cells_with_show_source(), "no notebook calls show_source(): is the test looking in the right place?"
 
 
-@pytest.mark.parametrize("path, index", cells_with_show_source(), ids=lambda v: v.name if isinstance(v, Path) else f"cell{v}")
+@pytest.mark.parametrize("path, index", cells_with_show_source(),
+                         ids=lambda v: v.name if isinstance(v, Path) else f"cell{v}")
 def test_show_source_output_is_not_stale(path: Path, index: int) -> None:
     cell = read(path).cells[index]
     # IPython magics would not parse; these cells are plain Python.
@@ -122,7 +124,8 @@ def test_every_solution_is_marked_for_nbgrader(path: Path) -> None:
     solutions = [i for i, c in enumerate(cells) if is_solution(c)]
     assert solutions, f"{path.name} has no exercise cell with nbgrader solution metadata"
     grade_ids = [cells[i].metadata["nbgrader"].get("grade_id") for i in solutions]
-    assert len(set(grade_ids)) == len(grade_ids) and all(grade_ids), f"{path.name}: grade_ids must be unique: {grade_ids}"
+    assert len(set(grade_ids)) == len(grade_ids) and all(grade_ids), (
+        f"{path.name}: grade_ids must be unique: {grade_ids}")
     for i, cell in enumerate(cells):
         has_markers = BEGIN in cell.source
         if is_solution(cell):
@@ -135,7 +138,8 @@ def test_every_solution_is_marked_for_nbgrader(path: Path) -> None:
             assert checker is not None and re.search(r"\bcheck_\w+\(", checker.source), (
                 f"{path.name} cell {i}: the code cell after a solution cell should run its checker")
         else:
-            assert not has_markers, f"{path.name} cell {i}: solution markers in a cell without nbgrader solution metadata"
+            assert not has_markers, (
+                f"{path.name} cell {i}: solution markers in a cell without nbgrader solution metadata")
 
 
 ALL_PASS = re.compile(r"^(check_\w+): (\d+)/\2 cases pass$", re.MULTILINE)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from chatlab.core import protocol as p
-from chatlab.errors import RemoteProtocolError
 from chatlab.core.relay import FileRelay, Forward, Send
+from chatlab.errors import RemoteProtocolError
 from test_chatroom import Harness, frame
 
 SHA = "0" * 64

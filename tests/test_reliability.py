@@ -31,7 +31,9 @@ import chatlab.server
 from chatlab.bench.common import raise_nofile_limit, server_child
 from chatlab.bench.slowpeers import FreezableProxy, NeverReader, Probe, Slowloris, run_slow_peers
 from chatlab.core import protocol as p
-from chatlab.server import FD_SETSIZE, RESERVED_NICKS, normalize_name
+from chatlab.core.chatroom import RESERVED_NICKS, normalize_name
+from chatlab.core.relay import MAX_PER_PAIR
+from chatlab.server import FD_SETSIZE
 from conftest import RawPeer
 
 
@@ -316,10 +318,10 @@ def test_offers_nobody_answers_cannot_pile_up_in_the_server(server, raw):
         mallory.decoder.feed(mallory.sock.recv(65536))
         replies.extend(mallory.decoder)
     rejects = [m for m in replies if isinstance(m, p.FileReject)]
-    assert len(rejects) == offers - chatlab.server.MAX_TRANSFERS
-    assert f"you have {chatlab.server.MAX_TRANSFERS} transfers going already" in rejects[0].reason
+    assert len(rejects) == offers - MAX_PER_PAIR  # one sender holds at most MAX_PER_PAIR of the victim's slots
+    assert f"you have {MAX_PER_PAIR} transfers to victim offered or going already" in rejects[0].reason
     held = server.transfers()
-    assert held == {"mallory": (chatlab.server.MAX_TRANSFERS, 0), "victim": (0, chatlab.server.MAX_TRANSFERS)}
+    assert held == {"mallory": (MAX_PER_PAIR, 0), "victim": (0, MAX_PER_PAIR)}
     mallory.close()
     deadline = time.monotonic() + 5
     while any(receiving for _, receiving in server.transfers().values()):  # mallory gone: her relays went with her

@@ -9,8 +9,9 @@ import time
 
 import pytest
 
+from chatlab.connection import JOIN_BELOW, Connection
 from chatlab.core import protocol as p
-from chatlab.server import JOIN_BELOW, Connection, Server
+from chatlab.server import Server
 
 
 @pytest.fixture

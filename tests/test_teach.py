@@ -57,7 +57,7 @@ def test_lab_server_reaches_a_real_class_server(monkeypatch: pytest.MonkeyPatch)
     with chatlab.Server(port=0) as teacher:
         host, port = teacher.address
         monkeypatch.setenv(teach.SERVER_ENV, f"{host}:{port}")
-        with teach.lab_server() as lab, chatlab.Client.connect(lab.address, nick="student") as student:
+        with teach.lab_server() as lab, chatlab.Client.connect(lab.address, nick="student"):
             assert lab.address == teacher.address
             assert teacher.nicks == ["student"]  # registered (welcomed) before connect() returned
 

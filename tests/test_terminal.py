@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 
 import chatlab
-from chatlab.core import protocol as p
 from chatlab import terminal
 from chatlab.client import Disconnected, FileStarted
-from chatlab.errors import TransferError
+from chatlab.core import protocol as p
 from chatlab.core.transfer import TransferStats
+from chatlab.errors import TransferError
 from chatlab.terminal import Command, TerminalSession, format_event, parse_command, run_terminal_client
 
 REPO = Path(__file__).resolve().parent.parent
@@ -125,7 +125,8 @@ def test_parse_command_unknown(line: str) -> None:
         (p.PrivateMessage("alice", "bob", "winks", action=True), "[private] * alice winks (to bob)"),
         (p.Notice("join", "bob joined team1", "bob", "team1"), "-- bob joined team1"),
         (p.Notice("quit", "bob quit (bye)", "bob", "lobby"), "-- bob quit (bye)"),
-        (p.ErrorMessage("no-such-nick", "nobody called 'zed' is online"), "!! no-such-nick: nobody called 'zed' is online"),
+        (p.ErrorMessage("no-such-nick", "nobody called 'zed' is online"), "!! nobody by that name: nobody called 'zed' is online"),
+        (p.ErrorMessage("new-code", "something new"), "!! something new (new-code)"),
         (p.FileOffer(0x80000001, "alice", "report.pdf", 2_500_000, "0" * 64), "-- alice offers you 'report.pdf' (2.5 MB)"),
         (Disconnected("closed by the server"), "-- disconnected: closed by the server"),
         (FileStarted("alice", "a.bin", Path("in/a.bin.part"), 20_000_000, 0),
@@ -181,11 +182,13 @@ class StubClient:
 
 
 class StubTransfer:
-    """A transfer that is accepted after ``accept_after`` seconds (never, if None), then sends in five steps."""
+    """A transfer that is accepted after ``accept_after`` seconds (never, if None), then sends in five steps.
+
+    It has the attributes of :class:`chatlab.Transfer` that the terminal reads, and no others."""
 
     def __init__(self, size: int, error: Exception | None = None, *, accept_after: float | None = 0.0,
                  resumed_from: int = 0, reason: str = "") -> None:
-        self.size, self.sent, self.error = size, 0, error
+        self.size, self.acked, self.error = size, 0, error
         self.accept_after, self.resumed_from, self.failed, self.reason = accept_after, resumed_from, False, reason
         self.accepted = False
 
@@ -194,9 +197,9 @@ class StubTransfer:
             self.failed = True
             raise self.error or TransferError("refused")
         time.sleep(self.accept_after)
-        self.accepted, self.sent = True, self.resumed_from
+        self.accepted, self.acked = True, self.resumed_from
         for _ in range(5):
-            self.sent += (self.size - self.resumed_from) // 5
+            self.acked += (self.size - self.resumed_from) // 5
             time.sleep(0.03)
         if self.error is not None:
             self.failed = True
@@ -234,7 +237,7 @@ def test_send_reports_the_offer_progress_and_result(tmp_path: Path, quick: None)
     lines: list[str] = []
     TerminalSession(client, lines.append).handle_line(f"/send {path} bob")  # type: ignore[arg-type]
     assert client.calls == [(str(path), "bob")]
-    assert _wait_for_line(lines, "-- sent") == "-- sent data.bin to bob (5.0 MB in 0.1 s, 33.3 MB/s)"
+    assert _wait_for_line(lines, "-- sent") == "-- sent data.bin to bob (5.0 MB in 150 ms, 33.3 MB/s)"
     assert lines[0] == "-- offering data.bin to bob (5.0 MB); waiting for bob to accept"  # no answer came at once
     assert lines[1] == "-- bob accepted data.bin; sending 5.0 MB"
     assert any(line.startswith("-- data.bin -> bob: ") and "%" in line for line in lines)
@@ -246,7 +249,7 @@ def test_a_resume_is_announced_and_the_summary_counts_the_whole_file(tmp_path: P
     lines: list[str] = []
     TerminalSession(StubClient(StubTransfer(5_000_000, resumed_from=2_000_000)), lines.append).handle_line(f"/send {path} bob")  # type: ignore[arg-type]
     assert _wait_for_line(lines, "-- sent") == ("-- sent data.bin to bob (5.0 MB: 2.0 MB were already there, "
-                                                "3.0 MB sent in 0.1 s, 20.0 MB/s)")
+                                                "3.0 MB sent in 150 ms, 20.0 MB/s)")
     assert "-- bob accepted data.bin; resuming: 2.0 MB of 5.0 MB were already there from an interrupted transfer" in lines
 
 
@@ -466,9 +469,9 @@ def test_two_terminal_clients_chat(terminals: Any) -> None:
         bob.send("/msg alice")
         bob.expect("!! usage: /msg NICK TEXT")
         bob.send("/join no!such!room")
-        bob.expect("!! bad-room: ...")
+        bob.expect("!! not a valid room name: ...")
         bob.send("/msg zed hello?")
-        bob.expect("!! no-such-nick: nobody called 'zed' is online")
+        bob.expect("!! nobody by that name: nobody called 'zed' is online")
         bob.send("/send no-such-file.bin alice")
         if hasattr(chatlab.Client, "send_file"):
             bob.expect("!! no such file: no-such-file.bin")
@@ -583,7 +586,7 @@ def test_join_with_a_key_prints_the_servers_answer() -> None:
         session.start()
         try:
             session.handle_line("/join secret")
-            assert "needs the right password" in _wait_for_line(lines, "!! bad-password: ")
+            assert "needs the right password" in _wait_for_line(lines, "!! wrong password: ")
             session.handle_line("/join my room")  # never sent: room "my" with password "room" is not what was meant
             assert lines[-1].startswith("!! room names have no spaces")
             session.handle_line("/join secret key=pw123")

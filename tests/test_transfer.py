@@ -176,7 +176,8 @@ def test_a_sender_that_ignores_its_window_cannot_grow_the_server(tmp_path):
 
             receiver.sendall(p.encode(p.Hello("slowpoke")))
             expect(receiver, p.Welcome)
-            sender.sendall(p.encode(p.Hello("blaster")) + p.encode(p.FileOffer(1, "slowpoke", "x.bin", 10**9, "0" * 64)))
+            sender.sendall(p.encode(p.Hello("blaster"))
+                           + p.encode(p.FileOffer(1, "slowpoke", "x.bin", 10**9, "0" * 64)))
             offer = expect(receiver, p.FileOffer)
             receiver.sendall(p.encode(p.FileAccept(offer.stream_id, 0)))  # ...and never read again
 

@@ -24,7 +24,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatlab.errors import LocalProtocolError, RemoteProtocolError, TransferError
 from chatlab.core.protocol import (
     FileAccept,
     FileAck,
@@ -57,6 +56,7 @@ from chatlab.core.transfer import (
     safe_filename,
     sha256_file,
 )
+from chatlab.errors import LocalProtocolError, RemoteProtocolError, TransferError
 
 # --------------------------------------------------------------------------
 # Strategies on their own
@@ -488,8 +488,9 @@ def test_receiver_call_sequence(tmp_path: Path) -> None:
     data = b"hello, world"
     with IncomingTransfer(offer_for(data), tmp_path) as t:
         assert t.accept() == FileAccept(7, 0)
-        assert t.part_path == tmp_path / "data.bin.part" and t.part_path.exists()
+        assert t.part_path == tmp_path / "data.bin.part" and not t.part_path.exists()  # not before the first byte
         assert t.handle(FileChunk(7, 0, data[:5])) == [FileAck(7, 5)]
+        assert t.part_path.exists()
         assert t.handle(FileChunk(7, 5, data[5:])) == [FileAck(7, 12)]
         assert not (tmp_path / "data.bin").exists()  # not before it is verified
         assert t.handle(FileDone(7)) == [FileDone(7)]
@@ -524,7 +525,10 @@ def test_receiver_refuses_protocol_errors_and_keeps_good_bytes(tmp_path: Path, c
             t.handle(chunk)
     assert t.failed and match in t.reason
     assert not (tmp_path / "data.bin").exists()
-    assert t.part_path.read_bytes() == b"abc"[: t.received]  # kept, for a resume
+    if t.received:
+        assert t.part_path.read_bytes() == b"abc"[: t.received]  # kept, for a resume
+    else:
+        assert not t.part_path.exists()  # no good byte ever came: no .part at all
     assert t.cancel(t.reason) == FileCancel(7, t.reason)
 
 
@@ -596,7 +600,8 @@ def test_a_part_file_that_cannot_belong_is_started_over(tmp_path: Path) -> None:
     (tmp_path / "data.bin.part").write_bytes(b"x" * 50)  # longer than the offered file
     t = IncomingTransfer(offer_for(b"short"), tmp_path)
     assert t.accept() == FileAccept(7, 0)
-    assert t.part_path.stat().st_size == 0
+    t.handle(FileChunk(7, 0, b"sh"))  # started over at the first byte
+    assert t.part_path.read_bytes() == b"sh"
     t.close()
     t = IncomingTransfer(offer_for(b"short"), tmp_path, resume=False)
     assert t.accept() == FileAccept(7, 0)

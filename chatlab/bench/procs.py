@@ -68,8 +68,9 @@ def run_server(args: argparse.Namespace) -> int:
     raise_nofile_limit()
     server = Server(
         args.host, 0, selector=args.selector, flood_limit=None, max_clients=args.max_clients,
-        max_rooms=args.max_clients + 10, ping_interval=3600.0, ping_timeout=3600.0, hello_timeout=3600.0,
-        relay_high_water=args.high_water, max_queue=args.max_queue, backlog=args.backlog,
+        max_rooms=args.max_clients + 10, ping_interval=args.ping_interval, ping_timeout=2 * args.ping_interval,
+        hello_timeout=min(3600.0, 2 * args.ping_interval), relay_high_water=args.high_water, max_queue=args.max_queue,
+        backlog=args.backlog,
     )
     # Count loop iterations and the CPU time spent inside select(): wrap the
     # selector's select() (the loop calls it once per iteration).
@@ -95,7 +96,8 @@ def run_server(args: argparse.Namespace) -> int:
             times = os.times()
             say({**proc_status(), "cpu": times.user + times.system, **counters,
                  "peak_queued": server.peak_queued, "queued_bytes": server.queued_bytes,
-                 "connections": server.connection_count, "nicks": len(server.nicks), "turns": server.turns})
+                 "connections": server.connection_count, "nicks": len(server.nicks), "turns": server.turns,
+                 "fds": _open_fds(), "summary": server.summary()})
         elif command == "reset":
             server.peak_queued = 0
             say({"reset": reset_peak_rss(), **proc_status()})
@@ -107,6 +109,14 @@ def run_server(args: argparse.Namespace) -> int:
     finally:
         server.stop()
     return 0
+
+
+def _open_fds() -> int:
+    """Descriptors this process has open now (-1 where /proc is not there)."""
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return -1
 
 
 # ----------------------------------------------------------------- asyncio
@@ -255,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--high-water", type=int, default=1024 * 1024)
     s.add_argument("--max-queue", type=int, default=64 * 1024 * 1024)
     s.add_argument("--backlog", type=int, default=128)
+    s.add_argument("--ping-interval", type=float, default=3600.0, help="keepalive (the timeout is twice this)")
     s.set_defaults(run=run_server)
     a = kinds.add_parser("asyncio")
     a.add_argument("--host", default="127.0.0.1")

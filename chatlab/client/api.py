@@ -146,7 +146,7 @@ class Client(ReceivingFiles, Sending, DirectPath, Threads):
         self._writer.start()
 
     @classmethod
-    def connect(cls, address: Address, nick: str, *, password: str = "", timeout: float = 5.0,
+    def connect(cls, address: Address, nick: str, *, password: str = "", room: str = "", timeout: float = 5.0,
                 download_dir: str | os.PathLike[str] | None = None, overwrite: bool = False,
                 priority_writer: bool = True, unsent_limit: int | None = UNSENT_LIMIT) -> Client:
         """Connect, introduce ourselves as ``nick`` and wait for the welcome.
@@ -158,6 +158,8 @@ class Client(ReceivingFiles, Sending, DirectPath, Threads):
         events for :meth:`accept_file` or :meth:`reject_file`.
         ``priority_writer=False`` sends everything in FIFO order, chat behind
         file chunks: the naive writer notebook 07 compares against.
+        ``room``: go there instead of the default room (HELLO with ``lobby: false``,
+        then a JOIN): nobody in the lobby sees us come or go.
         ``unsent_limit`` caps the bytes the kernel holds unsent for this socket
         (``TCP_NOTSENT_LOWAT``, where the OS has it); ``None`` leaves the OS default.
 
@@ -175,14 +177,22 @@ class Client(ReceivingFiles, Sending, DirectPath, Threads):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 if unsent_limit and hasattr(socket, "TCP_NOTSENT_LOWAT"):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, unsent_limit)
-                sock.sendall(p.encode(p.Hello(nick, password)))
+                sock.sendall(p.encode(p.Hello(nick, password, lobby=not room)))
                 decoder = p.FrameDecoder()
                 welcome = cls._await_welcome(sock, decoder, timeout)
                 sock.settimeout(None)  # from now on the reader thread blocks in recv()
-            return cls(sock, decoder, welcome, download_dir=download_dir, overwrite=overwrite, priority_writer=priority_writer)
+            client = cls(sock, decoder, welcome, download_dir=download_dir, overwrite=overwrite,
+                         priority_writer=priority_writer)
         except BaseException:
             sock.close()
             raise
+        if room:  # in no room yet: the join is the only notice, and only that room hears it
+            try:
+                client.join(room)
+            except BaseException:
+                client.close()
+                raise
+        return client
 
     @staticmethod
     def _await_welcome(sock: socket.socket, decoder: p.FrameDecoder, timeout: float) -> p.Welcome:

@@ -14,18 +14,26 @@ that nobody answers holds no listening socket.  (DCC SEND makes the sender
 listen, because its offer is the only message that goes out before the bytes;
 here the accept goes back anyway, so the address can ride on it.)
 
-The handshake, once the sender is connected::
+Where the sender connects: only to the receiver's own address as the *server*
+sees it.  The receiver's ``FILE_ACCEPT`` names its listener's port; the server
+stamps the host (a receiver cannot aim the sender at another machine).
 
-    sender -> receiver   the offer's token: 32 ASCII hex digits
+The handshake, once the sender is connected; the **receiver speaks first**::
+
+    receiver -> sender   a fresh nonce (16 bytes), then HMAC-SHA256(token, "receiver" + nonce)
+    sender -> receiver   HMAC-SHA256(token, "sender" + nonce)
     sender -> receiver   the file's bytes from the accepted offset to the end
     sender -> receiver   the SHA-256 of the whole file: 32 raw bytes
 
 The token is made fresh for every offer (:func:`new_token`, 128 random bits)
-and travels only to the server and the receiver.  The receiver compares what
-a connection presents with :func:`hmac.compare_digest` (no timing leak), and
-a token is good once (:class:`OneTimeToken`): a wrong or replayed token gets
-the connection closed at once, before a byte is written.  So nobody else on
-the network can push a file into a ``.part`` or take over a transfer.
+and travels only to the server and the receiver; it never crosses the direct
+connection.  The sender writes nothing, neither proof nor file, until the
+other end has proved it holds the token: a local service that answers nothing
+or garbage on that port gets zero bytes, and the sender falls back to the
+server.  The receiver checks the sender's proof with :func:`hmac.compare_digest`
+(no timing leak), good once (:class:`OneTimeToken`), and checks every
+connection at once without blocking (a silent one costs nothing): so nobody
+else on the network can push a file into a ``.part`` or take over a transfer.
 
 Acks and the end of the transfer still go through the server
 (``FILE_ACK``, then the receiver's ``FILE_DONE``): the sender's progress and
@@ -45,6 +53,7 @@ import hmac
 import logging
 import os
 import secrets
+import selectors
 import socket
 import threading
 import time
@@ -66,7 +75,9 @@ from .. import hashing
 TOKEN_HEX_DIGITS = 32  # 128 random bits, as hex
 CONNECT_TIMEOUT = 3.0  # sender: seconds to reach the receiver's address before falling back to the server
 ACCEPT_TIMEOUT = 15.0  # receiver: seconds its listener waits for the sender
-HANDSHAKE_TIMEOUT = 2.0  # a connection that has not presented its token by then is dropped
+HANDSHAKE_TIMEOUT = 2.0  # a connection that has not proved it holds the token by then is dropped
+NONCE_SIZE = 16  # the receiver's fresh bytes that each proof covers
+PROOF_SIZE = 32  # an HMAC-SHA256
 IDLE_TIMEOUT = 60.0  # either side: no byte moved for this long means the peer is gone
 BUFFER_SIZE = 1024 * 1024  # the receiver's reused recv_into buffer
 DIGEST_SIZE = 32  # raw SHA-256 after the file's bytes
@@ -85,25 +96,52 @@ def valid_token(token: str) -> bool:
     return len(token) == TOKEN_HEX_DIGITS and all(c in "0123456789abcdef" for c in token)
 
 
-class OneTimeToken:
-    """The receiver's side of the token: right once, then never again.
+def proof(token: str, role: bytes, nonce: bytes) -> bytes:
+    """HMAC-SHA256 of ``role + nonce`` under the token: shows the token is known without sending it."""
+    return hmac.new(token.encode("ascii"), role + nonce, hashlib.sha256).digest()
 
-    >>> ticket = OneTimeToken("ab" * 16)
-    >>> ticket.claim(b"00" * 16), ticket.claim(b"ab" * 16), ticket.claim(b"ab" * 16)
+
+def receiver_hello(token: str) -> bytes:
+    """What the receiver says first on a direct connection: a fresh nonce and its proof."""
+    nonce = secrets.token_bytes(NONCE_SIZE)
+    return nonce + proof(token, b"receiver", nonce)
+
+
+def sender_answer(token: str, hello: bytes) -> bytes | None:
+    """The sender's proof if ``hello`` shows the receiver holds ``token``, else ``None`` (write nothing)."""
+    nonce, theirs = hello[:NONCE_SIZE], hello[NONCE_SIZE:]
+    if len(nonce) != NONCE_SIZE or not hmac.compare_digest(theirs, proof(token, b"receiver", nonce)):
+        return None
+    return proof(token, b"sender", nonce)
+
+
+class OneTimeToken:
+    """The receiver's side of the token: a sender's proof is right once, then never again.
+
+    >>> ticket, nonce = OneTimeToken("ab" * 16), b"n" * NONCE_SIZE
+    >>> right = proof("ab" * 16, b"sender", nonce)
+    >>> ticket.claim(b"0" * 32, nonce), ticket.claim(right, nonce), ticket.claim(right, nonce)
     (False, True, False)
     """
 
     def __init__(self, token: str) -> None:
-        self._expected = token.encode("ascii")
+        self._token = token
         self.used = False
 
-    def claim(self, presented: bytes) -> bool:
-        """True if ``presented`` is the token and nobody presented it before."""
+    def claim(self, presented: bytes, nonce: bytes) -> bool:
+        """True if ``presented`` is the sender's proof for ``nonce`` and nobody claimed the token before."""
         # compare_digest takes as long for a near miss as for a wild guess: no timing leak.
-        if self.used or not hmac.compare_digest(presented, self._expected):
+        if self.used or not hmac.compare_digest(presented, proof(self._token, b"sender", nonce)):
             return False
         self.used = True
         return True
+
+
+class _Pending:
+    """A connection to the listener that has not proved itself yet."""
+
+    def __init__(self, conn: socket.socket, nonce: bytes, until: float) -> None:
+        self.conn, self.nonce, self.until, self.got = conn, nonce, until, b""
 
 
 class DirectListener:
@@ -119,43 +157,97 @@ class DirectListener:
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             self.sock.bind((host, 0))
-            self.sock.listen(4)
+            self.sock.listen(16)
+            self.sock.setblocking(False)
         except BaseException:
             self.sock.close()
             raise
         self.address: tuple[str, int] = self.sock.getsockname()[:2]
+        self.token = token
         self.ticket = OneTimeToken(token)
-        self.refused = 0  # connections dropped for a wrong or replayed token
+        self.refused = 0  # connections dropped for a wrong, replayed or missing proof
+        self._closed = False
 
     def accept(self, timeout: float = ACCEPT_TIMEOUT) -> socket.socket | None:
-        """The sender's connection, once it presented the token; ``None`` after ``timeout`` or :meth:`close`.
+        """The sender's connection, once it proved it holds the token; ``None`` after ``timeout`` or :meth:`close`.
 
-        Any connection with the wrong token (or the right one a second time) is
-        closed at once and the wait goes on.
+        Every connection is greeted at once (nonce and proof) and checked without
+        blocking, any number at the same time: a silent one is dropped after
+        HANDSHAKE_TIMEOUT, a wrong proof (or the right one a second time) at once,
+        and the right one is taken whenever it arrives.
         """
         deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
+        pending: dict[socket.socket, _Pending] = {}
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.sock, selectors.EVENT_READ, None)
             try:
-                self.sock.settimeout(left)
-                conn, _ = self.sock.accept()
-            except OSError:  # timeout, or closed under us
+                while not self._closed:
+                    now = time.monotonic()
+                    if now >= deadline:
+                        return None
+                    self._expire(selector, pending, now)
+                    wait = min([deadline] + [p.until for p in pending.values()]) - now
+                    for key, _ in selector.select(max(0.0, wait)):
+                        winner = self._on_ready(selector, pending, key.data)
+                        if winner is not None:
+                            return winner
                 return None
-            try:
-                conn.settimeout(HANDSHAKE_TIMEOUT)
-                presented = recv_exact(conn, TOKEN_HEX_DIGITS)
-            except (OSError, IncompleteReadError):
-                presented = b""
-            if self.ticket.claim(presented):
-                conn.settimeout(IDLE_TIMEOUT)
-                return conn
+            finally:
+                for waiting in pending.values():
+                    waiting.conn.close()
+
+    def _on_ready(self, selector: selectors.BaseSelector, pending: dict[socket.socket, _Pending],
+                  waiting: _Pending | None) -> socket.socket | None:
+        if waiting is None:
+            self._greet(selector, pending)
+            return None
+        try:
+            data = waiting.conn.recv(PROOF_SIZE - len(waiting.got))
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError:
+            data = b""
+        waiting.got += data
+        if data and len(waiting.got) < PROOF_SIZE:
+            return None
+        selector.unregister(waiting.conn)
+        del pending[waiting.conn]
+        if data and self.ticket.claim(waiting.got, waiting.nonce):
+            waiting.conn.setblocking(True)
+            waiting.conn.settimeout(IDLE_TIMEOUT)
+            return waiting.conn
+        self.refused += 1
+        waiting.conn.close()  # a wrong, replayed or missing proof: dropped before it wrote a byte anywhere
+        return None
+
+    def _greet(self, selector: selectors.BaseSelector, pending: dict[socket.socket, _Pending]) -> None:
+        try:
+            conn, _ = self.sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # closed under us
+            self._closed = True
+            return
+        hello = receiver_hello(self.token)
+        try:
+            conn.setblocking(False)
+            conn.send(hello)  # 48 bytes: any empty send buffer takes them
+        except OSError:
+            conn.close()
+            return
+        pending[conn] = _Pending(conn, hello[:NONCE_SIZE], time.monotonic() + HANDSHAKE_TIMEOUT)
+        selector.register(conn, selectors.EVENT_READ, pending[conn])
+
+    def _expire(self, selector: selectors.BaseSelector, pending: dict[socket.socket, _Pending], now: float) -> None:
+        for waiting in [w for w in pending.values() if now >= w.until]:
+            selector.unregister(waiting.conn)
+            del pending[waiting.conn]
             self.refused += 1
-            conn.close()  # a wrong or replayed token: dropped before it wrote a byte
+            waiting.conn.close()
 
     def close(self) -> None:
         """Stop listening; a thread waiting in :meth:`accept` wakes up (shutdown does that on Linux, close alone does not)."""
+        self._closed = True
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -258,7 +350,7 @@ def receive_file(sock: socket.socket, remaining: int, write: Callable[[memoryvie
 
 
 __all__ = [
-    "new_token", "valid_token", "OneTimeToken", "DirectListener",
+    "new_token", "valid_token", "OneTimeToken", "DirectListener", "proof", "receiver_hello", "sender_answer",
     "send_file", "receive_file", "CONNECT_TIMEOUT", "ACCEPT_TIMEOUT", "HANDSHAKE_TIMEOUT", "TOKEN_HEX_DIGITS",
 ]
 
@@ -377,9 +469,19 @@ class DirectPath(ClientState):
                 transfer._direct_sock = sock
                 if transfer._finished.is_set():
                     return
+                sock.settimeout(HANDSHAKE_TIMEOUT)  # the receiver speaks first; we write nothing before
+                try:
+                    answer = sender_answer(transfer.token, recv_exact(sock, NONCE_SIZE + PROOF_SIZE))
+                except (OSError, IncompleteReadError):
+                    answer = None
+                if answer is None:
+                    where = format_address(address)
+                    reason = f"{where} did not prove it holds the token; sending through the server"
+                    self._reply(functools.partial(self._direct_fell_back, transfer, reason))
+                    return
                 self._reply(functools.partial(outgoing.direct_connected))  # before any ack can come back
                 sock.settimeout(IDLE_TIMEOUT)
-                sock.sendall(transfer.token.encode("ascii"))
+                sock.sendall(answer)
                 # A file object of our own (a dup of the descriptor): the writer may close the
                 # transfer's file when it ends, while sendfile() is still running here.
                 with os.fdopen(os.dup(transfer._file.fileno()), "rb") as file:

@@ -81,6 +81,10 @@ class ReceivingFiles(ClientState):
 
     def _start_incoming(self, offer: p.FileOffer, directory: Path) -> None:
         try:
+            try:
+                directory.mkdir(parents=True, exist_ok=True)  # a fresh clone has no downloads/ yet
+            except OSError as exc:
+                raise TransferError(f"cannot create the download folder {directory}: {exc}") from exc
             # On the direct path the SHA-256 runs in a thread of its own, beside the one that receives
             # and writes.  (Relayed, handing each chunk to that thread cost more than it saved: measured.)
             digest = BackgroundSha256() if self.accept_direct and direct.valid_token(offer.token) else None

@@ -56,7 +56,8 @@ from typing import Any, Callable, ClassVar, NamedTuple, Union
 from ..errors import RemoteProtocolError
 from . import protocol as p
 from .channels import RoomState
-from .relay import MAX_TRANSFERS, RELAY_HIGH_WATER, FileRelay, Forward, Send
+from .inputs import Event, Gone, Malformed, Received, Stalled, Tick
+from .relay import IDLE_TIMEOUT, MAX_PER_PAIR, MAX_TRANSFERS, OFFER_TIMEOUT, RELAY_HIGH_WATER, FileRelay, Forward, Send
 
 log = logging.getLogger(__name__)  # "chatlab.core.chatroom": the chat rules log who is dropped and why
 
@@ -110,6 +111,10 @@ class Settings:
 
     relay_high_water: int = RELAY_HIGH_WATER
     max_transfers: int = MAX_TRANSFERS
+    max_transfers_per_pair: int = MAX_PER_PAIR  # offered or going at once from one sender to one receiver
+    offer_timeout: float = OFFER_TIMEOUT  # an offer nobody answers is withdrawn after this long
+    transfer_idle_timeout: float = IDLE_TIMEOUT  # an accepted relayed transfer with no frame for this long is cancelled
+    stall_timeout: float = 1.0  # a receiver that took nothing this long while its sender is held back: cancelled
 
     selector: str = "select"
     max_clients: int = 200
@@ -129,10 +134,12 @@ class Broadcast(NamedTuple):
 
 
 class Pause(NamedTuple):
-    """Output: do not read ``session`` before ``until``; hand the held message back then."""
+    """Output: do not read ``session`` before ``until``; hand ``held`` (the message that was
+    not handled) back then."""
 
     session: Any
     until: float
+    held: Any = None
 
 
 class Close(NamedTuple):
@@ -144,6 +151,9 @@ class Close(NamedTuple):
 
 
 Output = Union[Send, Broadcast, Forward, Pause, Close]
+
+
+# The input events (Received, Malformed, Gone, Stalled, Tick) are in core/inputs.py.
 
 
 # ---------------------------------------------------------------- per session
@@ -158,12 +168,17 @@ class TokenBucket:
         self.tokens = self.burst
         self.updated_at = now
 
-    def take(self, now: float) -> float:
-        """Take a token: ``0.0`` if there was one, else how long to wait until there is."""
+    def refill(self, now: float) -> float:
+        """Add the tokens earned since the last call; returns how many there are now."""
         self.tokens = min(self.burst, self.tokens + (now - self.updated_at) * self.rate)
         self.updated_at = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
+        return self.tokens
+
+    def take(self, now: float) -> float:
+        """Take a token: ``0.0`` if there was one, else how long to wait until there is."""
+        self.refill(now)
+        if self.tokens >= 1.0 - 1e-9:  # (a pause computed to end exactly at one token may leave 0.99999...)
+            self.tokens = max(0.0, self.tokens - 1.0)
             return 0.0
         return (1.0 - self.tokens) / self.rate
 
@@ -194,7 +209,7 @@ class Session:
         self.last_heard_at = now
         self.ping_sent_at = 0.0  # 0.0: no ping outstanding
         self.bucket: TokenBucket | None = None
-        self.flood_told = False  # the flood notice is sent once per episode
+        self.flood_told = False  # the flood notice is sent once per burst (until the bucket is full again)
         self.gone = False
 
     @property
@@ -212,9 +227,11 @@ class Session:
 class ChatRoom:
     """All rooms of one server, their members, and the rules.  Sans-I/O.
 
-    Feed it with :meth:`connect`, :meth:`receive` (a message from a session),
-    :meth:`receive_transfer` (a transfer frame), :meth:`tick` (the clock) and
-    :meth:`disconnect`; each returns a list of outputs.
+    The I/O layer calls :meth:`connect` for a new connection, then feeds every
+    event through :meth:`handle` (:class:`Received`, :class:`Malformed`,
+    :class:`Gone`, :class:`Stalled`, :class:`Tick`), which returns a list of
+    outputs.  :meth:`receive`, :meth:`receive_transfer`, :meth:`tick` and
+    :meth:`disconnect` are the steps it takes, public for the tests.
     """
 
     HANDLERS: ClassVar[dict[type, Callable[[ChatRoom, Session, Any], list[Output]]]]
@@ -232,9 +249,35 @@ class ChatRoom:
         self.history: deque[dict[str, Any]] = deque(maxlen=WHOWAS_KEPT)  # departed nicks, newest last
         self.now = 0.0  # the time of the message being handled (the server's monotonic clock)
         self.wall_offset = 0.0  # now + this = the wall clock (IRC shows topic and sign-on times); the server sets it
-        self.relay = FileRelay(settings.relay_high_water, settings.max_transfers)
+        if self.default_key in self.preset_passwords:
+            # Everyone lands in the default room without a password, so a password on it could
+            # only keep out those who left and come back: refused rather than half applied.
+            raise ValueError(f"the default room {settings.default_room!r} cannot have a password: everyone joins it "
+                             "on arrival; protect another room (e.g. room_passwords={'class': ...})")
+        self.relay = FileRelay(settings.relay_high_water, settings.max_transfers, settings.max_transfers_per_pair,
+                               settings.offer_timeout, settings.transfer_idle_timeout)
 
     # ------------------------------------------------------------ entry points
+
+    def handle(self, event: Event, now: float) -> list[Output]:
+        """The one entry of the I/O layer: what happens after ``event`` at ``now``.
+
+        A :class:`Pause` in the outputs carries the message it ``held``: the I/O
+        layer hands it back (as another :class:`Received`) once the pause is over.
+        """
+        self.now = now
+        if isinstance(event, Received):
+            if isinstance(event.item, p.Frame):
+                return self.receive_transfer(event.session, event.item, now)
+            return self.receive(event.session, event.item, now)
+        if isinstance(event, Malformed):
+            return self.kick(event.session, "protocol-error", event.text)
+        if isinstance(event, Gone):
+            return self.disconnect(event.session, event.reason)
+        if isinstance(event, Stalled):
+            reason = f"{event.receiver.name} has taken nothing for {event.seconds:.0f} s"
+            return list(self.relay.cancel_between(event.sender, event.receiver, reason))
+        return self.tick(now)
 
     def connect(self, session: Session, now: float) -> None:
         """A new connection: its hello timeout and flood bucket start now."""
@@ -248,7 +291,7 @@ class ChatRoom:
         session.last_heard_at, session.ping_sent_at = now, 0.0
         self.now = now
         if type(message) in PACED:
-            paused = self.pace(session, now)
+            paused = self.pace(session, now, message)
             if paused:
                 return paused
         handler = self.HANDLERS.get(type(message))
@@ -271,28 +314,34 @@ class ChatRoom:
             if session.nick is None:
                 raise RemoteProtocolError(f"the first frame must be HELLO, got {frame.type.name}")
             if frame.type is not p.FrameType.FILE_OFFER:
-                return list(self.relay.route(session, frame))
-            paused = self.pace(session, now)
+                return list(self.relay.route(session, frame, now))
+            paused = self.pace(session, now, frame)
             if paused:
                 return paused
             offer = p.decode_message(frame)
             assert isinstance(offer, p.FileOffer)
-            return list(self.relay.offer(session, offer, self.nicks.get(normalize_name(offer.peer))))
+            return list(self.relay.offer(session, offer, self.nicks.get(normalize_name(offer.peer)), now))
         except RemoteProtocolError as exc:
             return self.kick(session, "protocol-error", str(exc))
         except (ValueError, RecursionError) as exc:
             return self.kick(session, "protocol-error", f"malformed {frame.type.name} frame ({type(exc).__name__}: {exc})")
 
-    def pace(self, session: Session, now: float) -> list[Output]:
-        """Flood control: ``[]`` if ``session`` may go on now, else a :class:`Pause` (and, once
-        per episode, a notice saying why)."""
+    def pace(self, session: Session, now: float, held: Any = None) -> list[Output]:
+        """Flood control: ``[]`` if ``session`` may go on now, else a :class:`Pause` holding
+        ``held`` (and, once per burst, a notice saying why).
+
+        A burst ends when the bucket is full again (the client was calm long enough):
+        only then may the notice be sent again, however many tokens trickled in between.
+        """
         if session.bucket is None:
             return []
+        was_full = session.bucket.refill(now) >= session.bucket.burst
         wait = session.bucket.take(now)
         if not wait:
-            session.flood_told = False
+            if was_full:
+                session.flood_told = False
             return []
-        outputs: list[Output] = [Pause(session, now + wait)]
+        outputs: list[Output] = [Pause(session, now + wait, held)]
         if not session.flood_told:
             session.flood_told = True
             outputs.insert(0, Send(session, p.Notice(
@@ -315,7 +364,7 @@ class ChatRoom:
             elif not session.ping_sent_at and now - session.last_heard_at > s.ping_interval:
                 session.ping_sent_at = now
                 outputs.append(Send(session, p.Ping(int(now))))
-        return outputs
+        return outputs + list(self.relay.expire(now))
 
     def disconnect(self, session: Session, reason: str) -> list[Output]:
         """``session`` is gone (it quit, broke, or was closed): tell those who care."""
@@ -643,5 +692,6 @@ add_operator_handlers(ChatRoom)
 
 __all__ = [
     "ChatRoom", "Session", "Settings", "FloodLimit", "TokenBucket", "normalize_name",
-    "Send", "Broadcast", "Forward", "Pause", "Close", "Output", "RESERVED_NICKS", "NICK_RE", "IRC_NICK_RE", "ROOM_RE",
+    "Send", "Broadcast", "Forward", "Pause", "Close", "Output",
+    "Received", "Malformed", "Gone", "Stalled", "Tick", "Event", "RESERVED_NICKS", "NICK_RE", "IRC_NICK_RE", "ROOM_RE",
 ]

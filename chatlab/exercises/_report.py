@@ -92,7 +92,8 @@ class Report:
         return [r.name for r in self.results if not r.passed]
 
     def summary(self) -> str:
-        lines = [_("{title}: {passed}/{total} cases pass").format(title=self.title, passed=int(self.passed), total=len(self.results))]
+        lines = [_("{title}: {passed}/{total} cases pass").format(title=self.title, passed=int(self.passed),
+                                                                  total=len(self.results))]
         for r in self.results:
             # TRANSLATORS: the mark of a case that passed, printed as [PASS]
             mark = _("PASS") if r.passed else _("FAIL")
@@ -124,9 +125,9 @@ class NotWrittenYet(BaseException):
         self.name = name
 
     def __str__(self) -> str:
-        return _("not written yet: {name}() still raises NotImplementedError (write its body, then run this again)").format(
-            name=self.name
-        )
+        return _(
+            "not written yet: {name}() still raises NotImplementedError (write its body, then run this again)"
+        ).format(name=self.name)
 
 
 def student(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -206,7 +207,8 @@ def returned(value: Any, expected: str, who: str = "") -> str:
         return _("{who} returned {type} {value}, expected {expected}").format(
             who=who, type=type(value).__name__, value=text, expected=expected
         )
-    return _("returned {type} {value}, expected {expected}").format(type=type(value).__name__, value=text, expected=expected)
+    return _("returned {type} {value}, expected {expected}").format(type=type(value).__name__, value=text,
+                                                                    expected=expected)
 
 
 def _shape(value: Any) -> str:

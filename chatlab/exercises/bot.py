@@ -38,8 +38,8 @@ from typing import Any
 
 from ..client import Client
 from ..core.protocol import ChatMessage, PrivateMessage
-from ..server import Server
 from ..i18n import N_, _
+from ..server import Server
 from ._report import NotWrittenYet, Report, describe_error, run_cases, student
 
 BOT = "timebot"
@@ -106,7 +106,8 @@ class _Harness:
             exc = self.errors[0]
             if isinstance(exc, NotWrittenYet):
                 raise exc
-            raise AssertionError(_("run_bot raised {error}{when}").format(error=describe_error(exc, [self.run_bot]), when=when))
+            error = describe_error(exc, [self.run_bot])
+            raise AssertionError(_("run_bot raised {error}{when}").format(error=error, when=when))
 
 
 @contextmanager
@@ -171,7 +172,8 @@ def _answers_once(run_bot: RunBot) -> str:
         h.say("alice", "!time")
         h.first_answer("alice")
         more = h.answers("alice", QUIET)
-        assert not more, _("one !time got {n} answers: {texts}").format(n=1 + len(more), texts=[m.text for m in more][:3])
+        assert not more, _("one !time got {n} answers: {texts}").format(n=1 + len(more),
+                                                                        texts=[m.text for m in more][:3])
         h.check_alive()
         return ""
 
@@ -183,7 +185,8 @@ def _ignores_other_lines(run_bot: RunBot) -> str:
             h.say("alice", line)
         got = h.answers("alice", QUIET)
         assert not got, _(
-            "answered ordinary lines: {texts}: a line that merely contains !time is not the command, the whole message is"
+            "answered ordinary lines: {texts}: a line that merely contains !time is not the command, the"
+            " whole message is"
         ).format(texts=[m.text for m in got][:3])
         h.say("alice", "  !time  ")
         try:

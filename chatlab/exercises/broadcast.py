@@ -63,7 +63,8 @@ class _Room:
         self.errors: list[BaseException] = []
         self.loop = asyncio.new_event_loop()
         # Anything the loop would print (an exception in a callback) is recorded instead.
-        self.loop.set_exception_handler(lambda loop, ctx: self.errors.append(ctx.get("exception") or RuntimeError(ctx["message"])))
+        self.loop.set_exception_handler(lambda loop, ctx: self.errors.append(ctx.get("exception")
+                                                                             or RuntimeError(ctx["message"])))
         self.listener = socket.socket()
         # Accepted sockets inherit this (and a fixed size stops the kernel's autotuning), so a client
         # that never reads fills its kernel buffers after tens of KiB, not megabytes.
@@ -189,10 +190,12 @@ class _Room:
         if isinstance(exc, (TimeoutError, BlockingIOError)):
             why = _("; a blocking socket call inside a coroutine stalls every client: await reader.readexactly()")
         elif isinstance(exc, struct.error):
-            why = _("; a header was cut short: reader.read(n) returns at most n bytes, reader.readexactly(n) waits for all n")
+            why = _("; a header was cut short: reader.read(n) returns at most n bytes, reader.readexactly(n)"
+                    " waits for all n")
         elif isinstance(exc, RuntimeError) and "changed size during iteration" in str(exc):
             why = _("; the room changed while you looped over it (a member was dropped): loop over a copy, list(room)")
-        return _(" (your handler raised {error}: {message}{why})").format(error=type(exc).__name__, message=exc, why=why)
+        return _(" (your handler raised {error}: {message}{why})").format(error=type(exc).__name__,
+                                                                          message=exc, why=why)
 
     def close(self) -> None:
         for sock in self.sockets:
@@ -359,7 +362,8 @@ def _trickle(room: _Room) -> None:
     for byte in _say("one byte at a time"):
         alice.send(bytes([byte]))
         time.sleep(0.002)
-    _expect(bob, ["one byte at a time"], _("bob (a frame arrives in as many pieces as TCP likes: read whole frames)"), room)
+    _expect(bob, ["one byte at a time"],
+            _("bob (a frame arrives in as many pieces as TCP likes: read whole frames)"), room)
 
 
 def _interleaved(room: _Room) -> None:
@@ -394,7 +398,8 @@ def _glued(room: _Room) -> None:
     got = [p.decode_message(f) for f in _frames(bob, 3)]
     if got != [p.Say(text="first"), p.Say(text="second"), p.Who()]:
         raise AssertionError(
-            _("three frames in one send() (one with an empty payload) should reach bob as three, got {got}").format(got=got)
+            _("three frames in one send() (one with an empty payload) should reach bob as three,"
+              " got {got}").format(got=got)
             + room.blame()
         )
 
@@ -530,7 +535,7 @@ def _briefly_behind(room: _Room) -> str:
 
 def _never_reads(room: _Room) -> str:
     alice, bob = room.client(), room.client()
-    mallory = room.client(rcvbuf=4096)  # connects, never reads
+    room.client(rcvbuf=4096)  # mallory: connects, never reads
     room.settle(3)
     frame = _say("x" * 8000)
     count = 4 * MAX_QUEUED // len(frame)  # four times the limit, for every member
@@ -548,7 +553,8 @@ def _never_reads(room: _Room) -> str:
                         " mallory read nothing: the room waits for its slowest member (await member.drain(), even"
                         " inside asyncio.wait_for() with a timeout, holds up the sender and everyone after it);"
                         " drop a member that falls too far behind instead of waiting for it"
-                    ).format(seconds=ROOM_DEADLINE, sent=sent, count=count, ms=(time.monotonic() - started) * 1000 / max(sent, 1))
+                    ).format(seconds=ROOM_DEADLINE, sent=sent, count=count,
+                             ms=(time.monotonic() - started) * 1000 / max(sent, 1))
                     + room.blame()
                 )
             if not _one_frame(sock, decoder):
@@ -580,7 +586,7 @@ def _never_reads(room: _Room) -> str:
 def _one_frame(sock: socket.socket, decoder: p.FrameDecoder) -> bool:
     """Read until ``decoder`` yields one frame; False if none comes within WAIT seconds."""
     deadline = time.monotonic() + WAIT
-    while (frame := decoder.next_frame()) is None:
+    while decoder.next_frame() is None:
         if time.monotonic() > deadline:
             return False
         sock.settimeout(max(0.01, deadline - time.monotonic()))

@@ -168,7 +168,8 @@ def talk(*pieces: bytes, pause: float = 0.0) -> Sender:
 class Session:
     """One run of the student's server against one scripted client."""
 
-    def __init__(self, serve: ServeOneEcho, script: Sender, seconds: float = 3.0, client_timeout: float = TIMEOUT) -> None:
+    def __init__(self, serve: ServeOneEcho, script: Sender, seconds: float = 3.0,
+                 client_timeout: float = TIMEOUT) -> None:
         self.client_timeout = client_timeout
         self.stats = _Stats()
         self.listener = _Listener(socket.AF_INET, socket.SOCK_STREAM)
@@ -274,9 +275,9 @@ def _session(serve: ServeOneEcho, script: Sender, patient: bool = False) -> Sess
         session.close()
         name = getattr(serve, "__name__", "serve_one_echo")
         raise AssertionError(
-            _("not written yet: {name}() still raises NotImplementedError (write its body, then run this again)").format(
-                name=name
-            )
+            _(
+                "not written yet: {name}() still raises NotImplementedError (write its body, then run this again)"
+            ).format(name=name)
         ) from None
     except DeadlineExceeded:
         session.close()
@@ -321,7 +322,8 @@ def _expect_echo(session: Session, sent: bytes) -> None:
         )
     got = bytes(session.received)
     if got != sent:
-        raise AssertionError(_("sent {sent}, got back {got}").format(sent=_show(sent), got=_show(got)) + _why(session, sent, got))
+        raise AssertionError(_("sent {sent}, got back {got}").format(sent=_show(sent), got=_show(got))
+                             + _why(session, sent, got))
 
 
 def _show(data: bytes) -> str:

@@ -100,6 +100,36 @@ def _normalise(result: Any) -> list[Frame]:
     return frames
 
 
+def _check_trickled(k: int, at: int, frame: Any, got: list[Any], expected: list[Any], n: int) -> None:
+    """The ``k``-th frame out of a one-byte trickle (``n`` bytes), returned after byte ``at``."""
+    if k >= len(expected):
+        raise AssertionError(
+            _("after byte {at} of {n} it returned an extra frame {frame}").format(at=at, n=n, frame=_show(frame))
+        )
+    want_at, want = expected[k]
+    if frame in [f for _at, f in got[:k]] and frame != want:
+        raise AssertionError(
+            _(
+                "after byte {at} of {n} it returned {frame} a second time: the bytes of a"
+                " frame that was returned must leave the buffer"
+            ).format(at=at, n=n, frame=_show(frame))
+        )
+    if frame == want and at > want_at:
+        empty = _(" (its payload is empty: the header alone completes it)") if not want[1] else ""
+        raise AssertionError(
+            _(
+                "{frame} came out only after byte {at} of {n}, but it was complete after"
+                " byte {complete_at}{empty}: return a frame as soon as its last byte is in the buffer"
+            ).format(frame=_show(frame), at=at, n=n, complete_at=want_at, empty=empty)
+        )
+    assert (at, frame) == (want_at, want), (
+        _("after byte {at} of {n} it returned {frame}; expected {want}, complete after byte {complete_at}").format(
+            at=at, n=n, frame=_show(frame), want=_show(want), complete_at=want_at
+        )
+        + (f" [{differ(frame, want)}]" if _show(frame) == _show(want) else "")
+    )
+
+
 def check_framing(
     encode_frame: Callable[[int, bytes], bytes],
     decode_frames: Callable[[bytearray], list[Frame]],
@@ -128,7 +158,8 @@ def check_framing(
             return _normalise(call_with_deadline(timeout, decode_frames, buffer))
         except DeadlineExceeded as exc:
             raise AssertionError(
-                _("decode_frames {error}: a loop that never removes bytes from the buffer runs forever").format(error=exc)
+                _("decode_frames {error}: a loop that never removes bytes from the buffer runs"
+                  " forever").format(error=exc)
             ) from None
 
     def wire_format() -> str:
@@ -146,7 +177,8 @@ def check_framing(
             buffer = bytearray(enc(kind, payload))
             got = dec(buffer)
             assert got == [(kind, payload)], (
-                _("decode_frames(encode_frame{frame}) gave {got}").format(frame=_show((kind, payload)), got=_show_all(got))
+                _("decode_frames(encode_frame{frame}) gave {got}").format(frame=_show((kind, payload)),
+                                                                          got=_show_all(got))
                 + (f" [{differ(got, [(kind, payload)])}]" if _show_all(got) == _show_all([(kind, payload)]) else "")
             )
             assert not buffer, _left_over(buffer)
@@ -160,7 +192,8 @@ def check_framing(
         got = dec(buffer)
         assert got == [(7, b"")], (
             _("decoding {data!r}: {difference}").format(data=data, difference=differ(got, [(7, b"")]))
-            + (_(" (a frame with an empty payload is complete as soon as its 3-byte header is there)") if not got else "")
+            + (_(" (a frame with an empty payload is complete as soon as its 3-byte header is there)")
+               if not got else "")
         )
         assert not buffer, _left_over(buffer)
         return _("3 bytes, header only")
@@ -179,10 +212,12 @@ def check_framing(
         assert data == _spec(9, payload), _(
             "encode_frame(9, <{max} bytes>) gave {n} bytes starting {start!r},"
             " expected {want} bytes starting {want_start!r}"
-        ).format(max=MAX_PAYLOAD, n=len(data), start=data[:3], want=HEADER_SIZE + MAX_PAYLOAD, want_start=_spec(9, payload)[:3])
+        ).format(max=MAX_PAYLOAD, n=len(data), start=data[:3], want=HEADER_SIZE + MAX_PAYLOAD,
+                 want_start=_spec(9, payload)[:3])
         buffer = bytearray(_spec(9, payload))
         got = dec(buffer)
-        assert got == [(9, payload)], _("decoding a {max}-byte payload gave {got}").format(max=MAX_PAYLOAD, got=_show_all(got))
+        assert got == [(9, payload)], _("decoding a {max}-byte payload gave {got}").format(max=MAX_PAYLOAD,
+                                                                                           got=_show_all(got))
         assert not buffer, _left_over(buffer)
         return _("{n} bytes").format(n=MAX_PAYLOAD)
 
@@ -215,7 +250,8 @@ def check_framing(
                 " a frame is complete only when all `length` payload bytes are there"
             ).format(cut=cut, n=len(frame), got=_show_all(first))
             assert bytes(buffer) == frame[:cut], _(
-                "after {cut} of {n} bytes the buffer holds {held!r}: keep the bytes of an unfinished frame for the next call"
+                "after {cut} of {n} bytes the buffer holds {held!r}: keep the bytes of an unfinished frame for"
+                " the next call"
             ).format(cut=cut, n=len(frame), held=bytes(buffer))
             buffer += frame[cut:]
             second = dec(buffer)
@@ -238,32 +274,7 @@ def check_framing(
             buffer += stream[i : i + 1]
             got.extend((i + 1, f) for f in dec(buffer))
         for k, (at, frame) in enumerate(got):
-            if k >= len(expected):
-                raise AssertionError(
-                    _("after byte {at} of {n} it returned an extra frame {frame}").format(at=at, n=len(stream), frame=_show(frame))
-                )
-            want_at, want = expected[k]
-            if frame in [f for _at, f in got[:k]] and frame != want:
-                raise AssertionError(
-                    _(
-                        "after byte {at} of {n} it returned {frame} a second time: the bytes of a"
-                        " frame that was returned must leave the buffer"
-                    ).format(at=at, n=len(stream), frame=_show(frame))
-                )
-            if frame == want and at > want_at:
-                empty = _(" (its payload is empty: the header alone completes it)") if not want[1] else ""
-                raise AssertionError(
-                    _(
-                        "{frame} came out only after byte {at} of {n}, but it was complete after"
-                        " byte {complete_at}{empty}: return a frame as soon as its last byte is in the buffer"
-                    ).format(frame=_show(frame), at=at, n=len(stream), complete_at=want_at, empty=empty)
-                )
-            assert (at, frame) == (want_at, want), (
-                _("after byte {at} of {n} it returned {frame}; expected {want}, complete after byte {complete_at}").format(
-                    at=at, n=len(stream), frame=_show(frame), want=_show(want), complete_at=want_at
-                )
-                + (f" [{differ(frame, want)}]" if _show(frame) == _show(want) else "")
-            )
+            _check_trickled(k, at, frame, got, expected, len(stream))
         assert len(got) == len(expected), _("only {got} of {n} frames came out; missing {frame}").format(
             got=len(got), n=len(expected), frame=_show(expected[len(got)][1])
         )

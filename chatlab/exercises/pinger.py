@@ -219,30 +219,42 @@ def _check_rtts(got: dict, want: dict) -> str:
             raise AssertionError(_("no reply came back, so there is no RTT: {keys} should be None").format(keys=wrong))
         return _("no reply, so no RTT")
     for key in ("min", "avg", "max"):
-        value = got[key]
-        if not isinstance(value, (int, float)) or _is_none(value):
-            raise AssertionError(returned(value, _("a number of milliseconds"), who=key))
-        if value < want[key] / 100:
-            raise AssertionError(_("{key} is {got:.4g}, expected about {want:.0f}: RTTs are in milliseconds, not"
-                                   " seconds").format(key=key, got=value, want=want[key]))
-        if not want[key] - 1.0 <= value <= want[key] + RTT_SLACK_MS:
-            if key != "min" and value > want[key] and got["min"] <= want["min"] + RTT_SLACK_MS:
-                raise AssertionError(_(
-                    "{key} RTT is {got:.1f} ms, expected about {want:.0f} ms, while the first ping's is right: each"
-                    " RTT runs from its own ping's sendto() to its reply, not from the start of the run (or a reply"
-                    " was matched to the wrong ping: check the sequence number, and that it came from the server)").format(
-                    key=key, got=value, want=want[key]))
-            raise AssertionError(_("{key} RTT is {got:.1f} ms, expected about {want:.0f} ms: a reply was matched to the"
-                                   " wrong ping (check the sequence number, and that it came from the server)").format(
-                key=key, got=value, want=want[key]))
-    mdev = got["mdev"]
-    if not isinstance(mdev, (int, float)) or abs(mdev - want["mdev"]) > MDEV_SLACK_MS:
-        if isinstance(mdev, (int, float)) and want["mdev"] > 1 and abs(mdev - want["mdev"] ** 2) < MDEV_SLACK_MS * want["mdev"]:
-            raise AssertionError(_("mdev is {got:.1f}, about the square of {want:.1f} ms: that is the variance; mdev is"
-                                   " its square root, in ms").format(got=mdev, want=want["mdev"]))
-        raise AssertionError(_("mdev is {got!r}, expected about {want:.1f} ms: the standard deviation of the RTTs,"
-                               " sqrt(mean(rtt**2) - mean(rtt)**2)").format(got=mdev, want=want["mdev"]))
+        _check_rtt(key, got, want)
+    _check_mdev(got["mdev"], want["mdev"])
     return _("{received}/{sent} replies, rtt min {min:.1f} ms, avg {avg:.1f} ms, max {max:.1f} ms").format(**got)
+
+
+def _check_rtt(key: str, got: dict, want: dict) -> None:
+    """One of min, avg and max: a number of milliseconds, close to the expected one."""
+    value = got[key]
+    if not isinstance(value, (int, float)) or _is_none(value):
+        raise AssertionError(returned(value, _("a number of milliseconds"), who=key))
+    if value < want[key] / 100:
+        raise AssertionError(_("{key} is {got:.4g}, expected about {want:.0f}: RTTs are in milliseconds, not"
+                               " seconds").format(key=key, got=value, want=want[key]))
+    if want[key] - 1.0 <= value <= want[key] + RTT_SLACK_MS:
+        return
+    if key != "min" and value > want[key] and got["min"] <= want["min"] + RTT_SLACK_MS:
+        raise AssertionError(_(
+            "{key} RTT is {got:.1f} ms, expected about {want:.0f} ms, while the first ping's is right: each"
+            " RTT runs from its own ping's sendto() to its reply, not from the start of the run (or a reply"
+            " was matched to the wrong ping: check the sequence number, and that it came from the server)").format(
+            key=key, got=value, want=want[key]))
+    raise AssertionError(_("{key} RTT is {got:.1f} ms, expected about {want:.0f} ms: a reply was matched to the"
+                           " wrong ping (check the sequence number, and that it came from the server)").format(
+        key=key, got=value, want=want[key]))
+
+
+def _check_mdev(mdev: Any, want: float) -> None:
+    """mdev: the standard deviation of the RTTs (not the variance), close to the expected one."""
+    is_number = isinstance(mdev, (int, float))
+    if is_number and abs(mdev - want) <= MDEV_SLACK_MS:
+        return
+    if is_number and want > 1 and abs(mdev - want ** 2) < MDEV_SLACK_MS * want:
+        raise AssertionError(_("mdev is {got:.1f}, about the square of {want:.1f} ms: that is the variance; mdev is"
+                               " its square root, in ms").format(got=mdev, want=want))
+    raise AssertionError(_("mdev is {got!r}, expected about {want:.1f} ms: the standard deviation of the RTTs,"
+                           " sqrt(mean(rtt**2) - mean(rtt)**2)").format(got=mdev, want=want))
 
 
 def _case(ping: Ping, script: Script) -> Callable[[], str]:

@@ -134,7 +134,8 @@ def _predictions(predictions: Predictions | tuple[str, ...] | list[str]) -> tupl
         raise AssertionError(returned(got, _("three strings"), "my_predictions()"))
     if isinstance(got, str) or not isinstance(got, (tuple, list)) or len(got) != len(QUESTIONS):
         raise AssertionError(
-            _("my_predictions() returned {value!r}: return three strings, one per experiment, in order").format(value=got)
+            _("my_predictions() returned {value!r}: return three strings, one per experiment, in"
+              " order").format(value=got)
         )
     return tuple(got)
 
@@ -152,7 +153,9 @@ def check_predictions(predictions: Predictions | tuple[str, ...] | list[str], sh
             try:
                 predicted = _predictions(predictions)[index]
             except NotImplementedError:
-                raise AssertionError(_("no prediction yet: write yours in my_predictions(), then run this cell")) from None
+                raise AssertionError(
+                    _("no prediction yet: write yours in my_predictions(), then run this cell")
+                ) from None
             choices = CHOICES[index]
             if not isinstance(predicted, str) or predicted.strip() not in choices:
                 matching = [c for c in choices if isinstance(predicted, str) and predicted.strip().lower() == c.lower()]

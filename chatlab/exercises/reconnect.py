@@ -59,7 +59,9 @@ Upload = Callable[[Callable[[], socket.socket], list], None]
 
 
 class CheckerFinished(BaseException):
-    """Raised by connect() once a case is over, so a function still retrying stops (not an Exception: not caught by accident)."""
+    """Raised by connect() once a case is over, so a function still retrying stops.
+
+    Not an Exception, so that it is not caught by accident."""
 
 
 class _Server:
@@ -233,21 +235,8 @@ class _Run:
 
     def judge(self, deadline: float, leaks: bool = True) -> str:
         """Fail with a hint unless the server holds every line once, in order, and nothing leaked."""
-        held, outcome, hung = self.held, self.outcome, self.hung
-        if outcome and isinstance(outcome[0], NotImplementedError):
-            raise NotWrittenYet(getattr(self.upload, "__name__", "upload_lines"))
-        if outcome and not (hung and isinstance(outcome[0], (CheckerFinished, OSError))):
-            exc = outcome[0]
-            name = type(exc).__name__
-            hint = _HINTS.get(name)
-            text = _(hint) if hint else _(_OTHER_ERRORS) + _(
-                "; if it came from reading the server's answer: the server sends each PONG in two pieces, and"
-                " several PONGs may come in one recv(). One recv() is not one message: feed every recv() to one"
-                " MessageDecoder, kept for the whole connection, and take the messages it yields"
-            )
-            raise AssertionError(
-                _("your function raised {error}: {message} ({hint})").format(error=name, message=exc, hint=text)
-            )
+        held, hung = self.held, self.hung
+        self.judge_outcome()
         if hung:
             raise AssertionError(
                 _(
@@ -257,26 +246,30 @@ class _Run:
                 ).format(seconds=deadline, held=len(held), n=len(LINES))
             )
         if held != LINES:
-            dupes = sorted({line for line in held if held.count(line) > 1})
-            missing = [line for line in LINES if line not in held]
-            if dupes:
-                raise AssertionError(
-                    _(
-                        "the server holds {lines} more than once: resume from the count the server"
-                        " announces when you connect, not from what you sent or saw acknowledged"
-                    ).format(lines=dupes)
-                )
-            if missing:
-                raise AssertionError(
-                    _(
-                        "the server never got {lines}: a line is safe only once the server's count"
-                        " says so; returned too early, or skipped what was lost with the connection"
-                    ).format(lines=missing)
-                )
-            raise AssertionError(_("lines out of order: {lines}").format(lines=held))
+            _judge_held(held)
         if leaks:
             self.judge_leaks()
-        return _("{attempts} connection attempt(s), {seconds:.1f} s").format(attempts=len(self.attempts), seconds=self.took)
+        return _("{attempts} connection attempt(s), {seconds:.1f} s").format(attempts=len(self.attempts),
+                                                                             seconds=self.took)
+
+    def judge_outcome(self) -> None:
+        """Fail with a hint if the function raised (an error of its own, not the end of the case)."""
+        outcome = self.outcome
+        if outcome and isinstance(outcome[0], NotImplementedError):
+            raise NotWrittenYet(getattr(self.upload, "__name__", "upload_lines"))
+        if not outcome or (self.hung and isinstance(outcome[0], (CheckerFinished, OSError))):
+            return  # no error, or the one the checker caused to end a hung function
+        exc = outcome[0]
+        name = type(exc).__name__
+        hint = _HINTS.get(name)
+        text = _(hint) if hint else _(_OTHER_ERRORS) + _(
+            "; if it came from reading the server's answer: the server sends each PONG in two pieces, and"
+            " several PONGs may come in one recv(). One recv() is not one message: feed every recv() to one"
+            " MessageDecoder, kept for the whole connection, and take the messages it yields"
+        )
+        raise AssertionError(
+            _("your function raised {error}: {message} ({hint})").format(error=name, message=exc, hint=text)
+        )
 
     def judge_leaks(self) -> None:
         if self.open_at_reconnect or self.open_at_end:
@@ -288,6 +281,27 @@ class _Run:
                     " (with sock: ...)"
                 ).format(reconnect=self.open_at_reconnect, end=self.open_at_end)
             )
+
+
+def _judge_held(held: list) -> None:
+    """Fail with a hint: the server does not hold every line once, in order."""
+    dupes = sorted({line for line in held if held.count(line) > 1})
+    missing = [line for line in LINES if line not in held]
+    if dupes:
+        raise AssertionError(
+            _(
+                "the server holds {lines} more than once: resume from the count the server"
+                " announces when you connect, not from what you sent or saw acknowledged"
+            ).format(lines=dupes)
+        )
+    if missing:
+        raise AssertionError(
+            _(
+                "the server never got {lines}: a line is safe only once the server's count"
+                " says so; returned too early, or skipped what was lost with the connection"
+            ).format(lines=missing)
+        )
+    raise AssertionError(_("lines out of order: {lines}").format(lines=held))
 
 
 def _case(upload: Upload, scripts: list[str], connect_plan: list[str]) -> Callable[[], str]:
@@ -336,62 +350,77 @@ def _backoff_case(upload: Upload) -> Callable[[], str]:
             for attempt in runs:
                 attempt.finish(BACKOFF_DEADLINE)
         for attempt in runs:
-            if attempt.hung and len(attempt.attempts) <= REFUSALS and all(
-                isinstance(exc, (CheckerFinished, OSError)) for exc in attempt.outcome
-            ):
-                gaps = [b - a for a, b in zip(attempt.attempts, attempt.attempts[1:])]
-                raise AssertionError(
-                    _(
-                        "still waiting to try again after {seconds:g} s, having tried {n} time(s) (waits of {ms} ms):"
-                        " the waits are too long for a server that comes back quickly. Start with a short wait"
-                        " (tens of milliseconds), double it after each failure, and cap it at a few seconds"
-                    ).format(
-                        seconds=BACKOFF_DEADLINE, n=len(attempt.attempts), ms=", ".join(f"{g * 1000:.0f}" for g in gaps) or "-"
-                    )
-                )
+            _judge_still_waiting(attempt)
             attempt.judge(BACKOFF_DEADLINE, leaks=False)
         waits = [[b - a for a, b in zip(r.attempts, r.attempts[1:REFUSALS + 1])] for r in runs]
         shown = "; ".join(", ".join(f"{w * 1000:.0f}" for w in client) for client in waits)
-        if min(sum(client) for client in waits) < MIN_WAITING:
-            raise AssertionError(
-                _(
-                    "{n} refused attempts in a row came {ms} ms apart: a loop that reconnects at once hammers a"
-                    " server that is down (every client that lost it does the same). Wait between attempts,"
-                    " longer after each failure in a row (exponential backoff), with a random part (jitter)"
-                ).format(n=REFUSALS, ms=shown)
-            )
-        asked = [recorder.calls.get(r.thread.ident or -1, []) for r in runs]
-        slept = all(len(calls) >= REFUSALS - 1 for calls in asked)
-        # What it asked time.sleep() for, when it did: exact, no scheduling noise; else the waits seen.
-        measured = [calls[:REFUSALS] for calls in asked] if slept else waits
-        first = sum(statistics.mean(client[:2]) for client in measured)
-        last = sum(statistics.mean(client[-2:]) for client in measured)
-        if last < MIN_GROWTH * first:
-            raise AssertionError(
-                _(
-                    "the waits between refused attempts did not grow ({ms} ms, two clients): after each failure"
-                    " in a row, wait about twice as long as the time before (exponential backoff, up to a cap),"
-                    " so that a server that stays down is asked less and less often"
-                ).format(ms=shown)
-            )
-        if slept:
-            same = all(abs(x - y) <= 0.02 * max(abs(x), abs(y), 1e-9) for x, y in zip(asked[0], asked[1]))
-        else:  # it waits some other way: compare the moments the two clients came back
-            offsets = [[t - r.attempts[0] for t in r.attempts[1:REFUSALS + 1]] for r in runs]
-            same = all(abs(x - y) < max(0.01, 0.03 * max(x, y)) for x, y in zip(*offsets))
-        if same:
-            raise AssertionError(
-                _(
-                    "two clients refused at the same moment waited as long as each other ({ms} ms) and came"
-                    " back together, every time: clients that lost the server together (it restarted) return"
-                    " together and knock it over again. Add a random part to each wait (jitter: for example"
-                    " random.uniform(0, delay))"
-                ).format(ms=shown)
-            )
+        _judge_backoff(runs, waits, shown, recorder)
         for attempt in runs:
             attempt.judge_leaks()
         return _("waits {ms} ms (two clients)").format(ms=shown)
     return run
+
+
+def _judge_still_waiting(attempt: _Run) -> None:
+    """Fail if the function was still waiting to try again when the case ended: the waits are too long."""
+    if attempt.hung and len(attempt.attempts) <= REFUSALS and all(
+        isinstance(exc, (CheckerFinished, OSError)) for exc in attempt.outcome
+    ):
+        gaps = [b - a for a, b in zip(attempt.attempts, attempt.attempts[1:])]
+        raise AssertionError(
+            _(
+                "still waiting to try again after {seconds:g} s, having tried {n} time(s) (waits of {ms} ms):"
+                " the waits are too long for a server that comes back quickly. Start with a short wait"
+                " (tens of milliseconds), double it after each failure, and cap it at a few seconds"
+            ).format(
+                seconds=BACKOFF_DEADLINE, n=len(attempt.attempts),
+                ms=", ".join(f"{g * 1000:.0f}" for g in gaps) or "-",
+            )
+        )
+
+
+def _judge_backoff(runs: list[_Run], waits: list[list[float]], shown: str, recorder: _SleepRecorder) -> None:
+    """Fail unless the two clients waited between refused attempts, longer each time, and not in step (jitter)."""
+    if min(sum(client) for client in waits) < MIN_WAITING:
+        raise AssertionError(
+            _(
+                "{n} refused attempts in a row came {ms} ms apart: a loop that reconnects at once hammers a"
+                " server that is down (every client that lost it does the same). Wait between attempts,"
+                " longer after each failure in a row (exponential backoff), with a random part (jitter)"
+            ).format(n=REFUSALS, ms=shown)
+        )
+    asked = [recorder.calls.get(r.thread.ident or -1, []) for r in runs]
+    slept = all(len(calls) >= REFUSALS - 1 for calls in asked)
+    # What it asked time.sleep() for, when it did: exact, no scheduling noise; else the waits seen.
+    measured = [calls[:REFUSALS] for calls in asked] if slept else waits
+    first = sum(statistics.mean(client[:2]) for client in measured)
+    last = sum(statistics.mean(client[-2:]) for client in measured)
+    if last < MIN_GROWTH * first:
+        raise AssertionError(
+            _(
+                "the waits between refused attempts did not grow ({ms} ms, two clients): after each failure"
+                " in a row, wait about twice as long as the time before (exponential backoff, up to a cap),"
+                " so that a server that stays down is asked less and less often"
+            ).format(ms=shown)
+        )
+    if _in_step(runs, asked, slept):
+        raise AssertionError(
+            _(
+                "two clients refused at the same moment waited as long as each other ({ms} ms) and came"
+                " back together, every time: clients that lost the server together (it restarted) return"
+                " together and knock it over again. Add a random part to each wait (jitter: for example"
+                " random.uniform(0, delay))"
+            ).format(ms=shown)
+        )
+
+
+def _in_step(runs: list[_Run], asked: list[list[float]], slept: bool) -> bool:
+    """Did the two clients wait exactly as long as each other (no jitter)?"""
+    if slept:
+        return all(abs(x - y) <= 0.02 * max(abs(x), abs(y), 1e-9) for x, y in zip(asked[0], asked[1]))
+    # it waits some other way: compare the moments the two clients came back
+    offsets = [[t - r.attempts[0] for t in r.attempts[1:REFUSALS + 1]] for r in runs]
+    return all(abs(x - y) < max(0.01, 0.03 * max(x, y)) for x, y in zip(*offsets))
 
 
 def check_upload_lines(upload_lines: Upload, show: bool = True, only: str | None = None) -> Report:

@@ -1,8 +1,9 @@
 """Exercise for notebook 04: ``recv_exact(sock, n)``, checked on real sockets.
 
 ``sock.recv(n)`` returns *at most* ``n`` bytes: whatever the kernel had
-buffered when it was called, up to ``n``.  The student writes ``recv_exact(sock, n)``, which returns exactly ``n`` bytes or
-raises if the peer closes the connection first, and checks it with::
+buffered when it was called, up to ``n``.  The student writes ``recv_exact(sock, n)``,
+which returns exactly ``n`` bytes or raises if the peer closes the connection first, and
+checks it with::
 
     from chatlab.exercises.recv import check_recv_exact
     check_recv_exact(recv_exact)
@@ -242,7 +243,8 @@ def _read_rest(sock: socket.socket, n: int) -> bytes:
     return bytes(data)
 
 
-def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeout: float = 1.0, show: bool = True) -> Report:
+def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeout: float = 1.0,
+                     show: bool = True) -> Report:
     """Run ``recv_exact(sock, n)`` on real loopback sockets under hostile conditions.
 
     ``timeout`` is each socket's timeout; the student's function gets one more
@@ -258,9 +260,9 @@ def check_recv_exact(recv_exact: Callable[[socket.socket, int], bytes], *, timeo
             return _as_bytes(call_with_deadline(timeout + 1.0, recv_exact, sock, n))
         except TimeoutError as exc:
             raise AssertionError(
-                _("recv() timed out{where}: it waited for bytes that were never sent (socket timeout {timeout:g} s)").format(
-                    where=where(exc, [recv_exact]), timeout=timeout
-                )
+                _(
+                    "recv() timed out{where}: it waited for bytes that were never sent (socket timeout {timeout:g} s)"
+                ).format(where=where(exc, [recv_exact]), timeout=timeout)
             ) from None
         except EOFError as exc:
             raise AssertionError(

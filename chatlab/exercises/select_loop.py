@@ -159,7 +159,8 @@ class _Harness:
                         "serve_step(timeout={timeout}) did not return within {seconds:g} s: it is still waiting in"
                         " select(){where}. Pass select() the timeout serve_step was given (None, or no timeout,"
                         " waits until something happens, which may be never)"
-                    ).format(timeout=timeout, seconds=timeout + STEP_GRACE, where=_(" (line {line})").format(line=last.lineno))
+                    ).format(timeout=timeout, seconds=timeout + STEP_GRACE,
+                             where=_(" (line {line})").format(line=last.lineno))
                 )
             raise StepBlocked(
                 _(
@@ -279,7 +280,8 @@ def _case(serve_step: ServeStep, body: Callable[[_Harness], str | None]) -> Call
 def _accepts(h: _Harness) -> str:
     h.connect(1)
     conn = h.clients[0]
-    assert isinstance(conn, socket.socket), _("clients should hold sockets, found {type}").format(type=type(conn).__name__)
+    assert isinstance(conn, socket.socket), (
+        _("clients should hold sockets, found {type}").format(type=type(conn).__name__))
     assert conn.gettimeout() == 0.0, _(
         "the accepted socket is blocking: one call on it that has to wait (a client that does not read)"
         " would stop the whole loop, and every other client with it"
@@ -290,7 +292,8 @@ def _accepts(h: _Harness) -> str:
 def _echoes(h: _Harness) -> str:
     (peer,) = h.connect(1)
     peer.to_send += b"hello, room\n"
-    h.expect([peer], b"hello, room\n", _("the sender to get its own line back (a chat room shows a line to everyone in it)"))
+    h.expect([peer], b"hello, room\n", _("the sender to get its own line back (a chat room shows a line to"
+                                         " everyone in it)"))
     h.step(0.01)
     h.step(0.01)
     peer.service()
@@ -345,7 +348,8 @@ def _closes_mid_stream(h: _Harness) -> str:
               _("a client that closed stays readable, and recv() returns b'' for it every time: b'' is how a peer says"
                 " it closed, and the end of that client"))
     assert server_side not in h.outbox, _("the closed client is still a key of outbox (its queue would grow forever)")
-    assert server_side.fileno() == -1, _("the closed client was removed but its socket is still open (a file descriptor leaks)")
+    assert server_side.fileno() == -1, _("the closed client was removed but its socket is still open (a file"
+                                         " descriptor leaks)")
     return ""
 
 

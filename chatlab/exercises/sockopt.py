@@ -106,7 +106,8 @@ def _bind_fails(make_listener: MakeListener, port: int, when: str) -> socket.soc
                 "{when}: make_listener({port}) raised {error} {errno}{where}: bind() refuses a port that a"
                 " connection in TIME_WAIT still uses, unless the socket was told, before bind(), that reusing"
                 " such an address is fine"
-            ).format(when=when, port=port, error=type(exc).__name__, errno=errno_name(exc), where=where(exc, [make_listener]))
+            ).format(when=when, port=port, error=type(exc).__name__, errno=errno_name(exc),
+                     where=where(exc, [make_listener]))
         ) from None
 
 

@@ -133,31 +133,41 @@ def _how_it_changes(strategy: SendStrategy) -> str:
     big = [d for d in drops if d * max(windows) > strategy.chunk_size / 2]
     if big and sorted(big)[len(big) // 2] < 0.2:
         return _("your window shrinks by small fixed steps (additive decrease)") + "; "
-    rtt = strategy.base_rtt or 0.0
-    if rtt > 0:
-        times = [(row.time, row.window_bytes) for row in strategy.trace]
-        fastest = 0.0
-        j = 0
-        for t0, w0 in times:
-            while j < len(times) and times[j][0] < t0 + rtt:
-                j += 1
-            if j < len(times) and w0 >= 4 * strategy.chunk_size:
-                fastest = max(fastest, times[j][1] / w0)
-        if fastest >= 1.6:
-            return _("your window grows {times:.1f}-fold in one round trip (multiplicative increase)").format(
-                times=fastest
-            ) + "; "
+    fastest = _fastest_growth(strategy)
+    if fastest >= 1.6:
+        return _("your window grows {times:.1f}-fold in one round trip (multiplicative increase)").format(
+            times=fastest
+        ) + "; "
     return ""
+
+
+def _fastest_growth(strategy: SendStrategy) -> float:
+    """The largest factor the window grew by within one base RTT (from at least 4 chunks); 0 if no RTT yet."""
+    rtt = strategy.base_rtt or 0.0
+    if rtt <= 0:
+        return 0.0
+    times = [(row.time, row.window_bytes) for row in strategy.trace]
+    fastest = 0.0
+    j = 0
+    for t0, w0 in times:
+        while j < len(times) and times[j][0] < t0 + rtt:
+            j += 1
+        if j < len(times) and w0 >= 4 * strategy.chunk_size:
+            fastest = max(fastest, times[j][1] / w0)
+    return fastest
 
 
 def _fresh(make: MakeStrategy) -> SendStrategy:
     try:
         strategy = make()
     except NotImplementedError:
-        raise AssertionError(_("not written yet: creating the strategy still raises NotImplementedError (write the missing code, then run this again)")) from None
+        raise AssertionError(_("not written yet: creating the strategy still raises NotImplementedError (write the"
+                               " missing code, then run this again)")) from None
     if not isinstance(strategy, SendStrategy):
         raise AssertionError(
-            _("got a {type}, not a SendStrategy: subclass chatlab.core.transfer.SendStrategy").format(type=type(strategy).__name__)
+            _("got a {type}, not a SendStrategy: subclass chatlab.core.transfer.SendStrategy").format(
+                type=type(strategy).__name__
+            )
         )
     return strategy
 
@@ -180,7 +190,9 @@ def _explain(exc: BaseException) -> str:
             " (rtt and base_rtt are None until the first ack of a chunk has come back: check for None"
             " before computing with them)"
         )
-    elif isinstance(exc, AttributeError) and any(name in str(exc) for name in ("acked", "sent", "trace", "_send_times", "chunk_size")):
+    elif isinstance(exc, AttributeError) and any(
+        name in str(exc) for name in ("acked", "sent", "trace", "_send_times", "chunk_size")
+    ):
         text += _(
             " (SendStrategy keeps sent, acked, rtt and the trace: call super().__init__(chunk_size) in your"
             " __init__, and super().on_ack(now, acked) in your on_ack)"
@@ -197,7 +209,8 @@ def _explained(case: Callable[[], str | None]) -> Callable[[], str | None]:
         except AssertionError:
             raise
         except NotImplementedError:
-            raise AssertionError(_("not written yet: the strategy still raises NotImplementedError (write the missing code, then run this again)")) from None
+            raise AssertionError(_("not written yet: the strategy still raises NotImplementedError (write the missing"
+                                   " code, then run this again)")) from None
         except Exception as exc:
             raise AssertionError(_explain(exc)) from None
 
@@ -208,7 +221,8 @@ def _check_run(run: SimulatedRun, chunk_size: int) -> None:
     """Fail with a hint when the run broke, stalled or ran out of time."""
     if run.error is not None:
         if isinstance(run.error, NotImplementedError):
-            raise AssertionError(_("not written yet: the strategy still raises NotImplementedError (write the missing code, then run this again)"))
+            raise AssertionError(_("not written yet: the strategy still raises NotImplementedError (write the missing"
+                                   " code, then run this again)"))
         raise AssertionError(_explain(run.error))
     if run.stalled:
         kib = run.bytes_acked / 1024
@@ -263,8 +277,10 @@ def check_send_strategy(make_strategy: MakeStrategy, *, show: bool = True) -> Re
             window = strategy.window_bytes
             allowance = strategy.allowance(0.0)
         except NotImplementedError:
-            raise AssertionError(_("not written yet: window_bytes still raises NotImplementedError (write the missing code, then run this again)")) from None
-        assert isinstance(window, int), _("window_bytes is a {type}: make it an int (bytes)").format(type=type(window).__name__)
+            raise AssertionError(_("not written yet: window_bytes still raises NotImplementedError (write the missing"
+                                   " code, then run this again)")) from None
+        assert isinstance(window, int), (
+            _("window_bytes is a {type}: make it an int (bytes)").format(type=type(window).__name__))
         assert allowance >= strategy.chunk_size, _(
             "at the start the strategy allows {allowance} bytes, less than one chunk of {chunk_size}:"
             " only full chunks are sent, so the transfer could never begin"
@@ -274,7 +290,8 @@ def check_send_strategy(make_strategy: MakeStrategy, *, show: bool = True) -> Re
     def delivers_the_file() -> str:
         run, chunk_size = run_on(LINKS[0])
         _check_run(run, chunk_size)
-        return _("{mb:.0f} MB in {seconds:.1f} s of simulated time").format(mb=run.file_bytes / 1e6, seconds=run.seconds)
+        return _("{mb:.0f} MB in {seconds:.1f} s of simulated time").format(mb=run.file_bytes / 1e6,
+                                                                            seconds=run.seconds)
 
     def fills(link_name: str) -> Callable[[], str]:
         def case() -> str:
@@ -343,7 +360,8 @@ def check_send_strategy(make_strategy: MakeStrategy, *, show: bool = True) -> Re
         try:
             logs = simulate_shared_link(flows, [0.0, FAIR_DELAY], FAIR_LINK, FAIR_SECONDS)
         except NotImplementedError:
-            raise AssertionError(_("not written yet: the strategy still raises NotImplementedError (write the missing code, then run this again)")) from None
+            raise AssertionError(_("not written yet: the strategy still raises NotImplementedError (write the missing"
+                                   " code, then run this again)")) from None
         except Exception as exc:
             raise AssertionError(_explain(exc)) from None
         half = FAIR_SECONDS / 2
@@ -406,7 +424,8 @@ def check_send_strategy(make_strategy: MakeStrategy, *, show: bool = True) -> Re
         label = get_link(name).label
         cases.append((_("fills the link ({link})").format(link=label), fills(name)))
         cases.append((_("keeps the queue short ({link})").format(link=label), short_queue(name)))
-    cases.append((_("two flows sharing a link converge to fair shares ({link})").format(link=get_link(FAIR_LINK).label), fair_shares))
+    cases.append((_("two flows sharing a link converge to fair shares ({link})").format(link=get_link(FAIR_LINK).label),
+                  fair_shares))
     cases.append((_("uses the clock it is given, not the wall clock"), own_clock))
     return run_cases("check_send_strategy", [(name, _explained(case)) for name, case in cases], show=show)
 
@@ -452,7 +471,8 @@ def check_chat_delay_prediction(
             try:
                 predicted = predict_chat_delay_ms(chunks, chunk_size, link)
             except NotImplementedError:
-                raise AssertionError(_("not written yet: predict_chat_delay_ms still raises NotImplementedError (write the missing code, then run this again)")) from None
+                raise AssertionError(_("not written yet: predict_chat_delay_ms still raises NotImplementedError (write"
+                                       " the missing code, then run this again)")) from None
             assert isinstance(predicted, (int, float)), _("returned {value!r}, not a number of milliseconds").format(
                 value=predicted
             )
@@ -467,7 +487,8 @@ def check_chat_delay_prediction(
                 elif predicted < link.rtt_ms and window < link.bdp_bytes and predicted < link.rtt_ms - 1:
                     hint = _(
                         "this window ({window} KiB) is smaller than the bandwidth-delay product ({bdp:.0f} KiB): the"
-                        " queue is empty, not negative (max(0, window - BDP)), and a chat line still needs the round trip"
+                        " queue is empty, not negative (max(0, window - BDP)), and a chat line still needs"
+                        " the round trip"
                     ).format(window=window // 1024, bdp=link.bdp_bytes / 1024)
                 elif predicted < link.rtt_ms:
                     hint = _("even with no queue at all a chat line needs the round trip")

@@ -170,7 +170,8 @@ class _Rig:
         try:
             self.writer = writer_class(self.watched)  # type: ignore[arg-type]
         except NotImplementedError:
-            raise AssertionError(_("not written yet: creating the writer still raises NotImplementedError (write the missing code, then run this again)")) from None
+            raise AssertionError(_("not written yet: creating the writer still raises NotImplementedError (write the"
+                                   " missing code, then run this again)")) from None
         self.stop = threading.Event()
         self.crash: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="chatlab-checker-writer", daemon=True)
@@ -189,7 +190,8 @@ class _Rig:
         try:
             getattr(self.writer, method)(frame)
         except NotImplementedError:
-            raise AssertionError(_("not written yet: {method}() still raises NotImplementedError (write the missing code, then run this again)").format(method=method)) from None
+            raise AssertionError(_("not written yet: {method}() still raises NotImplementedError (write the missing"
+                                   " code, then run this again)").format(method=method)) from None
 
     def wait_for(self, count: int, timeout: float = TIMEOUT) -> None:
         """Wait until the reader has ``count`` frames, or the writer has died, or ``timeout`` passed."""
@@ -211,7 +213,8 @@ class _Rig:
             )
         if self.crash is not None:
             if isinstance(self.crash, NotImplementedError):
-                raise AssertionError(_("not written yet: run() still raises NotImplementedError (write the missing code, then run this again)"))
+                raise AssertionError(_("not written yet: run() still raises NotImplementedError (write the missing"
+                                       " code, then run this again)"))
             raise AssertionError(
                 _("run() raised {error}: {message}").format(error=type(self.crash).__name__, message=self.crash)
             )
@@ -331,7 +334,8 @@ def check_priority_writer(writer_class: WriterClass, *, only: str | None = None,
         assert sorted(got) == sorted(sent), _(
             "{got} of {n} big chat lines arrived intact: every frame queued must be sent, whole"
         ).format(got=len(got), n=len(sent))
-        assert offsets == [i * CHUNK for i in range(32)], _("{got} of 32 chunks arrived intact").format(got=len(offsets))
+        assert offsets == [i * CHUNK for i in range(32)], (
+            _("{got} of 32 chunks arrived intact").format(got=len(offsets)))
         return _("{n} chat frames of 50 kB from two threads and 32 chunks, all intact").format(n=len(got))
 
     def chat_overtakes_a_running_transfer() -> str:
@@ -439,7 +443,8 @@ def check_priority_writer(writer_class: WriterClass, *, only: str | None = None,
                 if len(rig.reader.frames) >= 2 + k:
                     latencies.append(rig.reader.frames[-1][0] - sent_at)
                 time.sleep(gap)
-            assert rig.reader.texts() == ["before the pause"] + [f"after the pause {k}" for k in range(len(IDLE_PROBE_GAPS))], _(
+            after = [f"after the pause {k}" for k in range(len(IDLE_PROBE_GAPS))]
+            assert rig.reader.texts() == ["before the pause"] + after, _(
                 "after a pause with nothing to send, a new chat frame did not arrive ({got!r})"
             ).format(got=rig.reader.texts()[1:])
             slow = sorted(latencies)[-2] if len(latencies) >= 2 else 0.0

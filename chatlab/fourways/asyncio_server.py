@@ -18,7 +18,8 @@ from ..core import protocol as p
 from ..errors import ProtocolError
 
 
-async def handle_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, room: set[asyncio.StreamWriter]) -> None:
+async def handle_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                        room: set[asyncio.StreamWriter]) -> None:
     """One client's coroutine: read a frame, queue it to everyone in the room."""
     writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle waits
     room.add(writer)

@@ -61,7 +61,8 @@ def serve(listener: socket.socket, stop: threading.Event) -> None:
                             raise EOFError
                         conn.decoder.feed(data)
                         for frame in conn.decoder:
-                            raw = p.pack_header(frame.type, len(frame.payload), frame.stream_id, frame.flags) + frame.payload
+                            header = p.pack_header(frame.type, len(frame.payload), frame.stream_id, frame.flags)
+                            raw = header + frame.payload
                             for member in room.values():
                                 member.outbox += raw
                                 want(member)

@@ -42,7 +42,8 @@ def serve(listener: socket.socket, stop: threading.Event) -> None:
         thread.join()
 
 
-def serve_client(conn: socket.socket, room: set[socket.socket], room_lock: threading.Lock, stop: threading.Event) -> None:
+def serve_client(conn: socket.socket, room: set[socket.socket], room_lock: threading.Lock,
+                 stop: threading.Event) -> None:
     """One client's thread: read a frame, send it to everyone in the room."""
     try:
         while True:

@@ -9,8 +9,8 @@ import threading
 import time
 
 from chatlab.client import Client
-from chatlab.errors import ConnectionClosed
 from chatlab.core.protocol import ChatMessage, PrivateMessage
+from chatlab.errors import ConnectionClosed
 
 __all__ = ["run_bot", "answer"]
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import socket
 
-from chatlab.core.protocol import HEADER_SIZE, MAX_PAYLOAD as CHATLAB_MAX_PAYLOAD, Frame, FrameType, parse_header
+from chatlab.core.protocol import HEADER_SIZE, Frame, FrameType, parse_header
+from chatlab.core.protocol import MAX_PAYLOAD as CHATLAB_MAX_PAYLOAD
 from chatlab.exercises.framing import HEADER, MAX_PAYLOAD
 
 __all__ = ["encode_frame", "decode_frames", "recv_exact", "read_frame"]

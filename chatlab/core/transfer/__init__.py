@@ -72,41 +72,41 @@ from .errors import (  # noqa: F401
     TransferProtocolError,
     UnsafeFileName,
 )
-from .strategies import (  # noqa: F401
-    AdaptiveWindow,
-    DEFAULT_CHUNK_SIZE,
-    FixedWindow,
-    KiB,
-    make_strategy,
-    MAX_CHUNK_SIZE,
-    MiB,
-    SendStrategy,
-    SleepPaced,
-    STRATEGIES,
-    TraceRow,
-)
-from .sender import (  # noqa: F401
-    file_reader,
-    OutgoingTransfer,
-    sha256_file,
-    SHA256_HEX,
-    ToReceiver,
-    TransferState,
-    TransferStats,
-)
 from .files import (  # noqa: F401
     BIDI_CONTROLS,
-    free_path,
     MAX_NAME_BYTES,
     PART_SUFFIX,
-    PartFile,
-    safe_filename,
     WINDOWS_DEVICE_NAMES,
     WINDOWS_FORBIDDEN_CHARS,
+    PartFile,
+    free_path,
+    safe_filename,
 )
 from .receiver import (  # noqa: F401
     IncomingTransfer,
     ToSender,
+)
+from .sender import (  # noqa: F401
+    SHA256_HEX,
+    OutgoingTransfer,
+    ToReceiver,
+    TransferState,
+    TransferStats,
+    file_reader,
+    sha256_file,
+)
+from .strategies import (  # noqa: F401
+    DEFAULT_CHUNK_SIZE,
+    MAX_CHUNK_SIZE,
+    STRATEGIES,
+    AdaptiveWindow,
+    FixedWindow,
+    KiB,
+    MiB,
+    SendStrategy,
+    SleepPaced,
+    TraceRow,
+    make_strategy,
 )
 
 __all__ = [

@@ -8,7 +8,7 @@ import re
 import sys
 import unicodedata
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from ...errors import TransferError
 from .errors import ChecksumMismatch, UnsafeFileName
@@ -31,6 +31,7 @@ BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u206
 # Most file systems allow 255 bytes; keep room for " (99)" and ".part".
 MAX_NAME_BYTES = 200
 PART_SUFFIX = ".part"
+OWNER_SUFFIX = ".from"  # .NAME.part.from (hidden): the nick whose bytes are in NAME.part; another sender gets its own .part
 
 
 def safe_filename(name: str) -> str:
@@ -138,6 +139,11 @@ class Digest(Protocol):
     def hexdigest(self) -> str: ...
 
 
+def owner_note(part: Path) -> Path:
+    """The hidden file beside ``NAME.part`` that names its sender: ``.NAME.part.from``."""
+    return part.parent / f".{part.name}{OWNER_SUFFIX}"
+
+
 class PartFile:
     """``NAME.part`` in a directory: an append-only writer with a running SHA-256.
 
@@ -164,14 +170,17 @@ class PartFile:
     """
 
     def __init__(self, directory: str | os.PathLike[str], name: str, size: int, *, resume: bool = True,
-                 digest: Digest | None = None) -> None:
+                 digest: Digest | None = None, sender: str = "") -> None:
         self.directory = Path(directory)
         self.name = name
         self.size = size
-        self.path = self.directory / (name + PART_SUFFIX)
+        self.sender = sender
+        self.path = self._choose_path()
         self.offset = 0  # bytes in the .part so far: what the receiver acks
         self._written_back = 0  # bytes before this offset were handed to start_writeback()
         self._digest: Digest = digest if digest is not None else hashlib.sha256()
+        self._file: BinaryIO | None = None  # opened at the first byte: an offer that sends nothing leaves nothing
+        self._closed = False
         if self.path.is_symlink():  # appending through a link could write anywhere
             raise TransferError(f"{self.path} is a symbolic link; refusing to write through it")
         try:
@@ -180,15 +189,42 @@ class PartFile:
                     while block := old.read(1 * MiB):
                         self._digest.update(block)
                         self.offset += len(block)
-                self._file = open(self.path, "ab")
-            else:
-                self._file = open(self.path, "wb")
         except OSError as exc:
             raise TransferError(f"cannot open {self.path}: {exc}") from exc
+        self._resumed = self.offset > 0
+
+    def _choose_path(self) -> Path:
+        """``NAME.part``, unless a ``.part`` of that name came from another sender (its
+        ``.part.from`` says who): then ``NAME (1).part``, ``NAME (2).part``...  Another
+        sender's bytes are never resumed, truncated or deleted."""
+        for n in range(0, 1000):
+            stem = self.name if n == 0 else f"{self.name} ({n})"
+            path = self.directory / (stem + PART_SUFFIX)
+            owner = self._owner(path)
+            if not path.exists() or owner is None or owner == self.sender:
+                return path
+        raise TransferError(f"too many unfinished downloads of {self.name} in {self.directory}")
+
+    @staticmethod
+    def _owner(path: Path) -> str | None:
+        try:
+            return owner_note(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return None  # an old .part with no owner: anyone may resume it, as before
+
+    def _open(self) -> BinaryIO:
+        if self._file is None:
+            try:
+                self._file = open(self.path, "ab" if self.offset else "wb")
+                if self.sender:
+                    owner_note(self.path).write_text(self.sender + "\n", encoding="utf-8")
+            except OSError as exc:
+                raise TransferError(f"cannot open {self.path}: {exc}") from exc
+        return self._file
 
     @property
     def closed(self) -> bool:
-        return self._file.closed
+        return self._closed
 
     def append(self, data: bytes | bytearray | memoryview) -> None:
         """Write ``data`` at the end and hand it to the OS (so a crash of this program loses nothing).
@@ -196,9 +232,10 @@ class PartFile:
         Raises:
             TransferError: the write failed (disk full, ...).
         """
+        file = self._open()
         try:
-            self._file.write(data)
-            self._file.flush()
+            file.write(data)
+            file.flush()
         except OSError as exc:
             raise TransferError(f"cannot write {self.path}: {exc}") from exc
         self._digest.update(data)
@@ -206,7 +243,7 @@ class PartFile:
         if self.offset - self._written_back >= WRITEBACK_EVERY:
             # Start writing the last few MB to the disk now, without waiting for it: the one
             # fsync in commit() then finds little left to do (256 MiB: 0.12 s -> a few ms here).
-            start_writeback(self._file.fileno(), self._written_back, self.offset - self._written_back)
+            start_writeback(file.fileno(), self._written_back, self.offset - self._written_back)
             self._written_back = self.offset
 
     def hexdigest(self) -> str:
@@ -240,9 +277,12 @@ class PartFile:
         try:
             # fsync before the rename: otherwise a power cut can leave a
             # renamed, complete-looking file whose data never reached the disk.
-            os.fsync(self._file.fileno())
-            self._file.close()
+            file = self._open()  # (a file of 0 bytes never had a first byte)
+            os.fsync(file.fileno())
+            file.close()
+            self._closed = True
             self._close_digest()
+            self._forget_owner()
             target = self.directory / self.name if overwrite else free_path(self.directory, self.name)
             # os.replace is atomic: NAME is either absent or complete.  (Between
             # free_path and here another program could create NAME; fine for a lab.)
@@ -253,8 +293,16 @@ class PartFile:
 
     def close(self) -> None:
         """Close the file and keep the ``.part`` (to resume later)."""
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
+        self._closed = True
         self._close_digest()
+
+    def _forget_owner(self) -> None:
+        try:
+            owner_note(self.path).unlink()
+        except OSError:
+            pass
 
     def _close_digest(self) -> None:
         close = getattr(self._digest, "close", None)  # a digest with a thread of its own stops it
@@ -262,10 +310,12 @@ class PartFile:
             close()
 
     def discard(self) -> None:
-        """Close the file and delete the ``.part``."""
-        self._file.close()
-        self._close_digest()
+        """Close the file and delete the ``.part`` (and the note of who sent it)."""
+        self.close()
+        if self._file is None and not self._resumed:
+            return  # nothing was ever written: there is no .part of ours to delete
         try:
             self.path.unlink()
         except FileNotFoundError:
             pass
+        self._forget_owner()

@@ -10,7 +10,7 @@ from ...errors import LocalProtocolError, TransferError
 from ..protocol import FileAccept, FileAck, FileCancel, FileChunk, FileDone, FileOffer, Message
 from .errors import TransferProtocolError
 from .files import PART_SUFFIX, Digest, PartFile, safe_filename
-from .sender import SHA256_HEX, TransferState, _TransferLife, _check_stream
+from .sender import SHA256_HEX, TransferState, _check_stream, _TransferLife
 
 ToSender = FileAck | FileDone
 """What a receiver sends in answer to the sender's chunks."""
@@ -79,7 +79,9 @@ class IncomingTransfer(_TransferLife):
 
     @property
     def part_path(self) -> Path:
-        """Where the unfinished bytes are."""
+        """Where the unfinished bytes are (created with the first byte)."""
+        if self._part is not None:
+            return self._part.path
         return self.directory / (self.name + PART_SUFFIX)
 
     # -- the driving interface ---------------------------------------------
@@ -98,7 +100,8 @@ class IncomingTransfer(_TransferLife):
         if self.state is not TransferState.OFFERED:
             raise LocalProtocolError(f"transfer {self.stream_id} is {self.state.value}, it cannot be accepted")
         try:
-            self._part = PartFile(self.directory, self.name, self.size, resume=self.resume, digest=self._digest)
+            self._part = PartFile(self.directory, self.name, self.size, resume=self.resume, digest=self._digest,
+                                  sender=self.sender)
         except TransferError as exc:
             self._fail(str(exc))
             raise
