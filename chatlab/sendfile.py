@@ -67,7 +67,8 @@ def run_send(args: argparse.Namespace) -> int:
         print("chatlab send: " + _("no such file: {path}").format(path=args.file), file=sys.stderr)
         return 1
     nick = args.nick or f"sender{os.getpid() % 10000}"
-    with Client.connect(args.address, nick=nick) as client:
+    tls = {"tls": True, "cafile": args.cafile} if getattr(args, "tls", False) or getattr(args, "cafile", None) else {}
+    with Client.connect(args.address, nick=nick, **tls) as client:
         transfer = client.send_file(args.file, to=args.to, strategy=args.strategy,
                                     via="direct" if getattr(args, "direct", False) else "server")
         try:

@@ -43,6 +43,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import selectors
+import ssl
 import threading
 import time
 from typing import Any, Callable
@@ -55,6 +56,7 @@ from .core.codecs import BinaryCodec, CodecFactory, Event, sniff
 from .core.relay import Forward
 from .errors import ChatlabError
 from .serverstats import ServerStats
+from .tls import server_context
 
 log = logging.getLogger("chatlab.server")
 
@@ -80,16 +82,20 @@ class Server(ServerStats):
         on_frame: called as ``on_frame("in"|"out", nick_or_address, frame)`` for each
             frame, from the server's thread; the frame log of notebook 05 uses it.
         text_codec: the codec for clients that do not start with chatlab's magic bytes.
+        tls_cert, tls_key (PEM files, ``chatlab certs``) or ``tls`` (an SSLContext): TLS too, on the same port.
         settings: fields of :class:`chatlab.core.chatroom.Settings` (``selector="epoll"``,
             ``flood_limit=None``, ``room_passwords={"class": "secret"}``...), or a whole
             ``config=Settings(...)``; the result is :attr:`config`, frozen.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, config: Settings | None = None,
-                 on_frame: Tracer | None = None, text_codec: CodecFactory | None = None, **settings: Any) -> None:
+                 on_frame: Tracer | None = None, text_codec: CodecFactory | None = None,
+                 tls: ssl.SSLContext | None = None, tls_cert: str | None = None, tls_key: str | None = None,
+                 **settings: Any) -> None:
         self.config = config = dataclasses.replace(config or Settings(), **settings)
         self.on_frame = on_frame
         self.text_codec = text_codec
+        self.tls_context = tls or (server_context(tls_cert, tls_key) if tls_cert else None)
         self.room = ChatRoom(config)  # the rules; everything below is sockets
         self.warning = check_descriptor_limit(config.max_clients)  # logged there; serve() prints it too
         self.room.wall_offset = time.time() - time.monotonic()  # the core shows wall-clock times (IRC's topic times)
@@ -217,12 +223,17 @@ class Server(ServerStats):
     def _on_readable(self, conn: Connection) -> None:
         # A big payload (a file chunk) is received straight into its own buffer, which is
         # then forwarded as is: one copy in, none on the way out (sendmsg takes the buffer).
-        into = getattr(conn.codec, "payload_buffer", None)
+        into = getattr(conn.codec, "payload_buffer", None) if conn.tls is None else None  # TLS: decrypt first
         view = into() if into is not None else None
         if view is not None:
             self._recv_payload(conn, view)
             return
         data = self._recv(conn, None)
+        if data and (conn.tls is not None or not conn.tls_checked):
+            data = conn.plaintext(data, self.tls_context)  # None: its TLS failed, this connection only
+            self._dirty.add(conn)  # the handshake's records (or the alert) go back at the end of the turn
+            if data is None:
+                return self._disconnect(conn, conn.tls_failed, flush=True)
         if not data:
             return
         if conn.codec is None:  # the first bytes say which framing this client speaks
@@ -354,6 +365,9 @@ class Server(ServerStats):
                 data = self._encode_once(codec, message, encoded, member.nick == sender)
             if not data or member.closing is not None or member not in connections:
                 continue
+            if member.tls is not None:  # its outbox holds ciphertext: append() encrypts
+                self._queue(member, data)
+                continue
             if not member.outbox:
                 member.drained_at = now  # the stall clock starts when there is something to take
             member.outbox.append(data)
@@ -399,16 +413,6 @@ class Server(ServerStats):
         if out.chunk and self.room.relay.should_pause(receiver.queued) and receiver.closing is None:
             sender.blocked_by = receiver  # backpressure: park the sender's file frames until the receiver drains
             receiver.blocking.add(sender)
-
-    def _trace(self, direction: str, who: str, item: p.Message | p.Frame) -> None:
-        """The one place frames are reported to ``on_frame`` (notebook 05's frame log)."""
-        if self.on_frame is None:
-            return
-        if not isinstance(item, p.Frame):
-            data = p.encode(item)
-            header = p.parse_header(data, len(data))
-            item = p.Frame(p.FrameType(header.type), header.flags, header.stream_id, data[p.HEADER_SIZE :])
-        self.on_frame(direction, who, item)
 
     # ------------------------------------------------------------- output
 

@@ -462,13 +462,16 @@ class FileAccept:
     """Receiver: send it, starting at byte ``offset`` (non-zero to resume).
 
     ``direct``, when not empty, is the ``host:port`` the receiver listens on for
-    the direct connection (only in answer to an offer with a ``token``).
+    the direct connection (only in answer to an offer with a ``token``).  ``tls``,
+    when not empty, is the SHA-256 (hex) of the certificate the receiver's direct
+    listener will present: the direct connection then runs TLS, pinned to it.
     """
 
     TYPE: ClassVar[FrameType] = FrameType.FILE_ACCEPT
     stream_id: int
     offset: int = 0
     direct: str = field(default="", metadata=LATER)
+    tls: str = field(default="", metadata=LATER)
 
 
 @dataclass(frozen=True)
