@@ -13,6 +13,11 @@ student without capture rights can still look at real packets:
                           (``SO_LINGER`` 0)
 ``time_wait.pcap``        the server closes first (the active close) and its
                           side of the connection goes to TIME_WAIT
+``room_key.pcap``         bob joins room ``vault`` with the key ``orchid-9``
+                          and says a line, in the clear (notebook 11)
+``tls_room.pcap``         the same over TLS: ciphertext only; its session keys
+                          are in ``tls_room.keys`` (SSLKEYLOGFILE format), so
+                          Wireshark can decrypt this one session
 ``ping.pcap``             UDP: eight pings through a lossy link emulator
                           (both legs: client to link, link to echo server),
                           then a datagram to a closed port and the ICMP port
@@ -57,7 +62,9 @@ from .core import protocol as p
 from .errors import ProtocolError
 
 CAPTURES = Path(__file__).resolve().parent / "data" / "captures"  # package data: the wheel ships them
-NAMES = ("chat.pcap", "transfer.pcap", "fin_rst.pcap", "time_wait.pcap")  # TCP: read() and show()
+NAMES = ("chat.pcap", "transfer.pcap", "fin_rst.pcap", "time_wait.pcap",  # TCP: read() and show()
+         "room_key.pcap", "tls_room.pcap")
+ROOM_KEY = "orchid-9"  # the secret in room_key.pcap and tls_room.pcap
 UDP_NAMES = ("ping.pcap",)  # UDP and ICMP: read_datagrams() and show_datagrams()
 
 __all__ = ["CAPTURES", "NAMES", "UDP_NAMES", "Segment", "Datagram", "read", "show", "frames",
@@ -104,6 +111,22 @@ def _describe(frame: p.Frame) -> str:
     return text
 
 
+TLS_CONTENT_TYPES = {20: "change_cipher_spec", 21: "alert", 22: "handshake", 23: "application_data"}
+
+
+def _tls_records(payload: bytes) -> list[str]:
+    """Name the TLS records a segment starts with (type and length); their content is ciphertext."""
+    names = []
+    offset = 0
+    while offset + 5 <= len(payload):
+        kind, length = payload[offset], int.from_bytes(payload[offset + 3 : offset + 5], "big")
+        if kind not in TLS_CONTENT_TYPES:
+            break
+        names.append(f"TLS {TLS_CONTENT_TYPES[kind]} len={length}")
+        offset += 5 + length
+    return names or ["TLS (continued)"]
+
+
 class _Direction:
     """Reassembles one direction of one connection and cuts it into chatlab frames."""
 
@@ -113,15 +136,21 @@ class _Direction:
         self.decoder = p.FrameDecoder()
         self.broken = False
         self.partial = 0  # bytes of a frame not yet complete (header included)
+        self.tls = False  # the connection started with a TLS ClientHello
 
     def take(self, seq: int, payload: bytes) -> tuple[list[str], str]:
-        if self.broken or not payload:
+        if not payload:
             return [], ""
         skip = self.next_seq - seq  # a retransmission repeats bytes we already have
         if skip >= len(payload):
             return [], "(retransmission)"
         payload = payload[max(0, skip):]
         self.next_seq = seq + max(0, skip) + len(payload)
+        if self.tls or (not self.broken and not self.partial and payload[:1] == b"\x16" and payload[1:2] == b"\x03"):
+            self.tls = True  # a TLS connection: name its records, the rest is ciphertext
+            return _tls_records(payload), ""
+        if self.broken:
+            return [], ""
         continuing = self.partial > 0
         self.decoder.feed(payload)
         self.partial += len(payload)
@@ -402,6 +431,34 @@ def _transfer(address: tuple[str, int]) -> None:
             time.sleep(0.2)
 
 
+def _join_with_key(address: tuple[str, int], **connect: Any) -> None:
+    from .client import Client
+
+    with Client.connect(address, nick="bob", **connect) as bob:
+        time.sleep(0.1)
+        bob.join("vault", password=ROOM_KEY)
+        _pause()
+        bob.say("the plan is on the wiki")
+        time.sleep(0.2)
+
+
+def _tls_room(path: Path, interface: str) -> None:
+    """``tls_room.pcap`` and its key log ``tls_room.keys``: a TLS server with a throw-away class CA."""
+    from . import certs
+    from .server import Server
+    from .tls import client_context
+
+    with tempfile.TemporaryDirectory() as tmp:
+        files = certs.write_class_files(tmp, ["localhost", "127.0.0.1"])
+        keys = path.with_suffix(".keys")
+        keys.unlink(missing_ok=True)
+        context = client_context(str(files["ca"]))
+        context.keylog_filename = str(keys)  # what SSLKEYLOGFILE=... does for ssl.create_default_context()
+        with Server(port=0, flood_limit=None, tls_cert=str(files["cert"]), tls_key=str(files["key"])) as server:
+            with _Capture(path, server.address[1], interface):
+                _join_with_key(server.address, tls=context, server_hostname="localhost")
+
+
 def _listener() -> socket.socket:
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -528,6 +585,8 @@ SCENARIOS: dict[str, Callable[[Path, str], None]] = {
     "transfer.pcap": _with_server(_transfer),
     "fin_rst.pcap": _with_listener(_fin_rst),
     "time_wait.pcap": _with_listener(_time_wait),
+    "room_key.pcap": _with_server(_join_with_key),
+    "tls_room.pcap": _tls_room,
     "ping.pcap": _ping,
 }
 

@@ -77,6 +77,10 @@ def server_options(args: argparse.Namespace) -> dict[str, object]:
         passwords[room] = password
     if passwords:
         options["room_passwords"] = passwords
+    if args.tls_cert:
+        options["tls"] = tls_options(args.tls_cert, args.tls_key)
+    elif args.tls_key:
+        raise ValueError(_("--tls-key goes with --tls-cert (the certificate it is the key of)"))
     if getattr(args, "oper", None):
         options["opers"] = dict(args.oper)
     if args.verbose >= 1:
@@ -86,6 +90,22 @@ def server_options(args: argparse.Namespace) -> dict[str, object]:
     return options
 
 
+def tls_options(cert: str, key: str | None) -> object:
+    """The server's TLS context from ``--tls-cert``/``--tls-key``, or a ValueError that says what is wrong."""
+    import ssl
+
+    from .tls import server_context
+
+    try:
+        return server_context(cert, key)
+    except FileNotFoundError as exc:
+        raise ValueError(_("cannot read {path}: no such file (make one with: python -m chatlab certs)").format(
+            path=exc.filename or cert)) from None
+    except (ssl.SSLError, OSError) as exc:
+        raise ValueError(_("{cert} and {key} are not a certificate and its private key: {error}").format(
+            cert=cert, key=key or cert, error=exc)) from None
+
+
 def serve(host: str = "127.0.0.1", port: int = 0, **options: object) -> None:
     """Run a server in the foreground until Ctrl-C, then print one line: what it served."""
     from .server import Server
@@ -93,8 +113,11 @@ def serve(host: str = "127.0.0.1", port: int = 0, **options: object) -> None:
     server = Server(host, port, **options)  # type: ignore[arg-type]
     if server.warning:
         print(_("warning: {text}").format(text=server.warning), file=sys.stderr, flush=True)
+    selector = server.config.selector
+    if server.tls_context is not None:
+        selector = _("{selector}, TLS and plain on the same port").format(selector=selector)
     print(_("chatlab server listening on {host}:{port} ({selector}); Ctrl-C stops it").format(
-        host=server.address[0], port=server.address[1], selector=server.config.selector), flush=True)
+        host=server.address[0], port=server.address[1], selector=selector), flush=True)
     try:
         server.serve_forever()
     finally:
@@ -141,7 +164,8 @@ def _cmd_client(args: argparse.Namespace) -> int:
         nick = ask_nick()
         if nick is None:
             return EXIT_REFUSED
-    return run_terminal_client(args.address, nick, download_dir=args.download_dir)
+    tls = {"tls": True, "cafile": args.cafile} if args.tls or args.cafile else {}
+    return run_terminal_client(args.address, nick, download_dir=args.download_dir, connect_options=tls)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -170,6 +194,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import main as bench_main
 
     return bench_main(args.rest)
+
+
+def _cmd_certs(args: argparse.Namespace) -> int:
+    from .certs import main as certs_main
+
+    return certs_main(args.rest)
 
 
 def _cmd_student_edition(args: argparse.Namespace) -> int:
@@ -206,9 +236,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help=_("a server operator's login, for IRC's OPER (repeat for more)"))
     server.set_defaults(run=_cmd_server)
 
+    server.add_argument("--tls-cert", metavar="PEM", help=_(
+        "serve TLS too, on the same port, with this certificate (python -m chatlab certs makes one)"))
+    server.add_argument("--tls-key", metavar="PEM", help=_("the certificate's private key (if not in --tls-cert's file)"))
     client = verbs.add_parser("client", help=_("an interactive terminal chat client"))
     client.add_argument("--nick", default=None, help=_("your nickname (asked for when missing)"))
     client.add_argument("--download-dir", default="downloads", help=_("where /accept saves files (default ./downloads)"))
+    client.add_argument("--tls", action="store_true", help=_("connect with TLS, checking the server's certificate"))
+    client.add_argument("--cafile", metavar="PEM", help=_("the CA to trust for --tls (the class CA the teacher gives you)"))
     client.add_argument("address", metavar="HOST:PORT", nargs="?", default=DEFAULT_ADDRESS,
                         help=_("the server (default {address}, where `chatlab server` listens)").format(address=DEFAULT_ADDRESS))
     client.set_defaults(run=_cmd_client)
@@ -223,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help=_("send the bytes over a connection of their own to the receiver, not through the server"
                              " (falls back to the server if that connection cannot be made)"))
     send.add_argument("--timeout", type=float, default=600.0, help=_("give up after this many seconds"))
+    send.add_argument("--tls", action="store_true", help=_("connect with TLS, checking the server's certificate"))
+    send.add_argument("--cafile", metavar="PEM", help=_("the CA to trust for --tls (the class CA the teacher gives you)"))
     send.add_argument("address", metavar="HOST:PORT",
                       help=_("the server (`chatlab server` listens on {address})").format(address=DEFAULT_ADDRESS))
     send.set_defaults(run=_cmd_send)
@@ -235,13 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     bench.set_defaults(run=_cmd_bench)
 
+    certs = verbs.add_parser("certs", help=_("make a class CA and a server certificate for TLS"), add_help=False)
+    certs.add_argument("rest", nargs=argparse.REMAINDER)
+    certs.set_defaults(run=_cmd_certs)
     edition = verbs.add_parser("student-edition", help=_("write the student notebooks (solutions removed) into OUT_DIR"), add_help=False)
     edition.add_argument("rest", nargs=argparse.REMAINDER)
     edition.set_defaults(run=_cmd_student_edition)
     return parser
 
 
-PASS_THROUGH = {"netem": _cmd_netem, "bench": _cmd_bench, "student-edition": _cmd_student_edition}  # verbs that parse their own arguments
+PASS_THROUGH = {"netem": _cmd_netem, "bench": _cmd_bench, "student-edition": _cmd_student_edition, "certs": _cmd_certs}  # verbs that parse their own arguments
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,6 +26,7 @@ import logging
 import os
 import selectors
 import socket
+import ssl
 import sys
 import time
 from collections import deque
@@ -34,6 +35,7 @@ from typing import Any, NamedTuple
 from .core import protocol as p
 from .core.chatroom import Session
 from .core.codecs import Codec, Event
+from .tls import TlsError, TlsLayer, looks_like_tls
 
 log = logging.getLogger("chatlab.server")
 
@@ -42,6 +44,8 @@ SELECTORS: dict[str, str] = {"select": "SelectSelector", "poll": "PollSelector",
 # macOS); Windows counts sockets instead, 512 in CPython's build.
 FD_SETSIZE = 512 if sys.platform == "win32" else 1024
 HAVE_SENDMSG = hasattr(socket.socket, "sendmsg")
+MAX_GATHER = 256  # buffers per sendmsg() (Linux takes up to 1,024)
+JOIN_BELOW = 16 * 1024  # a queue this small is joined and sent with send() rather than gathered by sendmsg()
 
 
 def beyond_select(sock: socket.socket, watched: int) -> bool:
@@ -71,9 +75,18 @@ class Connection(Session):
         self.closing: str | None = None  # reason; close once the outbox is flushed
         self.close_by = 0.0  # ... or at this time, whichever comes first
         self.events = 0  # the selector events we currently ask for
+        self.tls: TlsLayer | None = None  # set when the first bytes were a TLS ClientHello
+        self.tls_checked = False  # whether the first bytes were looked at for TLS yet
+        self.tls_failed = ""  # why its TLS failed, if it did
 
     def append(self, parts: tuple[bytes, ...]) -> None:
-        """Queue ``parts`` to be sent (the loop flushes at the end of its turn)."""
+        """Queue ``parts`` to be sent (the loop flushes at the end of its turn); over TLS, encrypted."""
+        if self.tls is not None:  # the outbox of a TLS connection holds ciphertext
+            parts = (self.tls.encrypt(b"".join(parts)),)
+        self.append_raw(parts)
+
+    def append_raw(self, parts: tuple[bytes, ...]) -> None:
+        """Queue bytes as they are (for TLS: records already made)."""
         if not self.outbox:
             self.drained_at = time.monotonic()  # the stall clock starts when there is something to take
         for part in parts:
@@ -83,6 +96,8 @@ class Connection(Session):
 
     def send_queued(self) -> None:
         """Send what the kernel takes now, many frames per ``sendmsg()``; raises ``OSError`` if broken."""
+        if 0 < len(self.outbox) <= MAX_GATHER and self._send_all():
+            return  # fan-out's common case: the whole queue in one call
         while self.outbox:
             # Windows has no sendmsg: there the frames are joined into one buffer first.
             batch = list(itertools.islice(self.outbox, 256))
@@ -103,6 +118,69 @@ class Connection(Session):
                 self.outbox.popleft()
             if sent < wanted:
                 return  # the kernel's buffer is full: wait for EVENT_WRITE
+
+    def _send_all(self) -> bool:
+        """The whole queue in one call (``queued`` is its size: no sum, no loop over its parts when it all
+        goes); True if it all went.  Lines under :data:`JOIN_BELOW` are joined for one ``send()``, cheaper
+        than a gather list; file chunks are gathered by ``sendmsg()``, not copied."""
+        outbox = self.outbox
+        try:
+            if len(outbox) == 1:
+                sent = self.sock.send(outbox[0])
+            elif self.queued <= JOIN_BELOW or not HAVE_SENDMSG:
+                sent = self.sock.send(b"".join(outbox))
+            else:
+                sent = self.sock.sendmsg(outbox)
+        except (BlockingIOError, InterruptedError):
+            return False
+        self.drained_at = time.monotonic()
+        if sent == self.queued:
+            outbox.clear()
+            self.queued = 0
+            return True
+        self.queued -= sent
+        while sent:
+            head = outbox[0]
+            if sent < len(head):
+                outbox[0] = memoryview(head)[sent:]
+                break
+            sent -= len(head)
+            outbox.popleft()
+        return False
+
+    def plaintext(self, data: bytes, context: ssl.SSLContext | None) -> bytes | None:
+        """Bytes from ``recv()`` -> what the codec reads: a connection whose first bytes are a TLS
+        ClientHello (``16 03``) gets a :class:`~chatlab.tls.TlsLayer`, and from then on its bytes are
+        decrypted here, while the handshake's own records are queued to go back.  ``None`` when its
+        TLS failed (a bad handshake or record, or TLS to a server without a certificate): the reason
+        is in ``tls_failed``, and logged.
+        """
+        try:
+            return self._plaintext(data, context)
+        except TlsError as exc:
+            self.tls_failed = str(exc)
+            log.warning("%s: %s", self.peer, exc)
+            return None
+
+    def _plaintext(self, data: bytes, context: ssl.SSLContext | None) -> bytes:
+        if not self.tls_checked:
+            start = self.first_bytes + data
+            verdict = looks_like_tls(start)
+            if verdict is None:  # one byte 0x16: wait for the next
+                self.first_bytes = start
+                return b""
+            self.tls_checked = True
+            if not verdict:
+                return data  # plain: the codec sniff goes on with first_bytes + data
+            if context is None:
+                raise TlsError("a TLS client, but this server has no certificate (start it with --tls-cert/--tls-key)")
+            self.first_bytes, self.tls, data = b"", TlsLayer.server(context), start
+        if self.tls is None:
+            return data
+        try:
+            return self.tls.receive(data)
+        finally:
+            self.append_raw((self.tls.data_to_send(),))  # handshake records, or the alert that says why
 
     def park(self, frame: p.Frame) -> None:
         self.parked.append(frame)

@@ -14,7 +14,7 @@ nbconvert, not by code of ours that imitates them:
 * ``LockCells`` makes the autograded-tests cells (one after each checker cell,
   ``"grade": true`` with its points) read-only, as ``nbgrader generate_assignment``
   does, so the sources of the student edition and of nbgrader's release agree cell
-  for cell (``tests/test_nbgrader_course.py`` compares them);
+  for cell (``tests/notebooks/test_nbgrader_course.py`` compares them);
 * ``ClearOutput`` clears the outputs of the cells that would show a reference
   result: the solution cells, the checker cell right after each, the graded
   test cells, and every later code cell that uses a name a solution or checker

@@ -43,6 +43,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import selectors
+import ssl
 import threading
 import time
 from typing import Any, Callable
@@ -55,6 +56,7 @@ from .core.codecs import BinaryCodec, CodecFactory, Event, sniff
 from .core.relay import Forward
 from .errors import ChatlabError
 from .serverstats import ServerStats
+from .tls import server_context
 
 log = logging.getLogger("chatlab.server")
 
@@ -80,16 +82,20 @@ class Server(ServerStats):
         on_frame: called as ``on_frame("in"|"out", nick_or_address, frame)`` for each
             frame, from the server's thread; the frame log of notebook 05 uses it.
         text_codec: the codec for clients that do not start with chatlab's magic bytes.
+        tls_cert, tls_key (PEM files, ``chatlab certs``) or ``tls`` (an SSLContext): TLS too, on the same port.
         settings: fields of :class:`chatlab.core.chatroom.Settings` (``selector="epoll"``,
             ``flood_limit=None``, ``room_passwords={"class": "secret"}``...), or a whole
             ``config=Settings(...)``; the result is :attr:`config`, frozen.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, config: Settings | None = None,
-                 on_frame: Tracer | None = None, text_codec: CodecFactory | None = None, **settings: Any) -> None:
+                 on_frame: Tracer | None = None, text_codec: CodecFactory | None = None,
+                 tls: ssl.SSLContext | None = None, tls_cert: str | None = None, tls_key: str | None = None,
+                 **settings: Any) -> None:
         self.config = config = dataclasses.replace(config or Settings(), **settings)
         self.on_frame = on_frame
         self.text_codec = text_codec
+        self.tls_context = tls or (server_context(tls_cert, tls_key) if tls_cert else None)
         self.room = ChatRoom(config)  # the rules; everything below is sockets
         self.warning = check_descriptor_limit(config.max_clients)  # logged there; serve() prints it too
         self.room.wall_offset = time.time() - time.monotonic()  # the core shows wall-clock times (IRC's topic times)
@@ -217,12 +223,17 @@ class Server(ServerStats):
     def _on_readable(self, conn: Connection) -> None:
         # A big payload (a file chunk) is received straight into its own buffer, which is
         # then forwarded as is: one copy in, none on the way out (sendmsg takes the buffer).
-        into = getattr(conn.codec, "payload_buffer", None)
+        into = getattr(conn.codec, "payload_buffer", None) if conn.tls is None else None  # TLS: decrypt first
         view = into() if into is not None else None
         if view is not None:
             self._recv_payload(conn, view)
             return
         data = self._recv(conn, None)
+        if data and (conn.tls is not None or not conn.tls_checked):
+            data = conn.plaintext(data, self.tls_context)  # None: its TLS failed, this connection only
+            self._dirty.add(conn)  # the handshake's records (or the alert) go back at the end of the turn
+            if data is None:
+                return self._disconnect(conn, conn.tls_failed, flush=True)
         if not data:
             return
         if conn.codec is None:  # the first bytes say which framing this client speaks
@@ -344,16 +355,49 @@ class Server(ServerStats):
 
     def _broadcast(self, members: list[Connection], message: p.Message) -> None:
         encoded: dict[type, bytes] = {}  # encode once per framing, queue the same bytes for everyone
-        for member in members:
-            codec = member.codec or self._binary
+        connections, dirty, binary = self._connections, self._dirty, self._binary
+        peak, limit, over = self.peak_queued, self.config.max_queue, []
+        sender, now = getattr(message, "sender", None), time.monotonic()
+        for member in members:  # fan-out's hot path: _queue inlined (one call less per member)
+            codec = member.codec or binary
             data = encoded.get(type(codec))
-            if data is None:
-                data = codec.encode(message)
-                if getattr(codec, "shared_encoding", False):
-                    encoded[type(codec)] = data
-            self._queue(member, data)
+            if data is None or member.nick == sender:  # the sender's own copy may differ (IRC sends none)
+                data = self._encode_once(codec, message, encoded, member.nick == sender)
+            if not data or member.closing is not None or member not in connections:
+                continue
+            if member.tls is not None:  # its outbox holds ciphertext: append() encrypts
+                self._queue(member, data)
+                continue
+            if not member.outbox:
+                member.drained_at = now  # the stall clock starts when there is something to take
+            member.outbox.append(data)
+            queued = member.queued = member.queued + len(data)
+            dirty.add(member)
+            if queued > peak:
+                peak = queued
+            if queued > limit:
+                over.append(member)
+        self.peak_queued = peak
+        for member in over:
+            self._queue(member)  # over the limit: _queue disconnects it
         for member in members if self.on_frame is not None else ():
             self._trace("out", member.name, message)
+
+    @staticmethod
+    def _encode_once(codec: Any, message: p.Message, encoded: dict[type, bytes], own: bool) -> bytes:
+        """``message`` for one member; remembered in ``encoded`` for every other member with the same
+        framing when the codec says the bytes do not depend on who gets them (``encode_shared``, or
+        ``shared_encoding``).  ``own``: this member sent it (its copy is never shared)."""
+        if not own:
+            shared = getattr(codec, "encode_shared", None)
+            data = shared(message) if shared is not None else None
+            if data is not None:
+                encoded[type(codec)] = data
+                return data
+        data = codec.encode(message)
+        if not own and getattr(codec, "shared_encoding", False):
+            encoded[type(codec)] = data
+        return data
 
     def _send(self, conn: Connection, message: p.Message) -> None:
         self._trace("out", conn.name, message)
@@ -369,16 +413,6 @@ class Server(ServerStats):
         if out.chunk and self.room.relay.should_pause(receiver.queued) and receiver.closing is None:
             sender.blocked_by = receiver  # backpressure: park the sender's file frames until the receiver drains
             receiver.blocking.add(sender)
-
-    def _trace(self, direction: str, who: str, item: p.Message | p.Frame) -> None:
-        """The one place frames are reported to ``on_frame`` (notebook 05's frame log)."""
-        if self.on_frame is None:
-            return
-        if not isinstance(item, p.Frame):
-            data = p.encode(item)
-            header = p.parse_header(data, len(data))
-            item = p.Frame(p.FrameType(header.type), header.flags, header.stream_id, data[p.HEADER_SIZE :])
-        self.on_frame(direction, who, item)
 
     # ------------------------------------------------------------- output
 
@@ -408,6 +442,8 @@ class Server(ServerStats):
         except OSError as exc:  # closing or not, a socket that cannot be written to is closed now
             self._disconnect(conn, f"connection lost ({exc.strerror or exc})", flush=False)
             return
+        if not conn.outbox and not conn.blocking and conn.closing is None and conn.events == selectors.EVENT_READ:
+            return  # fan-out's common case: all sent, nothing to resume, close or change in the selector
         if conn.blocking and self.room.relay.may_resume(conn.queued):
             self._unblock(conn, list(conn.blocking))
         if not conn.outbox and conn.closing is not None:

@@ -10,9 +10,12 @@ import selectors
 import threading
 from typing import TYPE_CHECKING
 
+from .core import protocol as p
 from .units import format_size
 
 if TYPE_CHECKING:
+    from typing import Callable
+
     from .connection import Connection
     from .core.chatroom import ChatRoom, Settings
 
@@ -29,6 +32,17 @@ class ServerStats:
     peak = 0  # the most connections at once
     messages = 0  # events handled by the core (chat lines, requests, file frames)
     relayed = 0  # file bytes forwarded
+    on_frame: Callable[[str, str, p.Frame], None] | None
+
+    def _trace(self, direction: str, who: str, item: p.Message | p.Frame) -> None:
+        """The one place frames are reported to ``on_frame`` (notebook 05's frame log)."""
+        if self.on_frame is None:
+            return
+        if not isinstance(item, p.Frame):
+            data = p.encode(item)
+            header = p.parse_header(data, len(data))
+            item = p.Frame(p.FrameType(header.type), header.flags, header.stream_id, data[p.HEADER_SIZE :])
+        self.on_frame(direction, who, item)
 
 
     @property

@@ -20,7 +20,7 @@ Unix chat client in C might do: on Windows ``select()`` accepts sockets only,
 not stdin (nor pipes).  A thread that blocks on the keyboard works everywhere.
 
 The parsing and formatting functions do no I/O, so they are unit-tested
-without a terminal (``tests/test_terminal.py``).
+without a terminal (``tests/io/test_terminal.py``).
 """
 
 from __future__ import annotations
@@ -503,12 +503,12 @@ def ask_nick(stream: TextIO | None = None, output: TextIO | None = None) -> str 
 
 
 def _connect(address: Address, nick: str, error: Callable[[str], None],
-             ask: tuple[TextIO | None, TextIO | None] | None) -> Client | int:
+             ask: tuple[TextIO | None, TextIO | None] | None, options: dict[str, Any] | None = None) -> Client | int:
     """A connected client, or the exit code; with ``ask`` (streams to ask on), a taken or bad
     nickname is asked again instead of ending the program."""
     while True:
         try:
-            return Client.connect(address, nick)
+            return Client.connect(address, nick, **(options or {}))
         except NickError as exc:
             error(_("the server refused the nickname {nick!r}: {text} ({code})").format(
                 nick=nick, text=shown_error(exc), code=exc.code))
@@ -534,7 +534,7 @@ def _connect(address: Address, nick: str, error: Callable[[str], None],
 
 def run_terminal_client(address: Address, nick: str, *, input: TextIO | None = None,
                         output: TextIO | None = None, download_dir: str = "downloads",
-                        ask_again: bool | None = None) -> int:
+                        ask_again: bool | None = None, connect_options: dict[str, Any] | None = None) -> int:
     """Chat from a terminal until /quit, end of input or Ctrl-C; returns the exit code.
 
     Args:
@@ -548,6 +548,7 @@ def run_terminal_client(address: Address, nick: str, *, input: TextIO | None = N
         ask_again: when the server refuses the nickname (taken, reserved, invalid),
             ask for another one on ``input`` instead of exiting; the default is to
             ask when reading from a terminal.
+        connect_options: more :meth:`Client.connect` keywords (``tls=True, cafile=...``).
 
     Returns:
         0 after /quit, end of input, Ctrl-C or Ctrl-D; 1 if the server could
@@ -562,7 +563,7 @@ def run_terminal_client(address: Address, nick: str, *, input: TextIO | None = N
 
     if ask_again is None:
         ask_again = input is None and sys.stdin.isatty()
-    client = _connect(address, nick, error, (input, output) if ask_again else None)
+    client = _connect(address, nick, error, (input, output) if ask_again else None, connect_options)
     if isinstance(client, int):
         return client
 

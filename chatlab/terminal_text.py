@@ -1,7 +1,7 @@
 """What the terminal client reads and prints, as text: typed lines into :class:`Command`, events into lines.
 
 Nothing here does I/O, so all of it is tested without a terminal
-(``tests/test_terminal.py``); :mod:`chatlab.terminal` runs it.
+(``tests/io/test_terminal.py``); :mod:`chatlab.terminal` runs it.
 """
 
 from __future__ import annotations

@@ -412,6 +412,7 @@ def _every_checker_on_an_unsolved_exercise():
     yield "check_priority_writer", lambda: ex.check_priority_writer(_UnsolvedClass, show=False)
     yield "check_broadcast_handler", lambda: ex.check_broadcast_handler(_unsolved_handler, show=False)
     yield "check_upload_lines", lambda: ex.check_upload_lines(_unsolved, show=False)
+    yield "check_tls_client", lambda: ex.check_tls_client(_unsolved, show=False)
     yield "check_pinger", lambda: ex.check_pinger(_unsolved, show=False)
 
 

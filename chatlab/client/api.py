@@ -28,6 +28,7 @@ import logging
 import os
 import queue
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -51,6 +52,7 @@ from ..errors import (
 from ..events import (
     EventQueue,
 )
+from ..tls import client_context, wrap_client
 from .direct import DirectIncoming, DirectPath
 from .receiving import ReceivingFiles
 from .sending import Sending, Transfer
@@ -148,7 +150,9 @@ class Client(ReceivingFiles, Sending, DirectPath, Threads):
     @classmethod
     def connect(cls, address: Address, nick: str, *, password: str = "", room: str = "", timeout: float = 5.0,
                 download_dir: str | os.PathLike[str] | None = None, overwrite: bool = False,
-                priority_writer: bool = True, unsent_limit: int | None = UNSENT_LIMIT) -> Client:
+                priority_writer: bool = True, unsent_limit: int | None = UNSENT_LIMIT,
+                tls: bool | ssl.SSLContext = False, cafile: str | os.PathLike[str] | None = None,
+                server_hostname: str | None = None) -> Client:
         """Connect, introduce ourselves as ``nick`` and wait for the welcome.
 
         ``address`` is ``("host", port)`` or ``"host:port"``; ``chatlab server``
@@ -162,12 +166,18 @@ class Client(ReceivingFiles, Sending, DirectPath, Threads):
         then a JOIN): nobody in the lobby sees us come or go.
         ``unsent_limit`` caps the bytes the kernel holds unsent for this socket
         (``TCP_NOTSENT_LOWAT``, where the OS has it); ``None`` leaves the OS default.
+        ``tls=True`` speaks TLS (notebook 11), checking the server's certificate
+        against ``cafile`` (the class CA; default: the system's CAs) and the host
+        name in ``address`` (or ``server_hostname``); pass an ``ssl.SSLContext`` as
+        ``tls`` to choose everything yourself.  A ``cafile`` or a ``server_hostname``
+        means TLS too: they would be silently ignored otherwise.
 
         Raises:
             ValueError: ``address`` is not HOST:PORT, or the port is invalid.
             NickError: the server refused the nickname (taken, reserved, malformed).
             ServerError: the server refused the connection (e.g. it is full).
             ConnectionBroken: nothing answered at ``address``, or not in time.
+            TlsError: with ``tls``: the certificate was refused (the message says why).
         """
         host, port = parse_address(address)
         with translate_socket_errors(f"could not connect to {host}:{port}"):
@@ -177,6 +187,11 @@ class Client(ReceivingFiles, Sending, DirectPath, Threads):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 if unsent_limit and hasattr(socket, "TCP_NOTSENT_LOWAT"):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, unsent_limit)
+            if tls or cafile is not None or server_hostname is not None:  # a CA or a name to check means TLS
+                context = tls if isinstance(tls, ssl.SSLContext) else client_context(os.fspath(cafile) if cafile else None)
+                with translate_socket_errors("connection failed during the TLS handshake"):
+                    sock = wrap_client(sock, context, server_hostname or host, timeout)  # type: ignore[assignment]
+            with translate_socket_errors("connection failed during the handshake"):
                 sock.sendall(p.encode(p.Hello(nick, password, lobby=not room)))
                 decoder = p.FrameDecoder()
                 welcome = cls._await_welcome(sock, decoder, timeout)

@@ -65,6 +65,7 @@ from ..core.transfer import IncomingTransfer, TransferState
 from ..errors import ChatlabError, IncompleteReadError
 from ..events import DirectFallback
 from ..streams import recv_exact
+from ..tls import DirectIdentity, TlsError, TlsSocket, direct_identity, wrap_pinned
 from .state import ClientState
 
 if TYPE_CHECKING:
@@ -295,6 +296,8 @@ def send_file(sock: socket.socket, file: BinaryIO, offset: int, size: int) -> st
                                   daemon=True)
         hasher.start()
     try:
+        # Seek first: over TLS, sendfile() falls back to read() and send(), and skips its own seek for offset 0.
+        file.seek(offset)
         sent = sock.sendfile(file, offset, size - offset) if size > offset else 0
     finally:
         if hasher is not None:
@@ -361,8 +364,9 @@ __all__ = [
 class DirectIncoming:
     """Receiver: the direct path of one incoming transfer, shared by the reader and the direct thread."""
 
-    def __init__(self, listener: DirectListener) -> None:
+    def __init__(self, listener: DirectListener, tls: DirectIdentity | None = None) -> None:
         self.listener = listener
+        self.tls = tls  # the chat connection is TLS: so is this one, with this certificate
         self.lock = threading.Lock()  # IncomingTransfer is not thread-safe: one of the two threads at a time
         self.path = ""  # "direct" or "server", once the first bytes decided it
         self.sock: socket.socket | None = None
@@ -374,10 +378,21 @@ class DirectPath(ClientState):
     """Both ends of the direct path in a :class:`~chatlab.client.Client` (a mixin)."""
 
     def _listen_direct(self, offer: p.FileOffer, incoming: IncomingTransfer) -> DirectIncoming | None:
-        """Listen for the sender on the chat connection's own local address; None if we cannot (then: the server)."""
+        """Listen for the sender on the chat connection's own local address; None if we cannot (then: the server).
+
+        When the chat connection is TLS, the file's bytes must not cross in the clear: the direct
+        connection runs TLS too, with this process's own certificate, whose SHA-256 the accept carries.
+        """
+        tls = None
+        if isinstance(self._sock, TlsSocket):
+            tls = direct_identity()
+            if tls is None:
+                log.info("%s: no TLS for a direct path (pip install cryptography); %s comes through the server",
+                         self.nick, offer.name)
+                return None
         try:
             host = self._sock.getsockname()[0]
-            return DirectIncoming(DirectListener(host, offer.token))
+            return DirectIncoming(DirectListener(host, offer.token), tls)
         except OSError as exc:
             log.info("%s: no direct path for %s (%s); the sender will use the server", self.nick, offer.name, exc)
             return None
@@ -409,6 +424,8 @@ class DirectPath(ClientState):
             path.listener.close()  # one connection per transfer: the port closes as soon as the sender is in
             if sock is None:
                 return  # the sender did not come: its chunks come through the server instead
+            if path.tls is not None:  # the sender proved it holds the token; now the bytes go encrypted
+                sock = path.tls.context.wrap_socket(sock, server_side=True)
             with path.lock:
                 if path.path or incoming.state is not TransferState.ACTIVE:
                     sock.close()
@@ -455,9 +472,11 @@ class DirectPath(ClientState):
         transfer.outgoing.direct_failed()
         self._events.put(DirectFallback(transfer.to, transfer.name, reason))
 
-    def _send_direct(self, transfer: Transfer, address: tuple[str, int]) -> None:
-        """Direct thread (sender): connect to the receiver, present the token, sendfile() the bytes."""
+    def _send_direct(self, transfer: Transfer, address: tuple[str, int], pin: str = "") -> None:
+        """Direct thread (sender): connect to the receiver, answer its proof, send the bytes (``pin``: over TLS,
+        to the certificate whose SHA-256 the receiver's accept carried)."""
         outgoing = transfer.outgoing
+        tls_sock: socket.socket | None = None
         try:
             sock = socket.create_connection(address, timeout=CONNECT_TIMEOUT)
         except OSError as exc:
@@ -479,9 +498,17 @@ class DirectPath(ClientState):
                     reason = f"{where} did not prove it holds the token; sending through the server"
                     self._reply(functools.partial(self._direct_fell_back, transfer, reason))
                     return
+                sock.sendall(answer)
+                if pin:
+                    try:
+                        sock = tls_sock = wrap_pinned(sock, pin)  # it took the descriptor: closed in finally
+                    except (TlsError, OSError) as exc:
+                        reason = f"no TLS direct connection ({exc}); sending through the server"
+                        self._reply(functools.partial(self._direct_fell_back, transfer, reason))
+                        return
+                    transfer._direct_sock = sock
                 self._reply(functools.partial(outgoing.direct_connected))  # before any ack can come back
                 sock.settimeout(IDLE_TIMEOUT)
-                sock.sendall(answer)
                 # A file object of our own (a dup of the descriptor): the writer may close the
                 # transfer's file when it ends, while sendfile() is still running here.
                 with os.fdopen(os.dup(transfer._file.fileno()), "rb") as file:
@@ -497,6 +524,8 @@ class DirectPath(ClientState):
                 self._reply(functools.partial(self._direct_broke, transfer, reason))
         finally:
             transfer._direct_sock = None
+            if tls_sock is not None:
+                tls_sock.close()
 
     def _direct_fell_back(self, transfer: Transfer, reason: str) -> None:
         """Writer thread: the direct connection could not be made."""

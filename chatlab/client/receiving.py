@@ -98,7 +98,8 @@ class ReceivingFiles(ClientState):
             raise TransferError(str(exc)) from exc
         path = self._listen_direct(offer, incoming) if self.accept_direct and direct.valid_token(offer.token) else None
         if path is not None:  # the accept tells the sender where to connect
-            accept = p.FileAccept(accept.stream_id, accept.offset, format_address(self._advertised(path)))
+            accept = p.FileAccept(accept.stream_id, accept.offset, format_address(self._advertised(path)),
+                                  path.tls.fingerprint if path.tls is not None else "")
         with self._incoming_lock:
             if self._incoming_ended:  # the connection ended while we opened the .part
                 incoming.close()

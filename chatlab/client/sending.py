@@ -27,6 +27,7 @@ from ..errors import (
     TransferError,
 )
 from . import direct
+from ..tls import TlsSocket
 from .state import (
     CONTROL,
     ClientState,
@@ -187,7 +188,11 @@ class Sending(ClientState):
         if transfer is None:
             return
         address: tuple[str, int] | None = None
-        if isinstance(message, p.FileAccept) and transfer.token:
+        if isinstance(message, p.FileAccept) and transfer.token and message.direct and not message.tls \
+                and isinstance(self._sock, TlsSocket):
+            self._fall_back(transfer, f"{transfer.to}'s client offered a direct connection without TLS, and this "
+                                      "chat is TLS: sending through the server")
+        elif isinstance(message, p.FileAccept) and transfer.token:
             try:
                 address = parse_address(message.direct, default_host=None, ip_only=True) if message.direct else None
             except ValueError:
@@ -204,7 +209,8 @@ class Sending(ClientState):
             replies = [transfer.outgoing.cancel(str(exc))]
         self._queue_file_frames(transfer, replies)
         if address is not None and transfer.outgoing.state is TransferState.ACTIVE:
-            thread = threading.Thread(target=self._send_direct, args=(transfer, address),
+            pin = message.tls if isinstance(message, p.FileAccept) else ""
+            thread = threading.Thread(target=self._send_direct, args=(transfer, address, pin),
                                       name=f"chatlab-direct-out-{self.nick}", daemon=True)
             self._keep_direct_thread(thread)
 

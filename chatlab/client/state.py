@@ -113,4 +113,4 @@ class ClientState:
         def _receive_direct(self, sid: int, incoming: IncomingTransfer, path: DirectIncoming) -> None: ...  # direct
         def _keep_direct_thread(self, thread: threading.Thread) -> None: ...  # direct
         def _fall_back(self, transfer: Transfer, reason: str) -> None: ...  # direct
-        def _send_direct(self, transfer: Transfer, address: tuple[str, int]) -> None: ...  # direct
+        def _send_direct(self, transfer: Transfer, address: tuple[str, int], pin: str = "") -> None: ...  # direct

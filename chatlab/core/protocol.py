@@ -5,7 +5,7 @@ clocks.  You turn messages into bytes with :func:`encode`, and you turn bytes
 back into messages by feeding them to a :class:`FrameDecoder` in whatever
 pieces the network delivered them, then pulling whole frames out.  Because it
 never touches a socket, it is tested by feeding it bytes (see
-``tests/test_protocol.py``), and the server, the client and the notebooks all
+``tests/core/test_protocol.py``), and the server, the client and the notebooks all
 share it.
 
 Every frame is a 12-byte header packed with :mod:`struct` in network byte
@@ -462,13 +462,16 @@ class FileAccept:
     """Receiver: send it, starting at byte ``offset`` (non-zero to resume).
 
     ``direct``, when not empty, is the ``host:port`` the receiver listens on for
-    the direct connection (only in answer to an offer with a ``token``).
+    the direct connection (only in answer to an offer with a ``token``).  ``tls``,
+    when not empty, is the SHA-256 (hex) of the certificate the receiver's direct
+    listener will present: the direct connection then runs TLS, pinned to it.
     """
 
     TYPE: ClassVar[FrameType] = FrameType.FILE_ACCEPT
     stream_id: int
     offset: int = 0
     direct: str = field(default="", metadata=LATER)
+    tls: str = field(default="", metadata=LATER)
 
 
 @dataclass(frozen=True)

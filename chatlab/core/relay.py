@@ -193,7 +193,7 @@ class FileRelay:
             raise RemoteProtocolError(f"FILE_ACCEPT's direct address needs a port from 1 to 65535, got {accept.direct!r}")
         transfer.direct = True
         where = f"[{host}]:{int(port)}" if ":" in host else f"{host}:{int(port)}"
-        stamped = p.encode(p.FileAccept(accept.stream_id, accept.offset, where))
+        stamped = p.encode(p.FileAccept(accept.stream_id, accept.offset, where, accept.tls))
         return stamped[p.HEADER_SIZE:]
 
     def end(self, transfer: RelayedTransfer) -> None:

@@ -40,6 +40,7 @@ from .recv import check_recv_exact
 from .select_loop import check_select_step
 from .sockopt import check_make_listener
 from .strategy import check_chat_delay_prediction, check_send_strategy
+from .tls_client import check_tls_client
 from .writer import check_priority_writer
 
 __all__ = [
@@ -59,5 +60,6 @@ __all__ = [
     "check_priority_writer",  # notebook 07
     "check_broadcast_handler",  # notebook 08
     "check_upload_lines",  # notebook 09
+    "check_tls_client",  # notebook 11
     "check_pinger",  # notebook 10
 ]

@@ -29,7 +29,7 @@ try:
 except ImportError:  # the test extra installs it; without it only the library's tests skip (test_fuzz imports us)
     irc_client = None
 
-CORPUS = Path(__file__).parent / "corpus"
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 
 
 class IrcPeer:
@@ -422,7 +422,10 @@ def replay_text_entry(server: chatlab.Server, entry: Any) -> None:
     peer = LinePeer(server.address)
     try:
         peer.sock.sendall(entry.data)
-        if entry.outcome == "kicked":
+        if entry.outcome == "closed":  # nothing the server could say would be read: it just hangs up
+            got = peer.until_closed()
+            assert peer.closed and not got, f"{entry.name}: {got}"
+        elif entry.outcome == "kicked":
             got = peer.until_closed()
             assert peer.closed, f"{entry.name}: still connected after {got}"
             assert any(line.startswith(":chatlab ERROR ") for line in got), f"{entry.name}: {got}"
@@ -479,7 +482,7 @@ def test_bench_irc_runs_both_servers_and_loses_nothing(tmp_path, capsys):
     from chatlab.bench import irc_fanout, main
 
     assert main(["irc", "--out", str(tmp_path), "--no-progress", "--clients", "8", "--seconds", "0.3",
-                 "--senders", "2", "--window", "4"]) == 0
+                 "--senders", "2", "--window", "4", "--idle", "30", "--idle-rounds", "50"]) == 0
     rows = bench_rows(tmp_path / "irc.csv")
     have_ngircd = irc_fanout.ngircd_path() is not None
     assert [r["kind"] for r in rows] == (["chatlab", "ngircd"] if have_ngircd else ["chatlab"])
@@ -489,13 +492,17 @@ def test_bench_irc_runs_both_servers_and_loses_nothing(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "delivered/s" in out
     assert ("x ngircd" in out) if have_ngircd else ("ngircd is not installed" in out)
+    idle = bench_rows(tmp_path / "irc-idle.csv")  # the loop's cost per turn with idle connections
+    assert [r["server"] for r in idle] == [r["kind"] for r in rows]
+    assert all(float(r["rtt_us"]) > 0 and r["idle_connections"] == "30" for r in idle)
 
 
 def test_bench_irc_without_ngircd_skips_it_with_a_note(tmp_path, capsys, monkeypatch):
     from chatlab.bench import irc_fanout, main
 
     monkeypatch.setattr(irc_fanout, "ngircd_path", lambda: None)
-    assert main(["irc", "--out", str(tmp_path), "--no-progress", "--clients", "5", "--seconds", "0.2"]) == 0
+    assert main(["irc", "--out", str(tmp_path), "--no-progress", "--clients", "5", "--seconds", "0.2",
+                 "--idle", "0"]) == 0
     assert [r["kind"] for r in bench_rows(tmp_path / "irc.csv")] == ["chatlab"]
     out = capsys.readouterr().out
     assert "ngircd is not installed" in out and "[SKIPPED] chatlab text mode >= ngircd at 5 clients" in out

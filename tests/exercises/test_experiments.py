@@ -53,7 +53,7 @@ def test_every_public_name_resolves_from_its_module() -> None:
 
 @pytest.mark.slow
 def test_the_command_line_redraws_the_figures_from_stored_csv_files(tmp_path: Path) -> None:
-    data = Path(__file__).resolve().parent.parent / "data"
+    data = Path(__file__).resolve().parents[2] / "data"
     for name in ex.CSV_FILES.values():
         if (data / name).exists():
             shutil.copy(data / name, tmp_path / name)

@@ -29,7 +29,7 @@ from chatlab.core.transfer import TransferStats
 from chatlab.errors import TransferError
 from chatlab.terminal import Command, TerminalSession, format_event, parse_command, run_terminal_client
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 LAUNCH = "from chatlab.terminal import run_terminal_client; import sys; sys.exit(run_terminal_client(sys.argv[1], sys.argv[2]))"
 TIMEOUT = 10.0  # seconds for any one expected line or exit
 

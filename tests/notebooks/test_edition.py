@@ -31,7 +31,7 @@ from chatlab.edition import (  # noqa: E402
     write_student_edition,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SOURCE = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 CELL_TIMEOUT = 180  # seconds per cell: generous for a loaded CI machine; a hung accept() still ends
 

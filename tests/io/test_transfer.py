@@ -223,7 +223,7 @@ def test_every_strategy_through_the_link_emulator_with_resplitting(server, tmp_p
 
 
 def test_the_readme_example_with_the_shipped_sample(connect, inbox):
-    sample = Path(__file__).resolve().parent.parent / "data" / "sample.bin"
+    sample = Path(__file__).resolve().parents[2] / "data" / "sample.bin"
     alice, bob = connect("alice"), connect("bob", download_dir=inbox)
     t = alice.send_file(sample, to="bob", strategy="adaptive")
     stats = t.wait(timeout=60)

@@ -23,7 +23,7 @@ from chatlab.core import protocol as p
 from chatlab.core.chatroom import ChatRoom, FloodLimit, Session, Settings
 from conftest import RawPeer
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def wait_until(check, timeout: float = 5.0, step: float = 0.02) -> bool:

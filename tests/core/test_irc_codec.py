@@ -487,7 +487,7 @@ def test_the_dispatch_table_is_what_help_and_the_docs_advertise():
     assert COMMANDS == set(IrcCodec.HANDLERS) and all(callable(h) for h in IrcCodec.HANDLERS.values())
     advertised = set(re.findall(r"\b[A-Z]{3,}\b", " ".join(HELP[1:]))) - {"NICK", "USER"} | {"NICK", "USER"}
     assert advertised - {"HELP"} <= COMMANDS and COMMANDS - {"CAP", "PASS", "PONG", "HELP"} <= advertised
-    docs = (Path(__file__).parents[1] / "docs" / "IRC.md").read_text(encoding="utf-8")
+    docs = (Path(__file__).parents[2] / "docs" / "IRC.md").read_text(encoding="utf-8")
     section = docs.split("## The commands", 1)[1].split("\n## ", 1)[0]
     assert set(re.findall(r"`([A-Z]{3,})\b", section)) == COMMANDS  # docs/IRC.md lists each command, and no other
 

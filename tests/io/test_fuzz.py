@@ -31,7 +31,7 @@ from chatlab.errors import RemoteProtocolError
 from conftest import RawPeer
 from test_irc import irc_lines_until_closed, is_text_entry, replay_text_entry  # the corpus's IRC text entries
 
-CORPUS = Path(__file__).parent / "corpus"
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 SERVER_FRAMES = {p.FrameType.WELCOME, p.FrameType.ERROR, p.FrameType.CHAT, p.FrameType.PRIVATE, p.FrameType.NOTICE,
                  p.FrameType.WHO_REPLY, p.FrameType.PING, p.FrameType.PONG} | set(p.TRANSFER_TYPES)
 
@@ -43,7 +43,7 @@ class Entry(NamedTuple):
     name: str
     doc: str
     after: str  # "start": bytes from the first byte; "hello": after a good HELLO as mallory
-    outcome: str  # kicked | error | ok | waiting
+    outcome: str  # kicked | error | ok | waiting | closed (hung up without a word)
     code: str  # the ERROR code expected (kicked, error)
     data: bytes
 
@@ -61,7 +61,7 @@ def parse_corpus_file(path: Path) -> Entry:
             unit, _, count = token.partition("*")
             data += bytes.fromhex(unit) * (int(count) if count else 1)
     outcome, _, code = meta["expect"].partition(" ")
-    assert outcome in ("kicked", "error", "ok", "waiting"), f"{path.name}: unknown outcome {outcome!r}"
+    assert outcome in ("kicked", "error", "ok", "waiting", "closed"), f"{path.name}: unknown outcome {outcome!r}"
     return Entry(path.stem, " ".join(doc), meta.get("after", "hello"), outcome, code, bytes(data))
 
 

@@ -17,7 +17,7 @@ from solutions.bot import run_bot
 from solutions.framing_recv import decode_frames, encode_frame, recv_exact
 from solutions.sockopt_select import make_listener, serve_step
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_checker_is_exported_and_passes_its_reference_solution():

@@ -24,7 +24,7 @@ import pytest
 
 from chatlab.netem import LinkEmulator, LinkProfile, LinkStats, _host_port, main
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 # ------------------------------------------------------------------ helpers

@@ -41,7 +41,7 @@ from chatlab.bench.slowpeers import run_slow_peers
 from chatlab.server import SELECTORS
 from chatlab.stats import percentile
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def rows_of(path: Path) -> list[dict[str, str]]:

@@ -122,7 +122,7 @@ def errors(items: list[Any]) -> list[str]:
 
 
 def test_the_core_imports_no_io():
-    core = Path(__file__).parents[1] / "chatlab" / "core"
+    core = Path(__file__).parents[2] / "chatlab" / "core"
     for path in sorted(core.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         imported = {alias.name.split(".")[0]

@@ -24,7 +24,7 @@ nbclient = pytest.importorskip("nbclient")
 
 from chatlab.edition import write_student_edition  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CAPTURE_NOTEBOOKS = ["01_setsockopt.ipynb", "04_recv.ipynb", "09_when_connections_fail.ipynb"]
 
 pytestmark = pytest.mark.slow

@@ -29,7 +29,7 @@ pytest.importorskip("nbgrader", reason='the nbgrader course needs nbgrader: pip 
 
 from chatlab.edition import is_grade_cell, is_solution_cell, write_student_edition  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SOURCE = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 ASSIGNMENT = "chatlab"
 NBGRADER = [sys.executable, "-m", "nbgrader"]
