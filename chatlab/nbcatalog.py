@@ -15,7 +15,7 @@ text itself (the ``msgid``):
 Code and outputs are shared: a translated notebook differs from the English one in
 the text of those cells only.  An English edit changes a msgid, so the translation
 of the old text no longer applies: :func:`translate` reports that unit as missing
-and :func:`problems` (run by ``tests/test_notebook_catalogs.py``) fails until a
+and :func:`problems` (run by ``tests/notebooks/test_notebook_catalogs.py``) fails until a
 translator updates the entry.  ``tools/notebook_catalogs.py update`` brings the
 catalogs up to date with the notebooks, keeping the old translation of a changed
 cell as a *fuzzy* entry with its previous English (``#| msgid``) beside it, as

@@ -8,7 +8,7 @@ or comment), marks the entry of a changed cell *fuzzy* with its previous English
 beside it (``#| msgid``), and keeps entries no cell has any more as obsolete
 (``#~``), as ``msgmerge`` does.  Then a translator edits the ``msgstr`` lines and
 removes the ``#, fuzzy`` flags.  ``check`` lists what is missing or stale and exits
-1 if anything is (``tests/test_notebook_catalogs.py`` runs the same check).
+1 if anything is (``tests/notebooks/test_notebook_catalogs.py`` runs the same check).
 
 Also ``handout``: the catalog of the student edition's README
 (``notebooks/locale/<lang>/handout.po``).  See docs/TRANSLATING.md.

@@ -22,7 +22,7 @@ pytest.importorskip("babel", reason='the notebook catalogs need Babel: pip insta
 
 from chatlab import edition, nbcatalog
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "notebooks"
 NOTEBOOKS = sorted(SOURCE.glob("[0-9][0-9]_*.ipynb"))
 LANG = "zh_CN"

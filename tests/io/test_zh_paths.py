@@ -21,7 +21,7 @@ from chatlab import i18n, notices
 from chatlab.core import protocol as p
 from chatlab.terminal import format_event, run_terminal_client
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CJK = re.compile(r"[\u4e00-\u9fff]")
 ARGPARSE_ENGLISH = ("usage:", "options:", "show this help", "error:", "argument --", "invalid choice", "required")
 
