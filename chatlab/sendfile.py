@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import time
+from typing import TextIO
 
 from tqdm import tqdm
 
@@ -15,8 +16,18 @@ from .i18n import _
 from .units import format_rate, format_size
 
 
-def follow(transfer: Transfer, timeout: float, poll: float = 0.1) -> None:
-    """Show a tqdm bar of the receiver's acknowledged bytes until the transfer ends.
+# Sizes in decimal units with their "B" (5.00MB, not tqdm's bare 5.00M), as chatlab.units prints them.
+BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}B/{total_fmt}B [{elapsed}<{remaining}, {rate_fmt}]"
+
+
+def follow(transfer: Transfer, timeout: float, poll: float = 0.1, file: TextIO | None = None) -> None:
+    """Show a progress bar of the receiver's acknowledged bytes until the transfer ends.
+
+    The bar counts only this session's bytes (a resumed transfer starts the bar at
+    what the receiver already had), and its clock is the transfer's own (from the
+    accept to the receiver's confirmation), so its last rate is the summary's.  No
+    bar when the output is not a terminal (``disable=None``): piped to a file, the
+    output holds the summary, not carriage-return fragments.
 
     Raises:
         TransferError: the transfer failed; TimeoutError: it took longer than ``timeout``.
@@ -29,12 +40,12 @@ def follow(transfer: Transfer, timeout: float, poll: float = 0.1) -> None:
     if transfer.failed:
         transfer.wait(timeout=max(0.0, deadline - time.monotonic()))  # raises the TransferError that says why
     # unit_divisor=1000: decimal units (MB = 10**6 bytes), as everywhere in chatlab (chatlab.units)
-    with tqdm(total=transfer.size, unit="B", unit_scale=True, unit_divisor=1000, desc=f"{transfer.name} -> {transfer.to}") as bar:
+    with tqdm(total=transfer.size, initial=transfer.resumed_from, unit="B", unit_scale=True, unit_divisor=1000,
+              bar_format=BAR_FORMAT, desc=f"{transfer.name} -> {transfer.to}", file=file or sys.stderr,
+              disable=None if file is None else False) as bar:
         while True:
             try:
-                transfer.wait(timeout=poll)
-                bar.update(transfer.size - bar.n)
-                return
+                stats = transfer.wait(timeout=poll)
             except TimeoutError:
                 bar.update(transfer.acked - bar.n)
                 if time.monotonic() > deadline:
@@ -42,6 +53,12 @@ def follow(transfer: Transfer, timeout: float, poll: float = 0.1) -> None:
                         _("gave up after {seconds:g} s with {done} of {size} bytes delivered").format(
                             seconds=timeout, done=transfer.acked, size=transfer.size)
                     ) from None
+                continue
+            # The transfer's own clock: its last rate is stats.bytes / stats.seconds, the summary's.
+            if not bar.disable:  # tqdm's clock is time.time()
+                bar.start_t = time.time() - stats.seconds
+            bar.update(transfer.size - bar.n)
+            return
 
 
 def run_send(args: argparse.Namespace) -> int:

@@ -355,16 +355,49 @@ class Server(ServerStats):
 
     def _broadcast(self, members: list[Connection], message: p.Message) -> None:
         encoded: dict[type, bytes] = {}  # encode once per framing, queue the same bytes for everyone
-        for member in members:
-            codec = member.codec or self._binary
+        connections, dirty, binary = self._connections, self._dirty, self._binary
+        peak, limit, over = self.peak_queued, self.config.max_queue, []
+        sender, now = getattr(message, "sender", None), time.monotonic()
+        for member in members:  # fan-out's hot path: _queue inlined (one call less per member)
+            codec = member.codec or binary
             data = encoded.get(type(codec))
-            if data is None:
-                data = codec.encode(message)
-                if getattr(codec, "shared_encoding", False):
-                    encoded[type(codec)] = data
-            self._queue(member, data)
+            if data is None or member.nick == sender:  # the sender's own copy may differ (IRC sends none)
+                data = self._encode_once(codec, message, encoded, member.nick == sender)
+            if not data or member.closing is not None or member not in connections:
+                continue
+            if member.tls is not None:  # its outbox holds ciphertext: append() encrypts
+                self._queue(member, data)
+                continue
+            if not member.outbox:
+                member.drained_at = now  # the stall clock starts when there is something to take
+            member.outbox.append(data)
+            queued = member.queued = member.queued + len(data)
+            dirty.add(member)
+            if queued > peak:
+                peak = queued
+            if queued > limit:
+                over.append(member)
+        self.peak_queued = peak
+        for member in over:
+            self._queue(member)  # over the limit: _queue disconnects it
         for member in members if self.on_frame is not None else ():
             self._trace("out", member.name, message)
+
+    @staticmethod
+    def _encode_once(codec: Any, message: p.Message, encoded: dict[type, bytes], own: bool) -> bytes:
+        """``message`` for one member; remembered in ``encoded`` for every other member with the same
+        framing when the codec says the bytes do not depend on who gets them (``encode_shared``, or
+        ``shared_encoding``).  ``own``: this member sent it (its copy is never shared)."""
+        if not own:
+            shared = getattr(codec, "encode_shared", None)
+            data = shared(message) if shared is not None else None
+            if data is not None:
+                encoded[type(codec)] = data
+                return data
+        data = codec.encode(message)
+        if not own and getattr(codec, "shared_encoding", False):
+            encoded[type(codec)] = data
+        return data
 
     def _send(self, conn: Connection, message: p.Message) -> None:
         self._trace("out", conn.name, message)
@@ -409,6 +442,8 @@ class Server(ServerStats):
         except OSError as exc:  # closing or not, a socket that cannot be written to is closed now
             self._disconnect(conn, f"connection lost ({exc.strerror or exc})", flush=False)
             return
+        if not conn.outbox and not conn.blocking and conn.closing is None and conn.events == selectors.EVENT_READ:
+            return  # fan-out's common case: all sent, nothing to resume, close or change in the selector
         if conn.blocking and self.room.relay.may_resume(conn.queued):
             self._unblock(conn, list(conn.blocking))
         if not conn.outbox and conn.closing is not None:

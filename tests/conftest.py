@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import socket
+import sys
+from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
 
 import chatlab
 from chatlab.core import protocol as p
+
+# The tests mirror the package (core/, io/, exercises/, bench/, notebooks/), and a few share a helper
+# across folders (test_chatroom's in-memory Harness, test_irc's line reader): every folder is importable.
+_HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(_HERE / folder) for folder in ("core", "io", "exercises", "bench", "notebooks")]
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Recompute the stored output of notebook cells that only call ``show_source(...)``.
 
-After code moves, ``tests/test_notebooks.py`` says which ``show_source`` outputs went
+After code moves, ``tests/notebooks/test_notebooks.py`` says which ``show_source`` outputs went
 stale.  Cells whose only statements are ``show_source`` calls get their stdout
 recomputed here without running the notebook; any other stale cell needs the notebook
 re-executed (``jupyter nbconvert --to notebook --execute --inplace``).

@@ -455,12 +455,13 @@ def wait_listening(port: int, timeout: float = 5.0) -> bool:
 
 
 def iter_progress(iterable: Iterable[Any], desc: str, total: int | None = None, enabled: bool = True) -> Iterable[Any]:
-    """tqdm over ``iterable`` on stderr (plain iteration when disabled)."""
+    """tqdm over ``iterable`` on stderr (plain iteration when disabled, or when stderr is not a terminal:
+    piped to a file, the output keeps its tables and loses the carriage-return fragments)."""
     if not enabled:
         return iterable
     from tqdm import tqdm
 
-    return tqdm(iterable, desc=desc, total=total, leave=False, file=sys.stderr, dynamic_ncols=True)
+    return tqdm(iterable, desc=desc, total=total, leave=False, file=sys.stderr, dynamic_ncols=True, disable=None)
 
 
 # ------------------------------------------------------ output folder and logging

@@ -16,7 +16,7 @@ it and why:
   keepalive ping).
 
 Each runs against a fresh server in a thread of this process, so that its
-queues can be watched.  The peers are public: tests/test_reliability.py
+queues can be watched.  The peers are public: tests/io/test_reliability.py
 uses them one by one.
 """
 

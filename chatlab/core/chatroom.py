@@ -14,7 +14,7 @@ This module imports no socket, selectors, threading or time.  It is fed decoded
   queue is sent, if ``flush``).
 
 The server (:mod:`chatlab.server`) owns the sockets and applies the outputs;
-the tests (``tests/test_chatroom.py``) feed messages and a fake clock and read
+the tests (``tests/core/test_chatroom.py``) feed messages and a fake clock and read
 the outputs, with no socket anywhere.  The rules, once:
 
 * Nicknames are NFKC-normalised and compared casefolded, so ``ｂｏｂ``, ``BOB``

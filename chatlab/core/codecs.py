@@ -42,7 +42,10 @@ class Codec(Protocol):
     on the connection (a broadcast is then encoded once, and the same bytes are
     queued for every member using that codec), and ``nick_retries = True`` when a
     bad or taken nickname should leave the client connected and unregistered, so
-    it can try again (IRC's ``433``, then another ``NICK``).
+    it can try again (IRC's ``433``, then another ``NICK``).  A codec whose bytes depend on
+    the connection for some messages only may offer ``encode_shared(message) -> bytes | None``:
+    the bytes every member but the message's sender gets (IRC: a room's chat line), or
+    ``None`` to be asked per member.
 
     A codec may also offer ``payload_buffer() -> memoryview | None`` and
     ``received(n)`` (the binary codec does): the server then ``recv_into``s a

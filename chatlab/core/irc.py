@@ -518,6 +518,12 @@ class IrcCodec:
 
     # ------------------------------------------------------------- lines out
 
+    @staticmethod
+    def encode_shared(message: p.Message) -> bytes | None:
+        """The bytes every IRC member but the sender gets for ``message`` when they are the same for all
+        (a room's chat line), so the server formats it once; ``None``: ask :meth:`encode` per member."""
+        return _chat_lines(message) if isinstance(message, p.ChatMessage) else None
+
     def encode(self, message: p.Message) -> bytes:
         """A core message to this client as IRC lines (``b""``: nothing to send)."""
         if isinstance(message, p.ChatMessage):  # the hot path first: a room's chat line

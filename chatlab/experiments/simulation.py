@@ -157,7 +157,7 @@ def simulate_transfer(
 ) -> SimulatedRun:
     """Send a ``file_bytes`` file with ``strategy`` over a simulated link, on a fake clock.
 
-    The model is the one of ``tests/test_transfer_core.py``, without files: a
+    The model is the one of ``tests/core/test_transfer_core.py``, without files: a
     bottleneck of the link's rate with an unbounded FIFO queue in front, then
     half the RTT of delay; the receiver acks each chunk as it arrives, and the
     ack takes the other half of the RTT back.  The sender behaves as

@@ -7,7 +7,7 @@ Drives the sans-I/O core directly, with no socket: each input's bytes go through
 the codec the server would pick (``chatlab.core.codecs.sniff``) into
 ``chatlab.core.chatroom.ChatRoom`` and its file relay, exactly as the server's loop
 feeds them, and the outputs land in in-memory inboxes (``Harness`` from
-``tests/test_chatroom.py``).  libFuzzer sees the coverage of ``chatlab.core.codecs``,
+``tests/core/test_chatroom.py``).  libFuzzer sees the coverage of ``chatlab.core.codecs``,
 ``chatlab.core.chatroom``, ``chatlab.core.relay`` and ``chatlab.core.protocol``.  The first byte of
 an input says whether it follows a good HELLO (odd) or starts the connection (even);
 the rest is what the client sends.  It is seeded with the ``*.hex`` corpus beside this
@@ -28,7 +28,7 @@ with atheris.instrument_imports():
     from chatlab.core import protocol as p
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path[:0] = [str(HERE.parent / "core"), str(HERE.parent / "io")]
 from test_chatroom import Harness  # noqa: E402  (the in-memory loop)
 from test_fuzz import ENTRIES  # noqa: E402  (the .hex parser)
 

@@ -1,4 +1,4 @@
-"""Reference solution for notebook 11's exercise (kept out of the package: see tests/test_exercises.py)."""
+"""Reference solution for notebook 11's exercise (kept out of the package: see tests/exercises/test_exercises.py)."""
 
 from __future__ import annotations
 

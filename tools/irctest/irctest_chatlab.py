@@ -1,6 +1,6 @@
 """irctest's controller for chatlab: runs ``python -m chatlab server`` on 127.0.0.1.
 
-Used by ``tests/test_irctest.py`` (and by hand, from a clone of progval/irctest)::
+Used by ``tests/io/test_irctest.py`` (and by hand, from a clone of progval/irctest)::
 
     PYTHONPATH=/path/to/chatlab/tools/irctest:/path/to/chatlab python -m pytest \\
         --controller irctest_chatlab -m "(RFC1459 or RFC2812) and not deprecated and not strict \\
