@@ -26,8 +26,8 @@ from ..errors import (
     ChatlabError,
     TransferError,
 )
-from . import direct
 from ..tls import TlsSocket
+from . import direct
 from .state import (
     CONTROL,
     ClientState,
@@ -116,7 +116,8 @@ class Transfer:
             TimeoutError: not finished within ``timeout`` seconds.
         """
         if not self._finished.wait(timeout):
-            raise TimeoutError(f"sending {self.name} to {self.to}: {self.acked} of {self.size} bytes after {timeout:g} s")
+            raise TimeoutError(f"sending {self.name} to {self.to}: "
+                               f"{self.acked} of {self.size} bytes after {timeout:g} s")
         if self.failed:
             raise TransferError(f"sending {self.name} to {self.to} failed: {self.reason}")
         return self.stats
