@@ -15,11 +15,14 @@ import socket
 import sys
 import tempfile
 import time
+import unicodedata
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from .client import Client, FileReceived, FileStarted
 from .core import protocol as p
+from .i18n import N_, _
+from .notices import shown_error, shown_notice
 from .server import Server
 from .units import format_rate, format_size
 
@@ -27,17 +30,25 @@ from .units import format_rate, format_size
 def describe_event(event: Any) -> str:
     """One transcript line for a chat event."""
     if isinstance(event, p.ChatMessage):
-        return f"[{event.room}] * {event.sender} {event.text}" if event.action else f"[{event.room}] <{event.sender}> {event.text}"
+        if event.action:
+            return f"[{event.room}] * {event.sender} {event.text}"
+        return f"[{event.room}] <{event.sender}> {event.text}"
     if isinstance(event, p.PrivateMessage):
-        return f"[private] <{event.sender} -> {event.to}> {event.text}"
+        return _("[private] <{sender} -> {to}> {text}").format(sender=event.sender, to=event.to, text=event.text)
     if isinstance(event, p.Notice):
-        return f"-- {event.text}"
+        return f"-- {shown_notice(event)}"
     if isinstance(event, p.WhoReply):
         users = ", ".join(f"{nick} ({room})" for nick, room in sorted(event.users.items()))
-        return f"-- online: {users}"
+        return "-- " + _("online: {users}").format(users=users)
     if isinstance(event, p.ErrorMessage):
-        return f"!! {event.code}: {event.text}"
+        return f"!! {event.code}: {shown_error(event)}"
     return repr(event)
+
+
+def padded(text: str, width: int) -> str:
+    """``text`` padded with spaces to ``width`` columns, a Chinese character counting two (as a terminal shows it)."""
+    columns = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    return text + " " * max(0, width - columns)
 
 
 class TextClient:
@@ -95,17 +106,18 @@ class Transcript:
 
     def step(self, title: str, action: Callable[[], Any], expect: dict[str, int]) -> None:
         """Run ``action``, then wait for ``expect[nick]`` events at each client and print them."""
-        print(f"\n# {title}", file=self.out)
+        print(f"\n# {_(title)}", file=self.out)
         action()
-        received = {nick: [describe_event(self.clients[nick].next_event(timeout=5)) for _ in range(count)]
+        received = {nick: [describe_event(self.clients[nick].next_event(timeout=5)) for _index in range(count)]
                     for nick, count in expect.items()}
         for line in in_order(received):
             seen_by = [nick for nick, lines in received.items() if line in lines]
-            print(f"{line:<52} (seen by {', '.join(seen_by)})", file=self.out)
+            print(padded(line, 52) + " " + _("(seen by {nicks})").format(nicks=", ".join(seen_by)), file=self.out)
         if self.text_client is not None:
             for line in self.text_client.pending():
                 shown = line.replace("\x01", "\\x01")  # CTCP's invisible delimiters, made visible
-                print(f"    {self.text_client.nick} (IRC) reads: {shown}", file=self.out)
+                reads = _("{nick} (IRC) reads: {line}").format(nick=self.text_client.nick, line=shown)
+                print("    " + reads, file=self.out)
 
 
 def in_order(received: dict[str, list[str]]) -> list[str]:
@@ -129,8 +141,14 @@ def in_order(received: dict[str, list[str]]) -> list[str]:
     while len(ordered) < len(first_seen):
         ready = [line for line in first_seen if line not in ordered and after[line] <= set(ordered)]
         ready = ready or [line for line in first_seen if line not in ordered]  # (a cycle cannot happen; stay safe)
-        ordered.append(min(ready, key=lambda line: (" joined " in line, first_seen.index(line))))
+        ordered.append(min(ready, key=lambda line: (_is_join(line), first_seen.index(line))))
     return ordered
+
+
+def _is_join(line: str) -> bool:
+    """A "joined" notice, in English or in the current language."""
+    middle = _("{nick} joined {room}").partition("{nick}")[2].partition("{room}")[0]
+    return " joined " in line or bool(middle.strip()) and middle in line
 
 
 def send_during_chat(sender: Client, receiver: Client, workdir: Path, out: TextIO) -> None:
@@ -140,22 +158,28 @@ def send_during_chat(sender: Client, receiver: Client, workdir: Path, out: TextI
     source.write_bytes(os.urandom(5_000_000))
     transfer = sender.send_file(source, to=receiver.nick)
     started = receiver.wait_for(FileStarted, timeout=10)
-    print(f"-- {receiver.nick} accepts {started.name} ({format_size(started.size)}); it arrives into {started.name}.part",
-          file=out)
+    print("-- " + _("{nick} accepts {name} ({size}); it arrives into {name}.part").format(
+        nick=receiver.nick, name=started.name, size=format_size(started.size)), file=out)
     while not transfer.done and not any(file.received for file in receiver.receiving()):
         time.sleep(0.001)  # until the first chunks are in, so the line really is sent during the transfer
     sender.say("sending you the lab data now")
     line = receiver.wait_for(p.ChatMessage, timeout=5)
     had = next((file.received for file in receiver.receiving() if file.name == started.name), started.size)
-    when = (f"while {receiver.nick} had {format_size(had)} of {format_size(started.size)}" if had < started.size
-            else "after the whole file")  # a fast machine: the file won the race, and we say so
+    if had < started.size:
+        when = _("while {nick} had {done} of {size}").format(
+            nick=receiver.nick, done=format_size(had), size=format_size(started.size))
+    else:  # a fast machine: the file won the race, and we say so
+        when = _("after the whole file")
     sender.wait_for(p.ChatMessage, timeout=5)  # the sender's own copy of the same line: printed once, above
-    print(f"{describe_event(line):<52} (seen by {sender.nick}, {receiver.nick}; it arrived {when})", file=out)
+    print(padded(describe_event(line), 52) + " " + _("(seen by {nicks}; it arrived {when})").format(
+        nicks=f"{sender.nick}, {receiver.nick}", when=when), file=out)
     stats = transfer.wait(timeout=60)
     got = receiver.wait_for(FileReceived, timeout=10)
-    print(f"-- {got.name}: {format_size(got.size)} from {got.sender}, SHA-256 verified, "
-          f"{format_rate(stats.bytes, stats.seconds)} with the adaptive window", file=out)
-    print(f"-- saved as {got.path} (the demo's temporary folder, deleted when it ends)", file=out)
+    print("-- " + _("{name}: {size} from {sender}, SHA-256 verified, {rate} with the adaptive window").format(
+        name=got.name, size=format_size(got.size), sender=got.sender, rate=format_rate(stats.bytes, stats.seconds)),
+        file=out)
+    saved = _("saved as {path} (the demo's temporary folder, deleted when it ends)").format(path=got.path)
+    print("-- " + saved, file=out)
 
 
 def run_demo(selector: str = "select", out: TextIO | None = None) -> int:
@@ -165,8 +189,8 @@ def run_demo(selector: str = "select", out: TextIO | None = None) -> int:
         host, port = server.address
         inbox = Path(tmp) / "inbox"
         inbox.mkdir()
-        print(f"chatlab demo: a server on {host}:{port} ({selector}), three chatlab clients and one IRC text client",
-              file=out)
+        print(_("chatlab demo: a server on {host}:{port} ({selector}), three chatlab clients and one IRC text client")
+              .format(host=host, port=port, selector=selector), file=out)
         with Client.connect(server.address, nick="alice") as alice, \
              Client.connect(server.address, nick="bob", download_dir=inbox) as bob, \
              Client.connect(server.address, nick="carol") as carol:  # fmt: skip
@@ -181,23 +205,23 @@ def run_demo(selector: str = "select", out: TextIO | None = None) -> int:
                           Path(tmp))
             finally:
                 dave.close()
-    print("\nThe demo server stopped; every socket is closed.", file=out)
+    print("\n" + _("The demo server stopped; every socket is closed."), file=out)
     return 0
 
 
 def run_steps(t: Transcript, alice: Client, bob: Client, carol: Client, dave: TextClient, tmp: Path) -> None:
     everyone = {"alice": 1, "bob": 1, "carol": 1}
     out = t.out
-    t.step("alice greets the lobby", lambda: alice.say("hello, everyone!"), everyone)
-    t.step("bob answers with an action (/me)", lambda: bob.action("waves back"), everyone)
-    t.step("dave, on a plain text connection, types an IRC line", lambda: dave.send("PRIVMSG #lobby :hi from nc!"),
+    t.step(N_("alice greets the lobby"), lambda: alice.say("hello, everyone!"), everyone)
+    t.step(N_("bob answers with an action (/me)"), lambda: bob.action("waves back"), everyone)
+    t.step(N_("dave, on a plain text connection, types an IRC line"), lambda: dave.send("PRIVMSG #lobby :hi from nc!"),
            everyone)
-    t.step("alice whispers to bob: carol does not see it", lambda: alice.whisper("bob", "psst, team1 in 5?"),
+    t.step(N_("alice whispers to bob: carol does not see it"), lambda: alice.whisper("bob", "psst, team1 in 5?"),
            {"alice": 1, "bob": 1})
-    t.step("bob moves to room team1", lambda: bob.join("team1"), everyone)
-    t.step("alice follows him", lambda: alice.join("team1"), everyone)
-    t.step("a message in team1 stays in team1", lambda: bob.say("just us here"), {"alice": 1, "bob": 1})
-    t.step("carol asks who is online", lambda: print(describe_event(carol.who()), file=out), {})
-    t.step("alice sends bob a file while they chat", lambda: send_during_chat(alice, bob, tmp, out), {})
-    t.step("alice goes back to the lobby", alice.leave, {"alice": 1, "bob": 1, "carol": 1})
-    t.step("carol quits", lambda: carol.close("bye!"), {"alice": 1})
+    t.step(N_("bob moves to room team1"), lambda: bob.join("team1"), everyone)
+    t.step(N_("alice follows him"), lambda: alice.join("team1"), everyone)
+    t.step(N_("a message in team1 stays in team1"), lambda: bob.say("just us here"), {"alice": 1, "bob": 1})
+    t.step(N_("carol asks who is online"), lambda: print(describe_event(carol.who()), file=out), {})
+    t.step(N_("alice sends bob a file while they chat"), lambda: send_during_chat(alice, bob, tmp, out), {})
+    t.step(N_("alice goes back to the lobby"), alice.leave, {"alice": 1, "bob": 1, "carol": 1})
+    t.step(N_("carol quits"), lambda: carol.close("bye!"), {"alice": 1})

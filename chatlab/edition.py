@@ -22,7 +22,17 @@ nbconvert, not by code of ours that imitates them:
   answer).  Every other output stays, so students read the teaching outputs
   before they run anything (nbgrader's release clears them all).
 
-nbgrader is an optional dependency: ``python -m pip install -e ".[instructor]"``.
+``--lang zh`` makes the Chinese edition of either: the markdown cells and the
+exercises' docstrings come from ``notebooks/locale/zh_CN/NN_name.po``
+(:mod:`chatlab.nbcatalog`; a missing or stale translation stops the build), a
+setup cell sets the language and a CJK font for the figures, and the notebooks
+are run with ``CHATLAB_LANG=zh`` so that their outputs are Chinese too (then
+the student edition clears the exercises' outputs as above, and leaves out the
+key points (本节要点) of the exercise sections, which the instructor edition
+keeps after the checker).  ``--instructor`` writes the instructor edition of
+that language.
+
+nbgrader and Babel are optional dependencies: ``python -m pip install -e ".[instructor]"``.
 """
 
 from __future__ import annotations
@@ -32,11 +42,45 @@ import ast
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from .i18n import _
+
 if TYPE_CHECKING:  # imported when used: a plain install of chatlab has no Jupyter tools
     import nbformat
+
+CELL_TIMEOUT = 180  # seconds per cell when an edition is run: a hung accept() still ends
+HANDOUT = "handout"  # locale/<lang>/handout.po: the README of the edition
+
+
+@dataclass(frozen=True)
+class Edition:
+    """Which edition to write: its language, instructor or student, run or not."""
+
+    source: Path | None = None  # the English instructor notebooks (default: notebooks/ of this checkout)
+    lang: str = "en"  # "en" or a catalog language ("zh_CN")
+    instructor: bool = False  # keep the solutions and the exercises' key points
+    execute: bool = False  # run the translated notebooks, so that outputs are in their language
+    enforce_metadata: bool = True
+    progress: bool = False
+
+
+# The first code cell of a translated edition: checkers in its language even when CHATLAB_LANG is not set
+# (set_language beats the environment), and figures drawn with a font that has the language's glyphs.
+SETUP_CELLS = {
+    "zh_CN": (
+        "# 中文版：检查程序用中文报告（与设置 CHATLAB_LANG=zh 的效果相同），图表使用本机的中文字体\n"
+        "import chatlab.i18n\n"
+        "import chatlab.plotfonts\n"
+        "\n"
+        "chatlab.i18n.set_language(\"zh\")\n"
+        "cjk_font = chatlab.plotfonts.use_cjk_font()"
+    ),
+}
+SETUP_TAG = "edition-setup"
+
 
 STUDENT_README = """\
 # chatlab notebooks: student edition
@@ -159,6 +203,35 @@ def exercise_cell_indices(nb: nbformat.NotebookNode) -> list[int]:
     return sorted(indices)
 
 
+def sections(nb: nbformat.NotebookNode) -> list[range]:
+    """The cells of each ``## `` section, heading included (cells before the first heading belong to none)."""
+    starts = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.startswith("## ")]
+    ends = [*starts[1:], len(nb.cells)]
+    return [range(start, end) for start, end in zip(starts, ends)]
+
+
+def answer_key_points(nb: nbformat.NotebookNode) -> list[int]:
+    """The key-point cells (本节要点) of the exercise sections: they state the answer.
+
+    An exercise section is a ``## `` section that holds a solution cell; its key points
+    close it, after the checker.  The instructor edition keeps them there, the
+    student edition leaves them out.
+    """
+    from .nbcatalog import is_key_points
+
+    found: list[int] = []
+    for section in sections(nb):
+        if any(is_solution_cell(nb.cells[i]) for i in section):
+            found.extend(i for i in section if is_key_points(nb.cells[i]))
+    return found
+
+
+def without_answer_key_points(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    drop = set(answer_key_points(nb))
+    nb.cells = [cell for i, cell in enumerate(nb.cells) if i not in drop]
+    return nb
+
+
 def _preprocessors(enforce_metadata: bool) -> list[Any]:
     nbgrader: Any = _require_nbgrader()
 
@@ -197,15 +270,17 @@ def default_source() -> Path:
                      "or pass --source DIR")
 
 
-def default_out_dir(source: Path | None = None) -> Path:
+def default_out_dir(source: Path | None = None, lang: str = "en", instructor: bool = False) -> Path:
     """Where the student edition goes without OUT_DIR: beside the checkout, never inside it.
 
     A folder inside the clone would be one more untracked folder there (and one a teacher
-    might commit next to the answers); ``handout/`` is in .gitignore all the same.
+    might commit next to the answers); ``handout/`` is in .gitignore all the same.  Another
+    language or the instructor edition gets its own folder (``chatlab-handout-zh``).
     """
     source = (source or default_source()).resolve()
     root = source.parent if source.name == "notebooks" else source
-    return root.parent / "chatlab-handout"
+    suffix = ("" if lang == "en" else "-" + lang.split("_")[0]) + ("-instructor" if instructor else "")
+    return root.parent / f"chatlab-handout{suffix}"
 
 
 def build_wheel(out_dir: Path) -> Path:
@@ -223,49 +298,167 @@ def build_wheel(out_dir: Path) -> Path:
     return wheels[-1]
 
 
-def write_student_edition(out_dir: Path, source: Path | None = None, enforce_metadata: bool = True) -> list[Path]:
-    """Write the student edition of every ``NN_*.ipynb`` in ``source`` into ``out_dir``; return the paths."""
-    _require_nbgrader()  # before anything is imported or written: say how to install it (it brings nbformat)
+def catalog_language(lang: str) -> str:
+    """``"zh"`` -> ``"zh_CN"``, ``"en"`` -> ``"en"``; a language without notebook catalogs is refused."""
+    from .i18n import normalise
+
+    found = normalise(lang)
+    if found is None:
+        raise SystemExit(f"no notebooks in {lang!r}: the editions are en and zh")
+    return found
+
+
+def handout_catalog(source: Path, lang: str) -> Any:
+    """The catalog of the edition's README (``locale/<lang>/handout.po``), up to date with its English."""
+    from babel.messages.catalog import Catalog
+
+    from . import nbcatalog
+
+    fresh = Catalog(locale=lang, project="chatlab notebooks", fuzzy=False)
+    fresh.add(STUDENT_README, locations=[("chatlab/edition.py", 0)])
+    cat = nbcatalog.read_catalog(nbcatalog.catalog_path(source, lang, HANDOUT), lang)
+    cat.update(fresh, update_header_comment=False)
+    cat.fuzzy = False
+    return cat
+
+
+def translated(nb: nbformat.NotebookNode, source: Path, lang: str, name: str) -> nbformat.NotebookNode:
+    """``nb`` in ``lang`` through its catalog; a missing or stale translation stops the build, named."""
+    from . import nbcatalog
+
+    path = nbcatalog.catalog_path(source, lang, name)
+    out, missing = nbcatalog.translate(nb, nbcatalog.read_catalog(path, lang))
+    if missing:
+        first = missing[0]
+        raise SystemExit(f"{path}: {len(missing)} cells of {name}.ipynb have no current translation "
+                         f"(first: cell {first.cell}, {first.text[:50]!r}); "
+                         "run python tools/notebook_catalogs.py update and translate them")
+    return out
+
+
+def with_setup_cell(nb: nbformat.NotebookNode, lang: str) -> nbformat.NotebookNode:
+    """``nb`` with the edition's setup cell (:data:`SETUP_CELLS`) before its first code cell."""
     import nbformat
 
-    source = source or default_source()
+    source = SETUP_CELLS.get(lang)
+    if source is None:
+        return nb
+    first_code = next((i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"), len(nb.cells))
+    nb.cells.insert(first_code, nbformat.v4.new_code_cell(source, metadata={"tags": [SETUP_TAG]}))
+    return nb
+
+
+def execute(nb: nbformat.NotebookNode, cwd: Path, lang: str) -> nbformat.NotebookNode:
+    """Run every cell of ``nb`` in a fresh kernel with ``CHATLAB_LANG=lang``, so chatlab prints in ``lang``."""
+    import os
+
+    from nbclient import NotebookClient
+
+    before = os.environ.get("CHATLAB_LANG")
+    os.environ["CHATLAB_LANG"] = lang  # the kernel inherits this process's environment
+    try:
+        NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name=nb.metadata.get("kernelspec", {}).get("name", "python3"),
+                       resources={"metadata": {"path": str(cwd)}}).execute()
+    finally:
+        if before is None:
+            del os.environ["CHATLAB_LANG"]
+        else:
+            os.environ["CHATLAB_LANG"] = before
+    return nb
+
+
+def edition_notebook(path: Path, options: Edition) -> nbformat.NotebookNode:
+    """One notebook of the edition ``options`` describes."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    if options.lang != "en":
+        nb = with_setup_cell(translated(nb, path.parent, options.lang, path.stem), options.lang)
+        if options.execute:
+            nb = execute(nb, path.parent, options.lang)
+    if options.instructor:
+        return nb
+    student = student_notebook(nb, options.enforce_metadata)
+    # The English student edition agrees cell for cell with nbgrader's release (tests/test_nbgrader_course.py);
+    # a translated one leaves out the key points of the exercise sections, which come after the checker.
+    return student if options.lang == "en" else without_answer_key_points(student)
+
+
+def handout_readme(source: Path, lang: str) -> str:
+    if lang == "en":
+        return STUDENT_README
+    from . import nbcatalog
+
+    text = nbcatalog.read_catalog(nbcatalog.catalog_path(source, lang, HANDOUT), lang).get(STUDENT_README)
+    if text is None or text.fuzzy or not text.string:
+        path = nbcatalog.catalog_path(source, lang, HANDOUT)
+        raise SystemExit(f"{path}: the README's translation is missing or stale")
+    return str(text.string)
+
+
+def write_edition(out_dir: Path, options: Edition) -> list[Path]:
+    """Write the edition ``options`` describes of every ``NN_*.ipynb`` into ``out_dir``; return the paths."""
+    if not options.instructor:
+        _require_nbgrader()  # before anything is imported or written: say how to install it (it brings nbformat)
+    import nbformat
+
+    source = options.source or default_source()
     notebooks = sorted(source.glob("[0-9][0-9]_*.ipynb"))
     if not notebooks:
         raise SystemExit(f"no notebooks (NN_name.ipynb) in {source}")
-    out_dir.mkdir(parents=True, exist_ok=True)
     if out_dir.resolve() == source.resolve():
         raise SystemExit("the student edition must not overwrite the instructor notebooks: choose another OUT_DIR")
+    out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for path in notebooks:
-        nb = nbformat.read(path, as_version=4)
+        if options.progress:
+            print(f"{path.name} ...", flush=True)
         target = out_dir / path.name
-        nbformat.write(student_notebook(nb, enforce_metadata), target)
+        nbformat.write(edition_notebook(path, options), target)
         written.append(target)
-    (out_dir / "README.md").write_text(STUDENT_README, encoding="utf-8")
+    (out_dir / "README.md").write_text(handout_readme(source, options.lang), encoding="utf-8")
     return written
+
+
+def write_student_edition(out_dir: Path, source: Path | None = None, enforce_metadata: bool = True) -> list[Path]:
+    """Write the English student edition of every ``NN_*.ipynb`` in ``source`` into ``out_dir``; return the paths."""
+    return write_edition(out_dir, Edition(source=source, enforce_metadata=enforce_metadata))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m chatlab student-edition",
-        description="Write the student edition of the notebooks: solutions replaced by stubs "
-                    "(nbgrader's ClearSolutions), exercise outputs cleared (ClearOutput), "
-                    "every other output kept.")
+        description=_("Write the student edition of the notebooks: solutions replaced by stubs "
+                      "(nbgrader's ClearSolutions), exercise outputs cleared (ClearOutput), "
+                      "every other output kept. With --lang zh, the Chinese edition: the prose "
+                      "from notebooks/locale/zh_CN/*.po, run with CHATLAB_LANG=zh."))
     parser.add_argument("out_dir", metavar="OUT_DIR", type=Path, nargs="?", default=None,
-                        help="where to write the student notebooks (default: chatlab-handout/ beside the "
-                             "repository, outside it)")
+                        help=_("where to write the notebooks (default: chatlab-handout/ beside the repository,"
+                               " outside it; chatlab-handout-zh/ for --lang zh)"))
     parser.add_argument("--source", type=Path, default=None,
-                        help="the instructor notebooks (default: notebooks/ of this checkout)")
+                        help=_("the instructor notebooks (default: notebooks/ of this checkout)"))
     parser.add_argument("--wheel", action="store_true",
-                        help="also build chatlab's wheel into OUT_DIR: what the students install (README.md says how)")
+                        help=_("also build chatlab's wheel into OUT_DIR: what the students install"
+                               " (README.md says how)"))
+    parser.add_argument("--lang", default="en", help=_("en (default) or zh"))
+    parser.add_argument("--instructor", action="store_true",
+                        help=_("the instructor edition: solutions and the exercises' key points kept"))
+    parser.add_argument("--no-execute", dest="execute", action="store_false",
+                        help=_("with --lang zh: keep the outputs of the English run instead of running "
+                               "the Chinese notebooks (minutes) with CHATLAB_LANG=zh"))
     args = parser.parse_args(argv)
-    out_dir = args.out_dir if args.out_dir is not None else default_out_dir(args.source)
-    written = write_student_edition(out_dir, args.source)
+    lang = catalog_language(args.lang)
+    options = Edition(source=args.source, lang=lang, instructor=args.instructor,
+                      execute=args.execute and lang != "en", progress=True)
+    out_dir = args.out_dir if args.out_dir is not None else default_out_dir(args.source, lang, args.instructor)
+    written = write_edition(out_dir, options)
     for path in written:
         print(f"wrote {path}")
     if args.wheel:
         print(f"wrote {build_wheel(out_dir)}")
-    print(f"{len(written)} student notebooks in {out_dir}; hand out that folder (solutions removed)")
+    kind = "instructor" if args.instructor else "student"
+    what = "solutions kept: not for students" if args.instructor else "hand out that folder (solutions removed)"
+    print(f"{len(written)} {kind} notebooks in {out_dir}; {what}")
     return 0
 
 

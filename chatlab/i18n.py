@@ -36,7 +36,8 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["DOMAIN", "LOCALE_DIR", "LANGUAGES", "language", "set_language", "translation", "_", "ngettext", "N_"]
+__all__ = ["DOMAIN", "LOCALE_DIR", "LANGUAGES", "language", "set_language", "translation", "_", "ngettext", "N_",
+           "ARGPARSE_MESSAGES", "translate_argparse"]
 
 DOMAIN = "chatlab"
 LOCALE_DIR = Path(__file__).with_name("locale")
@@ -138,3 +139,54 @@ def N_(message: str) -> str:
     ``_()`` is called on it later, when it is printed, in the language of that moment.
     """
     return message
+
+
+# argparse's own words ("usage: ", "options", "error: ..."), which every chatlab command prints.
+# argparse looks them up with gettext.gettext in the "messages" domain, for which no Chinese
+# catalog exists anywhere; translate_argparse() sends those look-ups to chatlab's catalog, where
+# these msgids (argparse's English, exactly as Python 3.10-3.13 write it) have their Chinese.
+ARGPARSE_MESSAGES = (
+    N_("usage: "),
+    N_("positional arguments"),
+    N_("options"),
+    N_("show this help message and exit"),
+    N_("show program's version number and exit"),
+    N_("%(prog)s: error: %(message)s\n"),
+    N_("argument %(argument_name)s: %(message)s"),
+    N_("the following arguments are required: %s"),
+    N_("one of the arguments %s is required"),
+    N_("unrecognized arguments: %s"),
+    N_("not allowed with argument %s"),
+    N_("ignored explicit argument %r"),
+    N_("expected one argument"),
+    N_("expected at most one argument"),
+    N_("expected at least one argument"),
+    N_("expected %s argument"),
+    N_("expected %s arguments"),
+    N_("ambiguous option: %(option)s could match %(matches)s"),
+    N_("invalid %(type)s value: %(value)r"),
+    N_("invalid choice: %(value)r (choose from %(choices)s)"),
+)
+
+
+def _argparse_gettext(message: str) -> str:
+    return _(message)
+
+
+def _argparse_ngettext(singular: str, plural: str, n: int) -> str:
+    message = singular if n == 1 else plural
+    return _(message)
+
+
+def translate_argparse() -> None:
+    """Make argparse print its own words (``usage:``, ``options:``, ``error:``) in chatlab's language.
+
+    It replaces the ``_`` and ``ngettext`` that the :mod:`argparse` module looks
+    its messages up with, for the whole process, so only chatlab's command-line
+    entry points call it (never the library's import); under English it changes
+    nothing.  The language is looked up at each message, as for every ``_()``.
+    """
+    import argparse
+
+    setattr(argparse, "_", _argparse_gettext)
+    setattr(argparse, "ngettext", _argparse_ngettext)

@@ -65,6 +65,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from .i18n import _, translate_argparse
+
 # The pipeline of one connection; its constants stay importable from here (notebook 06 reads them).
 from .netem_pipe import BURST_SECONDS, MIN_BURST, PACKET, READ_LOW_WATER, RECV_SIZE, _Connection  # noqa: F401
 from .netem_udp import DatagramLink, DatagramPath, DatagramProfile, DatagramStats, PathStats
@@ -161,12 +163,12 @@ class LinkProfile:
         Returns:
             The summary.
         """
-        rate = "unlimited rate" if self.rate is None else f"rate {self.rate * 8 / 1e6:g} Mbit/s"
-        parts = [f"delay {self.delay * 1000:g} ms", rate]
+        rate = _("unlimited rate") if self.rate is None else _("rate {rate:g} Mbit/s").format(rate=self.rate * 8 / 1e6)
+        parts = [_("delay {delay:g} ms").format(delay=self.delay * 1000), rate]
         if self.split:
-            seed = "" if self.seed is None else f", seed {self.seed}"
-            parts.append(f"split (max {self.max_segment} B{seed})")
-        return ", ".join(parts)
+            seed = "" if self.seed is None else _(", seed {seed}").format(seed=self.seed)
+            parts.append(_("split (max {size} B{seed})").format(size=self.max_segment, seed=seed))
+        return _(", ").join(parts)
 
 
 @dataclass(frozen=True)
@@ -280,7 +282,8 @@ class LinkEmulator:
         if self._thread is not None or self._stopping:
             raise RuntimeError("a LinkEmulator can only be started once")
         try:
-            family, _, _, _, addr = socket.getaddrinfo(self.target[0], self.target[1], type=socket.SOCK_STREAM)[0]
+            found = socket.getaddrinfo(self.target[0], self.target[1], type=socket.SOCK_STREAM)
+            family, _type, _proto, _name, addr = found[0]
             self._target_family, self._target_addr = family, addr
             self._listener = self._open_listener()
             self._address = self._listener.getsockname()[:2]
@@ -387,7 +390,7 @@ class LinkEmulator:
         assert self._listener is not None
         while True:  # several clients may be waiting
             try:
-                client, _ = self._listener.accept()
+                client, _address = self._listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
@@ -532,36 +535,36 @@ def _host_port(text: str, allow_zero: bool = False) -> Address:
     host, sep, port = text.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port.isdigit() or not (0 if allow_zero else 1) <= int(port) <= 65535:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+        raise argparse.ArgumentTypeError(_("expected HOST:PORT, got {text!r}").format(text=text))
     return host, int(port)
 
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chatlab netem",
-        description="Forward TCP connections to TARGET through an emulated network link "
-        "(one-way delay, rate limit, random re-splitting of the byte stream). "
-        "Point your client at the address it prints. The same settings apply in both directions.",
+        description=_("Forward TCP connections to TARGET through an emulated network link "
+                      "(one-way delay, rate limit, random re-splitting of the byte stream). "
+                      "Point your client at the address it prints. The same settings apply in both directions."),
     )
     parser.add_argument("--target", required=True, type=_host_port, metavar="HOST:PORT",
-                        help="where to forward connections")
+                        help=_("where to forward connections"))
     parser.add_argument(
         "--listen",
         default=("127.0.0.1", 0),
         type=lambda s: _host_port(s, allow_zero=True),
         metavar="HOST:PORT",
-        help="where to listen (default 127.0.0.1:0, any free port)",
+        help=_("where to listen (default 127.0.0.1:0, any free port)"),
     )
     parser.add_argument("--delay-ms", type=float, default=20.0,
-                        help="one-way delay in milliseconds (default 20; RTT is twice this)")
+                        help=_("one-way delay in milliseconds (default 20; RTT is twice this)"))
     parser.add_argument("--rate-mbit", type=float, default=50.0,
-                        help="bottleneck rate in Mbit/s (default 50; 0 = unlimited)")
-    parser.add_argument("--split", action="store_true", help="re-split the byte stream at random points")
+                        help=_("bottleneck rate in Mbit/s (default 50; 0 = unlimited)"))
+    parser.add_argument("--split", action="store_true", help=_("re-split the byte stream at random points"))
     parser.add_argument("--max-segment", type=int, default=LinkProfile.max_segment,
-                        help="longest piece when splitting, in bytes")
+                        help=_("longest piece when splitting, in bytes"))
     parser.add_argument("--queue-kb", type=float, default=LinkProfile.queue_bytes / 1024,
-                        help="bottleneck queue size in KiB (default 256)")
-    parser.add_argument("--seed", type=int, default=None, help="seed for the splitter (default: random)")
+                        help=_("bottleneck queue size in KiB (default 256)"))
+    parser.add_argument("--seed", type=int, default=None, help=_("seed for the splitter (default: random)"))
     return parser
 
 
@@ -577,6 +580,7 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit status: 0 after Ctrl-C, 1 if the emulator could not start or died.
     """
+    translate_argparse()
     args = _build_parser().parse_args(argv)
     try:
         profile = LinkProfile(
@@ -595,11 +599,13 @@ def main(argv: list[str] | None = None) -> int:
         link.start()
         host, port = link.address
         target = f"{args.target[0]}:{args.target[1]}"
-        print(f"netem: listening on {host}:{port}, forwarding to {target}", flush=True)
-        print(f"netem: {profile.describe()} each way, RTT {profile.rtt * 1000:g} ms. Ctrl-C to stop.", flush=True)
+        listening = _("listening on {host}:{port}, forwarding to {target}").format(host=host, port=port, target=target)
+        print("netem: " + listening, flush=True)
+        print("netem: " + _("{profile} each way, RTT {rtt:g} ms. Ctrl-C to stop.").format(
+            profile=profile.describe(), rtt=profile.rtt * 1000), flush=True)
         while link.running:
             time.sleep(0.2)  # short sleeps: on Windows a blocking join() would not see Ctrl-C
-        print(f"netem: the emulator stopped unexpectedly: {link.error!r}", file=sys.stderr)
+        print("netem: " + _("the emulator stopped unexpectedly: {error!r}").format(error=link.error), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         pass
@@ -609,8 +615,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         link.close()
     s = link.stats
-    print(f"netem: stopped. {s.connections} connection(s), {s.bytes_up} bytes up, {s.bytes_down} bytes down,"
-          f" {s.resets} reset(s).", flush=True)
+    stopped = _("stopped. {connections} connection(s), {up} bytes up, {down} bytes down, {resets} reset(s).")
+    print("netem: " + stopped.format(connections=s.connections, up=s.bytes_up, down=s.bytes_down, resets=s.resets),
+          flush=True)
     return 0
 
 

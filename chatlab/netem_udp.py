@@ -58,6 +58,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from .i18n import _, translate_argparse
+
 __all__ = ["DatagramLink", "DatagramPath", "DatagramProfile", "DatagramStats", "PathStats", "main"]
 
 Address = tuple[str, int]
@@ -439,7 +441,7 @@ class DatagramLink:
 
     def _deliver(self, now: float) -> None:
         while self._wire and self._wire[0][0] <= now:
-            _, _, sock, data, to, path = heapq.heappop(self._wire)
+            _due, _order, sock, data, to, path = heapq.heappop(self._wire)
             try:
                 if to is None:
                     sock.send(data)
@@ -487,26 +489,27 @@ def _build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="chatlab netem --udp",
-        description="Forward UDP datagrams to TARGET through an emulated path that loses, duplicates, "
-        "reorders, delays (with jitter) and rate-limits them, as Linux's tc netem does. Send to the "
-        "address it prints; the replies come back from it. The same settings apply in both directions.",
+        description=_("Forward UDP datagrams to TARGET through an emulated path that loses, duplicates, "
+                      "reorders, delays (with jitter) and rate-limits them, as Linux's tc netem does. Send to the "
+                      "address it prints; the replies come back from it. The same settings apply in both directions."),
     )
-    parser.add_argument("--udp", action="store_true", help="(accepted, so that chatlab netem --udp ... passes through)")
+    parser.add_argument("--udp", action="store_true",
+                        help=_("(accepted, so that chatlab netem --udp ... passes through)"))
     parser.add_argument("--target", required=True, type=_host_port, metavar="HOST:PORT",
-                        help="where to forward datagrams")
+                        help=_("where to forward datagrams"))
     parser.add_argument("--listen", default=("127.0.0.1", 0), type=lambda s: _host_port(s, allow_zero=True),
-                        metavar="HOST:PORT", help="where to listen (default 127.0.0.1:0, any free port)")
-    parser.add_argument("--delay-ms", type=float, default=20.0, help="one-way delay in milliseconds (default 20)")
+                        metavar="HOST:PORT", help=_("where to listen (default 127.0.0.1:0, any free port)"))
+    parser.add_argument("--delay-ms", type=float, default=20.0, help=_("one-way delay in milliseconds (default 20)"))
     parser.add_argument("--jitter-ms", type=float, default=0.0,
-                        help="each datagram's delay varies by up to this much either way")
-    parser.add_argument("--loss-pct", type=float, default=0.0, help="percentage of datagrams lost")
-    parser.add_argument("--duplicate-pct", type=float, default=0.0, help="percentage of datagrams delivered twice")
+                        help=_("each datagram's delay varies by up to this much either way"))
+    parser.add_argument("--loss-pct", type=float, default=0.0, help=_("percentage of datagrams lost"))
+    parser.add_argument("--duplicate-pct", type=float, default=0.0, help=_("percentage of datagrams delivered twice"))
     parser.add_argument("--reorder-pct", type=float, default=0.0,
-                        help="percentage of datagrams that skip the delay (and overtake)")
-    parser.add_argument("--rate-mbit", type=float, default=0.0, help="rate in Mbit/s (default 0 = unlimited)")
+                        help=_("percentage of datagrams that skip the delay (and overtake)"))
+    parser.add_argument("--rate-mbit", type=float, default=0.0, help=_("rate in Mbit/s (default 0 = unlimited)"))
     parser.add_argument("--queue-kb", type=float, default=64.0,
-                        help="queue in front of the rate limit, in KiB (default 64)")
-    parser.add_argument("--seed", type=int, default=None, help="seed for the random decisions (default: random)")
+                        help=_("queue in front of the rate limit, in KiB (default 64)"))
+    parser.add_argument("--seed", type=int, default=None, help=_("seed for the random decisions (default: random)"))
     return parser
 
 
@@ -519,6 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit status: 0 after Ctrl-C, 1 if the link could not start or died, 2 for a bad setting.
     """
+    translate_argparse()
     args = _build_parser().parse_args(argv)
     try:
         profile = DatagramProfile(
@@ -534,8 +538,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         link.start()
         host, port = link.address
-        print(f"netem: UDP on {host}:{port}, forwarding to {args.target[0]}:{args.target[1]}", flush=True)
-        print(f"netem: {profile.describe()} each way. Ctrl-C to stop.", flush=True)
+        print("netem: " + _("UDP on {host}:{port}, forwarding to {target}").format(
+            host=host, port=port, target=f"{args.target[0]}:{args.target[1]}"), flush=True)
+        print("netem: " + _("{profile} each way. Ctrl-C to stop.").format(profile=profile.describe()), flush=True)
         while link.running:
             time.sleep(0.2)  # short sleeps: on Windows a blocking join() would not see Ctrl-C
         print(f"netem: the link stopped unexpectedly: {link.error!r}", file=sys.stderr)

@@ -37,6 +37,7 @@ from .client import Address, Client, Disconnected, Transfer
 from .core import protocol as p
 from .errors import ChatlabError, ConnectionBroken, ConnectionClosed, NickError, ServerError
 from .i18n import _
+from .notices import connect_failure, shown_address, shown_error, shown_motd
 from .terminal_text import (
     HELP,
     Command,
@@ -113,7 +114,7 @@ class TerminalSession:
         self.write("-- " + _("connected to {host}:{port} as {nick}; /help lists the commands").format(
             host=host, port=port, nick=self.client.nick))
         if self.client.motd:
-            self.write(f"-- {clean(self.client.motd)}")
+            self.write(f"-- {clean(shown_motd(self.client.motd))}")
         self._printer.start()
 
     # ----------------------------------------------------------- the printer
@@ -237,10 +238,12 @@ class TerminalSession:
             return
         if verb == "reject":
             self.client.reject_file(offer, "declined")
-            self.write("-- " + _("you turned down {name!r} from {peer}").format(name=clean(offer.name), peer=clean(offer.peer)))
+            self.write("-- " + _("you turned down {name!r} from {peer}").format(name=clean(offer.name),
+                                                                                peer=clean(offer.peer)))
             return
         os.makedirs(self.download_dir, exist_ok=True)
-        # A FileStarted event follows ("receiving ... into ..."); a TransferError (e.g. an unsafe name) is printed by handle_line.
+        # A FileStarted event follows ("receiving ... into ...");
+        # a TransferError (e.g. an unsafe name) is printed by handle_line.
         self.client.accept_file(offer, self.download_dir)
 
     def quit(self, reason: str = "", flush: bool = True) -> None:
@@ -280,7 +283,8 @@ class TerminalSession:
             self.write("!! " + _("file transfer is not available in this version"))
             return
         if os.path.isdir(path):
-            self.write("!! " + _("{path} is a folder: /send sends one file (zip the folder first)").format(path=clean(path)))
+            self.write("!! " + _("{path} is a folder: /send sends one file (zip the folder first)").format(
+                path=clean(path)))
             return
         if not os.path.isfile(path):
             self.write("!! " + _("no such file: {path}").format(path=clean(path)))
@@ -342,7 +346,8 @@ class _TransferWatch:
         resumed = self.transfer.resumed_from
         if resumed:
             self.write("-- " + _("{nick} accepted {name}; resuming: {done} of {size} were already there"
-                                 " from an interrupted transfer").format(nick=nick, name=name, done=format_size(resumed), size=size))
+                                 " from an interrupted transfer").format(nick=nick, name=name,
+                                                                         done=format_size(resumed), size=size))
         else:
             self.write("-- " + _("{nick} accepted {name}; sending {size}").format(nick=nick, name=name, size=size))
 
@@ -355,7 +360,8 @@ class _TransferWatch:
 
     def _outcome(self) -> str:
         if not self.transfer.failed and self.error is None:
-            return "-- " + _("sent {file}{summary}").format(file=self.label, summary=_summary(self.transfer, self.result))
+            return "-- " + _("sent {file}{summary}").format(file=self.label, summary=_summary(self.transfer,
+                                                                                              self.result))
         # The transfer's own reason: the error's text repeats "sending X to Y failed", which we say already.
         reason = clean(self.transfer.reason or str(self.error or ""))
         if self.transfer.accepted:
@@ -509,24 +515,23 @@ def _connect(address: Address, nick: str, error: Callable[[str], None],
         try:
             return Client.connect(address, nick, **(options or {}))
         except NickError as exc:
-            error(_("the server refused the nickname {nick!r}: {text} ({code})").format(nick=nick, text=exc.text, code=exc.code))
+            error(_("the server refused the nickname {nick!r}: {text} ({code})").format(
+                nick=nick, text=shown_error(exc), code=exc.code))
             again = ask_nick(*ask) if ask is not None else None
             if again is None:
                 return EXIT_REFUSED
             nick = again
         except ServerError as exc:
-            error(_("the server refused the connection: {text} ({code})").format(text=exc.text, code=exc.code))
+            error(_("the server refused the connection: {text} ({code})").format(text=shown_error(exc), code=exc.code))
             return EXIT_REFUSED
         except ValueError as exc:  # from parse_address
             error(str(exc))
             return EXIT_REFUSED
-        except (ConnectionBroken, ConnectionClosed) as exc:
-            refused = isinstance(exc.__cause__, ConnectionRefusedError)
-            error(_("{error}; is a chatlab server running there? (start one with: python -m chatlab server)").format(error=exc)
-                  if refused else str(exc))
+        except (ConnectionBroken, ConnectionClosed, OSError) as exc:
+            error(connect_failure(address, exc))
             return EXIT_CONNECTION
-        except (ChatlabError, OSError) as exc:  # e.g. something that is not a chatlab server answered
-            error(_("could not connect to {address}: {error}").format(address=address, error=exc))
+        except ChatlabError as exc:  # e.g. something that is not a chatlab server answered
+            error(_("could not connect to {address}: {error}").format(address=shown_address(address), error=exc))
             return EXIT_CONNECTION
         except KeyboardInterrupt:
             return EXIT_OK

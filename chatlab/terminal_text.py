@@ -20,6 +20,7 @@ from .client import (
 )
 from .core import protocol as p
 from .i18n import N_, _, ngettext
+from .notices import shown_error, shown_notice
 from .units import format_rate, format_size
 
 if TYPE_CHECKING:
@@ -252,8 +253,8 @@ def _failed(event: FileFailed, me: str) -> str:
 _FORMATS: dict[type, Callable[[Any, str], str | None]] = {
     p.ChatMessage: _chat,
     p.PrivateMessage: _private,
-    p.Notice: lambda event, me: f"-- {clean(event.text)}",
-    p.ErrorMessage: lambda event, me: format_error(event.code, event.text),
+    p.Notice: lambda event, me: f"-- {clean(shown_notice(event))}",
+    p.ErrorMessage: lambda event, me: format_error(event.code, shown_error(event)),
     p.WhoReply: lambda event, me: _format_who(event, me),
     p.FileOffer: _offer,
     FileStarted: _started,

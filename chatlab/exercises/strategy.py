@@ -30,6 +30,14 @@ from ..experiments.simulation import FRAME_OVERHEAD, SimulatedRun, simulate_tran
 from ..i18n import _
 from ._report import Report, run_cases
 
+
+def shown_link(link: Link) -> str:
+    """A link's label in the current language (``10 Mbit/s, 5 ms RTT``; ``10 Mbit/s，RTT 5 毫秒``)."""
+    if link.mbit is None:
+        return _("loopback")
+    return _("{rate:g} Mbit/s, {rtt:g} ms RTT").format(rate=link.mbit, rtt=link.rtt_ms)
+
+
 __all__ = [
     "check_send_strategy",
     "check_chat_delay_prediction",
@@ -418,14 +426,14 @@ def check_send_strategy(make_strategy: MakeStrategy, *, show: bool = True) -> Re
 
     cases: list[tuple[str, Callable[[], str | None]]] = [
         (_("the first window holds a chunk"), first_window),
-        (_("delivers a whole file ({link})").format(link=get_link(LINKS[0]).label), delivers_the_file),
+        (_("delivers a whole file ({link})").format(link=shown_link(get_link(LINKS[0]))), delivers_the_file),
     ]
     for name in LINKS:
-        label = get_link(name).label
+        label = shown_link(get_link(name))
         cases.append((_("fills the link ({link})").format(link=label), fills(name)))
         cases.append((_("keeps the queue short ({link})").format(link=label), short_queue(name)))
-    cases.append((_("two flows sharing a link converge to fair shares ({link})").format(link=get_link(FAIR_LINK).label),
-                  fair_shares))
+    fair = _("two flows sharing a link converge to fair shares ({link})").format(link=shown_link(get_link(FAIR_LINK)))
+    cases.append((fair, fair_shares))
     cases.append((_("uses the clock it is given, not the wall clock"), own_clock))
     return run_cases("check_send_strategy", [(name, _explained(case)) for name, case in cases], show=show)
 
@@ -511,7 +519,7 @@ def check_chat_delay_prediction(
     for chunks, chunk_size, link_name in PREDICTIONS:
         window = chunks * chunk_size
         label = _("{chunks} x {chunk} KiB = {window} KiB on {link}").format(
-            chunks=chunks, chunk=chunk_size // 1024, window=window // 1024, link=get_link(link_name).label
+            chunks=chunks, chunk=chunk_size // 1024, window=window // 1024, link=shown_link(get_link(link_name))
         )
         cases.append((label, case(chunks, chunk_size, link_name)))
     return run_cases("check_chat_delay_prediction", cases, show=show)

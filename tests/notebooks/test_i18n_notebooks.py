@@ -29,7 +29,7 @@ FIRST_APPEARANCE = [
     ("06", "bandwidth-delay product", "带宽时延积"),
     ("07", "head-of-line blocking", "队头阻塞"),
     ("09", "half-close", "半关闭"),
-    ("09", "half-open", "半开连接"),
+    ("09", "half-open connection", "半开连接"),
     ("01", "dual-stack", "双栈"),
     ("03", "delayed ACK", "延迟确认"),
     ("09", "exponential backoff", "指数退避"),
@@ -101,4 +101,6 @@ def test_a_key_term_carries_its_chinese_where_it_first_appears(number, term, chi
     first = re.search(r"(?<![\w-])" + re.escape(term) + r"(?:s|es)?(?![\w-])", prose, re.I)
     assert first, f"{term!r} does not appear in notebook {number}"
     after = prose[first.end() : first.end() + 40].lstrip("*")
-    assert after.startswith(f"（{chinese}）"), f"notebook {number}: {term!r} first appears without （{chinese}）: ...{prose[first.start():first.end() + 40]!r}"
+    seen = prose[first.start() : first.end() + 40]
+    assert after.startswith(f"（{chinese}）"), (
+        f"notebook {number}: {term!r} first appears without （{chinese}）: ...{seen!r}")
