@@ -209,23 +209,30 @@ def _cmd_student_edition(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m chatlab", description=_("chatlab: a socket-programming lab kit built around a chat room."))
-    parser.add_argument("-v", "--verbose", action="count", default=0, help=_("-v: log connections and each frame; -vv: debug"))
+    parser = argparse.ArgumentParser(prog="python -m chatlab",
+                                     description=_("chatlab: a socket-programming lab kit built around a chat room."))
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help=_("-v: log connections and each frame; -vv: debug"))
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
 
-    demo = verbs.add_parser("demo", help=_("start an embedded server, let a few scripted clients chat, print the transcript"))
-    demo.add_argument("--selector", default="select", choices=["select", "poll", "epoll"], help=_("the event loop's backend"))
+    demo = verbs.add_parser("demo",
+                            help=_("start an embedded server, let a few scripted clients chat, print the transcript"))
+    demo.add_argument("--selector", default="select", choices=["select", "poll", "epoll"],
+                      help=_("the event loop's backend"))
     demo.set_defaults(run=_cmd_demo)
 
     server = verbs.add_parser("server", help=_("run a chat server until Ctrl-C"))
     server.add_argument("--host", default=DEFAULT_HOST,
-                        help=_("address to listen on; 0.0.0.0 for a whole class (default {host})").format(host=DEFAULT_HOST))
+                        help=_("address to listen on; 0.0.0.0 for a whole class (default {host})").format(
+                            host=DEFAULT_HOST))
     server.add_argument("--port", type=port_number, default=DEFAULT_PORT,
                         help=_("port to listen on; 0 lets the OS choose (default {port})").format(port=DEFAULT_PORT))
-    server.add_argument("--selector", default="select", choices=["select", "poll", "epoll"], help=_("the event loop's backend"))
+    server.add_argument("--selector", default="select", choices=["select", "poll", "epoll"],
+                        help=_("the event loop's backend"))
     server.add_argument("--max-clients", type=int, default=200,
                         help=_("refuse connections beyond this many clients (default 200)"))
-    server.add_argument("--flood-rate", type=float, default=5.0, help=_("chat messages per second per client before it is slowed"))
+    server.add_argument("--flood-rate", type=float, default=5.0,
+                        help=_("chat messages per second per client before it is slowed"))
     server.add_argument("--no-flood-limit", action="store_true", help=_("turn flood control off (load tests)"))
     server.add_argument("--room-password", action="append", type=room_password, metavar="ROOM=PASSWORD",
                         help=_("ROOM needs PASSWORD to join (repeat for more rooms; not the default room, lobby);"
@@ -238,14 +245,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     server.add_argument("--tls-cert", metavar="PEM", help=_(
         "serve TLS too, on the same port, with this certificate (python -m chatlab certs makes one)"))
-    server.add_argument("--tls-key", metavar="PEM", help=_("the certificate's private key (if not in --tls-cert's file)"))
+    server.add_argument("--tls-key", metavar="PEM",
+                        help=_("the certificate's private key (if not in --tls-cert's file)"))
     client = verbs.add_parser("client", help=_("an interactive terminal chat client"))
     client.add_argument("--nick", default=None, help=_("your nickname (asked for when missing)"))
-    client.add_argument("--download-dir", default="downloads", help=_("where /accept saves files (default ./downloads)"))
+    client.add_argument("--download-dir", default="downloads",
+                        help=_("where /accept saves files (default ./downloads)"))
     client.add_argument("--tls", action="store_true", help=_("connect with TLS, checking the server's certificate"))
-    client.add_argument("--cafile", metavar="PEM", help=_("the CA to trust for --tls (the class CA the teacher gives you)"))
+    client.add_argument("--cafile", metavar="PEM",
+                        help=_("the CA to trust for --tls (the class CA the teacher gives you)"))
     client.add_argument("address", metavar="HOST:PORT", nargs="?", default=DEFAULT_ADDRESS,
-                        help=_("the server (default {address}, where `chatlab server` listens)").format(address=DEFAULT_ADDRESS))
+                        help=_("the server (default {address}, where `chatlab server` listens)").format(
+                            address=DEFAULT_ADDRESS))
     client.set_defaults(run=_cmd_client)
 
     send = verbs.add_parser("send", help=_("send a file to another user, with a progress bar"))
@@ -259,29 +270,34 @@ def build_parser() -> argparse.ArgumentParser:
                              " (falls back to the server if that connection cannot be made)"))
     send.add_argument("--timeout", type=float, default=600.0, help=_("give up after this many seconds"))
     send.add_argument("--tls", action="store_true", help=_("connect with TLS, checking the server's certificate"))
-    send.add_argument("--cafile", metavar="PEM", help=_("the CA to trust for --tls (the class CA the teacher gives you)"))
+    send.add_argument("--cafile", metavar="PEM",
+                      help=_("the CA to trust for --tls (the class CA the teacher gives you)"))
     send.add_argument("address", metavar="HOST:PORT",
                       help=_("the server (`chatlab server` listens on {address})").format(address=DEFAULT_ADDRESS))
     send.set_defaults(run=_cmd_send)
 
-    netem = verbs.add_parser("netem", help=_("a link emulator: a TCP proxy adding delay, a rate cap and re-splitting"), add_help=False)
+    netem = verbs.add_parser("netem", help=_("a link emulator: a TCP proxy adding delay, a rate cap and re-splitting"),
+                             add_help=False)
     netem.add_argument("rest", nargs=argparse.REMAINDER)
     netem.set_defaults(run=_cmd_netem)
 
-    bench = verbs.add_parser("bench", help=_("measure the kit against the alternatives (see README, Performance)"), add_help=False)
+    bench = verbs.add_parser("bench", help=_("measure the kit against the alternatives (see README, Performance)"),
+                             add_help=False)
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     bench.set_defaults(run=_cmd_bench)
 
     certs = verbs.add_parser("certs", help=_("make a class CA and a server certificate for TLS"), add_help=False)
     certs.add_argument("rest", nargs=argparse.REMAINDER)
     certs.set_defaults(run=_cmd_certs)
-    edition = verbs.add_parser("student-edition", help=_("write the student notebooks (solutions removed) into OUT_DIR"), add_help=False)
+    edition = verbs.add_parser("student-edition",
+                               help=_("write the student notebooks (solutions removed) into OUT_DIR"), add_help=False)
     edition.add_argument("rest", nargs=argparse.REMAINDER)
     edition.set_defaults(run=_cmd_student_edition)
     return parser
 
 
-PASS_THROUGH = {"netem": _cmd_netem, "bench": _cmd_bench, "student-edition": _cmd_student_edition, "certs": _cmd_certs}  # verbs that parse their own arguments
+PASS_THROUGH = {"netem": _cmd_netem, "bench": _cmd_bench, "student-edition": _cmd_student_edition,
+                "certs": _cmd_certs}  # verbs that parse their own arguments
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -238,10 +238,12 @@ class TerminalSession:
             return
         if verb == "reject":
             self.client.reject_file(offer, "declined")
-            self.write("-- " + _("you turned down {name!r} from {peer}").format(name=clean(offer.name), peer=clean(offer.peer)))
+            self.write("-- " + _("you turned down {name!r} from {peer}").format(name=clean(offer.name),
+                                                                                peer=clean(offer.peer)))
             return
         os.makedirs(self.download_dir, exist_ok=True)
-        # A FileStarted event follows ("receiving ... into ..."); a TransferError (e.g. an unsafe name) is printed by handle_line.
+        # A FileStarted event follows ("receiving ... into ...");
+        # a TransferError (e.g. an unsafe name) is printed by handle_line.
         self.client.accept_file(offer, self.download_dir)
 
     def quit(self, reason: str = "", flush: bool = True) -> None:
@@ -281,7 +283,8 @@ class TerminalSession:
             self.write("!! " + _("file transfer is not available in this version"))
             return
         if os.path.isdir(path):
-            self.write("!! " + _("{path} is a folder: /send sends one file (zip the folder first)").format(path=clean(path)))
+            self.write("!! " + _("{path} is a folder: /send sends one file (zip the folder first)").format(
+                path=clean(path)))
             return
         if not os.path.isfile(path):
             self.write("!! " + _("no such file: {path}").format(path=clean(path)))
@@ -343,7 +346,8 @@ class _TransferWatch:
         resumed = self.transfer.resumed_from
         if resumed:
             self.write("-- " + _("{nick} accepted {name}; resuming: {done} of {size} were already there"
-                                 " from an interrupted transfer").format(nick=nick, name=name, done=format_size(resumed), size=size))
+                                 " from an interrupted transfer").format(nick=nick, name=name,
+                                                                         done=format_size(resumed), size=size))
         else:
             self.write("-- " + _("{nick} accepted {name}; sending {size}").format(nick=nick, name=name, size=size))
 
@@ -356,7 +360,8 @@ class _TransferWatch:
 
     def _outcome(self) -> str:
         if not self.transfer.failed and self.error is None:
-            return "-- " + _("sent {file}{summary}").format(file=self.label, summary=_summary(self.transfer, self.result))
+            return "-- " + _("sent {file}{summary}").format(file=self.label, summary=_summary(self.transfer,
+                                                                                              self.result))
         # The transfer's own reason: the error's text repeats "sending X to Y failed", which we say already.
         reason = clean(self.transfer.reason or str(self.error or ""))
         if self.transfer.accepted:

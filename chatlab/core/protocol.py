@@ -3,10 +3,8 @@
 This module contains no networking code at all: no sockets, no threads, no
 clocks.  You turn messages into bytes with :func:`encode`, and you turn bytes
 back into messages by feeding them to a :class:`FrameDecoder` in whatever
-pieces the network delivered them, then pulling whole frames out.  Because it
-never touches a socket, it is tested by feeding it bytes (see
-``tests/core/test_protocol.py``), and the server, the client and the notebooks all
-share it.
+pieces the network delivered them, then pulling whole frames out.  It is tested by
+feeding it bytes (``tests/core/test_protocol.py``); the server, the client and the notebooks share it.
 
 Every frame is a 12-byte header packed with :mod:`struct` in network byte
 order (big-endian), followed by ``length`` bytes of payload::
@@ -461,10 +459,9 @@ class FileOffer:
 class FileAccept:
     """Receiver: send it, starting at byte ``offset`` (non-zero to resume).
 
-    ``direct``, when not empty, is the ``host:port`` the receiver listens on for
-    the direct connection (only in answer to an offer with a ``token``).  ``tls``,
-    when not empty, is the SHA-256 (hex) of the certificate the receiver's direct
-    listener will present: the direct connection then runs TLS, pinned to it.
+    ``direct``: the ``host:port`` the receiver listens on for the direct connection (only in
+    answer to an offer with a ``token``); ``tls``: the SHA-256 (hex) of the certificate that
+    listener presents, so the direct connection runs TLS, pinned to it.
     """
 
     TYPE: ClassVar[FrameType] = FrameType.FILE_ACCEPT
