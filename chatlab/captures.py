@@ -562,7 +562,8 @@ def _ping(path: Path, interface: str) -> None:
                 ports = (echo.getsockname()[1], link.address[1])
                 # the ICMP error carries the first bytes of the datagram it is about: its UDP
                 # destination port sits 30 bytes into the ICMP message (8 + a 20-byte IP header + 2)
-                bpf = f"udp port {ports[0]} or udp port {ports[1]} or udp port {closed} or (icmp and icmp[30:2] = {closed})"
+                bpf = (f"udp port {ports[0]} or udp port {ports[1]} or udp port {closed}"
+                       f" or (icmp and icmp[30:2] = {closed})")
                 with _Capture(path, 0, interface, bpf):
                     for k in range(1, 9):
                         client.sendto(f"PING {k}".encode(), link.address)

@@ -15,7 +15,6 @@ from .errors import TransferError
 from .i18n import _
 from .units import format_rate, format_size
 
-
 # Sizes in decimal units with their "B" (5.00MB, not tqdm's bare 5.00M), as chatlab.units prints them.
 BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}B/{total_fmt}B [{elapsed}<{remaining}, {rate_fmt}]"
 
@@ -35,7 +34,8 @@ def follow(transfer: Transfer, timeout: float, poll: float = 0.1, file: TextIO |
     deadline = time.monotonic() + timeout
     while not transfer.answered:  # no bar for an offer that is refused (e.g. nobody by that name is online)
         if time.monotonic() > deadline:
-            raise TimeoutError(_("gave up after {seconds:g} s: {nick} did not answer the offer").format(seconds=timeout, nick=transfer.to))
+            raise TimeoutError(_("gave up after {seconds:g} s: {nick} did not answer the offer").format(
+                seconds=timeout, nick=transfer.to))
         time.sleep(poll)
     if transfer.failed:
         transfer.wait(timeout=max(0.0, deadline - time.monotonic()))  # raises the TransferError that says why
@@ -79,11 +79,13 @@ def run_send(args: argparse.Namespace) -> int:
         stats = transfer.stats
         resumed = _(", resuming after the {size} already there").format(
             size=format_size(transfer.resumed_from)) if transfer.resumed_from else ""
-        way = _("direct") if transfer.via == "direct" else _("through the server, {strategy}").format(strategy=args.strategy)
+        way = (_("direct") if transfer.via == "direct"
+               else _("through the server, {strategy}").format(strategy=args.strategy))
         if transfer.fallback_reason:
             way += _(" ({reason})").format(reason=transfer.fallback_reason)
         print(_("sent {file} ({size}) to {nick}{resumed}: {sent} in {seconds:.2f} s ({rate}, {way});"
                 " the receiver verified its SHA-256").format(
-            file=args.file, size=format_size(transfer.size), nick=args.to, resumed=resumed, sent=format_size(stats.bytes),
-            seconds=stats.seconds, rate=format_rate(stats.bytes, stats.seconds), way=way))
+            file=args.file, size=format_size(transfer.size), nick=args.to, resumed=resumed,
+            sent=format_size(stats.bytes), seconds=stats.seconds, rate=format_rate(stats.bytes, stats.seconds),
+            way=way))
     return 0

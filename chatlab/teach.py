@@ -88,8 +88,9 @@ def _class_server_address(text: str) -> tuple[str, int]:
     try:
         return parse_address(text, default_host=None)
     except ValueError:
-        raise ValueError(_("{variable}={text!r}: expected host:port, e.g. 192.168.1.10:7777 (a port from 1 to 65535)").format(
-            variable=SERVER_ENV, text=text)) from None
+        raise ValueError(
+            _("{variable}={text!r}: expected host:port, e.g. 192.168.1.10:7777 (a port from 1 to 65535)").format(
+                variable=SERVER_ENV, text=text)) from None
 
 
 @contextlib.contextmanager
@@ -237,4 +238,5 @@ def connection_states(*ports: int) -> list[TcpEntry] | None:
         table = _table_from_tool()
     if table is None:
         return None
-    return sorted({e for e in table if e.local_port in ports}, key=lambda e: (e.local_port, e.remote_port or 0, e.state))
+    return sorted({e for e in table if e.local_port in ports},
+                  key=lambda e: (e.local_port, e.remote_port or 0, e.state))

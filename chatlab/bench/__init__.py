@@ -114,7 +114,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m chatlab bench", description=_for_people((__doc__ or "").split("\nAdding a scenario")[0]),
+    parser = argparse.ArgumentParser(prog="python -m chatlab bench",
+                                     description=_for_people((__doc__ or "").split("\nAdding a scenario")[0]),
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="Run 'python -m chatlab bench SCENARIO --help' for a scenario's options.\n")
     sub = parser.add_subparsers(dest="scenario", metavar="SCENARIO")

@@ -188,7 +188,8 @@ class Client(ReceivingFiles, Sending, DirectPath, Threads):
                 if unsent_limit and hasattr(socket, "TCP_NOTSENT_LOWAT"):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, unsent_limit)
             if tls or cafile is not None or server_hostname is not None:  # a CA or a name to check means TLS
-                context = tls if isinstance(tls, ssl.SSLContext) else client_context(os.fspath(cafile) if cafile else None)
+                context = (tls if isinstance(tls, ssl.SSLContext)
+                           else client_context(os.fspath(cafile) if cafile else None))
                 with translate_socket_errors("connection failed during the TLS handshake"):
                     sock = wrap_client(sock, context, server_hostname or host, timeout)  # type: ignore[assignment]
             with translate_socket_errors("connection failed during the handshake"):
@@ -273,7 +274,8 @@ class Client(ReceivingFiles, Sending, DirectPath, Threads):
             self._staying.add(normalize_name(room))  # the reader keeps the current room in self.rooms
         self._send(p.Join(room, password, stay=stay))
         answer = self._events.take(
-            lambda e: (isinstance(e, p.Notice) and e.kind == "join" and e.nick == self.nick) or isinstance(e, p.ErrorMessage),
+            lambda e: ((isinstance(e, p.Notice) and e.kind == "join" and e.nick == self.nick)
+                       or isinstance(e, p.ErrorMessage)),
             timeout, since=since, consume=False, what=f"confirmation of joining {room!r}",
         )
         if isinstance(answer, p.ErrorMessage):
@@ -376,7 +378,8 @@ class Client(ReceivingFiles, Sending, DirectPath, Threads):
         """
         since = self._events.mark()
         self._send(p.Who(**details))
-        reply: p.WhoReply = self._events.take(lambda e: isinstance(e, p.WhoReply), timeout, since=since, what="an answer to WHO")
+        reply: p.WhoReply = self._events.take(lambda e: isinstance(e, p.WhoReply), timeout, since=since,
+                                              what="an answer to WHO")
         return reply
 
     def send(self, message: p.Message) -> None:
@@ -405,7 +408,8 @@ class Client(ReceivingFiles, Sending, DirectPath, Threads):
             if not hasattr(message, "text"):  # e.g. a JOIN with a 300 kB room name: no "line" to speak of
                 raise LocalProtocolError(f"{type(message).__name__} of {size:,} bytes is over the frame limit of "
                                          f"{self.max_payload:,} bytes; it was not sent")
-            text_size = len(json.dumps(getattr(message, "text"), ensure_ascii=False).encode("utf-8")) - 2  # minus the quotes
+            text = json.dumps(getattr(message, "text"), ensure_ascii=False)
+            text_size = len(text.encode("utf-8")) - 2  # minus the quotes
             raise MessageTooLong(text_size, self.max_text_length(message))
         return frame
 
@@ -430,7 +434,8 @@ class Client(ReceivingFiles, Sending, DirectPath, Threads):
             ConnectionClosed: the connection ended and nothing matching is left.
         """
         name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        return self._events.take(lambda e: isinstance(e, kind) and (predicate is None or predicate(e)), timeout, what=name)
+        return self._events.take(lambda e: isinstance(e, kind) and (predicate is None or predicate(e)),
+                                 timeout, what=name)
 
     def next_event(self, timeout: float = 5.0) -> Any:
         """Return (and remove) the oldest event of any type."""

@@ -247,7 +247,10 @@ class DirectListener:
             waiting.conn.close()
 
     def close(self) -> None:
-        """Stop listening; a thread waiting in :meth:`accept` wakes up (shutdown does that on Linux, close alone does not)."""
+        """Stop listening; a thread waiting in :meth:`accept` wakes up.
+
+        On Linux shutdown does that; close alone does not.
+        """
         self._closed = True
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
@@ -438,7 +441,8 @@ class DirectPath(ClientState):
             with path.lock:
                 # Our own verdict (a bad SHA-256, a disk error) always goes to the sender; a broken
                 # connection only if nothing else (the sender's cancel, our close) ended it first.
-                tell = not path.ended_elsewhere and (isinstance(exc, ChatlabError) or incoming.state is TransferState.ACTIVE)
+                tell = not path.ended_elsewhere and (isinstance(exc, ChatlabError)
+                                                     or incoming.state is TransferState.ACTIVE)
                 if tell:
                     reason = str(exc) if isinstance(exc, ChatlabError) else f"direct connection: {exc}"
                     self._reply(p.encode(incoming.cancel(reason)))
@@ -480,7 +484,8 @@ class DirectPath(ClientState):
         try:
             sock = socket.create_connection(address, timeout=CONNECT_TIMEOUT)
         except OSError as exc:
-            reason = f"no direct connection to {format_address(address)} ({exc.strerror or exc}); sending through the server"
+            reason = (f"no direct connection to {format_address(address)} ({exc.strerror or exc});"
+                      " sending through the server")
             self._reply(functools.partial(self._direct_fell_back, transfer, reason))
             return
         try:

@@ -169,7 +169,8 @@ class ReceivingFiles(ClientState):
                 _shut(path.sock)
         if incoming.done and incoming.path is not None:
             seconds = time.monotonic() - accepted_at
-            self._events.put(FileReceived(incoming.sender, incoming.name, incoming.path, incoming.size, incoming.sha256, seconds))
+            self._events.put(FileReceived(incoming.sender, incoming.name, incoming.path, incoming.size,
+                                          incoming.sha256, seconds))
         else:
             self._events.put(FileFailed(incoming.sender, incoming.name, incoming.reason))
 

@@ -26,8 +26,8 @@ from ..errors import (
     ChatlabError,
     TransferError,
 )
-from . import direct
 from ..tls import TlsSocket
+from . import direct
 from .state import (
     CONTROL,
     ClientState,
@@ -116,7 +116,8 @@ class Transfer:
             TimeoutError: not finished within ``timeout`` seconds.
         """
         if not self._finished.wait(timeout):
-            raise TimeoutError(f"sending {self.name} to {self.to}: {self.acked} of {self.size} bytes after {timeout:g} s")
+            raise TimeoutError(f"sending {self.name} to {self.to}: "
+                               f"{self.acked} of {self.size} bytes after {timeout:g} s")
         if self.failed:
             raise TransferError(f"sending {self.name} to {self.to} failed: {self.reason}")
         return self.stats
@@ -187,22 +188,7 @@ class Sending(ClientState):
         transfer = self._outgoing.get(message.stream_id)  # type: ignore[union-attr]
         if transfer is None:
             return
-        address: tuple[str, int] | None = None
-        if isinstance(message, p.FileAccept) and transfer.token and message.direct and not message.tls \
-                and isinstance(self._sock, TlsSocket):
-            self._fall_back(transfer, f"{transfer.to}'s client offered a direct connection without TLS, and this "
-                                      "chat is TLS: sending through the server")
-        elif isinstance(message, p.FileAccept) and transfer.token:
-            try:
-                address = parse_address(message.direct, default_host=None, ip_only=True) if message.direct else None
-            except ValueError:
-                address = None
-            if address is None:
-                why = (f"{transfer.to}'s client gave no address for a direct connection" if not message.direct
-                       else f"{transfer.to}'s client gave an unusable address, {message.direct!r}")
-                self._fall_back(transfer, why)
-            else:
-                transfer.outgoing.try_direct()  # hold the chunks while we connect
+        address = self._direct_address(transfer, message) if isinstance(message, p.FileAccept) else None
         try:
             replies = transfer.outgoing.handle(now, message)
         except ChatlabError as exc:
@@ -213,6 +199,26 @@ class Sending(ClientState):
             thread = threading.Thread(target=self._send_direct, args=(transfer, address, pin),
                                       name=f"chatlab-direct-out-{self.nick}", daemon=True)
             self._keep_direct_thread(thread)
+
+    def _direct_address(self, transfer: Transfer, accept: p.FileAccept) -> tuple[str, int] | None:
+        """Writer thread: where to connect for a direct transfer, or ``None`` (then: the server, and why)."""
+        if not transfer.token:
+            return None  # offered through the server only
+        if accept.direct and not accept.tls and isinstance(self._sock, TlsSocket):
+            self._fall_back(transfer, f"{transfer.to}'s client offered a direct connection without TLS, and this "
+                                      "chat is TLS: sending through the server")
+            return None
+        try:
+            address = parse_address(accept.direct, default_host=None, ip_only=True) if accept.direct else None
+        except ValueError:
+            address = None
+        if address is None:
+            why = (f"{transfer.to}'s client gave no address for a direct connection" if not accept.direct
+                   else f"{transfer.to}'s client gave an unusable address, {accept.direct!r}")
+            self._fall_back(transfer, why)
+        else:
+            transfer.outgoing.try_direct()  # hold the chunks while we connect
+        return address
 
     def _queue_file_frames(self, transfer: Transfer, messages: list[Any]) -> None:
         sid, pending = transfer.outgoing.stream_id, self._file_frames

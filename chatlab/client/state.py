@@ -105,7 +105,8 @@ class ClientState:
         def _end_outgoing(self, reason: str) -> None: ...  # sending
         def _on_incoming(self, message: p.Message) -> None: ...  # receiving
         def _incoming_over(self, sid: int, incoming: IncomingTransfer) -> None: ...  # receiving
-        def _handle_incoming(self, sid: int, incoming: IncomingTransfer, message: p.Message) -> list[Any]: ...  # receiving
+        # receiving
+        def _handle_incoming(self, sid: int, incoming: IncomingTransfer, message: p.Message) -> list[Any]: ...
         def _end_incoming(self, reason: str) -> None: ...  # receiving
         def _listen_direct(self, offer: p.FileOffer, incoming: IncomingTransfer) -> DirectIncoming | None: ...  # direct
         def _advertised(self, path: DirectIncoming) -> tuple[str, int]: ...  # direct

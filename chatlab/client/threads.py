@@ -49,7 +49,8 @@ class Threads(ClientState):
 
     def _check_open(self) -> None:
         if self.closed:
-            raise ConnectionClosed(f"{self.nick}: the connection is closed" + (f" ({self._end_reason})" if self._end_reason else ""))
+            raise ConnectionClosed(f"{self.nick}: the connection is closed"
+                                   + (f" ({self._end_reason})" if self._end_reason else ""))
 
     def _send(self, message: p.Message) -> None:
         self._put(CHAT, self._encode_checked(message))

@@ -305,7 +305,8 @@ class ChatRoom:
             return self.kick(session, "protocol-error", str(exc))
         except (ValueError, RecursionError) as exc:
             # Still the peer's fault (text that cannot be re-encoded...), and it must cost this client only.
-            return self.kick(session, "protocol-error", f"malformed {message.TYPE.name} frame ({type(exc).__name__}: {exc})")
+            return self.kick(session, "protocol-error",
+                             f"malformed {message.TYPE.name} frame ({type(exc).__name__}: {exc})")
 
     def receive_transfer(self, session: Session, frame: p.Frame, now: float) -> list[Output]:
         """A file-transfer frame from ``session``: the relay's business, after the same checks."""
@@ -324,7 +325,8 @@ class ChatRoom:
         except RemoteProtocolError as exc:
             return self.kick(session, "protocol-error", str(exc))
         except (ValueError, RecursionError) as exc:
-            return self.kick(session, "protocol-error", f"malformed {frame.type.name} frame ({type(exc).__name__}: {exc})")
+            return self.kick(session, "protocol-error",
+                             f"malformed {frame.type.name} frame ({type(exc).__name__}: {exc})")
 
     def pace(self, session: Session, now: float, held: Any = None) -> list[Output]:
         """Flood control: ``[]`` if ``session`` may go on now, else a :class:`Pause` holding
@@ -523,8 +525,8 @@ class ChatRoom:
                                                     "room names (in the terminal client a password is given as "
                                                     "/join ROOM key=PASSWORD)", room)
         if not ROOM_RE.fullmatch(room):  # fullmatch: "$" alone would let "class\n" pass
-            return self._error(session, "bad-room", f"{room!r} is not a valid room name: 1-32 letters, digits, '_' or '-'",
-                               room)
+            return self._error(session, "bad-room",
+                               f"{room!r} is not a valid room name: 1-32 letters, digits, '_' or '-'", room)
         return None
 
     def _door(self, session: Session, key: str, room: str) -> Send | None:

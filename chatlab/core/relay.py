@@ -118,7 +118,8 @@ class FileRelay:
             return [Send(sender, p.FileReject(offer.stream_id, reason))]
         assert target is not None
         counter = self._next_sid.setdefault(target, itertools.count(1))
-        transfer = RelayedTransfer(sender, offer.stream_id, target, p.INCOMING_STREAM_BIT | next(counter), updated_at=now)
+        transfer = RelayedTransfer(sender, offer.stream_id, target, p.INCOMING_STREAM_BIT | next(counter),
+                                   updated_at=now)
         sending[transfer.sender_sid] = transfer
         self.receiving.setdefault(target, {})[transfer.receiver_sid] = transfer
         # The token (a direct connection offered) goes along: the receiver needs it to recognise the sender.
@@ -190,7 +191,8 @@ class FileRelay:
         _host, _sep, port = accept.direct.rpartition(":")
         host = transfer.receiver.peer.rpartition(":")[0].strip("[]")
         if not port.isdigit() or not 0 < int(port) < 65536 or not host:
-            raise RemoteProtocolError(f"FILE_ACCEPT's direct address needs a port from 1 to 65535, got {accept.direct!r}")
+            raise RemoteProtocolError("FILE_ACCEPT's direct address needs a port from 1 to 65535, "
+                                      f"got {accept.direct!r}")
         transfer.direct = True
         where = f"[{host}]:{int(port)}" if ":" in host else f"{host}:{int(port)}"
         stamped = p.encode(p.FileAccept(accept.stream_id, accept.offset, where, accept.tls))
@@ -233,7 +235,8 @@ class FileRelay:
         for transfer in transfers:
             self.end(transfer)
             other, other_sid = transfer.other_side(peer)
-            outputs.append(Send(other, p.FileCancel(other_sid, f"{peer.nick} disconnected" + (f": {reason}" if reason else ""))))
+            why = f"{peer.nick} disconnected" + (f": {reason}" if reason else "")
+            outputs.append(Send(other, p.FileCancel(other_sid, why)))
         return outputs
 
     # ------------------------------------------------------- backpressure
@@ -254,5 +257,5 @@ class FileRelay:
         return len(self.sending.get(peer, ())), len(self.receiving.get(peer, ()))
 
 
-__all__ = ["FileRelay", "RelayedTransfer", "Forward", "Send", "Peer", "MAX_TRANSFERS", "MAX_PER_PAIR", "RELAY_HIGH_WATER",
-           "OFFER_TIMEOUT", "IDLE_TIMEOUT"]
+__all__ = ["FileRelay", "RelayedTransfer", "Forward", "Send", "Peer", "MAX_TRANSFERS", "MAX_PER_PAIR",
+           "RELAY_HIGH_WATER", "OFFER_TIMEOUT", "IDLE_TIMEOUT"]

@@ -4,11 +4,11 @@ the backpressure decision, and files refused to text clients."""
 from __future__ import annotations
 
 import pytest
+from test_chatroom import Harness, frame
 
 from chatlab.core import protocol as p
 from chatlab.core.relay import FileRelay, Forward, Send
 from chatlab.errors import RemoteProtocolError
-from test_chatroom import Harness, frame
 
 SHA = "0" * 64
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from test_chatroom import T0, Harness, errors
 
 from chatlab.core import protocol as p
 from chatlab.core.chatroom import Session
 from chatlab.core.irc import IrcCodec
-from test_chatroom import T0, Harness, errors
 
 
 def notices(items: list[Any], kind: str) -> list[p.Notice]:

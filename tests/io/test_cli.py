@@ -37,9 +37,10 @@ def test_demo_transcript_tells_the_truth_in_order():
     assert said[0].endswith("after the whole file)") or " of 5.0 MB)" in said[0]
     saved = next(line for line in lines if line.startswith("-- saved as "))
     assert saved.split()[3].endswith(os.path.join("inbox", "lab-data.bin"))
-    notices = [line.split("  ")[0] for line in lines if line.startswith("-- ") and (" left for " in line or " joined " in line)]
-    assert notices == ["-- bob left for team1", "-- bob joined team1", "-- alice left for team1", "-- alice joined team1",
-                       "-- alice left for lobby", "-- alice joined lobby"]
+    notices = [line.split("  ")[0] for line in lines
+               if line.startswith("-- ") and (" left for " in line or " joined " in line)]
+    assert notices == ["-- bob left for team1", "-- bob joined team1", "-- alice left for team1",
+                       "-- alice joined team1", "-- alice left for lobby", "-- alice joined lobby"]
 
 
 def test_demo_shows_a_text_client_among_the_binary_ones():
@@ -57,7 +58,8 @@ def test_demo_shows_a_text_client_among_the_binary_ones():
 def test_demo_merges_what_each_client_saw_in_order():
     from chatlab.demo import in_order
 
-    received = {"alice": ["-- alice joined team1"], "bob": ["-- alice joined team1"], "carol": ["-- alice left for team1"]}
+    received = {"alice": ["-- alice joined team1"], "bob": ["-- alice joined team1"],
+                "carol": ["-- alice left for team1"]}
     assert in_order(received) == ["-- alice left for team1", "-- alice joined team1"]
     assert in_order({"a": ["x", "y"], "b": ["y", "z"], "c": ["x", "z"]}) == ["x", "y", "z"]
 
@@ -130,7 +132,8 @@ def test_client_to_nothing_is_one_clear_line(capsys):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process is POSIX")
 def test_server_verb_stops_cleanly_on_ctrl_c():
-    proc = subprocess.Popen([sys.executable, "-m", "chatlab", "server", "--port", "0"], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "chatlab", "server", "--port", "0"],
+                            stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
         assert "listening on 127.0.0.1:" in line
@@ -175,7 +178,8 @@ def test_an_impossible_server_port_says_invalid_port(verb, capsys):
 
 @pytest.mark.parametrize("verb", ["client", "send"])
 def test_an_impossible_client_port_says_invalid_port(verb, capsys, monkeypatch):
-    args = ["client", "--nick", "alice", "127.0.0.1:99999"] if verb == "client" else ["send", __file__, "--to", "bob", "127.0.0.1:99999"]
+    args = (["client", "--nick", "alice", "127.0.0.1:99999"] if verb == "client"
+            else ["send", __file__, "--to", "bob", "127.0.0.1:99999"])
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     assert main(args) != 0
     err = capsys.readouterr().err
@@ -190,7 +194,8 @@ def test_client_defaults_to_the_servers_address():
 
     parser = build_parser()
     server = parser.parse_args(["server"])
-    assert parser.parse_args(["client", "--nick", "alice"]).address == f"{server.host}:{server.port}" == "127.0.0.1:7777"
+    address = parser.parse_args(["client", "--nick", "alice"]).address
+    assert address == f"{server.host}:{server.port}" == "127.0.0.1:7777"
 
 
 def test_client_without_nick_and_without_a_terminal_fails_clearly(capsys, monkeypatch):
@@ -218,7 +223,8 @@ def test_client_without_nick_asks_for_one(server, capsys, monkeypatch):
 def test_room_password_options_preset_the_servers_passwords():
     from chatlab.cli import build_parser, server_options
 
-    args = build_parser().parse_args(["server", "--port", "0", "--room-password", "secret=pw123", "--room-password", "team=a=b"])
+    args = build_parser().parse_args(["server", "--port", "0", "--room-password", "secret=pw123",
+                                      "--room-password", "team=a=b"])
     options = server_options(args)
     assert options["room_passwords"] == {"secret": "pw123", "team": "a=b"}
     with chatlab.Server(port=0, **options) as srv, chatlab.Client.connect(srv.address, nick="alice") as alice:  # type: ignore[arg-type]

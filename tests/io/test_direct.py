@@ -46,7 +46,8 @@ def inbox(tmp_path: Path) -> Path:
 def traced_server() -> Iterator[tuple[chatlab.Server, list[p.FrameType]]]:
     """A server that records the type of every frame it receives (to see whether chunks went through it)."""
     kinds: list[p.FrameType] = []
-    with chatlab.Server(port=0, flood_limit=None, on_frame=lambda d, who, f: kinds.append(f.type) if d == "in" else None) as srv:
+    with chatlab.Server(port=0, flood_limit=None,
+                        on_frame=lambda d, who, f: kinds.append(f.type) if d == "in" else None) as srv:
         yield srv, kinds
 
 

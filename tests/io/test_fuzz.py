@@ -23,13 +23,13 @@ from typing import NamedTuple
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_irc import irc_lines_until_closed, is_text_entry, replay_text_entry  # the corpus's IRC text entries
 
 import chatlab
 from chatlab.core import codecs
 from chatlab.core import protocol as p
 from chatlab.errors import RemoteProtocolError
 from conftest import RawPeer
-from test_irc import irc_lines_until_closed, is_text_entry, replay_text_entry  # the corpus's IRC text entries
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 SERVER_FRAMES = {p.FrameType.WELCOME, p.FrameType.ERROR, p.FrameType.CHAT, p.FrameType.PRIVATE, p.FrameType.NOTICE,

@@ -98,7 +98,8 @@ def test_nobody_can_accept_cancel_or_read_someone_elses_transfer(server, connect
                          p.FileCancel(incoming, "mine"), p.FileCancel(sid, "mine"), p.FileDone(sid)]
         for message in attempts:
             mallory.send(message)
-        mallory.sock.sendall(p.encode_chunk(1, 0, b"forged bytes") + p.encode(p.FileAck(p.INCOMING_STREAM_BIT | 1, 10**6)))
+        mallory.sock.sendall(p.encode_chunk(1, 0, b"forged bytes")
+                             + p.encode(p.FileAck(p.INCOMING_STREAM_BIT | 1, 10**6)))
         mallory.send(p.Ping(99))
         replies: list[p.Message] = []
         while not any(isinstance(m, p.Pong) for m in replies):
@@ -152,7 +153,8 @@ DISGUISES = [str.upper, str.lower, str.swapcase, lambda c: FULLWIDTH.get(c, c), 
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.from_regex(r"[a-z][a-z0-9_-]{0,15}", fullmatch=True), st.lists(st.integers(0, len(DISGUISES) - 1), min_size=1))
+@given(st.from_regex(r"[a-z][a-z0-9_-]{0,15}", fullmatch=True),
+       st.lists(st.integers(0, len(DISGUISES) - 1), min_size=1))
 def test_any_mix_of_case_fullwidth_bold_and_circled_letters_collides_with_the_plain_name(nick, choices):
     disguised = "".join(DISGUISES[choices[i % len(choices)]](c) for i, c in enumerate(nick))
     assert normalize_name(disguised) == normalize_name(nick)
@@ -176,8 +178,10 @@ def test_a_look_alike_of_a_reserved_nick_is_refused(connect, nick):
     assert info.value.code == "nick-reserved"
 
 
-@pytest.mark.parametrize("nick", ["ali\u200bce", "\u202eecila", "alice\u00ad", "ali\u2060ce", "alice\u200d", "al\u00a0ice"],
-                         ids=["zero-width-space", "rtl-override", "soft-hyphen", "word-joiner", "zero-width-joiner", "no-break-space"])
+@pytest.mark.parametrize("nick",
+                         ["ali\u200bce", "\u202eecila", "alice\u00ad", "ali\u2060ce", "alice\u200d", "al\u00a0ice"],
+                         ids=["zero-width-space", "rtl-override", "soft-hyphen", "word-joiner",
+                              "zero-width-joiner", "no-break-space"])
 def test_invisible_and_bidi_characters_are_not_allowed_in_nicks(connect, nick):
     connect("alice")
     with pytest.raises(chatlab.NickError) as info:
@@ -277,7 +281,8 @@ def test_a_full_server_refuses_at_once_even_when_full_of_silent_connections():
                 sock.close()
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="Windows limits select() by a count of sockets, not descriptor numbers")
+@pytest.mark.skipif(sys.platform == "win32",
+                    reason="Windows limits select() by a count of sockets, not descriptor numbers")
 def test_select_refuses_what_it_cannot_watch_with_a_clear_error_and_epoll_does_not():
     needed = FD_SETSIZE + 64
     if raise_nofile_limit(needed) < needed:
@@ -391,7 +396,8 @@ def test_a_flood_of_tiny_frames_does_not_stall_the_others():
                 thread.join(5)
             flooder.close()
             probe.close()
-    print(f"\nprobe p50 {statistics.median(baseline) * 1e3:.2f} ms alone, {statistics.median(during) * 1e3:.2f} ms during a PING flood")
+    print(f"\nprobe p50 {statistics.median(baseline) * 1e3:.2f} ms alone, "
+          f"{statistics.median(during) * 1e3:.2f} ms during a PING flood")
     assert slower_at_most(during, baseline, factor=5, margin=0.010)
 
 

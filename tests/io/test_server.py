@@ -96,8 +96,9 @@ def test_action_is_marked(connect):
     assert msg.action and msg.text == "waves"
 
 
-@pytest.mark.parametrize("nick, code", [("ALICE", "nick-taken"), ("ａｌｉｃｅ", "nick-taken"), ("admin", "nick-reserved"),
-                                        ("", "bad-nick"), ("has space", "bad-nick"), ("x" * 21, "bad-nick"), ("9lives", "bad-nick")])
+@pytest.mark.parametrize("nick, code", [("ALICE", "nick-taken"), ("ａｌｉｃｅ", "nick-taken"),
+                                        ("admin", "nick-reserved"), ("", "bad-nick"), ("has space", "bad-nick"),
+                                        ("x" * 21, "bad-nick"), ("9lives", "bad-nick")])
 def test_refused_nicknames_raise_a_typed_error(connect, nick, code):
     connect("alice")
     with pytest.raises(chatlab.NickError) as info:
@@ -195,7 +196,8 @@ def test_server_restarts_on_the_same_port_at_once():
         assert bob.wait_for(chatlab.ChatMessage).text == "back"
 
 
-@pytest.mark.parametrize("backend", [b for b in ("select", "poll", "epoll") if hasattr(selectors, b.capitalize() + "Selector")])
+@pytest.mark.parametrize("backend", [b for b in ("select", "poll", "epoll")
+                                     if hasattr(selectors, b.capitalize() + "Selector")])
 def test_every_selector_backend_chats(backend):
     with chatlab.Server(port=0, selector=backend) as srv, \
          chatlab.Client.connect(srv.address, nick="alice") as alice, \

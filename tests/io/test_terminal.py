@@ -30,7 +30,8 @@ from chatlab.errors import TransferError
 from chatlab.terminal import Command, TerminalSession, format_event, parse_command, run_terminal_client
 
 REPO = Path(__file__).resolve().parents[2]
-LAUNCH = "from chatlab.terminal import run_terminal_client; import sys; sys.exit(run_terminal_client(sys.argv[1], sys.argv[2]))"
+LAUNCH = ("from chatlab.terminal import run_terminal_client; import sys; "
+          "sys.exit(run_terminal_client(sys.argv[1], sys.argv[2]))")
 TIMEOUT = 10.0  # seconds for any one expected line or exit
 
 
@@ -90,7 +91,8 @@ def test_parse_command_wrong_arguments_give_usage(line: str, usage: str) -> None
     assert command.error == f"usage: {usage}"
 
 
-@pytest.mark.parametrize("line", ["/join my room", "/join my room please", "/join my key=pw room", "/join secret pw123"])
+@pytest.mark.parametrize("line", ["/join my room", "/join my room please", "/join my key=pw room",
+                                  "/join secret pw123"])
 def test_a_room_name_with_a_space_is_an_error_that_says_so(line: str) -> None:
     """Not room "my" with password "room" (issue 10, item 4): a password is marked key=."""
     command = parse_command(line)
@@ -125,9 +127,11 @@ def test_parse_command_unknown(line: str) -> None:
         (p.PrivateMessage("alice", "bob", "winks", action=True), "[private] * alice winks (to bob)"),
         (p.Notice("join", "bob joined team1", "bob", "team1"), "-- bob joined team1"),
         (p.Notice("quit", "bob quit (bye)", "bob", "lobby"), "-- bob quit (bye)"),
-        (p.ErrorMessage("no-such-nick", "nobody called 'zed' is online"), "!! nobody by that name: nobody called 'zed' is online"),
+        (p.ErrorMessage("no-such-nick", "nobody called 'zed' is online"),
+         "!! nobody by that name: nobody called 'zed' is online"),
         (p.ErrorMessage("new-code", "something new"), "!! something new (new-code)"),
-        (p.FileOffer(0x80000001, "alice", "report.pdf", 2_500_000, "0" * 64), "-- alice offers you 'report.pdf' (2.5 MB)"),
+        (p.FileOffer(0x80000001, "alice", "report.pdf", 2_500_000, "0" * 64),
+         "-- alice offers you 'report.pdf' (2.5 MB)"),
         (Disconnected("closed by the server"), "-- disconnected: closed by the server"),
         (FileStarted("alice", "a.bin", Path("in/a.bin.part"), 20_000_000, 0),
          "-- receiving 'a.bin' from alice (20.0 MB) into " + str(Path("in/a.bin.part"))),
@@ -247,10 +251,12 @@ def test_a_resume_is_announced_and_the_summary_counts_the_whole_file(tmp_path: P
     path = tmp_path / "data.bin"
     path.write_bytes(b"x" * 5_000_000)
     lines: list[str] = []
-    TerminalSession(StubClient(StubTransfer(5_000_000, resumed_from=2_000_000)), lines.append).handle_line(f"/send {path} bob")  # type: ignore[arg-type]
+    client = StubClient(StubTransfer(5_000_000, resumed_from=2_000_000))
+    TerminalSession(client, lines.append).handle_line(f"/send {path} bob")  # type: ignore[arg-type]
     assert _wait_for_line(lines, "-- sent") == ("-- sent data.bin to bob (5.0 MB: 2.0 MB were already there, "
                                                 "3.0 MB sent in 150 ms, 20.0 MB/s)")
-    assert "-- bob accepted data.bin; resuming: 2.0 MB of 5.0 MB were already there from an interrupted transfer" in lines
+    assert ("-- bob accepted data.bin; resuming: 2.0 MB of 5.0 MB were already there"
+            " from an interrupted transfer") in lines
 
 
 def test_send_failure_is_said_once_and_a_missing_file_is_named(tmp_path: Path, quick: None) -> None:
@@ -293,7 +299,8 @@ def test_the_receiver_sees_progress_and_its_own_ctrl_c_is_not_blamed_on_the_serv
         session.start()
         try:
             transfer = alice.send_file(source, to="bob", strategy="sleep", pause=0.02)  # about 1 s in all
-            assert _wait_for_line(lines, "-- receiving 'movie.bin' from alice (3.0 MB) into ").endswith("movie.bin.part")
+            line = _wait_for_line(lines, "-- receiving 'movie.bin' from alice (3.0 MB) into ")
+            assert line.endswith("movie.bin.part")
             assert "% (" in _wait_for_line(lines, "-- movie.bin <- alice: ")
         finally:
             session.quit(flush=False)  # what Ctrl-C does
@@ -500,7 +507,8 @@ def test_taken_nick_gives_one_clear_line_and_exit_code_2(terminals: Any) -> None
         impostor = terminals(server.address, "ALICE")  # nicks collide regardless of case
         code, err = impostor.finish()
         assert code == 2
-        assert err == "chatlab: the server refused the nickname 'ALICE': the nickname 'ALICE' is already in use (nick-taken)\n"
+        assert err == ("chatlab: the server refused the nickname 'ALICE':"
+                       " the nickname 'ALICE' is already in use (nick-taken)\n")
         assert impostor.lines == []
         alice.send("/who")
         alice.expect("-- 1 online in 1 room: lobby (1): alice (you)")

@@ -31,7 +31,8 @@ BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u206
 # Most file systems allow 255 bytes; keep room for " (99)" and ".part".
 MAX_NAME_BYTES = 200
 PART_SUFFIX = ".part"
-OWNER_SUFFIX = ".from"  # .NAME.part.from (hidden): the nick whose bytes are in NAME.part; another sender gets its own .part
+# .NAME.part.from (hidden): the nick whose bytes are in NAME.part; another sender gets its own .part
+OWNER_SUFFIX = ".from"
 
 
 def safe_filename(name: str) -> str:
