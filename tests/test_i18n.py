@@ -181,7 +181,8 @@ def test_every_wrapped_message_is_a_literal():
     """
     bad = []
     for path, tree in _modules():
-        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in _MARKERS]
+        calls = [n for n in ast.walk(tree)
+                 if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in _MARKERS]
         defers = any(n.func.id == "N_" for n in calls)
         for node in calls:
             texts = node.args[: _MARKERS[node.func.id]]
@@ -197,7 +198,8 @@ def test_no_module_shadows_underscore():
     bad = []
     for path, tree in _modules():
         imports_it = any(
-            isinstance(n, ast.ImportFrom) and n.module and n.module.endswith("i18n") and any(a.name == "_" for a in n.names)
+            isinstance(n, ast.ImportFrom) and n.module and n.module.endswith("i18n")
+            and any(a.name == "_" for a in n.names)
             for n in ast.walk(tree)
         )
         if not imports_it:
@@ -272,9 +274,11 @@ def test_set_language_from_a_notebook(lang):
 
 
 def test_plural_forms(lang):
-    assert i18n.ngettext("{users} online in {rooms} room: ", "{users} online in {rooms} rooms: ", 2).startswith("{users}")
+    assert i18n.ngettext("{users} online in {rooms} room: ", "{users} online in {rooms} rooms: ",
+                         2).startswith("{users}")
     lang("zh")
-    assert i18n.ngettext("{users} online in {rooms} room: ", "{users} online in {rooms} rooms: ", 2) == "{users} 人在线，{rooms} 个房间："
+    assert i18n.ngettext("{users} online in {rooms} room: ", "{users} online in {rooms} rooms: ",
+                         2) == "{users} 人在线，{rooms} 个房间："
 
 
 # --------------------------------------------------------------------------
@@ -333,7 +337,8 @@ def test_terminal_help_is_chinese(lang):
     lang("zh")
     out = io.StringIO()
     with chatlab.Server(port=0) as server:
-        code = chatlab.terminal.run_terminal_client(server.address, "小明", input=io.StringIO("/help\n/nonsense\n"), output=out)
+        code = chatlab.terminal.run_terminal_client(server.address, "小明", input=io.StringIO("/help\n/nonsense\n"),
+                                                    output=out)
     text = out.getvalue()
     assert code == 0, text
     assert "昵称 小明；输入 /help 查看命令" in text
@@ -377,7 +382,8 @@ def test_the_terminal_shows_the_client_libraries_reasons_in_chinese(lang):
     from chatlab.client import CLOSED_BY_SERVER
 
     lang("zh")
-    assert chatlab.terminal.format_event(chatlab.Disconnected(CLOSED_BY_SERVER), "me") == "-- 连接已断开：服务器关闭了连接"
+    shown = chatlab.terminal.format_event(chatlab.Disconnected(CLOSED_BY_SERVER), "me")
+    assert shown == "-- 连接已断开：服务器关闭了连接"
     broken = chatlab.terminal.shown_reason("connection broken: Connection reset by peer")
     assert broken == "连接中断：Connection reset by peer"  # the OS's own words stay as the OS said them
     lang("en")

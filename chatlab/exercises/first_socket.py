@@ -227,7 +227,7 @@ class Session:
                     timeout = SHORT_TIMEOUT
                 return original_select(rlist, wlist, xlist, timeout)
 
-            select.select = shortened_select  # type: ignore[assignment]
+            select.select = shortened_select
             try:
                 self.returned = call_with_deadline(seconds, serve, self.listener)
             except BaseException:
@@ -236,7 +236,7 @@ class Session:
                 self.listener.close()
                 raise
             finally:
-                select.select = original_select  # type: ignore[assignment]
+                select.select = original_select
                 client.join(self.client_timeout + 1.0)
                 gc.collect()  # a socket nobody closed is closed (and reported) when it is collected
         self.unclosed = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]

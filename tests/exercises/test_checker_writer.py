@@ -422,7 +422,9 @@ class FoolUnsafeCounter:
 
 
 class FoolSmallBatches(_FoolTwo):
-    """BUG: joins up to 4 waiting chunks into one sendall(): a chat line may wait behind 3 chunks queued after... the rule is 'a waiting chat frame before any waiting chunk'."""
+    """BUG: joins up to 4 waiting chunks into one sendall(): a chat line may wait behind 3 chunks queued after it.
+
+    The rule is 'a waiting chat frame before any waiting chunk'."""
     BATCH = 4
 
     def run(self, stop):

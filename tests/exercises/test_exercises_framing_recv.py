@@ -584,9 +584,11 @@ RECV_WRONG_ANSWERS = [
     # (name, recv_exact, cases that must fail, words the hint must hold)
     ("a single recv()", recv_once, {"1-byte trickle", "peer closes mid-message", "1 MiB message"},
      "one recv() returns what has arrived so far"),
-    ("a timeout returns the partial message", fool_w_timeout_returns_partial, {"a silent peer: the socket's timeout raises TimeoutError"},
+    ("a timeout returns the partial message", fool_w_timeout_returns_partial,
+     {"a silent peer: the socket's timeout raises TimeoutError"},
      "when the socket timed out"),
-    ("a timeout taken for the end of the stream", fool_w_timeout_is_eof, {"a silent peer: the socket's timeout raises TimeoutError"},
+    ("a timeout taken for the end of the stream", fool_w_timeout_is_eof,
+     {"a silent peer: the socket's timeout raises TimeoutError"},
      "a timeout is not the end of the stream"),
     ("settimeout(None)", fool_w_blocks_forever, {"exactly n in one send"}, "settimeout(None)"),
     ("setblocking(False)", fool_w_busy_nonblocking, {"exactly n in one send"}, "setblocking(False)"),

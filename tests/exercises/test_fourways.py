@@ -530,7 +530,8 @@ async def fool_ok_decoder_style(reader, writer, room):  # type: ignore[no-untype
             for frame in dec:
                 raw = p.encode_frame(frame) if hasattr(p, "encode_frame") else None
                 if raw is None:
-                    raw = p.HEADER.pack(p.MAGIC, p.VERSION, int(frame.type), frame.flags, frame.stream_id, len(frame.payload)) + frame.payload
+                    raw = p.HEADER.pack(p.MAGIC, p.VERSION, int(frame.type), frame.flags, frame.stream_id,
+                                        len(frame.payload)) + frame.payload
                 for m in list(room):
                     if m.transport.get_write_buffer_size() > MAX_QUEUED:
                         room.discard(m)
@@ -607,7 +608,8 @@ def test_checker_passes_a_decoder_style_handler() -> None:
         (fool_waits_closed_on_drop, "never reads", "wait_closed()"),
     ],
 )
-def test_checker_fails_classic_wrong_answers(wrong, failing_case: str, hint: str, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_checker_fails_classic_wrong_answers(wrong, failing_case: str, hint: str,
+                                             capsys) -> None:  # type: ignore[no-untyped-def]
     report = check_broadcast_handler(wrong)
     out = capsys.readouterr().out
     assert not report
