@@ -5,7 +5,8 @@ The student writes::
     def run_bot(bot: chatlab.Client, stop: threading.Event) -> None:
         ...
 
-``bot`` is already connected (as ``timebot``, in the room ``lobby``).  The
+``bot`` is already connected (as ``timebot``, in the room ``lobby``; one case
+connects it under another nick, so the bot knows its own nick from ``bot.nick``).  The
 function runs until ``stop`` is set or the connection closes, and then
 returns (it never raises for either).  While it runs:
 
@@ -48,7 +49,8 @@ REPLY_TIMEOUT = 2.0  # seconds an answer may take
 QUIET = 0.6  # seconds of silence that count as "no answer"
 SILENT_SPELL = 1.5  # seconds nobody speaks before the first !time (longer than a 1 s wait_for timeout)
 STOP_GRACE = 1.5  # seconds run_bot may take to return after stop is set or the server goes away
-CLOCK_SLACK = 5  # seconds the answer may differ from the checker's clock
+BUSY_CALLS = 300  # wait_for calls during SILENT_SPELL of silence above which the bot is polling, not waiting
+OTHER_NICK = "ticktock"  # the bot's nick in the case that catches a hard-coded 'timebot'
 
 RunBot = Callable[[Client, threading.Event], Any]
 
@@ -67,6 +69,8 @@ class _Harness:
     run_bot: RunBot
     errors: list[BaseException] = field(default_factory=list)
     whispers: list[str] = field(default_factory=list)  # to whom the bot whispered
+    calls: list[int] = field(default_factory=lambda: [0])  # how many times the bot called wait_for
+    nick: str = BOT
 
     def say(self, nick: str, text: str) -> None:
         self.people[nick].say(text)
@@ -77,7 +81,7 @@ class _Harness:
         deadline = time.monotonic() + within
         while (left := deadline - time.monotonic()) > 0:
             try:
-                got.append(self.people[nick].wait_for(kind, timeout=left, predicate=lambda m: m.sender == BOT))
+                got.append(self.people[nick].wait_for(kind, timeout=left, predicate=lambda m: m.sender == self.nick))
             except TimeoutError:
                 break
         return got
@@ -85,7 +89,7 @@ class _Harness:
     def first_answer(self, nick: str, kind: type = ChatMessage) -> Any:
         self.check_alive()
         try:
-            return self.people[nick].wait_for(kind, timeout=REPLY_TIMEOUT, predicate=lambda m: m.sender == BOT)
+            return self.people[nick].wait_for(kind, timeout=REPLY_TIMEOUT, predicate=lambda m: m.sender == self.nick)
         except TimeoutError:
             self.check_alive()
             if kind is ChatMessage:
@@ -113,11 +117,11 @@ class _Harness:
 
 
 @contextmanager
-def _harness(run_bot: RunBot, people: tuple[str, ...] = ("alice", "carol")) -> Iterator[_Harness]:
+def _harness(run_bot: RunBot, people: tuple[str, ...] = ("alice", "carol"), nick: str = BOT) -> Iterator[_Harness]:
     run_bot = student(run_bot)
     with ExitStack() as stack:
         server = stack.enter_context(Server(port=0))
-        bot = stack.enter_context(Client.connect(server.address, nick=BOT))
+        bot = stack.enter_context(Client.connect(server.address, nick=nick))
         clients = {nick: stack.enter_context(Client.connect(server.address, nick=nick)) for nick in people}
         stop = threading.Event()
         errors: list[BaseException] = []
@@ -129,8 +133,15 @@ def _harness(run_bot: RunBot, people: tuple[str, ...] = ("alice", "carol")) -> I
                 errors.append(exc)
 
         thread = threading.Thread(target=target, name="chatlab-student-bot", daemon=True)
-        harness = _Harness(server, bot, clients, stop, thread, run_bot, errors)
+        harness = _Harness(server, bot, clients, stop, thread, run_bot, errors, nick=nick)
         whisper = bot.whisper
+        wait_for = bot.wait_for
+
+        def counted_wait_for(*args: Any, **kwargs: Any) -> Any:  # how often the bot asks, for the busy-poll hint
+            harness.calls[0] += 1
+            return wait_for(*args, **kwargs)
+
+        bot.wait_for = counted_wait_for  # type: ignore[method-assign]
 
         def noted_whisper(to: str, text: str) -> None:  # who the bot whispers to, for the hints
             harness.whispers.append(to)
@@ -146,26 +157,45 @@ def _harness(run_bot: RunBot, people: tuple[str, ...] = ("alice", "carol")) -> I
             thread.join(STOP_GRACE)
 
 
-def _check_answer(message: Any) -> str:
+def _check_answer(message: Any, asked: float) -> str:
+    """The answer's time must lie between ``asked`` (time.time() just before the question) and now."""
     match = ANSWER.fullmatch(message.text)
     assert match, _("the answer should read 'the time is HH:MM:SS', got {text!r}").format(text=message.text)
     h, m, s = (int(g) for g in match.groups())
-    now = time.localtime()
-    diff = abs((h * 3600 + m * 60 + s) - (now.tm_hour * 3600 + now.tm_min * 60 + now.tm_sec)) % 86400
-    diff = min(diff, 86400 - diff)
-    local = time.strftime("%H:%M:%S", now)
-    assert diff <= CLOCK_SLACK, _("the answer says {said}, but the local time is {local}").format(
+    said = h * 3600 + m * 60 + s
+    start, end = time.localtime(asked), time.localtime()
+    first = start.tm_hour * 3600 + start.tm_min * 60 + start.tm_sec
+    span = (end.tm_hour * 3600 + end.tm_min * 60 + end.tm_sec - first) % 86400
+    if (said - first) % 86400 <= span:
+        return str(message.text)
+    local = time.strftime("%H:%M:%S", end)
+    earlier = (first - said) % 86400
+    if 0 < earlier <= 3600:
+        raise AssertionError(
+            _(
+                "the answer says {said}, but the question was asked at {asked} (now {local}): the time in the"
+                " answer is {seconds} s older than the question; it must be read when the question comes"
+            ).format(said=message.text[-8:], asked=time.strftime("%H:%M:%S", start), local=local, seconds=earlier)
+        )
+    raise AssertionError(_("the answer says {said}, but the local time is {local}").format(
         said=message.text[-8:], local=local
-    )
-    return str(message.text)
+    ))
 
 
 def _answers_time(run_bot: RunBot) -> str:
     with _harness(run_bot) as h:
+        calls = h.calls[0]
         time.sleep(SILENT_SPELL)  # silence first: nobody asks right away in a real room
         h.check_alive()
+        busy = h.calls[0] - calls
+        assert busy <= BUSY_CALLS, _(
+            "while nobody spoke for {seconds:g} s the bot called wait_for {n} times: asking again and again"
+            " without waiting keeps a CPU core busy for nothing; a bot should sleep until a message comes"
+            " (or it is time to check stop)"
+        ).format(seconds=SILENT_SPELL, n=busy)
+        asked = time.time()
         h.say("alice", "!time")
-        _check_answer(h.first_answer("alice"))
+        _check_answer(h.first_answer("alice"), asked)
         return ""
 
 
@@ -190,9 +220,10 @@ def _ignores_other_lines(run_bot: RunBot) -> str:
             "answered ordinary lines: {texts}: a line that merely contains !time is not the command, the"
             " whole message is"
         ).format(texts=[m.text for m in got][:3])
+        asked = time.time()
         h.say("alice", "  !time  ")
         try:
-            _check_answer(h.first_answer("alice"))
+            _check_answer(h.first_answer("alice"), asked)
         except _NoAnswer as exc:
             raise AssertionError(
                 _("'  !time  ' got {error}: people type spaces around a command by accident").format(error=exc)
@@ -201,53 +232,64 @@ def _ignores_other_lines(run_bot: RunBot) -> str:
 
 
 def _never_answers_itself(run_bot: RunBot) -> str:
-    with _harness(run_bot) as h:
+    with _harness(run_bot, nick=OTHER_NICK) as h:  # not 'timebot': a bot knows its nick from bot.nick
         h.bot.say("!time")  # the bot's own line, echoed back to it by the server
         got = [m for m in h.answers("alice", QUIET) if m.text != "!time"]
         assert not got, _(
-            "the bot answered its own '!time' with {text!r}: the server sends every line back to its"
-            " sender, the bot's own lines included"
-        ).format(text=got[0].text)
+            "the bot, connected as {nick!r}, answered its own '!time' with {text!r}: the server sends every"
+            " line back to its sender, the bot's own lines included (and a bot's nick is whatever it"
+            " connected with)"
+        ).format(nick=OTHER_NICK, text=got[0].text)
         h.check_alive()
         return ""
 
 
 def _answers_whisper(run_bot: RunBot) -> str:
     with _harness(run_bot) as h:
-        h.people["alice"].whisper(BOT, "!time")
-        try:
-            reply = h.first_answer("alice", PrivateMessage)
-        except AssertionError as exc:
-            in_room = h.answers("alice", 0.05)
-            if in_room:
-                raise AssertionError(
-                    _(
-                        "the answer to a whisper went to the whole room ({text!r}): a private question"
-                        " gets a private answer"
-                    ).format(text=in_room[0].text)
-                ) from None
-            if not isinstance(exc, _NoAnswer):
-                raise
-            elsewhere = [to for to in h.whispers if to != "alice"]
-            if elsewhere:
-                raise AssertionError(
-                    _(
-                        "the bot whispered its answer to {to!r}, not to alice who asked: a whisper's sender is the"
-                        " person to answer (its `to` is the bot itself)"
-                    ).format(to=elsewhere[0])
-                ) from None
-            raise AssertionError(
-                _("{error}: a whisper arrives as a different kind of message than a room line").format(error=exc)
-            ) from None
-        assert reply.to == "alice", _("the whisper went to {to!r}, not alice").format(to=reply.to)
-        _check_answer(reply)
-        leaked = h.answers("carol", QUIET) + h.answers("carol", 0.05, PrivateMessage)
-        assert not leaked, _("carol saw the answer to alice's whisper: {text!r}").format(text=leaked[0].text)
+        _one_whisper(h, "alice", "carol")
+        _one_whisper(h, "carol", "alice")
         return ""
+
+
+def _one_whisper(h: _Harness, asker: str, other: str) -> None:
+    before = len(h.whispers)
+    asked = time.time()
+    h.people[asker].whisper(BOT, "!time")
+    try:
+        reply = h.first_answer(asker, PrivateMessage)
+    except AssertionError as exc:
+        in_room = h.answers(asker, 0.05)
+        if in_room:
+            raise AssertionError(
+                _(
+                    "the answer to a whisper went to the whole room ({text!r}): a private question"
+                    " gets a private answer"
+                ).format(text=in_room[0].text)
+            ) from None
+        if not isinstance(exc, _NoAnswer):
+            raise
+        elsewhere = [to for to in h.whispers[before:] if to != asker]
+        if elsewhere:
+            raise AssertionError(
+                _(
+                    "the bot whispered its answer to {to!r}, not to {asker} who asked: a whisper's sender is the"
+                    " person to answer (its `to` is the bot itself)"
+                ).format(to=elsewhere[0], asker=asker)
+            ) from None
+        raise AssertionError(
+            _("{error}: a whisper arrives as a different kind of message than a room line").format(error=exc)
+        ) from None
+    assert reply.to == asker, _("the whisper went to {to!r}, not {asker}").format(to=reply.to, asker=asker)
+    _check_answer(reply, asked)
+    leaked = h.answers(other, QUIET) + h.answers(other, 0.05, PrivateMessage)
+    assert not leaked, _("{other} saw the answer to {asker}'s whisper: {text!r}").format(
+        other=other, asker=asker, text=leaked[0].text
+    )
 
 
 def _several_people(run_bot: RunBot) -> str:
     with _harness(run_bot) as h:
+        asked = time.time()
         h.say("alice", "!time")
         h.say("carol", "!time")
         got = [h.first_answer("alice")] + h.answers("alice", QUIET)
@@ -255,7 +297,7 @@ def _several_people(run_bot: RunBot) -> str:
             h.check_alive()
         assert len(got) == 2, _("two people asked, {n} answer(s) came").format(n=len(got))
         for message in got:
-            _check_answer(message)
+            _check_answer(message, asked)
         return ""
 
 

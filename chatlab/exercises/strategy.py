@@ -19,10 +19,13 @@ the run shows (a window stuck at its minimum, a window that only grows).
 
 from __future__ import annotations
 
+import collections
+import copy
 import heapq
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ..core.transfer import FixedWindow, SendStrategy
 from ..experiments.links import Link, get_link
@@ -165,6 +168,31 @@ def _fastest_growth(strategy: SendStrategy) -> float:
     return fastest
 
 
+def _class_state(kind: type) -> dict[str, tuple[Any, Any]]:
+    """The mutable containers held as class attributes by the student's classes: name -> (object, copy)."""
+    found: dict[str, tuple[Any, Any]] = {}
+    for cls in kind.__mro__:
+        if cls.__module__.startswith("chatlab.") or cls is object:
+            continue
+        for name, value in vars(cls).items():
+            if name not in found and isinstance(value, (list, dict, set, bytearray, collections.deque)):
+                found[name] = (value, copy.copy(value))
+    return found
+
+
+def _check_not_shared(before: dict[str, tuple[Any, Any]]) -> None:
+    """Fail when a run changed a container that is a class attribute (shared by every instance)."""
+    for name, (value, old) in before.items():
+        if value != old:
+            raise AssertionError(
+                _(
+                    "the class attribute {name!r} (a {type}) changed during a run: a class attribute is shared by"
+                    " every instance, so each new strategy starts with what the earlier ones left in it; per-run"
+                    " state belongs to the instance"
+                ).format(name=name, type=type(value).__name__)
+            )
+
+
 def _fresh(make: MakeStrategy) -> SendStrategy:
     try:
         strategy = make()
@@ -232,6 +260,16 @@ def _check_run(run: SimulatedRun, chunk_size: int) -> None:
             raise AssertionError(_("not written yet: the strategy still raises NotImplementedError (write the missing"
                                    " code, then run this again)"))
         raise AssertionError(_explain(run.error))
+    not_int = next((row for row in run.trace if not isinstance(row.window_bytes, int)), None)
+    if not_int is not None:
+        raise AssertionError(
+            _(
+                "window_bytes is a {type} ({value!r}) after {kib:.0f} KiB were acked: it must be an int (bytes)"
+                " after every ack, not only at the start"
+            ).format(
+                type=type(not_int.window_bytes).__name__, value=not_int.window_bytes, kib=not_int.bytes_acked / 1024
+            )
+        )
     if run.stalled:
         kib = run.bytes_acked / 1024
         window = run.trace[-1].window_bytes if run.trace else 0
@@ -269,13 +307,21 @@ def check_send_strategy(make_strategy: MakeStrategy, *, show: bool = True) -> Re
     and returns the :class:`Report`.
     """
     runs: dict[str, SimulatedRun] = {}
+    shared: dict[str, AssertionError] = {}  # link -> the class-attribute sharing its run showed
 
     def run_on(link_name: str) -> tuple[SimulatedRun, int]:
         strategy = _fresh(make_strategy)
         if link_name not in runs:
             link = get_link(link_name)
             assert link.rate is not None
+            before = _class_state(type(strategy))
             runs[link_name] = simulate_transfer(strategy, link, int(link.rate * FILE_SECONDS))
+            try:
+                _check_not_shared(before)
+            except AssertionError as exc:
+                shared[link_name] = exc
+        if link_name in shared:
+            raise shared[link_name]
         return runs[link_name], strategy.chunk_size
 
     def first_window() -> str:
