@@ -189,9 +189,9 @@ def _answers_time(run_bot: RunBot) -> str:
         h.check_alive()
         busy = h.calls[0] - calls
         assert busy <= BUSY_CALLS, _(
-            "while nobody spoke for {seconds:g} s the bot called wait_for {n} times: asking again and again"
-            " without waiting keeps a CPU core busy for nothing; a bot should sleep until a message comes"
-            " (or it is time to check stop)"
+            "while nobody spoke for {seconds:g} s the bot asked for the next message {n} times: asking again"
+            " and again without waiting keeps a CPU core busy for nothing; a bot should sleep until a message"
+            " comes (or it is time to check stop)"
         ).format(seconds=SILENT_SPELL, n=busy)
         asked = time.time()
         h.say("alice", "!time")

@@ -153,6 +153,33 @@ class ForgetsSuperInit(AIMDWindow):
         self.hold_until = 0.0
 
 
+class FloatWindow(AIMDWindow):
+    """From a reviewer: window_bytes an int at the start, a float after the first ack."""
+
+    @property
+    def window_bytes(self) -> int:
+        return self.window if self.acked else int(self.window)  # type: ignore[return-value]
+
+
+class SharedSamples(AIMDWindow):
+    """From a reviewer: its RTT samples a class attribute, shared by every instance (and every run)."""
+
+    samples: list[float] = []  # BUG: one list for all instances
+
+    def on_ack(self, now: float, acked: int) -> None:
+        new = acked - self.acked
+        SendStrategy.on_ack(self, now, acked)
+        if new <= 0 or self.rtt is None:
+            return
+        self.samples.append(self.rtt)
+        if self.rtt - min(self.samples) > self.target:
+            if now >= self.hold_until:
+                self.window = max(self.chunk_size, self.window / 2)
+                self.hold_until = now + self.rtt
+        else:
+            self.window += self.chunk_size * new / self.window
+
+
 def big_fixed_window() -> SendStrategy:
     return FixedWindow(chunks=64, chunk_size=16 * KiB)
 
@@ -182,6 +209,8 @@ WRONG_ANSWERS: list[tuple[Callable[[], SendStrategy], str, str]] = [
     (WallClockHold, "uses the clock it is given", "wall clock"),
     (ForgetsNone, "delivers a whole file", "check for None"),
     (ForgetsSuperInit, "delivers a whole file", "super().__init__(chunk_size)"),
+    (FloatWindow, "delivers a whole file", "after every ack"),
+    (SharedSamples, "delivers a whole file", "class attribute 'samples'"),
 ]
 
 

@@ -420,6 +420,31 @@ def _catch_all_return(bot: chatlab.Client, stop: threading.Event) -> None:
             return
 
 
+def _reviewer_bot(*, own: str | None = None, reply_to: str | None = None, fixed_answer: bool = False,
+                  poll: float = 0.2) -> Callable[[chatlab.Client, threading.Event], None]:
+    """From a reviewer's attempts to fool the checker: one mistake each (a hard-coded nick, a hard-coded
+    person to whisper to, the time read once at the start, wait_for with timeout 0 in a tight loop)."""
+    started = time.strftime("the time is %H:%M:%S")
+
+    def run_bot(bot: chatlab.Client, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                message = bot.wait_for((chatlab.ChatMessage, chatlab.PrivateMessage), timeout=poll)
+            except TimeoutError:
+                continue
+            except chatlab.ConnectionClosed:
+                return
+            if message.sender == (own or bot.nick) or message.text.strip() != "!time":
+                continue
+            answer = started if fixed_answer else time.strftime("the time is %H:%M:%S")
+            if isinstance(message, chatlab.PrivateMessage):
+                bot.whisper(reply_to or message.sender, answer)
+            else:
+                bot.say(answer)
+
+    return run_bot
+
+
 BOT_WRONG_ANSWERS = [
     # (name, run_bot, the cases that must fail, words the hint must hold)
     ("answers anything containing !time, itself included", _naive_bot,
@@ -440,6 +465,11 @@ BOT_WRONG_ANSWERS = [
     ("swallows ConnectionClosed with every other error", _swallows_every_error, ("server goes away",),
      "a closed connection is the end"),
     ("whispers the answer to message.to", _whispers_to_itself, ("whisper",), "a whisper's sender is the person"),
+    ("its own nick hard-coded", _reviewer_bot(own="timebot"), ("never answers itself",), "whatever it connected with"),
+    ("always whispers to alice", _reviewer_bot(reply_to="alice"), ("whisper",), "not to carol who asked"),
+    ("the time read once, at the start", _reviewer_bot(fixed_answer=True), ("in its room",),
+     "older than the question"),
+    ("wait_for with timeout 0 in a tight loop", _reviewer_bot(poll=0), ("in its room",), "keeps a CPU core busy"),
 ]
 
 
