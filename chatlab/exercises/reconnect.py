@@ -53,6 +53,8 @@ MIN_WAITING = 0.05  # seconds: six refused attempts in less than this is a hot l
 MIN_GROWTH = 1.8  # the last two waits must be this many times the first two (doubling gives 16; a random wait
 # that does not grow, about 1; full jitter fails this about once in a thousand runs)
 CASE_DEADLINE = 6.0  # seconds the student's function gets per case
+SILENT_LIMIT = 3.0  # seconds a connection may stay silent before the function gives up on it (the reference: 1 s)
+CARRIED_WAIT = 0.8  # a first wait this long, and 4 times one of an earlier call, was carried over from that call
 LINES = [f"line {i}" for i in range(6)]
 
 Upload = Callable[[Callable[[], socket.socket], list], None]
@@ -184,6 +186,7 @@ class _Run:
         self.silent, self.fillers = full_backlog_listener()
         self.plan = connect_plan
         self.attempts: list[float] = []  # when connect() was called
+        self.kinds: list[str] = []  # what each connect() got: "ok", "refuse" or "timeout"
         self.handed_out: list[socket.socket] = []
         self.open_at_reconnect = 0  # sockets from earlier connect() calls still open at a later call
         self.finished = threading.Event()
@@ -201,6 +204,7 @@ class _Run:
         self.open_at_reconnect += sum(1 for sock in self.handed_out if sock.fileno() != -1)
         plan = self.plan[len(self.attempts)] if len(self.attempts) < len(self.plan) else "ok"
         self.attempts.append(time.monotonic())
+        self.kinds.append(plan)
         target = {"ok": self.server.address, "refuse": self.refused.getsockname()[:2],
                   "timeout": self.silent.getsockname()[:2]}[plan]
         sock = socket.create_connection(target, timeout=CONNECT_TIMEOUT)
@@ -233,10 +237,45 @@ class _Run:
         with self.server.lock:
             self.held = list(self.server.held)
 
-    def judge(self, deadline: float, leaks: bool = True) -> str:
+    def first_wait(self) -> float | None:
+        """Seconds between this call's first connect(), refused, and its second one."""
+        if len(self.attempts) >= 2 and self.kinds[0] == "refuse":
+            return self.attempts[1] - self.attempts[0]
+        return None
+
+    def judge_silence(self) -> None:
+        """Fail if a connection that went silent held the function for more than SILENT_LIMIT seconds."""
+        ends = self.attempts[1:] + ([self.started + self.took] if self.hung else [])
+        for kind, began, ended in zip(self.kinds, self.attempts, ends):
+            if kind == "ok" and ended - began > SILENT_LIMIT:
+                raise AssertionError(
+                    _(
+                        "a connection that went silent held your function {seconds:.1f} s before it gave up on it"
+                        " and reconnected: a recv() timeout that long stalls the upload for seconds on every"
+                        " half-open connection. A server that answers within milliseconds when it is alive can"
+                        " be given up on after a second or so"
+                    ).format(seconds=ended - began)
+                )
+
+    def judge_carried_wait(self, earlier: list[float]) -> None:
+        """Fail if this call's first wait is far longer than an earlier call's: the delay outlived its call."""
+        first = self.first_wait()
+        if first is not None and earlier and first >= CARRIED_WAIT and first > 4 * min(earlier):
+            raise AssertionError(
+                _(
+                    "after its first refused connect() this call waited {ms:.0f} ms, an earlier call only {first:.0f}"
+                    " ms: the backoff delay carried over from earlier calls (it is kept outside the call, shared by"
+                    " every call and every client). Each call starts again from a short wait"
+                ).format(ms=first * 1000, first=min(earlier) * 1000)
+            )
+
+    def judge(self, deadline: float, leaks: bool = True, earlier_waits: list[float] | None = None) -> str:
         """Fail with a hint unless the server holds every line once, in order, and nothing leaked."""
         held, hung = self.held, self.hung
         self.judge_outcome()
+        self.judge_silence()
+        if hung or held != LINES:
+            self.judge_carried_wait(earlier_waits or [])
         if hung:
             raise AssertionError(
                 _(
@@ -304,12 +343,20 @@ def _judge_held(held: list) -> None:
     raise AssertionError(_("lines out of order: {lines}").format(lines=held))
 
 
-def _case(upload: Upload, scripts: list[str], connect_plan: list[str]) -> Callable[[], str]:
+def _case(upload: Upload, scripts: list[str], connect_plan: list[str],
+          first_waits: list[float] | None = None) -> Callable[[], str]:
+    """``first_waits`` collects each call's first wait after a refusal, shared by the cases of one check."""
+    waits = [] if first_waits is None else first_waits
+
     def run() -> str:
         attempt = _Run(upload, scripts, connect_plan)
         attempt.start()
         attempt.finish(CASE_DEADLINE)
-        return attempt.judge(CASE_DEADLINE)
+        earlier = list(waits)
+        first = attempt.first_wait()
+        if first is not None:
+            waits.append(first)
+        return attempt.judge(CASE_DEADLINE, earlier_waits=earlier)
     return run
 
 
@@ -431,16 +478,18 @@ def check_upload_lines(upload_lines: Upload, show: bool = True, only: str | None
     ``only="FIN"`` runs just the cases whose name contains that text
     (the English name, or the name in the current language).
     """
+    first_waits: list[float] = []  # each call's first wait after a refusal
     cases = [
         (N_("no failure: every line once, in order"), _case(upload_lines, [], [])),
-        (N_("ECONNREFUSED twice: the server is not up yet"), _case(upload_lines, [], ["refuse", "refuse"])),
+        (N_("ECONNREFUSED twice: the server is not up yet"),
+         _case(upload_lines, [], ["refuse", "refuse"], first_waits)),
         (N_("connect times out once: no answer to the SYN"), _case(upload_lines, [], ["timeout"])),
         (N_("FIN: the server stores a line and closes before acknowledging it"), _case(upload_lines, ["fin"], [])),
         (N_("RST: the server resets on a line before storing it"), _case(upload_lines, ["rst"], [])),
         (N_("half-open: the server goes silent (no ack, no FIN, no RST)"), _case(upload_lines, ["silent"], [])),
         (N_("refused again and again: waits longer each time, with jitter (two clients)"), _backoff_case(upload_lines)),
         (N_("all of the above, one after another"),
-         _case(upload_lines, ["silent", "fin", "rst"], ["refuse", "timeout", "ok", "refuse", "ok", "ok"])),
+         _case(upload_lines, ["silent", "fin", "rst"], ["refuse", "timeout", "ok", "refuse", "ok", "ok"], first_waits)),
     ]
     chosen = [(_(name), case) for name, case in cases if only is None or only in name or only in _(name)]
     if not chosen:
