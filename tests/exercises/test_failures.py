@@ -104,6 +104,51 @@ def _session(sock: socket.socket, lines: list[str], start: Callable[[int], int])
         held = next_count(sock, decoder)
 
 
+def long_recv_timeout(connect, lines):  # type: ignore[no-untyped-def]
+    """From a reviewer: a 5 s recv() timeout, so a half-open connection stalls the upload 5 s."""
+    wait = 0.05
+    while True:
+        try:
+            sock = connect()
+        except (ConnectionRefusedError, TimeoutError):
+            time.sleep(random.uniform(wait / 2, wait))
+            wait = min(wait * 2, 2.0)
+            continue
+        wait = 0.05
+        try:
+            with sock:
+                sock.settimeout(5.0)
+                decoder = p.MessageDecoder()
+                held = next_count(sock, decoder)
+                while held < len(lines):
+                    sock.sendall(p.encode(p.Say(lines[held])))
+                    held = next_count(sock, decoder)
+                return
+        except (ConnectionError, TimeoutError, EOFError):
+            continue
+
+
+_GLOBAL_WAIT = [0.05]
+
+
+def global_wait(connect, lines):  # type: ignore[no-untyped-def]
+    """From a reviewer: the backoff delay kept at module level, so it carries over from call to call."""
+    while True:
+        try:
+            sock = connect()
+        except (ConnectionRefusedError, TimeoutError):
+            time.sleep(random.uniform(_GLOBAL_WAIT[0] / 2, _GLOBAL_WAIT[0]))
+            _GLOBAL_WAIT[0] = min(_GLOBAL_WAIT[0] * 2, 8.0)
+            continue
+        try:
+            with sock:
+                sock.settimeout(1.0)
+                _session(sock, lines, lambda announced: announced)
+                return
+        except (ConnectionError, TimeoutError, EOFError):
+            continue
+
+
 def connects_once(connect, lines):  # type: ignore[no-untyped-def]
     with connect() as sock:
         _session(sock, lines, lambda announced: announced)
@@ -295,6 +340,7 @@ def test_checker_passes_a_pipelined_uploader_with_backoff() -> None:
         (stub, "no failure", "not written yet"),
         (connects_once, "ECONNREFUSED", "call connect() again" if sys.platform != "win32" else "reconnecting"),
         (no_timeout, "half-open", "without a timeout"),
+        (long_recv_timeout, "half-open", "went silent held your function"),
         (resumes_from_its_own_acks, "FIN", "more than once"),
         (restarts_from_scratch, "FIN", "resume from the count the server announces"),
         (b_empty_is_not_eof, "FIN", "b''"),
@@ -310,3 +356,12 @@ def test_checker_fails_classic_wrong_answers(wrong, failing_case: str, hint: str
     assert any(failing_case in r.name for r in failed), out
     assert hint in " ".join(r.detail for r in failed if failing_case in r.name), out
     assert "FAIL" in out and "Traceback" not in out
+
+
+@pytest.mark.slow
+def test_checker_names_a_backoff_delay_carried_over_between_calls() -> None:
+    _GLOBAL_WAIT[0] = 0.05
+    report = check_upload_lines(global_wait, show=False)
+    failed = {r.name: r.detail for r in report.results if not r.passed}
+    detail = " ".join(d for name, d in failed.items() if name.startswith("all of the above"))
+    assert "carried over from earlier calls" in detail, report.summary()
