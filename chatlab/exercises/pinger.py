@@ -43,6 +43,8 @@ from ._report import NotWrittenYet, Report, returned, run_cases
 __all__ = ["check_pinger", "format_ping"]
 
 KEYS = ("sent", "received", "duplicates", "loss", "min", "avg", "max", "mdev")
+MAX_EMPTY_RECVS = 200  # recv calls per case (and per second of it) that may find nothing (a spinning loop makes
+# thousands even on a loaded machine; a select() or timeout-based wait makes one per lost ping)
 RTT_SLACK_MS = 50.0  # how much later than scheduled a reply may be measured on a busy machine
 MDEV_SLACK_MS = 15.0
 # The scripts keep every reply that must count at least 100 ms inside its timeout, and every late one at
@@ -195,8 +197,10 @@ def _check_counts(got: dict, want: dict) -> None:
                      " or a datagram from another address; match each reply to its ping by the sequence number"
                      " and measure the timeout from the moment the ping was sent")
         else:
-            hint = _("a reply that came in time was not counted: was it taken for another ping's, or was the"
-                     " timeout shorter than the one you were given?")
+            hint = _("a reply that came in time was not counted: was it taken for another ping's, was the"
+                     " timeout shorter than the one you were given, or did a datagram that is not this ping's"
+                     " reply (a stranger's, a duplicate, a late one) end the wait? Ignore such a datagram and keep"
+                     " waiting for the rest of the timeout")
         raise AssertionError(_("received is {got}, expected {want}: {hint}").format(
             got=got["received"], want=want["received"], hint=hint))
     if got["duplicates"] != want["duplicates"]:
@@ -208,6 +212,10 @@ def _check_counts(got: dict, want: dict) -> None:
         if isinstance(loss, (int, float)) and want["loss"] and abs(loss * 100 - want["loss"]) < 0.01:
             raise AssertionError(_("loss is {got}, a fraction: give it in percent ({want:g}), as ping does").format(
                 got=loss, want=want["loss"]))
+        if isinstance(loss, (int, float)) and float(loss).is_integer() and abs(loss - want["loss"]) < 1:
+            raise AssertionError(_("loss is {got}, expected {want:g}: a whole number, while 1 lost of 3 is 33.33 %;"
+                                   " integer division (//), int() or round() drops the fraction: compute"
+                                   " 100 * lost / sent").format(got=loss, want=want["loss"]))
         raise AssertionError(_("loss is {got!r}, expected {want:g} (percent of pings without a reply in time)").format(
             got=loss, want=want["loss"]))
 
@@ -257,10 +265,35 @@ def _check_mdev(mdev: Any, want: float) -> None:
                            " sqrt(mean(rtt**2) - mean(rtt)**2)").format(got=mdev, want=want))
 
 
+class _CountingSocket(socket.socket):
+    """A real UDP socket that counts the receive calls that came back empty-handed (nothing had arrived)."""
+
+    empty = 0
+
+    def _count(self, method: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return method(self, *args)
+        except (BlockingIOError, TimeoutError):
+            self.empty += 1
+            raise
+
+    def recvfrom(self, *args: Any) -> Any:
+        return self._count(socket.socket.recvfrom, *args)
+
+    def recv(self, *args: Any) -> Any:
+        return self._count(socket.socket.recv, *args)
+
+    def recvfrom_into(self, *args: Any) -> Any:
+        return self._count(socket.socket.recvfrom_into, *args)
+
+    def recv_into(self, *args: Any) -> Any:
+        return self._count(socket.socket.recv_into, *args)
+
+
 def _case(ping: Ping, script: Script) -> Callable[[], str]:
     def run() -> str:
         server = _EchoServer(script)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock = _CountingSocket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind(("127.0.0.1", 0))
         outcome: list[Any] = []
 
@@ -273,8 +306,10 @@ def _case(ping: Ping, script: Script) -> Callable[[], str]:
         longest = max([max(script.delays(k), default=0.0) for k in range(1, script.count + 1)] + [script.timeout])
         deadline = script.count * longest + 3.0
         thread = threading.Thread(target=student, name="check_pinger-student", daemon=True)
+        started = time.monotonic()
         thread.start()
         thread.join(deadline)
+        took = time.monotonic() - started
         hung = thread.is_alive()
         try:
             sock.shutdown(socket.SHUT_RDWR)  # wakes a recvfrom() that waits forever (Linux)
@@ -292,6 +327,12 @@ def _case(ping: Ping, script: Script) -> Callable[[], str]:
             raise NotWrittenYet(getattr(ping, "__name__", "ping"))
         if isinstance(result, BaseException):
             raise result
+        if sock.empty > max(MAX_EMPTY_RECVS, MAX_EMPTY_RECVS * took):
+            raise AssertionError(_("recvfrom() found nothing to read {calls} times in {seconds:.1f} s: a busy loop"
+                                   " that keeps a CPU 100 % busy while it waits. Let the call wait: a timeout"
+                                   " (sock.settimeout(time left)) or select() with the time left, not a"
+                                   " non-blocking socket asked again and again").format(
+                calls=sock.empty, seconds=took))
         if server.bad:
             raise AssertionError(_("the server got {data!r}, which is not a ping: send b'PING <k> ...'"
                                    " (k from 1 to count)").format(data=server.bad[0]))
@@ -327,6 +368,8 @@ def _cases() -> list[tuple[str, Script]]:
          Script(4, 0.3, replies={2: [0.06]}, stranger={2: 0.01})),
         (N_("noise: a datagram that is not a reply, then a reply after the timeout"),
          Script(4, 0.4, replies={2: [0.6]}, noise={2: 0.3})),
+        (N_("one of three lost: the loss is not a whole percentage"),
+         Script(3, 0.3, replies={3: []})),
         (N_("every reply lost"),
          Script(3, 0.2, replies={1: [], 2: [], 3: []})),
     ]

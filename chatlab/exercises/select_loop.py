@@ -317,6 +317,43 @@ def _several(h: _Harness) -> str:
     return ""
 
 
+def _timed_step(h: _Harness, timeout: float) -> float:
+    start = time.monotonic()
+    h.step(timeout)
+    return time.monotonic() - start
+
+
+def _uses_the_timeout(h: _Harness) -> str:
+    # no client yet: select() has nothing to report, so it returns when its timeout runs out, never earlier
+    for timeout in (0.4, 0.2):
+        took = _timed_step(h, timeout)
+        assert took >= timeout * 0.9, _(
+            "serve_step(timeout={timeout}) returned after {took:.3f} s with nothing to do: select() was not given"
+            " the timeout serve_step got (a timeout of 0, or a number of your own, instead of timeout)"
+        ).format(timeout=timeout, took=took)
+    # a short timeout must not wait long: tried a few times, as a loaded machine may be late once
+    tries = [_timed_step(h, 0.02) for _try in range(3)]
+    assert min(tries) < 0.3, _(
+        "serve_step(timeout=0.02) took {took:.2f} s with nothing to do: select() waited a timeout of its own,"
+        " not the one serve_step got"
+    ).format(took=min(tries))
+    (peer,) = h.connect(1)
+    timeout = 2.0
+    timer = threading.Timer(0.1, lambda: peer.sock.send(b"wake up\n"))
+    timer.start()
+    try:
+        took = _timed_step(h, timeout)
+    finally:
+        timer.cancel()
+        timer.join()
+    assert took < timeout / 2, _(
+        "serve_step(timeout={timeout}) took {took:.2f} s although a line arrived after 0.1 s: select() returns"
+        " as soon as a socket is readable, so let it do the waiting (no time.sleep() before a select() that polls)"
+    ).format(timeout=timeout, took=took)
+    h.expect([peer], b"wake up\n", _("the line to come back to its sender"))
+    return ""
+
+
 def _waits_when_idle(h: _Harness) -> str:
     (peer,) = h.connect(2)[:1]
     peer.to_send += b"ping\n"
@@ -328,6 +365,18 @@ def _waits_when_idle(h: _Harness) -> str:
         h.step(timeout)
         calls += 1
     # an honest step sleeps in select() until the timeout: about window/timeout = 3 calls
+    if calls > 10:  # a busy loop: is it the timeout, or writability? Ask again with no client to write to
+        clients, outbox = h.clients, h.outbox
+        h.clients, h.outbox = [], {}
+        try:
+            took = _timed_step(h, timeout)
+        finally:
+            h.clients, h.outbox = clients, outbox
+        assert took >= timeout * 0.9, _(
+            "{calls} calls returned within {window} s with nothing to do, a busy loop: select() was not given the"
+            " timeout serve_step got (with no client at all, serve_step(timeout={timeout}) returned after"
+            " {took:.3f} s)"
+        ).format(calls=calls, window=window, timeout=timeout, took=took)
     assert calls <= 10, _(
         "{calls} calls returned within {window} s with nothing to do, a busy loop: an idle socket is"
         " always writable, so asking select() whether it is makes select() return at once, every time"
@@ -355,6 +404,7 @@ def _closes_mid_stream(h: _Harness) -> str:
 
 def _reset(h: _Harness) -> str:
     rude, stayer = h.connect(2)
+    rude_conn = h.server_side(rude)
     rude.to_send += b"bye"
     h.expect([stayer], b"bye", _("the line to reach the other client"))
     rude.reading = False
@@ -362,6 +412,8 @@ def _reset(h: _Harness) -> str:
     h.peers.remove(rude)
     h.removed(1, _("the reset client to be removed"),
               _("recv() on a connection the peer reset raises ConnectionResetError: that is an end too, like b''"))
+    assert rude_conn.fileno() == -1, _("the reset client was removed but its socket is still open (a file descriptor"
+                                       " leaks): close it, as for b''")
     stayer.to_send += b"still here\n"
     h.expect([stayer], b"byestill here\n", _("the remaining client to keep working"))
     return ""
@@ -380,6 +432,23 @@ def _vanishes_with_queue(h: _Harness) -> str:
     h.peers.remove(sleeper)
     h.removed(1, _("the vanished client to be removed"),
               _("a client that vanished makes send() and recv() fail: either one is the end of that client"))
+    assert sleeper_conn.fileno() == -1, _("the vanished client was removed but its socket is still open (a file"
+                                          " descriptor leaks): close it")
+    return ""
+
+
+def _send_fails(h: _Harness) -> str:
+    broken, talker = h.connect(2)
+    broken_conn = h.server_side(broken)
+    broken.reading = False
+    broken_conn.shutdown(socket.SHUT_WR)  # from now on send() on it fails (EPIPE), while recv() has nothing to say
+    talker.to_send += b"anyone there?\n"
+    h.expect([talker], b"anyone there?\n", _("the line to come back to its sender"))
+    h.removed(1, _("the client whose send() failed to be removed"),
+              _("send() on that client raises an OSError (BrokenPipeError here): it is gone, remove it and close it"))
+    assert broken_conn not in h.outbox, _("the client whose send() failed is still a key of outbox")
+    assert broken_conn.fileno() == -1, _("the client whose send() failed was removed but its socket is still open"
+                                         " (a file descriptor leaks): close it, as for b''")
     return ""
 
 
@@ -408,10 +477,12 @@ def check_select_step(serve_step: ServeStep, show: bool = True, only: str | None
         (N_("accepts a new client and makes it non-blocking"), _accepts),
         (N_("echoes a line back to its sender"), _echoes),
         (N_("several clients at once: everyone gets every line"), _several),
+        (N_("select() waits the timeout given, and wakes when a line arrives"), _uses_the_timeout),
         (N_("idle clients: waits for the timeout, no busy loop"), _waits_when_idle),
         (N_("a client closing mid-stream is removed, its last bytes delivered"), _closes_mid_stream),
         (N_("a client resetting the connection is removed"), _reset),
         (N_("a client vanishing with output queued for it"), _vanishes_with_queue),
+        (N_("a client whose send() fails is removed and closed"), _send_fails),
         (N_("a slow reader delays no one and catches up later"), _slow_reader),
     ]
     chosen = [

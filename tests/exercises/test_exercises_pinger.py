@@ -8,6 +8,7 @@ answer in exactly the way its name says.
 from __future__ import annotations
 
 import math
+import select
 import socket
 import time
 
@@ -40,10 +41,19 @@ def pinger(bug: str):
                     if left <= 0:
                         break
                     sock.settimeout(left)
-                try:
-                    data, peer = sock.recvfrom(2048)
-                except TimeoutError:
-                    break
+                if bug == "busy":
+                    sock.setblocking(False)
+                    try:
+                        data, peer = sock.recvfrom(2048)
+                    except BlockingIOError:
+                        continue  # asks again at once: 100 % CPU while it waits
+                    if time.perf_counter() > deadline:
+                        break
+                else:
+                    try:
+                        data, peer = sock.recvfrom(2048)
+                    except TimeoutError:
+                        break
                 now = time.perf_counter()
                 if bug == "parses everything":
                     k = int(data.split()[1])  # b"hello? ..." has no number there
@@ -52,6 +62,8 @@ def pinger(bug: str):
                     if len(words) < 2 or words[0] != b"PING" or not words[1].isdigit():
                         continue
                     k = int(words[1])
+                if bug == "gives up on a stray" and (peer != server or k != seq):
+                    break  # any datagram but the expected reply ends the wait: the ping is counted lost
                 if bug != "any sender" and peer != server:
                     continue
                 if bug == "no sequence check":
@@ -67,7 +79,10 @@ def pinger(bug: str):
                     rtts.append((now - began) * (1 if bug == "seconds" else 1000))
                     break
         received = len(rtts)
-        loss = (count - received) / count * (1 if bug == "fraction" else 100)
+        if bug == "integer loss":
+            loss = 100 * (count - received) // count  # 1 lost of 3 gives 33, not 33.33
+        else:
+            loss = (count - received) / count * (1 if bug == "fraction" else 100)
         nothing = 0.0 if bug == "zeros for no RTT" else None
         stats = {"sent": count, "received": received, "duplicates": duplicates, "loss": loss,
                  "min": nothing, "avg": nothing, "max": nothing, "mdev": nothing}
@@ -111,7 +126,48 @@ WRONG_ANSWERS = [
     ("rtt from the start", {"no loss: 5 pings, RTT 20 to 60 ms"}, "from its own ping's sendto()"),
     ("zeros for no RTT", {"every reply lost"}, "should be None"),
     ("variance for mdev", {"no loss: 5 pings, RTT 20 to 60 ms"}, "that is the variance"),
+    ("integer loss", {"one of three lost: the loss is not a whole percentage"}, "integer division (//)"),
+    ("busy", {"a lost reply: ping 2 is never answered", "every reply lost"}, "a busy loop"),
+    ("gives up on a stray", {"a stranger answers first, from another address"}, "keep waiting for the rest"),
 ]
+
+
+def ping_with_select(sock: socket.socket, server: tuple, count: int, timeout: float) -> dict:
+    """Correct, written differently: a non-blocking socket, and select() does the waiting."""
+    sock.setblocking(False)
+    rtts: list[float] = []
+    answered: set[int] = set()
+    duplicates = 0
+    for seq in range(1, count + 1):
+        sent_at = time.monotonic()
+        sock.sendto(b"PING %d x" % seq, server)
+        while (left := sent_at + timeout - time.monotonic()) > 0:
+            if not select.select([sock], [], [], left)[0]:
+                break
+            try:
+                data, peer = sock.recvfrom(2048)
+            except BlockingIOError:
+                continue
+            words = data.split()
+            if peer != server or len(words) < 2 or words[0] != b"PING" or not words[1].isdigit():
+                continue
+            if int(words[1]) in answered:
+                duplicates += 1
+            elif int(words[1]) == seq:
+                answered.add(seq)
+                rtts.append((time.monotonic() - sent_at) * 1000)
+                break
+    n = len(rtts)
+    mean = sum(rtts) / n if n else None
+    return {"sent": count, "received": n, "duplicates": duplicates, "loss": 100 * (count - n) / count,
+            "min": min(rtts) if n else None, "avg": mean, "max": max(rtts) if n else None,
+            "mdev": math.sqrt(max(0.0, sum(r * r for r in rtts) / n - mean * mean)) if n else None}
+
+
+@pytest.mark.slow
+def test_a_pinger_waiting_in_select_passes():
+    report = check_pinger(ping_with_select, show=False)
+    assert report.all_passed, report.summary()
 
 
 def ping_on_a_connected_socket(sock: socket.socket, server: tuple, count: int, timeout: float) -> dict:

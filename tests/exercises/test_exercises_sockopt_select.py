@@ -6,6 +6,7 @@ import os
 import select
 import socket
 import sys
+import time
 
 import pytest
 
@@ -245,7 +246,8 @@ def test_reference_serve_step_passes():
 BUGS = (
     "always_writable", "keep_eof", "blocking_sendall", "no_reset", "write_dropped", "no_trim", "blocking_accept",
     "no_echo", "close_not_removed", "no_outbox_entry", "nonblocking_sendall", "timeout_ignored", "outbox_kept",
-    "clear_after_send",
+    "clear_after_send", "hardcoded_timeout", "zero_timeout", "sleep_then_poll", "reset_not_closed",
+    "send_error_not_closed",
 )
 
 
@@ -262,9 +264,10 @@ def make_buggy(bug):
 
     def step(listener, clients, outbox, timeout):
         want_write = list(clients) if bug == "always_writable" else [c for c in clients if outbox.get(c)]
-        readable, writable, _ = select.select(
-            [listener, *clients], want_write, [], None if bug == "timeout_ignored" else timeout
-        )
+        if bug == "sleep_then_poll":
+            time.sleep(timeout)  # then polls: a line that arrives meanwhile waits out the whole timeout
+        given = {"timeout_ignored": None, "hardcoded_timeout": 0.05, "zero_timeout": 0, "sleep_then_poll": 0}
+        readable, writable, _ = select.select([listener, *clients], want_write, [], given.get(bug, timeout))
         for sock in readable:
             if sock is listener:
                 conn, _ = listener.accept()
@@ -281,6 +284,10 @@ def make_buggy(bug):
                 try:
                     data = sock.recv(4096)
                 except OSError:
+                    if bug == "reset_not_closed":  # forgotten, never closed
+                        clients.remove(sock)
+                        outbox.pop(sock, None)
+                        continue
                     data = b""
             if not data:
                 if bug != "keep_eof":
@@ -304,6 +311,10 @@ def make_buggy(bug):
             except OSError:
                 if bug == "write_dropped" and sock not in clients:
                     raise
+                if bug == "send_error_not_closed":  # forgotten, never closed
+                    clients.remove(sock)
+                    outbox.pop(sock, None)
+                    continue
                 drop(sock, clients, outbox)
                 continue
             if bug == "clear_after_send":
@@ -331,7 +342,19 @@ SELECT_WRONG_ANSWERS = [
     ("timeout_ignored", "idle clients: waits for the timeout, no busy loop", "Pass select() the timeout"),
     ("outbox_kept", "a client closing mid-stream is removed, its last bytes delivered", "still a key of outbox"),
     ("clear_after_send", "a slow reader delays no one and catches up later", "del outbox[sock][:sent]"),
+    ("hardcoded_timeout", "select() waits the timeout given, and wakes when a line arrives", "a number of your own"),
+    ("zero_timeout", "select() waits the timeout given, and wakes when a line arrives", "a timeout of 0"),
+    ("sleep_then_poll", "select() waits the timeout given, and wakes when a line arrives", "no time.sleep()"),
+    ("reset_not_closed", "a client resetting the connection is removed", "its socket is still open"),
+    ("send_error_not_closed", "a client whose send() fails is removed and closed", "its socket is still open"),
 ]
+
+
+def test_a_zero_timeout_busy_loop_is_named_as_such_not_as_writability():
+    report = check_select_step(make_buggy("zero_timeout"), show=False, only="idle clients")
+    assert not report
+    assert "was not given the timeout" in report.results[0].detail, report.summary()
+    assert "writable" not in report.results[0].detail, report.summary()
 
 
 @pytest.mark.parametrize("bug, must_fail, says", SELECT_WRONG_ANSWERS, ids=[row[0] for row in SELECT_WRONG_ANSWERS])
