@@ -244,6 +244,8 @@ class _Run:
         """Seconds between this call's first connect(), refused, and its second one."""
         if len(self.attempts) >= 2 and self.kinds[0] == "refuse":
             return self.attempts[1] - self.attempts[0]
+        if len(self.attempts) == 1 and self.kinds[0] == "refuse" and self.hung:
+            return self.started + self.took - self.attempts[0]  # still waiting when the case ended: at least this
         return None
 
     def judge_silence(self) -> None:
