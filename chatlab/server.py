@@ -104,6 +104,8 @@ class Server(ServerStats):
         self._connections: set[Connection] = set()
         self._paused: set[Connection] = set()  # paused by flood control
         self._dirty: set[Connection] = set()  # queued to this turn: flushed at its end
+        self._fan_to: list[Connection] = []  # the members of the broadcasts held until the turn's end
+        self._fan_lines: list[p.Message] = []  # ... and what was broadcast to them
         self._busy: set[Connection] = set()  # events left over after a turn's budget: handled next turn
         self._starving: set[Connection] = set()  # not read: their parked file frames are full
         self._binary = BinaryCodec(config.max_payload)  # speaks to connections before their codec is known
@@ -340,7 +342,9 @@ class Server(ServerStats):
         for out in outputs:
             if isinstance(out, Broadcast):
                 self._broadcast(out.to, out.message)
-            elif isinstance(out, Send):
+                continue
+            self._fan_out()  # a close or a pause comes after the lines broadcast before it
+            if isinstance(out, Send):
                 self._send(out.to, out.message)
             elif isinstance(out, Forward):
                 assert source is not None  # only an event from a connection is forwarded
@@ -354,34 +358,72 @@ class Server(ServerStats):
                 self._disconnect(out.session, out.reason, flush=out.flush)
 
     def _broadcast(self, members: list[Connection], message: p.Message) -> None:
-        encoded: dict[type, bytes] = {}  # encode once per framing, queue the same bytes for everyone
+        """A room's chat lines are held until the turn's end (or until anything else is queued, to keep
+        every queue in order), so that the lines broadcast to the same members in one turn reach each of
+        them as one piece of bytes."""
+        if self._fan_lines and members != self._fan_to:
+            self._fan_out()
+        self._fan_to = members
+        self._fan_lines.append(message)
+        if not isinstance(message, p.ChatMessage):  # encoding a notice may change its codec's state (IRC's own
+            self._fan_out()  # JOIN asks the core for the member list, which must follow at once): queued now
+        for member in members if self.on_frame is not None else ():
+            self._trace("out", member.name, message)
+
+    def _fan_out(self) -> None:
+        """Queue the held broadcasts: fan-out's hot path, one pass over the members per turn, not per line.
+
+        Every member who sent none of the lines gets the same bytes, joined once per framing (IRC sends
+        no echo, so a sender's share differs and is joined for it alone)."""
+        members, lines = self._fan_to, self._fan_lines
+        if not lines:
+            return
+        self._fan_lines = []  # first: _queue (below) comes back here
+        encoded: list[dict[type, bytes]] = [{} for _ in lines]  # per line: its bytes for each framing
+        joined: dict[type, bytes | None] = {}  # per framing, all the lines, for a member who sent none
+        senders = {getattr(line, "sender", None) for line in lines}
         connections, dirty, binary = self._connections, self._dirty, self._binary
         peak, limit, over = self.peak_queued, self.config.max_queue, []
-        sender, now = getattr(message, "sender", None), time.monotonic()
-        for member in members:  # fan-out's hot path: _queue inlined (one call less per member)
+        now = time.monotonic()
+        for member in members:  # _queue inlined (one call less per member)
+            if member.closing is not None or member not in connections:
+                continue
             codec = member.codec or binary
-            data = encoded.get(type(codec))
-            if data is None or member.nick == sender:  # the sender's own copy may differ (IRC sends none)
-                data = self._encode_once(codec, message, encoded, member.nick == sender)
-            if not data or member.closing is not None or member not in connections:
+            framing = type(codec)
+            data = None if member.nick in senders else joined.get(framing)
+            if data is None:
+                data = self._join_lines(codec, member.nick, lines, encoded)
+                if member.nick not in senders and all(framing in e for e in encoded):  # shared by all who follow
+                    joined[framing] = data
+            if not data:
                 continue
             if member.tls is not None:  # its outbox holds ciphertext: append() encrypts
                 self._queue(member, data)
                 continue
+            queued = member.queued + len(data)
+            if queued > limit:  # a turn's lines can be many: the limit is checked before they are queued
+                over.append(member)
+                continue
             if not member.outbox:
                 member.drained_at = now  # the stall clock starts when there is something to take
             member.outbox.append(data)
-            queued = member.queued = member.queued + len(data)
+            member.queued = queued
             dirty.add(member)
             if queued > peak:
                 peak = queued
-            if queued > limit:
-                over.append(member)
         self.peak_queued = peak
         for member in over:
-            self._queue(member)  # over the limit: _queue disconnects it
-        for member in members if self.on_frame is not None else ():
-            self._trace("out", member.name, message)
+            self._drop_slow_reader(member)
+
+    def _join_lines(self, codec: Any, nick: str | None, lines: list[p.Message],
+                    encoded: list[dict[type, bytes]]) -> bytes:
+        """All ``lines`` as one member gets them: each encoded once per framing where it can be shared."""
+        framing, parts = type(codec), []
+        for line, done in zip(lines, encoded):
+            own = nick == getattr(line, "sender", None)
+            data = done.get(framing)
+            parts.append(self._encode_once(codec, line, done, own) if data is None or own else data)
+        return b"".join(parts)
 
     @staticmethod
     def _encode_once(codec: Any, message: p.Message, encoded: dict[type, bytes], own: bool) -> bytes:
@@ -418,18 +460,25 @@ class Server(ServerStats):
 
     def _queue(self, conn: Connection, *parts: bytes) -> None:
         """Append to a connection's queue; the loop sends it at the end of this turn."""
+        if self._fan_lines:
+            self._fan_out()  # what was broadcast before goes first
         if conn.closing is not None or conn not in self._connections:
             return
         self._dirty.add(conn)
         conn.append(parts)
         self.peak_queued = max(self.peak_queued, conn.queued)
         if conn.queued > self.config.max_queue:
-            conn.outbox.clear()
-            conn.queued = 0
-            self._disconnect(conn, f"not reading: more than {self.config.max_queue} bytes were waiting for it")
+            self._drop_slow_reader(conn)
+
+    def _drop_slow_reader(self, conn: Connection) -> None:
+        """Its queue is over ``max_queue``: it goes, and what waited for it with it."""
+        conn.outbox.clear()
+        conn.queued = 0
+        self._disconnect(conn, f"not reading: more than {self.config.max_queue} bytes were waiting for it")
 
     def _flush_dirty(self) -> None:
         """End of a turn: send what it queued; only what the kernel would not take waits for EVENT_WRITE."""
+        self._fan_out()
         while self._dirty:
             self._flush(self._dirty.pop())
 
@@ -484,6 +533,7 @@ class Server(ServerStats):
 
     def _disconnect(self, conn: Connection, reason: str, flush: bool = False) -> None:
         """Out of the chat at once; the socket closes now, or once its queue is sent (``flush``, with a deadline)."""
+        self._fan_out()  # the lines broadcast to it before go out first (or are dropped with it)
         if conn not in self._connections:
             return
         if conn.closing is None:

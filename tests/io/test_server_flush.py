@@ -88,6 +88,7 @@ def test_a_broadcast_queues_the_same_bytes_for_every_binary_member(server_and_pa
             server._connections.add(other)
         message = p.ChatMessage("lobby", "alice", "hello")
         server._broadcast([conn, *others], message)
+        server._fan_out()  # the turn's end
         data = conn.outbox[0]
         assert data == p.encode(message)
         assert all(other.outbox[0] is data for other in others)  # encoded once, shared
@@ -110,6 +111,7 @@ def test_an_irc_line_is_formatted_once_and_its_sender_gets_none(server_and_pair)
             server._connections.add(member)
         message = p.ChatMessage("lobby", "irc0", "hello")
         server._broadcast(members, message)
+        server._fan_out()  # the turn's end
         assert not members[0].outbox  # IRC does not echo a line to its sender
         line = members[1].outbox[0]
         assert line == b":irc0!irc0@chatlab PRIVMSG #lobby :hello\r\n"
@@ -118,3 +120,74 @@ def test_an_irc_line_is_formatted_once_and_its_sender_gets_none(server_and_pair)
         for member in members:
             server._connections.discard(member)
             member.sock.close()
+
+
+@pytest.fixture
+def irc_room(server_and_pair):
+    """Three IRC members (irc0, irc1, irc2) on the not-started server: ``(server, members)``."""
+    from chatlab.core.irc import IrcCodec
+
+    server, _, _ = server_and_pair
+    members = [Connection(socket.socket(), f"irc{i}", time.monotonic()) for i in range(3)]
+    for i, member in enumerate(members):
+        member.codec = IrcCodec()
+        member.codec.nick = member.nick = f"irc{i}"
+        server._connections.add(member)
+    try:
+        yield server, members
+    finally:
+        for member in members:
+            server._connections.discard(member)
+            member.sock.close()
+
+
+def line(sender: str, text: str) -> bytes:
+    return f":{sender}!{sender}@chatlab PRIVMSG #lobby :{text}\r\n".encode()
+
+
+def test_the_lines_of_one_turn_reach_each_member_as_one_piece_and_a_sender_misses_only_its_own(irc_room):
+    server, members = irc_room
+    for sender, text in [("irc0", "one"), ("irc1", "two"), ("irc0", "three")]:
+        server._broadcast(members, p.ChatMessage("lobby", sender, text))
+    assert not any(m.outbox for m in members)  # held until the turn's end...
+    server._fan_out()
+    assert [list(m.outbox) for m in members] == [  # ... then one piece each, in order
+        [line("irc1", "two")],
+        [line("irc0", "one") + line("irc0", "three")],
+        [line("irc0", "one") + line("irc1", "two") + line("irc0", "three")],
+    ]
+    assert [m.queued for m in members] == [sum(map(len, m.outbox)) for m in members]
+    assert members[2] in server._dirty
+
+
+def test_anything_queued_in_between_keeps_its_place(irc_room):
+    server, members = irc_room
+    server._broadcast(members, p.ChatMessage("lobby", "irc0", "before"))
+    server._queue(members[2], b"PRIVATE\r\n")  # a reply to one member, between two room lines
+    server._broadcast(members, p.ChatMessage("lobby", "irc0", "after"))
+    server._broadcast(members[1:], p.ChatMessage("lobby", "irc0", "to fewer"))  # other members: its own piece
+    server._fan_out()
+    assert b"".join(members[2].outbox) == (line("irc0", "before") + b"PRIVATE\r\n" + line("irc0", "after")
+                                           + line("irc0", "to fewer"))
+    assert b"".join(members[1].outbox) == line("irc0", "before") + line("irc0", "after") + line("irc0", "to fewer")
+
+
+def test_a_notice_is_queued_at_once_after_the_lines_before_it(irc_room):
+    server, members = irc_room
+    server._broadcast(members, p.ChatMessage("lobby", "irc0", "hi"))
+    server._broadcast(members, p.Notice("leave", "irc0 left lobby", "irc0", "lobby"))
+    joined = b"".join(members[2].outbox)  # no _fan_out(): the notice went at once, the line before it first
+    assert joined.startswith(line("irc0", "hi")) and b"PART #lobby" in joined
+
+
+def test_a_turn_that_would_take_a_queue_over_max_queue_drops_that_member_only(irc_room):
+    server, members = irc_room
+    server.config = type(server.config)(**{**server.config.__dict__, "max_queue": 4096})
+    members[2].queued = 4000  # a slow reader, nearly full
+    members[2].outbox.append(b"x" * 4000)
+    for i in range(3):
+        server._broadcast(members, p.ChatMessage("lobby", "irc0", f"line {i}"))
+    server._fan_out()
+    assert members[2].closing is not None and "not reading" in members[2].closing
+    assert not members[2].outbox and server.peak_queued <= 4096  # checked before queuing, not after
+    assert b"".join(members[1].outbox).count(b"PRIVMSG") == 3
