@@ -53,6 +53,7 @@ from .core import chatroom as core
 from .core import protocol as p
 from .core.chatroom import Broadcast, ChatRoom, Close, FloodLimit, Output, Pause, Send, Settings
 from .core.codecs import BinaryCodec, CodecFactory, Event, sniff
+from .core.fanout import TurnLines
 from .core.relay import Forward
 from .errors import ChatlabError
 from .serverstats import ServerStats
@@ -374,32 +375,38 @@ class Server(ServerStats):
         """Queue the held broadcasts: fan-out's hot path, one pass over the members per turn, not per line.
 
         Every member who sent none of the lines gets the same bytes, joined once per framing (IRC sends
-        no echo, so a sender's share differs and is joined for it alone)."""
+        no echo, so a sender's share differs).  A member with nothing queued before is sent its share at
+        once: the end of the turn would do just that, with more bookkeeping per member."""
         members, lines = self._fan_to, self._fan_lines
         if not lines:
             return
-        self._fan_lines = []  # first: _queue (below) comes back here
-        encoded: list[dict[type, bytes]] = [{} for _ in lines]  # per line: its bytes for each framing
-        joined: dict[type, bytes | None] = {}  # per framing, all the lines, for a member who sent none
-        senders = {getattr(line, "sender", None) for line in lines}
+        self._fan_lines = []  # first: what is queued below comes back here
+        turn = TurnLines(lines)
         connections, dirty, binary = self._connections, self._dirty, self._binary
-        peak, limit, over = self.peak_queued, self.config.max_queue, []
-        now = time.monotonic()
-        for member in members:  # _queue inlined (one call less per member)
+        peak, limit, over, broken = self.peak_queued, self.config.max_queue, [], []
+        now, reading = time.monotonic(), selectors.EVENT_READ
+        for member in members:
             if member.closing is not None or member not in connections:
                 continue
-            codec = member.codec or binary
-            framing = type(codec)
-            data = None if member.nick in senders else joined.get(framing)
-            if data is None:
-                data = self._join_lines(codec, member.nick, lines, encoded)
-                if member.nick not in senders and all(framing in e for e in encoded):  # shared by all who follow
-                    joined[framing] = data
+            data = turn.bytes_for(member.codec or binary, member.nick)
             if not data:
                 continue
             if member.tls is not None:  # its outbox holds ciphertext: append() encrypts
                 self._queue(member, data)
                 continue
+            sent = 0
+            if not member.outbox and member.events == reading and not member.blocking:  # nothing before it: send now
+                try:
+                    sent = member.sock.send(data)
+                except (BlockingIOError, InterruptedError):
+                    pass
+                except OSError as exc:
+                    broken.append((member, exc))
+                    continue
+                if sent == len(data):
+                    member.drained_at = now
+                    continue
+                data = memoryview(data)[sent:]  # the kernel took part: the rest waits for EVENT_WRITE
             queued = member.queued + len(data)
             if queued > limit:  # a turn's lines can be many: the limit is checked before they are queued
                 over.append(member)
@@ -414,32 +421,8 @@ class Server(ServerStats):
         self.peak_queued = peak
         for member in over:
             self._drop_slow_reader(member)
-
-    def _join_lines(self, codec: Any, nick: str | None, lines: list[p.Message],
-                    encoded: list[dict[type, bytes]]) -> bytes:
-        """All ``lines`` as one member gets them: each encoded once per framing where it can be shared."""
-        framing, parts = type(codec), []
-        for line, done in zip(lines, encoded):
-            own = nick == getattr(line, "sender", None)
-            data = done.get(framing)
-            parts.append(self._encode_once(codec, line, done, own) if data is None or own else data)
-        return b"".join(parts)
-
-    @staticmethod
-    def _encode_once(codec: Any, message: p.Message, encoded: dict[type, bytes], own: bool) -> bytes:
-        """``message`` for one member; remembered in ``encoded`` for every other member with the same
-        framing when the codec says the bytes do not depend on who gets them (``encode_shared``, or
-        ``shared_encoding``).  ``own``: this member sent it (its copy is never shared)."""
-        if not own:
-            shared = getattr(codec, "encode_shared", None)
-            data = shared(message) if shared is not None else None
-            if data is not None:
-                encoded[type(codec)] = data
-                return data
-        data = codec.encode(message)
-        if not own and getattr(codec, "shared_encoding", False):
-            encoded[type(codec)] = data
-        return data
+        for member, exc in broken:
+            self._disconnect(member, f"connection lost ({exc.strerror or exc})")
 
     def _send(self, conn: Connection, message: p.Message) -> None:
         self._trace("out", conn.name, message)

@@ -89,10 +89,11 @@ def test_a_broadcast_queues_the_same_bytes_for_every_binary_member(server_and_pa
         message = p.ChatMessage("lobby", "alice", "hello")
         server._broadcast([conn, *others], message)
         server._fan_out()  # the turn's end
-        data = conn.outbox[0]
+        data = others[0].outbox[0]  # not in the selector: queued (a watched member is sent its bytes at once)
         assert data == p.encode(message)
         assert all(other.outbox[0] is data for other in others)  # encoded once, shared
-        assert all(other.queued == len(data) for other in [conn, *others])
+        assert all(other.queued == len(data) for other in others)
+        assert drain(peer) == data and not conn.outbox and conn.queued == 0
     finally:
         for other in others:
             server._connections.discard(other)
@@ -191,3 +192,18 @@ def test_a_turn_that_would_take_a_queue_over_max_queue_drops_that_member_only(ir
     assert members[2].closing is not None and "not reading" in members[2].closing
     assert not members[2].outbox and server.peak_queued <= 4096  # checked before queuing, not after
     assert b"".join(members[1].outbox).count(b"PRIVMSG") == 3
+
+
+def test_a_member_with_nothing_queued_is_sent_its_share_at_once_and_one_with_a_queue_waits_behind_it(
+        server_and_pair):
+    server, conn, peer = server_and_pair
+    message = p.ChatMessage("lobby", "alice", "hello")
+    server._broadcast([conn], message)
+    server._fan_out()
+    assert drain(peer) == p.encode(message) and not conn.outbox and conn not in server._dirty
+    server._queue(conn, b"queued first")  # something waits: the turn's lines go behind it, in the queue
+    server._broadcast([conn], message)
+    server._fan_out()
+    assert list(conn.outbox) == [b"queued first", p.encode(message)] and conn in server._dirty
+    server._flush_dirty()
+    assert drain(peer) == b"queued first" + p.encode(message)
