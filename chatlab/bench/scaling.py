@@ -174,7 +174,7 @@ def run(args: argparse.Namespace, out_dir: Path) -> Scenario:
 def _climb(selector: str, counts: list[int], pings: int) -> tuple[list[dict[str, Any]], str]:
     """One server, idle connections added step by step; the rows, and where it stopped ("" if it did not)."""
     rows: list[dict[str, Any]] = []
-    with server_child(selector) as server:
+    with server_child(selector, time_select=1) as server:
         base = server.ask("stats")
         idle = Idle(server.address)
         try:
