@@ -163,13 +163,7 @@ class Server(ServerStats):
                 now = time.monotonic()
                 wake = [next_tick] + [c.paused_until for c in self._paused]
                 wake += [c.blocked_by.drained_at + self.config.stall_timeout for c in self._starving if c.blocked_by]
-                ready = self._selector.select(0.0 if self._busy else max(0.0, min(wake) - now))
-                for _ in range(READS_PER_TURN):
-                    for key, mask in ready:
-                        self._on_event(key, mask)
-                    if not ready or not self._fan_lines:
-                        break
-                    ready = self._selector.select(0.0)  # chat lines wait to go out: first read what came meanwhile
+                self._read_ready(0.0 if self._busy else max(0.0, min(wake) - now))
                 self.turns += 1
                 now = time.monotonic()
                 self._resume(now)
@@ -183,6 +177,17 @@ class Server(ServerStats):
             log.info("interrupted: shutting down")
         finally:
             self._close_all()
+
+    def _read_ready(self, timeout: float) -> None:
+        """A turn's reading: what is ready within ``timeout``, then, while chat lines wait to go out, what
+        arrived meanwhile (up to :data:`READS_PER_TURN` rounds in all, none of them waiting)."""
+        ready = self._selector.select(timeout)
+        for _ in range(READS_PER_TURN):
+            for key, mask in ready:
+                self._on_event(key, mask)
+            if not ready or not self._fan_lines:
+                return
+            ready = self._selector.select(0.0)
 
     def _on_event(self, key: selectors.SelectorKey, mask: int) -> None:
         if key.fileobj is self._listener.sock:
