@@ -399,47 +399,55 @@ class Server(ServerStats):
             return
         self._fan_lines = []  # first: what is queued below comes back here
         turn = TurnLines(lines)
-        connections, dirty, binary = self._connections, self._dirty, self._binary
-        peak, limit, over, broken = self.peak_queued, self.config.max_queue, [], []
-        now, reading = time.monotonic(), selectors.EVENT_READ
+        connections, binary, reading = self._connections, self._binary, selectors.EVENT_READ
+        over: list[Connection] = []
+        broken: list[tuple[Connection, str]] = []
         for member in members:
             if member.closing is not None or member not in connections:
                 continue
-            data = turn.bytes_for(member.codec or binary, member.nick)
-            if not data:
-                continue
-            if member.tls is not None:  # its outbox holds ciphertext: append() encrypts
-                self._queue(member, data)
-                continue
-            sent = 0
-            if not member.outbox and member.events == reading and not member.blocking:  # nothing before it: send now
-                try:
-                    sent = member.sock.send(data)
-                except (BlockingIOError, InterruptedError):
-                    pass
-                except OSError as exc:
-                    broken.append((member, exc))
-                    continue
-                if sent == len(data):
-                    member.drained_at = now
-                    continue
-                data = memoryview(data)[sent:]  # the kernel took part: the rest waits for EVENT_WRITE
-            queued = member.queued + len(data)
-            if queued > limit:  # a turn's lines can be many: the limit is checked before they are queued
-                over.append(member)
-                continue
-            if not member.outbox:
-                member.drained_at = now  # the stall clock starts when there is something to take
-            member.outbox.append(data)
-            member.queued = queued
-            dirty.add(member)
-            if queued > peak:
-                peak = queued
-        self.peak_queued = peak
+            data: bytes | memoryview = turn.bytes_for(member.codec or binary, member.nick)
+            if data and member.tls is None and not member.outbox and member.events == reading and not member.blocking:
+                data = self._send_now(member, data, broken)  # nothing waits before it: send now
+            if data:
+                self._queue_share(member, data, over)
         for member in over:
             self._drop_slow_reader(member)
-        for member, exc in broken:
-            self._disconnect(member, f"connection lost ({exc.strerror or exc})")
+        for member, why in broken:
+            self._disconnect(member, f"connection lost ({why})")
+
+    @staticmethod
+    def _send_now(member: Connection, data: bytes | memoryview, broken: list[tuple[Connection, str]]
+                  ) -> bytes | memoryview:
+        """``data`` straight to a member with nothing queued; what the kernel did not take (``b""``: all,
+        or the socket is broken: then it is added to ``broken``, to be disconnected after the loop)."""
+        try:
+            sent = member.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            return data
+        except OSError as exc:
+            broken.append((member, exc.strerror or str(exc)))
+            return b""
+        if sent == len(data):
+            member.drained_at = time.monotonic()
+            return b""
+        return memoryview(data)[sent:]  # the rest waits for EVENT_WRITE
+
+    def _queue_share(self, member: Connection, data: bytes | memoryview, over: list[Connection]) -> None:
+        """A member's share of the turn's lines that could not go at once; ``over``: its queue would pass
+        ``max_queue`` (a turn's lines can be many: the limit is checked before they are queued)."""
+        if member.tls is not None:  # its outbox holds ciphertext: append() encrypts
+            self._queue(member, bytes(data))
+            return
+        queued = member.queued + len(data)
+        if queued > self.config.max_queue:
+            over.append(member)
+            return
+        if not member.outbox:
+            member.drained_at = time.monotonic()  # the stall clock starts when there is something to take
+        member.outbox.append(data)
+        member.queued = queued
+        self._dirty.add(member)
+        self.peak_queued = max(self.peak_queued, queued)
 
     def _send(self, conn: Connection, message: p.Message) -> None:
         self._trace("out", conn.name, message)

@@ -21,8 +21,8 @@ def shared_bytes(codec: Any, message: p.Message) -> bytes | None:
     (``encode_shared``, or a codec whose ``shared_encoding`` says so); ``None``: encode per member."""
     shared = getattr(codec, "encode_shared", None)
     if shared is not None:
-        return shared(message)  # type: ignore[no-any-return]
-    return codec.encode(message) if getattr(codec, "shared_encoding", False) else None  # type: ignore[no-any-return]
+        return shared(message)
+    return codec.encode(message) if getattr(codec, "shared_encoding", False) else None
 
 
 class TurnLines:

@@ -266,3 +266,14 @@ def test_a_turn_reads_again_what_came_while_it_read_so_both_lines_share_the_writ
     expected = b":n0!n0@chatlab PRIVMSG #lobby :first\r\n" + (b":n1!n1@chatlab PRIVMSG #lobby :second\r\n"
                                                              if held == 2 else b"")
     assert drain(peers[2]) == expected
+
+
+def test_a_member_whose_socket_broke_is_dropped_after_the_turn_and_the_others_get_the_line(joined_room):
+    server, conns, peers = joined_room
+    peers[2].shutdown(socket.SHUT_RD)  # its next send() fails (EPIPE), but it shows no end of file to read
+    peers[0].sendall(b"PRIVMSG #lobby :still here\r\n")
+    server._read_ready(1.0)
+    server._flush_dirty()
+    assert conns[2] not in server._connections and "connection lost" in (conns[2].closing or "")
+    assert drain(peers[1]) == b":n0!n0@chatlab PRIVMSG #lobby :still here\r\n" + \
+        b":n2!n2@chatlab QUIT :connection lost (Broken pipe)\r\n"
