@@ -119,6 +119,18 @@ class Connection(Session):
             if sent < wanted:
                 return  # the kernel's buffer is full: wait for EVENT_WRITE
 
+    def send_at_once(self, data: bytes | memoryview, now: float) -> bytes | memoryview:
+        """One ``send()`` of ``data`` while nothing is queued (fan-out's common case): what the kernel did
+        not take, to be queued (``b""``: it all went).  Raises ``OSError`` if the socket is broken."""
+        try:
+            sent = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            return data
+        if sent == len(data):
+            self.drained_at = now
+            return b""
+        return memoryview(data)[sent:]  # the rest waits for EVENT_WRITE
+
     def _send_all(self) -> bool:
         """The whole queue in one call (``queued`` is its size: no sum, no loop over its parts when it all
         goes); True if it all went.  Lines under :data:`JOIN_BELOW` are joined for one ``send()``, cheaper

@@ -399,38 +399,35 @@ class Server(ServerStats):
             return
         self._fan_lines = []  # first: what is queued below comes back here
         turn = TurnLines(lines)
-        connections, binary, reading = self._connections, self._binary, selectors.EVENT_READ
         over: list[Connection] = []
         broken: list[tuple[Connection, str]] = []
-        for member in members:
-            if member.closing is not None or member not in connections:
-                continue
-            data: bytes | memoryview = turn.bytes_for(member.codec or binary, member.nick)
-            if data and member.tls is None and not member.outbox and member.events == reading and not member.blocking:
-                data = self._send_now(member, data, broken)  # nothing waits before it: send now
-            if data:
-                self._queue_share(member, data, over)
+        self._fan_out_to(members, turn, over, broken)
         for member in over:
             self._drop_slow_reader(member)
         for member, why in broken:
             self._disconnect(member, f"connection lost ({why})")
 
-    @staticmethod
-    def _send_now(member: Connection, data: bytes | memoryview, broken: list[tuple[Connection, str]]
-                  ) -> bytes | memoryview:
-        """``data`` straight to a member with nothing queued; what the kernel did not take (``b""``: all,
-        or the socket is broken: then it is added to ``broken``, to be disconnected after the loop)."""
-        try:
-            sent = member.sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            return data
-        except OSError as exc:
-            broken.append((member, exc.strerror or str(exc)))
-            return b""
-        if sent == len(data):
-            member.drained_at = time.monotonic()
-            return b""
-        return memoryview(data)[sent:]  # the rest waits for EVENT_WRITE
+    def _fan_out_to(self, members: list[Connection], turn: TurnLines, over: list[Connection],
+                    broken: list[tuple[Connection, str]]) -> None:
+        """The pass over the members (fan-out's innermost loop: kept inline, a call per member shows).
+        ``over``: members whose queue would pass ``max_queue``; ``broken``: whose socket failed."""
+        connections, binary, reading, now = self._connections, self._binary, selectors.EVENT_READ, time.monotonic()
+        joined, senders = turn.joined, turn.senders
+        for member in members:
+            if member.closing is not None or member not in connections:
+                continue
+            codec = member.codec or binary
+            data: bytes | memoryview | None = joined.get(type(codec)) if member.nick not in senders else None
+            if data is None:
+                data = turn.bytes_for(codec, member.nick)
+            if data and member.tls is None and not member.outbox and member.events == reading and not member.blocking:
+                try:  # nothing waits before it: send now
+                    data = member.send_at_once(data, now)
+                except OSError as exc:
+                    broken.append((member, exc.strerror or str(exc)))
+                    continue
+            if data:
+                self._queue_share(member, data, over)
 
     def _queue_share(self, member: Connection, data: bytes | memoryview, over: list[Connection]) -> None:
         """A member's share of the turn's lines that could not go at once; ``over``: its queue would pass
