@@ -397,7 +397,7 @@ class Server(ServerStats):
         members, lines = self._fan_to, self._fan_lines
         if not lines:
             return
-        self._fan_lines = []  # first: what is queued below comes back here
+        self._fan_to, self._fan_lines = [], []  # first: what is queued below comes back here
         turn = TurnLines(lines)
         over: list[Connection] = []
         broken: list[tuple[Connection, str]] = []
