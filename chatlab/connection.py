@@ -160,6 +160,17 @@ class Connection(Session):
             outbox.popleft()
         return False
 
+    def end_tls(self) -> None:
+        """Before the socket closes: over TLS, a close_notify alert (best effort, and only when nothing
+        is left half-sent).  A bare end of file would look like a cut connection: Python raises
+        ``SSLEOFError`` and ``openssl s_client`` says "unexpected eof"."""
+        if self.tls is None or self.outbox:
+            return
+        try:
+            self.sock.send(self.tls.close_notify())
+        except OSError:
+            pass  # the peer is gone already: nothing to tell it
+
     def plaintext(self, data: bytes, context: ssl.SSLContext | None) -> bytes | None:
         """Bytes from ``recv()`` -> what the codec reads: a connection whose first bytes are a TLS
         ClientHello (``16 03``) gets a :class:`~chatlab.tls.TlsLayer`, and from then on its bytes are

@@ -566,6 +566,7 @@ class Server(ServerStats):
         if conn.events:
             self._selector.unregister(conn.sock)
             conn.events = 0
+        conn.end_tls()
         conn.sock.close()
 
     def _close_all(self) -> None:
