@@ -23,6 +23,7 @@ import collections
 import copy
 import heapq
 import random
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -71,6 +72,14 @@ MIN_FAIR_RATIO = 0.7
 PROBE_LINK = "20mbit-20ms"
 PROBE_BYTES = 1_500_000
 PROBE_PAUSE = 0.003  # seconds of real time per ack in the slow replay
+# The target probe: the same link with a small and a large target; the queue must follow the target.
+# The reference's p90 queueing delay there: 6.6 ms and 32.5 ms; a strategy that ignores its target: equal.
+TARGET_LINK = "20mbit-20ms"
+SMALL_TARGET, LARGE_TARGET = 0.003, 0.030
+MIN_TARGET_EFFECT_MS = 10.0  # the large target's p90 queueing delay must exceed the small one's by this much
+# The exercise asks to halve the window on congestion: the median cut (window after / before, cuts that
+# do not land on the one-chunk floor) must lie in this range (the reference: 0.50; a cut by x0.8: 0.80).
+HALVING = (0.4, 0.6)
 
 MakeStrategy = Callable[[], SendStrategy]
 
@@ -470,6 +479,66 @@ def check_send_strategy(make_strategy: MakeStrategy, *, show: bool = True) -> Re
             )
         return _("the same windows at two real speeds")
 
+    def follows_the_target() -> str:
+        import inspect
+
+        def made(target: float) -> SendStrategy | None:
+            try:
+                parameters = inspect.signature(make_strategy).parameters
+            except (TypeError, ValueError):
+                parameters = {}  # type: ignore[assignment]
+            for name in ("target", "target_delay"):  # the exercise's name, chatlab's AdaptiveWindow's
+                if name in parameters:
+                    strategy = make_strategy(**{name: target})  # type: ignore[call-arg]
+                    return _fresh(lambda: strategy)
+            strategy = _fresh(make_strategy)
+            try:
+                strategy.target = target  # type: ignore[attr-defined]
+            except AttributeError:
+                return None
+            return strategy
+
+        small, large = made(SMALL_TARGET), made(LARGE_TARGET)
+        if small is None or large is None:
+            return _("no target parameter: not checked")
+        p90s = []
+        for strategy in (small, large):
+            run = simulate_transfer(strategy, TARGET_LINK, PROBE_BYTES * 3)
+            _check_run(run, strategy.chunk_size)
+            p90s.append(run.queue_ms(0.9) or 0.0)
+        detail = _("queueing delay p90 {small:.0f} ms with a target of {t1:g} ms, {large:.0f} ms with {t2:g} ms").format(
+            small=p90s[0], t1=SMALL_TARGET * 1000, large=p90s[1], t2=LARGE_TARGET * 1000)
+        if p90s[1] - p90s[0] < MIN_TARGET_EFFECT_MS:
+            raise AssertionError(
+                _(
+                    "{detail}: the queue does not follow the target, so your strategy ignores the target it is"
+                    " given (a constant such as 0.010 in on_ack?). Compare the queueing delay with self.target,"
+                    " the value the caller chose"
+                ).format(detail=detail)
+            )
+        return detail
+
+    def halves() -> str:
+        run, chunk_size = run_on(LINKS[0])
+        _check_run(run, chunk_size)
+        cuts = [b.window_bytes / a.window_bytes for a, b in zip(run.trace, run.trace[1:])
+                if b.window_bytes < a.window_bytes and b.window_bytes > chunk_size]
+        if not cuts:
+            raise AssertionError(_("the window never shrank: halve it when the queueing delay (RTT minus base RTT)"
+                                   " passes the target"))
+        typical = statistics.median(cuts)
+        detail = _("the window cut to {ratio:.0%} of itself (median of {n} cuts)").format(ratio=typical, n=len(cuts))
+        low, high = HALVING
+        if not low <= typical <= high:
+            raise AssertionError(
+                _(
+                    "{detail}: the exercise asks to halve the window (x0.5) when the queueing delay passes the"
+                    " target. A gentler cut leaves the queue longer after each signal, a harsher one idles the"
+                    " link; halving is TCP's multiplicative decrease"
+                ).format(detail=detail)
+            )
+        return detail
+
     cases: list[tuple[str, Callable[[], str | None]]] = [
         (_("the first window holds a chunk"), first_window),
         (_("delivers a whole file ({link})").format(link=shown_link(get_link(LINKS[0]))), delivers_the_file),
@@ -480,6 +549,9 @@ def check_send_strategy(make_strategy: MakeStrategy, *, show: bool = True) -> Re
         cases.append((_("keeps the queue short ({link})").format(link=label), short_queue(name)))
     fair = _("two flows sharing a link converge to fair shares ({link})").format(link=shown_link(get_link(FAIR_LINK)))
     cases.append((fair, fair_shares))
+    cases.append((_("halves the window when the queue passes the target"), halves))
+    cases.append((_("follows the target it is given ({link})").format(link=shown_link(get_link(TARGET_LINK))),
+                  follows_the_target))
     cases.append((_("uses the clock it is given, not the wall clock"), own_clock))
     return run_cases("check_send_strategy", [(name, _explained(case)) for name, case in cases], show=show)
 
