@@ -24,6 +24,7 @@ import gc
 import os
 import select
 import socket
+import struct
 import threading
 import time
 import warnings
@@ -239,11 +240,13 @@ class Session:
                 select.select = original_select
                 client.join(self.client_timeout + 1.0)
                 gc.collect()  # a socket nobody closed is closed (and reported) when it is collected
-        self.unclosed = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
-        for ref in self.listener.accepted:
-            conn = ref()
-            if conn is not None and conn.fileno() != -1:
-                self.still_open += 1
+                # Noted on every path: a connection the student's code left open when it raised is still
+                # held by the exception's traceback, so it is seen here.
+                self.unclosed = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+                for ref in self.listener.accepted:
+                    conn = ref()
+                    if conn is not None and conn.fileno() != -1:
+                        self.still_open += 1
 
     def _client(self, script: Sender) -> None:
         try:
@@ -284,6 +287,28 @@ class Session:
             if conn is not None:
                 conn.close()
         self.listener.close()
+
+
+class _ResetSession(Session):
+    """A client that sends a line, reads its echo, then resets the connection (an RST, not a FIN):
+    the server's next recv() raises ConnectionResetError."""
+
+    LINE = b"going away\n"
+
+    def _client(self, script: Sender) -> None:
+        try:
+            with socket.create_connection((HOST, self.port), timeout=self.client_timeout) as sock:
+                sock.sendall(self.LINE)
+                while len(self.received) < len(self.LINE):
+                    data = sock.recv(4096)
+                    if not data:
+                        break
+                    self.received += data
+                # Linger on, with a timeout of 0: close() then sends an RST and drops the connection.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("hh" if os.name == "nt" else "ii", 1, 0))
+                self.shut_at = time.monotonic()
+        except BaseException as exc:  # reported by the case that looks at it
+            self.client_error = exc
 
 
 class _TookTooLong(AssertionError):
@@ -439,6 +464,31 @@ def check_echo_server(serve_one_echo: ServeOneEcho, show: bool = True) -> Report
                 "collected): close it when the client is done, e.g. with `with conn:`"))
         return ""
 
+    def closes_after_a_reset() -> str:
+        session = _ResetSession(serve_one_echo, send_pieces())
+        outcome = _("returned {value!r}")
+        try:
+            session.run()
+            outcome = outcome.format(value=session.returned)
+        except OSError as exc:  # the reset, let through to the caller: fine, if the connection is closed
+            outcome = _("let {error} through").format(error=type(exc).__name__)
+        except NotImplementedError:
+            name = getattr(serve_one_echo, "__name__", "serve_one_echo")
+            raise AssertionError(_("not written yet: {name}() still raises NotImplementedError (write its body,"
+                                   " then run this again)").format(name=name)) from None
+        except DeadlineExceeded:
+            raise AssertionError(_("still running long after the client reset the connection: recv() raised"
+                                   " ConnectionResetError (or returned b''), and nothing more will come")) from None
+        finally:
+            session.close()
+        if session.left_connection_open():
+            raise AssertionError(_(
+                "the client reset the connection (the server's recv() or send() raised ConnectionResetError)"
+                " and the accepted connection was left open: it is closed only when the client ends normally."
+                " Close it on every path: `with conn:` (or try/finally) closes it even when an exception leaves"
+                " the loop; an `except Exception: pass` that swallows the error does not close it either"))
+        return _("closed after the reset ({outcome})").format(outcome=outcome)
+
     def answers_at_once() -> str:
         pieces = [b"no newline yet", b" and more\n", b"the end"]
         session = _session(serve_one_echo, talk(*pieces), patient=True)
@@ -515,6 +565,7 @@ def check_echo_server(serve_one_echo: ServeOneEcho, show: bool = True) -> Report
         (_("a client that sends nothing"), nothing_sent),
         (_("returns how many bytes it echoed"), returns_count),
         (_("closes the connection it accepted"), closes_connection),
+        (_("closes the connection when the client resets it"), closes_after_a_reset),
         (_("echoes each piece at once (a client that waits for the answer)"), answers_at_once),
         (_("a client silent for a while is still connected"), silent_client),
         (_("leaves the listening socket open"), listener_stays_open),

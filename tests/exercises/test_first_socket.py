@@ -344,7 +344,48 @@ def fool_w_timeout_10s_is_the_end(listener):
     return echoed
 
 
+def swallows_every_error(listener):
+    conn, _ = listener.accept()
+    echoed = 0
+    try:
+        while data := conn.recv(4096):
+            conn.sendall(data)
+            echoed += len(data)
+        conn.close()
+    except Exception:  # BUG: a reset is swallowed silently, and conn is never closed
+        pass
+    return echoed
+
+
+def closes_only_on_success(listener):
+    conn, _ = listener.accept()
+    echoed = 0
+    while True:
+        data = conn.recv(4096)
+        if not data:
+            break
+        conn.sendall(data)
+        echoed += len(data)
+    conn.close()  # BUG: never reached when recv() or sendall() raises (a reset client)
+    return echoed
+
+
+def echo_that_logs_resets(listener):
+    conn, _ = listener.accept()
+    echoed = 0
+    with conn:
+        try:
+            while data := conn.recv(4096):
+                conn.sendall(data)
+                echoed += len(data)
+        except ConnectionResetError:  # the client vanished: nothing more to echo, and conn is still closed
+            print("client reset the connection")
+    return echoed
+
+
 WRONG = [
+    (swallows_every_error, "closes the connection when the client resets it", "`except Exception: pass`"),
+    (closes_only_on_success, "closes the connection when the client resets it", "Close it on every path"),
     (fool_w_select_3s_is_the_end, "a client silent for a while", "select() with a timeout"),
     (fool_w_default_timeout_is_the_end, "a client silent for a while", "took the timeout for the end"),
     (fool_w_timeout_10s_is_the_end, "a client silent for a while", "took the timeout for the end"),
@@ -433,7 +474,8 @@ def echo_with_makefile(listener):
     return echoed
 
 
-@pytest.mark.parametrize("right", [echo_with_recv_into, echo_with_a_send_loop, echo_with_selectors, echo_with_makefile])
+@pytest.mark.parametrize("right", [echo_with_recv_into, echo_with_a_send_loop, echo_with_selectors, echo_with_makefile,
+                                   echo_that_logs_resets])
 def test_a_correct_answer_written_differently_passes(right) -> None:
     report = check_echo_server(right, show=False)
     assert report.all_passed, report.summary()
@@ -457,8 +499,8 @@ def test_a_classic_wrong_answer_fails_with_a_hint(wrong, case: str, hint: str) -
 
 def test_an_unsolved_stub_fails_every_case_without_raising(capsys: pytest.CaptureFixture[str]) -> None:
     report = check_echo_server(stub)
-    assert report.passed == 0 and len(report.results) == 9
-    assert capsys.readouterr().out.count("[FAIL]") == 9
+    assert report.passed == 0 and len(report.results) == 10
+    assert capsys.readouterr().out.count("[FAIL]") == 10
 
 
 def test_after_a_case_that_ran_out_of_time_the_others_are_not_run() -> None:
