@@ -29,6 +29,7 @@ few people, runs ``run_bot`` in a thread and prints which cases pass.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -157,25 +158,85 @@ def _harness(run_bot: RunBot, people: tuple[str, ...] = ("alice", "carol"), nick
             thread.join(STOP_GRACE)
 
 
+_machine_offset: int | None = None  # seconds east of UTC of the machine's own zone, before the checker's
+
+
+@contextmanager
+def _a_local_time_zone() -> Iterator[None]:
+    """Meanwhile, a local time zone whose time is neither UTC nor the same on a 12-hour clock.
+
+    On a machine that keeps UTC (most servers and containers), a bot that answers in UTC, or
+    on a 12-hour clock in the morning, would give the right digits by chance.  Here the local
+    time is some hours ahead of UTC and in the afternoon (15:00-16:59), so neither can pass.
+    Only where ``time.tzset`` exists (not on Windows: there the machine's own zone stays).
+    """
+    global _machine_offset
+    tzset = getattr(time, "tzset", None)
+    _machine_offset = time.localtime().tm_gmtoff
+    if tzset is None:
+        yield
+        return
+    utc_hour = time.gmtime().tm_hour
+    ahead = (15 - utc_hour) % 24 or 1  # hours ahead of UTC: 15:xx local (16:xx if UTC is 15:xx)
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = f"CHK-{ahead}"  # POSIX: a zone named CHK, ``ahead`` hours east of Greenwich
+    tzset()
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = old
+        tzset()
+
+
+def _seconds_of_day(t: time.struct_time) -> int:
+    return t.tm_hour * 3600 + t.tm_min * 60 + t.tm_sec
+
+
 def _check_answer(message: Any, asked: float) -> str:
     """The answer's time must lie between ``asked`` (time.time() just before the question) and now."""
     match = ANSWER.fullmatch(message.text)
     assert match, _("the answer should read 'the time is HH:MM:SS', got {text!r}").format(text=message.text)
     h, m, s = (int(g) for g in match.groups())
     said = h * 3600 + m * 60 + s
-    start, end = time.localtime(asked), time.localtime()
-    first = start.tm_hour * 3600 + start.tm_min * 60 + start.tm_sec
-    span = (end.tm_hour * 3600 + end.tm_min * 60 + end.tm_sec - first) % 86400
+    now = time.time()
+    start, end = time.localtime(asked), time.localtime(now)
+    first = _seconds_of_day(start)
+    span = (_seconds_of_day(end) - first) % 86400
     if (said - first) % 86400 <= span:
         return str(message.text)
     local = time.strftime("%H:%M:%S", end)
-    earlier = (first - said) % 86400
+    # A time read before the question: in this zone, or in the machine's own (a bot that read it
+    # before the checker started, when the machine's zone was in force).
+    firsts = [first]
+    if _machine_offset is not None:
+        firsts.append(_seconds_of_day(time.gmtime(asked + _machine_offset)))
+    earlier = min((f - said) % 86400 for f in firsts)
     if 0 < earlier <= 3600:
         raise AssertionError(
             _(
                 "the answer says {said}, but the question was asked at {asked} (now {local}): the time in the"
                 " answer is {seconds} s older than the question; it must be read when the question comes"
             ).format(said=message.text[-8:], asked=time.strftime("%H:%M:%S", start), local=local, seconds=earlier)
+        )
+    utc_first = _seconds_of_day(time.gmtime(asked))
+    if (said - utc_first) % 86400 <= span and time.gmtime(asked).tm_hour != start.tm_hour:
+        raise AssertionError(
+            _(
+                "the answer says {said}, the time in UTC, but the local time is {local}: the exercise asks"
+                " for the local time. time.strftime('%H:%M:%S') gives it (not time.gmtime(),"
+                " datetime.utcnow() or datetime.now(timezone.utc))"
+            ).format(said=message.text[-8:], local=local)
+        )
+    if start.tm_hour >= 12 and (said + 12 * 3600 - first) % 86400 <= span:
+        raise AssertionError(
+            _(
+                "the answer says {said}, but the local time is {local}: a 12-hour clock (%I) with no AM/PM"
+                " cannot tell 3 in the morning from 3 in the afternoon. The exercise asks for HH:MM:SS on a"
+                " 24-hour clock: %H"
+            ).format(said=message.text[-8:], local=local)
         )
     raise AssertionError(_("the answer says {said}, but the local time is {local}").format(
         said=message.text[-8:], local=local
@@ -355,7 +416,8 @@ def check_bot(run_bot: RunBot, show: bool = True, only: str | None = None) -> Re
     ]
     if not chosen:
         raise ValueError(_("no case name contains {only!r}").format(only=only))
-    return run_cases("check_bot", chosen, show=show, student_fns=[run_bot])
+    with _a_local_time_zone():
+        return run_cases("check_bot", chosen, show=show, student_fns=[run_bot])
 
 
 __all__ = ["check_bot", "BOT", "CASES"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
 import shutil
 import subprocess
@@ -420,6 +421,25 @@ def _catch_all_return(bot: chatlab.Client, stop: threading.Event) -> None:
             return
 
 
+def _answers_in_utc(bot: chatlab.Client, stop: threading.Event) -> None:
+    """From a reviewer's attempts to fool the checker: UTC, which a machine that keeps UTC cannot tell apart."""
+    while not stop.is_set():
+        try:
+            message = bot.wait_for((chatlab.ChatMessage, chatlab.PrivateMessage), timeout=0.2)
+        except TimeoutError:
+            continue
+        except chatlab.ConnectionClosed:
+            return
+        if message.sender == bot.nick or message.text.strip() != "!time":
+            continue
+        now = datetime.datetime.now(datetime.timezone.utc)  # BUG: the exercise asks for local time
+        answer = now.strftime("the time is %H:%M:%S")
+        if isinstance(message, chatlab.PrivateMessage):
+            bot.whisper(message.sender, answer)
+        else:
+            bot.say(answer)
+
+
 def _reviewer_bot(*, own: str | None = None, reply_to: str | None = None, fixed_answer: bool = False,
                   poll: float = 0.2) -> Callable[[chatlab.Client, threading.Event], None]:
     """From a reviewer's attempts to fool the checker: one mistake each (a hard-coded nick, a hard-coded
@@ -470,6 +490,8 @@ BOT_WRONG_ANSWERS = [
     ("the time read once, at the start", _reviewer_bot(fixed_answer=True), ("in its room",),
      "older than the question"),
     ("wait_for with timeout 0 in a tight loop", _reviewer_bot(poll=0), ("in its room",), "keeps a CPU core busy"),
+    ("the time in UTC", _answers_in_utc, ("in its room",), "the time in UTC"),
+    ("a 12-hour clock without AM/PM", _bot(text="the time is %I:%M:%S"), ("in its room",), "12-hour clock"),
 ]
 
 
