@@ -63,6 +63,7 @@ IDLE_PROBE_GAPS = (0.07, 0.11, 0.05, 0.13, 0.0)  # five frames, at irregular mom
 MAX_IDLE_SLEEPS = 5  # time.sleep() calls the writer thread may make while idle (a sleep-poll loop makes ~30)
 CHUNKS_ALONE_IN = 1.0  # seconds 40 small chunks may take with no chat at all (the reference: a few ms)
 COARSE_CLOCK = 0.0156  # the resolution of time.time() on Windows, imposed while chat order is checked
+CHATTY_THREADS, CHATTY_LINES = 4, 30  # threads calling send_chat at once, lines each
 MAX_IDLE_CPU = 0.15  # share of one CPU the writer thread may use meanwhile (a spinning loop uses all of it)
 
 
@@ -136,26 +137,77 @@ class _Reader(threading.Thread):
         return [p.decode_message(f).offset for _at, _chunks, f in self.frames if f.type == p.FrameType.FILE_CHUNK]  # type: ignore[union-attr]
 
 
+class _Batches:
+    """Follows the frame boundaries of the bytes the writer sends, and notes the most file chunks that
+    one call (a sendall(), a send(), a sendmsg()) was offered: more than one is a batch, and a chat line
+    queued while it goes out waits behind all of it."""
+
+    def __init__(self) -> None:
+        self.skip = 0  # bytes of the current frame still to come
+        self.header = b""  # the part of a header that came in the previous call
+        self.most_chunks = 0
+
+    def _walk(self, data: bytes, consume: bool) -> int:
+        skip, header, pos, chunks = self.skip, self.header, 0, 0
+        while pos < len(data):
+            if skip:
+                step = min(skip, len(data) - pos)
+                skip -= step
+                pos += step
+                continue
+            take = data[pos:pos + p.HEADER_SIZE - len(header)]
+            header += take
+            pos += len(take)
+            if len(header) < p.HEADER_SIZE:
+                break
+            magic, _version, kind, _flags, _stream, length = p.HEADER.unpack(header)
+            if magic != p.MAGIC:  # not a frame boundary: the reader reports the cut frame
+                skip, header = 1 << 62, b""
+                break
+            chunks += kind == p.FrameType.FILE_CHUNK
+            skip, header = length, b""
+        if consume:
+            self.skip, self.header = skip, header
+        return chunks
+
+    def sent(self, offered: Any, taken: int | None = None) -> None:
+        data = bytes(memoryview(offered).cast("B")) if not isinstance(offered, bytes) else offered
+        self.most_chunks = max(self.most_chunks, self._walk(data, consume=False))
+        self._walk(data if taken is None else data[:taken], consume=True)
+
+
 class _WatchedSocket:
-    """The writer's socket, noting which threads send on it (everything else is passed through)."""
+    """The writer's socket, noting which threads send on it and the batches it is given (everything
+    else is passed through)."""
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self.senders: set[int] = set()
+        self.batches = _Batches()
+        self._lock = threading.Lock()  # only for the notes: two threads sending is reported, not crashed on
 
     def send(self, data: Any, *args: Any) -> int:
         # send() may always take fewer bytes than offered; here it does so every time it is
         # given more than 8 KiB, as a busy connection would, so code that ignores its result shows.
         self.senders.add(threading.get_ident())
-        return self._sock.send(memoryview(data)[:SEND_AT_MOST], *args)
+        taken = self._sock.send(memoryview(data)[:SEND_AT_MOST], *args)
+        with self._lock:
+            self.batches.sent(data, taken)
+        return taken
 
     def sendall(self, data: Any, *args: Any) -> None:
         self.senders.add(threading.get_ident())
         self._sock.sendall(data, *args)
+        with self._lock:
+            self.batches.sent(data)
 
     def sendmsg(self, buffers: Any, *args: Any) -> int:
         self.senders.add(threading.get_ident())
-        return self._sock.sendmsg(buffers, *args)
+        buffers = list(buffers)
+        taken = self._sock.sendmsg(buffers, *args)
+        with self._lock:
+            self.batches.sent(b"".join(bytes(memoryview(b).cast("B")) for b in buffers), taken)
+        return taken
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
@@ -280,6 +332,54 @@ def _thread_cpu(thread: threading.Thread) -> float | None:
         return time.clock_gettime(clock(thread.ident))
     except (OSError, OverflowError):
         return None
+
+
+def _code_files(writer_class: Any) -> set[str]:
+    """The files the writer class's own methods were compiled from (a notebook cell's, a module's)."""
+    files = set()
+    for klass in getattr(writer_class, "__mro__", (writer_class,)):
+        if klass is object:
+            continue
+        for value in vars(klass).values():
+            value = getattr(value, "fget", value)  # a property's getter
+            code = getattr(getattr(value, "__func__", value), "__code__", None)
+            if code is not None:
+                files.add(code.co_filename)
+    return files
+
+
+@contextlib.contextmanager
+def _switching_often(files: set[str], seed: int) -> Any:
+    """Meanwhile, in the calling thread, a pause between the bytecode instructions of the code in ``files``
+    now and then: another thread runs there, as it may on any Python (a thread switch can happen between
+    reading a shared counter and writing it back; CPython 3.11 rarely does it, free-threaded Python does)."""
+    import dis
+    import random
+    import sys
+
+    chance = random.Random(seed)
+    stores = {code for code, name in enumerate(dis.opname) if name.startswith("STORE_")}
+
+    def instruction(frame: Any, event: str, arg: Any) -> Any:
+        if event == "opcode":
+            code = frame.f_code.co_code
+            if frame.f_lasti < len(code) and code[frame.f_lasti] in stores and chance.random() < 0.5:
+                time.sleep(0.002)  # between computing a value and storing it: others run meanwhile
+            elif chance.random() < 0.3:
+                time.sleep(0)  # hands the GIL over
+        return instruction
+
+    def call(frame: Any, event: str, arg: Any) -> Any:
+        if event == "call" and frame.f_code.co_filename in files:
+            frame.f_trace_opcodes = True
+            return instruction
+        return None
+
+    sys.settrace(call)
+    try:
+        yield
+    finally:
+        sys.settrace(None)
 
 
 def _scrambled(n: int) -> list[str]:
@@ -416,6 +516,13 @@ def check_priority_writer(writer_class: WriterClass, *, only: str | None = None,
         detail = _("a chat line waited behind {chunks:.0f} chunks (median; {queued} were queued), {ms:.0f} ms").format(
             chunks=typical, queued=QUEUED_CHUNKS, ms=statistics.median(delays) * 1000
         )
+        batch = rig.watched.batches.most_chunks
+        assert batch <= 1, _(
+            "{detail}: your writer gave {n} chunks to one send call (one sendall(), send() or sendmsg()). A"
+            " chat line queued while that call runs waits behind the whole batch: those chunks are no longer"
+            " waiting in a queue, where it could overtake them. Send one chunk per call, and look at the chat"
+            " queue before taking each chunk"
+        ).format(detail=detail, n=batch)
         assert typical <= MAX_CHUNKS_AHEAD, _(
             "{detail}, at most {limit} allowed (what the kernel buffers hold): it waited for the chunks"
             " queued before it. A chat frame that is waiting must go before every chunk that is waiting: look"
@@ -459,6 +566,55 @@ def check_priority_writer(writer_class: WriterClass, *, only: str | None = None,
             " goes before any waiting chunk, not one of each in turn"
         ).format(n=BURST, between=between)
         return _("{n} chat lines together, {between} chunk(s) between them").format(n=BURST, between=between)
+
+    def chat_from_many_threads() -> str:
+        files = _code_files(writer_class)
+        lines = {k: [f"{(i * 37 + k * 11) % 101:03d}/t{k}/{i:03d}" for i in range(CHATTY_LINES)]
+                 for k in range(CHATTY_THREADS)}
+        with contextlib.ExitStack() as stack:
+            rig = _Rig(writer_class, stack, pause=0.004)
+            for i in range(QUEUED_CHUNKS // 4):
+                rig.call("send_chunk", chunk_frame(i))
+            time.sleep(0.1)  # the writer is blocked in sendall(): kernel buffers full
+            rig.reader.reading.clear()  # and stays blocked: every chat line waits in the writer's queue
+            go = threading.Barrier(CHATTY_THREADS)
+
+            def chatter(k: int) -> None:
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    go.wait(TIMEOUT)
+                with _switching_often(files, seed=k), contextlib.suppress(AssertionError, OSError):
+                    for line in lines[k]:
+                        rig.call("send_chat", chat_frame(line))
+
+            threads = [threading.Thread(target=chatter, args=(k,), daemon=True) for k in range(CHATTY_THREADS)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(TIMEOUT * 2)
+            rig.reader.reading.set()
+            total = CHATTY_THREADS * CHATTY_LINES
+            deadline = time.monotonic() + TIMEOUT * 2
+            while len(rig.reader.texts()) < total and time.monotonic() < deadline:
+                rig.check_alive()
+                time.sleep(0.01)
+            rig.check_alive()
+            got = rig.reader.texts()
+        assert sorted(got) == sorted(line for k in lines for line in lines[k]), _(
+            "{got} of {n} chat lines queued from {threads} threads at once arrived (each once): every frame"
+            " queued must be sent once"
+        ).format(got=len(set(got)), n=CHATTY_THREADS * CHATTY_LINES, threads=CHATTY_THREADS)
+        for k in lines:
+            mine = [text for text in got if f"/t{k}/" in text]
+            first = next((i for i, (a, b) in enumerate(zip(mine, lines[k])) if a != b), 0)
+            assert mine == lines[k], _(
+                "{threads} threads queued chat lines at once, and the lines of one thread arrived out of order"
+                " (sent {sent}..., got {got}...): a shared counter updated without a lock (`self.seq += 1` reads,"
+                " adds and writes back, and another thread can run in between) hands out the same number twice"
+                " or goes back, and the frames then sort by their bytes. Take the numbers from itertools.count()"
+                " (one next() cannot be interrupted), or update the counter and queue the frame under one lock"
+            ).format(threads=CHATTY_THREADS, sent=lines[k][first:first + 2], got=mine[first:first + 2])
+        return _("{n} chat lines from {threads} threads, each thread's in order").format(
+            n=len(got), threads=CHATTY_THREADS)
 
     def waits_while_idle() -> str:
         with contextlib.ExitStack() as stack:
@@ -542,6 +698,7 @@ def check_priority_writer(writer_class: WriterClass, *, only: str | None = None,
         (N_("frames arrive whole (chat from two threads during a transfer)"), frames_arrive_whole),
         (N_("chat overtakes a running transfer"), chat_overtakes_a_running_transfer),
         (N_("a burst of chat lines goes out together, before the waiting chunks"), chat_burst_goes_together),
+        (N_("chat lines from several threads at once keep each thread's order"), chat_from_many_threads),
         (N_("waits for more frames, without spinning, while there is nothing to send"), waits_while_idle),
         (N_("returns soon after stop is set"), returns_after_stop),
     ]

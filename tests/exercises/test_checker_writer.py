@@ -446,6 +446,77 @@ class FoolSmallBatches(_FoolTwo):
             self.sock.sendall(b"".join(batch))
 
 
+class SendsBatchesWithSendmsg(_FoolTwo):
+    """BUG: gathers up to 4 waiting chunks into one sendmsg() (no copy, but a batch all the same)."""
+
+    def run(self, stop):
+        while not stop.is_set():
+            try:
+                self.sock.sendall(self.chat.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            try:
+                batch = [self.chunks.get(timeout=0.005)]
+            except queue.Empty:
+                continue
+            while len(batch) < 4 and not self.chunks.empty():
+                batch.append(self.chunks.get_nowait())
+            views = [memoryview(frame) for frame in batch]
+            while views:
+                sent = self.sock.sendmsg(views)
+                while views and sent >= len(views[0]):
+                    sent -= len(views.pop(0))
+                if views:
+                    views[0] = views[0][sent:]
+
+
+class ChatBatchedTogether(_FoolTwo):
+    """Correct, different: every waiting chat frame joined into one sendall(), then one chunk at a time."""
+
+    def run(self, stop):
+        while not stop.is_set():
+            lines = []
+            while not self.chat.empty():
+                lines.append(self.chat.get_nowait())
+            if lines:
+                self.sock.sendall(b"".join(lines))
+                continue
+            try:
+                self.sock.sendall(self.chunks.get(timeout=0.002))
+            except queue.Empty:
+                pass
+
+
+class LockedCounter:
+    """Correct, different: a plain int sequence number, bumped and queued under a lock."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.q = queue.PriorityQueue()
+        self.seq = 0
+        self.lock = threading.Lock()
+
+    def _put(self, prio, frame):
+        with self.lock:
+            self.seq += 1
+            self.q.put((prio, self.seq, frame))
+
+    def send_chat(self, frame):
+        self._put(0, frame)
+
+    def send_chunk(self, frame):
+        self._put(1, frame)
+
+    def run(self, stop):
+        while not stop.is_set():
+            try:
+                _p, _n, frame = self.q.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            self.sock.sendall(frame)
+
+
 class FoolSemaphore:
     """Correct, different: two deques and a Semaphore counting the frames waiting."""
 
@@ -483,7 +554,7 @@ WRONG_ANSWERS: list[tuple[type, str, str]] = [
     (WaitsWithoutTimeout, "returns soon after stop is set", "with a timeout"),
     (DrainsChunksInBatches, "chat overtakes a running transfer", "before taking each chunk"),
     (ChatAsAStack, "chat lines keep their order", "order they were queued"),
-    (JoinsChunksInBatches, "chat overtakes a running transfer", "joins many chunks into one sendall()"),
+    (JoinsChunksInBatches, "chat overtakes a running transfer", "chunks to one send call"),
     (RoundRobin, "a burst of chat lines", "takes turns"),
     (Spins, "waits for more frames", "spins"),
     (ReturnsWhenIdle, "waits for more frames", "before stop was set"),
@@ -493,10 +564,14 @@ WRONG_ANSWERS: list[tuple[type, str, str]] = [
     (FoolTimestampOrder, "chat lines keep their order", "timestamp"),
     (FoolShortestFirst, "chat overtakes a running transfer", "not from the frame's size"),
     (FoolSleepPoll, "waits for more frames", "time.sleep()"),
+    (FoolSmallBatches, "chat overtakes a running transfer", "gave 4 chunks to one send call"),
+    (FoolUnsafeCounter, "chat lines from several threads", "a shared counter updated without a lock"),
+    (SendsBatchesWithSendmsg, "chat overtakes a running transfer", "chunks to one send call"),
 ]
 
 
-@pytest.mark.parametrize("writer", [WriterOnACondition, WriterWithSendLoop, FoolSemaphore])
+@pytest.mark.parametrize("writer", [WriterOnACondition, WriterWithSendLoop, FoolSemaphore, ChatBatchedTogether,
+                                    LockedCounter])
 def test_a_correct_writer_written_differently_passes(writer: type) -> None:
     report = check_priority_writer(writer, show=False)
     assert report.all_passed, report.summary()
