@@ -79,7 +79,7 @@ SMALL_TARGET, LARGE_TARGET = 0.003, 0.030
 MIN_TARGET_EFFECT_MS = 10.0  # the large target's p90 queueing delay must exceed the small one's by this much
 # The exercise asks to halve the window on congestion: the median cut (window after / before, cuts that
 # do not land on the one-chunk floor) must lie in this range (the reference: 0.50; a cut by x0.8: 0.80).
-HALVING = (0.4, 0.6)
+HALVING = (0.45, 0.55)
 
 MakeStrategy = Callable[[], SendStrategy]
 

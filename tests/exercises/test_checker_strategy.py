@@ -196,6 +196,14 @@ class IgnoresTheTarget(AIMDWindow):
             self.window += self.chunk_size * newly_acked / self.window
 
 
+class DropsTheTargetArgument(AIMDWindow):
+    """Takes a target, and stores 10 ms whatever it was."""
+
+    def __init__(self, chunk_size: int = 16 * KiB, target: float = 0.010) -> None:
+        super().__init__(chunk_size)
+        self.target = 0.010  # BUG: self.target = target
+
+
 class CutsByFourFifths(AIMDWindow):
     """Multiplicative decrease, but by x0.8 where the exercise asks to halve."""
 
@@ -244,6 +252,7 @@ WRONG_ANSWERS: list[tuple[Callable[[], SendStrategy], str, str]] = [
     (FloatWindow, "delivers a whole file", "after every ack"),
     (SharedSamples, "delivers a whole file", "class attribute 'samples'"),
     (IgnoresTheTarget, "follows the target it is given", "ignores the target"),
+    (DropsTheTargetArgument, "follows the target it is given", "ignores the target"),
     (CutsByFourFifths, "halves the window", "asks to halve the window"),
 ]
 
