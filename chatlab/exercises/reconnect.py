@@ -32,6 +32,8 @@ called again, or when the function returns, fails.
 
 from __future__ import annotations
 
+import contextlib
+import random
 import socket
 import statistics
 import threading
@@ -54,7 +56,12 @@ MIN_GROWTH = 1.8  # the last two waits must be this many times the first two (do
 # that does not grow, about 1; full jitter fails this about once in a thousand runs)
 CASE_DEADLINE = 6.0  # seconds the student's function gets per case
 SILENT_LIMIT = 3.0  # seconds a connection may stay silent before the function gives up on it (the reference: 1 s)
-CARRIED_WAIT = 0.8  # a first wait this long, and 4 times one of an earlier call, was carried over from that call
+CARRIED_WAIT = 0.25  # a first wait this long, and 4 times one of an earlier call, was carried over from that call
+# (with the random module pinned to the top of its range, so the first waits compared are their upper bounds)
+MIN_STEP = 1.8  # with the random module pinned, each wait must be this many times the one before (doubling: 2),
+# or stay where it is from then on (the cap): a linear backoff's steps are 2, 1.5, 1.33...
+FLAT = 0.1  # two waits within 10% of each other: the cap
+FAST_SLEEP = 0.1  # while the upper bounds are probed, time.sleep() sleeps this share of what it is asked
 LINES = [f"line {i}" for i in range(6)]
 
 Upload = Callable[[Callable[[], socket.socket], list], None]
@@ -281,8 +288,7 @@ class _Run:
         held, hung = self.held, self.hung
         self.judge_outcome()
         self.judge_silence()
-        if hung or held != LINES:
-            self.judge_carried_wait(earlier_waits or [])
+        self.judge_carried_wait(earlier_waits or [])
         if hung:
             raise AssertionError(
                 _(
@@ -357,8 +363,11 @@ def _case(upload: Upload, scripts: list[str], connect_plan: list[str],
 
     def run() -> str:
         attempt = _Run(upload, scripts, connect_plan)
-        attempt.start()
-        attempt.finish(CASE_DEADLINE)
+        # Where first waits are compared, the random part is pinned to its top: each first wait is its
+        # upper bound, the same on every run, and a delay carried over from an earlier call shows every time.
+        with _PinnedRandom(upload) if first_waits is not None else contextlib.nullcontext():
+            attempt.start()
+            attempt.finish(CASE_DEADLINE)
         earlier = list(waits)
         first = attempt.first_wait()
         if first is not None:
@@ -367,22 +376,56 @@ def _case(upload: Upload, scripts: list[str], connect_plan: list[str],
     return run
 
 
-class _SleepRecorder:
-    """While active, note the seconds each thread asks time.sleep() for (the student's own
-    ``from time import sleep`` included), to judge backoff and jitter without timing noise."""
+class _PinnedRandom:
+    """While active, the random module draws the top of its range: ``random.uniform(a, b)`` returns
+    about ``b``, ``random.random()`` about 1 (module functions, the student's ``from random import ...``
+    names and ``random.Random`` instances alike).  A wait with jitter is then its upper bound, the same
+    on every run, so the growth of the bounds is judged without statistics."""
+
+    TOP = 1.0 - 2.0 ** -53
 
     def __init__(self, upload: Upload) -> None:
+        self.namespace: dict[str, Any] = getattr(getattr(upload, "__wrapped__", upload), "__globals__", {})
+        self.names = [name for name, value in self.namespace.items() if value is random.random]
+        self.original = random.random
+
+    def __enter__(self) -> _PinnedRandom:
+        top = self.TOP
+        self.own = vars(random.Random).get("random")  # None: the C method of the base class is used
+        random.Random.random = lambda self: top  # type: ignore[method-assign]  # uniform() and the rest call it
+        random.random = lambda: top  # type: ignore[assignment]  # the module's own, a bound C method
+        for name in self.names:
+            self.namespace[name] = random.random
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self.own is None:
+            del random.Random.random  # the C method of the base class again
+        else:
+            random.Random.random = self.own  # type: ignore[method-assign]
+        random.random = self.original  # type: ignore[assignment]
+        for name in self.names:
+            self.namespace[name] = self.original
+
+
+class _SleepRecorder:
+    """While active, note the seconds each thread asks time.sleep() for (the student's own
+    ``from time import sleep`` included), to judge backoff and jitter without timing noise.
+    ``share``: the part of each asked time that is really slept."""
+
+    def __init__(self, upload: Upload, share: float = 1.0) -> None:
         self.calls: dict[int, list[float]] = {}
         self.original = time.sleep
+        self.share = share
         self.namespace: dict[str, Any] = getattr(getattr(upload, "__wrapped__", upload), "__globals__", {})
         self.names = [name for name, value in self.namespace.items() if value is time.sleep]
 
     def __enter__(self) -> _SleepRecorder:
-        original, calls = self.original, self.calls
+        original, calls, share = self.original, self.calls, self.share
 
         def sleep(seconds: float) -> None:
             calls.setdefault(threading.get_ident(), []).append(seconds)
-            original(seconds)
+            original(seconds * share if share != 1.0 and seconds > 0 else seconds)
 
         time.sleep = sleep  # type: ignore[assignment]
         for name in self.names:
@@ -408,11 +451,63 @@ def _backoff_case(upload: Upload) -> Callable[[], str]:
             attempt.judge(BACKOFF_DEADLINE, leaks=False)
         waits = [[b - a for a, b in zip(r.attempts, r.attempts[1:REFUSALS + 1])] for r in runs]
         shown = "; ".join(", ".join(f"{w * 1000:.0f}" for w in client) for client in waits)
-        _judge_backoff(runs, waits, shown, recorder)
+        bounds = _upper_bounds(upload) if min(sum(client) for client in waits) >= MIN_WAITING else None
+        _judge_backoff(runs, waits, shown, recorder, bounds)
         for attempt in runs:
             attempt.judge_leaks()
         return _("waits {ms} ms (two clients)").format(ms=shown)
     return run
+
+
+def _upper_bounds(upload: Upload) -> list[float] | None:
+    """The waits of a client refused REFUSALS times in a row, with the random module pinned to the top of
+    its range: each wait with jitter is then its upper bound, the same on every run.  None when the
+    student's randomness is not the random module's (two clients then wait differently)."""
+    runs = [_Run(upload, [], ["refuse"] * REFUSALS) for _client in range(2)]
+    with _PinnedRandom(upload), _SleepRecorder(upload, share=FAST_SLEEP) as recorder:
+        for attempt in runs:
+            attempt.start()
+        for attempt in runs:
+            attempt.finish(BACKOFF_DEADLINE)
+    asked = [recorder.calls.get(r.thread.ident or -1, [])[:REFUSALS] for r in runs]
+    if all(len(calls) >= REFUSALS - 1 for calls in asked):
+        bounds = asked
+    else:  # it waits some other way (not sped up): the waits seen
+        bounds = [[b - a for a, b in zip(r.attempts, r.attempts[1:REFUSALS + 1])] for r in runs]
+    if len(bounds[0]) < 3 or any(abs(x - y) > FLAT * max(x, y) for x, y in zip(*bounds)):
+        return None  # its randomness is not the random module's (pinning did not take)
+    return bounds[0]
+
+
+def _judge_bounds(bounds: list[float], shown: str) -> None:
+    """Fail unless the upper bounds of the waits double after each failure, up to a cap reached after two
+    doublings at least: exponential backoff, not linear (2, 1.5, 1.33...) nor none."""
+    grew = 0
+    for k in range(len(bounds) - 1):
+        before, after = bounds[k], bounds[k + 1]
+        if before <= 0 or after >= MIN_STEP * before:
+            grew += before > 0
+            continue
+        capped = after >= before and all(abs(w - after) <= FLAT * after for w in bounds[k + 1:])
+        if capped and grew >= 2:
+            return
+        if grew == 0:
+            raise AssertionError(
+                _(
+                    "the waits between refused attempts did not grow ({ms} ms, two clients): after each failure"
+                    " in a row, wait about twice as long as the time before (exponential backoff, up to a cap),"
+                    " so that a server that stays down is asked less and less often"
+                ).format(ms=shown)
+            )
+        raise AssertionError(
+            _(
+                "with the random part at the top of its range, the waits after {n} refusals in a row were {ms} ms:"
+                " they do not double after each failure (a linear backoff grows by a step, not by a factor; a cap"
+                " reached after one doubling stops the growth at once). The upper bound of the wait must double"
+                " after each failure in a row (exponential backoff, up to a cap of a second or more): a server that"
+                " stays down for a minute is then asked a handful of times, not hundreds"
+            ).format(n=REFUSALS, ms=", ".join(f"{w * 1000:.0f}" for w in bounds))
+        )
 
 
 def _judge_still_waiting(attempt: _Run) -> None:
@@ -433,8 +528,12 @@ def _judge_still_waiting(attempt: _Run) -> None:
         )
 
 
-def _judge_backoff(runs: list[_Run], waits: list[list[float]], shown: str, recorder: _SleepRecorder) -> None:
-    """Fail unless the two clients waited between refused attempts, longer each time, and not in step (jitter)."""
+def _judge_backoff(runs: list[_Run], waits: list[list[float]], shown: str, recorder: _SleepRecorder,
+                   bounds: list[float] | None = None) -> None:
+    """Fail unless the two clients waited between refused attempts, longer each time, and not in step (jitter).
+
+    ``bounds``: the upper bounds of the waits (see :func:`_upper_bounds`); their growth is judged
+    exactly; without them, the growth of the waits themselves, which a random wait makes noisy."""
     if min(sum(client) for client in waits) < MIN_WAITING:
         raise AssertionError(
             _(
@@ -449,7 +548,9 @@ def _judge_backoff(runs: list[_Run], waits: list[list[float]], shown: str, recor
     measured = [calls[:REFUSALS] for calls in asked] if slept else waits
     first = sum(statistics.mean(client[:2]) for client in measured)
     last = sum(statistics.mean(client[-2:]) for client in measured)
-    if last < MIN_GROWTH * first:
+    if bounds is not None:
+        _judge_bounds(bounds, shown)
+    elif last < MIN_GROWTH * first:
         raise AssertionError(
             _(
                 "the waits between refused attempts did not grow ({ms} ms, two clients): after each failure"

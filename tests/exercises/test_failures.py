@@ -293,6 +293,58 @@ waits_seconds_from_the_start = _backing_off(lambda n: 1.0 * 2**n)  # BUG: 1 s, 2
 one_recv_one_message = _backing_off(lambda n: random.uniform(0.5, 1) * min(0.05 * 2**n, 2.0), one_recv_one_message=True)
 
 
+def decorrelated_jitter(connect, lines):  # type: ignore[no-untyped-def]
+    """Correct, written differently: AWS's "decorrelated jitter", each wait drawn between the base and three
+    times the previous wait, capped. Its waits may shrink from one failure to the next; their bounds grow."""
+    base, cap = 0.05, 2.0
+    wait = base
+    while True:
+        try:
+            sock = connect()
+        except (ConnectionRefusedError, TimeoutError):
+            wait = min(cap, random.uniform(base, wait * 3))
+            time.sleep(wait)
+            continue
+        wait = base
+        with sock:
+            sock.settimeout(1.0)
+            decoder = p.MessageDecoder()
+            try:
+                held = next_count(sock, decoder)
+                while held < len(lines):
+                    sock.sendall(p.encode(p.Say(lines[held])))
+                    held = next_count(sock, decoder)
+                return
+            except (OSError, EOFError):
+                continue
+
+
+linear_with_jitter = _backing_off(lambda n: random.uniform(0, 0.05 * (n + 1)))  # BUG: + base, not * 2
+linear_with_half_jitter = _backing_off(lambda n: random.uniform(0.5, 1) * 0.1 * (n + 1))  # BUG: linear
+capped_after_one_doubling = _backing_off(lambda n: random.uniform(0.5, 1) * min(0.1 * 2**n, 0.2))  # BUG: no growth
+
+_MODULE_WAIT = [0.05]
+
+
+def module_level_wait_capped_low(connect, lines):  # type: ignore[no-untyped-def]
+    """BUG: the backoff delay kept at module level (carried over from call to call), with a low cap and full
+    jitter, so the carried wait is often short: a statistical check lets it through now and then."""
+    while True:
+        try:
+            sock = connect()
+        except (ConnectionRefusedError, TimeoutError):
+            time.sleep(random.uniform(0, _MODULE_WAIT[0]))
+            _MODULE_WAIT[0] = min(_MODULE_WAIT[0] * 2, 1.0)
+            continue
+        try:
+            with sock:
+                sock.settimeout(1.0)
+                _session(sock, lines, lambda announced: announced)
+                return
+        except (ConnectionError, TimeoutError, EOFError):
+            continue
+
+
 def pipelined_with_backoff(connect, lines):  # type: ignore[no-untyped-def]
     """Correct, written differently: sends every remaining line at once, reads the counts as they come,
     backs off with full jitter on threading.Event().wait() instead of time.sleep()."""
@@ -320,8 +372,9 @@ def pipelined_with_backoff(connect, lines):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.slow
-def test_checker_passes_a_pipelined_uploader_with_backoff() -> None:
-    report = check_upload_lines(pipelined_with_backoff, show=False)
+@pytest.mark.parametrize("right", [pipelined_with_backoff, decorrelated_jitter])
+def test_checker_passes_a_correct_uploader_written_differently(right) -> None:  # type: ignore[no-untyped-def]
+    report = check_upload_lines(right, show=False)
     assert report.all_passed, report.summary()
 
 
@@ -334,6 +387,9 @@ def test_checker_passes_a_pipelined_uploader_with_backoff() -> None:
         (exponential_without_jitter, "refused again and again", "jitter"),
         (leaks_failed_sockets, "RST", "still open when connect() was called again"),
         (random_wait_that_never_grows, "refused again and again", "did not grow"),
+        (linear_with_jitter, "refused again and again", "a linear backoff grows by a step"),
+        (linear_with_half_jitter, "refused again and again", "a linear backoff grows by a step"),
+        (capped_after_one_doubling, "refused again and again", "a cap reached after one doubling"),
         pytest.param(waits_seconds_from_the_start, "refused again and again", "the waits are too long",
                      marks=pytest.mark.slow),
         (one_recv_one_message, "no failure", "One recv() is not one message"),
@@ -365,3 +421,25 @@ def test_checker_names_a_backoff_delay_carried_over_between_calls() -> None:
     failed = {r.name: r.detail for r in report.results if not r.passed}
     detail = " ".join(d for name, d in failed.items() if name.startswith("all of the above"))
     assert "carried over from earlier calls" in detail, report.summary()
+
+
+@pytest.mark.slow
+def test_checker_names_a_low_capped_module_level_wait_every_time() -> None:
+    for _run in range(3):
+        _MODULE_WAIT[0] = 0.05
+        report = check_upload_lines(module_level_wait_capped_low, show=False)
+        failed = {r.name: r.detail for r in report.results if not r.passed}
+        detail = " ".join(d for name, d in failed.items() if name.startswith("all of the above"))
+        assert "carried over from earlier calls" in detail, report.summary()
+
+
+@pytest.mark.slow
+def test_decorrelated_jitter_passes_and_linear_backoff_fails_every_time() -> None:
+    """Both directions, reliably: 50 runs of the backoff case each (about 2 minutes)."""
+    runs = 50
+    passed = {"decorrelated": 0, "linear": 0}
+    for _run in range(runs):
+        for name, upload in (("decorrelated", decorrelated_jitter), ("linear", linear_with_jitter)):
+            report = check_upload_lines(upload, show=False, only="refused again and again")
+            passed[name] += report.all_passed
+    assert passed == {"decorrelated": runs, "linear": 0}, passed
