@@ -99,6 +99,16 @@ ERROR_RULES: list[Rule] = [
           N_("{letter} is not a user mode here ({modes})")),
     _rule("users-dont-match", r"you may not change another user's modes",
           N_("you may not change another user's modes")),
+    # What a room's modes refuse (+b, +m, +n, +i, +l): chatlab/core/chatroom.py.
+    _rule("banned", r"you are banned from (?P<room>.+)", N_("you are banned from {room}")),
+    _rule("cannot-send", r"you are banned from (?P<room>.+)", N_("you are banned from {room}")),
+    _rule("cannot-send", r"(?P<room>.+) is moderated: only operators and voiced members speak",
+          N_("{room} is moderated: only operators and voiced members speak")),
+    _rule("cannot-send", r"you are not in (?P<room>.+) \(it takes no messages from outside\)",
+          N_("you are not in {room} (it takes no messages from outside)")),
+    _rule("invite-only", r"(?P<room>.+) is invite only: ask a member for an invitation",
+          N_("{room} is invite only: ask a member for an invitation")),
+    _rule("room-full", r"(?P<room>.+) is full \((?P<limit>\d+) members\)", N_("{room} is full ({limit} members)")),
     _rule("protocol-error", r"(?P<what>.+) payload is not valid UTF-8 \((?P<detail>.+)\)",
           N_("{what} payload is not valid UTF-8 ({detail}): send UTF-8 (a Windows console: chcp 65001)")),
 ]

@@ -285,7 +285,13 @@ class TerminalSession:
             _request(self.client, p.Invite(nick, room))
 
     def _my_room(self) -> str | None:
-        """The room I am in now, or ``None`` after saying that I am in none (kicked out of my last room)."""
+        """The room I am in now, or ``None`` after saying that I am in none (kicked out of my last room).
+
+        A ``/join`` typed just before may not be answered yet: the answers to everything
+        sent so far are waited for first (a round trip), so that ``/join team`` then
+        ``/topic`` asks about team, not about the room being left.
+        """
+        self.flush_replies()
         if self.client.room:
             return str(self.client.room)
         self.write("!! " + _("you are in no room: /join ROOM first"))

@@ -253,6 +253,10 @@ _ERROR_TITLES = {
     "users-dont-match": N_("not your nickname"),
     "bad-key": N_("not a valid room key"),
     "key-set": N_("the password stays"),
+    "banned": N_("banned"),
+    "cannot-send": N_("cannot speak there"),
+    "invite-only": N_("invite only"),
+    "room-full": N_("room full"),
 }
 
 
