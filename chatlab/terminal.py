@@ -260,7 +260,8 @@ class TerminalSession:
             _request(self.client, p.Kick(room, nick, reason))
 
     def _mode(self, *words: str) -> None:
-        """``/mode``, ``/mode +o bob``, ``/mode team``, ``/mode team -t``, ``/mode MYNICK +i`` (parsed already)."""
+        """``/mode``, ``/mode +o bob``, ``/mode team``, ``/mode team -t``, ``/mode MYNICK +i``, ``/mode +b``
+        (the ban list); parsed already."""
         if words and words[0][0] in "+-":
             room = self._my_room()
             if room is None:
@@ -276,6 +277,9 @@ class TerminalSession:
         if not flags:
             self._queries.append(("modes", normalize_name(target)))
             _request(self.client, p.Mode(target))
+        elif len(flags) == 1 and flags[0].strip("+-") == "b":  # the ban list
+            self._queries.append(("bans", normalize_name(target)))
+            _request(self.client, p.Mode(target, "+b"))
         else:
             _request(self.client, p.Mode(target, flags[0], list(flags[1:])))
 

@@ -41,9 +41,10 @@ Commands:
   /kick NICK [REASON]    put NICK out of your room (room operators only)
   /mode [ROOM] [+|-FLAGS [ARGS]]  show a room's modes (your room by default), or change them
                          (operators): +o/-o NICK operator, +v/-v NICK voice, +k KEY/-k set or remove
-                         the password, +l N/-l member limit, +b/-b MASK ban, +i invite only, +m moderated,
-                         +n no messages from outside, +t only operators set the topic, +s secret;
-                         /mode YOURNICK +i or +w: your own modes (invisible, wallops)
+                         the password, +l N/-l member limit, +b/-b MASK ban (+b alone: the list),
+                         +i invite only, +m moderated, +n no messages from outside, +t only
+                         operators set the topic, +s secret; /mode YOURNICK +i or +w: your own
+                         modes (invisible, wallops)
   /invite NICK [ROOM]    invite NICK into your room (or ROOM): needed to enter a room with mode +i
   /send FILE NICK [--direct]  send a file to NICK (sizes are decimal: 1 MB = 1,000,000 bytes);
                          --direct: over a connection of its own to NICK, not through the server
@@ -182,7 +183,25 @@ def _parse_mode(rest: str, usage: str) -> Command:
         return Command("invalid", error=_("usage: {usage}: flags are + or - then letters (a room's: o v b k l i m n s"
                                           " t; yours: i w), e.g. /mode +m, /mode +o NICK, /mode team -t").format(
             usage=usage))
+    if flags_at == 0 and len(words) - 1 < _arguments_needed(words[0]):  # my room: its letters are known
+        return Command("invalid", error=_("usage: {usage}: {flags} needs an argument for each o and v (a NICK),"
+                                          " +k (a KEY) and +l (a NUMBER)").format(usage=usage, flags=words[0]))
     return Command("mode", tuple(words))
+
+
+def _arguments_needed(flags: str) -> int:
+    """How many arguments a room's ``flags`` take: ``+ov`` two, ``+k`` one, ``-k`` and ``+m`` none.
+
+    ``+b`` alone asks for the ban list, so a ``b`` is not counted; a server
+    would drop a letter left without its argument, and the user would see nothing.
+    """
+    sign, needed = "+", 0
+    for letter in flags:
+        if letter in "+-":
+            sign = letter
+        elif letter in "ov" or (letter in "kl" and sign == "+"):
+            needed += 1
+    return needed
 
 
 def _is_flags(word: str) -> bool:
@@ -318,8 +337,8 @@ def _notice(event: p.Notice, me: str) -> str:
 def format_room_info(reply: p.WhoReply, show: str = "") -> str | None:
     """The answer to ``/topic`` or ``/mode`` without changes: a WhoReply that holds one room, or my own modes.
 
-    ``show`` is ``topic`` or ``modes``; anything else shows both.  ``None`` for
-    a reply that is not such an answer (a /who list: it has ``users``).
+    ``show`` is ``topic``, ``modes`` or ``bans`` (``/mode +b``); anything else shows the topic
+    and the modes.  ``None`` for a reply that is not such an answer (a /who list: it has ``users``).
     """
     if reply.users or not (reply.channels or reply.people):
         return None
@@ -336,6 +355,11 @@ def format_room_info(reply: p.WhoReply, show: str = "") -> str | None:
     else:
         topic_line = _("topic of {room}: {topic}").format(room=clean(room), topic=clean(topic))
     modes_line = _("modes of {room}: {modes}").format(room=clean(room), modes=clean(modes) or "+")
+    if show == "bans":
+        bans = [str(ban).split()[0] for ban in info.get("bans", []) if str(ban).split()]
+        if not bans:
+            return "-- " + _("nobody is banned from {room}").format(room=clean(room))
+        return "-- " + _("banned from {room}: {masks}").format(room=clean(room), masks=clean(", ".join(bans)))
     if show == "topic":
         return "-- " + topic_line
     if show == "modes":

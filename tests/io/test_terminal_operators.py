@@ -47,6 +47,9 @@ MODE_USAGE = "usage: /mode [ROOM] [+|-FLAGS [ARGS]]: flags are + or - then lette
         ("/mode +ov bob carol", Command("mode", ("+ov", "bob", "carol"))),
         ("/mode +k s3cret", Command("mode", ("+k", "s3cret"))),
         ("/mode +l 10", Command("mode", ("+l", "10"))),
+        ("/mode -k", Command("mode", ("-k",))),
+        ("/mode +b", Command("mode", ("+b",))),
+        ("/mode +b bob*", Command("mode", ("+b", "bob*"))),
         ("/mode team", Command("mode", ("team",))),
         ("/mode team -t", Command("mode", ("team", "-t"))),
         ("/mode alice +i", Command("mode", ("alice", "+i"))),
@@ -80,6 +83,14 @@ def test_mode_with_bad_flags_says_what_flags_look_like(line: str) -> None:
     assert command.name == "invalid"
     assert command.error.startswith(MODE_USAGE)
     assert "o v b k l i m n s t" in command.error and "/mode +o NICK" in command.error
+
+
+@pytest.mark.parametrize("line", ["/mode +o", "/mode +ov bob", "/mode -v", "/mode +k", "/mode +l", "/mode +mk"])
+def test_mode_without_the_arguments_its_flags_need_says_so(line: str) -> None:
+    """Else the server would drop the letter and nothing would be printed."""
+    command = parse_command(line)
+    assert command.name == "invalid"
+    assert command.error.startswith(f"usage: /mode [ROOM] [+|-FLAGS [ARGS]]: {line.split()[1]} needs an argument")
 
 
 def test_help_lists_the_new_commands() -> None:
@@ -215,6 +226,12 @@ def test_mode_changes_are_seen_shown_and_refused_to_non_operators() -> None:
         _wait_for_line(bob_lines, "-- modes of team: +mnt")
         alice.handle_line("/mode +q")
         assert "'q' is not a room mode here" in _wait_for_line(alice_lines, "!! unknown mode: ")
+        alice.handle_line("/mode +b")
+        _wait_for_line(alice_lines, "-- nobody is banned from team")
+        alice.handle_line("/mode +b carol")
+        _wait_for_line(bob_lines, "-- alice sets mode +b carol!*@* on team")
+        alice.handle_line("/mode +b")
+        _wait_for_line(alice_lines, "-- banned from team: carol!*@*")
         bob.handle_line("/mode bob +i")  # his own modes
         _wait_for_line(bob_lines, "-- your modes: +i")
         bob.handle_line("/mode bob")
