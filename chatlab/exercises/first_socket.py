@@ -305,7 +305,8 @@ class _ResetSession(Session):
                         break
                     self.received += data
                 # Linger on, with a timeout of 0: close() then sends an RST and drops the connection.
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("hh" if os.name == "nt" else "ii", 1, 0))
+                linger = struct.pack("hh" if os.name == "nt" else "ii", 1, 0)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
                 self.shut_at = time.monotonic()
         except BaseException as exc:  # reported by the case that looks at it
             self.client_error = exc

@@ -506,8 +506,9 @@ def check_send_strategy(make_strategy: MakeStrategy, *, show: bool = True) -> Re
             run = simulate_transfer(strategy, TARGET_LINK, PROBE_BYTES * 3)
             _check_run(run, strategy.chunk_size)
             p90s.append(run.queue_ms(0.9) or 0.0)
-        detail = _("queueing delay p90 {small:.0f} ms with a target of {t1:g} ms, {large:.0f} ms with {t2:g} ms").format(
-            small=p90s[0], t1=SMALL_TARGET * 1000, large=p90s[1], t2=LARGE_TARGET * 1000)
+        detail = _(
+            "queueing delay p90 {small:.0f} ms with a target of {t1:g} ms, {large:.0f} ms with {t2:g} ms"
+        ).format(small=p90s[0], t1=SMALL_TARGET * 1000, large=p90s[1], t2=LARGE_TARGET * 1000)
         if p90s[1] - p90s[0] < MIN_TARGET_EFFECT_MS:
             raise AssertionError(
                 _(

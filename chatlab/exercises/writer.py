@@ -42,6 +42,7 @@ from ..core import protocol as p
 from ..errors import ProtocolError
 from ..i18n import N_, _
 from ._report import Report, run_cases
+from ._writer_probes import Batches, code_files, switching_often
 from .recv import tcp_pair
 
 __all__ = ["check_priority_writer", "PriorityWriter"]
@@ -137,45 +138,6 @@ class _Reader(threading.Thread):
         return [p.decode_message(f).offset for _at, _chunks, f in self.frames if f.type == p.FrameType.FILE_CHUNK]  # type: ignore[union-attr]
 
 
-class _Batches:
-    """Follows the frame boundaries of the bytes the writer sends, and notes the most file chunks that
-    one call (a sendall(), a send(), a sendmsg()) was offered: more than one is a batch, and a chat line
-    queued while it goes out waits behind all of it."""
-
-    def __init__(self) -> None:
-        self.skip = 0  # bytes of the current frame still to come
-        self.header = b""  # the part of a header that came in the previous call
-        self.most_chunks = 0
-
-    def _walk(self, data: bytes, consume: bool) -> int:
-        skip, header, pos, chunks = self.skip, self.header, 0, 0
-        while pos < len(data):
-            if skip:
-                step = min(skip, len(data) - pos)
-                skip -= step
-                pos += step
-                continue
-            take = data[pos:pos + p.HEADER_SIZE - len(header)]
-            header += take
-            pos += len(take)
-            if len(header) < p.HEADER_SIZE:
-                break
-            magic, _version, kind, _flags, _stream, length = p.HEADER.unpack(header)
-            if magic != p.MAGIC:  # not a frame boundary: the reader reports the cut frame
-                skip, header = 1 << 62, b""
-                break
-            chunks += kind == p.FrameType.FILE_CHUNK
-            skip, header = length, b""
-        if consume:
-            self.skip, self.header = skip, header
-        return chunks
-
-    def sent(self, offered: Any, taken: int | None = None) -> None:
-        data = bytes(memoryview(offered).cast("B")) if not isinstance(offered, bytes) else offered
-        self.most_chunks = max(self.most_chunks, self._walk(data, consume=False))
-        self._walk(data if taken is None else data[:taken], consume=True)
-
-
 class _WatchedSocket:
     """The writer's socket, noting which threads send on it and the batches it is given (everything
     else is passed through)."""
@@ -183,7 +145,7 @@ class _WatchedSocket:
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self.senders: set[int] = set()
-        self.batches = _Batches()
+        self.batches = Batches()
         self._lock = threading.Lock()  # only for the notes: two threads sending is reported, not crashed on
 
     def send(self, data: Any, *args: Any) -> int:
@@ -334,52 +296,18 @@ def _thread_cpu(thread: threading.Thread) -> float | None:
         return None
 
 
-def _code_files(writer_class: Any) -> set[str]:
-    """The files the writer class's own methods were compiled from (a notebook cell's, a module's)."""
-    files = set()
-    for klass in getattr(writer_class, "__mro__", (writer_class,)):
-        if klass is object:
-            continue
-        for value in vars(klass).values():
-            value = getattr(value, "fget", value)  # a property's getter
-            code = getattr(getattr(value, "__func__", value), "__code__", None)
-            if code is not None:
-                files.add(code.co_filename)
-    return files
-
-
-@contextlib.contextmanager
-def _switching_often(files: set[str], seed: int) -> Any:
-    """Meanwhile, in the calling thread, a pause between the bytecode instructions of the code in ``files``
-    now and then: another thread runs there, as it may on any Python (a thread switch can happen between
-    reading a shared counter and writing it back; CPython 3.11 rarely does it, free-threaded Python does)."""
-    import dis
-    import random
-    import sys
-
-    chance = random.Random(seed)
-    stores = {code for code, name in enumerate(dis.opname) if name.startswith("STORE_")}
-
-    def instruction(frame: Any, event: str, arg: Any) -> Any:
-        if event == "opcode":
-            code = frame.f_code.co_code
-            if frame.f_lasti < len(code) and code[frame.f_lasti] in stores and chance.random() < 0.5:
-                time.sleep(0.002)  # between computing a value and storing it: others run meanwhile
-            elif chance.random() < 0.3:
-                time.sleep(0)  # hands the GIL over
-        return instruction
-
-    def call(frame: Any, event: str, arg: Any) -> Any:
-        if event == "call" and frame.f_code.co_filename in files:
-            frame.f_trace_opcodes = True
-            return instruction
-        return None
-
-    sys.settrace(call)
-    try:
-        yield
-    finally:
-        sys.settrace(None)
+def _each_thread_in_order(got: list[str], lines: dict[int, list[str]]) -> None:
+    """Fail unless each thread's chat lines arrived in the order that thread queued them."""
+    for k in lines:
+        mine = [text for text in got if f"/t{k}/" in text]
+        first = next((i for i, (a, b) in enumerate(zip(mine, lines[k])) if a != b), 0)
+        assert mine == lines[k], _(
+            "{threads} threads queued chat lines at once, and the lines of one thread arrived out of order"
+            " (sent {sent}..., got {got}...): a shared counter updated without a lock (`self.seq += 1` reads,"
+            " adds and writes back, and another thread can run in between) hands out the same number twice"
+            " or goes back, and the frames then sort by their bytes. Take the numbers from itertools.count()"
+            " (one next() cannot be interrupted), or update the counter and queue the frame under one lock"
+        ).format(threads=CHATTY_THREADS, sent=lines[k][first:first + 2], got=mine[first:first + 2])
 
 
 def _scrambled(n: int) -> list[str]:
@@ -568,7 +496,7 @@ def check_priority_writer(writer_class: WriterClass, *, only: str | None = None,
         return _("{n} chat lines together, {between} chunk(s) between them").format(n=BURST, between=between)
 
     def chat_from_many_threads() -> str:
-        files = _code_files(writer_class)
+        files = code_files(writer_class)
         lines = {k: [f"{(i * 37 + k * 11) % 101:03d}/t{k}/{i:03d}" for i in range(CHATTY_LINES)]
                  for k in range(CHATTY_THREADS)}
         with contextlib.ExitStack() as stack:
@@ -582,7 +510,7 @@ def check_priority_writer(writer_class: WriterClass, *, only: str | None = None,
             def chatter(k: int) -> None:
                 with contextlib.suppress(threading.BrokenBarrierError):
                     go.wait(TIMEOUT)
-                with _switching_often(files, seed=k), contextlib.suppress(AssertionError, OSError):
+                with switching_often(files, seed=k), contextlib.suppress(AssertionError, OSError):
                     for line in lines[k]:
                         rig.call("send_chat", chat_frame(line))
 
@@ -603,16 +531,7 @@ def check_priority_writer(writer_class: WriterClass, *, only: str | None = None,
             "{got} of {n} chat lines queued from {threads} threads at once arrived (each once): every frame"
             " queued must be sent once"
         ).format(got=len(set(got)), n=CHATTY_THREADS * CHATTY_LINES, threads=CHATTY_THREADS)
-        for k in lines:
-            mine = [text for text in got if f"/t{k}/" in text]
-            first = next((i for i, (a, b) in enumerate(zip(mine, lines[k])) if a != b), 0)
-            assert mine == lines[k], _(
-                "{threads} threads queued chat lines at once, and the lines of one thread arrived out of order"
-                " (sent {sent}..., got {got}...): a shared counter updated without a lock (`self.seq += 1` reads,"
-                " adds and writes back, and another thread can run in between) hands out the same number twice"
-                " or goes back, and the frames then sort by their bytes. Take the numbers from itertools.count()"
-                " (one next() cannot be interrupted), or update the counter and queue the frame under one lock"
-            ).format(threads=CHATTY_THREADS, sent=lines[k][first:first + 2], got=mine[first:first + 2])
+        _each_thread_in_order(got, lines)
         return _("{n} chat lines from {threads} threads, each thread's in order").format(
             n=len(got), threads=CHATTY_THREADS)
 
