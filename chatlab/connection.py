@@ -78,7 +78,6 @@ class Connection(Session):
         self.tls: TlsLayer | None = None  # set when the first bytes were a TLS ClientHello
         self.tls_checked = False  # whether the first bytes were looked at for TLS yet
         self.tls_failed = ""  # why its TLS failed, if it did
-        self.lowat = 1  # SO_RCVLOWAT now: more while the rest of a big payload is awaited (set_lowat)
 
     def append(self, parts: tuple[bytes, ...]) -> None:
         """Queue ``parts`` to be sent (the loop flushes at the end of its turn); over TLS, encrypted."""
@@ -191,24 +190,6 @@ class Connection(Session):
         frame = self.parked.popleft()
         self.parked_bytes -= len(frame.payload)
         return frame
-
-HAVE_LOWAT = hasattr(socket, "SO_RCVLOWAT") and sys.platform.startswith("linux")
-
-
-def set_lowat(conn: Connection, missing: int) -> None:
-    """While ``missing`` bytes of a big payload are still to come, have select() report ``conn``
-    readable only once they are all here (``SO_RCVLOWAT``; end of file and errors are reported at
-    once whatever it says): one wake-up per file chunk instead of one per few segments.  Nothing
-    behind the payload could be read before it anyway.  Back to 1 byte once it is complete."""
-    want = max(missing, 1)
-    if want == conn.lowat or not HAVE_LOWAT:
-        return
-    try:
-        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, want)
-    except OSError:
-        return
-    conn.lowat = want
-
 
 REFUSAL_DRAIN = 2.0  # seconds a refused connection may take to read its refusal and close
 # Seconds (at least: until the loop's next tick) the listener is not watched when even the spare did not help.

@@ -48,16 +48,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from .connection import (
-    FD_SETSIZE,
-    SELECTORS,
-    Connection,
-    Refusal,
-    check_descriptor_limit,
-    drain,
-    open_sockets,
-    set_lowat,
-)
+from .connection import FD_SETSIZE, SELECTORS, Connection, Refusal, check_descriptor_limit, drain, open_sockets
 from .core import chatroom as core
 from .core import protocol as p
 from .core.chatroom import Broadcast, ChatRoom, Close, FloodLimit, Output, Pause, Send, Settings
@@ -309,7 +300,6 @@ class Server(ServerStats):
                 break
             codec.received(got)
             view = view[got:]
-        set_lowat(conn, len(view))
         self._process(conn)  # complete or not, whatever is whole goes on
 
     def _next(self, conn: Connection) -> Event | None:

@@ -1,4 +1,4 @@
-"""The relayed data path's per-chunk costs: acks held while bytes wait, chunks read in one wake-up, gathered sends."""
+"""The relayed data path's per-chunk costs: acks held while bytes wait, a chunk's rest read in its turn, gathered sends."""
 
 from __future__ import annotations
 
@@ -88,8 +88,8 @@ def test_a_window_smaller_than_ack_every_never_waits_for_a_held_ack(server, conn
 
 
 def test_a_chunk_that_arrives_in_pieces_is_forwarded_whole_and_what_follows_is_read(server):
-    """The server waits for the rest of a chunk with SO_RCVLOWAT where it can; once the chunk is
-    whole it must read small frames again (a chat line right behind it is answered)."""
+    """The server reads a chunk's rest in the turn its header came, or later as it comes; once the
+    chunk is whole it reads small frames again (a chat line right behind it is answered)."""
     alice, bob = Raw(server.address, "alice"), Raw(server.address, "bob")
     try:
         data = os.urandom(200_000)
@@ -112,7 +112,7 @@ def test_a_chunk_that_arrives_in_pieces_is_forwarded_whole_and_what_follows_is_r
 
 
 def test_a_sender_gone_in_the_middle_of_a_chunk_is_noticed_at_once(server):
-    """While the server waits for the rest of a chunk, the sender's end of file still wakes it."""
+    """While the server waits for the rest of a chunk, the sender's end of file is noticed."""
     alice, bob = Raw(server.address, "alice"), Raw(server.address, "bob")
     try:
         alice.sock.sendall(p.encode(p.FileOffer(1, "bob", "f.bin", 10**6, "0" * 64)))
