@@ -1,4 +1,4 @@
-"""The relayed data path's per-chunk costs: acks held while bytes wait, a chunk's rest read in its turn, gathered sends."""
+"""The relayed data path per chunk: acks held while bytes wait, a chunk's rest read in its turn, gathered sends."""
 
 from __future__ import annotations
 
