@@ -119,6 +119,18 @@ class Connection(Session):
             if sent < wanted:
                 return  # the kernel's buffer is full: wait for EVENT_WRITE
 
+    def send_at_once(self, data: bytes | memoryview, now: float) -> bytes | memoryview:
+        """One ``send()`` of ``data`` while nothing is queued (fan-out's common case): what the kernel did
+        not take, to be queued (``b""``: it all went).  Raises ``OSError`` if the socket is broken."""
+        try:
+            sent = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            return data
+        if sent == len(data):
+            self.drained_at = now
+            return b""
+        return memoryview(data)[sent:]  # the rest waits for EVENT_WRITE
+
     def _send_all(self) -> bool:
         """The whole queue in one call (``queued`` is its size: no sum, no loop over its parts when it all
         goes); True if it all went.  Lines under :data:`JOIN_BELOW` are joined for one ``send()``, cheaper
@@ -147,6 +159,17 @@ class Connection(Session):
             sent -= len(head)
             outbox.popleft()
         return False
+
+    def end_tls(self) -> None:
+        """Before the socket closes: over TLS, a close_notify alert (best effort, and only when nothing
+        is left half-sent).  A bare end of file would look like a cut connection: Python raises
+        ``SSLEOFError`` and ``openssl s_client`` says "unexpected eof"."""
+        if self.tls is None or self.outbox:
+            return
+        try:
+            self.sock.send(self.tls.close_notify())
+        except OSError:
+            pass  # the peer is gone already: nothing to tell it
 
     def plaintext(self, data: bytes, context: ssl.SSLContext | None) -> bytes | None:
         """Bytes from ``recv()`` -> what the codec reads: a connection whose first bytes are a TLS

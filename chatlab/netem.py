@@ -56,11 +56,9 @@ from __future__ import annotations
 import argparse
 import errno
 import os
-import selectors
 import socket
 import struct
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -70,6 +68,7 @@ from .i18n import _, translate_argparse
 # The pipeline of one connection; its constants stay importable from here (notebook 06 reads them).
 from .netem_pipe import BURST_SECONDS, MIN_BURST, PACKET, READ_LOW_WATER, RECV_SIZE, _Connection  # noqa: F401
 from .netem_udp import DatagramLink, DatagramPath, DatagramProfile, DatagramStats, PathStats
+from .proxyloop import LISTENER, WAKER, ProxyLoop
 
 __all__ = ["LinkEmulator", "LinkProfile", "LinkStats", "main",
            "DatagramLink", "DatagramPath", "DatagramProfile", "DatagramStats", "PathStats"]
@@ -87,8 +86,7 @@ _IN_PROGRESS = {errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, getattr(errn
 # SO_LINGER on with a zero timeout: close() sends a RST instead of a FIN.
 _LINGER_RESET = struct.pack("ii", 1, 0)
 
-_LISTENER = "listener"  # selector data tags for the two sockets that are not connections
-_WAKER = "waker"
+_LISTENER, _WAKER = LISTENER, WAKER  # selector data tags for the two sockets that are not connections
 
 
 @dataclass(frozen=True)
@@ -193,7 +191,7 @@ class LinkStats:
     buffered: int = 0
 
 
-class LinkEmulator:
+class LinkEmulator(ProxyLoop):
     """A TCP proxy on loopback that adds delay, a rate limit and stream splitting.
 
     Use it as a context manager, or call :meth:`start` and :meth:`close`
@@ -211,6 +209,9 @@ class LinkEmulator:
             OS choose a free port; read it back from :attr:`address`.
     """
 
+    THREAD_NAME = "chatlab-netem"
+    DESCRIBED = "the link emulator"
+
     def __init__(
         self,
         target: Address,
@@ -220,19 +221,10 @@ class LinkEmulator:
         downstream: LinkProfile | None = None,
         listen: Address = ("127.0.0.1", 0),
     ) -> None:
+        super().__init__(target, listen)
         profile = profile if profile is not None else LinkProfile()
-        self.target = (target[0], int(target[1]))
         self.upstream = upstream if upstream is not None else profile
         self.downstream = downstream if downstream is not None else profile
-        self.listen = (listen[0], int(listen[1]))
-        self.error: BaseException | None = None  # set if the loop thread died of a bug
-        self._address: Address | None = None
-        self._listener: socket.socket | None = None
-        self._waker_r: socket.socket | None = None
-        self._waker_w: socket.socket | None = None
-        self._selector: selectors.BaseSelector | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping = False
         self._closed = False
         self._connections: set[_Connection] = set()
         self._target_family = socket.AF_INET
@@ -248,13 +240,6 @@ class LinkEmulator:
     # ----------------------------------------------------------- public API
 
     @property
-    def address(self) -> Address:
-        """``(host, port)`` the emulator listens on: connect here instead of the target."""
-        if self._address is None:
-            raise RuntimeError("the link emulator is not started")
-        return self._address
-
-    @property
     def stats(self) -> LinkStats:
         """A :class:`LinkStats` snapshot, a moment old at most."""
         return self._stats
@@ -264,71 +249,17 @@ class LinkEmulator:
         """Round-trip propagation delay in seconds: upstream delay + downstream delay."""
         return self.upstream.delay + self.downstream.delay
 
-    @property
-    def running(self) -> bool:
-        """Whether the background thread is running."""
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> LinkEmulator:
-        """Open the listening socket and start the background thread.
-
-        Returns:
-            ``self``, so that ``link = LinkEmulator(...).start()`` works.
-
-        Raises:
-            RuntimeError: if already started.
-            OSError: if the target cannot be resolved or ``listen`` cannot be bound.
-        """
-        if self._thread is not None or self._stopping:
-            raise RuntimeError("a LinkEmulator can only be started once")
-        try:
-            found = socket.getaddrinfo(self.target[0], self.target[1], type=socket.SOCK_STREAM)
-            family, _type, _proto, _name, addr = found[0]
-            self._target_family, self._target_addr = family, addr
-            self._listener = self._open_listener()
-            self._address = self._listener.getsockname()[:2]
-            # Wakes the loop from select() when close() is called.  A
-            # socketpair, not os.pipe(): Windows can only select() sockets.
-            self._waker_r, self._waker_w = socket.socketpair()
-            self._waker_r.setblocking(False)
-            self._waker_w.setblocking(False)
-            self._selector = selectors.DefaultSelector()
-            self._selector.register(self._listener, selectors.EVENT_READ, _LISTENER)
-            self._selector.register(self._waker_r, selectors.EVENT_READ, _WAKER)
-            # A daemon thread: an emulator someone forgot to close must not
-            # keep the interpreter alive at exit.
-            thread = threading.Thread(target=self._run, name=f"chatlab-netem-{self._address[1]}", daemon=True)
-            thread.start()
-            self._thread = thread
-        except BaseException:
-            self._close_everything()
-            raise
-        return self
-
-    def close(self) -> None:
-        """Stop the loop, close every socket and join the thread.  Safe to call twice."""
-        self._stopping = True
-        if self._thread is None:
-            self._close_everything()  # never started, or start() failed half-way
-            return
-        try:
-            self._waker_w.send(b"x")  # type: ignore[union-attr]  # set whenever _thread is
-        except OSError:
-            pass  # already closed (the loop has exited) or full (a wake-up is pending anyway)
-        self._thread.join()
-
-    def __enter__(self) -> LinkEmulator:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         where = f"{self._address[0]}:{self._address[1]}" if self._address else "not started"
         return (f"<LinkEmulator {where} -> {self.target[0]}:{self.target[1]},"
                 f" up: {self.upstream.describe()}; down: {self.downstream.describe()}>")
 
     # ------------------------------------------------------ the loop thread
+
+    def _resolve_target(self) -> None:
+        found = socket.getaddrinfo(self.target[0], self.target[1], type=socket.SOCK_STREAM)
+        family, _type, _proto, _name, addr = found[0]
+        self._target_family, self._target_addr = family, addr
 
     def _open_listener(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.listen[0] else socket.AF_INET
@@ -377,14 +308,6 @@ class LinkEmulator:
         if not deadlines:
             return None  # only a socket event (or the waker) can change anything
         return max(0.0, min(deadlines) - time.perf_counter())
-
-    def _drain_waker(self) -> None:
-        assert self._waker_r is not None
-        try:
-            while self._waker_r.recv(1024):
-                pass
-        except (BlockingIOError, InterruptedError):
-            pass
 
     def _accept(self) -> None:
         assert self._listener is not None
@@ -503,16 +426,7 @@ class LinkEmulator:
         self._closed = True
         for conn in list(self._connections):
             self._drop(conn, abort=False)
-        for sock in (self._listener, self._waker_r, self._waker_w):
-            if sock is not None:
-                if self._selector is not None:
-                    try:
-                        self._selector.unregister(sock)
-                    except (KeyError, ValueError):
-                        pass
-                sock.close()
-        if self._selector is not None:
-            self._selector.close()
+        self._close_selector_sockets([])
         self._publish_stats()
 
 

@@ -54,18 +54,17 @@ import random
 import selectors
 import socket
 import sys
-import threading
 import time
 from dataclasses import dataclass
 
 from .i18n import _, translate_argparse
+from .proxyloop import LISTENER, WAKER, ProxyLoop
 
 __all__ = ["DatagramLink", "DatagramPath", "DatagramProfile", "DatagramStats", "PathStats", "main"]
 
 Address = tuple[str, int]
 MAX_DATAGRAM = 65535  # the largest a UDP socket can hand us (IPv4 payload limit is 65,507)
-_WAKER = "waker"
-_LISTENER = "listener"
+_WAKER, _LISTENER = WAKER, LISTENER
 
 
 @dataclass(frozen=True)
@@ -239,7 +238,7 @@ def _rng(seed: int | None, stream: str) -> random.Random:
     return random.Random() if seed is None else random.Random(f"{seed}/{stream}")
 
 
-class DatagramLink:
+class DatagramLink(ProxyLoop):
     """A UDP forwarder on loopback that loses, copies, reorders, delays and rate-limits datagrams.
 
     Use it as a context manager.  Send datagrams to :attr:`address` instead
@@ -253,6 +252,9 @@ class DatagramLink:
         listen: where to listen; port 0 picks a free port.
     """
 
+    THREAD_NAME = "chatlab-netem-udp"
+    DESCRIBED = "the datagram link"
+
     def __init__(
         self,
         target: Address,
@@ -262,19 +264,10 @@ class DatagramLink:
         downstream: DatagramProfile | None = None,
         listen: Address = ("127.0.0.1", 0),
     ) -> None:
+        super().__init__(target, listen)
         profile = profile if profile is not None else DatagramProfile()
-        self.target = (target[0], int(target[1]))
         self.upstream = upstream if upstream is not None else profile
         self.downstream = downstream if downstream is not None else profile
-        self.listen = (listen[0], int(listen[1]))
-        self.error: BaseException | None = None
-        self._listener: socket.socket | None = None
-        self._address: Address | None = None
-        self._selector: selectors.BaseSelector | None = None
-        self._waker_r: socket.socket | None = None
-        self._waker_w: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping = False
         self._flows: dict[Address, _Flow] = {}
         # the emulated wire: a heap of (arrival, order, socket, data, destination or None, path)
         self._wire: list[tuple[float, int, socket.socket, bytes, Address | None, DatagramPath]] = []
@@ -286,67 +279,24 @@ class DatagramLink:
     # ----------------------------------------------------------- public API
 
     @property
-    def address(self) -> Address:
-        """``(host, port)`` to send to instead of the target."""
-        if self._address is None:
-            raise RuntimeError("the datagram link is not started")
-        return self._address
-
-    @property
     def stats(self) -> DatagramStats:
         """A :class:`DatagramStats` snapshot, a moment old at most."""
         return self._stats
 
-    @property
-    def running(self) -> bool:
-        """Whether the background thread is running."""
-        return self._thread is not None and self._thread.is_alive()
+    def _resolve_target(self) -> None:
+        info = socket.getaddrinfo(self.target[0], self.target[1], type=socket.SOCK_DGRAM)[0]
+        self._family, self.target = info[0], (str(info[4][0]), int(info[4][1]))
 
-    def start(self) -> DatagramLink:
-        """Bind the listening socket and start the loop thread.
-
-        Raises:
-            RuntimeError: if already started.
-            OSError: if the target cannot be resolved or ``listen`` cannot be bound.
-        """
-        if self._thread is not None or self._stopping:
-            raise RuntimeError("a DatagramLink can only be started once")
+    def _open_listener(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.listen[0] else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
-            info = socket.getaddrinfo(self.target[0], self.target[1], type=socket.SOCK_DGRAM)[0]
-            self._family, self.target = info[0], (str(info[4][0]), int(info[4][1]))
-            family = socket.AF_INET6 if ":" in self.listen[0] else socket.AF_INET
-            self._listener = socket.socket(family, socket.SOCK_DGRAM)
-            self._listener.bind(self.listen)
-            self._listener.setblocking(False)
-            self._address = self._listener.getsockname()[:2]
-            self._waker_r, self._waker_w = socket.socketpair()
-            self._waker_r.setblocking(False)
-            self._waker_w.setblocking(False)
-            self._selector = selectors.DefaultSelector()
-            self._selector.register(self._listener, selectors.EVENT_READ, _LISTENER)
-            self._selector.register(self._waker_r, selectors.EVENT_READ, _WAKER)
-            thread = threading.Thread(target=self._run, name=f"chatlab-netem-udp-{self._address[1]}", daemon=True)
-            thread.start()
-            self._thread = thread
+            sock.bind(self.listen)
+            sock.setblocking(False)
         except BaseException:
-            self._close_everything()
+            sock.close()
             raise
-        return self
-
-    def close(self) -> None:
-        """Stop the loop, close every socket and join the thread.
-
-        Datagrams still on the wire are lost.  Safe to call twice.
-        """
-        self._stopping = True
-        if self._thread is None:
-            self._close_everything()
-            return
-        try:
-            self._waker_w.send(b"x")  # type: ignore[union-attr]
-        except OSError:
-            pass
-        self._thread.join()
+        return sock
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """Wait until no datagram is on the emulated wire; True if that happened within ``timeout`` seconds."""
@@ -354,12 +304,6 @@ class DatagramLink:
         while self._stats.in_flight and time.monotonic() < deadline:
             time.sleep(0.005)
         return not self._stats.in_flight
-
-    def __enter__(self) -> DatagramLink:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         where = f"{self._address[0]}:{self._address[1]}" if self._address else "not started"
@@ -375,7 +319,7 @@ class DatagramLink:
                 timeout = None if not self._wire else max(0.0, self._wire[0][0] - time.perf_counter())
                 for key, _mask in self._selector.select(timeout):
                     if key.data is _WAKER:
-                        self._drain(key.fileobj)  # type: ignore[arg-type]
+                        self._drain_waker()
                     elif key.data is _LISTENER:
                         self._from_clients()
                     else:
@@ -387,14 +331,6 @@ class DatagramLink:
             raise
         finally:
             self._close_everything()
-
-    @staticmethod
-    def _drain(sock: socket.socket) -> None:
-        try:
-            while sock.recv(1024):
-                pass
-        except (BlockingIOError, InterruptedError):
-            pass
 
     def _from_clients(self) -> None:
         assert self._listener is not None
@@ -464,19 +400,8 @@ class DatagramLink:
         )
 
     def _close_everything(self) -> None:
-        socks = [f.sock for f in self._flows.values()] + [self._listener, self._waker_r, self._waker_w]
-        for sock in socks:
-            if sock is None:
-                continue
-            if self._selector is not None:
-                try:
-                    self._selector.unregister(sock)
-                except (KeyError, ValueError):
-                    pass
-            sock.close()
-        if self._selector is not None:
-            self._selector.close()
-            self._selector = None
+        self._close_selector_sockets([f.sock for f in self._flows.values()])
+        self._selector = None
         self._wire.clear()
         self._publish()
 

@@ -163,13 +163,7 @@ class Server(ServerStats):
                 now = time.monotonic()
                 wake = [next_tick] + [c.paused_until for c in self._paused]
                 wake += [c.blocked_by.drained_at + self.config.stall_timeout for c in self._starving if c.blocked_by]
-                ready = self._selector.select(0.0 if self._busy else max(0.0, min(wake) - now))
-                for _ in range(READS_PER_TURN):
-                    for key, mask in ready:
-                        self._on_event(key, mask)
-                    if not ready or not self._fan_lines:
-                        break
-                    ready = self._selector.select(0.0)  # chat lines wait to go out: first read what came meanwhile
+                self._read_ready(0.0 if self._busy else max(0.0, min(wake) - now))
                 self.turns += 1
                 now = time.monotonic()
                 self._resume(now)
@@ -183,6 +177,17 @@ class Server(ServerStats):
             log.info("interrupted: shutting down")
         finally:
             self._close_all()
+
+    def _read_ready(self, timeout: float) -> None:
+        """A turn's reading: what is ready within ``timeout``, then, while chat lines wait to go out, what
+        arrived meanwhile (up to :data:`READS_PER_TURN` rounds in all, none of them waiting)."""
+        ready = self._selector.select(timeout)
+        for _ in range(READS_PER_TURN):
+            for key, mask in ready:
+                self._on_event(key, mask)
+            if not ready or not self._fan_lines:
+                return
+            ready = self._selector.select(0.0)
 
     def _on_event(self, key: selectors.SelectorKey, mask: int) -> None:
         if key.fileobj is self._listener.sock:
@@ -401,49 +406,54 @@ class Server(ServerStats):
         members, lines = self._fan_to, self._fan_lines
         if not lines:
             return
-        self._fan_lines = []  # first: what is queued below comes back here
+        self._fan_to, self._fan_lines = [], []  # first: what is queued below comes back here
         turn = TurnLines(lines)
-        connections, dirty, binary = self._connections, self._dirty, self._binary
-        peak, limit, over, broken = self.peak_queued, self.config.max_queue, [], []
-        now, reading = time.monotonic(), selectors.EVENT_READ
+        over: list[Connection] = []
+        broken: list[tuple[Connection, str]] = []
+        self._fan_out_to(members, turn, over, broken)
+        for member in over:
+            self._drop_slow_reader(member)
+        for member, why in broken:
+            self._disconnect(member, f"connection lost ({why})")
+
+    def _fan_out_to(self, members: list[Connection], turn: TurnLines, over: list[Connection],
+                    broken: list[tuple[Connection, str]]) -> None:
+        """The pass over the members (fan-out's innermost loop: kept inline, a call per member shows).
+        ``over``: members whose queue would pass ``max_queue``; ``broken``: whose socket failed."""
+        connections, binary, reading, now = self._connections, self._binary, selectors.EVENT_READ, time.monotonic()
+        joined, senders = turn.joined, turn.senders
         for member in members:
             if member.closing is not None or member not in connections:
                 continue
-            data = turn.bytes_for(member.codec or binary, member.nick)
-            if not data:
-                continue
-            if member.tls is not None:  # its outbox holds ciphertext: append() encrypts
-                self._queue(member, data)
-                continue
-            sent = 0
-            if not member.outbox and member.events == reading and not member.blocking:  # nothing before it: send now
-                try:
-                    sent = member.sock.send(data)
-                except (BlockingIOError, InterruptedError):
-                    pass
+            codec = member.codec or binary
+            data: bytes | memoryview | None = joined.get(type(codec)) if member.nick not in senders else None
+            if data is None:
+                data = turn.bytes_for(codec, member.nick)
+            if data and member.tls is None and not member.outbox and member.events == reading and not member.blocking:
+                try:  # nothing waits before it: send now
+                    data = member.send_at_once(data, now)
                 except OSError as exc:
-                    broken.append((member, exc))
+                    broken.append((member, exc.strerror or str(exc)))
                     continue
-                if sent == len(data):
-                    member.drained_at = now
-                    continue
-                data = memoryview(data)[sent:]  # the kernel took part: the rest waits for EVENT_WRITE
-            queued = member.queued + len(data)
-            if queued > limit:  # a turn's lines can be many: the limit is checked before they are queued
-                over.append(member)
-                continue
-            if not member.outbox:
-                member.drained_at = now  # the stall clock starts when there is something to take
-            member.outbox.append(data)
-            member.queued = queued
-            dirty.add(member)
-            if queued > peak:
-                peak = queued
-        self.peak_queued = peak
-        for member in over:
-            self._drop_slow_reader(member)
-        for member, exc in broken:
-            self._disconnect(member, f"connection lost ({exc.strerror or exc})")
+            if data:
+                self._queue_share(member, data, over)
+
+    def _queue_share(self, member: Connection, data: bytes | memoryview, over: list[Connection]) -> None:
+        """A member's share of the turn's lines that could not go at once; ``over``: its queue would pass
+        ``max_queue`` (a turn's lines can be many: the limit is checked before they are queued)."""
+        if member.tls is not None:  # its outbox holds ciphertext: append() encrypts
+            self._queue(member, bytes(data))
+            return
+        queued = member.queued + len(data)
+        if queued > self.config.max_queue:
+            over.append(member)
+            return
+        if not member.outbox:
+            member.drained_at = time.monotonic()  # the stall clock starts when there is something to take
+        member.outbox.append(data)
+        member.queued = queued
+        self._dirty.add(member)
+        self.peak_queued = max(self.peak_queued, queued)
 
     def _send(self, conn: Connection, message: p.Message) -> None:
         self._trace("out", conn.name, message)
@@ -565,6 +575,7 @@ class Server(ServerStats):
         if conn.events:
             self._selector.unregister(conn.sock)
             conn.events = 0
+        conn.end_tls()
         conn.sock.close()
 
     def _close_all(self) -> None:

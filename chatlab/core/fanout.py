@@ -21,8 +21,8 @@ def shared_bytes(codec: Any, message: p.Message) -> bytes | None:
     (``encode_shared``, or a codec whose ``shared_encoding`` says so); ``None``: encode per member."""
     shared = getattr(codec, "encode_shared", None)
     if shared is not None:
-        return shared(message)  # type: ignore[no-any-return]
-    return codec.encode(message) if getattr(codec, "shared_encoding", False) else None  # type: ignore[no-any-return]
+        return shared(message)
+    return codec.encode(message) if getattr(codec, "shared_encoding", False) else None
 
 
 class TurnLines:
@@ -30,25 +30,25 @@ class TurnLines:
 
     def __init__(self, lines: list[p.Message]) -> None:
         self.lines = lines
-        self._own: dict[str | None, list[int]] = {}  # sender -> the positions of its lines
+        self.senders: dict[str | None, list[int]] = {}  # sender -> the positions of its lines
         for i, line in enumerate(lines):
-            self._own.setdefault(getattr(line, "sender", None), []).append(i)
+            self.senders.setdefault(getattr(line, "sender", None), []).append(i)
         self._parts: dict[type, list[bytes | None]] = {}  # per framing: each line's shared bytes (None: per member)
-        self._joined: dict[type, bytes] = {}  # per framing: every line, for a member who sent none
+        self.joined: dict[type, bytes] = {}  # per framing: every line, for a member who sent none
 
     def bytes_for(self, codec: Any, nick: str | None) -> bytes:
         """All the lines as the member with ``codec`` and ``nick`` gets them, in order (``b""``: none)."""
         framing = type(codec)
-        own = None if getattr(codec, "shared_encoding", False) else self._own.get(nick)  # its echo may differ
+        own = None if getattr(codec, "shared_encoding", False) else self.senders.get(nick)  # its echo may differ
         if own is None:
-            data = self._joined.get(framing)
+            data = self.joined.get(framing)
             if data is not None:
                 return data
         parts = self._parts.get(framing)
         if parts is None:
             parts = self._parts[framing] = [shared_bytes(codec, line) for line in self.lines]
         if own is None and None not in parts:
-            data = self._joined[framing] = b"".join(parts)  # type: ignore[arg-type]
+            data = self.joined[framing] = b"".join(parts)  # type: ignore[arg-type]
             return data
         mine = parts
         if None in parts:  # lines its codec formats per member

@@ -207,3 +207,73 @@ def test_a_member_with_nothing_queued_is_sent_its_share_at_once_and_one_with_a_q
     assert list(conn.outbox) == [b"queued first", p.encode(message)] and conn in server._dirty
     server._flush_dirty()
     assert drain(peer) == b"queued first" + p.encode(message)
+
+
+@pytest.fixture
+def joined_room():
+    """A not-started server with three IRC clients in #lobby over socket pairs: ``(server, conns, peers)``."""
+    server = Server(port=0, flood_limit=None)
+    conns, peers = [], []
+    try:
+        for i in range(3):
+            a, b = socket.socketpair()
+            a.setblocking(False)
+            conn = Connection(a, f"p{i}", time.monotonic())
+            server._connections.add(conn)
+            server.room.connect(conn, time.monotonic())
+            server._selector.register(a, selectors.EVENT_READ, conn)
+            conn.events = selectors.EVENT_READ
+            conns.append(conn)
+            peers.append(b)
+            b.sendall(f"NICK n{i}\r\nUSER n{i} 0 * :x\r\nJOIN #lobby\r\n".encode())
+            server._read_ready(1.0)
+            server._flush_dirty()
+        for peer in peers:
+            drain(peer)
+        yield server, conns, peers
+    finally:
+        for conn in conns:
+            server._connections.discard(conn)
+            conn.sock.close()
+        for peer in peers:
+            peer.close()
+        server.stop()
+
+
+@pytest.mark.parametrize("rounds, held", [(3, 2), (1, 1)])
+def test_a_turn_reads_again_what_came_while_it_read_so_both_lines_share_the_writes(joined_room, monkeypatch, rounds,
+                                                                                    held):
+    import chatlab.server
+
+    server, conns, peers = joined_room
+    monkeypatch.setattr(chatlab.server, "READS_PER_TURN", rounds)
+    select = server._selector.select
+    calls = []
+
+    def select_then_n1_speaks(timeout: float | None = None) -> list:
+        ready = select(timeout)
+        calls.append(timeout)
+        if len(calls) == 1:
+            peers[1].sendall(b"PRIVMSG #lobby :second\r\n")  # arrives while the turn reads n0's line
+        return ready
+
+    monkeypatch.setattr(server._selector, "select", select_then_n1_speaks)
+    peers[0].sendall(b"PRIVMSG #lobby :first\r\n")
+    server._read_ready(1.0)
+    assert [line.text for line in server._fan_lines] == ["first", "second"][:held]
+    assert calls[1:] == [0.0] * (len(calls) - 1)  # the rounds after the first never wait
+    server._flush_dirty()
+    expected = b":n0!n0@chatlab PRIVMSG #lobby :first\r\n" + (b":n1!n1@chatlab PRIVMSG #lobby :second\r\n"
+                                                             if held == 2 else b"")
+    assert drain(peers[2]) == expected
+
+
+def test_a_member_whose_socket_broke_is_dropped_after_the_turn_and_the_others_get_the_line(joined_room):
+    server, conns, peers = joined_room
+    peers[2].shutdown(socket.SHUT_RD)  # its next send() fails (EPIPE), but it shows no end of file to read
+    peers[0].sendall(b"PRIVMSG #lobby :still here\r\n")
+    server._read_ready(1.0)
+    server._flush_dirty()
+    assert conns[2] not in server._connections and "connection lost" in (conns[2].closing or "")
+    assert drain(peers[1]) == b":n0!n0@chatlab PRIVMSG #lobby :still here\r\n" + \
+        b":n2!n2@chatlab QUIT :connection lost (Broken pipe)\r\n"

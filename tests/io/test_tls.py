@@ -190,6 +190,7 @@ def test_openssl_s_client_verifying_with_the_class_ca_gets_an_irc_welcome(tls_se
             proc.wait()
     assert b" 001 zed :Welcome to chatlab" in out, (out, err)
     assert b"verify return:1" in err or proc.returncode == 0
+    assert b"unexpected eof" not in err  # the server ended TLS with a close_notify
 
 
 def test_ssl_is_available_with_tls_1_2_or_newer():
@@ -317,3 +318,19 @@ def test_a_direct_transfer_between_tls_clients_runs_tls_and_the_file_never_cross
     assert taps, "the direct path was not taken"
     assert len(taps[0].upstream) > len(secret)  # the file went through the tap ...
     assert not taps[0].heard(b"the exam answers")  # ... as ciphertext only
+
+
+@pytest.mark.parametrize("how", ["quit", "kicked"])
+def test_the_server_ends_tls_with_a_close_notify_not_a_bare_eof(tls_server: chatlab.Server,
+                                                                class_files: dict[str, Path], how: str):
+    """Python raises SSLEOFError ('EOF occurred in violation of protocol') and openssl s_client says
+    'unexpected eof' when a TLS peer just closes; a clean end is a close_notify alert, then EOF."""
+    context = client_context(str(class_files["ca"]))
+    with socket.create_connection(tls_server.address, timeout=5) as raw, \
+            context.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False) as sock:
+        # QUIT, or what a web browser sends (the server closes on it: it is not a web server)
+        sock.sendall(b"NICK zed\r\nUSER zed 0 * :Zed\r\nQUIT :done\r\n" if how == "quit" else b"GET / HTTP/1.1\r\n")
+        got = b""
+        while data := sock.recv(4096):  # SSLEOFError here without a close_notify
+            got += data
+        assert b"ERROR :" in got
