@@ -31,10 +31,12 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from typing import Any, Callable, ClassVar, TextIO
 
 from .client import Address, Client, Disconnected, Transfer
 from .core import protocol as p
+from .core.chatroom import normalize_name
 from .errors import ChatlabError, ConnectionBroken, ConnectionClosed, NickError, ServerError
 from .i18n import _
 from .notices import connect_failure, shown_address, shown_error, shown_motd
@@ -45,6 +47,7 @@ from .terminal_text import (
     _summary,
     clean,
     format_event,
+    format_room_info,
     help_lines,
     parse_command,
     shown_reason,
@@ -106,6 +109,8 @@ class TerminalSession:
         self._barrier = threading.Event()
         self._barrier_token = -1
         self._progress_shown: dict[tuple[str, str], int] = {}  # (sender, file) -> bytes in the last progress line
+        # /topic and /mode without changes, waiting for their answer: (what to show, the room or nick asked about)
+        self._queries: deque[tuple[str, str]] = deque()
         self._printer = threading.Thread(target=self._print_events, name=f"chatlab-printer-{client.nick}", daemon=True)
 
     def start(self) -> None:
@@ -140,7 +145,7 @@ class TerminalSession:
                         self.lost = event.reason
                         self.write(format_event(event, self.client.nick) or "-- " + _("disconnected"))
                     return
-                line = format_event(event, self.client.nick)
+                line = self._answer(event) or format_event(event, self.client.nick)
                 if isinstance(event, p.FileOffer):  # the interactive client asks
                     number = next(self._offer_numbers)
                     self.offers[number] = event
@@ -152,6 +157,30 @@ class TerminalSession:
             self._barrier.set()
             if self.lost is not None and self.on_lost is not None:
                 self.on_lost()
+
+    def _answer(self, event: Any) -> str | None:
+        """The answer to a /topic or /mode query, shown as asked (printer thread); ``None`` for other events.
+
+        The server answers both with a WhoReply that holds the room, or refuses with an
+        ERROR whose ``subject`` names it; either ends the query.
+        """
+        if isinstance(event, p.ErrorMessage) and event.subject:
+            self._end_query(event.subject)
+            return None
+        if not isinstance(event, p.WhoReply):
+            return None
+        names = [*event.channels, *event.people]
+        found = self._end_query(names[0]) if names and not event.users else None
+        return format_room_info(event, found or "")
+
+    def _end_query(self, name: str) -> str | None:
+        """Forget the oldest query about ``name``; what it asked to show, or ``None`` if there was none."""
+        key = normalize_name(name)
+        for query in self._queries:
+            if query[1] == key:
+                self._queries.remove(query)
+                return query[0]
+        return None
 
     def _print_receiving_progress(self) -> None:
         """A progress line for each file arriving, if it moved since the last one (printer thread)."""
@@ -211,6 +240,66 @@ class TerminalSession:
 
     def _who(self) -> None:
         _request(self.client, p.Who())
+
+    def _nick(self, nick: str) -> None:
+        _request(self.client, p.Nick(nick))
+
+    def _topic(self, text: str | None = None) -> None:
+        room = self._my_room()
+        if room is None:
+            return
+        if text is None:
+            self._queries.append(("topic", normalize_name(room)))
+            _request(self.client, p.Topic(room))
+        else:
+            _request(self.client, p.Topic(room, text, change=True))
+
+    def _kick(self, nick: str, reason: str = "") -> None:
+        room = self._my_room()
+        if room is not None:
+            _request(self.client, p.Kick(room, nick, reason))
+
+    def _mode(self, *words: str) -> None:
+        """``/mode``, ``/mode +o bob``, ``/mode team``, ``/mode team -t``, ``/mode MYNICK +i``, ``/mode +b``
+        (the ban list); parsed already."""
+        if words and words[0][0] in "+-":
+            room = self._my_room()
+            if room is None:
+                return
+            target, flags = room, words
+        elif words:
+            target, flags = words[0], words[1:]
+        else:
+            room = self._my_room()
+            if room is None:
+                return
+            target, flags = room, ()
+        if not flags:
+            self._queries.append(("modes", normalize_name(target)))
+            _request(self.client, p.Mode(target))
+        elif len(flags) == 1 and flags[0].strip("+-") == "b":  # the ban list
+            self._queries.append(("bans", normalize_name(target)))
+            _request(self.client, p.Mode(target, "+b"))
+        else:
+            _request(self.client, p.Mode(target, flags[0], list(flags[1:])))
+
+    def _invite(self, nick: str, room: str = "") -> None:
+        room = room or self._my_room() or ""
+        if room:
+            _request(self.client, p.Invite(nick, room))
+
+    def _my_room(self) -> str | None:
+        """The room I am in now, or ``None`` after saying that I am in none (kicked out of my last room).
+
+        A ``/join`` typed just before may not be answered yet: the answers to everything
+        sent so far are waited for first (a round trip), so that ``/join team`` then
+        ``/topic`` asks about team, not about the room being left.
+        """
+        self.flush_replies()
+        if self.client.room:
+            return str(self.client.room)
+        self.write("!! " + _("you are in no room: /join ROOM first"))
+        return None
 
     def _send(self, path: str, nick: str, direct: str = "") -> None:
         self.send_file(path, nick, via="direct" if direct else "server")
@@ -372,6 +461,8 @@ class _TransferWatch:
 TerminalSession._RUNS = {
     "say": TerminalSession._say, "me": TerminalSession._me, "msg": TerminalSession._msg,
     "join": TerminalSession._join, "leave": TerminalSession._leave, "who": TerminalSession._who,
+    "nick": TerminalSession._nick, "topic": TerminalSession._topic, "kick": TerminalSession._kick,
+    "mode": TerminalSession._mode, "invite": TerminalSession._invite,
     "send": TerminalSession._send, "accept": TerminalSession._accept_offer, "reject": TerminalSession._reject_offer,
     "help": TerminalSession._help,
 }

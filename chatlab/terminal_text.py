@@ -36,6 +36,16 @@ Commands:
                          or sets it if you create the room.  Room names have no spaces
   /leave                 go back to the default room
   /who                   who is online, and in which room
+  /nick NEW              change your nickname (everyone who shares a room with you sees it)
+  /topic [TEXT]          show your room's topic; with TEXT, set it (/topic --clear clears it)
+  /kick NICK [REASON]    put NICK out of your room (room operators only)
+  /mode [ROOM] [+|-FLAGS [ARGS]]  show a room's modes (your room by default), or change them
+                         (operators): +o/-o NICK operator, +v/-v NICK voice, +k KEY/-k set or remove
+                         the password, +l N/-l member limit, +b/-b MASK ban (+b alone: the list),
+                         +i invite only, +m moderated, +n no messages from outside, +t only
+                         operators set the topic, +s secret; /mode YOURNICK +i or +w: your own
+                         modes (invisible, wallops)
+  /invite NICK [ROOM]    invite NICK into your room (or ROOM): needed to enter a room with mode +i
   /send FILE NICK [--direct]  send a file to NICK (sizes are decimal: 1 MB = 1,000,000 bytes);
                          --direct: over a connection of its own to NICK, not through the server
   /accept [N]            accept file offer N (the latest by default) into the download folder
@@ -57,13 +67,18 @@ _COMMANDS: dict[str, tuple[str, int, int]] = {
     "join": ("/join ROOM [key=PASSWORD]", 1, 2),
     "leave": ("/leave", 0, 0),
     "who": ("/who", 0, 0),
+    "nick": ("/nick NEW", 1, 1),
+    "topic": ("/topic [TEXT]", 0, 1),
+    "kick": ("/kick NICK [REASON]", 1, 2),
+    "mode": ("/mode [ROOM] [+|-FLAGS [ARGS]]", 0, 1_000),
+    "invite": ("/invite NICK [ROOM]", 1, 2),
     "send": ("/send FILE NICK [--direct]", 2, 3),
     "accept": ("/accept [N]", 0, 1),
     "reject": ("/reject [N]", 0, 1),
     "quit": ("/quit [REASON]", 0, 1),
     "help": ("/help", 0, 0),
 }
-_REST_OF_LINE = {"me", "msg", "quit"}  # their last argument is free text, spaces included
+_REST_OF_LINE = {"me", "msg", "quit", "topic", "kick"}  # their last argument is free text, spaces included
 _ALIASES = {"w": "msg", "whisper": "msg", "tell": "msg", "j": "join", "part": "leave", "exit": "quit", "?": "help"}
 
 
@@ -74,7 +89,9 @@ class Command:
     ``name`` is ``say`` for plain text, ``empty`` for a blank line, ``invalid``
     for a line that cannot be run (``error`` then says why, in one line), or
     one of the slash commands: ``me``, ``msg``, ``join``, ``leave``, ``who``,
-    ``send``, ``quit``, ``help``.  ``args`` are its arguments, as strings.
+    ``nick``, ``topic``, ``kick``, ``mode``, ``invite``, ``send``, ``accept``,
+    ``reject``, ``quit``, ``help``.  ``args`` are its arguments, as strings
+    (``topic`` with ``""``: clear it; ``mode``: the words as typed, checked).
     """
 
     name: str
@@ -106,6 +123,10 @@ def parse_command(line: str) -> Command:
     rest = rest.strip()
     if name == "join":
         return _parse_join(rest, usage)
+    if name == "mode":
+        return _parse_mode(rest, usage)
+    if name == "topic" and rest == "--clear":
+        return Command("topic", ("",))
     if name == "send":
         args = _send_args(rest)
     elif name in _REST_OF_LINE:
@@ -146,6 +167,46 @@ def _parse_join(rest: str, usage: str) -> Command:
     if len(keys) > 1 or (keys and not keys[0]):
         return Command("invalid", error=_("usage: {usage} (one key=, with a password after the =)").format(usage=usage))
     return Command("join", (room, *keys))
+
+
+def _parse_mode(rest: str, usage: str) -> Command:
+    """``/mode [ROOM] [+|-FLAGS [ARGS]]``: the words as typed, once they make sense.
+
+    A first word that starts with ``+`` or ``-`` is the flags (the target is then my
+    room); otherwise it names the target, a room or my own nick, and the flags, if
+    any, come next.  Which letters exist is the server's to say: it knows rooms'
+    and users' modes, and names them when it refuses one.
+    """
+    words = rest.split()
+    flags_at = 0 if words and words[0][0] in "+-" else 1
+    if len(words) > flags_at and not _is_flags(words[flags_at]):
+        return Command("invalid", error=_("usage: {usage}: flags are + or - then letters (a room's: o v b k l i m n s"
+                                          " t; yours: i w), e.g. /mode +m, /mode +o NICK, /mode team -t").format(
+            usage=usage))
+    if flags_at == 0 and len(words) - 1 < _arguments_needed(words[0]):  # my room: its letters are known
+        return Command("invalid", error=_("usage: {usage}: {flags} needs an argument for each o and v (a NICK),"
+                                          " +k (a KEY) and +l (a NUMBER)").format(usage=usage, flags=words[0]))
+    return Command("mode", tuple(words))
+
+
+def _arguments_needed(flags: str) -> int:
+    """How many arguments a room's ``flags`` take: ``+ov`` two, ``+k`` one, ``-k`` and ``+m`` none.
+
+    ``+b`` alone asks for the ban list, so a ``b`` is not counted; a server
+    would drop a letter left without its argument, and the user would see nothing.
+    """
+    sign, needed = "+", 0
+    for letter in flags:
+        if letter in "+-":
+            sign = letter
+        elif letter in "ov" or (letter in "kl" and sign == "+"):
+            needed += 1
+    return needed
+
+
+def _is_flags(word: str) -> bool:
+    """``+o``, ``-k``, ``+ov-t``: a sign first, and at least one letter, signs and ASCII letters only."""
+    return word[0] in "+-" and word.strip("+-") != "" and all(c in "+-" or (c.isascii() and c.isalpha()) for c in word)
 
 
 def _unquote(text: str) -> str:
@@ -202,6 +263,19 @@ _ERROR_TITLES = {
     "protocol-error": N_("protocol error"),
     "already-registered": N_("already registered"),
     "hello-timeout": N_("too slow to say hello"),
+    "not-operator": N_("not an operator"),
+    "no-such-room": N_("no such room"),
+    "not-in-room": N_("not a member"),
+    "user-not-in-room": N_("not in the room"),
+    "unknown-mode": N_("unknown mode"),
+    "unknown-user-mode": N_("unknown user mode"),
+    "users-dont-match": N_("not your nickname"),
+    "bad-key": N_("not a valid room key"),
+    "key-set": N_("the password stays"),
+    "banned": N_("banned"),
+    "cannot-send": N_("cannot speak there"),
+    "invite-only": N_("invite only"),
+    "room-full": N_("room full"),
 }
 
 
@@ -250,12 +324,55 @@ def _failed(event: FileFailed, me: str) -> str:
         name=clean(event.name), sender=clean(event.sender), reason=clean(shown_reason(event.reason)))
 
 
+def _notice(event: p.Notice, me: str) -> str:
+    """A notice; about me, said to me: "you are now known as bob", "alice kicked you out of team"."""
+    if event.kind == "nick" and event.target == me and event.nick != me:
+        return "-- " + _("you are now known as {nick}").format(nick=clean(me))
+    if event.kind == "kick" and event.target == me and event.nick != me:
+        return "-- " + _("{nick} kicked you out of {room} ({reason}); /join ROOM to go on chatting").format(
+            nick=clean(event.nick), room=clean(event.room), reason=clean(event.detail))
+    return f"-- {clean(shown_notice(event))}"
+
+
+def format_room_info(reply: p.WhoReply, show: str = "") -> str | None:
+    """The answer to ``/topic`` or ``/mode`` without changes: a WhoReply that holds one room, or my own modes.
+
+    ``show`` is ``topic``, ``modes`` or ``bans`` (``/mode +b``); anything else shows the topic
+    and the modes.  ``None`` for a reply that is not such an answer (a /who list: it has ``users``).
+    """
+    if reply.users or not (reply.channels or reply.people):
+        return None
+    if not reply.channels:
+        nick, info = next(iter(reply.people.items()))
+        return "-- " + _("modes of {nick}: {modes}").format(nick=clean(nick), modes=clean(str(info.get("modes", ""))))
+    room, info = next(iter(reply.channels.items()))
+    topic, by, modes = str(info.get("topic", "")), str(info.get("topic_by", "")), str(info.get("modes", ""))
+    if not topic:
+        topic_line = _("{room} has no topic").format(room=clean(room))
+    elif by:
+        topic_line = _("topic of {room}: {topic} (set by {nick})").format(room=clean(room), topic=clean(topic),
+                                                                          nick=clean(by))
+    else:
+        topic_line = _("topic of {room}: {topic}").format(room=clean(room), topic=clean(topic))
+    modes_line = _("modes of {room}: {modes}").format(room=clean(room), modes=clean(modes) or "+")
+    if show == "bans":
+        bans = [str(ban).split()[0] for ban in info.get("bans", []) if str(ban).split()]
+        if not bans:
+            return "-- " + _("nobody is banned from {room}").format(room=clean(room))
+        return "-- " + _("banned from {room}: {masks}").format(room=clean(room), masks=clean(", ".join(bans)))
+    if show == "topic":
+        return "-- " + topic_line
+    if show == "modes":
+        return "-- " + modes_line
+    return f"-- {topic_line}; {modes_line}"
+
+
 _FORMATS: dict[type, Callable[[Any, str], str | None]] = {
     p.ChatMessage: _chat,
     p.PrivateMessage: _private,
-    p.Notice: lambda event, me: f"-- {clean(shown_notice(event))}",
+    p.Notice: _notice,
     p.ErrorMessage: lambda event, me: format_error(event.code, shown_error(event)),
-    p.WhoReply: lambda event, me: _format_who(event, me),
+    p.WhoReply: lambda event, me: format_room_info(event) or _format_who(event, me),
     p.FileOffer: _offer,
     FileStarted: _started,
     FileReceived: _received,
@@ -333,4 +450,4 @@ def _summary(transfer: Transfer, stats: Any) -> str:
 
 
 __all__ = ["HELP", "help_lines", "Command", "parse_command", "format_event", "format_error", "format_duration", "clean",
-           "shown_reason", "format_size"]
+           "shown_reason", "format_size", "format_room_info"]

@@ -107,7 +107,7 @@ def test_join_takes_one_non_empty_key(line: str) -> None:
     assert command.name == "invalid" and command.error.startswith("usage: /join ROOM [key=PASSWORD]")
 
 
-@pytest.mark.parametrize("line", ["/frobnicate", "/", "/ msg bob hi", "/nick carol"])
+@pytest.mark.parametrize("line", ["/frobnicate", "/", "/ msg bob hi", "/nickname carol"])
 def test_parse_command_unknown(line: str) -> None:
     command = parse_command(line)
     assert command.name == "invalid"
