@@ -270,6 +270,15 @@ class Server(ServerStats):
             self._feed(conn, core.Malformed(conn, str(exc)))
             return
         self._process(conn)
+        if into is not None and self._may_read_on(conn):
+            view = into()  # these bytes began a file chunk: its rest is read now, not after another select()
+            if view is not None:
+                self._recv_payload(conn, view)
+
+    def _may_read_on(self, conn: Connection) -> bool:
+        """Is ``conn`` still to be read this turn (not closing, paused, over its budget or parked full)?"""
+        return (conn.closing is None and not conn.paused_until and conn.held is None and conn not in self._busy
+                and conn not in self._starving)
 
     def _recv(self, conn: Connection, view: memoryview | None) -> Any:
         """``recv`` (or ``recv_into`` ``view``); ``None`` when nothing came (the connection may be gone)."""

@@ -125,8 +125,9 @@ class Client(ReceivingFiles, Sending, DirectPath, Threads):
         self.accept_direct = True  # False: answer every offer without an address (a firewall that allows nothing in)
         self._stream_ids = itertools.count(1)
         self._unsent_acks: dict[int, p.FileAck] = {}  # reader thread: the latest ack per incoming stream
+        self._acks_out: dict[int, int] = {}  # reader thread: what the last ack sent said, per incoming stream
         # File frames the strategies released, sent only while nothing else waits (writer thread only).
-        self._file_frames: deque[tuple[int, bytes]] = deque()
+        self._file_frames: deque[tuple[int, bytes | tuple[bytes, bytes]]] = deque()
         self._decoder = decoder
         self.nick = welcome.nick
         self.room = welcome.room

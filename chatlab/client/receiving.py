@@ -146,13 +146,14 @@ class ReceivingFiles(ClientState):
         replies = self._handle_incoming(sid, incoming, message)
         for reply in replies:
             if isinstance(reply, p.FileAck):
-                # Acks are cumulative: keep the latest and send it once this recv()'s frames are
-                # handled, so a batch of chunks costs one ack and one hand-off to the writer.
+                # Acks are cumulative: keep the latest; it goes once ack_every bytes are unacked
+                # or the next recv() would wait (Threads._recv), not after every chunk.
                 self._unsent_acks[sid] = reply
             else:
                 self._send_ack(sid)  # the ack goes before the FileDone it leads to
                 self._reply(p.encode(reply))
         if incoming.done or incoming.failed:
+            self._acks_out.pop(sid, None)
             self._incoming_over(sid, incoming)
 
     def _incoming_over(self, sid: int, incoming: IncomingTransfer) -> None:

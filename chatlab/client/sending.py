@@ -36,6 +36,12 @@ from .state import (
 
 log = logging.getLogger("chatlab.client")
 
+
+def chunk_head(stream_id: int, offset: int, size: int) -> bytes:
+    """A FILE_CHUNK frame's header and offset: ``sendmsg([head, data])`` sends the frame without the copy
+    of ``data`` that :func:`~chatlab.core.protocol.encode_chunk` makes to put it behind them."""
+    return p.pack_header(p.FrameType.FILE_CHUNK, p.CHUNK_PREFIX.size + size, stream_id) + p.CHUNK_PREFIX.pack(offset)
+
 class Transfer:
     """A file being sent, as returned by :meth:`Client.send_file`.
 
@@ -228,6 +234,8 @@ class Sending(ClientState):
                 pending_for_others = [item for item in pending if item[0] != sid]
                 pending.clear()
                 pending.extend(pending_for_others)
+            elif isinstance(message, p.FileChunk):  # header and data stay two buffers: sendmsg() gathers them
+                pending.append((sid, (chunk_head(sid, message.offset, len(message.data)), message.data)))
             else:
                 pending.append((sid, p.encode(message)))
         if transfer.done or transfer.failed:

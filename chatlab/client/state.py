@@ -85,7 +85,8 @@ class ClientState:
     _direct_threads: list[threading.Thread]
     _stream_ids: Iterator[int]
     _unsent_acks: dict[int, p.FileAck]
-    _file_frames: deque[tuple[int, bytes]]
+    _acks_out: dict[int, int]
+    _file_frames: deque[tuple[int, bytes | tuple[bytes, bytes]]]
 
     if TYPE_CHECKING:  # methods one mixin calls on another (defined in the module named)
         @property

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import queue
+import socket
 import time
 from typing import Any
 
@@ -37,15 +38,18 @@ from .state import (
 
 log = logging.getLogger("chatlab.client")
 
-
-
-
-
-
-
+# A receiver acks a relayed file cumulatively, and not after every chunk: an ack waits while more
+# bytes are already here to read, until ACK_EVERY bytes are unacknowledged, and goes at once when
+# the next recv() would wait.  The sender's window never stalls on a held ack (when nothing more
+# arrives the ack goes), and a busy receiver sends one ack per ACK_EVERY bytes instead of one per
+# chunk: each ack wakes two threads here, the server, and two threads in the sender.
+ACK_EVERY = 512 * 1024
+NOWAIT = getattr(socket, "MSG_DONTWAIT", 0)  # Linux, macOS, BSD; elsewhere every recv()'s acks go at once
 
 class Threads(ClientState):
     """The reader and writer threads of a :class:`~chatlab.client.Client` (a mixin)."""
+
+    ack_every = ACK_EVERY  # bytes a receiver may leave unacknowledged while more are here to read
 
     def _check_open(self) -> None:
         if self.closed:
@@ -99,7 +103,7 @@ class Threads(ClientState):
                         item = self._outq.get_nowait() if pending else self._outq.get(timeout=self._next_wake())
                     except queue.Empty:
                         if pending:
-                            self._sock.sendall(pending.popleft()[1])
+                            self._send_frame(pending.popleft()[1])
                         else:
                             self._pump()  # a strategy's wake-up time came (SleepPaced's pause)
                         continue
@@ -126,6 +130,29 @@ class Threads(ClientState):
                 reason = CLOSED_BY_US
             self._end_outgoing(f"connection ended: {reason or self._end_reason or CLOSED_BY_US}")
 
+    def _send_frame(self, frame: bytes | tuple[bytes, bytes]) -> None:
+        """Writer thread: send one frame; a file chunk comes as (header, data) and is sent by one
+        ``sendmsg()`` without joining them (a copy of every chunk saved), the rest as ``sendall`` would."""
+        sock = self._sock
+        if not isinstance(frame, tuple):
+            sock.sendall(frame)
+            return
+        head, data = frame
+        if not self._gather:
+            sock.sendall(head + data)
+            return
+        sent = sock.sendmsg(frame)  # a blocking socket takes it all, bar a signal
+        if sent < len(head):
+            sock.sendall(head[sent:])
+            sent = len(head)
+        if sent < len(head) + len(data):
+            sock.sendall(memoryview(data)[sent - len(head):])
+
+    @functools.cached_property
+    def _gather(self) -> bool:
+        """Can the writer gather a frame's parts with ``sendmsg``?  (A plain socket where the OS has it.)"""
+        return type(self._sock) is socket.socket and hasattr(self._sock, "sendmsg")
+
     def _read_loop(self) -> None:
         """Bytes -> frames -> events until the connection ends, however it ends.
 
@@ -136,20 +163,15 @@ class Threads(ClientState):
         try:
             self._dispatch()  # frames that came with the welcome
             while True:
-                view = self._decoder.payload_buffer()
-                if view is not None:  # a big chunk: straight into its own buffer, no copy
-                    with self._socket_errors("connection broken"):
-                        got = self._sock.recv_into(view)
-                    if not got:
-                        break
-                    self._decoder.received(got)
-                    self._dispatch()
-                    continue
+                view = self._decoder.payload_buffer()  # a big chunk: straight into its own buffer, no copy
                 with self._socket_errors("connection broken"):
-                    data = self._sock.recv(65536)
-                if not data:
+                    got = self._recv(view)
+                if not got:
                     break
-                self._decoder.feed(data)
+                if view is not None:
+                    self._decoder.received(got)
+                else:
+                    self._decoder.feed(got)
                 self._dispatch()
         except ProtocolError as exc:
             reason = f"protocol error from the server: {exc}"
@@ -165,17 +187,40 @@ class Threads(ClientState):
             self._end_incoming(reason)
             self._finish(reason)
 
+    def _recv(self, view: memoryview | None) -> Any:
+        """``recv_into(view)`` (or ``recv(65536)`` without a view); the acks held back go out
+        first if it would wait (``MSG_DONTWAIT`` tells: then one more call, only when idle)."""
+        sock = self._sock
+        if self._unsent_acks:
+            if self._nowait:
+                try:
+                    return sock.recv_into(view, 0, NOWAIT) if view is not None else sock.recv(65536, NOWAIT)
+                except (BlockingIOError, InterruptedError):
+                    pass
+            for sid in list(self._unsent_acks):
+                self._send_ack(sid)
+        return sock.recv_into(view) if view is not None else sock.recv(65536)
+
+    @functools.cached_property
+    def _nowait(self) -> bool:
+        """Can this socket be asked, without waiting, whether more bytes are here?  (A blocking
+        plain socket: a timeout would make MSG_DONTWAIT wait anyway; TLS may hold decrypted bytes.)"""
+        sock = self._sock
+        return bool(NOWAIT) and type(sock) is socket.socket and sock.gettimeout() is None
+
     def _send_ack(self, sid: int) -> None:
         ack = self._unsent_acks.pop(sid, None)
         if ack is not None:
+            self._acks_out[sid] = ack.received
             self._reply(p.encode(ack))
 
     def _dispatch(self) -> None:
         try:
             self._dispatch_frames()
         finally:
-            for sid in list(self._unsent_acks):
-                self._send_ack(sid)
+            for sid, ack in list(self._unsent_acks.items()):
+                if not self._nowait or ack.received - self._acks_out.get(sid, 0) >= self.ack_every:
+                    self._send_ack(sid)
 
     def _dispatch_frames(self) -> None:
         for frame in self._decoder:
