@@ -393,7 +393,7 @@ class _PinnedRandom:
         top = self.TOP
         self.own = vars(random.Random).get("random")  # None: the C method of the base class is used
         random.Random.random = lambda self: top  # type: ignore[method-assign]  # uniform() and the rest call it
-        random.random = lambda: top  # type: ignore[assignment]  # the module's own, a bound C method
+        random.random = lambda: top  # the module's own, a bound C method
         for name in self.names:
             self.namespace[name] = random.random
         return self
@@ -403,7 +403,7 @@ class _PinnedRandom:
             del random.Random.random  # the C method of the base class again
         else:
             random.Random.random = self.own  # type: ignore[method-assign]
-        random.random = self.original  # type: ignore[assignment]
+        random.random = self.original
         for name in self.names:
             self.namespace[name] = self.original
 

@@ -489,7 +489,7 @@ def check_send_strategy(make_strategy: MakeStrategy, *, show: bool = True) -> Re
                 parameters = {}  # type: ignore[assignment]
             for name in ("target", "target_delay"):  # the exercise's name, chatlab's AdaptiveWindow's
                 if name in parameters:
-                    strategy = make_strategy(**{name: target})  # type: ignore[call-arg]
+                    strategy = make_strategy(**{name: target})
                     return _fresh(lambda: strategy)
             strategy = _fresh(make_strategy)
             try:
