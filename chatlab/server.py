@@ -276,9 +276,10 @@ class Server(ServerStats):
                 self._recv_payload(conn, view)
 
     def _may_read_on(self, conn: Connection) -> bool:
-        """Is ``conn`` still to be read this turn (not closing, paused, over its budget or parked full)?"""
+        """Is ``conn`` to be read (not closing, paused, over this turn's budget or with its parked file
+        frames full)?  The selector watches it for reading only then."""
         return (conn.closing is None and not conn.paused_until and conn.held is None and conn not in self._busy
-                and conn not in self._starving)
+                and conn.parked_bytes <= self.config.relay_high_water)
 
     def _recv(self, conn: Connection, view: memoryview | None) -> Any:
         """``recv`` (or ``recv_into`` ``view``); ``None`` when nothing came (the connection may be gone)."""
@@ -369,9 +370,7 @@ class Server(ServerStats):
         for out in outputs:
             if isinstance(out, Broadcast):
                 self._broadcast(out.to, out.message)
-                continue
-            self._fan_out()  # a close or a pause comes after the lines broadcast before it
-            if isinstance(out, Send):
+            elif isinstance(out, Send):  # _queue and _disconnect queue the held chat lines first
                 self._send(out.to, out.message)
             elif isinstance(out, Forward):
                 assert source is not None  # only an event from a connection is forwarded
@@ -528,8 +527,7 @@ class Server(ServerStats):
         if conn not in self._connections:
             return
         events = 0
-        if (conn.closing is None and not conn.paused_until and conn.held is None and conn not in self._busy
-                and conn.parked_bytes <= self.config.relay_high_water):
+        if self._may_read_on(conn):
             events |= selectors.EVENT_READ
         if conn.outbox:
             events |= selectors.EVENT_WRITE
